@@ -1,0 +1,224 @@
+//! Writing the event enum, the dispatch and the `WebhookHandlers` impl.
+
+use proc_macro2::{Span, TokenStream};
+use quote::{format_ident, quote, quote_spanned, ToTokens};
+use syn::spanned::Spanned;
+use syn::{Ident, Item, ItemImpl, Type, Visibility};
+
+use crate::model::{Args, HandlerSet};
+use crate::parse::{self, Errors};
+use crate::validate::{self, UNKNOWN_VARIANT};
+
+/// The whole attribute: parse, validate, expand. On error the impl block is still
+/// emitted (helper attributes removed) beside the errors, so the rest of the crate
+/// and rust-analyzer keep working.
+pub(crate) fn webhook_handlers(args: TokenStream, item: TokenStream) -> TokenStream {
+    let mut errors = Errors::default();
+    let args = parse::args(args).map_err(|error| errors.push(error)).ok();
+
+    let mut block = match syn::parse2::<Item>(item.clone()) {
+        Ok(Item::Impl(block)) => block,
+        Ok(other) => {
+            errors.at_span(
+                item_keyword_span(&other),
+                "#[webhook_handlers] goes on an inherent impl block: `impl App { #[event(\"resource.created\")] async fn created(&self, data: T) ... }`",
+            );
+            return with_errors(item, errors);
+        }
+        Err(error) => {
+            errors.push(error);
+            return with_errors(item, errors);
+        }
+    };
+    if let Some((_, trait_path, _)) = &block.trait_ {
+        errors.at(
+            trait_path,
+            "#[webhook_handlers] goes on an inherent impl block (`impl App { .. }`), not on a trait impl",
+        );
+        return with_errors(block.into_token_stream(), errors);
+    }
+
+    let marked = parse::take_marks(&mut block, &mut errors);
+    let set = validate::handler_set(marked, block.self_ty.span(), &mut errors);
+    match (args, errors.finish()) {
+        (Some(args), None) => {
+            let generated = generate(&args, &block, &set);
+            quote!(#block #generated)
+        }
+        (_, error) => {
+            let error = error.map(|e| e.to_compile_error());
+            quote!(#block #error)
+        }
+    }
+}
+
+fn with_errors(item: TokenStream, errors: Errors) -> TokenStream {
+    let error = errors.finish().map(|e| e.to_compile_error());
+    quote!(#item #error)
+}
+
+/// The span of the keyword that says what an item is (`struct`, `fn`, `trait`, ...).
+fn item_keyword_span(item: &Item) -> Span {
+    match item {
+        Item::Struct(item) => item.struct_token.span,
+        Item::Enum(item) => item.enum_token.span,
+        Item::Fn(item) => item.sig.fn_token.span,
+        Item::Trait(item) => item.trait_token.span,
+        Item::Mod(item) => item.mod_token.span,
+        other => other.span(),
+    }
+}
+
+fn generate(args: &Args, block: &ItemImpl, set: &HandlerSet) -> TokenStream {
+    let p = quote!(::hookroute::__private);
+    let provider = &args.provider;
+    let self_ty = &block.self_ty;
+    let (impl_generics, _, where_clause) = block.generics.split_for_impl();
+    let (vis, enum_name) = match &args.event_enum {
+        Some((vis, name)) => (vis.clone(), name.clone()),
+        None => (Visibility::Inherited, default_enum_name(self_ty)),
+    };
+    let unknown = Ident::new(UNKNOWN_VARIANT, Span::call_site());
+
+    let events: Vec<_> = set.handlers.iter().map(|h| &h.event).collect();
+    let variants: Vec<_> = set.handlers.iter().map(|h| &h.variant).collect();
+    let data_tys: Vec<_> = set.handlers.iter().map(|h| &h.data_ty).collect();
+    let variant_docs = events
+        .iter()
+        .map(|event| format!("The `{}` event.", event.value()));
+
+    let parse_arms = set.handlers.iter().map(|h| {
+        let (event, variant, ty) = (&h.event, &h.variant, &h.data_ty);
+        // The data type is checked at the user's span: a type that is not
+        // `Deserialize` is reported on it.
+        let parse = quote_spanned!(ty.span()=> #p::from_raw::<#ty>(data));
+        quote!(#event => #enum_name::#variant(#parse?))
+    });
+
+    let dispatch_arms = set.handlers.iter().map(|h| {
+        let (variant, method) = (&h.variant, &h.method);
+        let call = match &h.meta_ty {
+            None => quote!(self.#method(data)),
+            Some(meta_ty) => {
+                let meta =
+                    quote_spanned!(meta_ty.span()=> <#meta_ty as #p::IsEventMeta>::from_meta(meta));
+                quote!(self.#method(data, #meta))
+            }
+        };
+        let result = quote_spanned!(h.output.0=> #p::into_result(#call.await));
+        quote!(#enum_name::#variant(data) => #result)
+    });
+
+    let (fallback_arm, unknown_parsed) = match &set.fallback {
+        Some(fallback) => {
+            let (method, ty) = (&fallback.method, &fallback.event_ty);
+            let event =
+                quote_spanned!(ty.span()=> <#ty as #p::IsUnknownEvent>::from_unknown(event));
+            let result =
+                quote_spanned!(fallback.output.0=> #p::into_result(self.#method(#event).await));
+            (
+                quote!(#enum_name::#unknown(event) => #result),
+                quote!(#p::Parsed::Handled(event)),
+            )
+        }
+        None => (
+            quote!(#enum_name::#unknown(_) => #p::Ok(())),
+            quote!(match event { #enum_name::#unknown(_) => #p::Parsed::Ignored, event => #p::Parsed::Handled(event) }),
+        ),
+    };
+    let enum_doc = format!(
+        "The events `{}` handles: one variant per `#[event]` handler, and `{UNKNOWN_VARIANT}` for every other type.",
+        self_ty.to_token_stream()
+    );
+
+    quote! {
+        #[doc = #enum_doc]
+        #[allow(clippy::large_enum_variant)]
+        #vis enum #enum_name {
+            #(#[doc = #variant_docs] #variants(#data_tys),)*
+            /// An event of a type no handler names, with its data left raw.
+            #unknown(#p::UnknownEvent),
+        }
+
+        const _: () = {
+            #[automatically_derived]
+            impl #enum_name {
+                /// Every event type a handler names.
+                pub const EVENT_TYPES: &'static [&'static str] = &[#(#events),*];
+
+                /// The event's type as the provider sends it (`resource.created`).
+                pub fn event_type(&self) -> &str {
+                    match self {
+                        #(Self::#variants(_) => #events,)*
+                        Self::#unknown(event) => event.event_type(),
+                    }
+                }
+
+                /// Reads an event from a delivery's headers and raw body. The signature
+                /// is not checked here: that is the `Receiver`'s job.
+                pub fn parse(
+                    headers: &#p::HeaderMap,
+                    body: &[u8],
+                ) -> #p::Result<Self, #p::EnvelopeError> {
+                    #p::parse_event::<#provider, Self>(headers, body, Self::from_parts)
+                }
+
+                /// Reads an event from a raw body alone (for schemes that keep the
+                /// event's id and type in the body).
+                pub fn from_slice(body: &[u8]) -> #p::Result<Self, #p::EnvelopeError> {
+                    Self::parse(&#p::HeaderMap::new(), body)
+                }
+
+                fn from_parts(
+                    meta: &#p::EventMeta,
+                    data: &#p::RawValue,
+                ) -> #p::Result<Self, #p::serde_json::Error> {
+                    #p::Ok(match meta.event_type() {
+                        #(#parse_arms,)*
+                        _ => #enum_name::#unknown(#p::unknown_event(meta, data)),
+                    })
+                }
+            }
+
+            #[automatically_derived]
+            impl #impl_generics #p::WebhookHandlers for #self_ty #where_clause {
+                type Provider = #provider;
+                type Event = #enum_name;
+                const EVENT_TYPES: &'static [&'static str] = #enum_name::EVENT_TYPES;
+
+                fn parse(
+                    meta: &#p::EventMeta,
+                    data: &#p::RawValue,
+                ) -> #p::Result<#p::Parsed<#enum_name>, #p::serde_json::Error> {
+                    let event = #enum_name::from_parts(meta, data)?;
+                    #p::Ok(#unknown_parsed)
+                }
+
+                fn dispatch<'a>(
+                    &'a self,
+                    event: #enum_name,
+                    meta: &'a #p::EventMeta,
+                ) -> impl #p::Future<Output = #p::Result<(), #p::HandlerError>> + #p::Send + 'a {
+                    let _ = meta;
+                    async move {
+                        match event {
+                            #(#dispatch_arms,)*
+                            #fallback_arm,
+                        }
+                    }
+                }
+            }
+        };
+    }
+}
+
+/// `App` → `AppEvent`; `Store<T>` → `StoreEvent`.
+fn default_enum_name(self_ty: &Type) -> Ident {
+    match self_ty {
+        Type::Path(path) => path.path.segments.last().map_or_else(
+            || format_ident!("WebhookEvent"),
+            |segment| format_ident!("{}Event", segment.ident),
+        ),
+        _ => format_ident!("WebhookEvent"),
+    }
+}

@@ -1,0 +1,222 @@
+//! Reading the attribute's arguments and the handlers' helper attributes.
+
+use proc_macro2::{Span, TokenStream};
+use quote::quote;
+use syn::spanned::Spanned;
+use syn::{Attribute, ImplItem, ItemImpl, LitStr, Meta, Signature};
+
+use crate::model::Args;
+
+/// The built-in providers: the name users write and the runtime type it names.
+const PROVIDERS: &[(&str, &str)] = &[("coreweave", "Coreweave"), ("groq", "Groq")];
+
+/// The keys the attribute takes.
+const KEYS: &str = "`provider = \"groq\"` and `event_enum = Name`";
+
+/// Every mistake found, reported together.
+#[derive(Default)]
+pub(crate) struct Errors(Vec<syn::Error>);
+
+impl Errors {
+    pub(crate) fn push(&mut self, error: syn::Error) {
+        self.0.push(error);
+    }
+
+    pub(crate) fn at(&mut self, tokens: impl quote::ToTokens, message: impl std::fmt::Display) {
+        self.0.push(syn::Error::new_spanned(tokens, message));
+    }
+
+    pub(crate) fn at_span(&mut self, span: Span, message: impl std::fmt::Display) {
+        self.0.push(syn::Error::new(span, message));
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// All errors as one, if there were any.
+    pub(crate) fn finish(self) -> Option<syn::Error> {
+        self.0.into_iter().reduce(|mut all, next| {
+            all.combine(next);
+            all
+        })
+    }
+}
+
+/// Parses `provider = "groq", event_enum = pub Name`.
+pub(crate) fn args(tokens: TokenStream) -> syn::Result<Args> {
+    let mut provider = None;
+    let mut event_enum = None;
+    let parser = syn::meta::parser(|meta| {
+        if meta.path.is_ident("provider") {
+            let value = meta.value()?;
+            let lit: LitStr = value.parse().map_err(|e| {
+                syn::Error::new(
+                    e.span(),
+                    "expected the provider's name as a string: `provider = \"groq\"`",
+                )
+            })?;
+            provider = Some(provider_path(&lit)?);
+            Ok(())
+        } else if meta.path.is_ident("event_enum") {
+            let value = meta.value()?;
+            let vis = value.parse()?;
+            let name = value.parse().map_err(|e| {
+                syn::Error::new(e.span(), "expected the event enum's name: `event_enum = AppEvent` or `event_enum = pub AppEvent`")
+            })?;
+            event_enum = Some((vis, name));
+            Ok(())
+        } else {
+            let path = &meta.path;
+            let key = quote!(#path).to_string().replace(' ', "");
+            Err(meta.error(format_args!(
+                "unknown key `{key}`: #[webhook_handlers] takes {KEYS}"
+            )))
+        }
+    });
+    syn::parse::Parser::parse2(parser, tokens.clone())?;
+    let provider = provider.ok_or_else(|| {
+        let span = if tokens.is_empty() {
+            Span::call_site()
+        } else {
+            tokens.span()
+        };
+        syn::Error::new(
+            span,
+            format!(
+                "missing provider: write `#[webhook_handlers(provider = \"groq\")]`; {}",
+                known_list()
+            ),
+        )
+    })?;
+    Ok(Args {
+        provider,
+        event_enum,
+    })
+}
+
+fn known_list() -> String {
+    let names: Vec<String> = PROVIDERS
+        .iter()
+        .map(|(name, _)| format!("`{name}`"))
+        .collect();
+    format!("known providers: {}", names.join(", "))
+}
+
+fn provider_path(lit: &LitStr) -> syn::Result<TokenStream> {
+    let name = lit.value();
+    if let Some((_, ty)) = PROVIDERS.iter().find(|(known, _)| *known == name) {
+        let ty = syn::Ident::new(ty, lit.span());
+        return Ok(quote!(::hookroute::__private::#ty));
+    }
+    let mut message = format!("unknown provider `{name}`; {}", known_list());
+    if let Some((close, _)) = PROVIDERS
+        .iter()
+        .find(|(known, _)| edit_distance(known, &name.to_lowercase()) <= 2)
+    {
+        message.push_str(&format!("\nhelp: did you mean `{close}`?"));
+    }
+    Err(syn::Error::new(lit.span(), message))
+}
+
+/// Levenshtein distance, for "did you mean".
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = (above + 1)
+                .min(row[j] + 1)
+                .min(diagonal + usize::from(ca != *cb));
+            diagonal = above;
+        }
+    }
+    row[b.len()]
+}
+
+/// What marks a method as a handler.
+pub(crate) enum Mark {
+    /// `#[event("resource.created")]`.
+    Event(LitStr),
+    /// `#[fallback]`, with the attribute's span.
+    Fallback(Span),
+}
+
+/// A method carrying a helper attribute, with its signature.
+pub(crate) struct Marked {
+    pub(crate) mark: Mark,
+    pub(crate) sig: Signature,
+}
+
+/// Takes the `#[event]` and `#[fallback]` attributes off the block's methods, so the
+/// block can be emitted as it is, and returns the marked methods.
+pub(crate) fn take_marks(block: &mut ItemImpl, errors: &mut Errors) -> Vec<Marked> {
+    let mut marked = Vec::new();
+    for item in &mut block.items {
+        let ImplItem::Fn(method) = item else { continue };
+        let mut marks = Vec::new();
+        method.attrs.retain(|attr| match helper(attr, errors) {
+            Some(mark) => {
+                marks.push((mark, attr.span()));
+                false
+            }
+            None => !is_helper(attr),
+        });
+        let mut marks = marks.into_iter();
+        if let Some((mark, _)) = marks.next() {
+            marked.push(Marked {
+                mark,
+                sig: method.sig.clone(),
+            });
+        }
+        for (_, span) in marks {
+            errors.at_span(span, "a method handles one event type: remove this second attribute, or write a second handler");
+        }
+    }
+    marked
+}
+
+fn is_helper(attr: &Attribute) -> bool {
+    attr.path().is_ident("event") || attr.path().is_ident("fallback")
+}
+
+/// Reads one helper attribute; `None` for other attributes and for malformed helpers
+/// (whose error is recorded).
+fn helper(attr: &Attribute, errors: &mut Errors) -> Option<Mark> {
+    if attr.path().is_ident("fallback") {
+        if let Meta::Path(_) = attr.meta {
+            return Some(Mark::Fallback(attr.span()));
+        }
+        errors.at(&attr.meta, "`#[fallback]` takes no arguments");
+        return None;
+    }
+    if !attr.path().is_ident("event") {
+        return None;
+    }
+    const USAGE: &str = "expected the event type as a string: `#[event(\"resource.created\")]`";
+    match &attr.meta {
+        Meta::List(list) => match list.parse_args::<LitStr>() {
+            Ok(lit) => return Some(Mark::Event(lit)),
+            Err(_) => errors.at(&list.tokens, USAGE),
+        },
+        Meta::Path(path) => errors.at(path, USAGE),
+        Meta::NameValue(name_value) => errors.at(&name_value.value, USAGE),
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::edit_distance;
+
+    #[test]
+    fn edit_distance_counts_edits() {
+        assert_eq!(edit_distance("groq", "groq"), 0);
+        assert_eq!(edit_distance("groq", "grok"), 1);
+        assert_eq!(edit_distance("coreweave", "corewave"), 1);
+        assert_eq!(edit_distance("groq", "stripe"), 5);
+    }
+}

@@ -1,0 +1,175 @@
+//! The contract between `#[webhook_handlers]` and the `Receiver`.
+
+use std::fmt;
+use std::future::Future;
+
+use serde_json::value::RawValue;
+
+use crate::event::{EventMeta, UnknownEvent};
+use crate::provider::Provider;
+
+/// A set of typed event handlers: what `#[webhook_handlers]` implements for an impl
+/// block. `Receiver` verifies a delivery, parses it with [`parse`](Self::parse),
+/// claims it and hands it to [`dispatch`](Self::dispatch).
+///
+/// Implementing it by hand is possible, but the attribute writes the same code with
+/// its checks.
+pub trait WebhookHandlers: Send + Sync + 'static {
+    /// The signature scheme deliveries are verified with.
+    type Provider: Provider;
+
+    /// The typed event enum: one variant per handled event type.
+    type Event: Send + 'static;
+
+    /// Every event type a handler names.
+    const EVENT_TYPES: &'static [&'static str];
+
+    /// Parses an event's data into the handler's type. [`Parsed::Ignored`] when no
+    /// handler (and no fallback) takes the type; an error when the data does not fit
+    /// the handler's type.
+    fn parse(meta: &EventMeta, data: &RawValue) -> Result<Parsed<Self::Event>, serde_json::Error>;
+
+    /// Runs the handler for a parsed event.
+    fn dispatch<'a>(
+        &'a self,
+        event: Self::Event,
+        meta: &'a EventMeta,
+    ) -> impl Future<Output = Result<(), HandlerError>> + Send + 'a;
+}
+
+/// The result of [`WebhookHandlers::parse`].
+#[derive(Debug)]
+pub enum Parsed<E> {
+    /// A handler takes this event.
+    Handled(E),
+    /// No handler takes this type: acknowledge and move on.
+    Ignored,
+}
+
+/// A handler's failure: the event is released and the provider's retry runs it
+/// again.
+///
+/// Handlers may return `Result<(), E>` for any `E: Display` (`anyhow::Error`,
+/// `Box<dyn Error>`, your own error enum, `String`); `HandlerError` is there for
+/// those who want one ready-made, and `?` converts any standard error into it.
+///
+/// ```
+/// use hookroute_runtime::HandlerError;
+///
+/// fn check(qty: u32) -> Result<(), HandlerError> {
+///     if qty == 0 {
+///         return Err(HandlerError::msg("quantity must be positive"));
+///     }
+///     let _n: u32 = "12".parse()?;
+///     Ok(())
+/// }
+/// assert_eq!(check(0).unwrap_err().to_string(), "quantity must be positive");
+/// ```
+pub struct HandlerError {
+    message: String,
+}
+
+impl HandlerError {
+    /// A failure with a message.
+    pub fn msg(message: impl fmt::Display) -> Self {
+        Self {
+            message: message.to_string(),
+        }
+    }
+
+    /// The failure's message.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl fmt::Debug for HandlerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("HandlerError").field(&self.message).finish()
+    }
+}
+
+impl fmt::Display for HandlerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl<E: std::error::Error + Send + Sync + 'static> From<E> for HandlerError {
+    fn from(error: E) -> Self {
+        // Keep the whole chain of causes in the message.
+        let mut message = error.to_string();
+        let mut source = error.source();
+        while let Some(cause) = source {
+            message.push_str(": ");
+            message.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        Self { message }
+    }
+}
+
+/// What a handler may return: `Result<(), E>` with an error that can be shown.
+#[diagnostic::on_unimplemented(
+    message = "a webhook handler must return `Result<(), E>` where `E: Display`, not `{Self}`",
+    label = "this return type is not `Result<(), E>`",
+    note = "return `Ok(())` when the event was handled and `Err(..)` to have the provider retry it; \
+            `hookroute::HandlerError`, `anyhow::Error` or your own error type all work"
+)]
+pub trait HandlerOutput {
+    /// Turns the handler's result into the receiver's.
+    fn into_result(self) -> Result<(), HandlerError>;
+}
+
+impl<E: fmt::Display> HandlerOutput for Result<(), E> {
+    fn into_result(self) -> Result<(), HandlerError> {
+        // `{:#}` shows the chain of causes for error types that print it that way (anyhow).
+        self.map_err(|error| HandlerError {
+            message: format!("{error:#}"),
+        })
+    }
+}
+
+/// A type a handler can take as its event data: anything `serde` can deserialize.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be webhook event data: it does not implement `serde::Deserialize`",
+    label = "this type does not implement `serde::Deserialize`",
+    note = "add `#[derive(serde::Deserialize)]` to `{Self}`, or take `serde_json::Value`"
+)]
+pub trait EventData: serde::de::DeserializeOwned + Send + 'static {}
+
+impl<T: serde::de::DeserializeOwned + Send + 'static> EventData for T {}
+
+/// Marks `EventMeta`, the only type a handler's second parameter may borrow.
+#[diagnostic::on_unimplemented(
+    message = "a handler's second parameter must be `&hookroute::EventMeta`, not `&{Self}`",
+    label = "expected `EventMeta` here",
+    note = "handlers take `(&self, data: T)` or `(&self, data: T, meta: &hookroute::EventMeta)`"
+)]
+pub trait IsEventMeta {
+    /// The meta, as the handler's parameter type.
+    fn from_meta(meta: &EventMeta) -> &Self;
+}
+
+impl IsEventMeta for EventMeta {
+    fn from_meta(meta: &EventMeta) -> &Self {
+        meta
+    }
+}
+
+/// Marks `UnknownEvent`, the only type a `#[fallback]` handler may take.
+#[diagnostic::on_unimplemented(
+    message = "a `#[fallback]` handler takes `hookroute::UnknownEvent`, not `{Self}`",
+    label = "expected `UnknownEvent` here",
+    note = "a fallback handler is `async fn(&self, event: hookroute::UnknownEvent) -> Result<(), E>`"
+)]
+pub trait IsUnknownEvent {
+    /// The event, as the fallback's parameter type.
+    fn from_unknown(event: UnknownEvent) -> Self;
+}
+
+impl IsUnknownEvent for UnknownEvent {
+    fn from_unknown(event: UnknownEvent) -> Self {
+        event
+    }
+}

@@ -1,0 +1,76 @@
+//! The runtime of [hookroute](https://docs.rs/hookroute): signature schemes, the
+//! [`Receiver`], idempotency stores and HTTP adapters.
+//!
+//! Most users depend on the `hookroute` crate, which re-exports this one beside the
+//! `#[webhook_handlers]` attribute that writes the [`WebhookHandlers`] impl.
+//!
+//! - [`provider`]: verify a delivery's signature and timestamp over its raw bytes.
+//! - [`store`]: the atomic claim/complete/release store that makes processing
+//!   exactly-once, and [`MemoryStore`](store::MemoryStore), the embedded default.
+//! - [`Receiver`]: body limit → headers → timestamp → signature → envelope → claim →
+//!   handler → complete or release, with an [`Outcome`] mapped to HTTP statuses.
+//! - [`axum_adapter`] (feature `axum`): mount a receiver on a route.
+//! - [`testing`]: build correctly signed deliveries in tests.
+
+mod event;
+mod handler;
+pub mod provider;
+mod receiver;
+mod secret;
+pub mod store;
+pub mod testing;
+
+#[cfg(feature = "axum")]
+pub mod axum_adapter;
+
+pub use event::{EventMeta, UnknownEvent};
+pub use handler::{HandlerError, HandlerOutput, Parsed, WebhookHandlers};
+pub use provider::{ConfigError, Coreweave, Groq, Provider, VerifyError};
+pub use receiver::{
+    Delivered, DeliveredKind, HandlerFailure, Outcome, Receiver, ReceiverBuilder, Rejection,
+    DEFAULT_BODY_LIMIT, DEFAULT_HANDLER_TIMEOUT, DEFAULT_LEASE,
+};
+pub use secret::{Secret, SecretError};
+pub use store::{IdempotencyStore, MemoryStore};
+
+/// What the code `#[webhook_handlers]` generates refers to. Not a public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::event::{EventMeta, UnknownEvent};
+    pub use crate::handler::{
+        EventData, HandlerError, HandlerOutput, IsEventMeta, IsUnknownEvent, Parsed,
+        WebhookHandlers,
+    };
+    pub use crate::provider::{Coreweave, EnvelopeError, Groq, Provider};
+    pub use core::future::Future;
+    pub use core::marker::Send;
+    pub use core::result::Result::{self, Err, Ok};
+    pub use http::HeaderMap;
+    pub use serde_json;
+    pub use serde_json::value::RawValue;
+
+    /// Deserializes an event's data into the handler's type.
+    pub fn from_raw<T: EventData>(data: &RawValue) -> Result<T, serde_json::Error> {
+        serde_json::from_str(data.get())
+    }
+
+    /// Turns a handler's return value into the receiver's result.
+    pub fn into_result<R: HandlerOutput>(output: R) -> Result<(), HandlerError> {
+        output.into_result()
+    }
+
+    /// An event no handler names, with its data copied out of the body.
+    pub fn unknown_event(meta: &EventMeta, data: &RawValue) -> UnknownEvent {
+        UnknownEvent::new(meta.clone(), data.to_owned())
+    }
+
+    /// Parses a delivery with provider `P`'s envelope into an event enum.
+    pub fn parse_event<P: Provider, E>(
+        headers: &HeaderMap,
+        body: &[u8],
+        from_parts: fn(&EventMeta, &RawValue) -> Result<E, serde_json::Error>,
+    ) -> Result<E, EnvelopeError> {
+        let (meta, data) = P::envelope(headers, body)?.into_meta(P::NAME, None);
+        Ok(from_parts(&meta, &data)?)
+    }
+}

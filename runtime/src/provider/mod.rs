@@ -1,0 +1,400 @@
+//! Signature schemes: how a provider signs a delivery and where it puts the event's
+//! id and type.
+//!
+//! A [`Provider`] verifies a delivery from its raw headers and body and then says
+//! which event it carries. The built-in schemes are [`Groq`] and [`Coreweave`]; any
+//! other scheme is a type that implements the trait.
+
+use std::borrow::Cow;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use http::HeaderMap;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use crate::event::EventMeta;
+use crate::secret::{Secret, SecretError};
+
+mod seed;
+
+pub use seed::{Coreweave, Groq};
+
+/// The default replay window: a delivery's timestamp may be this far in the past or
+/// the future.
+pub const DEFAULT_TOLERANCE: Duration = Duration::from_secs(300);
+
+/// A webhook signature scheme.
+///
+/// `Receiver` calls [`verify`](Provider::verify) on every delivery before anything
+/// else reads the body, and [`envelope`](Provider::envelope) only on deliveries that
+/// passed.
+pub trait Provider: Send + Sync + Sized + 'static {
+    /// Short lowercase name (`"groq"`): the namespace of idempotency keys
+    /// (`<name>:event:<id>`) and the `provider` of every `EventMeta`.
+    const NAME: &'static str;
+
+    /// The environment variable that holds the signing secret when none is given in
+    /// code (`GROQ_WEBHOOK_SECRET`).
+    const SECRET_ENV: &'static str;
+
+    /// Builds the verifier from its secrets and replay window.
+    fn from_config(config: ProviderConfig) -> Result<Self, ConfigError>;
+
+    /// Checks a delivery's signature and timestamp over the raw body bytes.
+    fn verify(
+        &self,
+        headers: &HeaderMap,
+        body: &[u8],
+        now: SystemTime,
+    ) -> Result<Verified, VerifyError>;
+
+    /// Reads the event's id, type and data from a delivery (called once it verified).
+    fn envelope<'a>(headers: &'a HeaderMap, body: &'a [u8]) -> Result<Envelope<'a>, EnvelopeError>;
+}
+
+/// A scheme that can also produce deliveries: the test kit and tools sign with it.
+pub trait Sign: Provider {
+    /// The body the provider would send for `event`.
+    fn encode(event: &OutgoingEvent<'_>) -> Vec<u8>;
+
+    /// Adds to `headers` what signs `body` with `secret` for `event`.
+    fn sign(secret: &Secret, event: &OutgoingEvent<'_>, body: &[u8], headers: &mut HeaderMap);
+}
+
+/// An event about to be signed and sent (see [`Sign`]).
+#[derive(Debug, Clone, Copy)]
+pub struct OutgoingEvent<'a> {
+    /// The event id.
+    pub id: &'a str,
+    /// The event type (`resource.created`).
+    pub event_type: &'a str,
+    /// The event's `data`, as JSON.
+    pub data: &'a RawValue,
+    /// The signing time, in unix seconds.
+    pub timestamp: u64,
+}
+
+/// What a provider needs to verify: its secrets (any one may have signed, so keys can
+/// be rotated) and the replay window.
+#[derive(Debug, Clone)]
+pub struct ProviderConfig {
+    /// Every secret a delivery may be signed with.
+    pub secrets: Vec<Secret>,
+    /// How far a delivery's timestamp may be from now, in either direction.
+    pub tolerance: Duration,
+}
+
+/// Why a provider could not be configured.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// No secret was given and the environment has none.
+    #[error(transparent)]
+    Secret(#[from] SecretError),
+    /// A secret with no bytes was given.
+    #[error("an empty secret was configured for {provider}: it would accept signatures anyone can compute")]
+    EmptySecret {
+        /// The provider's name.
+        provider: &'static str,
+    },
+    /// No secret at all.
+    #[error("no secret configured for {provider}")]
+    NoSecret {
+        /// The provider's name.
+        provider: &'static str,
+    },
+    /// Any other invalid setting.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// What a successful verification learned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct Verified {
+    /// The signed timestamp, in unix seconds, for schemes that carry one.
+    pub timestamp: Option<u64>,
+}
+
+impl Verified {
+    /// A verification result carrying the signed timestamp.
+    pub fn at(timestamp: Option<u64>) -> Self {
+        Self { timestamp }
+    }
+}
+
+/// Why a delivery's signature or timestamp was rejected. Every variant answers 401.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum VerifyError {
+    /// A required header is absent.
+    #[error("missing header `{0}`")]
+    MissingHeader(&'static str),
+    /// A header holds bytes that are not visible ASCII.
+    #[error("header `{0}` is not visible ASCII")]
+    InvalidHeader(&'static str),
+    /// The timestamp is not a plain non-negative integer of unix seconds.
+    #[error("timestamp header `{0}` is not a non-negative integer of unix seconds")]
+    MalformedTimestamp(&'static str),
+    /// The timestamp is further in the past than the tolerance allows.
+    #[error("timestamp is {age_secs} s old, outside the {tolerance_secs} s window")]
+    TimestampTooOld {
+        /// How old the timestamp is.
+        age_secs: u64,
+        /// The configured tolerance.
+        tolerance_secs: u64,
+    },
+    /// The timestamp is further in the future than the tolerance allows.
+    #[error("timestamp is {ahead_secs} s in the future, outside the {tolerance_secs} s window")]
+    TimestampInFuture {
+        /// How far ahead of now the timestamp is.
+        ahead_secs: u64,
+        /// The configured tolerance.
+        tolerance_secs: u64,
+    },
+    /// The signature has an odd number of hex digits.
+    #[error("signature has an odd number of hex digits")]
+    SignatureOddLength,
+    /// The signature holds a character that is not a hex digit.
+    #[error("signature is not hex")]
+    SignatureNotHex,
+    /// The signature decodes to the wrong number of bytes.
+    #[error("signature is {found} bytes, expected {expected}")]
+    SignatureLength {
+        /// The length the scheme's MAC has.
+        expected: usize,
+        /// The decoded length.
+        found: usize,
+    },
+    /// Well-formed, but no configured secret produced it.
+    #[error("signature does not match")]
+    SignatureMismatch,
+}
+
+/// Where the window check puts a timestamp.
+pub(crate) fn check_window(
+    timestamp: u64,
+    now: SystemTime,
+    tolerance: Duration,
+) -> Result<(), VerifyError> {
+    let now = unix_seconds(now);
+    let tolerance_secs = tolerance.as_secs();
+    if timestamp > now {
+        let ahead_secs = timestamp - now;
+        if ahead_secs > tolerance_secs {
+            return Err(VerifyError::TimestampInFuture {
+                ahead_secs,
+                tolerance_secs,
+            });
+        }
+    } else {
+        let age_secs = now - timestamp;
+        if age_secs > tolerance_secs {
+            return Err(VerifyError::TimestampTooOld {
+                age_secs,
+                tolerance_secs,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Seconds since the unix epoch; a clock before 1970 counts as the epoch.
+pub(crate) fn unix_seconds(time: SystemTime) -> u64 {
+    time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// Parses a timestamp that must be a plain non-negative integer: ASCII digits only,
+/// no sign, no spaces, no fraction, no exponent, and within `u64`.
+pub(crate) fn parse_timestamp(value: &str, header: &'static str) -> Result<u64, VerifyError> {
+    if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(VerifyError::MalformedTimestamp(header));
+    }
+    value
+        .parse()
+        .map_err(|_| VerifyError::MalformedTimestamp(header))
+}
+
+/// A verified delivery's event: its id and type, when it was created, and its data
+/// left as raw JSON until the handler's type is known.
+#[derive(Debug, Clone)]
+pub struct Envelope<'a> {
+    /// The event id, the key for deduplication.
+    pub id: Cow<'a, str>,
+    /// The event type, the key for routing.
+    pub event_type: Cow<'a, str>,
+    /// When the provider says the event was created, as it wrote it.
+    pub created: Option<String>,
+    /// The event's data, unparsed.
+    pub data: Cow<'a, RawValue>,
+}
+
+impl<'a> Envelope<'a> {
+    /// Splits the envelope into the handler's facts and the raw data.
+    pub(crate) fn into_meta(
+        self,
+        provider: &'static str,
+        timestamp: Option<u64>,
+    ) -> (EventMeta, Cow<'a, RawValue>) {
+        let mut meta = EventMeta::new(provider, self.id, self.event_type);
+        if let Some(created) = self.created {
+            meta = meta.with_created(created);
+        }
+        if let Some(timestamp) = timestamp {
+            meta = meta.with_timestamp(timestamp);
+        }
+        (meta, self.data)
+    }
+}
+
+/// Why a verified delivery's body could not be read as an event. Answers 400.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EnvelopeError {
+    /// The body is not JSON of the expected envelope.
+    #[error("body is not a valid event envelope: {0}")]
+    Json(#[from] serde_json::Error),
+    /// A required field is empty.
+    #[error("event `{0}` is empty")]
+    EmptyField(&'static str),
+    /// The event id is longer than ids are allowed to be.
+    #[error("event id is {len} bytes, longer than the {max} allowed")]
+    IdTooLong {
+        /// The id's length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+}
+
+/// The longest event id accepted: ids become store keys.
+pub const MAX_ID_LEN: usize = 256;
+
+/// The JSON envelope most providers send: `{"id", "type", "created", "data"}`.
+#[derive(Deserialize)]
+pub(crate) struct JsonEnvelope<'a> {
+    #[serde(borrow)]
+    id: Cow<'a, str>,
+    #[serde(rename = "type", borrow)]
+    event_type: Cow<'a, str>,
+    #[serde(default, alias = "created_at")]
+    created: Option<Created>,
+    #[serde(borrow)]
+    data: &'a RawValue,
+}
+
+/// `created` as providers write it: a date string or a number of seconds.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Created {
+    Text(String),
+    Number(serde_json::Number),
+}
+
+impl<'a> JsonEnvelope<'a> {
+    pub(crate) fn parse(body: &'a [u8]) -> Result<Envelope<'a>, EnvelopeError> {
+        let envelope: Self = serde_json::from_slice(body)?;
+        if envelope.id.is_empty() {
+            return Err(EnvelopeError::EmptyField("id"));
+        }
+        if envelope.id.len() > MAX_ID_LEN {
+            return Err(EnvelopeError::IdTooLong {
+                len: envelope.id.len(),
+                max: MAX_ID_LEN,
+            });
+        }
+        if envelope.event_type.is_empty() {
+            return Err(EnvelopeError::EmptyField("type"));
+        }
+        Ok(Envelope {
+            id: envelope.id,
+            event_type: envelope.event_type,
+            created: envelope.created.map(|created| match created {
+                Created::Text(text) => text,
+                Created::Number(number) => number.to_string(),
+            }),
+            data: Cow::Borrowed(envelope.data),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_must_be_plain_digits() {
+        for bad in ["", "-1", "+1", " 1", "1.0", "1e3", "NaN", "0x10", "１"] {
+            assert_eq!(
+                parse_timestamp(bad, "t"),
+                Err(VerifyError::MalformedTimestamp("t")),
+                "{bad:?}"
+            );
+        }
+        assert_eq!(
+            parse_timestamp("18446744073709551616", "t"),
+            Err(VerifyError::MalformedTimestamp("t"))
+        );
+        assert_eq!(parse_timestamp("0", "t"), Ok(0));
+        assert_eq!(parse_timestamp("18446744073709551615", "t"), Ok(u64::MAX));
+    }
+
+    #[test]
+    fn window_rejects_both_directions_at_the_edge() {
+        let now = UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let tol = Duration::from_secs(300);
+        assert_eq!(check_window(1_000_000 - 300, now, tol), Ok(()));
+        assert_eq!(check_window(1_000_000 + 300, now, tol), Ok(()));
+        assert_eq!(
+            check_window(1_000_000 - 301, now, tol),
+            Err(VerifyError::TimestampTooOld {
+                age_secs: 301,
+                tolerance_secs: 300
+            })
+        );
+        assert_eq!(
+            check_window(1_000_000 + 301, now, tol),
+            Err(VerifyError::TimestampInFuture {
+                ahead_secs: 301,
+                tolerance_secs: 300
+            })
+        );
+        assert!(matches!(
+            check_window(u64::MAX, now, tol),
+            Err(VerifyError::TimestampInFuture { .. })
+        ));
+    }
+
+    #[test]
+    fn envelope_reads_fields_and_keeps_data_raw() {
+        let body = br#"{"id":"evt_1","type":"resource.created","created":"2026-11-22T10:00:00Z","data":{"a": 1}}"#;
+        let envelope = JsonEnvelope::parse(body).unwrap();
+        assert_eq!(envelope.id, "evt_1");
+        assert_eq!(envelope.event_type, "resource.created");
+        assert_eq!(envelope.created.as_deref(), Some("2026-11-22T10:00:00Z"));
+        assert_eq!(envelope.data.get(), r#"{"a": 1}"#);
+    }
+
+    #[test]
+    fn envelope_rejects_missing_and_empty_fields() {
+        assert!(matches!(
+            JsonEnvelope::parse(br#"{"id":"e","type":"t"}"#),
+            Err(EnvelopeError::Json(_))
+        ));
+        assert!(matches!(
+            JsonEnvelope::parse(br#"{"id":"","type":"t","data":1}"#),
+            Err(EnvelopeError::EmptyField("id"))
+        ));
+        let long = format!(
+            r#"{{"id":"{}","type":"t","data":1}}"#,
+            "x".repeat(MAX_ID_LEN + 1)
+        );
+        assert!(matches!(
+            JsonEnvelope::parse(long.as_bytes()),
+            Err(EnvelopeError::IdTooLong { .. })
+        ));
+        assert!(matches!(
+            JsonEnvelope::parse(b"\xff\xfe"),
+            Err(EnvelopeError::Json(_))
+        ));
+    }
+}

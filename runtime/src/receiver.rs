@@ -1,0 +1,560 @@
+//! The `Receiver`: raw request in, typed outcome out.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use futures_util::FutureExt;
+use http::{HeaderMap, StatusCode};
+
+use crate::event::EventMeta;
+use crate::handler::{Parsed, WebhookHandlers};
+use crate::provider::{
+    ConfigError, EnvelopeError, Provider, ProviderConfig, VerifyError, DEFAULT_TOLERANCE,
+};
+use crate::secret::Secret;
+use crate::store::{Claim, ClaimToken, IdempotencyStore, MemoryStore, StoreError, DEFAULT_TTL};
+
+/// The largest body accepted by default: 1 MiB.
+pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
+
+/// How long a claim is held by default before another delivery may take it over.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(60);
+
+/// How long a handler may run by default before it is stopped and the event released.
+pub const DEFAULT_HANDLER_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Verifies, deduplicates and dispatches deliveries to a set of handlers.
+///
+/// The order of checks is fixed: body size → signature headers → timestamp window →
+/// signature → envelope → event data → claim → handler → complete or release. A
+/// delivery that fails verification never reaches the store.
+///
+/// Cloning is cheap: clones share the handlers and the store.
+///
+/// ```
+/// use hookroute_runtime::{Groq, Receiver, testing::TestEvent};
+/// # use hookroute_runtime::__private as p;
+/// # struct App;
+/// # impl p::WebhookHandlers for App {
+/// #     type Provider = Groq; type Event = ();
+/// #     const EVENT_TYPES: &'static [&'static str] = &["ping"];
+/// #     fn parse(_: &p::EventMeta, _: &p::RawValue) -> Result<p::Parsed<()>, p::serde_json::Error> { Ok(p::Parsed::Handled(())) }
+/// #     fn dispatch<'a>(&'a self, _: (), _: &'a p::EventMeta) -> impl std::future::Future<Output = Result<(), p::HandlerError>> + Send + 'a { async { Ok(()) } }
+/// # }
+///
+/// # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
+/// let receiver = Receiver::builder(App).secret("s3cret").build()?;
+/// let delivery = TestEvent::<Groq>::new("ping", serde_json::json!({})).sign("s3cret");
+/// let outcome = receiver.receive(&delivery.headers, &delivery.body).await;
+/// assert_eq!(outcome.status(), 200);
+/// # Ok::<(), hookroute_runtime::ConfigError>(())
+/// # }).unwrap();
+/// ```
+pub struct Receiver<H: WebhookHandlers, S: IdempotencyStore = MemoryStore> {
+    inner: Arc<Inner<H, S>>,
+}
+
+struct Inner<H: WebhookHandlers, S> {
+    handlers: H,
+    provider: H::Provider,
+    store: S,
+    settings: Settings,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Settings {
+    body_limit: usize,
+    lease: Duration,
+    ttl: Duration,
+    handler_timeout: Duration,
+}
+
+impl<H: WebhookHandlers, S: IdempotencyStore> Clone for Receiver<H, S> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+impl<H: WebhookHandlers, S: IdempotencyStore> std::fmt::Debug for Receiver<H, S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Receiver")
+            .field("provider", &<H::Provider as Provider>::NAME)
+            .field("settings", &self.inner.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<H: WebhookHandlers> Receiver<H> {
+    /// A receiver with every default: the secret from the provider's environment
+    /// variable (`GROQ_WEBHOOK_SECRET`), a [`MemoryStore`], a 300 s window, a 1 MiB
+    /// body limit.
+    pub fn new(handlers: H) -> Result<Self, ConfigError> {
+        Self::builder(handlers).build()
+    }
+
+    /// Starts configuring a receiver.
+    pub fn builder(handlers: H) -> ReceiverBuilder<H> {
+        ReceiverBuilder {
+            handlers,
+            secrets: Vec::new(),
+            tolerance: DEFAULT_TOLERANCE,
+            store: MemoryStore::new(),
+            settings: Settings {
+                body_limit: DEFAULT_BODY_LIMIT,
+                lease: DEFAULT_LEASE,
+                ttl: DEFAULT_TTL,
+                handler_timeout: DEFAULT_HANDLER_TIMEOUT,
+            },
+        }
+    }
+}
+
+impl<H: WebhookHandlers, S: IdempotencyStore> Receiver<H, S> {
+    /// The handlers.
+    pub fn handlers(&self) -> &H {
+        &self.inner.handlers
+    }
+
+    /// The idempotency store.
+    pub fn store(&self) -> &S {
+        &self.inner.store
+    }
+
+    /// The largest body accepted, in bytes.
+    pub fn body_limit(&self) -> usize {
+        self.inner.settings.body_limit
+    }
+
+    /// Receives one delivery, checked against the clock now.
+    pub async fn receive(&self, headers: &HeaderMap, body: &[u8]) -> Outcome {
+        self.receive_at(headers, body, SystemTime::now()).await
+    }
+
+    /// Receives one delivery, with the replay window checked against `now`.
+    pub async fn receive_at(&self, headers: &HeaderMap, body: &[u8], now: SystemTime) -> Outcome {
+        let outcome = Outcome(self.run(headers, body, now).await);
+        outcome.log();
+        outcome
+    }
+
+    async fn run(
+        &self,
+        headers: &HeaderMap,
+        body: &[u8],
+        now: SystemTime,
+    ) -> Result<Delivered, Rejection> {
+        let inner = &*self.inner;
+        let limit = inner.settings.body_limit;
+        if body.len() > limit {
+            return Err(Rejection::TooLarge { limit });
+        }
+        let verified = inner.provider.verify(headers, body, now)?;
+        let envelope = H::Provider::envelope(headers, body)?;
+        let (meta, data) = envelope.into_meta(<H::Provider as Provider>::NAME, verified.timestamp);
+        let event = match H::parse(&meta, &data) {
+            Ok(Parsed::Handled(event)) => event,
+            Ok(Parsed::Ignored) => return Ok(Delivered::new(DeliveredKind::Ignored, meta)),
+            Err(error) => {
+                return Err(Rejection::Data {
+                    meta: Box::new(meta),
+                    error,
+                })
+            }
+        };
+
+        let key = format!("{}:event:{}", meta.provider(), meta.id());
+        let token = match inner.store.claim(&key, inner.settings.lease).await {
+            Ok(Claim::Acquired(token)) => token,
+            Ok(Claim::Done) => return Ok(Delivered::new(DeliveredKind::Duplicate, meta)),
+            Ok(Claim::InFlight) => {
+                return Err(Rejection::InFlight {
+                    meta: Box::new(meta),
+                })
+            }
+            Err(error) => return Err(Rejection::Store(error)),
+        };
+        let guard = ClaimGuard {
+            held: Some((Arc::clone(&self.inner), key, token)),
+        };
+
+        let handler = AssertUnwindSafe(inner.handlers.dispatch(event, &meta)).catch_unwind();
+        let failure = match tokio::time::timeout(inner.settings.handler_timeout, handler).await {
+            Ok(Ok(Ok(()))) => None,
+            Ok(Ok(Err(error))) => Some(HandlerFailure::Error(error.to_string())),
+            Ok(Err(panic)) => Some(HandlerFailure::Panic(panic_message(panic.as_ref()))),
+            Err(_elapsed) => Some(HandlerFailure::Timeout(inner.settings.handler_timeout)),
+        };
+        let (key, token) = guard.disarm();
+        match failure {
+            None => {
+                if let Err(error) = inner.store.complete(&key, &token, inner.settings.ttl).await {
+                    // The handler ran: answering an error would make the provider run it
+                    // again once the lease is over. Acknowledge, and say so loudly.
+                    tracing::error!(key = %key, error = %error, "event processed but not recorded as done");
+                }
+                Ok(Delivered::new(DeliveredKind::Processed, meta))
+            }
+            Some(failure) => {
+                if let Err(error) = inner.store.release(&key, &token).await {
+                    tracing::warn!(key = %key, error = %error, "could not release the claim; it frees when its lease ends");
+                }
+                Err(Rejection::Handler {
+                    meta: Box::new(meta),
+                    failure,
+                })
+            }
+        }
+    }
+}
+
+/// Releases a claim whose handler future was dropped mid-way (the client hung up), so
+/// the provider's retry need not wait for the lease.
+struct ClaimGuard<H: WebhookHandlers, S: IdempotencyStore> {
+    held: Option<(Arc<Inner<H, S>>, String, ClaimToken)>,
+}
+
+impl<H: WebhookHandlers, S: IdempotencyStore> ClaimGuard<H, S> {
+    /// Hands the claim back to the caller, who completes or releases it.
+    fn disarm(mut self) -> (String, ClaimToken) {
+        let (_, key, token) = self.held.take().expect("a guard is disarmed once");
+        (key, token)
+    }
+}
+
+impl<H: WebhookHandlers, S: IdempotencyStore> Drop for ClaimGuard<H, S> {
+    fn drop(&mut self) {
+        let Some((inner, key, token)) = self.held.take() else {
+            return;
+        };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        runtime.spawn(async move {
+            // Released only if this token still holds the claim.
+            let _ = inner.store.release(&key, &token).await;
+        });
+    }
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "handler panicked".to_owned())
+}
+
+/// The result of receiving one delivery: acknowledged or rejected, with the HTTP
+/// status and JSON body that say so.
+#[derive(Debug)]
+#[must_use]
+pub struct Outcome(Result<Delivered, Rejection>);
+
+impl Outcome {
+    /// Wraps a result, for adapters that reject before the receiver runs.
+    pub fn new(result: Result<Delivered, Rejection>) -> Self {
+        Self(result)
+    }
+
+    /// The HTTP status: 200 when acknowledged, else the rejection's.
+    pub fn status(&self) -> StatusCode {
+        match &self.0 {
+            Ok(_) => StatusCode::OK,
+            Err(rejection) => rejection.status(),
+        }
+    }
+
+    /// The JSON body: `{"status":"processed","id":..,"type":..}` when acknowledged,
+    /// `{"error":".."}` otherwise. Never holds a secret or a handler's error text.
+    pub fn body(&self) -> String {
+        let value = match &self.0 {
+            Ok(delivered) => serde_json::json!({
+                "status": delivered.kind.as_str(),
+                "id": delivered.meta.id(),
+                "type": delivered.meta.event_type(),
+            }),
+            Err(rejection) => serde_json::json!({ "error": rejection.public_message() }),
+        };
+        value.to_string()
+    }
+
+    /// The acknowledged delivery, if it was one.
+    pub fn delivered(&self) -> Option<&Delivered> {
+        self.0.as_ref().ok()
+    }
+
+    /// The rejection, if it was one.
+    pub fn rejection(&self) -> Option<&Rejection> {
+        self.0.as_ref().err()
+    }
+
+    /// The outcome as a `Result`.
+    pub fn into_result(self) -> Result<Delivered, Rejection> {
+        self.0
+    }
+
+    fn log(&self) {
+        match &self.0 {
+            Ok(delivered) => tracing::info!(
+                outcome = delivered.kind().as_str(),
+                id = delivered.meta().id(),
+                event_type = delivered.meta().event_type(),
+                "webhook delivered"
+            ),
+            Err(rejection @ Rejection::Handler { .. }) => {
+                tracing::error!(status = rejection.status().as_u16(), "{rejection}");
+            }
+            Err(rejection) => tracing::warn!(status = rejection.status().as_u16(), "{rejection}"),
+        }
+    }
+}
+
+/// How a delivery was acknowledged (2xx).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveredKind {
+    /// A handler ran and succeeded.
+    Processed,
+    /// The event was processed before; nothing ran.
+    Duplicate,
+    /// No handler takes this event type; nothing ran.
+    Ignored,
+}
+
+impl DeliveredKind {
+    /// `processed`, `duplicate` or `ignored`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Processed => "processed",
+            Self::Duplicate => "duplicate",
+            Self::Ignored => "ignored",
+        }
+    }
+}
+
+/// An acknowledged delivery.
+#[derive(Debug, Clone)]
+pub struct Delivered {
+    kind: DeliveredKind,
+    meta: EventMeta,
+}
+
+impl Delivered {
+    fn new(kind: DeliveredKind, meta: EventMeta) -> Self {
+        Self { kind, meta }
+    }
+
+    /// Processed, duplicate or ignored.
+    pub fn kind(&self) -> DeliveredKind {
+        self.kind
+    }
+
+    /// The event's facts.
+    pub fn meta(&self) -> &EventMeta {
+        &self.meta
+    }
+}
+
+/// Why a handler did not finish.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HandlerFailure {
+    /// It returned an error, with its message.
+    Error(String),
+    /// It panicked, with the panic's message.
+    Panic(String),
+    /// It ran longer than the handler timeout.
+    Timeout(Duration),
+}
+
+impl std::fmt::Display for HandlerFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Error(message) => write!(f, "returned an error: {message}"),
+            Self::Panic(message) => write!(f, "panicked: {message}"),
+            Self::Timeout(after) => write!(f, "did not finish within {after:?}"),
+        }
+    }
+}
+
+/// Why a delivery was not acknowledged. [`status`](Self::status) says which HTTP
+/// status tells the provider whether a retry can help.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Rejection {
+    /// The body is over the size limit (413).
+    #[error("body is larger than the {limit} byte limit")]
+    TooLarge {
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// The signature or timestamp did not verify (401).
+    #[error(transparent)]
+    Verify(#[from] VerifyError),
+    /// The body is not a valid event envelope (400).
+    #[error(transparent)]
+    Envelope(#[from] EnvelopeError),
+    /// The event's data does not fit its handler's type (400).
+    #[error("data of `{}` event `{}` does not fit its handler's type: {error}", meta.event_type(), meta.id())]
+    Data {
+        /// The event's facts.
+        meta: Box<EventMeta>,
+        /// What serde said.
+        error: serde_json::Error,
+    },
+    /// Another worker is processing this event right now (409: retry later).
+    #[error("event `{}` is being processed by another worker; retry later", meta.id())]
+    InFlight {
+        /// The event's facts.
+        meta: Box<EventMeta>,
+    },
+    /// The handler failed; the event was released for the retry (500).
+    #[error("handler for `{}` event `{}` {failure}; the event was released for a retry", meta.event_type(), meta.id())]
+    Handler {
+        /// The event's facts.
+        meta: Box<EventMeta>,
+        /// What went wrong.
+        failure: HandlerFailure,
+    },
+    /// The idempotency store failed; nothing ran (503).
+    #[error(transparent)]
+    Store(StoreError),
+    /// The body could not be read from the connection (400).
+    #[error("could not read the request body: {0}")]
+    BodyRead(String),
+}
+
+impl Rejection {
+    /// The HTTP status for this rejection.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Verify(_) => StatusCode::UNAUTHORIZED,
+            Self::Envelope(_) | Self::Data { .. } | Self::BodyRead(_) => StatusCode::BAD_REQUEST,
+            Self::InFlight { .. } => StatusCode::CONFLICT,
+            Self::Handler { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    /// The message sent to the provider. Handler details stay in the server's log.
+    fn public_message(&self) -> String {
+        match self {
+            Self::Handler { meta, .. } => {
+                format!(
+                    "handler for event `{}` failed; the event was released for a retry",
+                    meta.id()
+                )
+            }
+            Self::Store(_) => {
+                "idempotency store unavailable; nothing was processed, retry later".to_owned()
+            }
+            other => other.to_string(),
+        }
+    }
+}
+
+/// Configures a [`Receiver`].
+#[must_use = "call .build() to get the receiver"]
+pub struct ReceiverBuilder<H: WebhookHandlers, S: IdempotencyStore = MemoryStore> {
+    handlers: H,
+    secrets: Vec<Secret>,
+    tolerance: Duration,
+    store: S,
+    settings: Settings,
+}
+
+impl<H: WebhookHandlers, S: IdempotencyStore> std::fmt::Debug for ReceiverBuilder<H, S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReceiverBuilder")
+            .field("provider", &<H::Provider as Provider>::NAME)
+            .field("secrets", &self.secrets.len())
+            .field("tolerance", &self.tolerance)
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<H: WebhookHandlers, S: IdempotencyStore> ReceiverBuilder<H, S> {
+    /// Adds a secret a delivery may be signed with. Call it again to accept several
+    /// (key rotation). Without any, `build` reads the provider's environment variable.
+    pub fn secret(mut self, secret: impl Into<Secret>) -> Self {
+        self.secrets.push(secret.into());
+        self
+    }
+
+    /// Sets how far a delivery's timestamp may be from now, in either direction
+    /// (default 300 s).
+    pub fn tolerance(mut self, tolerance: Duration) -> Self {
+        self.tolerance = tolerance;
+        self
+    }
+
+    /// Sets the largest body accepted, in bytes (default 1 MiB); larger ones get 413.
+    pub fn body_limit(mut self, bytes: usize) -> Self {
+        self.settings.body_limit = bytes;
+        self
+    }
+
+    /// Sets how long a claim holds before another delivery may take over (default 60 s).
+    pub fn lease(mut self, lease: Duration) -> Self {
+        self.settings.lease = lease;
+        self
+    }
+
+    /// Sets how long a processed event is remembered (default 7 days).
+    pub fn ttl(mut self, ttl: Duration) -> Self {
+        self.settings.ttl = ttl;
+        self
+    }
+
+    /// Sets how long a handler may run (default 30 s); it must be shorter than the
+    /// lease, so that no claim is taken over while its handler still runs.
+    pub fn handler_timeout(mut self, timeout: Duration) -> Self {
+        self.settings.handler_timeout = timeout;
+        self
+    }
+
+    /// Uses another idempotency store (default: a [`MemoryStore`]).
+    pub fn store<T: IdempotencyStore>(self, store: T) -> ReceiverBuilder<H, T> {
+        ReceiverBuilder {
+            handlers: self.handlers,
+            secrets: self.secrets,
+            tolerance: self.tolerance,
+            store,
+            settings: self.settings,
+        }
+    }
+
+    /// Checks the configuration and builds the receiver.
+    pub fn build(self) -> Result<Receiver<H, S>, ConfigError> {
+        let Settings {
+            lease,
+            handler_timeout,
+            ..
+        } = self.settings;
+        if handler_timeout >= lease {
+            return Err(ConfigError::Invalid(format!(
+                "handler timeout ({handler_timeout:?}) must be shorter than the lease ({lease:?}), \
+                 or a slow handler's event could be claimed and run a second time"
+            )));
+        }
+        let mut secrets = self.secrets;
+        if secrets.is_empty() {
+            secrets.push(Secret::from_env(<H::Provider as Provider>::SECRET_ENV)?);
+        }
+        let provider = H::Provider::from_config(ProviderConfig {
+            secrets,
+            tolerance: self.tolerance,
+        })?;
+        Ok(Receiver {
+            inner: Arc::new(Inner {
+                handlers: self.handlers,
+                provider,
+                store: self.store,
+                settings: self.settings,
+            }),
+        })
+    }
+}

@@ -1,0 +1,129 @@
+//! Idempotency stores: remember which events were processed, so each runs once.
+//!
+//! A store offers one atomic operation, [`claim`](IdempotencyStore::claim): the first
+//! caller for a key wins a [`ClaimToken`] and a lease; every other caller learns that
+//! the event is [`Done`](Claim::Done) or [`InFlight`](Claim::InFlight). The winner then
+//! [`complete`](IdempotencyStore::complete)s the claim (the key is kept as done for a
+//! TTL) or [`release`](IdempotencyStore::release)s it (the handler failed: the next
+//! delivery may claim it). A claimant that dies holds only its lease: when the lease
+//! runs out, the key can be claimed again.
+
+use std::time::Duration;
+
+mod memory;
+
+pub use memory::{MemoryStore, DEFAULT_CAPACITY};
+
+/// How long a completed event is remembered by default: 7 days.
+pub const DEFAULT_TTL: Duration = Duration::from_secs(7 * 24 * 60 * 60);
+
+/// The answer to a claim.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// The caller holds the claim until its lease runs out.
+    Acquired(ClaimToken),
+    /// Another caller holds a live claim on the key.
+    InFlight,
+    /// The event was processed and is remembered as done.
+    Done,
+}
+
+/// Proof of a claim, required to complete or release it. A claimant whose lease ran
+/// out and was taken over cannot touch the newer claim.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ClaimToken(String);
+
+impl ClaimToken {
+    /// A token with the given text; each store picks how to make them unique.
+    pub fn new(token: impl Into<String>) -> Self {
+        Self(token.into())
+    }
+
+    /// The token's text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The store could not be reached or failed; the receiver fails closed (503).
+    #[error("idempotency store unavailable: {0}")]
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The store holds as many live claims as it may, none of which can be evicted.
+    #[error("idempotency store is full: {capacity} events in flight")]
+    Full {
+        /// The store's capacity.
+        capacity: usize,
+    },
+    /// The token does not hold the key's claim any more (its lease ran out and another
+    /// caller claimed it, or it was completed or released already).
+    #[error("the claim on `{key}` is no longer held by this token")]
+    ClaimLost {
+        /// The key.
+        key: String,
+    },
+}
+
+/// An atomic claim/complete/release store of event ids.
+///
+/// Implement it to keep idempotency records anywhere; `claim` must be atomic across
+/// every receiver that shares the store (check-then-set is not).
+///
+/// ```
+/// use std::time::Duration;
+/// use hookroute_runtime::store::{Claim, IdempotencyStore, MemoryStore};
+///
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let store = MemoryStore::new();
+/// let lease = Duration::from_secs(60);
+/// let Claim::Acquired(token) = store.claim("groq:event:evt_1", lease).await? else { unreachable!() };
+/// assert_eq!(store.claim("groq:event:evt_1", lease).await?, Claim::InFlight);
+/// store.complete("groq:event:evt_1", &token, Duration::from_secs(3600)).await?;
+/// assert_eq!(store.claim("groq:event:evt_1", lease).await?, Claim::Done);
+/// # Ok::<(), hookroute_runtime::store::StoreError>(())
+/// # }).unwrap();
+/// ```
+#[async_trait::async_trait]
+pub trait IdempotencyStore: Send + Sync + 'static {
+    /// Claims `key` for `lease`, unless it is done or held by a live claim.
+    async fn claim(&self, key: &str, lease: Duration) -> Result<Claim, StoreError>;
+
+    /// Marks the claimed key done for `ttl`; fails with [`StoreError::ClaimLost`] if
+    /// `token` no longer holds the claim.
+    async fn complete(
+        &self,
+        key: &str,
+        token: &ClaimToken,
+        ttl: Duration,
+    ) -> Result<(), StoreError>;
+
+    /// Gives the claim up so the next delivery can claim the key; fails with
+    /// [`StoreError::ClaimLost`] if `token` no longer holds the claim.
+    async fn release(&self, key: &str, token: &ClaimToken) -> Result<(), StoreError>;
+}
+
+/// A shared or boxed store is a store: `Arc<RedisStore>` or `Box<dyn IdempotencyStore>`.
+macro_rules! forward_store {
+    ($($wrapper:ident)::+) => {
+        #[async_trait::async_trait]
+        impl<S: IdempotencyStore + ?Sized> IdempotencyStore for $($wrapper)::+<S> {
+            async fn claim(&self, key: &str, lease: Duration) -> Result<Claim, StoreError> {
+                (**self).claim(key, lease).await
+            }
+
+            async fn complete(&self, key: &str, token: &ClaimToken, ttl: Duration) -> Result<(), StoreError> {
+                (**self).complete(key, token, ttl).await
+            }
+
+            async fn release(&self, key: &str, token: &ClaimToken) -> Result<(), StoreError> {
+                (**self).release(key, token).await
+            }
+        }
+    };
+}
+
+forward_store!(std::sync::Arc);
+forward_store!(Box);

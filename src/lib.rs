@@ -1,0 +1,103 @@
+//! # hookroute
+//!
+//! Receive webhooks safely: verify the signature over the raw body in constant time,
+//! reject stale and future-dated timestamps, route each event to a typed handler, and
+//! process it **exactly once** even when the provider retries or several deliveries
+//! arrive at once.
+//!
+//! One attribute does the wiring. `#[webhook_handlers(provider = "groq")]` on an impl
+//! block whose methods carry `#[event("resource.created")]` generates a typed event
+//! enum (`AppEvent`), the dispatch, and the impl [`Receiver`] uses:
+//!
+//! ```
+//! use hookroute::{webhook_handlers, EventMeta, HandlerError, Receiver};
+//! use serde::Deserialize;
+//!
+//! #[derive(Deserialize)]
+//! struct Resource {
+//!     id: String,
+//! }
+//!
+//! struct App;
+//!
+//! #[webhook_handlers(provider = "groq")]
+//! impl App {
+//!     #[event("resource.created")]
+//!     async fn created(&self, data: Resource) -> Result<(), HandlerError> {
+//!         println!("created {}", data.id);
+//!         Ok(())
+//!     }
+//!
+//!     #[event("resource.deleted")]
+//!     async fn deleted(&self, data: Resource, meta: &EventMeta) -> Result<(), HandlerError> {
+//!         println!("deleted {} in event {}", data.id, meta.id());
+//!         Ok(())
+//!     }
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! // The secret comes from GROQ_WEBHOOK_SECRET unless given in code.
+//! let receiver = Receiver::builder(App).secret("whsec_test").build()?;
+//!
+//! // In a server: `axum::Router::new().route("/webhooks/groq", hookroute::axum::post(receiver))`.
+//! // Here, a signed delivery from the test kit:
+//! use hookroute::testing::TestEvent;
+//! let delivery = TestEvent::<hookroute::Groq>::new("resource.created", serde_json::json!({"id": "r1"}))
+//!     .id("evt_1")
+//!     .sign("whsec_test");
+//! let outcome = receiver.receive(&delivery.headers, &delivery.body).await;
+//! assert_eq!(outcome.status(), 200);
+//! assert_eq!(outcome.body(), r#"{"id":"evt_1","status":"processed","type":"resource.created"}"#);
+//!
+//! // The provider retries: acknowledged, not run again.
+//! let again = receiver.receive(&delivery.headers, &delivery.body).await;
+//! assert_eq!(again.delivered().unwrap().kind(), hookroute::DeliveredKind::Duplicate);
+//!
+//! // The generated enum parses a body on its own, too.
+//! let event = AppEvent::from_slice(&delivery.body)?;
+//! assert_eq!(event.event_type(), "resource.created");
+//! assert!(matches!(event, AppEvent::ResourceCreated(Resource { .. })));
+//! # Ok(()) }
+//! ```
+//!
+//! ## Handlers
+//!
+//! A handler is `async fn(&self, data: T) -> Result<(), E>` or
+//! `async fn(&self, data: T, meta: &EventMeta) -> Result<(), E>`, where `T` implements
+//! `serde::Deserialize` and `E` implements `Display` ([`HandlerError`], `anyhow::Error`,
+//! your own error enum). Returning `Err` (or panicking) answers 500 and releases the
+//! event, so the provider's retry runs it again.
+//!
+//! One optional `#[fallback]` handler, `async fn(&self, event: UnknownEvent)`, takes
+//! the event types no handler names; without it they are acknowledged as `ignored`.
+//!
+//! The attribute takes `provider = "groq"` (or `"coreweave"`) and, optionally,
+//! `event_enum = pub Name` to name the generated enum and make it visible.
+//!
+//! ## HTTP statuses
+//!
+//! | outcome | status |
+//! | --- | --- |
+//! | processed; duplicate; no handler for the type (`ignored`) | 200 |
+//! | body not JSON, envelope fields missing, data not of the handler's type | 400 |
+//! | signature header missing or wrong, timestamp outside the window or malformed | 401 |
+//! | the same event is being processed right now | 409 |
+//! | body over the limit | 413 |
+//! | handler error, panic or timeout (event released) | 500 |
+//! | idempotency store unavailable (nothing ran) | 503 |
+
+pub use hookroute_macros::webhook_handlers;
+pub use hookroute_runtime::{
+    provider, store, testing, ConfigError, Coreweave, Delivered, DeliveredKind, EventMeta, Groq,
+    HandlerError, HandlerFailure, HandlerOutput, IdempotencyStore, MemoryStore, Outcome, Parsed,
+    Provider, Receiver, ReceiverBuilder, Rejection, Secret, SecretError, UnknownEvent, VerifyError,
+    WebhookHandlers, DEFAULT_BODY_LIMIT, DEFAULT_HANDLER_TIMEOUT, DEFAULT_LEASE,
+};
+
+/// Mount a [`Receiver`] on an axum route: `hookroute::axum::post(receiver)`.
+#[cfg(feature = "axum")]
+pub use hookroute_runtime::axum_adapter as axum;
+
+#[doc(hidden)]
+pub use hookroute_runtime::__private;
