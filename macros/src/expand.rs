@@ -35,7 +35,7 @@ pub(crate) fn webhook_handlers(args: TokenStream, item: TokenStream) -> TokenStr
             trait_path,
             "#[webhook_handlers] goes on an inherent impl block (`impl App { .. }`), not on a trait impl",
         );
-        return with_errors(block.into_token_stream(), errors);
+        return with_errors(block, errors);
     }
 
     let marked = parse::take_marks(&mut block, &mut errors);
@@ -52,7 +52,7 @@ pub(crate) fn webhook_handlers(args: TokenStream, item: TokenStream) -> TokenStr
     }
 }
 
-fn with_errors(item: TokenStream, errors: Errors) -> TokenStream {
+fn with_errors(item: impl ToTokens, errors: Errors) -> TokenStream {
     let error = errors.finish().map(|e| e.to_compile_error());
     quote!(#item #error)
 }
@@ -69,72 +69,66 @@ fn item_keyword_span(item: &Item) -> Span {
     }
 }
 
-fn generate(args: &Args, block: &ItemImpl, set: &HandlerSet) -> TokenStream {
-    let p = quote!(::hookroute::__private);
-    let provider = &args.provider;
-    let self_ty = &block.self_ty;
-    let (impl_generics, _, where_clause) = block.generics.split_for_impl();
-    let (vis, enum_name) = match &args.event_enum {
-        Some((vis, name)) => (vis.clone(), name.clone()),
-        None => (Visibility::Inherited, default_enum_name(self_ty)),
-    };
-    let unknown = Ident::new(UNKNOWN_VARIANT, Span::call_site());
+/// What both halves of the expansion need.
+struct Names<'a> {
+    p: TokenStream,
+    provider: &'a TokenStream,
+    enum_vis: Visibility,
+    enum_name: Ident,
+    unknown: Ident,
+}
 
+fn generate(args: &Args, block: &ItemImpl, set: &HandlerSet) -> TokenStream {
+    let (enum_vis, enum_name) = match &args.event_enum {
+        Some((vis, name)) => (vis.clone(), name.clone()),
+        None => (Visibility::Inherited, default_enum_name(&block.self_ty)),
+    };
+    let names = Names {
+        p: quote!(::hookroute::__private),
+        provider: &args.provider,
+        enum_vis,
+        enum_name,
+        unknown: Ident::new(UNKNOWN_VARIANT, Span::call_site()),
+    };
+    let event_enum = event_enum(&names, block, set);
+    let handlers_impl = handlers_impl(&names, block, set);
+    quote! {
+        #event_enum
+        const _: () = {
+            #handlers_impl
+        };
+    }
+}
+
+/// The typed event enum and its inherent impl.
+fn event_enum(names: &Names<'_>, block: &ItemImpl, set: &HandlerSet) -> TokenStream {
+    let Names {
+        p,
+        provider,
+        enum_vis,
+        enum_name,
+        unknown,
+    } = names;
     let events: Vec<_> = set.handlers.iter().map(|h| &h.event).collect();
     let variants: Vec<_> = set.handlers.iter().map(|h| &h.variant).collect();
     let data_tys: Vec<_> = set.handlers.iter().map(|h| &h.data_ty).collect();
     let variant_docs = events
         .iter()
         .map(|event| format!("The `{}` event.", event.value()));
-
-    let parse_arms = set.handlers.iter().map(|h| {
-        let (event, variant, ty) = (&h.event, &h.variant, &h.data_ty);
-        // The data type is checked at the user's span: a type that is not
-        // `Deserialize` is reported on it.
-        let parse = quote_spanned!(ty.span()=> #p::from_raw::<#ty>(data));
-        quote!(#event => #enum_name::#variant(#parse?))
-    });
-
-    let dispatch_arms = set.handlers.iter().map(|h| {
-        let (variant, method) = (&h.variant, &h.method);
-        let call = match &h.meta_ty {
-            None => quote!(self.#method(data)),
-            Some(meta_ty) => {
-                let meta =
-                    quote_spanned!(meta_ty.span()=> <#meta_ty as #p::IsEventMeta>::from_meta(meta));
-                quote!(self.#method(data, #meta))
-            }
-        };
-        let result = quote_spanned!(h.output.0=> #p::into_result(#call.await));
-        quote!(#enum_name::#variant(data) => #result)
-    });
-
-    let (fallback_arm, unknown_parsed) = match &set.fallback {
-        Some(fallback) => {
-            let (method, ty) = (&fallback.method, &fallback.event_ty);
-            let event =
-                quote_spanned!(ty.span()=> <#ty as #p::IsUnknownEvent>::from_unknown(event));
-            let result =
-                quote_spanned!(fallback.output.0=> #p::into_result(self.#method(#event).await));
-            (
-                quote!(#enum_name::#unknown(event) => #result),
-                quote!(#p::Parsed::Handled(event)),
-            )
-        }
-        None => (
-            quote!(#enum_name::#unknown(_) => #p::Ok(())),
-            quote!(match event { #enum_name::#unknown(_) => #p::Parsed::Ignored, event => #p::Parsed::Handled(event) }),
-        ),
-    };
     let enum_doc = format!(
         "The events `{}` handles: one variant per `#[event]` handler, and `{UNKNOWN_VARIANT}` for every other type.",
-        self_ty.to_token_stream()
+        block.self_ty.to_token_stream()
     );
-
+    let parse_arms = set.handlers.iter().map(|h| {
+        let (event, variant, ty) = (&h.event, &h.variant, &h.data_ty);
+        // Spanned at the user's type: a type that is not `Deserialize` is reported there.
+        let parse = quote_spanned!(ty.span()=> #p::from_raw::<#ty>(data));
+        quote!(#event => Self::#variant(#parse?))
+    });
     quote! {
         #[doc = #enum_doc]
         #[allow(clippy::large_enum_variant)]
-        #vis enum #enum_name {
+        #enum_vis enum #enum_name {
             #(#[doc = #variant_docs] #variants(#data_tys),)*
             /// An event of a type no handler names, with its data left raw.
             #unknown(#p::UnknownEvent),
@@ -156,10 +150,7 @@ fn generate(args: &Args, block: &ItemImpl, set: &HandlerSet) -> TokenStream {
 
                 /// Reads an event from a delivery's headers and raw body. The signature
                 /// is not checked here: that is the `Receiver`'s job.
-                pub fn parse(
-                    headers: &#p::HeaderMap,
-                    body: &[u8],
-                ) -> #p::Result<Self, #p::EnvelopeError> {
+                pub fn parse(headers: &#p::HeaderMap, body: &[u8]) -> #p::Result<Self, #p::EnvelopeError> {
                     #p::parse_event::<#provider, Self>(headers, body, Self::from_parts)
                 }
 
@@ -169,46 +160,87 @@ fn generate(args: &Args, block: &ItemImpl, set: &HandlerSet) -> TokenStream {
                     Self::parse(&#p::HeaderMap::new(), body)
                 }
 
-                fn from_parts(
-                    meta: &#p::EventMeta,
-                    data: &#p::RawValue,
-                ) -> #p::Result<Self, #p::serde_json::Error> {
+                fn from_parts(meta: &#p::EventMeta, data: &#p::RawValue) -> #p::Result<Self, #p::serde_json::Error> {
                     #p::Ok(match meta.event_type() {
                         #(#parse_arms,)*
-                        _ => #enum_name::#unknown(#p::unknown_event(meta, data)),
+                        _ => Self::#unknown(#p::unknown_event(meta, data)),
                     })
                 }
             }
+        };
+    }
+}
 
-            #[automatically_derived]
-            impl #impl_generics #p::WebhookHandlers for #self_ty #where_clause {
-                type Provider = #provider;
-                type Event = #enum_name;
-                const EVENT_TYPES: &'static [&'static str] = #enum_name::EVENT_TYPES;
+/// The `WebhookHandlers` impl: parsing into the enum and dispatching to the methods.
+fn handlers_impl(names: &Names<'_>, block: &ItemImpl, set: &HandlerSet) -> TokenStream {
+    let Names {
+        p,
+        provider,
+        enum_name,
+        unknown,
+        ..
+    } = names;
+    let self_ty = &block.self_ty;
+    let (impl_generics, _, where_clause) = block.generics.split_for_impl();
+    let dispatch_arms = set.handlers.iter().map(|h| {
+        let (variant, method) = (&h.variant, &h.method);
+        let call = match &h.meta_ty {
+            None => quote!(self.#method(data)),
+            Some(meta_ty) => {
+                let meta =
+                    quote_spanned!(meta_ty.span()=> <#meta_ty as #p::IsEventMeta>::from_meta(meta));
+                quote!(self.#method(data, #meta))
+            }
+        };
+        let result = quote_spanned!(h.output.0=> #p::into_result(#call.await));
+        quote!(#enum_name::#variant(data) => #result)
+    });
+    let (fallback_arm, unknown_parsed) = match &set.fallback {
+        Some(fallback) => {
+            let (method, ty) = (&fallback.method, &fallback.event_ty);
+            let event =
+                quote_spanned!(ty.span()=> <#ty as #p::IsUnknownEvent>::from_unknown(event));
+            let result =
+                quote_spanned!(fallback.output.0=> #p::into_result(self.#method(#event).await));
+            (
+                quote!(#enum_name::#unknown(event) => #result),
+                quote!(#p::Parsed::Handled(event)),
+            )
+        }
+        None => (
+            quote!(#enum_name::#unknown(_) => #p::Ok(())),
+            quote!(match event { #enum_name::#unknown(_) => #p::Parsed::Ignored, event => #p::Parsed::Handled(event) }),
+        ),
+    };
+    quote! {
+        #[automatically_derived]
+        impl #impl_generics #p::WebhookHandlers for #self_ty #where_clause {
+            type Provider = #provider;
+            type Event = #enum_name;
+            const EVENT_TYPES: &'static [&'static str] = #enum_name::EVENT_TYPES;
 
-                fn parse(
-                    meta: &#p::EventMeta,
-                    data: &#p::RawValue,
-                ) -> #p::Result<#p::Parsed<#enum_name>, #p::serde_json::Error> {
-                    let event = #enum_name::from_parts(meta, data)?;
-                    #p::Ok(#unknown_parsed)
-                }
+            fn parse(
+                meta: &#p::EventMeta,
+                data: &#p::RawValue,
+            ) -> #p::Result<#p::Parsed<#enum_name>, #p::serde_json::Error> {
+                let event = #enum_name::from_parts(meta, data)?;
+                #p::Ok(#unknown_parsed)
+            }
 
-                fn dispatch<'a>(
-                    &'a self,
-                    event: #enum_name,
-                    meta: &'a #p::EventMeta,
-                ) -> impl #p::Future<Output = #p::Result<(), #p::HandlerError>> + #p::Send + 'a {
-                    let _ = meta;
-                    async move {
-                        match event {
-                            #(#dispatch_arms,)*
-                            #fallback_arm,
-                        }
+            fn dispatch<'a>(
+                &'a self,
+                event: #enum_name,
+                meta: &'a #p::EventMeta,
+            ) -> impl #p::Future<Output = #p::Result<(), #p::HandlerError>> + #p::Send + 'a {
+                let _ = meta;
+                async move {
+                    match event {
+                        #(#dispatch_arms,)*
+                        #fallback_arm,
                     }
                 }
             }
-        };
+        }
     }
 }
 

@@ -45,6 +45,11 @@ impl Errors {
 
 /// Parses `provider = "groq", event_enum = pub Name`.
 pub(crate) fn args(tokens: TokenStream) -> syn::Result<Args> {
+    let span = if tokens.is_empty() {
+        Span::call_site()
+    } else {
+        tokens.span()
+    };
     let mut provider = None;
     let mut event_enum = None;
     let parser = syn::meta::parser(|meta| {
@@ -74,13 +79,8 @@ pub(crate) fn args(tokens: TokenStream) -> syn::Result<Args> {
             )))
         }
     });
-    syn::parse::Parser::parse2(parser, tokens.clone())?;
+    syn::parse::Parser::parse2(parser, tokens)?;
     let provider = provider.ok_or_else(|| {
-        let span = if tokens.is_empty() {
-            Span::call_site()
-        } else {
-            tokens.span()
-        };
         syn::Error::new(
             span,
             format!(
@@ -114,7 +114,7 @@ fn provider_path(lit: &LitStr) -> syn::Result<TokenStream> {
         .iter()
         .find(|(known, _)| edit_distance(known, &name.to_lowercase()) <= 2)
     {
-        message.push_str(&format!("\nhelp: did you mean `{close}`?"));
+        message = format!("{message}\nhelp: did you mean `{close}`?");
     }
     Err(syn::Error::new(lit.span(), message))
 }
@@ -186,6 +186,7 @@ fn is_helper(attr: &Attribute) -> bool {
 /// Reads one helper attribute; `None` for other attributes and for malformed helpers
 /// (whose error is recorded).
 fn helper(attr: &Attribute, errors: &mut Errors) -> Option<Mark> {
+    const USAGE: &str = "expected the event type as a string: `#[event(\"resource.created\")]`";
     if attr.path().is_ident("fallback") {
         if let Meta::Path(_) = attr.meta {
             return Some(Mark::Fallback(attr.span()));
@@ -196,10 +197,9 @@ fn helper(attr: &Attribute, errors: &mut Errors) -> Option<Mark> {
     if !attr.path().is_ident("event") {
         return None;
     }
-    const USAGE: &str = "expected the event type as a string: `#[event(\"resource.created\")]`";
     match &attr.meta {
         Meta::List(list) => match list.parse_args::<LitStr>() {
-            Ok(lit) => return Some(Mark::Event(lit)),
+            Ok(event) => return Some(Mark::Event(event)),
             Err(_) => errors.at(&list.tokens, USAGE),
         },
         Meta::Path(path) => errors.at(path, USAGE),

@@ -213,8 +213,11 @@ impl<H: WebhookHandlers, S: IdempotencyStore> Receiver<H, S> {
 /// Releases a claim whose handler future was dropped mid-way (the client hung up), so
 /// the provider's retry need not wait for the lease.
 struct ClaimGuard<H: WebhookHandlers, S: IdempotencyStore> {
-    held: Option<(Arc<Inner<H, S>>, String, ClaimToken)>,
+    held: Option<HeldClaim<H, S>>,
 }
+
+/// The receiver (for its store), the key and the token of a live claim.
+type HeldClaim<H, S> = (Arc<Inner<H, S>>, String, ClaimToken);
 
 impl<H: WebhookHandlers, S: IdempotencyStore> ClaimGuard<H, S> {
     /// Hands the claim back to the caller, who completes or releases it.

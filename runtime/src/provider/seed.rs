@@ -226,7 +226,7 @@ seed_provider!(
 );
 
 seed_provider!(
-    /// CoreWeave: `x-coreweave-signature` (hex HMAC-SHA256 of `"<timestamp>.<body>"`)
+    /// `CoreWeave`: `x-coreweave-signature` (hex HMAC-SHA256 of `"<timestamp>.<body>"`)
     /// and `x-coreweave-timestamp` (unix seconds); secret in `COREWEAVE_WEBHOOK_SECRET`.
     Coreweave,
     "coreweave",
