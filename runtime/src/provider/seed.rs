@@ -104,16 +104,16 @@ fn decode_signature(
     let text = value
         .to_str()
         .map_err(|_| VerifyError::InvalidHeader(header))?;
-    let mut out = [0u8; MAC_LEN];
-    match hex::decode_to_slice(text, &mut out) {
-        Ok(()) => Ok(out),
-        Err(hex::FromHexError::OddLength) => Err(VerifyError::SignatureOddLength),
-        Err(hex::FromHexError::InvalidHexCharacter { .. }) => Err(VerifyError::SignatureNotHex),
-        Err(hex::FromHexError::InvalidStringLength) => Err(VerifyError::SignatureLength {
-            expected: MAC_LEN,
-            found: text.len() / 2,
-        }),
+    if text.len() % 2 == 1 {
+        return Err(VerifyError::SignatureOddLength);
     }
+    if !text.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(VerifyError::SignatureNotHex);
+    }
+    let mut out = [0u8; MAC_LEN];
+    hex::decode_to_slice(text, &mut out)
+        .map_err(|_| VerifyError::SignatureLength { expected: MAC_LEN, found: text.len() / 2 })?;
+    Ok(out)
 }
 
 /// HMAC-SHA256 of `"<timestamp>.<body>"`, fed in parts so the body is never copied.
