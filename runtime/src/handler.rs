@@ -37,6 +37,25 @@ pub trait WebhookHandlers: Send + Sync + 'static {
     ) -> impl Future<Output = Result<(), HandlerError>> + Send + 'a;
 }
 
+/// Handlers shared with the rest of the application are handlers too.
+impl<H: WebhookHandlers> WebhookHandlers for std::sync::Arc<H> {
+    type Provider = H::Provider;
+    type Event = H::Event;
+    const EVENT_TYPES: &'static [&'static str] = H::EVENT_TYPES;
+
+    fn parse(meta: &EventMeta, data: &RawValue) -> Result<Parsed<Self::Event>, serde_json::Error> {
+        H::parse(meta, data)
+    }
+
+    fn dispatch<'a>(
+        &'a self,
+        event: Self::Event,
+        meta: &'a EventMeta,
+    ) -> impl Future<Output = Result<(), HandlerError>> + Send + 'a {
+        (**self).dispatch(event, meta)
+    }
+}
+
 /// The result of [`WebhookHandlers::parse`].
 #[derive(Debug)]
 pub enum Parsed<E> {

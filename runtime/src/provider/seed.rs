@@ -111,8 +111,10 @@ fn decode_signature(
         return Err(VerifyError::SignatureNotHex);
     }
     let mut out = [0u8; MAC_LEN];
-    hex::decode_to_slice(text, &mut out)
-        .map_err(|_| VerifyError::SignatureLength { expected: MAC_LEN, found: text.len() / 2 })?;
+    hex::decode_to_slice(text, &mut out).map_err(|_| VerifyError::SignatureLength {
+        expected: MAC_LEN,
+        found: text.len() / 2,
+    })?;
     Ok(out)
 }
 

@@ -1,0 +1,473 @@
+//! The receiver behind the axum adapter, over a real TCP socket on 127.0.0.1.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use hookroute::store::{Claim, ClaimToken, StoreError};
+use hookroute::testing::{sign_raw, SignedDelivery, TestEvent};
+use hookroute::{
+    webhook_handlers, EventMeta, Groq, HandlerError, IdempotencyStore, MemoryStore, Receiver,
+};
+use serde::Deserialize;
+
+const SECRET: &str = "whsec_http_test";
+
+#[derive(Debug, Deserialize)]
+struct Resource {
+    id: String,
+}
+
+/// Counts how often each handler ran for each event id.
+#[derive(Default)]
+struct App {
+    runs: Mutex<HashMap<String, usize>>,
+    fail_next: AtomicBool,
+    hang_next: AtomicBool,
+}
+
+impl App {
+    fn record(&self, meta: &EventMeta) {
+        *self
+            .runs
+            .lock()
+            .unwrap()
+            .entry(meta.id().to_owned())
+            .or_default() += 1;
+    }
+
+    fn runs(&self, id: &str) -> usize {
+        self.runs.lock().unwrap().get(id).copied().unwrap_or(0)
+    }
+}
+
+#[webhook_handlers(provider = "groq")]
+impl App {
+    #[event("resource.created")]
+    async fn created(&self, data: Resource, meta: &EventMeta) -> Result<(), HandlerError> {
+        assert!(!data.id.is_empty());
+        // Long enough for concurrent copies to overlap with the claim.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        self.record(meta);
+        Ok(())
+    }
+
+    #[event("resource.flaky")]
+    async fn flaky(&self, _data: Resource, meta: &EventMeta) -> Result<(), HandlerError> {
+        self.record(meta);
+        if self.fail_next.swap(false, Ordering::SeqCst) {
+            return Err(HandlerError::msg("database is down"));
+        }
+        Ok(())
+    }
+
+    #[event("resource.panics")]
+    async fn panics(&self, _data: Resource, meta: &EventMeta) -> Result<(), HandlerError> {
+        self.record(meta);
+        panic!("handler bug");
+    }
+
+    #[event("resource.slow")]
+    async fn slow(&self, _data: Resource, meta: &EventMeta) -> Result<(), HandlerError> {
+        self.record(meta);
+        if self.hang_next.swap(false, Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+        }
+        Ok(())
+    }
+}
+
+struct Server {
+    url: String,
+    app: Arc<App>,
+    client: reqwest::Client,
+}
+
+impl Server {
+    async fn start() -> Self {
+        Self::start_with(|builder| builder.build().unwrap()).await
+    }
+
+    async fn start_with(
+        build: impl FnOnce(hookroute::ReceiverBuilder<Arc<App>>) -> Receiver<Arc<App>, MemoryStore>,
+    ) -> Self {
+        let app = Arc::new(App::default());
+        let receiver = build(Receiver::builder(Arc::clone(&app)).secret(SECRET));
+        Self::serve(receiver, app).await
+    }
+
+    async fn serve<S: IdempotencyStore>(receiver: Receiver<Arc<App>, S>, app: Arc<App>) -> Self {
+        let router = axum::Router::new().route("/webhooks/groq", hookroute::axum::post(receiver));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/webhooks/groq", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+        Self {
+            url,
+            app,
+            client: reqwest::Client::new(),
+        }
+    }
+
+    async fn send(&self, delivery: &SignedDelivery) -> (u16, serde_json::Value) {
+        let response = self
+            .client
+            .post(&self.url)
+            .headers(delivery.headers.clone())
+            .body(delivery.body.clone())
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        assert_eq!(response.headers()["content-type"], "application/json");
+        let body = response.bytes().await.unwrap();
+        (status, serde_json::from_slice(&body).unwrap())
+    }
+}
+
+fn event(event_type: &str, id: &str) -> SignedDelivery {
+    TestEvent::<Groq>::new(event_type, serde_json::json!({"id": "r1"}))
+        .id(id)
+        .sign(SECRET)
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+#[tokio::test]
+async fn a_valid_delivery_is_processed_once_and_its_retry_is_a_duplicate() {
+    let server = Server::start().await;
+    let delivery = event("resource.created", "evt_once");
+    let (status, body) = server.send(&delivery).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        body,
+        serde_json::json!({"status": "processed", "id": "evt_once", "type": "resource.created"})
+    );
+    assert_eq!(server.app.runs("evt_once"), 1);
+
+    let (status, body) = server.send(&delivery).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["status"], "duplicate");
+    assert_eq!(server.app.runs("evt_once"), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_concurrent_copies_run_the_handler_exactly_once() {
+    let server = Arc::new(Server::start().await);
+    let delivery = Arc::new(event("resource.created", "evt_concurrent"));
+    let tasks: Vec<_> = (0..50)
+        .map(|_| {
+            let (server, delivery) = (Arc::clone(&server), Arc::clone(&delivery));
+            tokio::spawn(async move { server.send(&delivery).await })
+        })
+        .collect();
+    let mut outcomes: HashMap<String, usize> = HashMap::new();
+    for task in tasks {
+        let (status, body) = task.await.unwrap();
+        let outcome = match status {
+            200 => body["status"].as_str().unwrap().to_owned(),
+            409 => "in flight".to_owned(),
+            other => panic!("unexpected status {other}: {body}"),
+        };
+        *outcomes.entry(outcome).or_default() += 1;
+    }
+    assert_eq!(server.app.runs("evt_concurrent"), 1, "{outcomes:?}");
+    assert_eq!(outcomes.get("processed"), Some(&1), "{outcomes:?}");
+    assert_eq!(outcomes.values().sum::<usize>(), 50);
+}
+
+#[tokio::test]
+async fn a_handler_error_is_500_and_the_retry_processes_it() {
+    let server = Server::start().await;
+    server.app.fail_next.store(true, Ordering::SeqCst);
+    let delivery = event("resource.flaky", "evt_flaky");
+    let (status, body) = server.send(&delivery).await;
+    assert_eq!(status, 500);
+    let error = body["error"].as_str().unwrap();
+    assert!(
+        error.contains("evt_flaky") && error.contains("retry"),
+        "{error}"
+    );
+    assert!(
+        !error.contains("database"),
+        "handler details stay in the log: {error}"
+    );
+
+    let (status, body) = server.send(&delivery).await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("processed")));
+    assert_eq!(server.app.runs("evt_flaky"), 2);
+}
+
+#[tokio::test]
+async fn a_panicking_handler_is_500_and_the_server_keeps_serving() {
+    let server = Server::start().await;
+    let (status, _) = server.send(&event("resource.panics", "evt_panic")).await;
+    assert_eq!(status, 500);
+    // Released, not recorded: the retry runs the handler again.
+    let (status, _) = server.send(&event("resource.panics", "evt_panic")).await;
+    assert_eq!(status, 500);
+    assert_eq!(server.app.runs("evt_panic"), 2);
+
+    let (status, body) = server
+        .send(&event("resource.created", "evt_after_panic"))
+        .await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("processed")));
+}
+
+#[tokio::test]
+async fn a_handler_past_its_timeout_is_500_and_the_retry_processes_it() {
+    let server = Server::start_with(|builder| {
+        builder
+            .handler_timeout(Duration::from_millis(200))
+            .lease(Duration::from_secs(60))
+            .build()
+            .unwrap()
+    })
+    .await;
+    server.app.hang_next.store(true, Ordering::SeqCst);
+    let delivery = event("resource.slow", "evt_slow");
+    let (status, _) = server.send(&delivery).await;
+    assert_eq!(status, 500);
+    let (status, body) = server.send(&delivery).await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("processed")));
+    assert_eq!(server.app.runs("evt_slow"), 2);
+}
+
+#[tokio::test]
+async fn the_same_event_in_flight_elsewhere_is_409() {
+    let server = Arc::new(
+        Server::start_with(|builder| {
+            builder
+                .handler_timeout(Duration::from_secs(5))
+                .build()
+                .unwrap()
+        })
+        .await,
+    );
+    server.app.hang_next.store(true, Ordering::SeqCst);
+    let delivery = Arc::new(event("resource.slow", "evt_in_flight"));
+    let first = {
+        let (server, delivery) = (Arc::clone(&server), Arc::clone(&delivery));
+        tokio::spawn(async move { server.send(&delivery).await })
+    };
+    // Wait until the first delivery's handler is running.
+    while server.app.runs("evt_in_flight") == 0 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let (status, body) = server.send(&delivery).await;
+    assert_eq!(status, 409, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("retry later"));
+    assert_eq!(first.await.unwrap().0, 500);
+}
+
+#[tokio::test]
+async fn an_event_type_without_a_handler_is_ignored() {
+    let server = Server::start().await;
+    let (status, body) = server
+        .send(&event("resource.archived", "evt_unknown"))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        body,
+        serde_json::json!({"status": "ignored", "id": "evt_unknown", "type": "resource.archived"})
+    );
+}
+
+#[tokio::test]
+async fn invalid_json_with_a_valid_signature_is_400() {
+    let server = Server::start().await;
+    for body in [
+        &b"{not json"[..],
+        b"\xff\xfe",
+        br#"{"id":"e","type":"resource.created"}"#,
+        br#"{"id":"","type":"t","data":{}}"#,
+    ] {
+        let delivery = SignedDelivery {
+            headers: sign_raw::<Groq>(SECRET, now(), body),
+            body: body.to_vec(),
+        };
+        let (status, response) = server.send(&delivery).await;
+        assert_eq!(status, 400, "{response}");
+        assert!(response["error"].is_string());
+    }
+}
+
+#[tokio::test]
+async fn data_that_does_not_fit_the_handlers_type_is_400() {
+    let server = Server::start().await;
+    let delivery = TestEvent::<Groq>::new("resource.created", serde_json::json!({"name": "no id"}))
+        .sign(SECRET);
+    let (status, body) = server.send(&delivery).await;
+    assert_eq!(status, 400);
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("missing field `id`"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn a_bad_signature_is_401_and_never_touches_the_store() {
+    let store = Arc::new(MemoryStore::new());
+    let app = Arc::new(App::default());
+    let receiver = Receiver::builder(Arc::clone(&app))
+        .secret(SECRET)
+        .store(Arc::clone(&store))
+        .build()
+        .unwrap();
+    let server = Server::serve(receiver, app).await;
+    let tampered = TestEvent::<Groq>::new("resource.created", serde_json::json!({"id": "r1"}))
+        .sign("not-the-secret");
+    let (status, body) = server.send(&tampered).await;
+    assert_eq!(status, 401);
+    assert_eq!(
+        body,
+        serde_json::json!({"error": "signature does not match"})
+    );
+    let stale = TestEvent::<Groq>::new("resource.created", serde_json::json!({"id": "r1"}))
+        .timestamp(now() - 600)
+        .sign(SECRET);
+    assert_eq!(server.send(&stale).await.0, 401);
+    assert!(store.is_empty());
+    assert_eq!(server.app.runs.lock().unwrap().len(), 0);
+}
+
+#[tokio::test]
+async fn a_body_over_the_limit_is_413() {
+    let server = Server::start_with(|builder| builder.body_limit(1024).build().unwrap()).await;
+    let delivery = TestEvent::<Groq>::new(
+        "resource.created",
+        serde_json::json!({"id": "x".repeat(2048)}),
+    )
+    .sign(SECRET);
+    let (status, body) = server.send(&delivery).await;
+    assert_eq!(status, 413);
+    assert!(body["error"].as_str().unwrap().contains("1024"));
+    // Just under the limit passes.
+    let small = TestEvent::<Groq>::new(
+        "resource.created",
+        serde_json::json!({"id": "x".repeat(900)}),
+    )
+    .sign(SECRET);
+    assert!(small.body.len() <= 1024);
+    assert_eq!(server.send(&small).await.0, 200);
+}
+
+#[tokio::test]
+async fn a_streamed_body_over_the_limit_is_413_without_content_length() {
+    let server = Server::start_with(|builder| builder.body_limit(1024).build().unwrap()).await;
+    let delivery = TestEvent::<Groq>::new(
+        "resource.created",
+        serde_json::json!({"id": "x".repeat(4096)}),
+    )
+    .sign(SECRET);
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+        delivery.body.chunks(512).map(|c| Ok(c.to_vec())).collect();
+    let response = server
+        .client
+        .post(&server.url)
+        .headers(delivery.headers.clone())
+        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
+            chunks,
+        )))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 413);
+}
+
+#[tokio::test]
+async fn other_methods_are_405() {
+    let server = Server::start().await;
+    let response = server.client.get(&server.url).send().await.unwrap();
+    assert_eq!(response.status().as_u16(), 405);
+}
+
+/// A store whose backend is down.
+struct DownStore;
+
+#[async_trait]
+impl IdempotencyStore for DownStore {
+    async fn claim(&self, _key: &str, _lease: Duration) -> Result<Claim, StoreError> {
+        Err(StoreError::Unavailable("connection refused".into()))
+    }
+
+    async fn complete(
+        &self,
+        _key: &str,
+        _token: &ClaimToken,
+        _ttl: Duration,
+    ) -> Result<(), StoreError> {
+        Err(StoreError::Unavailable("connection refused".into()))
+    }
+
+    async fn release(&self, _key: &str, _token: &ClaimToken) -> Result<(), StoreError> {
+        Err(StoreError::Unavailable("connection refused".into()))
+    }
+}
+
+#[tokio::test]
+async fn an_unreachable_store_is_503_and_no_handler_runs() {
+    let app = Arc::new(App::default());
+    let receiver = Receiver::builder(Arc::clone(&app))
+        .secret(SECRET)
+        .store(DownStore)
+        .build()
+        .unwrap();
+    let server = Server::serve(receiver, app).await;
+    let (status, body) = server
+        .send(&event("resource.created", "evt_store_down"))
+        .await;
+    assert_eq!(status, 503);
+    assert!(body["error"]
+        .as_str()
+        .unwrap()
+        .contains("nothing was processed"));
+    assert_eq!(server.app.runs("evt_store_down"), 0);
+}
+
+#[tokio::test]
+async fn a_client_that_hangs_up_mid_handler_releases_the_claim() {
+    let server = Server::start_with(|builder| {
+        builder
+            .handler_timeout(Duration::from_secs(10))
+            .build()
+            .unwrap()
+    })
+    .await;
+    server.app.hang_next.store(true, Ordering::SeqCst);
+    let delivery = event("resource.slow", "evt_hangup");
+    let short = reqwest::Client::builder()
+        .timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let result = short
+        .post(&server.url)
+        .headers(delivery.headers.clone())
+        .body(delivery.body.clone())
+        .send()
+        .await;
+    assert!(result.is_err(), "the client gave up first");
+    // The dropped request released its claim: the retry runs now, not after the lease.
+    let mut last = (0, serde_json::Value::Null);
+    for _ in 0..100 {
+        last = server.send(&delivery).await;
+        if last.0 != 409 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        (last.0, last.1["status"].as_str()),
+        (200, Some("processed"))
+    );
+    assert_eq!(server.app.runs("evt_hangup"), 2);
+}
