@@ -89,10 +89,10 @@
 
 pub use hookroute_macros::webhook_handlers;
 pub use hookroute_runtime::{
-    provider, store, testing, ConfigError, Coreweave, Delivered, DeliveredKind, EventMeta, Groq,
-    HandlerError, HandlerFailure, HandlerOutput, IdempotencyStore, MemoryStore, Outcome, Parsed,
-    Provider, Receiver, ReceiverBuilder, Rejection, Secret, SecretError, UnknownEvent, VerifyError,
-    WebhookHandlers, DEFAULT_BODY_LIMIT, DEFAULT_HANDLER_TIMEOUT, DEFAULT_LEASE,
+    provider, store, testing, ConfigError, Coreweave, Delivered, DeliveredKind, EventMeta, Groq, HandlerError,
+    HandlerFailure, HandlerOutput, IdempotencyStore, MemoryStore, Outcome, Parsed, Provider, Receiver, ReceiverBuilder,
+    Rejection, Secret, SecretError, UnknownEvent, VerifyError, WebhookHandlers, DEFAULT_BODY_LIMIT,
+    DEFAULT_HANDLER_TIMEOUT, DEFAULT_LEASE,
 };
 
 /// Mount a [`Receiver`] on an axum route: `hookroute::axum::post(receiver)`.

@@ -8,9 +8,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use hookroute::store::{Claim, ClaimToken, StoreError};
 use hookroute::testing::{sign_raw, SignedDelivery, TestEvent};
-use hookroute::{
-    webhook_handlers, EventMeta, Groq, HandlerError, IdempotencyStore, MemoryStore, Receiver,
-};
+use hookroute::{webhook_handlers, EventMeta, Groq, HandlerError, IdempotencyStore, MemoryStore, Receiver};
 use serde::Deserialize;
 
 const SECRET: &str = "whsec_http_test";
@@ -30,12 +28,7 @@ struct App {
 
 impl App {
     fn record(&self, meta: &EventMeta) {
-        *self
-            .runs
-            .lock()
-            .unwrap()
-            .entry(meta.id().to_owned())
-            .or_default() += 1;
+        *self.runs.lock().unwrap().entry(meta.id().to_owned()).or_default() += 1;
     }
 
     fn runs(&self, id: &str) -> usize {
@@ -103,11 +96,7 @@ impl Server {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/webhooks/groq", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
-        Self {
-            url,
-            app,
-            client: reqwest::Client::new(),
-        }
+        Self { url, app, client: reqwest::Client::new() }
     }
 
     async fn send(&self, delivery: &SignedDelivery) -> (u16, serde_json::Value) {
@@ -127,16 +116,11 @@ impl Server {
 }
 
 fn event(event_type: &str, id: &str) -> SignedDelivery {
-    TestEvent::<Groq>::new(event_type, serde_json::json!({"id": "r1"}))
-        .id(id)
-        .sign(SECRET)
+    TestEvent::<Groq>::new(event_type, serde_json::json!({"id": "r1"})).id(id).sign(SECRET)
 }
 
 fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
 }
 
 #[tokio::test]
@@ -145,10 +129,7 @@ async fn a_valid_delivery_is_processed_once_and_its_retry_is_a_duplicate() {
     let delivery = event("resource.created", "evt_once");
     let (status, body) = server.send(&delivery).await;
     assert_eq!(status, 200);
-    assert_eq!(
-        body,
-        serde_json::json!({"status": "processed", "id": "evt_once", "type": "resource.created"})
-    );
+    assert_eq!(body, serde_json::json!({"status": "processed", "id": "evt_once", "type": "resource.created"}));
     assert_eq!(server.app.runs("evt_once"), 1);
 
     let (status, body) = server.send(&delivery).await;
@@ -190,14 +171,8 @@ async fn a_handler_error_is_500_and_the_retry_processes_it() {
     let (status, body) = server.send(&delivery).await;
     assert_eq!(status, 500);
     let error = body["error"].as_str().unwrap();
-    assert!(
-        error.contains("evt_flaky") && error.contains("retry"),
-        "{error}"
-    );
-    assert!(
-        !error.contains("database"),
-        "handler details stay in the log: {error}"
-    );
+    assert!(error.contains("evt_flaky") && error.contains("retry"), "{error}");
+    assert!(!error.contains("database"), "handler details stay in the log: {error}");
 
     let (status, body) = server.send(&delivery).await;
     assert_eq!((status, body["status"].as_str()), (200, Some("processed")));
@@ -214,20 +189,14 @@ async fn a_panicking_handler_is_500_and_the_server_keeps_serving() {
     assert_eq!(status, 500);
     assert_eq!(server.app.runs("evt_panic"), 2);
 
-    let (status, body) = server
-        .send(&event("resource.created", "evt_after_panic"))
-        .await;
+    let (status, body) = server.send(&event("resource.created", "evt_after_panic")).await;
     assert_eq!((status, body["status"].as_str()), (200, Some("processed")));
 }
 
 #[tokio::test]
 async fn a_handler_past_its_timeout_is_500_and_the_retry_processes_it() {
     let server = Server::start_with(|builder| {
-        builder
-            .handler_timeout(Duration::from_millis(200))
-            .lease(Duration::from_secs(60))
-            .build()
-            .unwrap()
+        builder.handler_timeout(Duration::from_millis(200)).lease(Duration::from_secs(60)).build().unwrap()
     })
     .await;
     server.app.hang_next.store(true, Ordering::SeqCst);
@@ -241,15 +210,8 @@ async fn a_handler_past_its_timeout_is_500_and_the_retry_processes_it() {
 
 #[tokio::test]
 async fn the_same_event_in_flight_elsewhere_is_409() {
-    let server = Arc::new(
-        Server::start_with(|builder| {
-            builder
-                .handler_timeout(Duration::from_secs(5))
-                .build()
-                .unwrap()
-        })
-        .await,
-    );
+    let server =
+        Arc::new(Server::start_with(|builder| builder.handler_timeout(Duration::from_secs(5)).build().unwrap()).await);
     server.app.hang_next.store(true, Ordering::SeqCst);
     let delivery = Arc::new(event("resource.slow", "evt_in_flight"));
     let first = {
@@ -269,14 +231,9 @@ async fn the_same_event_in_flight_elsewhere_is_409() {
 #[tokio::test]
 async fn an_event_type_without_a_handler_is_ignored() {
     let server = Server::start().await;
-    let (status, body) = server
-        .send(&event("resource.archived", "evt_unknown"))
-        .await;
+    let (status, body) = server.send(&event("resource.archived", "evt_unknown")).await;
     assert_eq!(status, 200);
-    assert_eq!(
-        body,
-        serde_json::json!({"status": "ignored", "id": "evt_unknown", "type": "resource.archived"})
-    );
+    assert_eq!(body, serde_json::json!({"status": "ignored", "id": "evt_unknown", "type": "resource.archived"}));
 }
 
 #[tokio::test]
@@ -288,10 +245,7 @@ async fn invalid_json_with_a_valid_signature_is_400() {
         br#"{"id":"e","type":"resource.created"}"#,
         br#"{"id":"","type":"t","data":{}}"#,
     ] {
-        let delivery = SignedDelivery {
-            headers: sign_raw::<Groq>(SECRET, now(), body),
-            body: body.to_vec(),
-        };
+        let delivery = SignedDelivery { headers: sign_raw::<Groq>(SECRET, now(), body), body: body.to_vec() };
         let (status, response) = server.send(&delivery).await;
         assert_eq!(status, 400, "{response}");
         assert!(response["error"].is_string());
@@ -301,40 +255,24 @@ async fn invalid_json_with_a_valid_signature_is_400() {
 #[tokio::test]
 async fn data_that_does_not_fit_the_handlers_type_is_400() {
     let server = Server::start().await;
-    let delivery = TestEvent::<Groq>::new("resource.created", serde_json::json!({"name": "no id"}))
-        .sign(SECRET);
+    let delivery = TestEvent::<Groq>::new("resource.created", serde_json::json!({"name": "no id"})).sign(SECRET);
     let (status, body) = server.send(&delivery).await;
     assert_eq!(status, 400);
-    assert!(
-        body["error"]
-            .as_str()
-            .unwrap()
-            .contains("missing field `id`"),
-        "{body}"
-    );
+    assert!(body["error"].as_str().unwrap().contains("missing field `id`"), "{body}");
 }
 
 #[tokio::test]
 async fn a_bad_signature_is_401_and_never_touches_the_store() {
     let store = Arc::new(MemoryStore::new());
     let app = Arc::new(App::default());
-    let receiver = Receiver::builder(Arc::clone(&app))
-        .secret(SECRET)
-        .store(Arc::clone(&store))
-        .build()
-        .unwrap();
+    let receiver = Receiver::builder(Arc::clone(&app)).secret(SECRET).store(Arc::clone(&store)).build().unwrap();
     let server = Server::serve(receiver, app).await;
-    let tampered = TestEvent::<Groq>::new("resource.created", serde_json::json!({"id": "r1"}))
-        .sign("not-the-secret");
+    let tampered = TestEvent::<Groq>::new("resource.created", serde_json::json!({"id": "r1"})).sign("not-the-secret");
     let (status, body) = server.send(&tampered).await;
     assert_eq!(status, 401);
-    assert_eq!(
-        body,
-        serde_json::json!({"error": "signature does not match"})
-    );
-    let stale = TestEvent::<Groq>::new("resource.created", serde_json::json!({"id": "r1"}))
-        .timestamp(now() - 600)
-        .sign(SECRET);
+    assert_eq!(body, serde_json::json!({"error": "signature does not match"}));
+    let stale =
+        TestEvent::<Groq>::new("resource.created", serde_json::json!({"id": "r1"})).timestamp(now() - 600).sign(SECRET);
     assert_eq!(server.send(&stale).await.0, 401);
     assert!(store.is_empty());
     assert_eq!(server.app.runs.lock().unwrap().len(), 0);
@@ -343,20 +281,12 @@ async fn a_bad_signature_is_401_and_never_touches_the_store() {
 #[tokio::test]
 async fn a_body_over_the_limit_is_413() {
     let server = Server::start_with(|builder| builder.body_limit(1024).build().unwrap()).await;
-    let delivery = TestEvent::<Groq>::new(
-        "resource.created",
-        serde_json::json!({"id": "x".repeat(2048)}),
-    )
-    .sign(SECRET);
+    let delivery = TestEvent::<Groq>::new("resource.created", serde_json::json!({"id": "x".repeat(2048)})).sign(SECRET);
     let (status, body) = server.send(&delivery).await;
     assert_eq!(status, 413);
     assert!(body["error"].as_str().unwrap().contains("1024"));
     // Just under the limit passes.
-    let small = TestEvent::<Groq>::new(
-        "resource.created",
-        serde_json::json!({"id": "x".repeat(900)}),
-    )
-    .sign(SECRET);
+    let small = TestEvent::<Groq>::new("resource.created", serde_json::json!({"id": "x".repeat(900)})).sign(SECRET);
     assert!(small.body.len() <= 1024);
     assert_eq!(server.send(&small).await.0, 200);
 }
@@ -364,20 +294,13 @@ async fn a_body_over_the_limit_is_413() {
 #[tokio::test]
 async fn a_streamed_body_over_the_limit_is_413_without_content_length() {
     let server = Server::start_with(|builder| builder.body_limit(1024).build().unwrap()).await;
-    let delivery = TestEvent::<Groq>::new(
-        "resource.created",
-        serde_json::json!({"id": "x".repeat(4096)}),
-    )
-    .sign(SECRET);
-    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
-        delivery.body.chunks(512).map(|c| Ok(c.to_vec())).collect();
+    let delivery = TestEvent::<Groq>::new("resource.created", serde_json::json!({"id": "x".repeat(4096)})).sign(SECRET);
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> = delivery.body.chunks(512).map(|c| Ok(c.to_vec())).collect();
     let response = server
         .client
         .post(&server.url)
         .headers(delivery.headers.clone())
-        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
-            chunks,
-        )))
+        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(chunks)))
         .send()
         .await
         .unwrap();
@@ -400,12 +323,7 @@ impl IdempotencyStore for DownStore {
         Err(StoreError::Unavailable("connection refused".into()))
     }
 
-    async fn complete(
-        &self,
-        _key: &str,
-        _token: &ClaimToken,
-        _ttl: Duration,
-    ) -> Result<(), StoreError> {
+    async fn complete(&self, _key: &str, _token: &ClaimToken, _ttl: Duration) -> Result<(), StoreError> {
         Err(StoreError::Unavailable("connection refused".into()))
     }
 
@@ -417,44 +335,21 @@ impl IdempotencyStore for DownStore {
 #[tokio::test]
 async fn an_unreachable_store_is_503_and_no_handler_runs() {
     let app = Arc::new(App::default());
-    let receiver = Receiver::builder(Arc::clone(&app))
-        .secret(SECRET)
-        .store(DownStore)
-        .build()
-        .unwrap();
+    let receiver = Receiver::builder(Arc::clone(&app)).secret(SECRET).store(DownStore).build().unwrap();
     let server = Server::serve(receiver, app).await;
-    let (status, body) = server
-        .send(&event("resource.created", "evt_store_down"))
-        .await;
+    let (status, body) = server.send(&event("resource.created", "evt_store_down")).await;
     assert_eq!(status, 503);
-    assert!(body["error"]
-        .as_str()
-        .unwrap()
-        .contains("nothing was processed"));
+    assert!(body["error"].as_str().unwrap().contains("nothing was processed"));
     assert_eq!(server.app.runs("evt_store_down"), 0);
 }
 
 #[tokio::test]
 async fn a_client_that_hangs_up_mid_handler_releases_the_claim() {
-    let server = Server::start_with(|builder| {
-        builder
-            .handler_timeout(Duration::from_secs(10))
-            .build()
-            .unwrap()
-    })
-    .await;
+    let server = Server::start_with(|builder| builder.handler_timeout(Duration::from_secs(10)).build().unwrap()).await;
     server.app.hang_next.store(true, Ordering::SeqCst);
     let delivery = event("resource.slow", "evt_hangup");
-    let short = reqwest::Client::builder()
-        .timeout(Duration::from_millis(300))
-        .build()
-        .unwrap();
-    let result = short
-        .post(&server.url)
-        .headers(delivery.headers.clone())
-        .body(delivery.body.clone())
-        .send()
-        .await;
+    let short = reqwest::Client::builder().timeout(Duration::from_millis(300)).build().unwrap();
+    let result = short.post(&server.url).headers(delivery.headers.clone()).body(delivery.body.clone()).send().await;
     assert!(result.is_err(), "the client gave up first");
     // The dropped request released its claim: the retry runs now, not after the lease.
     let mut last = (0, serde_json::Value::Null);
@@ -465,9 +360,6 @@ async fn a_client_that_hangs_up_mid_handler_releases_the_claim() {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert_eq!(
-        (last.0, last.1["status"].as_str()),
-        (200, Some("processed"))
-    );
+    assert_eq!((last.0, last.1["status"].as_str()), (200, Some("processed")));
     assert_eq!(server.app.runs("evt_hangup"), 2);
 }

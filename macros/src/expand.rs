@@ -102,19 +102,11 @@ fn generate(args: &Args, block: &ItemImpl, set: &HandlerSet) -> TokenStream {
 
 /// The typed event enum and its inherent impl.
 fn event_enum(names: &Names<'_>, block: &ItemImpl, set: &HandlerSet) -> TokenStream {
-    let Names {
-        p,
-        provider,
-        enum_vis,
-        enum_name,
-        unknown,
-    } = names;
+    let Names { p, provider, enum_vis, enum_name, unknown } = names;
     let events: Vec<_> = set.handlers.iter().map(|h| &h.event).collect();
     let variants: Vec<_> = set.handlers.iter().map(|h| &h.variant).collect();
     let data_tys: Vec<_> = set.handlers.iter().map(|h| &h.data_ty).collect();
-    let variant_docs = events
-        .iter()
-        .map(|event| format!("The `{}` event.", event.value()));
+    let variant_docs = events.iter().map(|event| format!("The `{}` event.", event.value()));
     let enum_doc = format!(
         "The events `{}` handles: one variant per `#[event]` handler, and `{UNKNOWN_VARIANT}` for every other type.",
         block.self_ty.to_token_stream()
@@ -173,13 +165,7 @@ fn event_enum(names: &Names<'_>, block: &ItemImpl, set: &HandlerSet) -> TokenStr
 
 /// The `WebhookHandlers` impl: parsing into the enum and dispatching to the methods.
 fn handlers_impl(names: &Names<'_>, block: &ItemImpl, set: &HandlerSet) -> TokenStream {
-    let Names {
-        p,
-        provider,
-        enum_name,
-        unknown,
-        ..
-    } = names;
+    let Names { p, provider, enum_name, unknown, .. } = names;
     let self_ty = &block.self_ty;
     let (impl_generics, _, where_clause) = block.generics.split_for_impl();
     let dispatch_arms = set.handlers.iter().map(|h| {
@@ -187,8 +173,7 @@ fn handlers_impl(names: &Names<'_>, block: &ItemImpl, set: &HandlerSet) -> Token
         let call = match &h.meta_ty {
             None => quote!(self.#method(data)),
             Some(meta_ty) => {
-                let meta =
-                    quote_spanned!(meta_ty.span()=> <#meta_ty as #p::IsEventMeta>::from_meta(meta));
+                let meta = quote_spanned!(meta_ty.span()=> <#meta_ty as #p::IsEventMeta>::from_meta(meta));
                 quote!(self.#method(data, #meta))
             }
         };
@@ -198,14 +183,9 @@ fn handlers_impl(names: &Names<'_>, block: &ItemImpl, set: &HandlerSet) -> Token
     let (fallback_arm, unknown_parsed) = match &set.fallback {
         Some(fallback) => {
             let (method, ty) = (&fallback.method, &fallback.event_ty);
-            let event =
-                quote_spanned!(ty.span()=> <#ty as #p::IsUnknownEvent>::from_unknown(event));
-            let result =
-                quote_spanned!(fallback.output.0=> #p::into_result(self.#method(#event).await));
-            (
-                quote!(#enum_name::#unknown(event) => #result),
-                quote!(#p::Parsed::Handled(event)),
-            )
+            let event = quote_spanned!(ty.span()=> <#ty as #p::IsUnknownEvent>::from_unknown(event));
+            let result = quote_spanned!(fallback.output.0=> #p::into_result(self.#method(#event).await));
+            (quote!(#enum_name::#unknown(event) => #result), quote!(#p::Parsed::Handled(event)))
         }
         None => (
             quote!(#enum_name::#unknown(_) => #p::Ok(())),
@@ -247,10 +227,11 @@ fn handlers_impl(names: &Names<'_>, block: &ItemImpl, set: &HandlerSet) -> Token
 /// `App` → `AppEvent`; `Store<T>` → `StoreEvent`.
 fn default_enum_name(self_ty: &Type) -> Ident {
     match self_ty {
-        Type::Path(path) => path.path.segments.last().map_or_else(
-            || format_ident!("WebhookEvent"),
-            |segment| format_ident!("{}Event", segment.ident),
-        ),
+        Type::Path(path) => path
+            .path
+            .segments
+            .last()
+            .map_or_else(|| format_ident!("WebhookEvent"), |segment| format_ident!("{}Event", segment.ident)),
         _ => format_ident!("WebhookEvent"),
     }
 }

@@ -4,6 +4,8 @@
 //! impl block (`parse`), checks it (`validate`), and writes the event enum, the
 //! dispatch and the `WebhookHandlers` impl (`expand`).
 
+#![warn(clippy::unwrap_used)]
+
 mod expand;
 mod model;
 mod parse;

@@ -45,21 +45,14 @@ impl Errors {
 
 /// Parses `provider = "groq", event_enum = pub Name`.
 pub(crate) fn args(tokens: TokenStream) -> syn::Result<Args> {
-    let span = if tokens.is_empty() {
-        Span::call_site()
-    } else {
-        tokens.span()
-    };
+    let span = if tokens.is_empty() { Span::call_site() } else { tokens.span() };
     let mut provider = None;
     let mut event_enum = None;
     let parser = syn::meta::parser(|meta| {
         if meta.path.is_ident("provider") {
             let value = meta.value()?;
             let lit: LitStr = value.parse().map_err(|e| {
-                syn::Error::new(
-                    e.span(),
-                    "expected the provider's name as a string: `provider = \"groq\"`",
-                )
+                syn::Error::new(e.span(), "expected the provider's name as a string: `provider = \"groq\"`")
             })?;
             provider = Some(provider_path(&lit)?);
             Ok(())
@@ -67,39 +60,31 @@ pub(crate) fn args(tokens: TokenStream) -> syn::Result<Args> {
             let value = meta.value()?;
             let vis = value.parse()?;
             let name = value.parse().map_err(|e| {
-                syn::Error::new(e.span(), "expected the event enum's name: `event_enum = AppEvent` or `event_enum = pub AppEvent`")
+                syn::Error::new(
+                    e.span(),
+                    "expected the event enum's name: `event_enum = AppEvent` or `event_enum = pub AppEvent`",
+                )
             })?;
             event_enum = Some((vis, name));
             Ok(())
         } else {
             let path = &meta.path;
             let key = quote!(#path).to_string().replace(' ', "");
-            Err(meta.error(format_args!(
-                "unknown key `{key}`: #[webhook_handlers] takes {KEYS}"
-            )))
+            Err(meta.error(format_args!("unknown key `{key}`: #[webhook_handlers] takes {KEYS}")))
         }
     });
     syn::parse::Parser::parse2(parser, tokens)?;
     let provider = provider.ok_or_else(|| {
         syn::Error::new(
             span,
-            format!(
-                "missing provider: write `#[webhook_handlers(provider = \"groq\")]`; {}",
-                known_list()
-            ),
+            format!("missing provider: write `#[webhook_handlers(provider = \"groq\")]`; {}", known_list()),
         )
     })?;
-    Ok(Args {
-        provider,
-        event_enum,
-    })
+    Ok(Args { provider, event_enum })
 }
 
 fn known_list() -> String {
-    let names: Vec<String> = PROVIDERS
-        .iter()
-        .map(|(name, _)| format!("`{name}`"))
-        .collect();
+    let names: Vec<String> = PROVIDERS.iter().map(|(name, _)| format!("`{name}`")).collect();
     format!("known providers: {}", names.join(", "))
 }
 
@@ -110,10 +95,7 @@ fn provider_path(lit: &LitStr) -> syn::Result<TokenStream> {
         return Ok(quote!(::hookroute::__private::#ty));
     }
     let mut message = format!("unknown provider `{name}`; {}", known_list());
-    if let Some((close, _)) = PROVIDERS
-        .iter()
-        .find(|(known, _)| edit_distance(known, &name.to_lowercase()) <= 2)
-    {
+    if let Some((close, _)) = PROVIDERS.iter().find(|(known, _)| edit_distance(known, &name.to_lowercase()) <= 2) {
         message = format!("{message}\nhelp: did you mean `{close}`?");
     }
     Err(syn::Error::new(lit.span(), message))
@@ -128,9 +110,7 @@ fn edit_distance(a: &str, b: &str) -> usize {
         row[0] = i + 1;
         for (j, cb) in b.iter().enumerate() {
             let above = row[j + 1];
-            row[j + 1] = (above + 1)
-                .min(row[j] + 1)
-                .min(diagonal + usize::from(ca != *cb));
+            row[j + 1] = (above + 1).min(row[j] + 1).min(diagonal + usize::from(ca != *cb));
             diagonal = above;
         }
     }
@@ -167,13 +147,15 @@ pub(crate) fn take_marks(block: &mut ItemImpl, errors: &mut Errors) -> Vec<Marke
         });
         let mut marks = marks.into_iter();
         if let Some((mark, _)) = marks.next() {
-            marked.push(Marked {
-                mark,
-                sig: method.sig.clone(),
-            });
+            marked.push(Marked { mark, sig: method.sig.clone() });
+            // Handlers must be `async`, so a handler that never awaits is no mistake.
+            method.attrs.push(syn::parse_quote!(#[allow(clippy::unused_async)]));
         }
         for (_, span) in marks {
-            errors.at_span(span, "a method handles one event type: remove this second attribute, or write a second handler");
+            errors.at_span(
+                span,
+                "a method handles one event type: remove this second attribute, or write a second handler",
+            );
         }
     }
     marked

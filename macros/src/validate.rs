@@ -15,11 +15,7 @@ pub(crate) const UNKNOWN_VARIANT: &str = "Unknown";
 
 /// Checks every marked method and returns the handler set; every mistake goes to
 /// `errors`.
-pub(crate) fn handler_set(
-    marked: Vec<Marked>,
-    block_span: Span,
-    errors: &mut Errors,
-) -> HandlerSet {
+pub(crate) fn handler_set(marked: Vec<Marked>, block_span: Span, errors: &mut Errors) -> HandlerSet {
     let mut handlers: Vec<Handler> = Vec::new();
     let mut fallback: Option<Fallback> = None;
     let mut by_event: HashMap<String, Span> = HashMap::new();
@@ -30,20 +26,14 @@ pub(crate) fn handler_set(
         match mark {
             Mark::Event(event) => {
                 let variant = variant_name(&event, errors);
-                let params = checked
-                    .and_then(|output| event_params(&sig, errors).map(|params| (output, params)));
+                let params = checked.and_then(|output| event_params(&sig, errors).map(|params| (output, params)));
                 if let Some(first) = by_event.get(&event.value()) {
                     let mut error = syn::Error::new(
                         event.span(),
-                        format!(
-                            "two handlers for event type `{}`: each event type has one handler",
-                            event.value()
-                        ),
+                        format!("two handlers for event type `{}`: each event type has one handler", event.value()),
                     );
-                    error.combine(syn::Error::new(
-                        *first,
-                        format!("the first handler for `{}` is here", event.value()),
-                    ));
+                    error
+                        .combine(syn::Error::new(*first, format!("the first handler for `{}` is here", event.value())));
                     errors.push(error);
                     continue;
                 }
@@ -63,36 +53,19 @@ pub(crate) fn handler_set(
                 }
                 by_variant.insert(variant.to_string(), event.clone());
                 if let Some((output, (data_ty, meta_ty))) = params {
-                    handlers.push(Handler {
-                        event,
-                        variant,
-                        method: sig.ident.clone(),
-                        data_ty,
-                        meta_ty,
-                        output,
-                    });
+                    handlers.push(Handler { event, variant, method: sig.ident.clone(), data_ty, meta_ty, output });
                 }
             }
             Mark::Fallback(span) => {
                 if let Some(first) = &fallback {
-                    let mut error = syn::Error::new(
-                        span,
-                        "two `#[fallback]` handlers: there can be one at most",
-                    );
-                    error.combine(syn::Error::new(
-                        first.method.span(),
-                        "the first `#[fallback]` handler is here",
-                    ));
+                    let mut error = syn::Error::new(span, "two `#[fallback]` handlers: there can be one at most");
+                    error.combine(syn::Error::new(first.method.span(), "the first `#[fallback]` handler is here"));
                     errors.push(error);
                     continue;
                 }
                 let event_ty = fallback_param(&sig, errors);
                 if let (Some(output), Some(event_ty)) = (checked, event_ty) {
-                    fallback = Some(Fallback {
-                        method: sig.ident.clone(),
-                        event_ty,
-                        output,
-                    });
+                    fallback = Some(Fallback { method: sig.ident.clone(), event_ty, output });
                 }
             }
         }
@@ -134,10 +107,7 @@ fn common(sig: &Signature, errors: &mut Errors) -> Option<ReturnSpan> {
     match sig.inputs.first() {
         Some(FnArg::Receiver(receiver)) => {
             if receiver.colon_token.is_some() {
-                errors.at(
-                    receiver,
-                    format!("handler `{name}` must take `&self`, not a typed `self`"),
-                );
+                errors.at(receiver, format!("handler `{name}` must take `&self`, not a typed `self`"));
             } else if receiver.reference.is_none() {
                 errors.at(
                     receiver,
@@ -221,12 +191,7 @@ fn data_type(name: &Ident, param: &syn::PatType, errors: &mut Errors) -> Option<
             None
         }
         Type::ImplTrait(_) | Type::Infer(_) => {
-            errors.at(
-                &param.ty,
-                format!(
-                    "handler `{name}` needs a concrete data type that implements `Deserialize`"
-                ),
-            );
+            errors.at(&param.ty, format!("handler `{name}` needs a concrete data type that implements `Deserialize`"));
             None
         }
         ty => Some(ty.clone()),
@@ -235,9 +200,7 @@ fn data_type(name: &Ident, param: &syn::PatType, errors: &mut Errors) -> Option<
 
 fn meta_type(name: &Ident, param: &syn::PatType, errors: &mut Errors) -> Option<Type> {
     match &*param.ty {
-        Type::Reference(reference) if reference.mutability.is_none() => {
-            Some((*reference.elem).clone())
-        }
+        Type::Reference(reference) if reference.mutability.is_none() => Some((*reference.elem).clone()),
         ty => {
             errors.at(
                 ty,
@@ -251,7 +214,8 @@ fn meta_type(name: &Ident, param: &syn::PatType, errors: &mut Errors) -> Option<
 /// `(event: UnknownEvent)`: the fallback's one parameter.
 fn fallback_param(sig: &Signature, errors: &mut Errors) -> Option<Type> {
     let name = &sig.ident;
-    let usage = format!("a `#[fallback]` handler is `async fn {name}(&self, event: hookroute::UnknownEvent) -> Result<(), E>`");
+    let usage =
+        format!("a `#[fallback]` handler is `async fn {name}(&self, event: hookroute::UnknownEvent) -> Result<(), E>`");
     match typed_params(sig).as_slice() {
         [(event, _)] => Some((*event.ty).clone()),
         [] => {
@@ -270,27 +234,19 @@ fn fallback_param(sig: &Signature, errors: &mut Errors) -> Option<Type> {
 /// `resource.created` → `ResourceCreated`; records an error for a malformed type.
 fn variant_name(event: &LitStr, errors: &mut Errors) -> Option<Ident> {
     let value = event.value();
-    let shape = "event types look like `resource.created`: letters, digits, `_` and `-`, in parts joined by `.`, `/` or `:`";
+    let shape =
+        "event types look like `resource.created`: letters, digits, `_` and `-`, in parts joined by `.`, `/` or `:`";
     if value.is_empty() {
         errors.at(event, format!("the event type is empty; {shape}"));
         return None;
     }
-    if let Some(bad) = value
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || "._-/:".contains(*c)))
-    {
-        errors.at(
-            event,
-            format!("the event type `{value}` contains {bad:?}; {shape}"),
-        );
+    if let Some(bad) = value.chars().find(|c| !(c.is_ascii_alphanumeric() || "._-/:".contains(*c))) {
+        errors.at(event, format!("the event type `{value}` contains {bad:?}; {shape}"));
         return None;
     }
     let parts: Vec<&str> = value.split(['.', '/', ':']).collect();
     if parts.iter().any(|part| part.is_empty()) {
-        errors.at(
-            event,
-            format!("the event type `{value}` has an empty part; {shape}"),
-        );
+        errors.at(event, format!("the event type `{value}` has an empty part; {shape}"));
         return None;
     }
     let mut name = String::new();
@@ -302,10 +258,7 @@ fn variant_name(event: &LitStr, errors: &mut Errors) -> Option<Ident> {
         }
     }
     if name.is_empty() {
-        errors.at(
-            event,
-            format!("the event type `{value}` has no letters or digits; {shape}"),
-        );
+        errors.at(event, format!("the event type `{value}` has no letters or digits; {shape}"));
         return None;
     }
     if name.starts_with(|c: char| c.is_ascii_digit()) {

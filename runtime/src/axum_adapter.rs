@@ -44,10 +44,7 @@ where
 }
 
 /// Receives one axum request: what [`post`] runs for each delivery.
-pub async fn handle<H: WebhookHandlers, S: IdempotencyStore>(
-    receiver: &Receiver<H, S>,
-    request: Request,
-) -> Response {
+pub async fn handle<H: WebhookHandlers, S: IdempotencyStore>(receiver: &Receiver<H, S>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     let limit = receiver.body_limit();
     let declared = parts
@@ -70,9 +67,6 @@ pub async fn handle<H: WebhookHandlers, S: IdempotencyStore>(
 
 fn respond(outcome: &Outcome) -> Response {
     let mut response = (outcome.status(), Body::from(outcome.body())).into_response();
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     response
 }

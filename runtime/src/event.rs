@@ -26,18 +26,8 @@ pub struct EventMeta {
 
 impl EventMeta {
     /// Facts about an event, for calling a handler directly in a test.
-    pub fn new(
-        provider: &'static str,
-        id: impl Into<String>,
-        event_type: impl Into<String>,
-    ) -> Self {
-        Self {
-            provider,
-            id: id.into(),
-            event_type: event_type.into(),
-            created: None,
-            timestamp: None,
-        }
+    pub fn new(provider: &'static str, id: impl Into<String>, event_type: impl Into<String>) -> Self {
+        Self { provider, id: id.into(), event_type: event_type.into(), created: None, timestamp: None }
     }
 
     /// Sets when the provider says the event was created, as it wrote it.

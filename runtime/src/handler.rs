@@ -91,9 +91,7 @@ pub struct HandlerError {
 impl HandlerError {
     /// A failure with a message.
     pub fn msg(message: impl fmt::Display) -> Self {
-        Self {
-            message: message.to_string(),
-        }
+        Self { message: message.to_string() }
     }
 
     /// The failure's message.
@@ -143,9 +141,7 @@ pub trait HandlerOutput {
 impl<E: fmt::Display> HandlerOutput for Result<(), E> {
     fn into_result(self) -> Result<(), HandlerError> {
         // `{:#}` shows the chain of causes for error types that print it that way (anyhow).
-        self.map_err(|error| HandlerError {
-            message: format!("{error:#}"),
-        })
+        self.map_err(|error| HandlerError { message: format!("{error:#}") })
     }
 }
 

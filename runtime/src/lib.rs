@@ -12,6 +12,8 @@
 //! - [`axum_adapter`] (feature `axum`): mount a receiver on a route.
 //! - [`testing`]: build correctly signed deliveries in tests.
 
+#![warn(clippy::unwrap_used)]
+
 mod event;
 mod handler;
 pub mod provider;
@@ -27,8 +29,8 @@ pub use event::{EventMeta, UnknownEvent};
 pub use handler::{HandlerError, HandlerOutput, Parsed, WebhookHandlers};
 pub use provider::{ConfigError, Coreweave, Groq, Provider, VerifyError};
 pub use receiver::{
-    Delivered, DeliveredKind, HandlerFailure, Outcome, Receiver, ReceiverBuilder, Rejection,
-    DEFAULT_BODY_LIMIT, DEFAULT_HANDLER_TIMEOUT, DEFAULT_LEASE,
+    Delivered, DeliveredKind, HandlerFailure, Outcome, Receiver, ReceiverBuilder, Rejection, DEFAULT_BODY_LIMIT,
+    DEFAULT_HANDLER_TIMEOUT, DEFAULT_LEASE,
 };
 pub use secret::{Secret, SecretError};
 pub use store::{IdempotencyStore, MemoryStore};
@@ -38,8 +40,7 @@ pub use store::{IdempotencyStore, MemoryStore};
 pub mod __private {
     pub use crate::event::{EventMeta, UnknownEvent};
     pub use crate::handler::{
-        EventData, HandlerError, HandlerOutput, IsEventMeta, IsUnknownEvent, Parsed,
-        WebhookHandlers,
+        EventData, HandlerError, HandlerOutput, IsEventMeta, IsUnknownEvent, Parsed, WebhookHandlers,
     };
     pub use crate::provider::{Coreweave, EnvelopeError, Groq, Provider};
     pub use core::future::Future;

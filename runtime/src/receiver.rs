@@ -9,9 +9,7 @@ use http::{HeaderMap, StatusCode};
 
 use crate::event::EventMeta;
 use crate::handler::{Parsed, WebhookHandlers};
-use crate::provider::{
-    ConfigError, EnvelopeError, Provider, ProviderConfig, VerifyError, DEFAULT_TOLERANCE,
-};
+use crate::provider::{ConfigError, EnvelopeError, Provider, ProviderConfig, VerifyError, DEFAULT_TOLERANCE};
 use crate::secret::Secret;
 use crate::store::{Claim, ClaimToken, IdempotencyStore, MemoryStore, StoreError, DEFAULT_TTL};
 
@@ -72,9 +70,7 @@ struct Settings {
 
 impl<H: WebhookHandlers, S: IdempotencyStore> Clone for Receiver<H, S> {
     fn clone(&self) -> Self {
-        Self {
-            inner: Arc::clone(&self.inner),
-        }
+        Self { inner: Arc::clone(&self.inner) }
     }
 }
 
@@ -140,12 +136,7 @@ impl<H: WebhookHandlers, S: IdempotencyStore> Receiver<H, S> {
         outcome
     }
 
-    async fn run(
-        &self,
-        headers: &HeaderMap,
-        body: &[u8],
-        now: SystemTime,
-    ) -> Result<Delivered, Rejection> {
+    async fn run(&self, headers: &HeaderMap, body: &[u8], now: SystemTime) -> Result<Delivered, Rejection> {
         let inner = &*self.inner;
         let limit = inner.settings.body_limit;
         if body.len() > limit {
@@ -157,28 +148,17 @@ impl<H: WebhookHandlers, S: IdempotencyStore> Receiver<H, S> {
         let event = match H::parse(&meta, &data) {
             Ok(Parsed::Handled(event)) => event,
             Ok(Parsed::Ignored) => return Ok(Delivered::new(DeliveredKind::Ignored, meta)),
-            Err(error) => {
-                return Err(Rejection::Data {
-                    meta: Box::new(meta),
-                    error,
-                })
-            }
+            Err(error) => return Err(Rejection::Data { meta: Box::new(meta), error }),
         };
 
         let key = format!("{}:event:{}", meta.provider(), meta.id());
         let token = match inner.store.claim(&key, inner.settings.lease).await {
             Ok(Claim::Acquired(token)) => token,
             Ok(Claim::Done) => return Ok(Delivered::new(DeliveredKind::Duplicate, meta)),
-            Ok(Claim::InFlight) => {
-                return Err(Rejection::InFlight {
-                    meta: Box::new(meta),
-                })
-            }
+            Ok(Claim::InFlight) => return Err(Rejection::InFlight { meta: Box::new(meta) }),
             Err(error) => return Err(Rejection::Store(error)),
         };
-        let guard = ClaimGuard {
-            held: Some((Arc::clone(&self.inner), key, token)),
-        };
+        let guard = ClaimGuard { held: Some((Arc::clone(&self.inner), key, token)) };
 
         let handler = AssertUnwindSafe(inner.handlers.dispatch(event, &meta)).catch_unwind();
         let failure = match tokio::time::timeout(inner.settings.handler_timeout, handler).await {
@@ -201,10 +181,7 @@ impl<H: WebhookHandlers, S: IdempotencyStore> Receiver<H, S> {
                 if let Err(error) = inner.store.release(&key, &token).await {
                     tracing::warn!(key = %key, error = %error, "could not release the claim; it frees when its lease ends");
                 }
-                Err(Rejection::Handler {
-                    meta: Box::new(meta),
-                    failure,
-                })
+                Err(Rejection::Handler { meta: Box::new(meta), failure })
             }
         }
     }
@@ -445,14 +422,9 @@ impl Rejection {
     fn public_message(&self) -> String {
         match self {
             Self::Handler { meta, .. } => {
-                format!(
-                    "handler for event `{}` failed; the event was released for a retry",
-                    meta.id()
-                )
+                format!("handler for event `{}` failed; the event was released for a retry", meta.id())
             }
-            Self::Store(_) => {
-                "idempotency store unavailable; nothing was processed, retry later".to_owned()
-            }
+            Self::Store(_) => "idempotency store unavailable; nothing was processed, retry later".to_owned(),
             other => other.to_string(),
         }
     }
@@ -532,11 +504,7 @@ impl<H: WebhookHandlers, S: IdempotencyStore> ReceiverBuilder<H, S> {
 
     /// Checks the configuration and builds the receiver.
     pub fn build(self) -> Result<Receiver<H, S>, ConfigError> {
-        let Settings {
-            lease,
-            handler_timeout,
-            ..
-        } = self.settings;
+        let Settings { lease, handler_timeout, .. } = self.settings;
         if handler_timeout >= lease {
             return Err(ConfigError::Invalid(format!(
                 "handler timeout ({handler_timeout:?}) must be shorter than the lease ({lease:?}), \
@@ -547,17 +515,9 @@ impl<H: WebhookHandlers, S: IdempotencyStore> ReceiverBuilder<H, S> {
         if secrets.is_empty() {
             secrets.push(Secret::from_env(<H::Provider as Provider>::SECRET_ENV)?);
         }
-        let provider = H::Provider::from_config(ProviderConfig {
-            secrets,
-            tolerance: self.tolerance,
-        })?;
+        let provider = H::Provider::from_config(ProviderConfig { secrets, tolerance: self.tolerance })?;
         Ok(Receiver {
-            inner: Arc::new(Inner {
-                handlers: self.handlers,
-                provider,
-                store: self.store,
-                settings: self.settings,
-            }),
+            inner: Arc::new(Inner { handlers: self.handlers, provider, store: self.store, settings: self.settings }),
         })
     }
 }

@@ -31,16 +31,10 @@ impl Secret {
     /// (never its value).
     pub fn from_env(var: &str) -> Result<Self, SecretError> {
         match std::env::var(var) {
-            Ok(value) if value.is_empty() => Err(SecretError::Empty {
-                var: var.to_owned(),
-            }),
+            Ok(value) if value.is_empty() => Err(SecretError::Empty { var: var.to_owned() }),
             Ok(value) => Ok(Self::new(value)),
-            Err(std::env::VarError::NotPresent) => Err(SecretError::NotSet {
-                var: var.to_owned(),
-            }),
-            Err(std::env::VarError::NotUnicode(_)) => Err(SecretError::NotUnicode {
-                var: var.to_owned(),
-            }),
+            Err(std::env::VarError::NotPresent) => Err(SecretError::NotSet { var: var.to_owned() }),
+            Err(std::env::VarError::NotUnicode(_)) => Err(SecretError::NotUnicode { var: var.to_owned() }),
         }
     }
 
@@ -97,7 +91,9 @@ impl From<Vec<u8>> for Secret {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SecretError {
     /// The variable is not set.
-    #[error("{var} is not set: export the webhook signing secret from your provider's dashboard, e.g. `export {var}=...`")]
+    #[error(
+        "{var} is not set: export the webhook signing secret from your provider's dashboard, e.g. `export {var}=...`"
+    )]
     NotSet {
         /// The variable's name.
         var: String,
@@ -123,11 +119,7 @@ mod tests {
     #[test]
     fn debug_and_display_never_show_the_bytes() {
         let secret = Secret::new("hunter2-very-secret");
-        for shown in [
-            format!("{secret:?}"),
-            format!("{secret}"),
-            format!("{secret:#?}"),
-        ] {
+        for shown in [format!("{secret:?}"), format!("{secret}"), format!("{secret:#?}")] {
             assert!(!shown.contains("hunter2"), "{shown}");
         }
     }
@@ -135,12 +127,7 @@ mod tests {
     #[test]
     fn from_env_names_the_variable_not_the_value() {
         let err = Secret::from_env("HOOKROUTE_TEST_SURELY_UNSET_VAR").unwrap_err();
-        assert_eq!(
-            err,
-            SecretError::NotSet {
-                var: "HOOKROUTE_TEST_SURELY_UNSET_VAR".into()
-            }
-        );
+        assert_eq!(err, SecretError::NotSet { var: "HOOKROUTE_TEST_SURELY_UNSET_VAR".into() });
         assert!(err.to_string().contains("HOOKROUTE_TEST_SURELY_UNSET_VAR"));
     }
 }

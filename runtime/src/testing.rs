@@ -36,12 +36,7 @@ impl SignedDelivery {
     pub fn header_pairs(&self) -> Vec<(String, String)> {
         self.headers
             .iter()
-            .map(|(name, value)| {
-                (
-                    name.as_str().to_owned(),
-                    String::from_utf8_lossy(value.as_bytes()).into_owned(),
-                )
-            })
+            .map(|(name, value)| (name.as_str().to_owned(), String::from_utf8_lossy(value.as_bytes()).into_owned()))
             .collect()
     }
 }
@@ -63,15 +58,8 @@ impl<P: Sign> TestEvent<P> {
     /// # Panics
     /// If `data` cannot be serialized as JSON (a map with non-string keys).
     pub fn new(event_type: impl Into<String>, data: impl serde::Serialize) -> Self {
-        let data =
-            serde_json::value::to_raw_value(&data).expect("test event data must serialize to JSON");
-        Self {
-            event_type: event_type.into(),
-            data,
-            id: None,
-            timestamp: None,
-            provider: PhantomData,
-        }
+        let data = serde_json::value::to_raw_value(&data).expect("test event data must serialize to JSON");
+        Self { event_type: event_type.into(), data, id: None, timestamp: None, provider: PhantomData }
     }
 
     /// Fixes the event id (to test deduplication).
@@ -95,9 +83,7 @@ impl<P: Sign> TestEvent<P> {
             id: &id,
             event_type: &self.event_type,
             data: &self.data,
-            timestamp: self
-                .timestamp
-                .unwrap_or_else(|| unix_seconds(SystemTime::now())),
+            timestamp: self.timestamp.unwrap_or_else(|| unix_seconds(SystemTime::now())),
         };
         let body = P::encode(&event);
         let mut headers = HeaderMap::new();
@@ -111,12 +97,7 @@ impl<P: Sign> TestEvent<P> {
 pub fn sign_raw<P: Sign>(secret: impl Into<Secret>, timestamp: u64, body: &[u8]) -> HeaderMap {
     let id = fresh_id();
     let data = RawValue::NULL;
-    let event = OutgoingEvent {
-        id: &id,
-        event_type: "",
-        data,
-        timestamp,
-    };
+    let event = OutgoingEvent { id: &id, event_type: "", data, timestamp };
     let mut headers = HeaderMap::new();
     P::sign(&secret.into(), &event, body, &mut headers);
     headers
@@ -125,11 +106,6 @@ pub fn sign_raw<P: Sign>(secret: impl Into<Secret>, timestamp: u64, body: &[u8])
 /// A process-unique event id: `evt_test_<time>_<counter>`.
 fn fresh_id() -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    format!(
-        "evt_test_{nanos:x}_{}",
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    )
+    let nanos = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    format!("evt_test_{nanos:x}_{}", COUNTER.fetch_add(1, Ordering::Relaxed))
 }

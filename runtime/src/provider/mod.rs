@@ -41,12 +41,7 @@ pub trait Provider: Send + Sync + Sized + 'static {
     fn from_config(config: ProviderConfig) -> Result<Self, ConfigError>;
 
     /// Checks a delivery's signature and timestamp over the raw body bytes.
-    fn verify(
-        &self,
-        headers: &HeaderMap,
-        body: &[u8],
-        now: SystemTime,
-    ) -> Result<Verified, VerifyError>;
+    fn verify(&self, headers: &HeaderMap, body: &[u8], now: SystemTime) -> Result<Verified, VerifyError>;
 
     /// Reads the event's id, type and data from a delivery (called once it verified).
     fn envelope<'a>(headers: &'a HeaderMap, body: &'a [u8]) -> Result<Envelope<'a>, EnvelopeError>;
@@ -171,28 +166,18 @@ pub enum VerifyError {
 }
 
 /// Where the window check puts a timestamp.
-pub(crate) fn check_window(
-    timestamp: u64,
-    now: SystemTime,
-    tolerance: Duration,
-) -> Result<(), VerifyError> {
+pub(crate) fn check_window(timestamp: u64, now: SystemTime, tolerance: Duration) -> Result<(), VerifyError> {
     let now = unix_seconds(now);
     let tolerance_secs = tolerance.as_secs();
     if timestamp > now {
         let ahead_secs = timestamp - now;
         if ahead_secs > tolerance_secs {
-            return Err(VerifyError::TimestampInFuture {
-                ahead_secs,
-                tolerance_secs,
-            });
+            return Err(VerifyError::TimestampInFuture { ahead_secs, tolerance_secs });
         }
     } else {
         let age_secs = now - timestamp;
         if age_secs > tolerance_secs {
-            return Err(VerifyError::TimestampTooOld {
-                age_secs,
-                tolerance_secs,
-            });
+            return Err(VerifyError::TimestampTooOld { age_secs, tolerance_secs });
         }
     }
     Ok(())
@@ -209,9 +194,7 @@ pub(crate) fn parse_timestamp(value: &str, header: &'static str) -> Result<u64, 
     if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
         return Err(VerifyError::MalformedTimestamp(header));
     }
-    value
-        .parse()
-        .map_err(|_| VerifyError::MalformedTimestamp(header))
+    value.parse().map_err(|_| VerifyError::MalformedTimestamp(header))
 }
 
 /// A verified delivery's event: its id and type, when it was created, and its data
@@ -230,11 +213,7 @@ pub struct Envelope<'a> {
 
 impl<'a> Envelope<'a> {
     /// Splits the envelope into the handler's facts and the raw data.
-    pub(crate) fn into_meta(
-        self,
-        provider: &'static str,
-        timestamp: Option<u64>,
-    ) -> (EventMeta, Cow<'a, RawValue>) {
+    pub(crate) fn into_meta(self, provider: &'static str, timestamp: Option<u64>) -> (EventMeta, Cow<'a, RawValue>) {
         let mut meta = EventMeta::new(provider, self.id, self.event_type);
         if let Some(created) = self.created {
             meta = meta.with_created(created);
@@ -297,10 +276,7 @@ impl<'a> JsonEnvelope<'a> {
             return Err(EnvelopeError::EmptyField("id"));
         }
         if envelope.id.len() > MAX_ID_LEN {
-            return Err(EnvelopeError::IdTooLong {
-                len: envelope.id.len(),
-                max: MAX_ID_LEN,
-            });
+            return Err(EnvelopeError::IdTooLong { len: envelope.id.len(), max: MAX_ID_LEN });
         }
         if envelope.event_type.is_empty() {
             return Err(EnvelopeError::EmptyField("type"));
@@ -324,16 +300,9 @@ mod tests {
     #[test]
     fn timestamps_must_be_plain_digits() {
         for bad in ["", "-1", "+1", " 1", "1.0", "1e3", "NaN", "0x10", "１"] {
-            assert_eq!(
-                parse_timestamp(bad, "t"),
-                Err(VerifyError::MalformedTimestamp("t")),
-                "{bad:?}"
-            );
+            assert_eq!(parse_timestamp(bad, "t"), Err(VerifyError::MalformedTimestamp("t")), "{bad:?}");
         }
-        assert_eq!(
-            parse_timestamp("18446744073709551616", "t"),
-            Err(VerifyError::MalformedTimestamp("t"))
-        );
+        assert_eq!(parse_timestamp("18446744073709551616", "t"), Err(VerifyError::MalformedTimestamp("t")));
         assert_eq!(parse_timestamp("0", "t"), Ok(0));
         assert_eq!(parse_timestamp("18446744073709551615", "t"), Ok(u64::MAX));
     }
@@ -346,22 +315,13 @@ mod tests {
         assert_eq!(check_window(1_000_000 + 300, now, tol), Ok(()));
         assert_eq!(
             check_window(1_000_000 - 301, now, tol),
-            Err(VerifyError::TimestampTooOld {
-                age_secs: 301,
-                tolerance_secs: 300
-            })
+            Err(VerifyError::TimestampTooOld { age_secs: 301, tolerance_secs: 300 })
         );
         assert_eq!(
             check_window(1_000_000 + 301, now, tol),
-            Err(VerifyError::TimestampInFuture {
-                ahead_secs: 301,
-                tolerance_secs: 300
-            })
+            Err(VerifyError::TimestampInFuture { ahead_secs: 301, tolerance_secs: 300 })
         );
-        assert!(matches!(
-            check_window(u64::MAX, now, tol),
-            Err(VerifyError::TimestampInFuture { .. })
-        ));
+        assert!(matches!(check_window(u64::MAX, now, tol), Err(VerifyError::TimestampInFuture { .. })));
     }
 
     #[test]
@@ -376,25 +336,13 @@ mod tests {
 
     #[test]
     fn envelope_rejects_missing_and_empty_fields() {
-        assert!(matches!(
-            JsonEnvelope::parse(br#"{"id":"e","type":"t"}"#),
-            Err(EnvelopeError::Json(_))
-        ));
+        assert!(matches!(JsonEnvelope::parse(br#"{"id":"e","type":"t"}"#), Err(EnvelopeError::Json(_))));
         assert!(matches!(
             JsonEnvelope::parse(br#"{"id":"","type":"t","data":1}"#),
             Err(EnvelopeError::EmptyField("id"))
         ));
-        let long = format!(
-            r#"{{"id":"{}","type":"t","data":1}}"#,
-            "x".repeat(MAX_ID_LEN + 1)
-        );
-        assert!(matches!(
-            JsonEnvelope::parse(long.as_bytes()),
-            Err(EnvelopeError::IdTooLong { .. })
-        ));
-        assert!(matches!(
-            JsonEnvelope::parse(b"\xff\xfe"),
-            Err(EnvelopeError::Json(_))
-        ));
+        let long = format!(r#"{{"id":"{}","type":"t","data":1}}"#, "x".repeat(MAX_ID_LEN + 1));
+        assert!(matches!(JsonEnvelope::parse(long.as_bytes()), Err(EnvelopeError::IdTooLong { .. })));
+        assert!(matches!(JsonEnvelope::parse(b"\xff\xfe"), Err(EnvelopeError::Json(_))));
     }
 }

@@ -10,8 +10,8 @@ use sha2::Sha256;
 use subtle::{Choice, ConstantTimeEq};
 
 use super::{
-    check_window, parse_timestamp, ConfigError, Envelope, EnvelopeError, JsonEnvelope,
-    OutgoingEvent, Provider, ProviderConfig, Sign, Verified, VerifyError,
+    check_window, parse_timestamp, ConfigError, Envelope, EnvelopeError, JsonEnvelope, OutgoingEvent, Provider,
+    ProviderConfig, Sign, Verified, VerifyError,
 };
 use crate::secret::Secret;
 
@@ -40,10 +40,7 @@ impl SeedVerifier {
         if config.secrets.iter().any(Secret::is_empty) {
             return Err(ConfigError::EmptySecret { provider });
         }
-        Ok(Self {
-            secrets: config.secrets,
-            tolerance: config.tolerance,
-        })
+        Ok(Self { secrets: config.secrets, tolerance: config.tolerance })
     }
 
     fn verify(
@@ -61,11 +58,8 @@ impl SeedVerifier {
         let timestamp = parse_timestamp(timestamp_text, names.timestamp)?;
         check_window(timestamp, now, self.tolerance)?;
 
-        let macs: Vec<[u8; MAC_LEN]> = self
-            .secrets
-            .iter()
-            .map(|secret| mac(secret, timestamp_text.as_bytes(), body))
-            .collect();
+        let macs: Vec<[u8; MAC_LEN]> =
+            self.secrets.iter().map(|secret| mac(secret, timestamp_text.as_bytes(), body)).collect();
         let mut first_error = None;
         let mut matched = Choice::from(0);
         for value in signatures {
@@ -90,20 +84,11 @@ impl SeedVerifier {
 }
 
 fn header_str<'h>(headers: &'h HeaderMap, name: &'static str) -> Result<&'h str, VerifyError> {
-    headers
-        .get(name)
-        .ok_or(VerifyError::MissingHeader(name))?
-        .to_str()
-        .map_err(|_| VerifyError::InvalidHeader(name))
+    headers.get(name).ok_or(VerifyError::MissingHeader(name))?.to_str().map_err(|_| VerifyError::InvalidHeader(name))
 }
 
-fn decode_signature(
-    value: &HeaderValue,
-    header: &'static str,
-) -> Result<[u8; MAC_LEN], VerifyError> {
-    let text = value
-        .to_str()
-        .map_err(|_| VerifyError::InvalidHeader(header))?;
+fn decode_signature(value: &HeaderValue, header: &'static str) -> Result<[u8; MAC_LEN], VerifyError> {
+    let text = value.to_str().map_err(|_| VerifyError::InvalidHeader(header))?;
     if text.len() % 2 == 1 {
         return Err(VerifyError::SignatureOddLength);
     }
@@ -111,37 +96,25 @@ fn decode_signature(
         return Err(VerifyError::SignatureNotHex);
     }
     let mut out = [0u8; MAC_LEN];
-    hex::decode_to_slice(text, &mut out).map_err(|_| VerifyError::SignatureLength {
-        expected: MAC_LEN,
-        found: text.len() / 2,
-    })?;
+    hex::decode_to_slice(text, &mut out)
+        .map_err(|_| VerifyError::SignatureLength { expected: MAC_LEN, found: text.len() / 2 })?;
     Ok(out)
 }
 
 /// HMAC-SHA256 of `"<timestamp>.<body>"`, fed in parts so the body is never copied.
 fn mac(secret: &Secret, timestamp: &[u8], body: &[u8]) -> [u8; MAC_LEN] {
-    let mut mac =
-        HmacSha256::new_from_slice(secret.expose()).expect("HMAC accepts keys of any length");
+    let mut mac = HmacSha256::new_from_slice(secret.expose()).expect("HMAC accepts keys of any length");
     mac.update(timestamp);
     mac.update(b".");
     mac.update(body);
     mac.finalize().into_bytes().into()
 }
 
-fn sign_seed(
-    names: &SeedHeaders,
-    secret: &Secret,
-    event: &OutgoingEvent<'_>,
-    body: &[u8],
-    headers: &mut HeaderMap,
-) {
+fn sign_seed(names: &SeedHeaders, secret: &Secret, event: &OutgoingEvent<'_>, body: &[u8], headers: &mut HeaderMap) {
     let timestamp = event.timestamp.to_string();
     let signature = hex::encode(mac(secret, timestamp.as_bytes(), body));
     // Both values are ASCII digits and hex digits, always valid header values.
-    headers.insert(
-        HeaderName::from_static(names.timestamp),
-        HeaderValue::from(event.timestamp),
-    );
+    headers.insert(HeaderName::from_static(names.timestamp), HeaderValue::from(event.timestamp));
     headers.insert(
         HeaderName::from_static(names.signature),
         HeaderValue::try_from(signature).expect("hex is a valid header value"),
@@ -157,13 +130,8 @@ fn encode_seed(event: &OutgoingEvent<'_>) -> Vec<u8> {
         created: u64,
         data: &'a serde_json::value::RawValue,
     }
-    serde_json::to_vec(&Body {
-        id: event.id,
-        event_type: event.event_type,
-        created: event.timestamp,
-        data: event.data,
-    })
-    .expect("an envelope of strings, a number and raw JSON always serializes")
+    serde_json::to_vec(&Body { id: event.id, event_type: event.event_type, created: event.timestamp, data: event.data })
+        .expect("an envelope of strings, a number and raw JSON always serializes")
 }
 
 macro_rules! seed_provider {

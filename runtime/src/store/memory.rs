@@ -63,11 +63,7 @@ impl MemoryStore {
 
     /// A store that remembers up to `capacity` events (at least one).
     pub fn with_capacity(capacity: usize) -> Self {
-        Self {
-            state: Mutex::new(State::default()),
-            capacity: capacity.max(1),
-            next_token: AtomicU64::new(1),
-        }
+        Self { state: Mutex::new(State::default()), capacity: capacity.max(1), next_token: AtomicU64::new(1) }
     }
 
     /// How many events it may remember.
@@ -99,8 +95,7 @@ impl MemoryStore {
 
 fn deadline(now: Instant, after: Duration) -> Instant {
     // A huge duration means "practically forever"; never overflow.
-    now.checked_add(after)
-        .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600))
+    now.checked_add(after).unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600))
 }
 
 fn parse_token(token: &ClaimToken) -> Option<u64> {
@@ -155,10 +150,7 @@ impl IdempotencyStore for MemoryStore {
         let token = self.token();
         let mut state = self.lock();
         state.sweep_expired(now);
-        let claimed = Entry::InFlight {
-            token,
-            until: deadline(now, lease),
-        };
+        let claimed = Entry::InFlight { token, until: deadline(now, lease) };
         if let Some(entry) = state.entries.get_mut(key) {
             match *entry {
                 Entry::Done { until } if until > now => return Ok(Claim::Done),
@@ -168,37 +160,26 @@ impl IdempotencyStore for MemoryStore {
             }
         } else {
             if state.entries.len() >= self.capacity && !state.make_room(now) {
-                return Err(StoreError::Full {
-                    capacity: self.capacity,
-                });
+                return Err(StoreError::Full { capacity: self.capacity });
             }
             state.entries.insert(Arc::from(key), claimed);
         }
         Ok(Claim::Acquired(ClaimToken::new(token.to_string())))
     }
 
-    async fn complete(
-        &self,
-        key: &str,
-        token: &ClaimToken,
-        ttl: Duration,
-    ) -> Result<(), StoreError> {
+    async fn complete(&self, key: &str, token: &ClaimToken, ttl: Duration) -> Result<(), StoreError> {
         let now = Instant::now();
         let mut state = self.lock();
         let State { entries, completed } = &mut *state;
         match entries.get_key_value(key) {
-            Some((stored, Entry::InFlight { token: held, .. }))
-                if Some(*held) == parse_token(token) =>
-            {
+            Some((stored, Entry::InFlight { token: held, .. })) if Some(*held) == parse_token(token) => {
                 let stored = Arc::clone(stored);
                 let until = deadline(now, ttl);
                 entries.insert(Arc::clone(&stored), Entry::Done { until });
                 completed.push_back((stored, until));
                 Ok(())
             }
-            _ => Err(StoreError::ClaimLost {
-                key: key.to_owned(),
-            }),
+            _ => Err(StoreError::ClaimLost { key: key.to_owned() }),
         }
     }
 
@@ -209,9 +190,7 @@ impl IdempotencyStore for MemoryStore {
                 state.entries.remove(key);
                 Ok(())
             }
-            _ => Err(StoreError::ClaimLost {
-                key: key.to_owned(),
-            }),
+            _ => Err(StoreError::ClaimLost { key: key.to_owned() }),
         }
     }
 }
@@ -224,11 +203,7 @@ mod tests {
     const TTL: Duration = Duration::from_secs(3600);
 
     fn block_on<F: std::future::Future>(future: F) -> F::Output {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .build()
-            .unwrap()
-            .block_on(future)
+        tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(future)
     }
 
     fn acquire(store: &MemoryStore, key: &str, lease: Duration) -> ClaimToken {
@@ -247,10 +222,7 @@ mod tests {
         let token = acquire(&store, "k", LEASE);
         block_on(store.complete("k", &token, TTL)).unwrap();
         assert_eq!(block_on(store.claim("k", LEASE)).unwrap(), Claim::Done);
-        assert!(matches!(
-            block_on(store.release("k", &token)),
-            Err(StoreError::ClaimLost { .. })
-        ));
+        assert!(matches!(block_on(store.release("k", &token)), Err(StoreError::ClaimLost { .. })));
     }
 
     #[test]
@@ -258,14 +230,8 @@ mod tests {
         let store = MemoryStore::new();
         let stale = acquire(&store, "k", Duration::ZERO);
         let fresh = acquire(&store, "k", LEASE);
-        assert!(matches!(
-            block_on(store.complete("k", &stale, TTL)),
-            Err(StoreError::ClaimLost { .. })
-        ));
-        assert!(matches!(
-            block_on(store.release("k", &stale)),
-            Err(StoreError::ClaimLost { .. })
-        ));
+        assert!(matches!(block_on(store.complete("k", &stale, TTL)), Err(StoreError::ClaimLost { .. })));
+        assert!(matches!(block_on(store.release("k", &stale)), Err(StoreError::ClaimLost { .. })));
         assert_eq!(block_on(store.claim("k", LEASE)).unwrap(), Claim::InFlight);
         block_on(store.complete("k", &fresh, TTL)).unwrap();
     }
@@ -289,10 +255,7 @@ mod tests {
         acquire(&store, "d", LEASE);
         assert_eq!(store.len(), 3);
         // "a" was forgotten, "b" and "c" are still done.
-        assert!(matches!(
-            block_on(store.claim("a", LEASE)).unwrap(),
-            Claim::Acquired(_)
-        ));
+        assert!(matches!(block_on(store.claim("a", LEASE)).unwrap(), Claim::Acquired(_)));
         assert_eq!(block_on(store.claim("c", LEASE)).unwrap(), Claim::Done);
     }
 
@@ -301,10 +264,7 @@ mod tests {
         let store = MemoryStore::with_capacity(2);
         acquire(&store, "a", LEASE);
         acquire(&store, "b", LEASE);
-        assert!(matches!(
-            block_on(store.claim("c", LEASE)),
-            Err(StoreError::Full { capacity: 2 })
-        ));
+        assert!(matches!(block_on(store.claim("c", LEASE)), Err(StoreError::Full { capacity: 2 })));
         assert_eq!(block_on(store.claim("a", LEASE)).unwrap(), Claim::InFlight);
     }
 
@@ -320,10 +280,7 @@ mod tests {
     #[test]
     fn concurrent_claims_have_one_winner() {
         let store = Arc::new(MemoryStore::new());
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .build()
-            .unwrap();
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).build().unwrap();
         let winners = runtime.block_on(async {
             let tasks: Vec<_> = (0..256)
                 .map(|_| {

@@ -93,12 +93,7 @@ pub trait IdempotencyStore: Send + Sync + 'static {
 
     /// Marks the claimed key done for `ttl`; fails with [`StoreError::ClaimLost`] if
     /// `token` no longer holds the claim.
-    async fn complete(
-        &self,
-        key: &str,
-        token: &ClaimToken,
-        ttl: Duration,
-    ) -> Result<(), StoreError>;
+    async fn complete(&self, key: &str, token: &ClaimToken, ttl: Duration) -> Result<(), StoreError>;
 
     /// Gives the claim up so the next delivery can claim the key; fails with
     /// [`StoreError::ClaimLost`] if `token` no longer holds the claim.
