@@ -3,7 +3,7 @@
 use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote, quote_spanned, ToTokens};
 use syn::spanned::Spanned;
-use syn::{Ident, Item, ItemImpl, Type, Visibility};
+use syn::{GenericParam, Ident, Item, ItemImpl, Type, Visibility};
 
 use crate::model::{Args, HandlerSet};
 use crate::parse::{self, Errors};
@@ -73,36 +73,61 @@ fn item_keyword_span(item: &Item) -> Span {
 struct Names<'a> {
     p: TokenStream,
     provider: &'a TokenStream,
-    enum_vis: Visibility,
     enum_name: Ident,
     unknown: Ident,
 }
 
 fn generate(args: &Args, block: &ItemImpl, set: &HandlerSet) -> TokenStream {
-    let (enum_vis, enum_name) = match &args.event_enum {
-        Some((vis, name)) => (vis.clone(), name.clone()),
-        None => (Visibility::Inherited, default_enum_name(&block.self_ty)),
-    };
+    let enum_name =
+        args.event_enum.as_ref().map_or_else(|| default_enum_name(&block.self_ty), |(_, name)| name.clone());
     let names = Names {
         p: quote!(::hookroute::__private),
         provider: &args.provider,
-        enum_vis,
         enum_name,
         unknown: Ident::new(UNKNOWN_VARIANT, Span::call_site()),
     };
+    let alias = enum_alias(&names, args, block);
     let event_enum = event_enum(&names, block, set);
     let handlers_impl = handlers_impl(&names, block, set);
     quote! {
-        #event_enum
+        #alias
         const _: () = {
+            #event_enum
             #handlers_impl
         };
     }
 }
 
+/// The name users know the enum by, outside the block that defines it.
+///
+/// The enum is the impl's associated `Event` type, so rustc wants it as visible as the
+/// impl's self type, which the attribute cannot see. It is therefore declared `pub`
+/// inside an anonymous const, where no path reaches it, and named here by an alias of
+/// the visibility the user picks (`event_enum = pub Name`; private by default).
+fn enum_alias(names: &Names<'_>, args: &Args, block: &ItemImpl) -> TokenStream {
+    let Names { p, enum_name, .. } = names;
+    let vis = args.event_enum.as_ref().map_or(Visibility::Inherited, |(vis, _)| vis.clone());
+    let self_ty = &block.self_ty;
+    let params = block.generics.params.iter().map(|param| match param {
+        GenericParam::Lifetime(lifetime) => lifetime.lifetime.to_token_stream(),
+        GenericParam::Type(ty) => ty.ident.to_token_stream(),
+        GenericParam::Const(constant) => {
+            let (ident, ty) = (&constant.ident, &constant.ty);
+            quote!(const #ident: #ty)
+        }
+    });
+    let generics = if block.generics.params.is_empty() { quote!() } else { quote!(<#(#params),*>) };
+    let doc = format!("The typed events of `{}`'s handlers.", self_ty.to_token_stream());
+    quote! {
+        #[doc = #doc]
+        #[allow(dead_code)]
+        #vis type #enum_name #generics = <#self_ty as #p::WebhookHandlers>::Event;
+    }
+}
+
 /// The typed event enum and its inherent impl.
 fn event_enum(names: &Names<'_>, block: &ItemImpl, set: &HandlerSet) -> TokenStream {
-    let Names { p, provider, enum_vis, enum_name, unknown } = names;
+    let Names { p, provider, enum_name, unknown } = names;
     let events: Vec<_> = set.handlers.iter().map(|h| &h.event).collect();
     let variants: Vec<_> = set.handlers.iter().map(|h| &h.variant).collect();
     let data_tys: Vec<_> = set.handlers.iter().map(|h| &h.data_ty).collect();
@@ -119,47 +144,46 @@ fn event_enum(names: &Names<'_>, block: &ItemImpl, set: &HandlerSet) -> TokenStr
     });
     quote! {
         #[doc = #enum_doc]
-        #[allow(clippy::large_enum_variant)]
-        #enum_vis enum #enum_name {
+        #[allow(clippy::large_enum_variant, private_interfaces)]
+        pub enum #enum_name {
             #(#[doc = #variant_docs] #variants(#data_tys),)*
             /// An event of a type no handler names, with its data left raw.
             #unknown(#p::UnknownEvent),
         }
 
-        const _: () = {
-            #[automatically_derived]
-            impl #enum_name {
-                /// Every event type a handler names.
-                pub const EVENT_TYPES: &'static [&'static str] = &[#(#events),*];
+        #[automatically_derived]
+        #[allow(dead_code)]
+        impl #enum_name {
+            /// Every event type a handler names.
+            pub const EVENT_TYPES: &'static [&'static str] = &[#(#events),*];
 
-                /// The event's type as the provider sends it (`resource.created`).
-                pub fn event_type(&self) -> &str {
-                    match self {
-                        #(Self::#variants(_) => #events,)*
-                        Self::#unknown(event) => event.event_type(),
-                    }
-                }
-
-                /// Reads an event from a delivery's headers and raw body. The signature
-                /// is not checked here: that is the `Receiver`'s job.
-                pub fn parse(headers: &#p::HeaderMap, body: &[u8]) -> #p::Result<Self, #p::EnvelopeError> {
-                    #p::parse_event::<#provider, Self>(headers, body, Self::from_parts)
-                }
-
-                /// Reads an event from a raw body alone (for schemes that keep the
-                /// event's id and type in the body).
-                pub fn from_slice(body: &[u8]) -> #p::Result<Self, #p::EnvelopeError> {
-                    Self::parse(&#p::HeaderMap::new(), body)
-                }
-
-                fn from_parts(meta: &#p::EventMeta, data: &#p::RawValue) -> #p::Result<Self, #p::serde_json::Error> {
-                    #p::Ok(match meta.event_type() {
-                        #(#parse_arms,)*
-                        _ => Self::#unknown(#p::unknown_event(meta, data)),
-                    })
+            /// The event's type as the provider sends it (`resource.created`).
+            pub fn event_type(&self) -> &str {
+                match self {
+                    #(Self::#variants(_) => #events,)*
+                    Self::#unknown(event) => event.event_type(),
                 }
             }
-        };
+
+            /// Reads an event from a delivery's headers and raw body. The signature
+            /// is not checked here: that is the `Receiver`'s job.
+            pub fn parse(headers: &#p::HeaderMap, body: &[u8]) -> #p::Result<Self, #p::EnvelopeError> {
+                #p::parse_event::<#provider, Self>(headers, body, Self::from_parts)
+            }
+
+            /// Reads an event from a raw body alone (for schemes that keep the
+            /// event's id and type in the body).
+            pub fn from_slice(body: &[u8]) -> #p::Result<Self, #p::EnvelopeError> {
+                Self::parse(&#p::HeaderMap::new(), body)
+            }
+
+            fn from_parts(meta: &#p::EventMeta, data: &#p::RawValue) -> #p::Result<Self, #p::serde_json::Error> {
+                #p::Ok(match meta.event_type() {
+                    #(#parse_arms,)*
+                    _ => Self::#unknown(#p::unknown_event(meta, data)),
+                })
+            }
+        }
     }
 }
 
@@ -177,15 +201,19 @@ fn handlers_impl(names: &Names<'_>, block: &ItemImpl, set: &HandlerSet) -> Token
                 quote!(self.#method(data, #meta))
             }
         };
-        let result = quote_spanned!(h.output.0=> #p::into_result(#call.await));
-        quote!(#enum_name::#variant(data) => #result)
+        // Spanned at the return type: a handler that returns something else is reported there.
+        let result = quote_spanned!(h.output.0=> #p::into_result(output));
+        quote!(#enum_name::#variant(data) => { let output = #call.await; #result })
     });
     let (fallback_arm, unknown_parsed) = match &set.fallback {
         Some(fallback) => {
             let (method, ty) = (&fallback.method, &fallback.event_ty);
             let event = quote_spanned!(ty.span()=> <#ty as #p::IsUnknownEvent>::from_unknown(event));
-            let result = quote_spanned!(fallback.output.0=> #p::into_result(self.#method(#event).await));
-            (quote!(#enum_name::#unknown(event) => #result), quote!(#p::Parsed::Handled(event)))
+            let result = quote_spanned!(fallback.output.0=> #p::into_result(output));
+            (
+                quote!(#enum_name::#unknown(event) => { let output = self.#method(#event).await; #result }),
+                quote!(#p::Parsed::Handled(event)),
+            )
         }
         None => (
             quote!(#enum_name::#unknown(_) => #p::Ok(())),

@@ -140,7 +140,7 @@ pub(crate) fn take_marks(block: &mut ItemImpl, errors: &mut Errors) -> Vec<Marke
         let mut marks = Vec::new();
         method.attrs.retain(|attr| match helper(attr, errors) {
             Some(mark) => {
-                marks.push((mark, attr.span()));
+                marks.push((mark, attr.clone()));
                 false
             }
             None => !is_helper(attr),
@@ -151,11 +151,8 @@ pub(crate) fn take_marks(block: &mut ItemImpl, errors: &mut Errors) -> Vec<Marke
             // Handlers must be `async`, so a handler that never awaits is no mistake.
             method.attrs.push(syn::parse_quote!(#[allow(clippy::unused_async)]));
         }
-        for (_, span) in marks {
-            errors.at_span(
-                span,
-                "a method handles one event type: remove this second attribute, or write a second handler",
-            );
+        for (_, attr) in marks {
+            errors.at(attr, "a method handles one event type: remove this second attribute, or write a second handler");
         }
     }
     marked
@@ -170,8 +167,8 @@ fn is_helper(attr: &Attribute) -> bool {
 fn helper(attr: &Attribute, errors: &mut Errors) -> Option<Mark> {
     const USAGE: &str = "expected the event type as a string: `#[event(\"resource.created\")]`";
     if attr.path().is_ident("fallback") {
-        if let Meta::Path(_) = attr.meta {
-            return Some(Mark::Fallback(attr.span()));
+        if let Meta::Path(path) = &attr.meta {
+            return Some(Mark::Fallback(path.span()));
         }
         errors.at(&attr.meta, "`#[fallback]` takes no arguments");
         return None;

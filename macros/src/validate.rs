@@ -70,7 +70,8 @@ pub(crate) fn handler_set(marked: Vec<Marked>, block_span: Span, errors: &mut Er
             }
         }
     }
-    if handlers.is_empty() && fallback.is_none() && by_event.is_empty() {
+    // Malformed helper attributes were reported already; "no handlers" would be noise.
+    if handlers.is_empty() && fallback.is_none() && by_event.is_empty() && errors.len() == 0 {
         errors.at_span(
             block_span,
             "no handlers: mark a method `#[event(\"resource.created\")]` (and optionally one `#[fallback]`)",
@@ -141,11 +142,11 @@ fn common(sig: &Signature, errors: &mut Errors) -> Option<ReturnSpan> {
 }
 
 /// The typed parameters after `self`.
-fn typed_params(sig: &Signature) -> Vec<(&syn::PatType, Span)> {
+fn typed_params(sig: &Signature) -> Vec<&syn::PatType> {
     sig.inputs
         .iter()
         .filter_map(|arg| match arg {
-            FnArg::Typed(typed) => Some((typed, arg.span())),
+            FnArg::Typed(typed) => Some(typed),
             FnArg::Receiver(_) => None,
         })
         .collect()
@@ -163,16 +164,16 @@ fn event_params(sig: &Signature, errors: &mut Errors) -> Option<(Type, Option<Ty
             );
             None
         }
-        [data] => Some((data_type(name, data.0, errors)?, None)),
+        [data] => Some((data_type(name, data, errors)?, None)),
         [data, meta] => {
-            let data_ty = data_type(name, data.0, errors);
-            let meta_ty = meta_type(name, meta.0, errors);
+            let data_ty = data_type(name, data, errors);
+            let meta_ty = meta_type(name, meta, errors);
             Some((data_ty?, Some(meta_ty?)))
         }
         [_, _, extra @ ..] => {
-            for (_, span) in extra {
-                errors.at_span(
-                    *span,
+            for param in extra {
+                errors.at(
+                    param,
                     format!("handler `{name}` has too many parameters: it takes `(&self, data: T)` or `(&self, data: T, meta: &hookroute::EventMeta)`"),
                 );
             }
@@ -217,14 +218,14 @@ fn fallback_param(sig: &Signature, errors: &mut Errors) -> Option<Type> {
     let usage =
         format!("a `#[fallback]` handler is `async fn {name}(&self, event: hookroute::UnknownEvent) -> Result<(), E>`");
     match typed_params(sig).as_slice() {
-        [(event, _)] => Some((*event.ty).clone()),
+        [event] => Some((*event.ty).clone()),
         [] => {
             errors.at_span(sig.paren_token.span.join(), usage);
             None
         }
         [_, extra @ ..] => {
-            for (_, span) in extra {
-                errors.at_span(*span, &usage);
+            for param in extra {
+                errors.at(param, &usage);
             }
             None
         }

@@ -1,0 +1,23 @@
+use hookroute::{webhook_handlers, HandlerError};
+
+struct App;
+
+#[webhook_handlers(provider = "groq")]
+impl App {
+    #[event("resource created")]
+    async fn created(&self, _data: serde_json::Value) -> Result<(), HandlerError> {
+        Ok(())
+    }
+
+    #[event("resource..updated")]
+    async fn updated(&self, _data: serde_json::Value) -> Result<(), HandlerError> {
+        Ok(())
+    }
+
+    #[event(".deleted")]
+    async fn deleted(&self, _data: serde_json::Value) -> Result<(), HandlerError> {
+        Ok(())
+    }
+}
+
+fn main() {}

@@ -1,0 +1,11 @@
+use hookroute::webhook_handlers;
+
+struct App;
+
+#[webhook_handlers(provider = "groq")]
+impl App {
+    #[event("resource.created")]
+    async fn created(&self, _data: serde_json::Value) {}
+}
+
+fn main() {}

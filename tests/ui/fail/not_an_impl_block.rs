@@ -1,0 +1,6 @@
+use hookroute::webhook_handlers;
+
+#[webhook_handlers(provider = "groq")]
+struct App;
+
+fn main() {}

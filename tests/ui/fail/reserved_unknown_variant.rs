@@ -1,0 +1,13 @@
+use hookroute::{webhook_handlers, HandlerError};
+
+struct App;
+
+#[webhook_handlers(provider = "groq")]
+impl App {
+    #[event("unknown")]
+    async fn unknown(&self, _data: serde_json::Value) -> Result<(), HandlerError> {
+        Ok(())
+    }
+}
+
+fn main() {}

@@ -1,0 +1,23 @@
+use hookroute::{webhook_handlers, HandlerError};
+
+struct App;
+
+#[webhook_handlers(provider = "groq")]
+impl App {
+    #[event("resource.created")]
+    fn created(&self, _data: serde_json::Value) -> Result<(), HandlerError> {
+        Ok(())
+    }
+
+    #[event("resource.created")]
+    async fn created_again(&mut self, _data: serde_json::Value) -> Result<(), HandlerError> {
+        Ok(())
+    }
+
+    #[event("bad type")]
+    async fn bad(&self) -> Result<(), HandlerError> {
+        Ok(())
+    }
+}
+
+fn main() {}

@@ -1,0 +1,18 @@
+use hookroute::{webhook_handlers, HandlerError};
+
+struct App;
+
+#[webhook_handlers(provider = "groq")]
+impl App {
+    #[event("resource.created")]
+    async fn created(&self, _data: serde_json::Value) -> bool {
+        true
+    }
+
+    #[event("resource.updated")]
+    async fn updated(&self, _data: serde_json::Value) -> Result<String, HandlerError> {
+        Ok(String::new())
+    }
+}
+
+fn main() {}
