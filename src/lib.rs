@@ -87,6 +87,10 @@
 //! | handler error, panic or timeout (event released) | 500 |
 //! | idempotency store unavailable (nothing ran) | 503 |
 
+#[cfg(all(doctest, feature = "axum"))]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 pub use hookroute_macros::webhook_handlers;
 pub use hookroute_runtime::{
     provider, store, testing, ConfigError, Coreweave, Delivered, DeliveredKind, EventMeta, Groq, HandlerError,
