@@ -28,7 +28,9 @@ pub const DEFAULT_HANDLER_TIMEOUT: Duration = Duration::from_secs(30);
 /// signature → envelope → event data → claim → handler → complete or release. A
 /// delivery that fails verification never reaches the store.
 ///
-/// Cloning is cheap: clones share the handlers and the store.
+/// Cloning is cheap: clones share the handlers and the store. It runs on Tokio with
+/// the time driver enabled (as `#[tokio::main]` sets it up): handlers are given a
+/// timeout.
 ///
 /// ```
 /// use hookroute_runtime::{Groq, Receiver, testing::TestEvent};
