@@ -152,3 +152,13 @@ fn debug_output_never_shows_secrets() {
     let receiver = builder.build().unwrap();
     assert!(!format!("{receiver:?}").contains("hunter2"));
 }
+
+#[tokio::test]
+async fn the_body_limit_holds_without_an_http_adapter() {
+    let receiver = Receiver::builder(Recorder::default()).secret("s").body_limit(100).build().unwrap();
+    let delivery = TestEvent::<Coreweave>::new("job.finished", serde_json::json!({"pad": "x".repeat(200)})).sign("s");
+    let outcome = receiver.receive(&delivery.headers, &delivery.body).await;
+    assert!(matches!(outcome.rejection(), Some(Rejection::TooLarge { limit: 100 })));
+    assert_eq!(outcome.status(), 413);
+    assert!(receiver.handlers().seen().is_empty());
+}
