@@ -48,7 +48,7 @@
 //!     .sign("whsec_test");
 //! let outcome = receiver.receive(&delivery.headers, &delivery.body).await;
 //! assert_eq!(outcome.status(), 200);
-//! assert_eq!(outcome.body(), r#"{"id":"evt_1","status":"processed","type":"resource.created"}"#);
+//! assert_eq!(outcome.body(), r#"{"status":"processed","id":"evt_1","type":"resource.created"}"#);
 //!
 //! // The provider retries: acknowledged, not run again.
 //! let again = receiver.receive(&delivery.headers, &delivery.body).await;

@@ -252,15 +252,29 @@ impl Outcome {
     /// The JSON body: `{"status":"processed","id":..,"type":..}` when acknowledged,
     /// `{"error":".."}` otherwise. Never holds a secret or a handler's error text.
     pub fn body(&self) -> String {
-        let value = match &self.0 {
-            Ok(delivered) => serde_json::json!({
-                "status": delivered.kind.as_str(),
-                "id": delivered.meta.id(),
-                "type": delivered.meta.event_type(),
-            }),
-            Err(rejection) => serde_json::json!({ "error": rejection.public_message() }),
+        #[derive(serde::Serialize)]
+        #[serde(untagged)]
+        enum Body<'a> {
+            Delivered {
+                status: &'static str,
+                id: &'a str,
+                #[serde(rename = "type")]
+                event_type: &'a str,
+            },
+            Rejected {
+                error: String,
+            },
+        }
+        let body = match &self.0 {
+            Ok(delivered) => Body::Delivered {
+                status: delivered.kind.as_str(),
+                id: delivered.meta.id(),
+                event_type: delivered.meta.event_type(),
+            },
+            Err(rejection) => Body::Rejected { error: rejection.public_message() },
         };
-        value.to_string()
+        // Strings and a static word: serializing cannot fail.
+        serde_json::to_string(&body).unwrap_or_default()
     }
 
     /// The acknowledged delivery, if it was one.

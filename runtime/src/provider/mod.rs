@@ -235,18 +235,32 @@ pub enum EnvelopeError {
     /// A required field is empty.
     #[error("event `{0}` is empty")]
     EmptyField(&'static str),
-    /// The event id is longer than ids are allowed to be.
-    #[error("event id is {len} bytes, longer than the {max} allowed")]
-    IdTooLong {
-        /// The id's length.
+    /// The event id or type is longer than [`MAX_FIELD_LEN`].
+    #[error("event `{field}` is {len} bytes, longer than the {max} allowed")]
+    TooLong {
+        /// `id` or `type`.
+        field: &'static str,
+        /// Its length.
         len: usize,
         /// The limit.
         max: usize,
     },
 }
 
-/// The longest event id accepted: ids become store keys.
-pub const MAX_ID_LEN: usize = 256;
+/// The longest event id or type accepted: ids become store keys, types are echoed in
+/// answers and logs.
+pub const MAX_FIELD_LEN: usize = 256;
+
+/// An event id or type must be present and of a sane length.
+pub(crate) fn check_field(field: &'static str, value: &str) -> Result<(), EnvelopeError> {
+    if value.is_empty() {
+        return Err(EnvelopeError::EmptyField(field));
+    }
+    if value.len() > MAX_FIELD_LEN {
+        return Err(EnvelopeError::TooLong { field, len: value.len(), max: MAX_FIELD_LEN });
+    }
+    Ok(())
+}
 
 /// The JSON envelope most providers send: `{"id", "type", "created", "data"}`.
 #[derive(Deserialize)]
@@ -272,15 +286,8 @@ enum Created {
 impl<'a> JsonEnvelope<'a> {
     pub(crate) fn parse(body: &'a [u8]) -> Result<Envelope<'a>, EnvelopeError> {
         let envelope: Self = serde_json::from_slice(body)?;
-        if envelope.id.is_empty() {
-            return Err(EnvelopeError::EmptyField("id"));
-        }
-        if envelope.id.len() > MAX_ID_LEN {
-            return Err(EnvelopeError::IdTooLong { len: envelope.id.len(), max: MAX_ID_LEN });
-        }
-        if envelope.event_type.is_empty() {
-            return Err(EnvelopeError::EmptyField("type"));
-        }
+        check_field("id", &envelope.id)?;
+        check_field("type", &envelope.event_type)?;
         Ok(Envelope {
             id: envelope.id,
             event_type: envelope.event_type,
@@ -341,8 +348,14 @@ mod tests {
             JsonEnvelope::parse(br#"{"id":"","type":"t","data":1}"#),
             Err(EnvelopeError::EmptyField("id"))
         ));
-        let long = format!(r#"{{"id":"{}","type":"t","data":1}}"#, "x".repeat(MAX_ID_LEN + 1));
-        assert!(matches!(JsonEnvelope::parse(long.as_bytes()), Err(EnvelopeError::IdTooLong { .. })));
+        let long = format!(r#"{{"id":"{}","type":"t","data":1}}"#, "x".repeat(MAX_FIELD_LEN + 1));
+        assert!(matches!(JsonEnvelope::parse(long.as_bytes()), Err(EnvelopeError::TooLong { field: "id", .. })));
+        let long = format!(r#"{{"id":"e","type":"{}","data":1}}"#, "x".repeat(MAX_FIELD_LEN + 1));
+        assert!(matches!(JsonEnvelope::parse(long.as_bytes()), Err(EnvelopeError::TooLong { field: "type", .. })));
+        assert!(matches!(
+            JsonEnvelope::parse(br#"{"id":"e","type":"","data":1}"#),
+            Err(EnvelopeError::EmptyField("type"))
+        ));
         assert!(matches!(JsonEnvelope::parse(b"\xff\xfe"), Err(EnvelopeError::Json(_))));
     }
 }
