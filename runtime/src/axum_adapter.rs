@@ -53,16 +53,21 @@ pub async fn handle<H: WebhookHandlers, S: IdempotencyStore>(receiver: &Receiver
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.parse::<u64>().ok());
     if declared.is_some_and(|len| len > limit as u64) {
-        return respond(&Outcome::new(Err(Rejection::TooLarge { limit })));
+        return reject(Rejection::TooLarge { limit });
     }
     let bytes = match Limited::new(body, limit).collect().await {
         Ok(collected) => collected.to_bytes(),
-        Err(error) if error.is::<LengthLimitError>() => {
-            return respond(&Outcome::new(Err(Rejection::TooLarge { limit })));
-        }
-        Err(error) => return respond(&Outcome::new(Err(Rejection::BodyRead(error.to_string())))),
+        Err(error) if error.is::<LengthLimitError>() => return reject(Rejection::TooLarge { limit }),
+        Err(error) => return reject(Rejection::BodyRead(error.to_string())),
     };
     respond(&receiver.receive(&parts.headers, &bytes).await)
+}
+
+/// Answers a request rejected before the receiver saw it, logged like the receiver's.
+fn reject(rejection: Rejection) -> Response {
+    let outcome = Outcome::new(Err(rejection));
+    outcome.log();
+    respond(&outcome)
 }
 
 fn respond(outcome: &Outcome) -> Response {

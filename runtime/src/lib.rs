@@ -6,7 +6,7 @@
 //!
 //! - [`provider`]: verify a delivery's signature and timestamp over its raw bytes.
 //! - [`store`]: the atomic claim/complete/release store that makes processing
-//!   exactly-once, and [`MemoryStore`](store::MemoryStore), the embedded default.
+//!   exactly-once, and [`MemoryStore`], the embedded default.
 //! - [`Receiver`]: body limit → headers → timestamp → signature → envelope → claim →
 //!   handler → complete or release, with an [`Outcome`] mapped to HTTP statuses.
 //! - [`axum_adapter`] (feature `axum`): mount a receiver on a route.

@@ -292,7 +292,7 @@ impl Outcome {
         self.0
     }
 
-    fn log(&self) {
+    pub(crate) fn log(&self) {
         match &self.0 {
             Ok(delivered) => tracing::info!(
                 outcome = delivered.kind().as_str(),
