@@ -18,6 +18,7 @@ pub(crate) const UNKNOWN_VARIANT: &str = "Unknown";
 pub(crate) fn handler_set(marked: Vec<Marked>, block_span: Span, errors: &mut Errors) -> HandlerSet {
     let mut handlers: Vec<Handler> = Vec::new();
     let mut fallback: Option<Fallback> = None;
+    let mut first_fallback: Option<Ident> = None;
     let mut by_event: HashMap<String, Span> = HashMap::new();
     let mut by_variant: HashMap<String, LitStr> = HashMap::new();
 
@@ -57,12 +58,13 @@ pub(crate) fn handler_set(marked: Vec<Marked>, block_span: Span, errors: &mut Er
                 }
             }
             Mark::Fallback(span) => {
-                if let Some(first) = &fallback {
+                if let Some(first) = &first_fallback {
                     let mut error = syn::Error::new(span, "two `#[fallback]` handlers: there can be one at most");
-                    error.combine(syn::Error::new(first.method.span(), "the first `#[fallback]` handler is here"));
+                    error.combine(syn::Error::new(first.span(), "the first `#[fallback]` handler is here"));
                     errors.push(error);
                     continue;
                 }
+                first_fallback = Some(sig.ident.clone());
                 let event_ty = fallback_param(&sig, errors);
                 if let (Some(output), Some(event_ty)) = (checked, event_ty) {
                     fallback = Some(Fallback { method: sig.ident.clone(), event_ty, output });
@@ -71,7 +73,7 @@ pub(crate) fn handler_set(marked: Vec<Marked>, block_span: Span, errors: &mut Er
         }
     }
     // Malformed helper attributes were reported already; "no handlers" would be noise.
-    if handlers.is_empty() && fallback.is_none() && by_event.is_empty() && errors.len() == 0 {
+    if by_event.is_empty() && first_fallback.is_none() && errors.len() == 0 {
         errors.at_span(
             block_span,
             "no handlers: mark a method `#[event(\"resource.created\")]` (and optionally one `#[fallback]`)",
