@@ -103,5 +103,10 @@ pub use hookroute_runtime::{
 #[cfg(feature = "axum")]
 pub use hookroute_runtime::axum_adapter as axum;
 
+/// One `#[tokio::test]` per store conformance check (feature `testing`); see
+/// [`testing::conformance`].
+#[cfg(feature = "testing")]
+pub use hookroute_runtime::store_conformance_tests;
+
 #[doc(hidden)]
 pub use hookroute_runtime::__private;

@@ -11,6 +11,12 @@
 //! assert!(delivery.headers.contains_key("x-groq-signature"));
 //! assert_eq!(delivery.headers["x-groq-timestamp"], "1700000000");
 //! ```
+//!
+//! With the `testing` feature, [`conformance`] holds the checks every
+//! [`IdempotencyStore`](crate::IdempotencyStore) must pass.
+
+#[cfg(feature = "testing")]
+pub mod conformance;
 
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU64, Ordering};

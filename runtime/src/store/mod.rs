@@ -11,8 +11,24 @@
 use std::time::Duration;
 
 mod memory;
+#[cfg(feature = "postgres")]
+mod postgres;
+#[cfg(feature = "redis")]
+mod redis;
+#[cfg(feature = "sqlite")]
+mod sqlite;
 
 pub use memory::{MemoryStore, DEFAULT_CAPACITY};
+#[cfg(feature = "postgres")]
+pub use postgres::{PostgresStore, PostgresStoreBuilder, DEFAULT_TABLE};
+#[cfg(feature = "redis")]
+pub use redis::{RedisStore, RedisStoreBuilder};
+#[cfg(feature = "sqlite")]
+pub use sqlite::SqliteStore;
+
+/// How long a shared store waits for its server by default before it gives up on an
+/// operation (and the receiver answers 503): 2 seconds.
+pub const DEFAULT_STORE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// How long a completed event is remembered by default: 7 days.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(7 * 24 * 60 * 60);
@@ -58,6 +74,21 @@ pub enum StoreError {
         /// The store's capacity.
         capacity: usize,
     },
+    /// The store could not be reached when it was set up: a wrong address, a server
+    /// that is down, or one that did not answer within the timeout.
+    #[error("cannot reach the {store} idempotency store at {target}: {source}")]
+    Connect {
+        /// The kind of store: `Redis`, `PostgreSQL`, `SQLite`.
+        store: &'static str,
+        /// Where it was looked for, without any password.
+        target: String,
+        /// What went wrong.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The store was configured wrongly (a bad table name, say).
+    #[error("invalid idempotency store configuration: {0}")]
+    InvalidConfig(String),
     /// The token does not hold the key's claim any more (its lease ran out and another
     /// caller claimed it, or it was completed or released already).
     #[error("the claim on `{key}` is no longer held by this token")]
@@ -98,6 +129,48 @@ pub trait IdempotencyStore: Send + Sync + 'static {
     /// Gives the claim up so the next delivery can claim the key; fails with
     /// [`StoreError::ClaimLost`] if `token` no longer holds the claim.
     async fn release(&self, key: &str, token: &ClaimToken) -> Result<(), StoreError>;
+}
+
+/// A fresh, unguessable claim token: 128 random bits as hex.
+#[cfg(any(feature = "redis", feature = "postgres", feature = "sqlite"))]
+fn random_token() -> Result<ClaimToken, StoreError> {
+    let mut bytes = [0_u8; 16];
+    getrandom::fill(&mut bytes).map_err(|err| StoreError::Unavailable(err.to_string().into()))?;
+    Ok(ClaimToken(hex::encode(bytes)))
+}
+
+/// A duration in whole milliseconds for a server: at least 1, at most `i64::MAX`.
+#[cfg(any(feature = "redis", feature = "postgres", feature = "sqlite"))]
+fn millis(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX).max(1)
+}
+
+/// An update or delete `WHERE token = $token` touched one row: the claim was held.
+#[cfg(any(feature = "postgres", feature = "sqlite"))]
+fn held_if_one_row(key: &str, one_row: bool) -> Result<(), StoreError> {
+    if one_row {
+        Ok(())
+    } else {
+        Err(StoreError::ClaimLost { key: key.to_owned() })
+    }
+}
+
+/// Runs a store operation with a deadline, so a server that stopped answering turns
+/// into [`StoreError::Unavailable`] instead of a request that hangs.
+#[cfg(any(feature = "redis", feature = "postgres"))]
+async fn within<T, E>(
+    timeout: Duration,
+    what: &'static str,
+    operation: impl std::future::Future<Output = Result<T, E>>,
+) -> Result<T, StoreError>
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    match tokio::time::timeout(timeout, operation).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(err)) => Err(StoreError::Unavailable(Box::new(err))),
+        Err(_) => Err(StoreError::Unavailable(format!("{what} did not answer within {timeout:?}").into())),
+    }
 }
 
 /// A shared or boxed store is a store: `Arc<RedisStore>` or `Box<dyn IdempotencyStore>`.

@@ -1,0 +1,354 @@
+//! A store in PostgreSQL, shared by every replica that points at the same database.
+
+use std::fmt;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
+use tokio_postgres::config::Host;
+use tokio_postgres::NoTls;
+
+use super::{
+    held_if_one_row, millis, random_token, within, Claim, ClaimToken, IdempotencyStore, StoreError,
+    DEFAULT_STORE_TIMEOUT,
+};
+
+/// The table a [`PostgresStore`] keeps its records in unless told otherwise.
+pub const DEFAULT_TABLE: &str = "hookroute_events";
+
+/// Leases and TTLs longer than this are cut to it (PostgreSQL intervals are bounded).
+const MAX_MILLIS: i64 = 100 * 365 * 24 * 3600 * 1000;
+
+/// A key of PostgreSQL's advisory locks, so replicas starting together migrate in turn.
+const MIGRATION_LOCK: i64 = 0x686f_6f6b_726f_7574; // "hookrout"
+
+/// An idempotency store in PostgreSQL, for receivers on several replicas.
+///
+/// One table (`hookroute_events` unless set) holds one row per event: its claim token,
+/// whether it is done, and when the row expires (the lease, then the TTL). The store
+/// creates the table itself, idempotently and under an advisory lock, when it connects.
+///
+/// - **claim** is one statement: `INSERT ... ON CONFLICT (key) DO UPDATE ... WHERE
+///   expires_at <= now() RETURNING`, so the first caller, or the first after the lease
+///   or TTL ran out, wins; the database's clock decides, the same for every replica.
+/// - **complete** and **release** update or delete the row only `WHERE token = $token`,
+///   so a claimant whose lease ran out cannot touch the claim that replaced it.
+/// - Expired rows are deleted by a background task every [`sweep_every`] (five
+///   minutes by default) while the store lives, or by [`purge_expired`].
+///
+/// Connections come from a pool (16 unless set); every operation has a deadline
+/// ([`DEFAULT_STORE_TIMEOUT`] unless set), so an outage makes the receiver answer 503.
+///
+/// ```no_run
+/// use hookroute_runtime::store::PostgresStore;
+///
+/// # async fn run() -> Result<(), hookroute_runtime::store::StoreError> {
+/// let store = PostgresStore::connect("postgres://app@127.0.0.1:5432/app").await?;
+/// # Ok(()) }
+/// ```
+///
+/// [`sweep_every`]: PostgresStoreBuilder::sweep_every
+/// [`purge_expired`]: PostgresStore::purge_expired
+#[derive(Clone)]
+pub struct PostgresStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    pool: Pool,
+    timeout: Duration,
+    table: String,
+    claim: String,
+    complete: String,
+    release: String,
+    purge: String,
+}
+
+impl fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PostgresStore")
+            .field("table", &self.inner.table)
+            .field("timeout", &self.inner.timeout)
+            .field("pool", &self.inner.pool.status())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Sets up a [`PostgresStore`]; from [`PostgresStore::builder`].
+#[derive(Clone)]
+pub struct PostgresStoreBuilder {
+    url: String,
+    table: String,
+    timeout: Duration,
+    pool_size: usize,
+    sweep_every: Option<Duration>,
+}
+
+impl fmt::Debug for PostgresStoreBuilder {
+    // The URL may hold a password.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PostgresStoreBuilder")
+            .field("table", &self.table)
+            .field("timeout", &self.timeout)
+            .field("pool_size", &self.pool_size)
+            .field("sweep_every", &self.sweep_every)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PostgresStore {
+    /// Connects to the database at `url` (`postgres://user[:password]@host[:port]/db`
+    /// or `host=... user=...`) with the default settings, creating the table if needed.
+    ///
+    /// Fails with [`StoreError::Connect`] if the URL is invalid or the server does not
+    /// answer within the timeout.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        Self::builder(url).connect().await
+    }
+
+    /// Starts configuring a store for the database at `url`.
+    pub fn builder(url: impl Into<String>) -> PostgresStoreBuilder {
+        PostgresStoreBuilder {
+            url: url.into(),
+            table: DEFAULT_TABLE.to_owned(),
+            timeout: DEFAULT_STORE_TIMEOUT,
+            pool_size: 16,
+            sweep_every: Some(Duration::from_secs(300)),
+        }
+    }
+
+    /// Deletes every expired row (done events past their TTL, claims past their lease)
+    /// and answers how many there were.
+    pub async fn purge_expired(&self) -> Result<u64, StoreError> {
+        self.inner.purge_expired().await
+    }
+
+    async fn client(&self) -> Result<Object, StoreError> {
+        self.inner.client().await
+    }
+}
+
+impl Inner {
+    async fn client(&self) -> Result<Object, StoreError> {
+        within(self.timeout, "PostgreSQL", self.pool.get()).await
+    }
+
+    async fn purge_expired(&self) -> Result<u64, StoreError> {
+        let client = self.client().await?;
+        within(self.timeout, "PostgreSQL", client.execute(self.purge.as_str(), &[])).await
+    }
+}
+
+impl PostgresStoreBuilder {
+    /// The table to keep records in: a plain identifier (letters, digits, `_`), at most
+    /// 48 characters. `hookroute_events` by default.
+    #[must_use]
+    pub fn table(mut self, table: impl Into<String>) -> Self {
+        self.table = table.into();
+        self
+    }
+
+    /// How long to wait for a connection or for one statement before giving up:
+    /// [`DEFAULT_STORE_TIMEOUT`] by default.
+    #[must_use]
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// How many connections the pool may open: 16 by default.
+    #[must_use]
+    pub fn pool_size(mut self, size: usize) -> Self {
+        self.pool_size = size.max(1);
+        self
+    }
+
+    /// How often the background task deletes expired rows, or `None` for never (call
+    /// [`PostgresStore::purge_expired`] yourself). Every five minutes by default.
+    #[must_use]
+    pub fn sweep_every(mut self, every: Option<Duration>) -> Self {
+        self.sweep_every = every;
+        self
+    }
+
+    /// Connects, creates the table if it is missing, and starts the sweeper.
+    pub async fn connect(self) -> Result<PostgresStore, StoreError> {
+        let Self { url, table, timeout, pool_size, sweep_every } = self;
+        if !is_identifier(&table) {
+            return Err(StoreError::InvalidConfig(format!(
+                "table name `{table}` is not a plain identifier (letters, digits and `_`, at most 48)"
+            )));
+        }
+        let config: tokio_postgres::Config = url.parse().map_err(|err| StoreError::Connect {
+            store: "PostgreSQL",
+            target: "the configured URL".to_owned(),
+            source: Box::new(err),
+        })?;
+        let target = describe(&config);
+        let connect_error = |err: StoreError| StoreError::Connect {
+            store: "PostgreSQL",
+            target: target.clone(),
+            source: Box::new(err),
+        };
+        let mut config = config;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(timeout);
+        }
+        let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let pool = Pool::builder(manager)
+            .max_size(pool_size)
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(timeout))
+            .create_timeout(Some(timeout))
+            .recycle_timeout(Some(timeout))
+            .build()
+            .map_err(|err| StoreError::InvalidConfig(err.to_string()))?;
+        let inner = Arc::new(Inner {
+            pool,
+            timeout,
+            claim: format!(
+                "WITH claimed AS (
+                   INSERT INTO {table} (key, token, done, expires_at)
+                   VALUES ($1, $2, false, now() + $3::bigint * interval '1 millisecond')
+                   ON CONFLICT (key) DO UPDATE
+                     SET token = excluded.token, done = false, expires_at = excluded.expires_at
+                     WHERE {table}.expires_at <= now()
+                   RETURNING 1
+                 )
+                 SELECT EXISTS (SELECT 1 FROM claimed), (SELECT done FROM {table} WHERE key = $1)"
+            ),
+            complete: format!(
+                "UPDATE {table} SET done = true, expires_at = now() + $3::bigint * interval '1 millisecond'
+                 WHERE key = $1 AND token = $2 AND NOT done"
+            ),
+            release: format!("DELETE FROM {table} WHERE key = $1 AND token = $2 AND NOT done"),
+            purge: format!("DELETE FROM {table} WHERE expires_at <= now()"),
+            table,
+        });
+        let client = inner.client().await.map_err(connect_error)?;
+        let migration = format!(
+            "BEGIN;
+             SELECT pg_advisory_xact_lock({MIGRATION_LOCK});
+             CREATE TABLE IF NOT EXISTS {table} (
+               key text PRIMARY KEY,
+               token text NOT NULL,
+               done boolean NOT NULL,
+               expires_at timestamptz NOT NULL
+             );
+             CREATE INDEX IF NOT EXISTS {table}_expires_at ON {table} (expires_at);
+             COMMIT;",
+            table = inner.table
+        );
+        within(timeout, "PostgreSQL", client.batch_execute(&migration)).await.map_err(connect_error)?;
+        drop(client);
+        if let Some(every) = sweep_every {
+            tokio::spawn(sweep(Arc::downgrade(&inner), every));
+        }
+        Ok(PostgresStore { inner })
+    }
+}
+
+/// Deletes expired rows every `every` while the store lives.
+async fn sweep(inner: Weak<Inner>, every: Duration) {
+    let mut ticks = tokio::time::interval(every);
+    ticks.tick().await;
+    loop {
+        ticks.tick().await;
+        let Some(inner) = inner.upgrade() else { return };
+        match inner.purge_expired().await {
+            Ok(purged) => tracing::debug!(purged, table = %inner.table, "expired idempotency records deleted"),
+            Err(err) => {
+                tracing::warn!(error = %err, table = %inner.table, "could not delete expired idempotency records");
+            }
+        }
+    }
+}
+
+fn is_identifier(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && name.len() <= 48
+}
+
+/// Where the config points, without user or password.
+fn describe(config: &tokio_postgres::Config) -> String {
+    let host = match config.get_hosts().first() {
+        Some(Host::Tcp(host)) => host.clone(),
+        Some(Host::Unix(path)) => path.display().to_string(),
+        None => "localhost".to_owned(),
+    };
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    format!("{host}:{port}/{}", config.get_dbname().unwrap_or_default())
+}
+
+fn pg_millis(duration: Duration) -> i64 {
+    millis(duration).min(MAX_MILLIS)
+}
+
+#[async_trait::async_trait]
+impl IdempotencyStore for PostgresStore {
+    async fn claim(&self, key: &str, lease: Duration) -> Result<Claim, StoreError> {
+        let token = random_token()?;
+        let client = self.client().await?;
+        let row = within(
+            self.inner.timeout,
+            "PostgreSQL",
+            client.query_one(self.inner.claim.as_str(), &[&key, &token.as_str(), &pg_millis(lease)]),
+        )
+        .await?;
+        let acquired: bool = row.try_get(0).map_err(|err| StoreError::Unavailable(Box::new(err)))?;
+        let done: Option<bool> = row.try_get(1).map_err(|err| StoreError::Unavailable(Box::new(err)))?;
+        Ok(match (acquired, done) {
+            (true, _) => Claim::Acquired(token),
+            (false, Some(true)) => Claim::Done,
+            // Held by a live claim, or claimed by a statement that committed after this
+            // one began (so its row is not visible here): in flight either way.
+            (false, _) => Claim::InFlight,
+        })
+    }
+
+    async fn complete(&self, key: &str, token: &ClaimToken, ttl: Duration) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        let updated = within(
+            self.inner.timeout,
+            "PostgreSQL",
+            client.execute(self.inner.complete.as_str(), &[&key, &token.as_str(), &pg_millis(ttl)]),
+        )
+        .await?;
+        held_if_one_row(key, updated == 1)
+    }
+
+    async fn release(&self, key: &str, token: &ClaimToken) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        let deleted = within(
+            self.inner.timeout,
+            "PostgreSQL",
+            client.execute(self.inner.release.as_str(), &[&key, &token.as_str()]),
+        )
+        .await?;
+        held_if_one_row(key, deleted == 1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_names_are_plain_identifiers() {
+        assert!(is_identifier("hookroute_events"));
+        assert!(is_identifier("_t1"));
+        for bad in ["", "1t", "events; DROP TABLE x", "a.b", "\"q\"", "é", &"t".repeat(49)] {
+            assert!(!is_identifier(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn the_target_never_shows_the_password() {
+        let config: tokio_postgres::Config = "postgres://app:hunter2@db.internal:6543/events".parse().unwrap();
+        assert_eq!(describe(&config), "db.internal:6543/events");
+        let config: tokio_postgres::Config = "host=/run/pg user=app password=hunter2 dbname=x".parse().unwrap();
+        assert_eq!(describe(&config), "/run/pg:5432/x");
+    }
+}

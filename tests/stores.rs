@@ -1,0 +1,205 @@
+//! Every store runs the public conformance suite, against real servers for Redis and
+//! PostgreSQL (started by `scripts/test`), plus what is particular to each backend.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hookroute::store::{Claim, IdempotencyStore, PostgresStore, RedisStore, SqliteStore, StoreError, DEFAULT_TABLE};
+use hookroute::testing::conformance;
+use hookroute::MemoryStore;
+
+const MINUTE: Duration = Duration::from_secs(60);
+
+mod memory_store {
+    hookroute::store_conformance_tests!(hookroute::MemoryStore::new());
+}
+
+mod redis_store {
+    hookroute::store_conformance_tests!(hookroute::store::RedisStore::connect(&super::support::redis_url())
+        .await
+        .expect("the test Redis answers"));
+}
+
+mod postgres_store {
+    hookroute::store_conformance_tests!(hookroute::store::PostgresStore::connect(&super::support::postgres_url())
+        .await
+        .expect("the test PostgreSQL answers"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_passes_the_conformance_suite() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SqliteStore::open(dir.path().join("events.db")).await.unwrap());
+    conformance::run_all(&store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_custom_store_via_box_dyn_passes_the_conformance_suite() {
+    // What a config-driven app holds: the trait object.
+    let store: Arc<Box<dyn IdempotencyStore>> = Arc::new(Box::new(MemoryStore::new()));
+    conformance::run_all(&store).await;
+}
+
+#[tokio::test]
+async fn sqlite_remembers_what_was_done_across_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("events.db");
+    {
+        let store = SqliteStore::open(&path).await.unwrap();
+        let Claim::Acquired(token) = store.claim("groq:event:evt_1", MINUTE).await.unwrap() else { panic!() };
+        store.complete("groq:event:evt_1", &token, MINUTE).await.unwrap();
+        let Claim::Acquired(_) = store.claim("groq:event:evt_2", MINUTE).await.unwrap() else { panic!() };
+    }
+    let reopened = SqliteStore::open(&path).await.unwrap();
+    assert_eq!(reopened.claim("groq:event:evt_1", MINUTE).await.unwrap(), Claim::Done);
+    // A claim held when the process stopped is still leased.
+    assert_eq!(reopened.claim("groq:event:evt_2", MINUTE).await.unwrap(), Claim::InFlight);
+}
+
+#[tokio::test]
+async fn sqlite_purges_expired_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("events.db")).await.unwrap();
+    for key in ["a", "b"] {
+        let Claim::Acquired(token) = store.claim(key, MINUTE).await.unwrap() else { panic!() };
+        store.complete(key, &token, Duration::from_millis(1)).await.unwrap();
+    }
+    let Claim::Acquired(_) = store.claim("live", MINUTE).await.unwrap() else { panic!() };
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert_eq!(store.purge_expired().await.unwrap(), 2);
+    assert_eq!(store.claim("live", MINUTE).await.unwrap(), Claim::InFlight);
+}
+
+#[tokio::test]
+async fn sqlite_reports_a_path_it_cannot_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = SqliteStore::open(dir.path().join("missing").join("events.db")).await.unwrap_err();
+    assert!(matches!(err, StoreError::Connect { store: "SQLite", .. }), "{err:?}");
+    assert!(err.to_string().contains("events.db"), "{err}");
+}
+
+#[tokio::test]
+async fn redis_prefixes_keys_and_expires_done_keys_after_the_ttl() {
+    let url = support::redis_url();
+    let prefix = format!("prefix-test-{}:", std::process::id());
+    let store = RedisStore::builder(&url).prefix(&prefix).connect().await.unwrap();
+    let Claim::Acquired(token) = store.claim("groq:event:evt_1", MINUTE).await.unwrap() else { panic!() };
+    store.complete("groq:event:evt_1", &token, Duration::from_secs(3600)).await.unwrap();
+
+    // Look at the server directly: one key, under the prefix, done, with the TTL set.
+    let client = redis::Client::open(url).unwrap();
+    let mut raw = client.get_multiplexed_async_connection().await.unwrap();
+    let full = format!("{prefix}groq:event:evt_1");
+    let value: Option<String> = redis::cmd("GET").arg(&full).query_async(&mut raw).await.unwrap();
+    assert_eq!(value.as_deref(), Some("done"));
+    let ttl: i64 = redis::cmd("PTTL").arg(&full).query_async(&mut raw).await.unwrap();
+    assert!((3_500_000..=3_600_000).contains(&ttl), "PTTL {ttl}");
+    let bare: Option<String> = redis::cmd("GET").arg("groq:event:evt_1").query_async(&mut raw).await.unwrap();
+    assert_eq!(bare, None, "the key is stored only under the prefix");
+}
+
+#[tokio::test]
+async fn postgres_migration_is_idempotent_and_table_is_configurable() {
+    let url = support::postgres_url();
+    let table = format!("events_{}", std::process::id());
+    // Several replicas starting at once all run the migration.
+    let connects: Vec<_> = (0..4).map(|_| PostgresStore::builder(&url).table(&table).connect()).collect();
+    let stores: Vec<PostgresStore> =
+        futures_util::future::join_all(connects).await.into_iter().collect::<Result<_, _>>().unwrap();
+    let Claim::Acquired(token) = stores[0].claim("k", MINUTE).await.unwrap() else { panic!() };
+    assert_eq!(stores[3].claim("k", MINUTE).await.unwrap(), Claim::InFlight);
+    stores[1].complete("k", &token, MINUTE).await.unwrap();
+    assert_eq!(stores[2].claim("k", MINUTE).await.unwrap(), Claim::Done);
+
+    // The default table is untouched by a store with its own.
+    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(connection);
+    let rows = client.query(&format!("SELECT key, done FROM {table}"), &[]).await.unwrap();
+    assert_eq!(rows.len(), 1);
+    assert!(rows[0].get::<_, bool>("done"));
+    client.batch_execute(&format!("DROP TABLE {table}")).await.unwrap();
+}
+
+#[tokio::test]
+async fn postgres_purges_expired_rows() {
+    let url = support::postgres_url();
+    let table = format!("purge_{}", std::process::id());
+    let store = PostgresStore::builder(&url).table(&table).sweep_every(None).connect().await.unwrap();
+    for key in ["a", "b"] {
+        let Claim::Acquired(token) = store.claim(key, MINUTE).await.unwrap() else { panic!() };
+        store.complete(key, &token, Duration::from_millis(1)).await.unwrap();
+    }
+    let Claim::Acquired(_) = store.claim("short lease", Duration::from_millis(1)).await.unwrap() else { panic!() };
+    let Claim::Acquired(_) = store.claim("live", MINUTE).await.unwrap() else { panic!() };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(store.purge_expired().await.unwrap(), 3);
+    assert_eq!(store.claim("live", MINUTE).await.unwrap(), Claim::InFlight);
+    assert_eq!(store.purge_expired().await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn postgres_rejects_a_table_name_that_is_not_an_identifier() {
+    let err =
+        PostgresStore::builder(support::postgres_url()).table("events; DROP TABLE x").connect().await.unwrap_err();
+    assert!(matches!(err, StoreError::InvalidConfig(_)), "{err:?}");
+    assert_eq!(DEFAULT_TABLE, "hookroute_events");
+}
+
+/// A store that cannot be reached at start-up says where it looked, without the
+/// password, and gives up within its timeout instead of hanging.
+#[tokio::test]
+async fn unreachable_stores_fail_fast_with_a_clear_error() {
+    let port = support::closed_port();
+    let timeout = Duration::from_millis(500);
+
+    let started = Instant::now();
+    let err = RedisStore::builder(format!("redis://:hunter2@127.0.0.1:{port}/")).timeout(timeout).connect().await;
+    let err = err.unwrap_err();
+    let message = err.to_string();
+    assert!(matches!(err, StoreError::Connect { store: "Redis", .. }), "{err:?}");
+    assert!(message.contains(&format!("127.0.0.1:{port}")), "{message}");
+    assert!(!message.contains("hunter2"), "{message}");
+    assert!(started.elapsed() < Duration::from_secs(10), "gave up after {:?}", started.elapsed());
+
+    let started = Instant::now();
+    let err = PostgresStore::builder(format!("postgres://app:hunter2@127.0.0.1:{port}/app"))
+        .timeout(timeout)
+        .connect()
+        .await
+        .unwrap_err();
+    let message = err.to_string();
+    assert!(matches!(err, StoreError::Connect { store: "PostgreSQL", .. }), "{err:?}");
+    assert!(message.contains(&format!("127.0.0.1:{port}/app")), "{message}");
+    assert!(!message.contains("hunter2"), "{message}");
+    assert!(started.elapsed() < Duration::from_secs(10), "gave up after {:?}", started.elapsed());
+
+    let err = RedisStore::connect("not a url").await.unwrap_err();
+    assert!(matches!(err, StoreError::Connect { .. }), "{err:?}");
+    let err = PostgresStore::connect("postgres://[bad").await.unwrap_err();
+    assert!(matches!(err, StoreError::Connect { .. }), "{err:?}");
+}
+
+/// A server that accepts the connection and then says nothing: the timeout, not a hang.
+#[tokio::test]
+async fn a_silent_server_times_out_instead_of_hanging() {
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = silent.local_addr().unwrap();
+    let hold = tokio::spawn(async move {
+        let mut held = Vec::new();
+        loop {
+            let (socket, _) = silent.accept().await.unwrap();
+            held.push(socket);
+        }
+    });
+    let timeout = Duration::from_millis(300);
+    let started = Instant::now();
+    let err = RedisStore::builder(format!("redis://{address}/")).timeout(timeout).connect().await.unwrap_err();
+    assert!(matches!(err, StoreError::Connect { .. }), "{err:?}");
+    let err =
+        PostgresStore::builder(format!("postgres://app@{address}/app")).timeout(timeout).connect().await.unwrap_err();
+    assert!(matches!(err, StoreError::Connect { .. }), "{err:?}");
+    assert!(started.elapsed() < Duration::from_secs(10), "gave up after {:?}", started.elapsed());
+    hold.abort();
+}

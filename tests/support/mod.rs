@@ -1,0 +1,87 @@
+//! Where the test servers are: `scripts/test` starts Redis and PostgreSQL on loopback
+//! and exports their URLs (see `scripts/services`).
+#![allow(dead_code, unreachable_pub)]
+
+use std::net::{SocketAddr, TcpListener};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn server_url(var: &str, what: &str) -> String {
+    match std::env::var(var) {
+        Ok(url) if !url.is_empty() => url,
+        // Under CI=true and everywhere else alike: a missing server is a failure, never a skip.
+        _ => panic!("{var} is not set: these tests need a {what} server. Run `scripts/test`, which starts one on loopback, or export {var}."),
+    }
+}
+
+pub fn redis_url() -> String {
+    server_url("HOOKROUTE_TEST_REDIS_URL", "Redis")
+}
+
+pub fn postgres_url() -> String {
+    server_url("HOOKROUTE_TEST_POSTGRES_URL", "PostgreSQL")
+}
+
+/// A port nothing listens on (bound, then let go).
+pub fn closed_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A redis-server of the test's own, which it may kill and restart.
+#[derive(Debug)]
+pub struct OwnRedis {
+    pub port: u16,
+    dir: tempfile::TempDir,
+    child: Option<Child>,
+}
+
+impl OwnRedis {
+    pub fn start() -> Self {
+        let mut redis = Self { port: closed_port(), dir: tempfile::tempdir().unwrap(), child: None };
+        redis.restart();
+        redis
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    /// Starts the server (again) on the same port and waits until it answers.
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "already running");
+        let Ok(binary) = std::env::var("HOOKROUTE_TEST_REDIS_SERVER") else {
+            panic!("HOOKROUTE_TEST_REDIS_SERVER is not set: run `scripts/test`, which installs redis-server")
+        };
+        let child = Command::new(binary)
+            .args(["--bind", "127.0.0.1", "--port", &self.port.to_string(), "--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(self.dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server starts");
+        self.child = Some(child);
+        let address: SocketAddr = ([127, 0, 0, 1], self.port).into();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(address).is_err() {
+            assert!(Instant::now() < deadline, "redis-server did not listen on {address}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Kills the server (SIGKILL) and waits for it to be gone.
+    pub fn kill(&mut self) {
+        let mut child = self.child.take().expect("running");
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
