@@ -27,7 +27,10 @@ pub fn closed_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-/// A redis-server of the test's own, which it may kill and restart.
+/// A redis-server of the test's own, which it may kill and restart. It writes every
+/// change to its append-only file before answering (`appendfsync always`), so what it
+/// acknowledged survives a SIGKILL, as a production Redis holding idempotency keys
+/// should be set up to.
 #[derive(Debug)]
 pub struct OwnRedis {
     pub port: u16,
@@ -53,7 +56,8 @@ impl OwnRedis {
             panic!("HOOKROUTE_TEST_REDIS_SERVER is not set: run `scripts/test`, which installs redis-server")
         };
         let child = Command::new(binary)
-            .args(["--bind", "127.0.0.1", "--port", &self.port.to_string(), "--save", "", "--appendonly", "no"])
+            .args(["--bind", "127.0.0.1", "--port", &self.port.to_string(), "--save", ""])
+            .args(["--appendonly", "yes", "--appendfsync", "always"])
             .arg("--dir")
             .arg(self.dir.path())
             .stdout(Stdio::null())
@@ -82,6 +86,60 @@ impl Drop for OwnRedis {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
+        }
+    }
+}
+
+/// A TCP proxy on 127.0.0.1 in front of a real server, to cut the network between a
+/// store and its server (every connection dropped, new ones refused) and restore it.
+#[derive(Debug)]
+pub struct Proxy {
+    pub port: u16,
+    target: SocketAddr,
+    accepting: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Proxy {
+    pub fn start(target: SocketAddr) -> Self {
+        let mut proxy = Self { port: 0, target, accepting: None };
+        proxy.resume();
+        proxy
+    }
+
+    /// Drops every proxied connection and refuses new ones.
+    pub fn cut(&mut self) {
+        // The accept task owns the listener and every connection task.
+        self.accepting.take().expect("not cut already").abort();
+    }
+
+    /// Accepts connections again, on the same port.
+    pub fn resume(&mut self) {
+        assert!(self.accepting.is_none(), "already accepting");
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_reuseaddr(true).unwrap();
+        socket.bind(([127, 0, 0, 1], self.port).into()).unwrap();
+        let listener = socket.listen(128).unwrap();
+        self.port = listener.local_addr().unwrap().port();
+        let target = self.target;
+        self.accepting = Some(tokio::spawn(async move {
+            let mut connections = tokio::task::JoinSet::new();
+            loop {
+                let Ok((mut client, _)) = listener.accept().await else { continue };
+                connections.spawn(async move {
+                    if let Ok(mut server) = tokio::net::TcpStream::connect(target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    }
+                });
+                while connections.try_join_next().is_some() {}
+            }
+        }));
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        if let Some(accepting) = self.accepting.take() {
+            accepting.abort();
         }
     }
 }
