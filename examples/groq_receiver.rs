@@ -7,6 +7,14 @@
 //! ```
 //!
 //! Listens on 127.0.0.1:$PORT (default 3000) at `/webhooks/groq`.
+//!
+//! Remembers processed events in memory, or in the store `HOOKROUTE_STORE` names
+//! (`redis://…`, `postgres://…`, `sqlite:events.db`), which needs the matching feature:
+//!
+//! ```sh
+//! HOOKROUTE_STORE=redis://127.0.0.1:6379/ GROQ_WEBHOOK_SECRET=whsec_dev \
+//!     cargo run --example groq_receiver --features redis
+//! ```
 
 use std::collections::HashMap;
 use std::process::ExitCode;
@@ -67,8 +75,16 @@ async fn main() -> ExitCode {
         )
         .init();
 
+    // Swapping the backend is this one line: any `IdempotencyStore` will do.
+    let store = match hookroute::store::connect(&std::env::var("HOOKROUTE_STORE").unwrap_or_default()).await {
+        Ok(store) => store,
+        Err(error) => {
+            eprintln!("error: HOOKROUTE_STORE: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
     // The secret comes from GROQ_WEBHOOK_SECRET; a missing one is a clear error.
-    let receiver = match Receiver::new(App::default()) {
+    let receiver = match Receiver::builder(App::default()).store(store).build() {
         Ok(receiver) => receiver,
         Err(error) => {
             eprintln!("error: {error}");

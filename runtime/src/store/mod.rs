@@ -131,6 +131,60 @@ pub trait IdempotencyStore: Send + Sync + 'static {
     async fn release(&self, key: &str, token: &ClaimToken) -> Result<(), StoreError>;
 }
 
+/// Opens the store a URL names, for apps that pick their backend by configuration:
+///
+/// | URL | store | feature |
+/// | --- | --- | --- |
+/// | `memory:` (or empty) | [`MemoryStore`] | |
+/// | `redis://…`, `rediss://…` | `RedisStore` | `redis` |
+/// | `postgres://…`, `postgresql://…` | `PostgresStore` | `postgres` |
+/// | `sqlite:path/to/events.db` | `SqliteStore` | `sqlite` |
+///
+/// A URL for a backend whose feature is off, or of no known kind, is
+/// [`StoreError::InvalidConfig`] saying which; a server that cannot be reached is
+/// [`StoreError::Connect`]. Typed code can call each store's own `connect` instead.
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let store = hookroute_runtime::store::connect("memory:").await?;
+/// let receiver_store: Box<dyn hookroute_runtime::IdempotencyStore> = store;
+/// assert!(hookroute_runtime::store::connect("mongodb://x").await.is_err());
+/// # Ok::<(), hookroute_runtime::store::StoreError>(())
+/// # }).unwrap();
+/// ```
+#[allow(clippy::unused_async)] // awaits only with a shared-store feature on
+pub async fn connect(url: &str) -> Result<Box<dyn IdempotencyStore>, StoreError> {
+    let scheme = url.split_once(':').map_or(url, |(scheme, _)| scheme).to_ascii_lowercase();
+    match scheme.as_str() {
+        "" | "memory" => Ok(Box::new(MemoryStore::new())),
+        #[cfg(feature = "redis")]
+        "redis" | "rediss" => Ok(Box::new(RedisStore::connect(url).await?)),
+        #[cfg(feature = "postgres")]
+        "postgres" | "postgresql" => Ok(Box::new(PostgresStore::connect(url).await?)),
+        #[cfg(feature = "sqlite")]
+        "sqlite" => {
+            let path = url.split_once(':').map_or("", |(_, path)| path.trim_start_matches("//"));
+            Ok(Box::new(SqliteStore::open(path).await?))
+        }
+        #[cfg(not(feature = "redis"))]
+        "redis" | "rediss" => Err(feature_off(&scheme, "redis")),
+        #[cfg(not(feature = "postgres"))]
+        "postgres" | "postgresql" => Err(feature_off(&scheme, "postgres")),
+        #[cfg(not(feature = "sqlite"))]
+        "sqlite" => Err(feature_off(&scheme, "sqlite")),
+        _ => Err(StoreError::InvalidConfig(format!(
+            "unknown kind of store `{scheme}`: use memory:, redis://…, postgres://… or sqlite:<path>"
+        ))),
+    }
+}
+
+#[cfg_attr(all(feature = "redis", feature = "postgres", feature = "sqlite"), allow(dead_code))]
+fn feature_off(scheme: &str, feature: &str) -> StoreError {
+    StoreError::InvalidConfig(format!(
+        "a `{scheme}:` store needs hookroute's `{feature}` feature, which this build lacks"
+    ))
+}
+
 /// A fresh, unguessable claim token: 128 random bits as hex.
 #[cfg(any(feature = "redis", feature = "postgres", feature = "sqlite"))]
 fn random_token() -> Result<ClaimToken, StoreError> {
@@ -153,6 +207,27 @@ fn held_if_one_row(key: &str, one_row: bool) -> Result<(), StoreError> {
     } else {
         Err(StoreError::ClaimLost { key: key.to_owned() })
     }
+}
+
+/// A failure while setting a store up, as [`StoreError::Connect`] (not wrapping an
+/// `Unavailable` inside it, which would say "unavailable" twice).
+#[cfg(any(feature = "redis", feature = "postgres"))]
+fn connect_error(store: &'static str, target: String, error: StoreError) -> StoreError {
+    let source: Box<dyn std::error::Error + Send + Sync> = match error {
+        StoreError::Unavailable(source) => source,
+        other => Box::new(other),
+    };
+    // Drivers keep the useful part ("Connection refused") a few sources down; say it.
+    let mut message = source.to_string();
+    let mut cause = source.source();
+    while let Some(error) = cause {
+        let text = error.to_string();
+        if !message.contains(&text) {
+            message = format!("{message}: {text}");
+        }
+        cause = error.source();
+    }
+    StoreError::Connect { store, target, source: message.into() }
 }
 
 /// Runs a store operation with a deadline, so a server that stopped answering turns

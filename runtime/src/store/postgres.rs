@@ -9,7 +9,7 @@ use tokio_postgres::config::Host;
 use tokio_postgres::NoTls;
 
 use super::{
-    held_if_one_row, millis, random_token, within, Claim, ClaimToken, IdempotencyStore, StoreError,
+    connect_error, held_if_one_row, millis, random_token, within, Claim, ClaimToken, IdempotencyStore, StoreError,
     DEFAULT_STORE_TIMEOUT,
 };
 
@@ -185,11 +185,7 @@ impl PostgresStoreBuilder {
             source: Box::new(err),
         })?;
         let target = describe(&config);
-        let connect_error = |err: StoreError| StoreError::Connect {
-            store: "PostgreSQL",
-            target: target.clone(),
-            source: Box::new(err),
-        };
+        let failed = |err: StoreError| connect_error("PostgreSQL", target.clone(), err);
         let mut config = config;
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(timeout);
@@ -225,7 +221,7 @@ impl PostgresStoreBuilder {
             purge: format!("DELETE FROM {table} WHERE expires_at <= now()"),
             table,
         });
-        let client = inner.client().await.map_err(connect_error)?;
+        let client = inner.client().await.map_err(failed)?;
         let migration = format!(
             "BEGIN;
              SELECT pg_advisory_xact_lock({MIGRATION_LOCK});
@@ -239,7 +235,7 @@ impl PostgresStoreBuilder {
              COMMIT;",
             table = inner.table
         );
-        within(timeout, "PostgreSQL", client.batch_execute(&migration)).await.map_err(connect_error)?;
+        within(timeout, "PostgreSQL", client.batch_execute(&migration)).await.map_err(failed)?;
         drop(client);
         if let Some(every) = sweep_every {
             tokio::spawn(sweep(Arc::downgrade(&inner), every));

@@ -6,7 +6,9 @@ use std::time::Duration;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Client, Script, Value};
 
-use super::{millis, random_token, within, Claim, ClaimToken, IdempotencyStore, StoreError, DEFAULT_STORE_TIMEOUT};
+use super::{
+    connect_error, millis, random_token, within, Claim, ClaimToken, IdempotencyStore, StoreError, DEFAULT_STORE_TIMEOUT,
+};
 
 /// What a completed key holds. Claim tokens are 32 hex digits, so never this.
 const DONE: &str = "done";
@@ -142,7 +144,7 @@ impl RedisStoreBuilder {
             .set_max_delay(Duration::from_millis(200));
         let connection = within(timeout, "Redis", ConnectionManager::new_with_config(client, config))
             .await
-            .map_err(|err| StoreError::Connect { store: "Redis", target, source: Box::new(err) })?;
+            .map_err(|err| connect_error("Redis", target, err))?;
         Ok(RedisStore { connection, prefix, timeout, complete: Script::new(COMPLETE), release: Script::new(RELEASE) })
     }
 }

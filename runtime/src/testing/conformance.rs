@@ -5,7 +5,8 @@
 //! store and one server, and run in parallel. A check panics, naming itself and what
 //! the store answered, when the store gets it wrong.
 //!
-//! The quickest way is one test per check, from [`store_conformance_tests!`]; the
+//! The quickest way is one test per check, from
+//! [`store_conformance_tests!`](crate::store_conformance_tests); the
 //! expression makes the store under test (it may `.await`) and is evaluated per check:
 //!
 //! ```
