@@ -75,6 +75,22 @@
 //! The attribute takes `provider = "groq"` (or `"coreweave"`) and, optionally,
 //! `event_enum = pub Name` to name the generated enum and make it visible.
 //!
+//! ## Stores and features
+//!
+//! Exactly-once needs a store shared by every replica. [`MemoryStore`] (in-process,
+//! bounded) is the default; the others each sit behind a cargo feature:
+//!
+//! | feature | adds |
+//! | --- | --- |
+//! | `axum` (default) | [`axum::post`]: mount a receiver on an axum route |
+//! | `redis` | `store::RedisStore`: many replicas, one Redis 7+ |
+//! | `postgres` | `store::PostgresStore`: many replicas, one PostgreSQL |
+//! | `sqlite` | `store::SqliteStore`: one node, durable across restarts |
+//! | `testing` | `testing::conformance` and `store_conformance_tests!`: the checks every store passes |
+//!
+//! [`store::connect`] opens one from a URL (`memory:`, `redis://…`, `postgres://…`,
+//! `sqlite:<path>`), for apps that choose by configuration.
+//!
 //! ## HTTP statuses
 //!
 //! | outcome | status |

@@ -31,6 +31,7 @@ const MIGRATION_LOCK: i64 = 0x686f_6f6b_726f_7574; // "hookrout"
 /// - **claim** is one statement: `INSERT ... ON CONFLICT (key) DO UPDATE ... WHERE
 ///   expires_at <= now() RETURNING`, so the first caller, or the first after the lease
 ///   or TTL ran out, wins; the database's clock decides, the same for every replica.
+///   A key that is live (done, or claimed) is answered without writing.
 /// - **complete** and **release** update or delete the row only `WHERE token = $token`,
 ///   so a claimant whose lease ran out cannot touch the claim that replaced it.
 /// - Expired rows are deleted by a background task every [`sweep_every`] (five
@@ -202,16 +203,23 @@ impl PostgresStoreBuilder {
         let inner = Arc::new(Inner {
             pool,
             timeout,
+            // A live row (done or in flight) is answered from the snapshot without
+            // writing, so a duplicate costs a read, not a locked row and a WAL flush.
+            // Otherwise the upsert decides, atomically: a row that appeared since the
+            // snapshot is taken over only if it has expired.
             claim: format!(
-                "WITH claimed AS (
+                "WITH current AS (
+                   SELECT done FROM {table} WHERE key = $1 AND expires_at > now()
+                 ), claimed AS (
                    INSERT INTO {table} (key, token, done, expires_at)
-                   VALUES ($1, $2, false, now() + $3::bigint * interval '1 millisecond')
+                   SELECT $1, $2, false, now() + $3::bigint * interval '1 millisecond'
+                   WHERE NOT EXISTS (SELECT 1 FROM current)
                    ON CONFLICT (key) DO UPDATE
                      SET token = excluded.token, done = false, expires_at = excluded.expires_at
                      WHERE {table}.expires_at <= now()
                    RETURNING 1
                  )
-                 SELECT EXISTS (SELECT 1 FROM claimed), (SELECT done FROM {table} WHERE key = $1)"
+                 SELECT EXISTS (SELECT 1 FROM claimed), (SELECT done FROM current)"
             ),
             complete: format!(
                 "UPDATE {table} SET done = true, expires_at = now() + $3::bigint * interval '1 millisecond'

@@ -52,6 +52,8 @@ const MARGIN: Duration = Duration::from_millis(300);
 
 /// How many callers race for one key in [`concurrent_claims_have_one_winner`].
 pub const RACERS: usize = 256;
+/// How many keys [`concurrent_claims_have_one_winner`] races on, one after another.
+pub const RACES: usize = 16;
 /// How many keys [`many_distinct_keys`] uses.
 pub const MANY_KEYS: usize = 1_000;
 
@@ -168,31 +170,43 @@ pub async fn stale_claimant_cannot_touch_newer_claim<S: IdempotencyStore>(store:
 }
 
 /// [`RACERS`] claims of one key at once, on several tasks: exactly one wins, the
-/// others see it in flight.
+/// others see it in flight. Raced on [`RACES`] keys in turn, after a warm-up that
+/// opens the store's connections (a pool that connects lazily would otherwise line
+/// the racers up one by one, and a race that never happens proves nothing).
 pub async fn concurrent_claims_have_one_winner<S: IdempotencyStore>(store: &Arc<S>) {
     let check = "concurrent_claims_have_one_winner";
-    let key: Arc<str> = key(check, 0).into();
-    let start = Arc::new(tokio::sync::Barrier::new(RACERS));
-    let racers: Vec<_> = (0..RACERS)
-        .map(|_| {
-            let (store, key, start) = (Arc::clone(store), Arc::clone(&key), Arc::clone(&start));
-            tokio::spawn(async move {
-                start.wait().await;
-                store.claim(&key, LONG).await
-            })
+    let warm_up: Vec<String> = (0..RACERS).map(|n| key("concurrent_claims_warm_up", n)).collect();
+    stream::iter(&warm_up)
+        .for_each_concurrent(RACERS, |key| async move {
+            acquire(check, &**store, key, LONG).await;
         })
-        .collect();
-    let mut winners = Vec::new();
-    for racer in racers {
-        match racer.await {
-            Ok(Ok(Claim::Acquired(token))) => winners.push(token),
-            Ok(Ok(Claim::InFlight)) => {}
-            Ok(other) => panic!("conformance `{check}`: a racing claim answered {other:?}, not Acquired or InFlight"),
-            Err(join) => panic!("conformance `{check}`: a racing claim panicked: {join}"),
+        .await;
+    for race in 0..RACES {
+        let key: Arc<str> = key(check, race).into();
+        let start = Arc::new(tokio::sync::Barrier::new(RACERS));
+        let racers: Vec<_> = (0..RACERS)
+            .map(|_| {
+                let (store, key, start) = (Arc::clone(store), Arc::clone(&key), Arc::clone(&start));
+                tokio::spawn(async move {
+                    start.wait().await;
+                    store.claim(&key, LONG).await
+                })
+            })
+            .collect();
+        let mut winners = Vec::new();
+        for racer in racers {
+            match racer.await {
+                Ok(Ok(Claim::Acquired(token))) => winners.push(token),
+                Ok(Ok(Claim::InFlight)) => {}
+                Ok(other) => {
+                    panic!("conformance `{check}`: a racing claim answered {other:?}, not Acquired or InFlight")
+                }
+                Err(join) => panic!("conformance `{check}`: a racing claim panicked: {join}"),
+            }
         }
+        assert_eq!(winners.len(), 1, "conformance `{check}`: {} of {RACERS} racing claims won", winners.len());
+        ok(check, "the winner completing", store.complete(&key, &winners[0], LONG).await);
     }
-    assert_eq!(winners.len(), 1, "conformance `{check}`: {} of {RACERS} racing claims won", winners.len());
-    ok(check, "the winner completing", store.complete(&key, &winners[0], LONG).await);
 }
 
 /// [`MANY_KEYS`] distinct keys, claimed and completed 64 at a time, do not interfere.
