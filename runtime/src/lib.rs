@@ -6,11 +6,13 @@
 //!
 //! - [`provider`]: verify a delivery's signature and timestamp over its raw bytes.
 //! - [`store`]: the atomic claim/complete/release store that makes processing
-//!   exactly-once, and [`MemoryStore`], the embedded default.
+//!   exactly-once: [`MemoryStore`], the embedded default, and behind features
+//!   `RedisStore` (`redis`), `PostgresStore` (`postgres`), `SqliteStore` (`sqlite`).
 //! - [`Receiver`]: body limit → headers → timestamp → signature → envelope → claim →
 //!   handler → complete or release, with an [`Outcome`] mapped to HTTP statuses.
 //! - [`axum_adapter`] (feature `axum`): mount a receiver on a route.
-//! - [`testing`]: build correctly signed deliveries in tests.
+//! - [`testing`]: build correctly signed deliveries in tests; with the `testing`
+//!   feature, the conformance suite every store passes.
 
 #![warn(clippy::unwrap_used)]
 

@@ -7,6 +7,16 @@
 //! TTL) or [`release`](IdempotencyStore::release)s it (the handler failed: the next
 //! delivery may claim it). A claimant that dies holds only its lease: when the lease
 //! runs out, the key can be claimed again.
+//!
+//! | store | feature | for |
+//! | --- | --- | --- |
+//! | [`MemoryStore`] | | one replica; the default, bounded |
+//! | `RedisStore` | `redis` | many replicas sharing a Redis 7+ |
+//! | `PostgresStore` | `postgres` | many replicas sharing a PostgreSQL |
+//! | `SqliteStore` | `sqlite` | one node, durable across restarts |
+//!
+//! [`connect`] opens any of them from a URL. Every one passes the conformance suite in
+//! `testing::conformance` (feature `testing`), which a store of your own can run too.
 
 use std::time::Duration;
 

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
 use tokio_postgres::config::Host;
-use tokio_postgres::NoTls;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{NoTls, Row};
 
 use super::{
     connect_error, held_if_one_row, millis, random_token, within, Claim, ClaimToken, IdempotencyStore, StoreError,
@@ -123,10 +124,6 @@ impl PostgresStore {
     pub async fn purge_expired(&self) -> Result<u64, StoreError> {
         self.inner.purge_expired().await
     }
-
-    async fn client(&self) -> Result<Object, StoreError> {
-        self.inner.client().await
-    }
 }
 
 impl Inner {
@@ -135,8 +132,27 @@ impl Inner {
     }
 
     async fn purge_expired(&self) -> Result<u64, StoreError> {
+        self.execute(&self.purge, &[]).await
+    }
+
+    /// Runs a statement, prepared once per connection, within the deadline.
+    async fn execute(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64, StoreError> {
         let client = self.client().await?;
-        within(self.timeout, "PostgreSQL", client.execute(self.purge.as_str(), &[])).await
+        within(self.timeout, "PostgreSQL", async {
+            let statement = client.prepare_cached(sql).await?;
+            client.execute(&statement, params).await
+        })
+        .await
+    }
+
+    /// Runs a query that answers one row, prepared once per connection, within the deadline.
+    async fn query_one(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Row, StoreError> {
+        let client = self.client().await?;
+        within(self.timeout, "PostgreSQL", async {
+            let statement = client.prepare_cached(sql).await?;
+            client.query_one(&statement, params).await
+        })
+        .await
     }
 }
 
@@ -294,13 +310,7 @@ fn pg_millis(duration: Duration) -> i64 {
 impl IdempotencyStore for PostgresStore {
     async fn claim(&self, key: &str, lease: Duration) -> Result<Claim, StoreError> {
         let token = random_token()?;
-        let client = self.client().await?;
-        let row = within(
-            self.inner.timeout,
-            "PostgreSQL",
-            client.query_one(self.inner.claim.as_str(), &[&key, &token.as_str(), &pg_millis(lease)]),
-        )
-        .await?;
+        let row = self.inner.query_one(&self.inner.claim, &[&key, &token.as_str(), &pg_millis(lease)]).await?;
         let acquired: bool = row.try_get(0).map_err(|err| StoreError::Unavailable(Box::new(err)))?;
         let done: Option<bool> = row.try_get(1).map_err(|err| StoreError::Unavailable(Box::new(err)))?;
         Ok(match (acquired, done) {
@@ -313,24 +323,12 @@ impl IdempotencyStore for PostgresStore {
     }
 
     async fn complete(&self, key: &str, token: &ClaimToken, ttl: Duration) -> Result<(), StoreError> {
-        let client = self.client().await?;
-        let updated = within(
-            self.inner.timeout,
-            "PostgreSQL",
-            client.execute(self.inner.complete.as_str(), &[&key, &token.as_str(), &pg_millis(ttl)]),
-        )
-        .await?;
+        let updated = self.inner.execute(&self.inner.complete, &[&key, &token.as_str(), &pg_millis(ttl)]).await?;
         held_if_one_row(key, updated == 1)
     }
 
     async fn release(&self, key: &str, token: &ClaimToken) -> Result<(), StoreError> {
-        let client = self.client().await?;
-        let deleted = within(
-            self.inner.timeout,
-            "PostgreSQL",
-            client.execute(self.inner.release.as_str(), &[&key, &token.as_str()]),
-        )
-        .await?;
+        let deleted = self.inner.execute(&self.inner.release, &[&key, &token.as_str()]).await?;
         held_if_one_row(key, deleted == 1)
     }
 }
