@@ -175,6 +175,24 @@ async fn unreachable_stores_fail_fast_with_a_clear_error() {
     assert!(!message.contains("hunter2"), "{message}");
     assert!(started.elapsed() < Duration::from_secs(10), "gave up after {:?}", started.elapsed());
 
+    // A URL that does not parse is not echoed either: it may hold the password.
+    for url in ["redis://:hunter2@127.0.0.1:notaport/", "redis://user:hunter2@[::1/"] {
+        let err = RedisStore::connect(url).await.unwrap_err();
+        assert!(matches!(err, StoreError::Connect { store: "Redis", .. }), "{err:?}");
+        assert!(!format!("{err} {err:?}").contains("hunter2"), "{err} {err:?}");
+    }
+    for url in ["postgres://app:hunter2@127.0.0.1:notaport/app", "host=x password=hunter2 port=notaport"] {
+        let err = PostgresStore::connect(url).await.unwrap_err();
+        assert!(matches!(err, StoreError::Connect { store: "PostgreSQL", .. }), "{err:?}");
+        assert!(!format!("{err} {err:?}").contains("hunter2"), "{err} {err:?}");
+    }
+    let builders = format!(
+        "{:?} {:?}",
+        RedisStore::builder("redis://:hunter2@127.0.0.1/"),
+        PostgresStore::builder("postgres://app:hunter2@127.0.0.1/app")
+    );
+    assert!(!builders.contains("hunter2"), "{builders}");
+
     let err = RedisStore::connect("not a url").await.unwrap_err();
     assert!(matches!(err, StoreError::Connect { .. }), "{err:?}");
     let err = PostgresStore::connect("postgres://[bad").await.unwrap_err();
@@ -202,4 +220,23 @@ async fn a_silent_server_times_out_instead_of_hanging() {
     assert!(matches!(err, StoreError::Connect { .. }), "{err:?}");
     assert!(started.elapsed() < Duration::from_secs(10), "gave up after {:?}", started.elapsed());
     hold.abort();
+}
+
+#[tokio::test]
+async fn connect_opens_the_store_a_url_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = format!("sqlite:{}", dir.path().join("events.db").display());
+    for url in [support::redis_url(), support::postgres_url(), sqlite, "memory:".to_owned(), String::new()] {
+        let store = hookroute::store::connect(&url).await.unwrap_or_else(|err| panic!("{url}: {err}"));
+        let key = format!("connect-test:{}:{url}", std::process::id());
+        let Claim::Acquired(token) = store.claim(&key, MINUTE).await.unwrap() else { panic!("{url}: not acquired") };
+        assert_eq!(store.claim(&key, MINUTE).await.unwrap(), Claim::InFlight, "{url}");
+        store.complete(&key, &token, MINUTE).await.unwrap();
+        assert_eq!(store.claim(&key, MINUTE).await.unwrap(), Claim::Done, "{url}");
+    }
+    assert!(dir.path().join("events.db").exists(), "the sqlite: URL names the file");
+    for url in ["sqlite:", "mongodb://127.0.0.1/", "localhost"] {
+        let err = hookroute::store::connect(url).await.err().unwrap_or_else(|| panic!("{url} opened a store"));
+        assert!(matches!(err, StoreError::InvalidConfig(_)), "{url}: {err:?}");
+    }
 }

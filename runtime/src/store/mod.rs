@@ -174,6 +174,10 @@ pub async fn connect(url: &str) -> Result<Box<dyn IdempotencyStore>, StoreError>
         #[cfg(feature = "sqlite")]
         "sqlite" => {
             let path = url.split_once(':').map_or("", |(_, path)| path.trim_start_matches("//"));
+            if path.is_empty() {
+                // SQLite would open a private temporary database: not what was asked for.
+                return Err(StoreError::InvalidConfig("a sqlite: store needs a file path: sqlite:events.db".into()));
+            }
             Ok(Box::new(SqliteStore::open(path).await?))
         }
         #[cfg(not(feature = "redis"))]
