@@ -207,10 +207,12 @@ fn random_token() -> Result<ClaimToken, StoreError> {
     Ok(ClaimToken(hex::encode(bytes)))
 }
 
-/// A duration in whole milliseconds for a server: at least 1, at most `i64::MAX`.
+/// A duration in whole milliseconds for a server: at least 1, at most 100 years (a
+/// "forever" lease or TTL must not overflow the server's clock arithmetic).
 #[cfg(any(feature = "redis", feature = "postgres", feature = "sqlite"))]
 fn millis(duration: Duration) -> i64 {
-    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX).max(1)
+    const MAX: i64 = 100 * 365 * 24 * 3600 * 1000;
+    i64::try_from(duration.as_millis()).unwrap_or(MAX).clamp(1, MAX)
 }
 
 /// An update or delete `WHERE token = $token` touched one row: the claim was held.

@@ -17,9 +17,6 @@ use super::{
 /// The table a [`PostgresStore`] keeps its records in unless told otherwise.
 pub const DEFAULT_TABLE: &str = "hookroute_events";
 
-/// Leases and TTLs longer than this are cut to it (PostgreSQL intervals are bounded).
-const MAX_MILLIS: i64 = 100 * 365 * 24 * 3600 * 1000;
-
 /// A key of PostgreSQL's advisory locks, so replicas starting together migrate in turn.
 const MIGRATION_LOCK: i64 = 0x686f_6f6b_726f_7574; // "hookrout"
 
@@ -302,15 +299,11 @@ fn describe(config: &tokio_postgres::Config) -> String {
     format!("{host}:{port}/{}", config.get_dbname().unwrap_or_default())
 }
 
-fn pg_millis(duration: Duration) -> i64 {
-    millis(duration).min(MAX_MILLIS)
-}
-
 #[async_trait::async_trait]
 impl IdempotencyStore for PostgresStore {
     async fn claim(&self, key: &str, lease: Duration) -> Result<Claim, StoreError> {
         let token = random_token()?;
-        let row = self.inner.query_one(&self.inner.claim, &[&key, &token.as_str(), &pg_millis(lease)]).await?;
+        let row = self.inner.query_one(&self.inner.claim, &[&key, &token.as_str(), &millis(lease)]).await?;
         let acquired: bool = row.try_get(0).map_err(|err| StoreError::Unavailable(Box::new(err)))?;
         let done: Option<bool> = row.try_get(1).map_err(|err| StoreError::Unavailable(Box::new(err)))?;
         Ok(match (acquired, done) {
@@ -323,7 +316,7 @@ impl IdempotencyStore for PostgresStore {
     }
 
     async fn complete(&self, key: &str, token: &ClaimToken, ttl: Duration) -> Result<(), StoreError> {
-        let updated = self.inner.execute(&self.inner.complete, &[&key, &token.as_str(), &pg_millis(ttl)]).await?;
+        let updated = self.inner.execute(&self.inner.complete, &[&key, &token.as_str(), &millis(ttl)]).await?;
         held_if_one_row(key, updated == 1)
     }
 
