@@ -109,10 +109,10 @@ struct ReadmeDoctests;
 
 pub use hookroute_macros::webhook_handlers;
 pub use hookroute_runtime::{
-    provider, store, testing, ConfigError, Coreweave, Delivered, DeliveredKind, EventMeta, Groq, HandlerError,
+    provider, store, testing, ConfigError, Coreweave, Delivered, DeliveredKind, EventMeta, GitHub, Groq, HandlerError,
     HandlerFailure, HandlerOutput, IdempotencyStore, MemoryStore, Outcome, Parsed, Provider, Receiver, ReceiverBuilder,
-    Rejection, Secret, SecretError, UnknownEvent, VerifyError, WebhookHandlers, DEFAULT_BODY_LIMIT,
-    DEFAULT_HANDLER_TIMEOUT, DEFAULT_LEASE,
+    Rejection, Secret, SecretError, Shopify, Slack, StandardWebhooks, Stripe, UnknownEvent, VerifyError,
+    WebhookHandlers, DEFAULT_BODY_LIMIT, DEFAULT_HANDLER_TIMEOUT, DEFAULT_LEASE,
 };
 
 /// Mount a [`Receiver`] on an axum route: `hookroute::axum::post(receiver)`.

@@ -142,6 +142,20 @@ fn event_enum(names: &Names<'_>, block: &ItemImpl, set: &HandlerSet) -> TokenStr
         let parse = quote_spanned!(ty.span()=> #p::from_raw::<#ty>(data));
         quote!(#event => Self::#variant(#parse?))
     });
+    // The exact type first, then the provider's coarser group (GitHub's `issues` for
+    // `issues.opened`). With no handlers there is nothing to look up.
+    let lookup = if set.handlers.is_empty() {
+        quote!()
+    } else {
+        quote! {
+            for name in meta.route_names() {
+                return #p::Ok(match name {
+                    #(#parse_arms,)*
+                    _ => continue,
+                });
+            }
+        }
+    };
     quote! {
         #[doc = #enum_doc]
         #[allow(clippy::large_enum_variant, private_interfaces)]
@@ -178,10 +192,8 @@ fn event_enum(names: &Names<'_>, block: &ItemImpl, set: &HandlerSet) -> TokenStr
             }
 
             fn from_parts(meta: &#p::EventMeta, data: &#p::RawValue) -> #p::Result<Self, #p::serde_json::Error> {
-                #p::Ok(match meta.event_type() {
-                    #(#parse_arms,)*
-                    _ => Self::#unknown(#p::unknown_event(meta, data)),
-                })
+                #lookup
+                #p::Ok(Self::#unknown(#p::unknown_event(meta, data)))
             }
         }
     }

@@ -8,10 +8,18 @@ use syn::{Attribute, ImplItem, ItemImpl, LitStr, Meta, Signature};
 use crate::model::Args;
 
 /// The built-in providers: the name users write and the runtime type it names.
-const PROVIDERS: &[(&str, &str)] = &[("coreweave", "Coreweave"), ("groq", "Groq")];
+const PROVIDERS: &[(&str, &str)] = &[
+    ("coreweave", "Coreweave"),
+    ("github", "GitHub"),
+    ("groq", "Groq"),
+    ("shopify", "Shopify"),
+    ("slack", "Slack"),
+    ("standard", "StandardWebhooks"),
+    ("stripe", "Stripe"),
+];
 
 /// The keys the attribute takes.
-const KEYS: &str = "`provider = \"groq\"` and `event_enum = Name`";
+const KEYS: &str = "`provider = \"groq\"` (or `provider = path::To::Scheme`) and `event_enum = Name`";
 
 /// Every mistake found, reported together.
 #[derive(Default)]
@@ -51,10 +59,27 @@ pub(crate) fn args(tokens: TokenStream) -> syn::Result<Args> {
     let parser = syn::meta::parser(|meta| {
         if meta.path.is_ident("provider") {
             let value = meta.value()?;
-            let lit: LitStr = value.parse().map_err(|e| {
-                syn::Error::new(e.span(), "expected the provider's name as a string: `provider = \"groq\"`")
-            })?;
-            provider = Some(provider_path(&lit)?);
+            if value.peek(LitStr) {
+                provider = Some(provider_path(&value.parse()?)?);
+            } else {
+                // A scheme of the user's own: any type implementing `Provider`.
+                let path: syn::Path = value.parse().map_err(|e| {
+                    syn::Error::new(
+                        e.span(),
+                        "expected a built-in provider's name, `provider = \"groq\"`, or the path of a type implementing `hookroute::Provider`, `provider = my::Scheme`",
+                    )
+                })?;
+                if let Some(ident) = path.get_ident() {
+                    let name = ident.to_string();
+                    if PROVIDERS.iter().any(|(known, _)| *known == name) {
+                        return Err(syn::Error::new(
+                            ident.span(),
+                            format!("a built-in provider is named by a string: `provider = \"{name}\"`"),
+                        ));
+                    }
+                }
+                provider = Some(quote!(#path));
+            }
             Ok(())
         } else if meta.path.is_ident("event_enum") {
             let value = meta.value()?;

@@ -22,12 +22,13 @@ pub struct EventMeta {
     event_type: String,
     created: Option<String>,
     timestamp: Option<u64>,
+    group: Option<String>,
 }
 
 impl EventMeta {
     /// Facts about an event, for calling a handler directly in a test.
     pub fn new(provider: &'static str, id: impl Into<String>, event_type: impl Into<String>) -> Self {
-        Self { provider, id: id.into(), event_type: event_type.into(), created: None, timestamp: None }
+        Self { provider, id: id.into(), event_type: event_type.into(), created: None, timestamp: None, group: None }
     }
 
     /// Sets when the provider says the event was created, as it wrote it.
@@ -44,6 +45,14 @@ impl EventMeta {
         self
     }
 
+    /// Sets the coarser name the event is also routed by: GitHub's `issues` for
+    /// `issues.opened`. A handler for the exact type wins over one for the group.
+    #[must_use]
+    pub fn with_event_group(mut self, group: impl Into<String>) -> Self {
+        self.group = Some(group.into());
+        self
+    }
+
     /// The provider's name (`groq`).
     pub fn provider(&self) -> &'static str {
         self.provider
@@ -57,6 +66,18 @@ impl EventMeta {
     /// The event type (`resource.created`).
     pub fn event_type(&self) -> &str {
         &self.event_type
+    }
+
+    /// The coarser name the event is also routed by, for schemes that have one
+    /// (GitHub: the `X-GitHub-Event` name, `issues`, when the type is `issues.opened`).
+    pub fn event_group(&self) -> Option<&str> {
+        self.group.as_deref()
+    }
+
+    /// The names a handler may be registered under, most specific first: the type,
+    /// then the group if there is one.
+    pub fn route_names(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.event_type.as_str()).chain(self.group.as_deref())
     }
 
     /// When the provider says the event was created, as it wrote it, if it did.

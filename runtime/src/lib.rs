@@ -29,7 +29,9 @@ pub mod axum_adapter;
 
 pub use event::{EventMeta, UnknownEvent};
 pub use handler::{HandlerError, HandlerOutput, Parsed, WebhookHandlers};
-pub use provider::{ConfigError, Coreweave, Groq, Provider, VerifyError};
+pub use provider::{
+    ConfigError, Coreweave, GitHub, Groq, Provider, Shopify, Slack, StandardWebhooks, Stripe, VerifyError,
+};
 pub use receiver::{
     Delivered, DeliveredKind, HandlerFailure, Outcome, Receiver, ReceiverBuilder, Rejection, DEFAULT_BODY_LIMIT,
     DEFAULT_HANDLER_TIMEOUT, DEFAULT_LEASE,
@@ -44,7 +46,9 @@ pub mod __private {
     pub use crate::handler::{
         EventData, HandlerError, HandlerOutput, IsEventMeta, IsUnknownEvent, Parsed, WebhookHandlers,
     };
-    pub use crate::provider::{Coreweave, EnvelopeError, Groq, Provider};
+    pub use crate::provider::{
+        Coreweave, EnvelopeError, GitHub, Groq, Provider, Shopify, Slack, StandardWebhooks, Stripe,
+    };
     pub use core::future::Future;
     pub use core::marker::Send;
     pub use core::result::Result::{self, Err, Ok};

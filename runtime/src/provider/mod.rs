@@ -15,9 +15,20 @@ use serde_json::value::RawValue;
 use crate::event::EventMeta;
 use crate::secret::{Secret, SecretError};
 
+mod github;
+mod mac;
 mod seed;
+mod shopify;
+mod slack;
+mod standard;
+mod stripe;
 
+pub use github::GitHub;
 pub use seed::{Coreweave, Groq};
+pub use shopify::Shopify;
+pub use slack::Slack;
+pub use standard::StandardWebhooks;
+pub use stripe::Stripe;
 
 /// The default replay window: a delivery's timestamp may be this far in the past or
 /// the future.
@@ -25,9 +36,17 @@ pub const DEFAULT_TOLERANCE: Duration = Duration::from_secs(300);
 
 /// A webhook signature scheme.
 ///
+/// Implement it to receive from a service hookroute has no built-in scheme for, and
+/// name the type in the attribute: `#[webhook_handlers(provider = my::Scheme)]`.
+///
 /// `Receiver` calls [`verify`](Provider::verify) on every delivery before anything
 /// else reads the body, and [`envelope`](Provider::envelope) only on deliveries that
 /// passed.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a webhook signature scheme",
+    label = "`provider = ...` names a type that does not implement `hookroute::Provider`",
+    note = "use a built-in scheme by name (`provider = \"github\"`) or implement `hookroute::Provider` for this type"
+)]
 pub trait Provider: Send + Sync + Sized + 'static {
     /// Short lowercase name (`"groq"`): the namespace of idempotency keys
     /// (`<name>:event:<id>`) and the `provider` of every `EventMeta`.
@@ -160,6 +179,15 @@ pub enum VerifyError {
         /// The decoded length.
         found: usize,
     },
+    /// The signature is not valid base64.
+    #[error("signature is not base64")]
+    SignatureNotBase64,
+    /// A signature header is not in the scheme's format (`t=...,v1=...`, `sha256=...`).
+    #[error("header `{0}` is not in the expected format")]
+    MalformedHeader(&'static str),
+    /// The signature header holds no signature of a version this scheme checks.
+    #[error("header `{0}` holds no signature of a supported version")]
+    NoSupportedSignature(&'static str),
     /// Well-formed, but no configured secret produced it.
     #[error("signature does not match")]
     SignatureMismatch,
@@ -200,11 +228,15 @@ pub(crate) fn parse_timestamp(value: &str, header: &'static str) -> Result<u64, 
 /// A verified delivery's event: its id and type, when it was created, and its data
 /// left as raw JSON until the handler's type is known.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct Envelope<'a> {
     /// The event id, the key for deduplication.
     pub id: Cow<'a, str>,
     /// The event type, the key for routing.
     pub event_type: Cow<'a, str>,
+    /// A coarser name the event is also routed by (GitHub's `issues` for
+    /// `issues.opened`), if the scheme has one.
+    pub group: Option<Cow<'a, str>>,
     /// When the provider says the event was created, as it wrote it.
     pub created: Option<String>,
     /// The event's data, unparsed.
@@ -212,6 +244,33 @@ pub struct Envelope<'a> {
 }
 
 impl<'a> Envelope<'a> {
+    /// An event with its id, type and raw data; the id and type must be non-empty and
+    /// at most [`MAX_FIELD_LEN`] bytes.
+    pub fn new(
+        id: impl Into<Cow<'a, str>>,
+        event_type: impl Into<Cow<'a, str>>,
+        data: Cow<'a, RawValue>,
+    ) -> Result<Self, EnvelopeError> {
+        let (id, event_type) = (id.into(), event_type.into());
+        check_field("id", &id)?;
+        check_field("type", &event_type)?;
+        Ok(Self { id, event_type, group: None, created: None, data })
+    }
+
+    /// Sets when the provider says the event was created.
+    #[must_use]
+    pub fn created(mut self, created: Option<String>) -> Self {
+        self.created = created;
+        self
+    }
+
+    /// Sets the coarser name the event is also routed by.
+    #[must_use]
+    pub fn group(mut self, group: impl Into<Cow<'a, str>>) -> Self {
+        self.group = Some(group.into());
+        self
+    }
+
     /// Splits the envelope into the handler's facts and the raw data.
     pub(crate) fn into_meta(self, provider: &'static str, timestamp: Option<u64>) -> (EventMeta, Cow<'a, RawValue>) {
         let mut meta = EventMeta::new(provider, self.id, self.event_type);
@@ -220,6 +279,9 @@ impl<'a> Envelope<'a> {
         }
         if let Some(timestamp) = timestamp {
             meta = meta.with_timestamp(timestamp);
+        }
+        if let Some(group) = self.group {
+            meta = meta.with_event_group(group);
         }
         (meta, self.data)
     }
@@ -235,6 +297,9 @@ pub enum EnvelopeError {
     /// A required field is empty.
     #[error("event `{0}` is empty")]
     EmptyField(&'static str),
+    /// A header the scheme reads the event's id or type from is missing or not ASCII.
+    #[error("header `{0}` is missing or not visible ASCII")]
+    Header(&'static str),
     /// The event id or type is longer than [`MAX_FIELD_LEN`].
     #[error("event `{field}` is {len} bytes, longer than the {max} allowed")]
     TooLong {
@@ -245,6 +310,16 @@ pub enum EnvelopeError {
         /// The limit.
         max: usize,
     },
+}
+
+/// A header the envelope is read from.
+pub(crate) fn envelope_header<'h>(headers: &'h HeaderMap, name: &'static str) -> Result<&'h str, EnvelopeError> {
+    headers.get(name).and_then(|value| value.to_str().ok()).ok_or(EnvelopeError::Header(name))
+}
+
+/// The whole body as one raw JSON value (schemes whose event is the body itself).
+pub(crate) fn raw_body(body: &[u8]) -> Result<&RawValue, EnvelopeError> {
+    Ok(serde_json::from_slice(body)?)
 }
 
 /// The longest event id or type accepted: ids become store keys, types are echoed in
@@ -278,25 +353,25 @@ pub(crate) struct JsonEnvelope<'a> {
 /// `created` as providers write it: a date string or a number of seconds.
 #[derive(Deserialize)]
 #[serde(untagged)]
-enum Created {
+pub(crate) enum Created {
     Text(String),
     Number(serde_json::Number),
+}
+
+impl Created {
+    pub(crate) fn into_text(self) -> String {
+        match self {
+            Created::Text(text) => text,
+            Created::Number(number) => number.to_string(),
+        }
+    }
 }
 
 impl<'a> JsonEnvelope<'a> {
     pub(crate) fn parse(body: &'a [u8]) -> Result<Envelope<'a>, EnvelopeError> {
         let envelope: Self = serde_json::from_slice(body)?;
-        check_field("id", &envelope.id)?;
-        check_field("type", &envelope.event_type)?;
-        Ok(Envelope {
-            id: envelope.id,
-            event_type: envelope.event_type,
-            created: envelope.created.map(|created| match created {
-                Created::Text(text) => text,
-                Created::Number(number) => number.to_string(),
-            }),
-            data: Cow::Borrowed(envelope.data),
-        })
+        Ok(Envelope::new(envelope.id, envelope.event_type, Cow::Borrowed(envelope.data))?
+            .created(envelope.created.map(Created::into_text)))
     }
 }
 

@@ -4,21 +4,14 @@
 
 use std::time::{Duration, SystemTime};
 
-use hmac::{Hmac, Mac};
 use http::{HeaderMap, HeaderName, HeaderValue};
-use sha2::Sha256;
-use subtle::{Choice, ConstantTimeEq};
 
+use super::mac::{check_any, check_secrets, decode_hex, header_str, hmac, MAC_LEN};
 use super::{
     check_window, parse_timestamp, ConfigError, Envelope, EnvelopeError, JsonEnvelope, OutgoingEvent, Provider,
     ProviderConfig, Sign, Verified, VerifyError,
 };
 use crate::secret::Secret;
-
-type HmacSha256 = Hmac<Sha256>;
-
-/// The length of an HMAC-SHA256 tag in bytes.
-const MAC_LEN: usize = 32;
 
 /// Header names of one seed provider.
 struct SeedHeaders {
@@ -34,12 +27,7 @@ struct SeedVerifier {
 
 impl SeedVerifier {
     fn new(config: ProviderConfig, provider: &'static str) -> Result<Self, ConfigError> {
-        if config.secrets.is_empty() {
-            return Err(ConfigError::NoSecret { provider });
-        }
-        if config.secrets.iter().any(Secret::is_empty) {
-            return Err(ConfigError::EmptySecret { provider });
-        }
+        check_secrets(&config, provider)?;
         Ok(Self { secrets: config.secrets, tolerance: config.tolerance })
     }
 
@@ -60,54 +48,18 @@ impl SeedVerifier {
 
         let macs: Vec<[u8; MAC_LEN]> =
             self.secrets.iter().map(|secret| mac(secret, timestamp_text.as_bytes(), body)).collect();
-        let mut first_error = None;
-        let mut matched = Choice::from(0);
-        for value in signatures {
-            match decode_signature(value, names.signature) {
-                // Every secret is compared, with no early exit.
-                Ok(given) => {
-                    for expected in &macs {
-                        matched |= expected.ct_eq(&given);
-                    }
-                }
-                Err(err) => {
-                    first_error.get_or_insert(err);
-                }
-            }
-        }
-        if bool::from(matched) {
-            Ok(Verified::at(Some(timestamp)))
-        } else {
-            Err(first_error.unwrap_or(VerifyError::SignatureMismatch))
-        }
+        check_any(&macs, signatures.map(|value| decode_signature(value, names.signature)))?;
+        Ok(Verified::at(Some(timestamp)))
     }
-}
-
-fn header_str<'h>(headers: &'h HeaderMap, name: &'static str) -> Result<&'h str, VerifyError> {
-    headers.get(name).ok_or(VerifyError::MissingHeader(name))?.to_str().map_err(|_| VerifyError::InvalidHeader(name))
 }
 
 fn decode_signature(value: &HeaderValue, header: &'static str) -> Result<[u8; MAC_LEN], VerifyError> {
-    let text = value.to_str().map_err(|_| VerifyError::InvalidHeader(header))?;
-    if text.len() % 2 == 1 {
-        return Err(VerifyError::SignatureOddLength);
-    }
-    if !text.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(VerifyError::SignatureNotHex);
-    }
-    let mut out = [0u8; MAC_LEN];
-    hex::decode_to_slice(text, &mut out)
-        .map_err(|_| VerifyError::SignatureLength { expected: MAC_LEN, found: text.len() / 2 })?;
-    Ok(out)
+    decode_hex(value.to_str().map_err(|_| VerifyError::InvalidHeader(header))?)
 }
 
 /// HMAC-SHA256 of `"<timestamp>.<body>"`, fed in parts so the body is never copied.
 fn mac(secret: &Secret, timestamp: &[u8], body: &[u8]) -> [u8; MAC_LEN] {
-    let mut mac = HmacSha256::new_from_slice(secret.expose()).expect("HMAC accepts keys of any length");
-    mac.update(timestamp);
-    mac.update(b".");
-    mac.update(body);
-    mac.finalize().into_bytes().into()
+    hmac(secret.expose(), &[timestamp, b".", body])
 }
 
 fn sign_seed(names: &SeedHeaders, secret: &Secret, event: &OutgoingEvent<'_>, body: &[u8], headers: &mut HeaderMap) {

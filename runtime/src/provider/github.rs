@@ -1,0 +1,108 @@
+//! GitHub: `X-Hub-Signature-256: sha256=<hex>`, the HMAC-SHA256 of the raw body.
+//! <https://docs.github.com/en/webhooks/using-webhooks/validating-webhook-deliveries>
+
+use std::borrow::Cow;
+use std::time::SystemTime;
+
+use http::{HeaderMap, HeaderName, HeaderValue};
+use serde::Deserialize;
+
+use super::mac::{check_secrets, decode_hex, header_str, hmac, macs, matches_any};
+use super::{
+    envelope_header, raw_body, ConfigError, Envelope, EnvelopeError, OutgoingEvent, Provider, ProviderConfig, Sign,
+    Verified, VerifyError,
+};
+use crate::secret::Secret;
+
+const SIGNATURE: &str = "x-hub-signature-256";
+const EVENT: &str = "x-github-event";
+const DELIVERY: &str = "x-github-delivery";
+
+/// GitHub webhooks (repositories, organizations, Apps).
+///
+/// - **Signature**: `X-Hub-Signature-256: sha256=<hex>`, HMAC-SHA256 of the raw body
+///   with the webhook's secret (`GITHUB_WEBHOOK_SECRET`).
+/// - **Id**: `X-GitHub-Delivery` (a redelivery keeps it).
+/// - **Type**: `X-GitHub-Event`, and with the body's `action`, `<event>.<action>`, as
+///   octokit names them: a delivery of `issues` with `"action": "opened"` has type
+///   `issues.opened` and group `issues`, so `#[event("issues.opened")]` takes it, and
+///   `#[event("issues")]` takes every `issues` delivery no more specific handler takes.
+/// - **Data**: the whole body.
+/// - **Replay**: GitHub signs no timestamp, so a replayed delivery is caught only by
+///   deduplication on its id (for as long as the store remembers it, 7 days by default).
+pub struct GitHub {
+    secrets: Vec<Secret>,
+}
+
+impl std::fmt::Debug for GitHub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GitHub").field("secrets", &self.secrets.len()).finish()
+    }
+}
+
+impl GitHub {
+    /// The header that carries the signature.
+    pub const SIGNATURE_HEADER: &'static str = SIGNATURE;
+}
+
+#[derive(Deserialize)]
+struct Action<'a> {
+    #[serde(default, borrow)]
+    action: Option<Cow<'a, str>>,
+}
+
+impl Provider for GitHub {
+    const NAME: &'static str = "github";
+    const SECRET_ENV: &'static str = "GITHUB_WEBHOOK_SECRET";
+
+    fn from_config(config: ProviderConfig) -> Result<Self, ConfigError> {
+        check_secrets(&config, Self::NAME)?;
+        Ok(Self { secrets: config.secrets })
+    }
+
+    fn verify(&self, headers: &HeaderMap, body: &[u8], _now: SystemTime) -> Result<Verified, VerifyError> {
+        let value = header_str(headers, SIGNATURE)?;
+        let hex = value.strip_prefix("sha256=").ok_or(VerifyError::MalformedHeader(SIGNATURE))?;
+        let given = decode_hex(hex)?;
+        if bool::from(matches_any(&macs(&self.secrets, &[body]), &given)) {
+            Ok(Verified::at(None))
+        } else {
+            Err(VerifyError::SignatureMismatch)
+        }
+    }
+
+    fn envelope<'a>(headers: &'a HeaderMap, body: &'a [u8]) -> Result<Envelope<'a>, EnvelopeError> {
+        let id = envelope_header(headers, DELIVERY)?;
+        let event = envelope_header(headers, EVENT)?;
+        let data = raw_body(body)?;
+        let action: Action<'_> = serde_json::from_str(data.get()).unwrap_or(Action { action: None });
+        match action.action {
+            Some(action) if !action.is_empty() => {
+                Ok(Envelope::new(id, format!("{event}.{action}"), Cow::Borrowed(data))?.group(event))
+            }
+            _ => Envelope::new(id, event, Cow::Borrowed(data)),
+        }
+    }
+}
+
+impl Sign for GitHub {
+    /// The data, with `action` set from the type's part after the first `.`.
+    fn encode(event: &OutgoingEvent<'_>) -> Vec<u8> {
+        let mut data: serde_json::Value = serde_json::from_str(event.data.get()).unwrap_or_default();
+        if let (Some((_, action)), Some(object)) = (event.event_type.split_once('.'), data.as_object_mut()) {
+            object.entry("action").or_insert_with(|| action.into());
+        }
+        serde_json::to_vec(&data).expect("a JSON value always serializes")
+    }
+
+    fn sign(secret: &Secret, event: &OutgoingEvent<'_>, body: &[u8], headers: &mut HeaderMap) {
+        let name = event.event_type.split_once('.').map_or(event.event_type, |(name, _)| name);
+        let signature = format!("sha256={}", hex::encode(hmac(secret.expose(), &[body])));
+        headers.insert(HeaderName::from_static(SIGNATURE), HeaderValue::try_from(signature).expect("hex is ASCII"));
+        for (header, value) in [(EVENT, name), (DELIVERY, event.id)] {
+            if let Ok(value) = HeaderValue::try_from(value) {
+                headers.insert(HeaderName::from_static(header), value);
+            }
+        }
+    }
+}

@@ -1,0 +1,99 @@
+//! What the HMAC-SHA256 schemes share: keys, the MAC over parts of a message,
+//! signature decoding, and a constant-time comparison against every key.
+
+use base64::Engine as _;
+use hmac::{Hmac, Mac};
+use http::HeaderMap;
+use sha2::Sha256;
+use subtle::{Choice, ConstantTimeEq};
+
+use super::{ConfigError, ProviderConfig, VerifyError};
+use crate::secret::Secret;
+
+/// The length of an HMAC-SHA256 tag in bytes.
+pub(crate) const MAC_LEN: usize = 32;
+
+/// A scheme's keys: every configured secret, none empty, at least one.
+pub(crate) fn check_secrets(config: &ProviderConfig, provider: &'static str) -> Result<(), ConfigError> {
+    if config.secrets.is_empty() {
+        return Err(ConfigError::NoSecret { provider });
+    }
+    if config.secrets.iter().any(Secret::is_empty) {
+        return Err(ConfigError::EmptySecret { provider });
+    }
+    Ok(())
+}
+
+/// HMAC-SHA256 of the concatenated `parts`, fed one by one so the body is never copied.
+pub(crate) fn hmac(key: &[u8], parts: &[&[u8]]) -> [u8; MAC_LEN] {
+    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC accepts keys of any length");
+    for part in parts {
+        mac.update(part);
+    }
+    mac.finalize().into_bytes().into()
+}
+
+/// The MAC of the message under every key, to compare a signature against.
+pub(crate) fn macs(keys: &[Secret], parts: &[&[u8]]) -> Vec<[u8; MAC_LEN]> {
+    keys.iter().map(|key| hmac(key.expose(), parts)).collect()
+}
+
+/// Whether `given` equals any of `expected`, comparing every one in constant time.
+pub(crate) fn matches_any(expected: &[[u8; MAC_LEN]], given: &[u8; MAC_LEN]) -> Choice {
+    expected.iter().fold(Choice::from(0), |matched, mac| matched | mac.ct_eq(given))
+}
+
+/// Passes if any of `signatures` equals the MAC under any key: every one is compared,
+/// with no early exit. Fails with the first signature's decoding error if none
+/// matched, else with a mismatch.
+pub(crate) fn check_any(
+    expected: &[[u8; MAC_LEN]],
+    signatures: impl IntoIterator<Item = Result<[u8; MAC_LEN], VerifyError>>,
+) -> Result<(), VerifyError> {
+    let mut matched = Choice::from(0);
+    let mut first_error = None;
+    for signature in signatures {
+        match signature {
+            Ok(given) => matched |= matches_any(expected, &given),
+            Err(err) => {
+                first_error.get_or_insert(err);
+            }
+        }
+    }
+    if bool::from(matched) {
+        Ok(())
+    } else {
+        Err(first_error.unwrap_or(VerifyError::SignatureMismatch))
+    }
+}
+
+/// A header's value as text; absent and non-ASCII are distinct errors.
+pub(crate) fn header_str<'h>(headers: &'h HeaderMap, name: &'static str) -> Result<&'h str, VerifyError> {
+    headers.get(name).ok_or(VerifyError::MissingHeader(name))?.to_str().map_err(|_| VerifyError::InvalidHeader(name))
+}
+
+/// A hex-encoded MAC (either case).
+pub(crate) fn decode_hex(text: &str) -> Result<[u8; MAC_LEN], VerifyError> {
+    if text.len() % 2 == 1 {
+        return Err(VerifyError::SignatureOddLength);
+    }
+    if !text.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(VerifyError::SignatureNotHex);
+    }
+    let mut out = [0u8; MAC_LEN];
+    hex::decode_to_slice(text, &mut out)
+        .map_err(|_| VerifyError::SignatureLength { expected: MAC_LEN, found: text.len() / 2 })?;
+    Ok(out)
+}
+
+/// A base64-encoded (standard alphabet, padded) MAC.
+pub(crate) fn decode_base64(text: &str) -> Result<[u8; MAC_LEN], VerifyError> {
+    let bytes = base64::engine::general_purpose::STANDARD.decode(text).map_err(|_| VerifyError::SignatureNotBase64)?;
+    let found = bytes.len();
+    bytes.try_into().map_err(|_| VerifyError::SignatureLength { expected: MAC_LEN, found })
+}
+
+/// Base64 (standard alphabet, padded) of a MAC, for signing.
+pub(crate) fn encode_base64(mac: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(mac)
+}

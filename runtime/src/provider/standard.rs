@@ -1,0 +1,194 @@
+//! Standard Webhooks (what Svix sends): `webhook-id`, `webhook-timestamp` and
+//! `webhook-signature: v1,<base64>[ v1,<base64>...]`, the HMAC-SHA256 of
+//! `"<id>.<timestamp>.<raw body>"`. <https://www.standardwebhooks.com/>
+
+use std::borrow::Cow;
+use std::time::{Duration, SystemTime};
+
+use base64::Engine as _;
+use http::{HeaderMap, HeaderName, HeaderValue};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use super::mac::{decode_base64, encode_base64, header_str, hmac, macs, matches_any};
+use super::{
+    check_window, envelope_header, parse_timestamp, ConfigError, Created, Envelope, EnvelopeError, OutgoingEvent,
+    Provider, ProviderConfig, Sign, Verified, VerifyError,
+};
+use crate::secret::Secret;
+
+/// The header names: the specification's, and Svix's older ones.
+struct Names {
+    id: &'static str,
+    timestamp: &'static str,
+    signature: &'static str,
+}
+
+const WEBHOOK: Names = Names { id: "webhook-id", timestamp: "webhook-timestamp", signature: "webhook-signature" };
+const SVIX: Names = Names { id: "svix-id", timestamp: "svix-timestamp", signature: "svix-signature" };
+
+/// The family a delivery uses: `webhook-*`, or `svix-*` when it has no `webhook-id`.
+fn names(headers: &HeaderMap) -> &'static Names {
+    if !headers.contains_key(WEBHOOK.id) && headers.contains_key(SVIX.id) {
+        &SVIX
+    } else {
+        &WEBHOOK
+    }
+}
+
+/// Standard Webhooks, and Svix.
+///
+/// - **Signature**: `webhook-signature` is a space-separated list of `v1,<base64>`
+///   entries, each an HMAC-SHA256 of `"<webhook-id>.<webhook-timestamp>.<raw body>"`;
+///   any one valid entry passes, entries of other versions are ignored. The secret is
+///   `whsec_` followed by the base64 of the key (`STANDARD_WEBHOOK_SECRET`); a bare
+///   base64 key is accepted too. The `svix-id`, `svix-timestamp` and `svix-signature`
+///   headers work the same.
+/// - **Replay**: `webhook-timestamp` within the tolerance (300 s).
+/// - **Id**: `webhook-id`; **type** and **data**: the body's `type` and `data`; its
+///   `timestamp` is kept as `created`.
+pub struct StandardWebhooks {
+    keys: Vec<Secret>,
+    tolerance: Duration,
+}
+
+impl std::fmt::Debug for StandardWebhooks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StandardWebhooks")
+            .field("secrets", &self.keys.len())
+            .field("tolerance", &self.tolerance)
+            .finish()
+    }
+}
+
+/// The key in a `whsec_<base64>` (or bare base64) secret.
+fn decode_secret(secret: &Secret) -> Option<Secret> {
+    let text = std::str::from_utf8(secret.expose()).ok()?;
+    let encoded = text.strip_prefix("whsec_").unwrap_or(text);
+    base64::engine::general_purpose::STANDARD.decode(encoded).ok().filter(|key| !key.is_empty()).map(Secret::new)
+}
+
+#[derive(Deserialize)]
+struct Body<'a> {
+    #[serde(rename = "type", borrow)]
+    event_type: Cow<'a, str>,
+    #[serde(default)]
+    timestamp: Option<Created>,
+    #[serde(borrow)]
+    data: &'a RawValue,
+}
+
+impl Provider for StandardWebhooks {
+    const NAME: &'static str = "standard";
+    const SECRET_ENV: &'static str = "STANDARD_WEBHOOK_SECRET";
+
+    fn from_config(config: ProviderConfig) -> Result<Self, ConfigError> {
+        super::mac::check_secrets(&config, Self::NAME)?;
+        let keys = config.secrets.iter().map(decode_secret).collect::<Option<Vec<_>>>().ok_or_else(|| {
+            ConfigError::Invalid(
+                "a Standard Webhooks secret is `whsec_` followed by the base64 of a non-empty key".to_owned(),
+            )
+        })?;
+        Ok(Self { keys, tolerance: config.tolerance })
+    }
+
+    fn verify(&self, headers: &HeaderMap, body: &[u8], now: SystemTime) -> Result<Verified, VerifyError> {
+        let names = names(headers);
+        let id = header_str(headers, names.id)?;
+        let timestamp_text = header_str(headers, names.timestamp)?;
+        let signatures = header_str(headers, names.signature)?;
+        let timestamp = parse_timestamp(timestamp_text, names.timestamp)?;
+        check_window(timestamp, now, self.tolerance)?;
+
+        let expected = macs(&self.keys, &[id.as_bytes(), b".", timestamp_text.as_bytes(), b".", body]);
+        let mut matched = subtle::Choice::from(0);
+        let mut first_error = None;
+        // Whether any well-formed v1 entry was compared: then a failure is a mismatch.
+        let mut compared = false;
+        for entry in signatures.split(' ').filter(|entry| !entry.is_empty()) {
+            let Some((version, signature)) = entry.split_once(',') else {
+                first_error.get_or_insert(VerifyError::MalformedHeader(names.signature));
+                continue;
+            };
+            if version != "v1" {
+                continue;
+            }
+            match decode_base64(signature) {
+                Ok(given) => {
+                    compared = true;
+                    matched |= matches_any(&expected, &given);
+                }
+                Err(err) => {
+                    first_error.get_or_insert(err);
+                }
+            }
+        }
+        if bool::from(matched) {
+            Ok(Verified::at(Some(timestamp)))
+        } else if compared {
+            Err(VerifyError::SignatureMismatch)
+        } else {
+            Err(first_error.unwrap_or(VerifyError::NoSupportedSignature(names.signature)))
+        }
+    }
+
+    fn envelope<'a>(headers: &'a HeaderMap, body: &'a [u8]) -> Result<Envelope<'a>, EnvelopeError> {
+        let id = envelope_header(headers, names(headers).id)?;
+        let body: Body<'a> = serde_json::from_slice(body)?;
+        Ok(Envelope::new(id, body.event_type, Cow::Borrowed(body.data))?
+            .created(body.timestamp.map(Created::into_text)))
+    }
+}
+
+impl Sign for StandardWebhooks {
+    fn encode(event: &OutgoingEvent<'_>) -> Vec<u8> {
+        serde_json::to_vec(&serde_json::json!({
+            "type": event.event_type,
+            "timestamp": rfc3339(event.timestamp),
+            "data": event.data,
+        }))
+        .expect("a JSON value always serializes")
+    }
+
+    /// Signs with the key in a `whsec_` secret (or with the secret's bytes if it is not one).
+    fn sign(secret: &Secret, event: &OutgoingEvent<'_>, body: &[u8], headers: &mut HeaderMap) {
+        let key = decode_secret(secret);
+        let key = key.as_ref().unwrap_or(secret);
+        let timestamp = event.timestamp.to_string();
+        let mac = hmac(key.expose(), &[event.id.as_bytes(), b".", timestamp.as_bytes(), b".", body]);
+        if let Ok(id) = HeaderValue::try_from(event.id) {
+            headers.insert(HeaderName::from_static(WEBHOOK.id), id);
+        }
+        headers.insert(HeaderName::from_static(WEBHOOK.timestamp), HeaderValue::from(event.timestamp));
+        let signature = format!("v1,{}", encode_base64(&mac));
+        headers.insert(HeaderName::from_static(WEBHOOK.signature), HeaderValue::try_from(signature).expect("base64"));
+    }
+}
+
+/// `2021-02-26T15:42:10Z` for unix seconds (the civil-from-days algorithm).
+fn rfc3339(secs: u64) -> String {
+    let days = i64::try_from(secs / 86_400).unwrap_or(i64::MAX / 2);
+    let rem = secs % 86_400;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rfc3339;
+
+    #[test]
+    fn rfc3339_formats_unix_seconds() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(1_614_265_330), "2021-02-25T15:02:10Z");
+        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+    }
+}

@@ -1,0 +1,480 @@
+//! The real-world schemes against the examples their own documentation and SDK tests
+//! publish, plus the negative cases those SDKs test, through the public API.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use hookroute::provider::ProviderConfig;
+use hookroute::testing::TestEvent;
+use hookroute::{
+    webhook_handlers, ConfigError, EventMeta, GitHub, HandlerError, Provider, Receiver, Secret, Shopify, Slack,
+    StandardWebhooks, Stripe, VerifyError,
+};
+use http::{HeaderMap, HeaderName, HeaderValue};
+
+fn at(secs: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(secs)
+}
+
+fn provider<P: Provider>(secrets: &[&str]) -> P {
+    P::from_config(ProviderConfig {
+        secrets: secrets.iter().map(|s| Secret::from(*s)).collect(),
+        tolerance: Duration::from_secs(300),
+    })
+    .unwrap()
+}
+
+fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+    let mut map = HeaderMap::new();
+    for (name, value) in pairs {
+        map.append(HeaderName::from_static(name), HeaderValue::from_str(value).unwrap());
+    }
+    map
+}
+
+// ---------------------------------------------------------------- Standard Webhooks
+
+/// The Standard Webhooks specification's test vector, which its reference libraries
+/// test against (github.com/standard-webhooks/standard-webhooks, `libraries/*`), and
+/// Svix's docs; recomputed here with `openssl dgst -sha256 -mac HMAC`.
+mod standard_vector {
+    pub(super) const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    pub(super) const ID: &str = "msg_p5jXN8AQM9LWM0D4loKWxJek";
+    pub(super) const TIMESTAMP: u64 = 1_614_265_330;
+    pub(super) const BODY: &[u8] = br#"{"test": 2432232314}"#;
+    pub(super) const SIGNATURE: &str = "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=";
+}
+
+fn standard_headers(family: &str, signature: &str, timestamp: u64) -> HeaderMap {
+    use standard_vector::ID;
+    let (id, ts, sig): (&'static str, &'static str, &'static str) = if family == "svix" {
+        ("svix-id", "svix-timestamp", "svix-signature")
+    } else {
+        ("webhook-id", "webhook-timestamp", "webhook-signature")
+    };
+    headers(&[(id, ID), (ts, &timestamp.to_string()), (sig, signature)])
+}
+
+#[test]
+fn standard_webhooks_accepts_the_published_vector_under_both_header_families() {
+    use standard_vector::*;
+    let scheme: StandardWebhooks = provider(&[SECRET]);
+    for family in ["webhook", "svix"] {
+        let verified = scheme.verify(&standard_headers(family, SIGNATURE, TIMESTAMP), BODY, at(TIMESTAMP)).unwrap();
+        assert_eq!(verified.timestamp, Some(TIMESTAMP), "{family}");
+    }
+    // The key without its `whsec_` prefix is the same key.
+    let bare: StandardWebhooks = provider(&["MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"]);
+    assert!(bare.verify(&standard_headers("webhook", SIGNATURE, TIMESTAMP), BODY, at(TIMESTAMP)).is_ok());
+}
+
+#[test]
+fn standard_webhooks_checks_every_entry_and_ignores_unknown_versions() {
+    use standard_vector::*;
+    let scheme: StandardWebhooks = provider(&[SECRET]);
+    let verify =
+        |signature: &str| scheme.verify(&standard_headers("webhook", signature, TIMESTAMP), BODY, at(TIMESTAMP));
+    let wrong = "v1,AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+    assert!(verify(&format!("{wrong} {SIGNATURE}")).is_ok(), "one valid entry among several passes");
+    assert!(verify(&format!("v2,abc v1a,{} {SIGNATURE}", &SIGNATURE[3..])).is_ok(), "unknown versions are skipped");
+    assert_eq!(verify(wrong), Err(VerifyError::SignatureMismatch));
+    assert_eq!(
+        verify(&format!("v1a,{}", &SIGNATURE[3..])),
+        Err(VerifyError::NoSupportedSignature("webhook-signature"))
+    );
+    assert_eq!(verify("v1,not base64!"), Err(VerifyError::SignatureNotBase64));
+    assert_eq!(verify("v1,AAAA"), Err(VerifyError::SignatureLength { expected: 32, found: 3 }));
+    assert_eq!(verify("garbage"), Err(VerifyError::MalformedHeader("webhook-signature")));
+    assert_eq!(verify(""), Err(VerifyError::NoSupportedSignature("webhook-signature")));
+}
+
+#[test]
+fn standard_webhooks_rejects_tampering_wrong_secrets_and_the_window() {
+    use standard_vector::*;
+    let scheme: StandardWebhooks = provider(&[SECRET]);
+    let signed = standard_headers("webhook", SIGNATURE, TIMESTAMP);
+    assert_eq!(scheme.verify(&signed, br#"{"test": 2432232315}"#, at(TIMESTAMP)), Err(VerifyError::SignatureMismatch));
+    let other: StandardWebhooks = provider(&["whsec_c2VjcmV0LW9mLWFub3RoZXItZW5kcG9pbnQ="]);
+    assert_eq!(other.verify(&signed, BODY, at(TIMESTAMP)), Err(VerifyError::SignatureMismatch));
+    // The id is signed: the same signature under another id fails.
+    let mut moved = signed.clone();
+    moved.insert("webhook-id", HeaderValue::from_static("msg_other"));
+    assert_eq!(scheme.verify(&moved, BODY, at(TIMESTAMP)), Err(VerifyError::SignatureMismatch));
+    assert!(matches!(scheme.verify(&signed, BODY, at(TIMESTAMP + 301)), Err(VerifyError::TimestampTooOld { .. })));
+    assert!(matches!(scheme.verify(&signed, BODY, at(TIMESTAMP - 301)), Err(VerifyError::TimestampInFuture { .. })));
+    let mut no_id = signed.clone();
+    no_id.remove("webhook-id");
+    assert_eq!(scheme.verify(&no_id, BODY, at(TIMESTAMP)), Err(VerifyError::MissingHeader("webhook-id")));
+    // Rotation: either of two keys.
+    let rotated: StandardWebhooks = provider(&["whsec_c2VjcmV0LW9mLWFub3RoZXItZW5kcG9pbnQ=", SECRET]);
+    assert!(rotated.verify(&signed, BODY, at(TIMESTAMP)).is_ok());
+}
+
+#[test]
+fn standard_webhooks_secrets_must_be_base64() {
+    let err = StandardWebhooks::from_config(ProviderConfig {
+        secrets: vec![Secret::from("whsec_not base64!")],
+        tolerance: Duration::from_secs(300),
+    })
+    .unwrap_err();
+    assert!(matches!(err, ConfigError::Invalid(_)), "{err:?}");
+    assert!(!err.to_string().contains("not base64!"), "the secret is never echoed: {err}");
+}
+
+// ---------------------------------------------------------------- Stripe
+
+const STRIPE_SECRET: &str = "whsec_test_secret";
+const STRIPE_T: u64 = 1_800_000_000;
+const STRIPE_BODY: &[u8] = br#"{"id":"evt_1","object":"event","type":"payment_intent.succeeded","created":1800000000,"data":{"object":{"id":"pi_1"}}}"#;
+/// `printf '1800000000.<body>' | openssl dgst -sha256 -hmac whsec_test_secret`: the
+/// computation Stripe documents (docs.stripe.com/webhooks#verify-manually), the secret
+/// used as-is.
+const STRIPE_V1: &str = "c1c16f8d6f87f56b3b314baa78dd80a4e344bdba6d0f1aa4f6a74970f00d0899";
+
+fn stripe_verify(header: &str, body: &[u8], now: u64) -> Result<(), VerifyError> {
+    let scheme: Stripe = provider(&[STRIPE_SECRET]);
+    scheme.verify(&headers(&[("stripe-signature", header)]), body, at(now)).map(|_| ())
+}
+
+#[test]
+fn stripe_accepts_the_documented_computation_and_any_v1() {
+    assert_eq!(stripe_verify(&format!("t={STRIPE_T},v1={STRIPE_V1}"), STRIPE_BODY, STRIPE_T), Ok(()));
+    // stripe-node's tests: several v1 (rotation), v0 alongside, order free.
+    let wrong = "0".repeat(64);
+    let header = format!("t={STRIPE_T},v1={wrong},v1={STRIPE_V1},v0={wrong}");
+    assert_eq!(stripe_verify(&header, STRIPE_BODY, STRIPE_T), Ok(()));
+    assert_eq!(stripe_verify(&format!("v1={STRIPE_V1},t={STRIPE_T}"), STRIPE_BODY, STRIPE_T), Ok(()));
+}
+
+#[test]
+fn stripe_rejects_what_stripe_node_rejects() {
+    let wrong = "0".repeat(64);
+    let ok = format!("t={STRIPE_T},v1={STRIPE_V1}");
+    assert_eq!(stripe_verify(&ok, b"{}", STRIPE_T), Err(VerifyError::SignatureMismatch), "tampered body");
+    assert_eq!(
+        stripe_verify(&format!("t={STRIPE_T},v1={wrong}"), STRIPE_BODY, STRIPE_T),
+        Err(VerifyError::SignatureMismatch)
+    );
+    assert_eq!(
+        stripe_verify(&format!("t={STRIPE_T},v0={STRIPE_V1}"), STRIPE_BODY, STRIPE_T),
+        Err(VerifyError::NoSupportedSignature("stripe-signature")),
+        "only v1 counts"
+    );
+    assert_eq!(
+        stripe_verify(&format!("v1={STRIPE_V1}"), STRIPE_BODY, STRIPE_T),
+        Err(VerifyError::MalformedHeader("stripe-signature"))
+    );
+    assert_eq!(stripe_verify("garbage", STRIPE_BODY, STRIPE_T), Err(VerifyError::MalformedHeader("stripe-signature")));
+    assert_eq!(
+        stripe_verify(&format!("t={STRIPE_T},t=1,v1={STRIPE_V1}"), STRIPE_BODY, STRIPE_T),
+        Err(VerifyError::MalformedHeader("stripe-signature"))
+    );
+    assert_eq!(
+        stripe_verify(&format!("t=abc,v1={STRIPE_V1}"), STRIPE_BODY, STRIPE_T),
+        Err(VerifyError::MalformedTimestamp("stripe-signature"))
+    );
+    assert!(matches!(stripe_verify(&ok, STRIPE_BODY, STRIPE_T + 301), Err(VerifyError::TimestampTooOld { .. })));
+    assert!(matches!(stripe_verify(&ok, STRIPE_BODY, STRIPE_T - 301), Err(VerifyError::TimestampInFuture { .. })));
+    assert_eq!(stripe_verify(&format!("t={STRIPE_T},v1=zz"), STRIPE_BODY, STRIPE_T), Err(VerifyError::SignatureNotHex));
+    let scheme: Stripe = provider(&["whsec_other"]);
+    assert_eq!(
+        scheme.verify(&headers(&[("stripe-signature", &ok)]), STRIPE_BODY, at(STRIPE_T)).map(|_| ()),
+        Err(VerifyError::SignatureMismatch),
+        "wrong secret"
+    );
+}
+
+// ---------------------------------------------------------------- GitHub
+
+#[test]
+fn github_accepts_its_documented_example() {
+    // docs.github.com/en/webhooks/using-webhooks/validating-webhook-deliveries,
+    // "Testing the webhook payload validation".
+    let scheme: GitHub = provider(&["It's a Secret to Everybody"]);
+    let signature = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17";
+    let verified = scheme.verify(&headers(&[("x-hub-signature-256", signature)]), b"Hello, World!", at(0)).unwrap();
+    assert_eq!(verified.timestamp, None, "GitHub signs no timestamp");
+}
+
+#[test]
+fn github_rejects_tampering_and_malformed_headers() {
+    let scheme: GitHub = provider(&["It's a Secret to Everybody"]);
+    let verify = |value: &str, body: &[u8]| scheme.verify(&headers(&[("x-hub-signature-256", value)]), body, at(0));
+    let good = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17";
+    assert_eq!(verify(good, b"Hello, World?"), Err(VerifyError::SignatureMismatch));
+    assert_eq!(verify(&good[7..], b"Hello, World!"), Err(VerifyError::MalformedHeader("x-hub-signature-256")));
+    assert_eq!(
+        verify("sha1=7d38cdd689735b008b3c702edd92eea23791c5f6", b"Hello, World!"),
+        Err(VerifyError::MalformedHeader("x-hub-signature-256"))
+    );
+    assert_eq!(verify("sha256=", b"Hello, World!"), Err(VerifyError::SignatureLength { expected: 32, found: 0 }));
+    assert_eq!(scheme.verify(&HeaderMap::new(), b"", at(0)), Err(VerifyError::MissingHeader("x-hub-signature-256")));
+    let other: GitHub = provider(&["another secret"]);
+    assert_eq!(
+        other.verify(&headers(&[("x-hub-signature-256", good)]), b"Hello, World!", at(0)),
+        Err(VerifyError::SignatureMismatch)
+    );
+}
+
+// ---------------------------------------------------------------- Slack
+
+/// Slack's worked example (api.slack.com/authentication/verifying-requests-from-slack).
+mod slack_vector {
+    pub(super) const SECRET: &str = "8f742231b10e8888abcd99yyyzzz85a5";
+    pub(super) const TIMESTAMP: u64 = 1_531_420_618;
+    pub(super) const BODY: &[u8] = b"token=xyzz0WbapA4vBCDEFasx0q6G&team_id=T1DC2JH3J&team_domain=testteamnow&channel_id=G8PSS9T3V&channel_name=foobar&user_id=U2CERLKJA&user_name=roadrunner&command=%2Fwebhook-collect&text=&response_url=https%3A%2F%2Fhooks.slack.com%2Fcommands%2FT1DC2JH3J%2F397700885554%2F96rGlfmibIGlgcZRskXaIFfN&trigger_id=398738663015.47445629121.803a0bc887a14d10d2c447fce8b6703c";
+    pub(super) const SIGNATURE: &str = "v0=a2114d57b48eac39b9ad189dd8316235a7b4a8d21a10bd27519666489c69b503";
+}
+
+#[test]
+fn slack_accepts_its_documented_example_and_rejects_its_variations() {
+    use slack_vector::*;
+    let scheme: Slack = provider(&[SECRET]);
+    let verify = |signature: &str, timestamp: &str, body: &[u8], now: u64| {
+        let headers = headers(&[("x-slack-signature", signature), ("x-slack-request-timestamp", timestamp)]);
+        scheme.verify(&headers, body, at(now))
+    };
+    let ts = TIMESTAMP.to_string();
+    assert_eq!(verify(SIGNATURE, &ts, BODY, TIMESTAMP).unwrap().timestamp, Some(TIMESTAMP));
+    assert_eq!(verify(SIGNATURE, &ts, &BODY[1..], TIMESTAMP), Err(VerifyError::SignatureMismatch));
+    assert_eq!(
+        verify(SIGNATURE, "1531420619", BODY, TIMESTAMP),
+        Err(VerifyError::SignatureMismatch),
+        "the timestamp is signed"
+    );
+    assert!(matches!(verify(SIGNATURE, &ts, BODY, TIMESTAMP + 301), Err(VerifyError::TimestampTooOld { .. })));
+    assert!(matches!(verify(SIGNATURE, &ts, BODY, TIMESTAMP - 301), Err(VerifyError::TimestampInFuture { .. })));
+    assert_eq!(
+        verify(&SIGNATURE.replace("v0=", "v1="), &ts, BODY, TIMESTAMP),
+        Err(VerifyError::NoSupportedSignature("x-slack-signature"))
+    );
+    assert_eq!(verify(&SIGNATURE[3..], &ts, BODY, TIMESTAMP), Err(VerifyError::MalformedHeader("x-slack-signature")));
+    assert_eq!(
+        verify(SIGNATURE, "soon", BODY, TIMESTAMP),
+        Err(VerifyError::MalformedTimestamp("x-slack-request-timestamp"))
+    );
+}
+
+// ---------------------------------------------------------------- Shopify
+
+#[test]
+fn shopify_accepts_the_base64_hmac_of_the_body() {
+    // `printf '<body>' | openssl dgst -sha256 -hmac shpss_test_secret -binary | base64`,
+    // the computation Shopify documents (shopify.dev, "Verify the webhook").
+    let body = br#"{"id":820982911946154508,"email":"jon@example.com"}"#;
+    let scheme: Shopify = provider(&["shpss_test_secret"]);
+    let signed = headers(&[("x-shopify-hmac-sha256", "LnwdZPLBbdjkBwPD/lDL1/rYEGby/GHPtL1aAH6Dxjc=")]);
+    assert_eq!(scheme.verify(&signed, body, at(0)).unwrap().timestamp, None);
+    assert_eq!(scheme.verify(&signed, b"{}", at(0)), Err(VerifyError::SignatureMismatch));
+    let hex = headers(&[("x-shopify-hmac-sha256", "2e7c1d64f2c16dd8e40703c3fe50cbd7fad81066f2fc61cfb4bd5a007e838e37")]);
+    assert_eq!(
+        scheme.verify(&hex, body, at(0)),
+        Err(VerifyError::SignatureLength { expected: 32, found: 48 }),
+        "hex is not Shopify's encoding"
+    );
+    let not_base64 = headers(&[("x-shopify-hmac-sha256", "***")]);
+    assert_eq!(scheme.verify(&not_base64, body, at(0)), Err(VerifyError::SignatureNotBase64));
+    let rotated: Shopify = provider(&["old", "shpss_test_secret"]);
+    assert!(rotated.verify(&signed, body, at(0)).is_ok());
+}
+
+// ---------------------------------------------------------------- every scheme, end to end
+
+/// Which handler ran, with the event's type and id.
+#[derive(Default)]
+struct Seen(std::sync::Mutex<Vec<String>>);
+
+impl Seen {
+    fn record(&self, handler: &str, meta: &EventMeta) {
+        self.0.lock().unwrap().push(format!("{handler} {} {}", meta.event_type(), meta.id()));
+    }
+
+    fn take(&self) -> Vec<String> {
+        std::mem::take(&mut *self.0.lock().unwrap())
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct StripeData {
+    object: StripeObject,
+}
+
+#[derive(serde::Deserialize)]
+struct StripeObject {
+    id: String,
+}
+
+#[derive(Default)]
+struct GitHubApp(Seen);
+
+#[webhook_handlers(provider = "github")]
+impl GitHubApp {
+    #[event("issues.opened")]
+    async fn opened(&self, _issue: serde_json::Value, meta: &EventMeta) -> Result<(), HandlerError> {
+        self.0.record("opened", meta);
+        Ok(())
+    }
+
+    #[event("issues")]
+    async fn any_issue(&self, _issue: serde_json::Value, meta: &EventMeta) -> Result<(), HandlerError> {
+        self.0.record("issues", meta);
+        Ok(())
+    }
+
+    #[event("ping")]
+    async fn ping(&self, _ping: serde_json::Value, meta: &EventMeta) -> Result<(), HandlerError> {
+        self.0.record("ping", meta);
+        Ok(())
+    }
+}
+
+#[derive(Default)]
+struct StripeApp(Seen);
+
+#[webhook_handlers(provider = "stripe")]
+impl StripeApp {
+    #[event("payment_intent.succeeded")]
+    async fn succeeded(&self, data: StripeData, meta: &EventMeta) -> Result<(), HandlerError> {
+        assert_eq!(data.object.id, "pi_1");
+        self.0.record("succeeded", meta);
+        Ok(())
+    }
+}
+
+#[derive(Default)]
+struct StandardApp(Seen);
+
+#[webhook_handlers(provider = "standard")]
+impl StandardApp {
+    #[event("invoice.paid")]
+    async fn paid(&self, _data: serde_json::Value, meta: &EventMeta) -> Result<(), HandlerError> {
+        self.0.record("paid", meta);
+        Ok(())
+    }
+}
+
+#[derive(Default)]
+struct SlackApp(Seen);
+
+#[webhook_handlers(provider = "slack")]
+impl SlackApp {
+    #[event("app_mention")]
+    async fn mention(&self, _event: serde_json::Value, meta: &EventMeta) -> Result<(), HandlerError> {
+        self.0.record("mention", meta);
+        Ok(())
+    }
+}
+
+#[derive(Default)]
+struct ShopifyApp(Seen);
+
+#[webhook_handlers(provider = "shopify")]
+impl ShopifyApp {
+    #[event("orders/create")]
+    async fn order(&self, _order: serde_json::Value, meta: &EventMeta) -> Result<(), HandlerError> {
+        self.0.record("order", meta);
+        Ok(())
+    }
+}
+
+/// Signs `event_type` with the old of two secrets and delivers it to a receiver that
+/// knows both; answers the status and body.
+async fn deliver<H>(receiver: &Receiver<H>, event_type: &str, id: &str, data: serde_json::Value) -> (u16, String)
+where
+    H: hookroute::WebhookHandlers,
+    H::Provider: hookroute::provider::Sign,
+{
+    let delivery = TestEvent::<H::Provider>::new(event_type, data).id(id).sign("whsec_b2xkLXNlY3JldA==");
+    let outcome = receiver.receive(&delivery.headers, &delivery.body).await;
+    (outcome.status().as_u16(), outcome.body())
+}
+
+fn receiver<H: hookroute::WebhookHandlers>(handlers: H) -> Receiver<H> {
+    // Both are `whsec_` + base64, so every scheme (Standard Webhooks decodes them) takes them.
+    Receiver::builder(handlers).secret("whsec_bmV3LXNlY3JldA==").secret("whsec_b2xkLXNlY3JldA==").build().unwrap()
+}
+
+#[tokio::test]
+async fn github_routes_by_event_and_action_most_specific_first() {
+    let receiver = receiver(GitHubApp::default());
+    let issue = || serde_json::json!({"issue": {"number": 1}});
+    assert_eq!(deliver(&receiver, "issues.opened", "d-1", issue()).await.0, 200);
+    assert_eq!(deliver(&receiver, "issues.closed", "d-2", issue()).await.0, 200);
+    assert_eq!(deliver(&receiver, "ping", "d-3", serde_json::json!({"zen": "Keep it simple."})).await.0, 200);
+    let (status, body) = deliver(&receiver, "push", "d-4", serde_json::json!({"ref": "main"})).await;
+    assert_eq!((status, body.contains("ignored")), (200, true), "{body}");
+    let (status, body) = deliver(&receiver, "issues.opened", "d-1", issue()).await;
+    assert_eq!((status, body.contains("duplicate")), (200, true), "a redelivery keeps its X-GitHub-Delivery: {body}");
+    assert_eq!(receiver.handlers().0.take(), ["opened issues.opened d-1", "issues issues.closed d-2", "ping ping d-3"],);
+}
+
+#[tokio::test]
+async fn every_other_scheme_routes_and_deduplicates_with_a_rotated_secret() {
+    let stripe = receiver(StripeApp::default());
+    let data = serde_json::json!({"object": {"id": "pi_1"}});
+    assert_eq!(deliver(&stripe, "payment_intent.succeeded", "evt_1", data.clone()).await.0, 200);
+    assert!(deliver(&stripe, "payment_intent.succeeded", "evt_1", data).await.1.contains("duplicate"));
+    assert_eq!(stripe.handlers().0.take(), ["succeeded payment_intent.succeeded evt_1"]);
+
+    let standard = receiver(StandardApp::default());
+    assert_eq!(deliver(&standard, "invoice.paid", "msg_1", serde_json::json!({"id": "in_1"})).await.0, 200);
+    assert!(deliver(&standard, "invoice.paid", "msg_1", serde_json::json!({"id": "in_1"}))
+        .await
+        .1
+        .contains("duplicate"));
+    assert_eq!(standard.handlers().0.take(), ["paid invoice.paid msg_1"]);
+
+    let slack = receiver(SlackApp::default());
+    assert_eq!(deliver(&slack, "app_mention", "Ev1", serde_json::json!({"text": "<@U1> hi"})).await.0, 200);
+    assert!(deliver(&slack, "app_mention", "Ev1", serde_json::json!({"text": "<@U1> hi"}))
+        .await
+        .1
+        .contains("duplicate"));
+    assert_eq!(slack.handlers().0.take(), ["mention app_mention Ev1"]);
+
+    let shopify = receiver(ShopifyApp::default());
+    assert_eq!(deliver(&shopify, "orders/create", "wh-1", serde_json::json!({"id": 1})).await.0, 200);
+    assert!(deliver(&shopify, "orders/create", "wh-1", serde_json::json!({"id": 1})).await.1.contains("duplicate"));
+    assert_eq!(shopify.handlers().0.take(), ["order orders/create wh-1"]);
+}
+
+#[test]
+fn envelopes_read_ids_and_types_where_each_scheme_keeps_them() {
+    use hookroute::Provider as _;
+    // Slack: the inner event's type; other envelopes by their own type.
+    let none = HeaderMap::new();
+    let body =
+        br#"{"type":"event_callback","event_id":"Ev9","event_time":1531420618,"event":{"type":"message","text":"hi"}}"#;
+    let envelope = Slack::envelope(&none, body).unwrap();
+    assert_eq!((&*envelope.id, &*envelope.event_type), ("Ev9", "message"));
+    assert_eq!(envelope.data.get(), r#"{"type":"message","text":"hi"}"#);
+    assert_eq!(envelope.created.as_deref(), Some("1531420618"));
+    let challenge = br#"{"type":"url_verification","challenge":"abc","token":"t"}"#;
+    let envelope = Slack::envelope(&none, challenge).unwrap();
+    assert_eq!(envelope.event_type, "url_verification");
+    assert_eq!(envelope.id, Slack::envelope(&none, challenge).unwrap().id, "a stable id for retries");
+
+    // Shopify and GitHub: headers; a missing one is a clear 400, not a panic.
+    let shopify = headers(&[
+        ("x-shopify-webhook-id", "wh-9"),
+        ("x-shopify-topic", "orders/paid"),
+        ("x-shopify-triggered-at", "2026-11-22T10:00:00Z"),
+    ]);
+    let envelope = Shopify::envelope(&shopify, b"{}").unwrap();
+    assert_eq!((&*envelope.id, &*envelope.event_type), ("wh-9", "orders/paid"));
+    assert_eq!(envelope.created.as_deref(), Some("2026-11-22T10:00:00Z"));
+    assert!(matches!(
+        GitHub::envelope(&HeaderMap::new(), b"{}"),
+        Err(hookroute::provider::EnvelopeError::Header("x-github-delivery"))
+    ));
+    let github = headers(&[("x-github-delivery", "d-9"), ("x-github-event", "issues")]);
+    let envelope = GitHub::envelope(&github, br#"{"action":"labeled"}"#).unwrap();
+    assert_eq!((&*envelope.event_type, envelope.group.as_deref()), ("issues.labeled", Some("issues")));
+    assert!(GitHub::envelope(&github, b"not json").is_err());
+
+    // Standard Webhooks: the id from the header, type and data from the body.
+    let standard = headers(&[("webhook-id", "msg_9")]);
+    let body = br#"{"type":"user.created","timestamp":"2022-11-03T20:26:10.344522Z","data":{"id":"u1"}}"#;
+    let envelope = StandardWebhooks::envelope(&standard, body).unwrap();
+    assert_eq!((&*envelope.id, &*envelope.event_type), ("msg_9", "user.created"));
+    assert_eq!(envelope.created.as_deref(), Some("2022-11-03T20:26:10.344522Z"));
+}
