@@ -1,0 +1,61 @@
+//! What every example receiver does around its handlers: logs, the store named by
+//! `HOOKROUTE_STORE`, the receiver (secret from the provider's environment variable),
+//! an axum server on 127.0.0.1:$PORT (3000 unless set; 0 picks a free port), and a
+//! graceful stop on Ctrl-C.
+
+use std::process::ExitCode;
+
+use hookroute::{Provider, Receiver, WebhookHandlers};
+
+pub(crate) async fn serve<H: WebhookHandlers>(handlers: H) -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,hookroute=info".into()),
+        )
+        .init();
+
+    // Swapping the backend is this one line: any `IdempotencyStore` will do.
+    let store = match hookroute::store::connect(&std::env::var("HOOKROUTE_STORE").unwrap_or_default()).await {
+        Ok(store) => store,
+        Err(error) => {
+            eprintln!("error: HOOKROUTE_STORE: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    // The secret comes from the provider's variable (GROQ_WEBHOOK_SECRET, ...); a
+    // missing one is a clear error.
+    let receiver = match Receiver::builder(handlers).store(store).build() {
+        Ok(receiver) => receiver,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let port = match std::env::var("PORT").map(|port| port.parse::<u16>()) {
+        Err(_) => 3000,
+        Ok(Ok(port)) => port,
+        Ok(Err(_)) => {
+            eprintln!("error: PORT must be a port number (0-65535)");
+            return ExitCode::FAILURE;
+        }
+    };
+    let route = format!("/webhooks/{}", <H::Provider as Provider>::NAME);
+    let app = axum::Router::new().route(&route, hookroute::axum::post(receiver));
+    let listener = match tokio::net::TcpListener::bind(("127.0.0.1", port)).await {
+        Ok(listener) => listener,
+        Err(error) => {
+            eprintln!("error: cannot listen on 127.0.0.1:{port}: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let address = listener.local_addr().map_or_else(|_| format!("127.0.0.1:{port}"), |a| a.to_string());
+    tracing::info!("listening on http://{address}{route}");
+    let shutdown = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    if let Err(error) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
+        eprintln!("error: server stopped: {error}");
+        return ExitCode::FAILURE;
+    }
+    ExitCode::SUCCESS
+}
