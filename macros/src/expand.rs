@@ -39,6 +39,13 @@ pub(crate) fn webhook_handlers(args: TokenStream, item: TokenStream) -> TokenStr
     }
 
     let marked = parse::take_marks(&mut block, &mut errors);
+    if let Some(known) = args.as_ref().and_then(|args| args.known) {
+        for marked in &marked {
+            if let parse::Mark::Event(event, false) = &marked.mark {
+                known.check(event, &mut errors);
+            }
+        }
+    }
     let set = validate::handler_set(marked, block.self_ty.span(), &mut errors);
     match (args, errors.finish()) {
         (Some(args), None) => {

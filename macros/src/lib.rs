@@ -7,6 +7,7 @@
 #![warn(clippy::unwrap_used)]
 
 mod expand;
+mod known;
 mod model;
 mod parse;
 mod validate;

@@ -7,6 +7,8 @@ use syn::{Ident, LitStr, Type, Visibility};
 pub(crate) struct Args {
     /// The runtime type of the provider, as an absolute path.
     pub(crate) provider: TokenStream,
+    /// The event types a built-in provider is known to send, if it publishes them.
+    pub(crate) known: Option<&'static crate::known::Known>,
     /// `event_enum = pub Name`: the generated enum's visibility and name, if given.
     pub(crate) event_enum: Option<(Visibility, Ident)>,
 }

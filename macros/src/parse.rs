@@ -55,12 +55,15 @@ impl Errors {
 pub(crate) fn args(tokens: TokenStream) -> syn::Result<Args> {
     let span = if tokens.is_empty() { Span::call_site() } else { tokens.span() };
     let mut provider = None;
+    let mut known = None;
     let mut event_enum = None;
     let parser = syn::meta::parser(|meta| {
         if meta.path.is_ident("provider") {
             let value = meta.value()?;
             if value.peek(LitStr) {
-                provider = Some(provider_path(&value.parse()?)?);
+                let lit: LitStr = value.parse()?;
+                known = crate::known::for_provider(&lit.value());
+                provider = Some(provider_path(&lit)?);
             } else {
                 // A scheme of the user's own: any type implementing `Provider`.
                 let path: syn::Path = value.parse().map_err(|e| {
@@ -105,7 +108,7 @@ pub(crate) fn args(tokens: TokenStream) -> syn::Result<Args> {
             format!("missing provider: write `#[webhook_handlers(provider = \"groq\")]`; {}", known_list()),
         )
     })?;
-    Ok(Args { provider, event_enum })
+    Ok(Args { provider, known, event_enum })
 }
 
 fn known_list() -> String {
@@ -127,7 +130,7 @@ fn provider_path(lit: &LitStr) -> syn::Result<TokenStream> {
 }
 
 /// Levenshtein distance, for "did you mean".
-fn edit_distance(a: &str, b: &str) -> usize {
+pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
     let b: Vec<char> = b.chars().collect();
     let mut row: Vec<usize> = (0..=b.len()).collect();
     for (i, ca) in a.chars().enumerate() {
@@ -144,8 +147,9 @@ fn edit_distance(a: &str, b: &str) -> usize {
 
 /// What marks a method as a handler.
 pub(crate) enum Mark {
-    /// `#[event("resource.created")]`.
-    Event(LitStr),
+    /// `#[event("resource.created")]`, and whether it says `unlisted` (not checked
+    /// against the provider's known event types).
+    Event(LitStr, bool),
     /// `#[fallback]`, with the attribute's span.
     Fallback(Span),
 }
@@ -202,14 +206,31 @@ fn helper(attr: &Attribute, errors: &mut Errors) -> Option<Mark> {
         return None;
     }
     match &attr.meta {
-        Meta::List(list) => match list.parse_args::<LitStr>() {
-            Ok(event) => return Some(Mark::Event(event)),
+        Meta::List(list) => match list.parse_args_with(event_args) {
+            Ok((event, unlisted)) => return Some(Mark::Event(event, unlisted)),
+            Err(error) if error.to_string() == UNLISTED => errors.push(error),
             Err(_) => errors.at(&list.tokens, USAGE),
         },
         Meta::Path(path) => errors.at(path, USAGE),
         Meta::NameValue(name_value) => errors.at(&name_value.value, USAGE),
     }
     None
+}
+
+const UNLISTED: &str = "after the event type, only `unlisted` may follow: `#[event(\"new.type\", unlisted)]`";
+
+/// `"resource.created"` or `"resource.created", unlisted`.
+fn event_args(input: syn::parse::ParseStream<'_>) -> syn::Result<(LitStr, bool)> {
+    let event: LitStr = input.parse()?;
+    if input.is_empty() {
+        return Ok((event, false));
+    }
+    input.parse::<syn::Token![,]>()?;
+    let word: syn::Ident = input.parse().map_err(|error| syn::Error::new(error.span(), UNLISTED))?;
+    if word != "unlisted" || !input.is_empty() {
+        return Err(syn::Error::new(word.span(), UNLISTED));
+    }
+    Ok((event, true))
 }
 
 #[cfg(test)]

@@ -25,7 +25,7 @@ pub(crate) fn handler_set(marked: Vec<Marked>, block_span: Span, errors: &mut Er
     for Marked { mark, sig } in marked {
         let checked = common(&sig, errors);
         match mark {
-            Mark::Event(event) => {
+            Mark::Event(event, _) => {
                 let variant = variant_name(&event, errors);
                 let params = checked.and_then(|output| event_params(&sig, errors).map(|params| (output, params)));
                 if let Some(first) = by_event.get(&event.value()) {
