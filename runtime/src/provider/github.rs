@@ -9,8 +9,8 @@ use serde::Deserialize;
 
 use super::mac::{check_secrets, decode_hex, header_str, hmac, macs, matches_any};
 use super::{
-    envelope_header, raw_body, ConfigError, Envelope, EnvelopeError, OutgoingEvent, Provider, ProviderConfig, Sign,
-    Verified, VerifyError,
+    envelope_header, raw_body, text_header, ConfigError, Envelope, EnvelopeError, OutgoingEvent, Provider,
+    ProviderConfig, Sign, Verified, VerifyError,
 };
 use crate::secret::Secret;
 
@@ -100,7 +100,7 @@ impl Sign for GitHub {
         let signature = format!("sha256={}", hex::encode(hmac(secret.expose(), &[body])));
         headers.insert(HeaderName::from_static(SIGNATURE), HeaderValue::try_from(signature).expect("hex is ASCII"));
         for (header, value) in [(EVENT, name), (DELIVERY, event.id)] {
-            if let Ok(value) = HeaderValue::try_from(value) {
+            if let Some(value) = text_header(value) {
                 headers.insert(HeaderName::from_static(header), value);
             }
         }

@@ -317,6 +317,12 @@ pub(crate) fn envelope_header<'h>(headers: &'h HeaderMap, name: &'static str) ->
     headers.get(name).and_then(|value| value.to_str().ok()).ok_or(EnvelopeError::Header(name))
 }
 
+/// A header value for text a signer puts in a header (an id, an event name), if it is
+/// one a verifier can read back (visible ASCII); otherwise the header is left out.
+pub(crate) fn text_header(value: &str) -> Option<http::HeaderValue> {
+    http::HeaderValue::from_str(value).ok().filter(|header| header.to_str().is_ok())
+}
+
 /// The whole body as one raw JSON value (schemes whose event is the body itself).
 pub(crate) fn raw_body(body: &[u8]) -> Result<&RawValue, EnvelopeError> {
     Ok(serde_json::from_slice(body)?)

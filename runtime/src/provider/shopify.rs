@@ -8,8 +8,8 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 
 use super::mac::{check_secrets, decode_base64, encode_base64, header_str, hmac, macs, matches_any};
 use super::{
-    envelope_header, raw_body, ConfigError, Envelope, EnvelopeError, OutgoingEvent, Provider, ProviderConfig, Sign,
-    Verified, VerifyError,
+    envelope_header, raw_body, text_header, ConfigError, Envelope, EnvelopeError, OutgoingEvent, Provider,
+    ProviderConfig, Sign, Verified, VerifyError,
 };
 use crate::secret::Secret;
 
@@ -76,7 +76,7 @@ impl Sign for Shopify {
         let signature = encode_base64(&hmac(secret.expose(), &[body]));
         headers.insert(HeaderName::from_static(SIGNATURE), HeaderValue::try_from(signature).expect("base64 is ASCII"));
         for (header, value) in [(TOPIC, event.event_type), (WEBHOOK_ID, event.id)] {
-            if let Ok(value) = HeaderValue::try_from(value) {
+            if let Some(value) = text_header(value) {
                 headers.insert(HeaderName::from_static(header), value);
             }
         }

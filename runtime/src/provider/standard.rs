@@ -12,8 +12,8 @@ use serde_json::value::RawValue;
 
 use super::mac::{decode_base64, encode_base64, header_str, hmac, macs, matches_any};
 use super::{
-    check_window, envelope_header, parse_timestamp, ConfigError, Created, Envelope, EnvelopeError, OutgoingEvent,
-    Provider, ProviderConfig, Sign, Verified, VerifyError,
+    check_window, envelope_header, parse_timestamp, text_header, ConfigError, Created, Envelope, EnvelopeError,
+    OutgoingEvent, Provider, ProviderConfig, Sign, Verified, VerifyError,
 };
 use crate::secret::Secret;
 
@@ -156,7 +156,7 @@ impl Sign for StandardWebhooks {
         let key = key.as_ref().unwrap_or(secret);
         let timestamp = event.timestamp.to_string();
         let mac = hmac(key.expose(), &[event.id.as_bytes(), b".", timestamp.as_bytes(), b".", body]);
-        if let Ok(id) = HeaderValue::try_from(event.id) {
+        if let Some(id) = text_header(event.id) {
             headers.insert(HeaderName::from_static(WEBHOOK.id), id);
         }
         headers.insert(HeaderName::from_static(WEBHOOK.timestamp), HeaderValue::from(event.timestamp));
