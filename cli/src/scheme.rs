@@ -1,0 +1,143 @@
+//! Every built-in scheme behind one object-safe face, chosen by name at run time.
+
+use std::marker::PhantomData;
+use std::time::{Duration, SystemTime};
+
+use hookroute_runtime::provider::{OutgoingEvent, ProviderConfig, Sign};
+use hookroute_runtime::{Coreweave, GitHub, Groq, Secret, Shopify, Slack, StandardWebhooks, Stripe, VerifyError};
+use http::HeaderMap;
+use serde_json::value::RawValue;
+
+/// What the command does with a scheme.
+pub(crate) trait Scheme: Send + Sync {
+    fn name(&self) -> &'static str;
+    fn secret_env(&self) -> &'static str;
+    /// The body the provider would send for an event.
+    fn encode(&self, id: &str, event_type: &str, data: &RawValue, timestamp: u64) -> Vec<u8>;
+    /// The headers that sign `body`.
+    fn sign(&self, secret: &Secret, id: &str, event_type: &str, timestamp: u64, body: &[u8]) -> HeaderMap;
+    /// Checks a delivery with one secret.
+    fn verify(
+        &self,
+        secret: Secret,
+        tolerance: Duration,
+        headers: &HeaderMap,
+        body: &[u8],
+        now: SystemTime,
+    ) -> Result<Option<u64>, String>;
+}
+
+struct Of<P>(PhantomData<P>);
+
+impl<P: Sign> Scheme for Of<P> {
+    fn name(&self) -> &'static str {
+        P::NAME
+    }
+
+    fn secret_env(&self) -> &'static str {
+        P::SECRET_ENV
+    }
+
+    fn encode(&self, id: &str, event_type: &str, data: &RawValue, timestamp: u64) -> Vec<u8> {
+        P::encode(&OutgoingEvent { id, event_type, data, timestamp })
+    }
+
+    fn sign(&self, secret: &Secret, id: &str, event_type: &str, timestamp: u64, body: &[u8]) -> HeaderMap {
+        let data = RawValue::NULL;
+        let mut headers = HeaderMap::new();
+        P::sign(secret, &OutgoingEvent { id, event_type, data, timestamp }, body, &mut headers);
+        headers
+    }
+
+    fn verify(
+        &self,
+        secret: Secret,
+        tolerance: Duration,
+        headers: &HeaderMap,
+        body: &[u8],
+        now: SystemTime,
+    ) -> Result<Option<u64>, String> {
+        let scheme = P::from_config(ProviderConfig { secrets: vec![secret], tolerance }).map_err(|e| e.to_string())?;
+        scheme.verify(headers, body, now).map(|verified| verified.timestamp).map_err(|error| explain(&error))
+    }
+}
+
+/// The reason, in the words a person debugging a capture needs.
+fn explain(error: &VerifyError) -> String {
+    match error {
+        VerifyError::SignatureMismatch => "no signature matched: wrong secret, or the body was changed".to_owned(),
+        other => other.to_string(),
+    }
+}
+
+/// One row of `hookroute providers`.
+pub(crate) struct Info {
+    pub(crate) name: &'static str,
+    pub(crate) signature: &'static str,
+    pub(crate) timestamp: &'static str,
+    pub(crate) id_and_type: &'static str,
+}
+
+pub(crate) const PROVIDERS: &[Info] = &[
+    Info {
+        name: "groq",
+        signature: "x-groq-signature (hex)",
+        timestamp: "x-groq-timestamp",
+        id_and_type: "body id / type",
+    },
+    Info {
+        name: "coreweave",
+        signature: "x-coreweave-signature (hex)",
+        timestamp: "x-coreweave-timestamp",
+        id_and_type: "body id / type",
+    },
+    Info {
+        name: "standard",
+        signature: "webhook-signature (v1,<base64> list; svix-* too)",
+        timestamp: "webhook-timestamp",
+        id_and_type: "webhook-id / body type",
+    },
+    Info {
+        name: "stripe",
+        signature: "stripe-signature (t=..,v1=<hex>)",
+        timestamp: "t= in stripe-signature",
+        id_and_type: "body id / type",
+    },
+    Info {
+        name: "github",
+        signature: "x-hub-signature-256 (sha256=<hex>)",
+        timestamp: "none (dedup only)",
+        id_and_type: "x-github-delivery / x-github-event + action",
+    },
+    Info {
+        name: "slack",
+        signature: "x-slack-signature (v0=<hex>)",
+        timestamp: "x-slack-request-timestamp",
+        id_and_type: "event_id / event.type",
+    },
+    Info {
+        name: "shopify",
+        signature: "x-shopify-hmac-sha256 (base64)",
+        timestamp: "none (dedup only)",
+        id_and_type: "x-shopify-webhook-id / x-shopify-topic",
+    },
+];
+
+/// The scheme called `name`.
+pub(crate) fn by_name(name: &str) -> Option<Box<dyn Scheme>> {
+    Some(match name {
+        "groq" => Box::new(Of::<Groq>(PhantomData)),
+        "coreweave" => Box::new(Of::<Coreweave>(PhantomData)),
+        "standard" => Box::new(Of::<StandardWebhooks>(PhantomData)),
+        "stripe" => Box::new(Of::<Stripe>(PhantomData)),
+        "github" => Box::new(Of::<GitHub>(PhantomData)),
+        "slack" => Box::new(Of::<Slack>(PhantomData)),
+        "shopify" => Box::new(Of::<Shopify>(PhantomData)),
+        _ => return None,
+    })
+}
+
+/// `groq, coreweave, ...`, for error messages.
+pub(crate) fn names() -> String {
+    PROVIDERS.iter().map(|info| info.name).collect::<Vec<_>>().join(", ")
+}

@@ -1,0 +1,241 @@
+//! The real `hookroute` binary against a real receiver on 127.0.0.1.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use assert_cmd::Command;
+use hookroute::{webhook_handlers, EventMeta, HandlerError, Receiver};
+use predicates::prelude::*;
+
+const SECRET: &str = "whsec_cli_test";
+
+/// Remembers which events its handler ran for.
+#[derive(Clone, Default)]
+struct App(Arc<Mutex<Vec<String>>>);
+
+#[webhook_handlers(provider = "groq")]
+impl App {
+    #[event("resource.created")]
+    async fn created(&self, _data: serde_json::Value, meta: &EventMeta) -> Result<(), HandlerError> {
+        self.0.lock().unwrap().push(meta.id().to_owned());
+        Ok(())
+    }
+}
+
+/// A receiver on its own runtime thread; answers its URL and the handler's record.
+fn receiver() -> (String, App) {
+    let app = App::default();
+    let receiver = Receiver::builder(app.clone()).secret(SECRET).build().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        runtime.block_on(async move {
+            let router = axum::Router::new().route("/webhooks/groq", hookroute::axum::post(receiver));
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            tx.send(format!("http://{}/webhooks/groq", listener.local_addr().unwrap())).unwrap();
+            axum::serve(listener, router).await.unwrap();
+        });
+    });
+    (rx.recv().unwrap(), app)
+}
+
+fn hookroute() -> Command {
+    let mut command = Command::cargo_bin("hookroute").unwrap();
+    command.env_remove("GROQ_WEBHOOK_SECRET");
+    command
+}
+
+fn send(url: &str) -> Command {
+    let mut command = hookroute();
+    command.args([
+        "send",
+        "--provider",
+        "groq",
+        "--url",
+        url,
+        "--type",
+        "resource.created",
+        "--data",
+        r#"{"id":"r1"}"#,
+    ]);
+    command.args(["--secret", SECRET]);
+    command
+}
+
+fn now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
+}
+
+#[test]
+fn send_processes_then_deduplicates_and_bad_deliveries_are_401() {
+    let (url, app) = receiver();
+    send(&url)
+        .args(["--id", "evt_cli_1"])
+        .assert()
+        .success()
+        .stdout(predicate::str::starts_with("200 ").and(predicate::str::contains("processed")));
+    send(&url).args(["--id", "evt_cli_1"]).assert().success().stdout(predicate::str::contains("duplicate"));
+    send(&url).args(["--id", "evt_cli_2", "--tamper"]).assert().code(1).stdout(predicate::str::starts_with("401 "));
+    let stale = (now() - 600).to_string();
+    send(&url)
+        .args(["--id", "evt_cli_3", "--timestamp", &stale])
+        .assert()
+        .code(1)
+        .stdout(predicate::str::starts_with("401 ").and(predicate::str::contains("old")));
+    assert_eq!(*app.0.lock().unwrap(), ["evt_cli_1"], "only the good delivery ran, once");
+}
+
+#[test]
+fn secrets_come_from_a_file_or_the_environment_and_a_missing_one_is_one_clear_line() {
+    let (url, app) = receiver();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("secret");
+    std::fs::write(&file, format!("{SECRET}\n")).unwrap();
+    let mut command = hookroute();
+    command.args(["send", "--provider", "groq", "--url", &url, "--type", "resource.created", "--id", "evt_file"]);
+    command.arg("--secret-file").arg(&file).assert().success().stdout(predicate::str::contains("processed"));
+    let mut command = hookroute();
+    command.args(["send", "--provider", "groq", "--url", &url, "--type", "resource.created", "--id", "evt_env"]);
+    command.env("GROQ_WEBHOOK_SECRET", SECRET).assert().success();
+    let mut command = hookroute();
+    command.args(["send", "--provider", "groq", "--url", &url, "--type", "resource.created"]);
+    command
+        .assert()
+        .code(2)
+        .stderr(predicate::eq("error: no secret: give --secret, --secret-file, or set GROQ_WEBHOOK_SECRET\n"));
+    assert_eq!(app.0.lock().unwrap().len(), 2);
+}
+
+#[test]
+fn a_load_run_is_bounded_summarized_and_each_event_runs_once() {
+    let (url, app) = receiver();
+    send(&url).args(["--count", "200", "--concurrency", "8", "--duplicates", "1"]).assert().success().stdout(
+        predicate::str::contains("requests: 200 in")
+            .and(predicate::str::contains("latency: p50"))
+            .and(predicate::str::contains("statuses: 200: ")),
+    );
+    let ran = app.0.lock().unwrap();
+    assert_eq!(ran.len(), 100, "100 events, each sent twice, each handled once");
+    assert_eq!(ran.iter().collect::<HashSet<_>>().len(), 100);
+}
+
+#[test]
+fn a_load_run_refuses_a_remote_target() {
+    send("http://192.0.2.1/webhooks/groq").args(["--count", "5"]).assert().code(2).stderr(
+        predicate::str::contains("refusing to load-test 192.0.2.1").and(predicate::str::contains("--allow-remote")),
+    );
+}
+
+#[test]
+fn verify_says_valid_or_exactly_why_not_with_exit_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let body = br#"{"id":"evt_1","type":"resource.created","data":{}}"#;
+    let signed = hookroute()
+        .args(["sign", "--provider", "groq", "--secret", SECRET, "--timestamp", "1700000000"])
+        .write_stdin(body.to_vec())
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let (headers, body_file) = (dir.path().join("headers.txt"), dir.path().join("body.bin"));
+    std::fs::write(&headers, &signed).unwrap();
+    std::fs::write(&body_file, body).unwrap();
+    let verify = |extra: &[&str]| {
+        let mut command = hookroute();
+        command.args(["verify", "--provider", "groq", "--secret", SECRET]);
+        command.arg("--headers").arg(&headers).arg("--body").arg(&body_file).args(extra);
+        command
+    };
+    verify(&["--now", "1700000100"]).assert().success().stdout("valid: groq signature, signed at 1700000000\n");
+    verify(&["--now", "1700000400"])
+        .assert()
+        .code(1)
+        .stdout("invalid: timestamp is 400 s old, outside the 300 s window\n");
+    verify(&["--now", "1700000400", "--tolerance", "600"]).assert().success();
+
+    std::fs::write(&body_file, b"{}").unwrap();
+    verify(&["--now", "1700000000"])
+        .assert()
+        .code(1)
+        .stdout("invalid: no signature matched: wrong secret, or the body was changed\n");
+    std::fs::write(&headers, "x-groq-timestamp: 1700000000\n").unwrap();
+    verify(&["--now", "1700000000"]).assert().code(1).stdout("invalid: missing header `x-groq-signature`\n");
+    std::fs::write(&headers, "no colon here\n").unwrap();
+    verify(&[]).assert().code(2).stderr(predicate::str::starts_with("error: headers line 1"));
+    hookroute().args(["verify", "--provider", "groq"]).assert().code(2);
+    hookroute()
+        .args(["verify", "--provider", "nope", "--secret", "s", "--headers", "h", "--body", "b"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("unknown provider `nope`"));
+}
+
+#[test]
+fn sign_prints_a_curl_command_and_providers_lists_every_scheme() {
+    hookroute()
+        .args([
+            "sign",
+            "--provider",
+            "github",
+            "--secret",
+            "s",
+            "--id",
+            "d-1",
+            "--type",
+            "push",
+            "--curl",
+            "http://127.0.0.1:3000/webhooks/github",
+        ])
+        .write_stdin("{}")
+        .assert()
+        .success()
+        .stdout(
+            predicate::str::starts_with("curl -sS -X POST 'http://127.0.0.1:3000/webhooks/github'")
+                .and(predicate::str::contains("-H 'x-hub-signature-256: sha256="))
+                .and(predicate::str::contains("-H 'x-github-event: push'"))
+                .and(predicate::str::contains("--data-binary '{}'")),
+        );
+    let listed = hookroute().arg("providers").assert().success().get_output().stdout.clone();
+    let listed = String::from_utf8(listed).unwrap();
+    for name in ["groq", "coreweave", "standard", "stripe", "github", "slack", "shopify"] {
+        assert!(listed.lines().any(|line| line.starts_with(name)), "{name} missing from:\n{listed}");
+    }
+    for command in ["send", "sign", "verify", "providers"] {
+        hookroute().args([command, "--help"]).assert().success().stdout(predicate::str::contains("Examples:"));
+    }
+}
+
+#[test]
+fn data_and_whole_bodies_come_from_files() {
+    let (url, app) = receiver();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data.json");
+    std::fs::write(&data, r#"{"id":"r9"}"#).unwrap();
+    let base = ["send", "--provider", "groq", "--url", &url, "--secret", SECRET, "--type", "resource.created"];
+    hookroute()
+        .args(base)
+        .args(["--id", "evt_data_file", "--data"])
+        .arg(format!("@{}", data.display()))
+        .assert()
+        .success();
+    let body = dir.path().join("body.json");
+    std::fs::write(&body, r#"{"id":"evt_raw_body","type":"resource.created","data":{"id":"r9"}}"#).unwrap();
+    let mut command = hookroute();
+    command.args(["send", "--provider", "groq", "--url", &url, "--secret", SECRET, "--body"]);
+    command.arg(format!("@{}", body.display())).assert().success().stdout(predicate::str::contains("evt_raw_body"));
+    hookroute()
+        .args(base)
+        .args(["--data", "not json"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::starts_with("error: --data is not JSON"));
+    hookroute()
+        .args(base)
+        .args(["--data", "@/nonexistent/file.json"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("cannot read /nonexistent/file.json"));
+    assert_eq!(*app.0.lock().unwrap(), ["evt_data_file", "evt_raw_body"]);
+}
