@@ -72,8 +72,10 @@
 //! One optional `#[fallback]` handler, `async fn(&self, event: UnknownEvent)`, takes
 //! the event types no handler names; without it they are acknowledged as `ignored`.
 //!
-//! The attribute takes `provider = "groq"` (or `"coreweave"`) and, optionally,
-//! `event_enum = pub Name` to name the generated enum and make it visible.
+//! The attribute takes `provider = "groq"` (any built-in scheme: `"coreweave"`,
+//! `"standard"`, `"stripe"`, `"github"`, `"slack"`, `"shopify"`; or the path of a type
+//! implementing [`Provider`]) and, optionally, `event_enum = pub Name` to name the
+//! generated enum and make it visible.
 //!
 //! ## Stores and features
 //!

@@ -1,8 +1,10 @@
 //! The receiver behind the axum adapter, over a real TCP socket on 127.0.0.1.
 
+mod support;
+
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -21,18 +23,18 @@ struct Resource {
 /// Counts how often each handler ran for each event id.
 #[derive(Default)]
 struct App {
-    runs: Mutex<HashMap<String, usize>>,
+    runs: support::Runs,
     fail_next: AtomicBool,
     hang_next: AtomicBool,
 }
 
 impl App {
     fn record(&self, meta: &EventMeta) {
-        *self.runs.lock().unwrap().entry(meta.id().to_owned()).or_default() += 1;
+        self.runs.record(meta.id());
     }
 
     fn runs(&self, id: &str) -> usize {
-        self.runs.lock().unwrap().get(id).copied().unwrap_or(0)
+        self.runs.count(id)
     }
 }
 
@@ -275,7 +277,7 @@ async fn a_bad_signature_is_401_and_never_touches_the_store() {
         TestEvent::<Groq>::new("resource.created", serde_json::json!({"id": "r1"})).timestamp(now() - 600).sign(SECRET);
     assert_eq!(server.send(&stale).await.0, 401);
     assert!(store.is_empty());
-    assert_eq!(server.app.runs.lock().unwrap().len(), 0);
+    assert_eq!(server.app.runs.events(), 0);
 }
 
 #[tokio::test]

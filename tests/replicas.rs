@@ -30,7 +30,7 @@ struct Order {
 /// must happen exactly once.
 #[derive(Default)]
 struct App {
-    runs: Mutex<HashMap<String, usize>>,
+    runs: support::Runs,
     /// Events whose next run fails.
     fail_once: Mutex<HashSet<String>>,
     /// Whether `order.hangs` hangs (only in the replica that is killed).
@@ -39,11 +39,11 @@ struct App {
 
 impl App {
     fn record(&self, meta: &EventMeta) {
-        *self.runs.lock().unwrap().entry(meta.id().to_owned()).or_default() += 1;
+        self.runs.record(meta.id());
     }
 
     fn runs(&self, id: &str) -> usize {
-        self.runs.lock().unwrap().get(id).copied().unwrap_or(0)
+        self.runs.count(id)
     }
 }
 
@@ -204,10 +204,9 @@ async fn every_event_runs_exactly_once<S: IdempotencyStore>(stores: Vec<S>) {
     }
     let retried = answers.iter().filter(|(_, attempts)| *attempts > 1).count();
     println!("answers {statuses:?}; {retried} deliveries met a copy in flight (409) and were retried");
-    let runs = replicas.app.runs.lock().unwrap();
-    let wrong: Vec<_> = runs.iter().filter(|(_, &count)| count != 1).collect();
+    let wrong = replicas.app.runs.not_exactly_once();
     assert!(wrong.is_empty(), "events not run exactly once: {wrong:?}");
-    assert_eq!(runs.len(), EVENTS, "events that ran");
+    assert_eq!(replicas.app.runs.events(), EVENTS, "events that ran");
     assert_eq!(statuses.get("processed"), Some(&EVENTS), "{statuses:?}");
     assert_eq!(statuses.get("duplicate"), Some(&(EVENTS * (COPIES - 1))), "{statuses:?}");
 }
@@ -403,7 +402,7 @@ async fn an_outage_fails_closed_and_loses_nothing<S: IdempotencyStore>(mut outag
         assert!(body["error"].as_str().unwrap().contains("unavailable"), "{body}");
     }
     println!("while the store was down, the slowest 503 took {slowest:?}");
-    assert_eq!(replicas.app.runs.lock().unwrap().len(), 50, "a handler ran while the store was down");
+    assert_eq!(replicas.app.runs.events(), 50, "a handler ran while the store was down");
 
     // Back: the retries are processed, what was done before stays done.
     outage.up();
@@ -415,7 +414,7 @@ async fn an_outage_fails_closed_and_loses_nothing<S: IdempotencyStore>(mut outag
     // Gone in the middle of a run of 200 events, back a second later.
     let app = Arc::clone(&replicas.app);
     let fault = tokio::spawn(async move {
-        while app.runs.lock().unwrap().len() < 150 {
+        while app.runs.events() < 150 {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
         outage.down();
@@ -434,10 +433,9 @@ async fn an_outage_fails_closed_and_loses_nothing<S: IdempotencyStore>(mut outag
     let _outage = fault.await.unwrap();
     let retried = attempts.iter().filter(|&&attempts| attempts > 1).count();
     println!("{retried} of 200 deliveries were retried across the outage");
-    let runs = replicas.app.runs.lock().unwrap();
-    let wrong: Vec<_> = runs.iter().filter(|(_, &count)| count != 1).collect();
+    let wrong = replicas.app.runs.not_exactly_once();
     assert!(wrong.is_empty(), "events not run exactly once: {wrong:?}");
-    assert_eq!(runs.len(), 300, "events lost");
+    assert_eq!(replicas.app.runs.events(), 300, "events lost");
 }
 
 /// Redis killed with SIGKILL and restarted on the same port.

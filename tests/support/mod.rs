@@ -143,3 +143,27 @@ impl Drop for Proxy {
         }
     }
 }
+
+/// How often a handler ran for each event id: the side effect that must happen once.
+#[derive(Debug, Default)]
+pub struct Runs(std::sync::Mutex<std::collections::HashMap<String, usize>>);
+
+impl Runs {
+    pub fn record(&self, id: &str) {
+        *self.0.lock().unwrap().entry(id.to_owned()).or_default() += 1;
+    }
+
+    pub fn count(&self, id: &str) -> usize {
+        self.0.lock().unwrap().get(id).copied().unwrap_or(0)
+    }
+
+    /// How many distinct events ran.
+    pub fn events(&self) -> usize {
+        self.0.lock().unwrap().len()
+    }
+
+    /// The events that did not run exactly once, with their counts.
+    pub fn not_exactly_once(&self) -> Vec<(String, usize)> {
+        self.0.lock().unwrap().iter().filter(|(_, &count)| count != 1).map(|(id, &count)| (id.clone(), count)).collect()
+    }
+}
