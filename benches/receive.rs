@@ -1,0 +1,183 @@
+//! Micro benchmarks of what a delivery costs besides the network, each beside the floor
+//! a careful hand-written receiver pays for the same work:
+//!
+//! - `verify/<scheme>/<size>`: a scheme's whole check (headers, window, HMAC, compare)
+//!   beside `verify/bare-hmac/<size>`, the HMAC-SHA256 of the same bytes alone.
+//! - `route/generated` (envelope + data parse + dispatch through the code
+//!   `#[webhook_handlers]` writes) beside `route/hand-written` (`serde_json` into the same
+//!   types and a `match`).
+//!
+//! `cargo bench --bench receive`; figures in BENCHMARKS.md.
+
+use std::hint::black_box;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use hmac::{Hmac, Mac};
+use hookroute::provider::{ProviderConfig, Sign};
+use hookroute::testing::TestEvent;
+use hookroute::{
+    webhook_handlers, EventMeta, GitHub, Groq, HandlerError, Parsed, Provider, Secret, Shopify, Slack,
+    StandardWebhooks, Stripe, WebhookHandlers,
+};
+use serde::Deserialize;
+
+const SECRET: &str = "whsec_YmVuY2gtc2VjcmV0LTAwMDAwMDAwMDAwMA==";
+const SIZES: [(usize, &str); 4] = [(256, "256B"), (1024, "1KiB"), (16 * 1024, "16KiB"), (1024 * 1024, "1MiB")];
+
+fn now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |since| since.as_secs())
+}
+
+/// An event whose encoded body is about `size` bytes.
+fn data(size: usize) -> serde_json::Value {
+    serde_json::json!({ "id": "r1", "name": "x".repeat(size.saturating_sub(120)) })
+}
+
+fn verify_scheme<P: Sign>(c: &mut Criterion, label: &str) {
+    let mut group = c.benchmark_group("verify");
+    let scheme =
+        P::from_config(ProviderConfig { secrets: vec![Secret::from(SECRET)], tolerance: Duration::from_secs(300) })
+            .expect("the bench secret suits every scheme");
+    for (size, size_label) in SIZES {
+        let delivery = TestEvent::<P>::new("resource.created", data(size)).id("evt_1").timestamp(now()).sign(SECRET);
+        group.throughput(Throughput::Bytes(delivery.body.len() as u64));
+        let at = SystemTime::now();
+        group.bench_with_input(BenchmarkId::new(label, size_label), &delivery, |b, delivery| {
+            b.iter(|| scheme.verify(black_box(&delivery.headers), black_box(&delivery.body), at).expect("valid"));
+        });
+    }
+    group.finish();
+}
+
+fn bare_hmac(c: &mut Criterion) {
+    let mut group = c.benchmark_group("verify");
+    for (size, size_label) in SIZES {
+        let delivery = TestEvent::<Groq>::new("resource.created", data(size)).sign(SECRET);
+        group.throughput(Throughput::Bytes(delivery.body.len() as u64));
+        group.bench_with_input(BenchmarkId::new("bare-hmac", size_label), &delivery.body, |b, body| {
+            b.iter(|| {
+                let mut mac = Hmac::<sha2::Sha256>::new_from_slice(SECRET.as_bytes()).expect("any key length");
+                mac.update(black_box(body));
+                mac.finalize().into_bytes()
+            });
+        });
+    }
+    group.finish();
+}
+
+fn verification(c: &mut Criterion) {
+    bare_hmac(c);
+    verify_scheme::<Groq>(c, "groq");
+    verify_scheme::<StandardWebhooks>(c, "standard");
+    verify_scheme::<Stripe>(c, "stripe");
+    verify_scheme::<GitHub>(c, "github");
+    verify_scheme::<Slack>(c, "slack");
+    verify_scheme::<Shopify>(c, "shopify");
+}
+
+#[derive(Deserialize)]
+struct Resource {
+    id: String,
+    #[serde(default)]
+    name: Option<String>,
+}
+
+struct App;
+
+#[webhook_handlers(provider = "groq")]
+impl App {
+    #[event("resource.created")]
+    async fn created(&self, data: Resource) -> Result<(), HandlerError> {
+        black_box((&data.id, &data.name));
+        Ok(())
+    }
+
+    #[event("resource.updated")]
+    async fn updated(&self, data: Resource) -> Result<(), HandlerError> {
+        black_box((&data.id, &data.name));
+        Ok(())
+    }
+
+    #[event("resource.deleted")]
+    async fn deleted(&self, data: Resource) -> Result<(), HandlerError> {
+        black_box(&data.id);
+        Ok(())
+    }
+}
+
+/// What a careful engineer writes by hand for the same three handlers.
+mod by_hand {
+    use super::{black_box, Resource};
+    use serde::Deserialize;
+
+    #[derive(Deserialize)]
+    struct Envelope<'a> {
+        #[serde(borrow)]
+        id: &'a str,
+        #[serde(rename = "type", borrow)]
+        event_type: &'a str,
+        #[serde(borrow)]
+        data: &'a serde_json::value::RawValue,
+    }
+
+    pub(super) fn route(body: &[u8]) -> Result<(), serde_json::Error> {
+        let envelope: Envelope<'_> = serde_json::from_slice(body)?;
+        black_box(envelope.id);
+        match envelope.event_type {
+            "resource.created" | "resource.updated" => {
+                let data: Resource = serde_json::from_str(envelope.data.get())?;
+                black_box((&data.id, &data.name));
+            }
+            "resource.deleted" => {
+                let data: Resource = serde_json::from_str(envelope.data.get())?;
+                black_box(&data.id);
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+/// Drives a future that never waits (the handlers above do not) to completion.
+fn run_ready<F: std::future::Future>(future: F) -> F::Output {
+    let mut future = std::pin::pin!(future);
+    let mut context = std::task::Context::from_waker(std::task::Waker::noop());
+    match future.as_mut().poll(&mut context) {
+        std::task::Poll::Ready(output) => output,
+        std::task::Poll::Pending => unreachable!("the bench handlers never wait"),
+    }
+}
+
+fn routing(c: &mut Criterion) {
+    let mut group = c.benchmark_group("route");
+    let delivery = TestEvent::<Groq>::new("resource.updated", data(1024)).id("evt_1").sign(SECRET);
+    let headers = delivery.headers.clone();
+    let app = App;
+    group.bench_function("generated", |b| {
+        b.iter(|| {
+            let (meta, data) = hookroute::__private::Groq::envelope(&headers, black_box(&delivery.body))
+                .map(|envelope| {
+                    (EventMeta::new("groq", envelope.id.clone(), envelope.event_type.clone()), envelope.data)
+                })
+                .expect("an envelope");
+            match App::parse(&meta, &data).expect("typed data") {
+                Parsed::Handled(event) => run_ready(app.dispatch(event, &meta)).expect("handled"),
+                Parsed::Ignored => {}
+            }
+        });
+    });
+    group.bench_function("hand-written", |b| b.iter(|| by_hand::route(black_box(&delivery.body)).expect("routed")));
+    group.finish();
+}
+
+fn config() -> Criterion {
+    Criterion::default().sample_size(30).warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(2))
+}
+
+criterion_group! {
+    name = benches;
+    config = config();
+    targets = verification, routing
+}
+criterion_main!(benches);
