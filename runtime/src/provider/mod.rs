@@ -350,26 +350,23 @@ pub(crate) struct JsonEnvelope<'a> {
     id: Cow<'a, str>,
     #[serde(rename = "type", borrow)]
     event_type: Cow<'a, str>,
-    #[serde(default, alias = "created_at")]
-    created: Option<Created>,
+    #[serde(default, alias = "created_at", borrow)]
+    created: Option<Created<'a>>,
     #[serde(borrow)]
     data: &'a RawValue,
 }
 
-/// `created` as providers write it: a date string or a number of seconds.
+/// `created` as providers write it, a date string or a number of seconds, borrowed raw
+/// (an untagged enum would make serde buffer the value to try each form).
 #[derive(Deserialize)]
-#[serde(untagged)]
-pub(crate) enum Created {
-    Text(String),
-    Number(serde_json::Number),
-}
+#[serde(transparent)]
+pub(crate) struct Created<'a>(#[serde(borrow)] &'a RawValue);
 
-impl Created {
+impl Created<'_> {
+    /// The string's text, or the number as written.
     pub(crate) fn into_text(self) -> String {
-        match self {
-            Created::Text(text) => text,
-            Created::Number(number) => number.to_string(),
-        }
+        let raw = self.0.get();
+        serde_json::from_str::<String>(raw).unwrap_or_else(|_| raw.to_owned())
     }
 }
 

@@ -56,8 +56,8 @@ struct Outer<'a> {
     kind: Cow<'a, str>,
     #[serde(default, borrow)]
     event_id: Option<Cow<'a, str>>,
-    #[serde(default)]
-    event_time: Option<Created>,
+    #[serde(default, borrow)]
+    event_time: Option<Created<'a>>,
     #[serde(default, borrow)]
     event: Option<&'a RawValue>,
 }

@@ -72,8 +72,8 @@ fn decode_secret(secret: &Secret) -> Option<Secret> {
 struct Body<'a> {
     #[serde(rename = "type", borrow)]
     event_type: Cow<'a, str>,
-    #[serde(default)]
-    timestamp: Option<Created>,
+    #[serde(default, borrow)]
+    timestamp: Option<Created<'a>>,
     #[serde(borrow)]
     data: &'a RawValue,
 }
