@@ -28,16 +28,6 @@ struct App {
     hang_next: AtomicBool,
 }
 
-impl App {
-    fn record(&self, meta: &EventMeta) {
-        self.runs.record(meta.id());
-    }
-
-    fn runs(&self, id: &str) -> usize {
-        self.runs.count(id)
-    }
-}
-
 #[webhook_handlers(provider = "groq")]
 impl App {
     #[event("resource.created")]
@@ -45,13 +35,13 @@ impl App {
         assert!(!data.id.is_empty());
         // Long enough for concurrent copies to overlap with the claim.
         tokio::time::sleep(Duration::from_millis(20)).await;
-        self.record(meta);
+        self.runs.record(meta.id());
         Ok(())
     }
 
     #[event("resource.flaky")]
     async fn flaky(&self, _data: Resource, meta: &EventMeta) -> Result<(), HandlerError> {
-        self.record(meta);
+        self.runs.record(meta.id());
         if self.fail_next.swap(false, Ordering::SeqCst) {
             return Err(HandlerError::msg("database is down"));
         }
@@ -60,13 +50,13 @@ impl App {
 
     #[event("resource.panics")]
     async fn panics(&self, _data: Resource, meta: &EventMeta) -> Result<(), HandlerError> {
-        self.record(meta);
+        self.runs.record(meta.id());
         panic!("handler bug");
     }
 
     #[event("resource.slow")]
     async fn slow(&self, _data: Resource, meta: &EventMeta) -> Result<(), HandlerError> {
-        self.record(meta);
+        self.runs.record(meta.id());
         if self.hang_next.swap(false, Ordering::SeqCst) {
             tokio::time::sleep(Duration::from_secs(3600)).await;
         }
@@ -132,12 +122,12 @@ async fn a_valid_delivery_is_processed_once_and_its_retry_is_a_duplicate() {
     let (status, body) = server.send(&delivery).await;
     assert_eq!(status, 200);
     assert_eq!(body, serde_json::json!({"status": "processed", "id": "evt_once", "type": "resource.created"}));
-    assert_eq!(server.app.runs("evt_once"), 1);
+    assert_eq!(server.app.runs.count("evt_once"), 1);
 
     let (status, body) = server.send(&delivery).await;
     assert_eq!(status, 200);
     assert_eq!(body["status"], "duplicate");
-    assert_eq!(server.app.runs("evt_once"), 1);
+    assert_eq!(server.app.runs.count("evt_once"), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -160,7 +150,7 @@ async fn fifty_concurrent_copies_run_the_handler_exactly_once() {
         };
         *outcomes.entry(outcome).or_default() += 1;
     }
-    assert_eq!(server.app.runs("evt_concurrent"), 1, "{outcomes:?}");
+    assert_eq!(server.app.runs.count("evt_concurrent"), 1, "{outcomes:?}");
     assert_eq!(outcomes.get("processed"), Some(&1), "{outcomes:?}");
     assert_eq!(outcomes.values().sum::<usize>(), 50);
 }
@@ -178,7 +168,7 @@ async fn a_handler_error_is_500_and_the_retry_processes_it() {
 
     let (status, body) = server.send(&delivery).await;
     assert_eq!((status, body["status"].as_str()), (200, Some("processed")));
-    assert_eq!(server.app.runs("evt_flaky"), 2);
+    assert_eq!(server.app.runs.count("evt_flaky"), 2);
 }
 
 #[tokio::test]
@@ -189,7 +179,7 @@ async fn a_panicking_handler_is_500_and_the_server_keeps_serving() {
     // Released, not recorded: the retry runs the handler again.
     let (status, _) = server.send(&event("resource.panics", "evt_panic")).await;
     assert_eq!(status, 500);
-    assert_eq!(server.app.runs("evt_panic"), 2);
+    assert_eq!(server.app.runs.count("evt_panic"), 2);
 
     let (status, body) = server.send(&event("resource.created", "evt_after_panic")).await;
     assert_eq!((status, body["status"].as_str()), (200, Some("processed")));
@@ -207,7 +197,7 @@ async fn a_handler_past_its_timeout_is_500_and_the_retry_processes_it() {
     assert_eq!(status, 500);
     let (status, body) = server.send(&delivery).await;
     assert_eq!((status, body["status"].as_str()), (200, Some("processed")));
-    assert_eq!(server.app.runs("evt_slow"), 2);
+    assert_eq!(server.app.runs.count("evt_slow"), 2);
 }
 
 #[tokio::test]
@@ -221,7 +211,7 @@ async fn the_same_event_in_flight_elsewhere_is_409() {
         tokio::spawn(async move { server.send(&delivery).await })
     };
     // Wait until the first delivery's handler is running.
-    while server.app.runs("evt_in_flight") == 0 {
+    while server.app.runs.count("evt_in_flight") == 0 {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let (status, body) = server.send(&delivery).await;
@@ -342,7 +332,7 @@ async fn an_unreachable_store_is_503_and_no_handler_runs() {
     let (status, body) = server.send(&event("resource.created", "evt_store_down")).await;
     assert_eq!(status, 503);
     assert!(body["error"].as_str().unwrap().contains("nothing was processed"));
-    assert_eq!(server.app.runs("evt_store_down"), 0);
+    assert_eq!(server.app.runs.count("evt_store_down"), 0);
 }
 
 #[tokio::test]
@@ -363,5 +353,5 @@ async fn a_client_that_hangs_up_mid_handler_releases_the_claim() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!((last.0, last.1["status"].as_str()), (200, Some("processed")));
-    assert_eq!(server.app.runs("evt_hangup"), 2);
+    assert_eq!(server.app.runs.count("evt_hangup"), 2);
 }

@@ -37,29 +37,19 @@ struct App {
     hang: bool,
 }
 
-impl App {
-    fn record(&self, meta: &EventMeta) {
-        self.runs.record(meta.id());
-    }
-
-    fn runs(&self, id: &str) -> usize {
-        self.runs.count(id)
-    }
-}
-
 #[webhook_handlers(provider = "groq")]
 impl App {
     #[event("order.created")]
     async fn created(&self, _order: Order, meta: &EventMeta) -> Result<(), HandlerError> {
         // Long enough for copies on other replicas to arrive while this one runs.
         tokio::time::sleep(Duration::from_millis(2)).await;
-        self.record(meta);
+        self.runs.record(meta.id());
         Ok(())
     }
 
     #[event("order.flaky")]
     async fn flaky(&self, _order: Order, meta: &EventMeta) -> Result<(), HandlerError> {
-        self.record(meta);
+        self.runs.record(meta.id());
         if self.fail_once.lock().unwrap().remove(meta.id()) {
             return Err(HandlerError::msg("payment service unavailable"));
         }
@@ -68,7 +58,7 @@ impl App {
 
     #[event("order.hangs")]
     async fn hangs(&self, _order: Order, meta: &EventMeta) -> Result<(), HandlerError> {
-        self.record(meta);
+        self.runs.record(meta.id());
         if self.hang {
             println!("HANDLER STARTED {}", meta.id());
             std::future::pending::<()>().await;
@@ -234,7 +224,7 @@ async fn a_failed_handler_is_retried_on_another_replica<S: IdempotencyStore>(sto
     assert_eq!((status, body["status"].as_str()), (200, Some("processed")), "{body}");
     let (status, body) = replicas.send(2, &delivery("order.flaky", &id)).await;
     assert_eq!((status, body["status"].as_str()), (200, Some("duplicate")), "{body}");
-    assert_eq!(replicas.app.runs(&id), 2, "one failed run, one successful run");
+    assert_eq!(replicas.app.runs.count(&id), 2, "one failed run, one successful run");
 }
 
 #[tokio::test]
@@ -323,7 +313,7 @@ async fn a_replica_killed_mid_handler_holds_only_a_lease<S: IdempotencyStore>(ki
     let (body, _) = survivor.deliver(0, "order.hangs", &id).await;
     assert_eq!(body["status"], "processed", "{body}");
     assert!(sent.elapsed() >= CHILD_LEASE, "processed before the dead replica's lease ran out");
-    assert_eq!(survivor.app.runs(&id), 1);
+    assert_eq!(survivor.app.runs.count(&id), 1);
 }
 
 /// What follows `prefix` on the first line of the replica's output that starts with it.
