@@ -5,9 +5,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use hookroute::testing::TestEvent;
 use hookroute::{
-    webhook_handlers, ConfigError, Coreweave, DeliveredKind, EventMeta, Groq, HandlerError, MemoryStore, Receiver,
-    Rejection, SecretError, UnknownEvent,
+    webhook_handlers, ConfigError, Coreweave, DeliveredKind, EventMeta, Groq, HandlerError, MemoryStore, Parsed,
+    Receiver, Rejection, SecretError, UnknownEvent, WebhookHandlers,
 };
+use serde_json::value::RawValue;
 
 #[derive(Default)]
 struct Recorder {
@@ -91,6 +92,99 @@ async fn a_groq_delivery_is_not_a_coreweave_delivery() {
     let outcome = receiver.receive(&delivery.headers, &delivery.body).await;
     assert!(matches!(outcome.rejection(), Some(Rejection::Verify(_))));
     assert_eq!(outcome.body(), r#"{"error":"missing header `x-coreweave-timestamp`"}"#);
+}
+
+/// A Groq receiver with one typed handler and no fallback.
+#[derive(Default)]
+struct Names {
+    seen: Mutex<Vec<String>>,
+}
+
+#[derive(serde::Deserialize)]
+struct Named {
+    name: String,
+}
+
+#[webhook_handlers(provider = "groq")]
+impl Names {
+    #[event("name.set")]
+    async fn set(&self, data: Named) -> Result<(), HandlerError> {
+        self.seen.lock().unwrap().push(data.name);
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_duplicate_is_acknowledged_without_reading_its_data() {
+    let receiver = Receiver::builder(Names::default()).secret("s").build().unwrap();
+    let first = TestEvent::<Groq>::new("name.set", serde_json::json!({"name": "a"})).id("evt_d").sign("s");
+    assert_eq!(
+        receiver.receive(&first.headers, &first.body).await.delivered().unwrap().kind(),
+        DeliveredKind::Processed
+    );
+    // The same event id again, with data its handler's type cannot take: the store
+    // answers first, so the data is not parsed.
+    let retry = TestEvent::<Groq>::new("name.set", serde_json::json!({"name": 5})).id("evt_d").sign("s");
+    let outcome = receiver.receive(&retry.headers, &retry.body).await;
+    assert_eq!(outcome.delivered().unwrap().kind(), DeliveredKind::Duplicate);
+    assert_eq!(*receiver.handlers().seen.lock().unwrap(), ["a"]);
+}
+
+#[tokio::test]
+async fn data_that_does_not_fit_releases_the_claim() {
+    let receiver = Receiver::builder(Names::default()).secret("s").build().unwrap();
+    let bad = TestEvent::<Groq>::new("name.set", serde_json::json!({"name": 5})).id("evt_b").sign("s");
+    let outcome = receiver.receive(&bad.headers, &bad.body).await;
+    assert!(matches!(outcome.rejection(), Some(Rejection::Data { .. })), "{outcome:?}");
+    assert_eq!(outcome.status(), 400);
+    assert!(receiver.store().is_empty(), "the claim was released");
+    // A corrected delivery of the same event runs at once, not after a lease.
+    let good = TestEvent::<Groq>::new("name.set", serde_json::json!({"name": "b"})).id("evt_b").sign("s");
+    assert_eq!(receiver.receive(&good.headers, &good.body).await.delivered().unwrap().kind(), DeliveredKind::Processed);
+    assert_eq!(*receiver.handlers().seen.lock().unwrap(), ["b"]);
+}
+
+#[tokio::test]
+async fn types_no_handler_takes_never_reach_the_store() {
+    let receiver = Receiver::builder(Names::default()).secret("s").build().unwrap();
+    let delivery = TestEvent::<Groq>::new("name.cleared", serde_json::json!({})).id("evt_i").sign("s");
+    for _ in 0..2 {
+        let outcome = receiver.receive(&delivery.headers, &delivery.body).await;
+        assert_eq!(outcome.delivered().unwrap().kind(), DeliveredKind::Ignored);
+    }
+    assert!(receiver.store().is_empty());
+    // Decided from the type alone (no claim and release in between): exactly the
+    // handlers' types, or every type with a fallback.
+    assert!(<Names as WebhookHandlers>::handles(&EventMeta::new("groq", "e", "name.set")));
+    assert!(!<Names as WebhookHandlers>::handles(&EventMeta::new("groq", "e", "name.cleared")));
+    assert!(<Recorder as WebhookHandlers>::handles(&EventMeta::new("coreweave", "e", "job.queued")));
+}
+
+#[tokio::test]
+async fn a_hand_written_impl_that_ignores_an_event_releases_its_claim() {
+    // `handles` left at its default (every event): the event is claimed, `parse`
+    // ignores it, and the claim is given back rather than recorded as processed.
+    struct ByHand;
+    impl WebhookHandlers for ByHand {
+        type Provider = Groq;
+        type Event = ();
+        const EVENT_TYPES: &'static [&'static str] = &[];
+
+        fn parse(_: &EventMeta, _: &RawValue) -> Result<Parsed<()>, serde_json::Error> {
+            Ok(Parsed::Ignored)
+        }
+
+        async fn dispatch(&self, (): (), _: &EventMeta) -> Result<(), HandlerError> {
+            unreachable!("nothing is handled")
+        }
+    }
+    let receiver = Receiver::builder(ByHand).secret("s").build().unwrap();
+    let delivery = TestEvent::<Groq>::new("anything", serde_json::json!({})).id("evt_h").sign("s");
+    for _ in 0..2 {
+        let outcome = receiver.receive(&delivery.headers, &delivery.body).await;
+        assert_eq!(outcome.delivered().unwrap().kind(), DeliveredKind::Ignored);
+    }
+    assert!(receiver.store().is_empty());
 }
 
 #[tokio::test]

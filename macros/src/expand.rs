@@ -224,6 +224,15 @@ fn handlers_impl(names: &Names<'_>, block: &ItemImpl, set: &HandlerSet) -> Token
         let result = quote_spanned!(h.output.0=> #p::into_result(output));
         quote!(#enum_name::#variant(data) => { let output = #call.await; #result })
     });
+    // Which types are handled, from the type alone: the receiver claims only those.
+    let events: Vec<_> = set.handlers.iter().map(|h| &h.event).collect();
+    let handles = if set.fallback.is_some() {
+        quote!(true)
+    } else if events.is_empty() {
+        quote!(false)
+    } else {
+        quote!(meta.route_names().any(|name| #p::matches!(name, #(#events)|*)))
+    };
     let (fallback_arm, unknown_parsed) = match &set.fallback {
         Some(fallback) => {
             let (method, ty) = (&fallback.method, &fallback.event_ty);
@@ -252,6 +261,11 @@ fn handlers_impl(names: &Names<'_>, block: &ItemImpl, set: &HandlerSet) -> Token
             ) -> #p::Result<#p::Parsed<#enum_name>, #p::serde_json::Error> {
                 let event = #enum_name::from_parts(meta, data)?;
                 #p::Ok(#unknown_parsed)
+            }
+
+            fn handles(meta: &#p::EventMeta) -> bool {
+                let _ = meta;
+                #handles
             }
 
             fn dispatch<'a>(

@@ -1,5 +1,7 @@
 //! What a handler learns about the event besides its data.
 
+use std::ops::Range;
+
 use serde_json::value::RawValue;
 
 /// Facts about a delivered event: its id, type, creation time and provider.
@@ -15,26 +17,73 @@ use serde_json::value::RawValue;
 /// assert_eq!(meta.event_type(), "resource.created");
 /// assert_eq!(meta.provider(), "groq");
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct EventMeta {
     provider: &'static str,
-    id: String,
-    event_type: String,
-    created: Option<String>,
+    /// `<provider>:event:<id>` (the idempotency key), the type, then the creation time
+    /// and the group when set: every text of the event in one allocation.
+    text: String,
+    id_start: usize,
+    id_end: usize,
+    type_end: usize,
+    created: Option<Range<usize>>,
+    group: Option<Range<usize>>,
     timestamp: Option<u64>,
-    group: Option<String>,
 }
+
+/// Between the provider's name and the id in an idempotency key.
+const KEY_INFIX: &str = ":event:";
 
 impl EventMeta {
     /// Facts about an event, for calling a handler directly in a test.
-    pub fn new(provider: &'static str, id: impl Into<String>, event_type: impl Into<String>) -> Self {
-        Self { provider, id: id.into(), event_type: event_type.into(), created: None, timestamp: None, group: None }
+    pub fn new(provider: &'static str, id: impl AsRef<str>, event_type: impl AsRef<str>) -> Self {
+        Self::with_capacity(provider, id.as_ref(), event_type.as_ref(), 0)
+    }
+
+    /// An event's facts with room for `extra` more bytes of text.
+    fn with_capacity(provider: &'static str, id: &str, event_type: &str, extra: usize) -> Self {
+        let mut text = String::with_capacity(provider.len() + KEY_INFIX.len() + id.len() + event_type.len() + extra);
+        text.push_str(provider);
+        text.push_str(KEY_INFIX);
+        let id_start = text.len();
+        text.push_str(id);
+        let id_end = text.len();
+        text.push_str(event_type);
+        let type_end = text.len();
+        Self { provider, text, id_start, id_end, type_end, created: None, group: None, timestamp: None }
+    }
+
+    /// The facts of a verified delivery, allocated once.
+    pub(crate) fn from_delivery(
+        provider: &'static str,
+        id: &str,
+        event_type: &str,
+        created: Option<&str>,
+        group: Option<&str>,
+        timestamp: Option<u64>,
+    ) -> Self {
+        let extra = created.map_or(0, str::len) + group.map_or(0, str::len);
+        let mut meta = Self::with_capacity(provider, id, event_type, extra);
+        if let Some(created) = created {
+            meta.created = Some(meta.push(created));
+        }
+        if let Some(group) = group {
+            meta.group = Some(meta.push(group));
+        }
+        meta.timestamp = timestamp;
+        meta
+    }
+
+    fn push(&mut self, text: &str) -> Range<usize> {
+        let start = self.text.len();
+        self.text.push_str(text);
+        start..self.text.len()
     }
 
     /// Sets when the provider says the event was created, as it wrote it.
     #[must_use]
-    pub fn with_created(mut self, created: impl Into<String>) -> Self {
-        self.created = Some(created.into());
+    pub fn with_created(mut self, created: impl AsRef<str>) -> Self {
+        self.created = Some(self.push(created.as_ref()));
         self
     }
 
@@ -48,9 +97,14 @@ impl EventMeta {
     /// Sets the coarser name the event is also routed by: GitHub's `issues` for
     /// `issues.opened`. A handler for the exact type wins over one for the group.
     #[must_use]
-    pub fn with_event_group(mut self, group: impl Into<String>) -> Self {
-        self.group = Some(group.into());
+    pub fn with_event_group(mut self, group: impl AsRef<str>) -> Self {
+        self.group = Some(self.push(group.as_ref()));
         self
+    }
+
+    /// The idempotency store's key for this event: `<provider>:event:<id>`.
+    pub(crate) fn store_key(&self) -> &str {
+        &self.text[..self.id_end]
     }
 
     /// The provider's name (`groq`).
@@ -60,29 +114,29 @@ impl EventMeta {
 
     /// The event id: the same for every retry of one event.
     pub fn id(&self) -> &str {
-        &self.id
+        &self.text[self.id_start..self.id_end]
     }
 
     /// The event type (`resource.created`).
     pub fn event_type(&self) -> &str {
-        &self.event_type
+        &self.text[self.id_end..self.type_end]
     }
 
     /// The coarser name the event is also routed by, for schemes that have one
     /// (GitHub: the `X-GitHub-Event` name, `issues`, when the type is `issues.opened`).
     pub fn event_group(&self) -> Option<&str> {
-        self.group.as_deref()
+        self.group.clone().map(|range| &self.text[range])
     }
 
     /// The names a handler may be registered under, most specific first: the type,
     /// then the group if there is one.
     pub fn route_names(&self) -> impl Iterator<Item = &str> {
-        std::iter::once(self.event_type.as_str()).chain(self.group.as_deref())
+        std::iter::once(self.event_type()).chain(self.event_group())
     }
 
     /// When the provider says the event was created, as it wrote it, if it did.
     pub fn created(&self) -> Option<&str> {
-        self.created.as_deref()
+        self.created.clone().map(|range| &self.text[range])
     }
 
     /// The signed timestamp of this delivery, in unix seconds, for schemes that sign one.
@@ -90,6 +144,35 @@ impl EventMeta {
         self.timestamp
     }
 }
+
+// The buffer and its offsets are shown as the facts they hold.
+#[allow(clippy::missing_fields_in_debug)]
+impl std::fmt::Debug for EventMeta {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventMeta")
+            .field("provider", &self.provider)
+            .field("id", &self.id())
+            .field("event_type", &self.event_type())
+            .field("created", &self.created())
+            .field("timestamp", &self.timestamp)
+            .field("group", &self.event_group())
+            .finish()
+    }
+}
+
+/// Equal when every fact is, in whichever order they were set.
+impl PartialEq for EventMeta {
+    fn eq(&self, other: &Self) -> bool {
+        self.provider == other.provider
+            && self.id() == other.id()
+            && self.event_type() == other.event_type()
+            && self.created() == other.created()
+            && self.timestamp == other.timestamp
+            && self.event_group() == other.event_group()
+    }
+}
+
+impl Eq for EventMeta {}
 
 /// An event of a type no handler names, with its data left as raw JSON.
 ///
@@ -125,5 +208,33 @@ impl UnknownEvent {
     /// Parses the data into `T`.
     pub fn parse<T: serde::de::DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
         serde_json::from_str(self.data.get())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_fact_reads_back_from_the_one_buffer() {
+        let meta = EventMeta::from_delivery("github", "d-1", "issues.opened", Some("2026"), Some("issues"), Some(7));
+        assert_eq!(meta.store_key(), "github:event:d-1");
+        assert_eq!((meta.id(), meta.event_type()), ("d-1", "issues.opened"));
+        assert_eq!((meta.created(), meta.event_group(), meta.timestamp()), (Some("2026"), Some("issues"), Some(7)));
+        assert_eq!(meta.route_names().collect::<Vec<_>>(), ["issues.opened", "issues"]);
+        assert_eq!(
+            format!("{meta:?}"),
+            r#"EventMeta { provider: "github", id: "d-1", event_type: "issues.opened", created: Some("2026"), timestamp: Some(7), group: Some("issues") }"#
+        );
+    }
+
+    #[test]
+    fn equal_facts_are_equal_whatever_order_they_were_set_in() {
+        let a = EventMeta::new("groq", "e", "t").with_created("c").with_event_group("g");
+        let b = EventMeta::new("groq", "e", "t").with_event_group("g").with_created("c");
+        assert_eq!(a, b);
+        assert_eq!(a, EventMeta::from_delivery("groq", "e", "t", Some("c"), Some("g"), None));
+        assert_ne!(a, b.clone().with_timestamp(1));
+        assert_ne!(EventMeta::new("groq", "e", "tx"), EventMeta::new("groq", "et", "x"));
     }
 }

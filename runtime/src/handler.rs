@@ -29,6 +29,19 @@ pub trait WebhookHandlers: Send + Sync + 'static {
     /// the handler's type.
     fn parse(meta: &EventMeta, data: &RawValue) -> Result<Parsed<Self::Event>, serde_json::Error>;
 
+    /// Whether a handler (or a fallback) takes the event, from its type alone, before
+    /// its data is read. The receiver claims only such events, and parses the data only
+    /// of an event it claimed: a duplicate's data is never read.
+    ///
+    /// The default takes every event, which is always correct: an event that
+    /// [`parse`](Self::parse) then ignores is released unprocessed. The code
+    /// `#[webhook_handlers]` generates answers exactly, so ignored types cost no store
+    /// call.
+    fn handles(meta: &EventMeta) -> bool {
+        let _ = meta;
+        true
+    }
+
     /// Runs the handler for a parsed event.
     fn dispatch<'a>(
         &'a self,
@@ -45,6 +58,10 @@ impl<H: WebhookHandlers> WebhookHandlers for std::sync::Arc<H> {
 
     fn parse(meta: &EventMeta, data: &RawValue) -> Result<Parsed<Self::Event>, serde_json::Error> {
         H::parse(meta, data)
+    }
+
+    fn handles(meta: &EventMeta) -> bool {
+        H::handles(meta)
     }
 
     fn dispatch<'a>(

@@ -51,6 +51,7 @@ pub mod __private {
     };
     pub use core::future::Future;
     pub use core::marker::Send;
+    pub use core::matches;
     pub use core::result::Result::{self, Err, Ok};
     pub use http::HeaderMap;
     pub use serde_json;

@@ -147,20 +147,30 @@ impl<H: WebhookHandlers, S: IdempotencyStore> Receiver<H, S> {
         let verified = inner.provider.verify(headers, body, now)?;
         let envelope = H::Provider::envelope(headers, body)?;
         let (meta, data) = envelope.into_meta(<H::Provider as Provider>::NAME, verified.timestamp);
-        let event = match H::parse(&meta, &data) {
-            Ok(Parsed::Handled(event)) => event,
-            Ok(Parsed::Ignored) => return Ok(Delivered::new(DeliveredKind::Ignored, meta)),
-            Err(error) => return Err(Rejection::Data { meta: Box::new(meta), error }),
-        };
+        if !H::handles(&meta) {
+            return Ok(Delivered::new(DeliveredKind::Ignored, meta));
+        }
 
-        let key = format!("{}:event:{}", meta.provider(), meta.id());
-        let token = match inner.store.claim(&key, inner.settings.lease).await {
+        // Claimed before the data is parsed: a duplicate's data is never read.
+        let key = meta.store_key();
+        let token = match inner.store.claim(key, inner.settings.lease).await {
             Ok(Claim::Acquired(token)) => token,
             Ok(Claim::Done) => return Ok(Delivered::new(DeliveredKind::Duplicate, meta)),
             Ok(Claim::InFlight) => return Err(Rejection::InFlight { meta: Box::new(meta) }),
             Err(error) => return Err(Rejection::Store(error)),
         };
-        let guard = ClaimGuard { held: Some((Arc::clone(&self.inner), key, token)) };
+        let guard = ClaimGuard { held: Some((&self.inner, key, token)) };
+        let event = match H::parse(&meta, &data) {
+            Ok(Parsed::Handled(event)) => event,
+            Ok(Parsed::Ignored) => {
+                inner.release(key, &guard.disarm()).await;
+                return Ok(Delivered::new(DeliveredKind::Ignored, meta));
+            }
+            Err(error) => {
+                inner.release(key, &guard.disarm()).await;
+                return Err(Rejection::Data { meta: Box::new(meta), error });
+            }
+        };
 
         let handler = AssertUnwindSafe(inner.handlers.dispatch(event, &meta)).catch_unwind();
         let failure = match tokio::time::timeout(inner.settings.handler_timeout, handler).await {
@@ -169,10 +179,10 @@ impl<H: WebhookHandlers, S: IdempotencyStore> Receiver<H, S> {
             Ok(Err(panic)) => Some(HandlerFailure::Panic(panic_message(panic.as_ref()))),
             Err(_elapsed) => Some(HandlerFailure::Timeout(inner.settings.handler_timeout)),
         };
-        let (key, token) = guard.disarm();
+        let token = guard.disarm();
         match failure {
             None => {
-                if let Err(error) = inner.store.complete(&key, &token, inner.settings.ttl).await {
+                if let Err(error) = inner.store.complete(key, &token, inner.settings.ttl).await {
                     // The handler ran: answering an error would make the provider run it
                     // again once the lease is over. Acknowledge, and say so loudly.
                     tracing::error!(key = %key, error = %error, "event processed but not recorded as done");
@@ -180,33 +190,40 @@ impl<H: WebhookHandlers, S: IdempotencyStore> Receiver<H, S> {
                 Ok(Delivered::new(DeliveredKind::Processed, meta))
             }
             Some(failure) => {
-                if let Err(error) = inner.store.release(&key, &token).await {
-                    tracing::warn!(key = %key, error = %error, "could not release the claim; it frees when its lease ends");
-                }
+                inner.release(key, &token).await;
                 Err(Rejection::Handler { meta: Box::new(meta), failure })
             }
         }
     }
 }
 
-/// Releases a claim whose handler future was dropped mid-way (the client hung up), so
-/// the provider's retry need not wait for the lease.
-struct ClaimGuard<H: WebhookHandlers, S: IdempotencyStore> {
-    held: Option<HeldClaim<H, S>>,
-}
-
-/// The receiver (for its store), the key and the token of a live claim.
-type HeldClaim<H, S> = (Arc<Inner<H, S>>, String, ClaimToken);
-
-impl<H: WebhookHandlers, S: IdempotencyStore> ClaimGuard<H, S> {
-    /// Hands the claim back to the caller, who completes or releases it.
-    fn disarm(mut self) -> (String, ClaimToken) {
-        let (_, key, token) = self.held.take().expect("a guard is disarmed once");
-        (key, token)
+impl<H: WebhookHandlers, S: IdempotencyStore> Inner<H, S> {
+    /// Gives a claim back unprocessed, so the provider's retry can run the event.
+    async fn release(&self, key: &str, token: &ClaimToken) {
+        if let Err(error) = self.store.release(key, token).await {
+            tracing::warn!(key = %key, error = %error, "could not release the claim; it frees when its lease ends");
+        }
     }
 }
 
-impl<H: WebhookHandlers, S: IdempotencyStore> Drop for ClaimGuard<H, S> {
+/// Releases a claim whose handler future was dropped mid-way (the client hung up), so
+/// the provider's retry need not wait for the lease.
+struct ClaimGuard<'a, H: WebhookHandlers, S: IdempotencyStore> {
+    held: Option<HeldClaim<'a, H, S>>,
+}
+
+/// The receiver (for its store), the key and the token of a live claim.
+type HeldClaim<'a, H, S> = (&'a Arc<Inner<H, S>>, &'a str, ClaimToken);
+
+impl<H: WebhookHandlers, S: IdempotencyStore> ClaimGuard<'_, H, S> {
+    /// Hands the claim's token back to the caller, who completes or releases it.
+    fn disarm(mut self) -> ClaimToken {
+        let (_, _, token) = self.held.take().expect("a guard is disarmed once");
+        token
+    }
+}
+
+impl<H: WebhookHandlers, S: IdempotencyStore> Drop for ClaimGuard<'_, H, S> {
     fn drop(&mut self) {
         let Some((inner, key, token)) = self.held.take() else {
             return;
@@ -214,6 +231,7 @@ impl<H: WebhookHandlers, S: IdempotencyStore> Drop for ClaimGuard<H, S> {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
+        let (inner, key) = (Arc::clone(inner), key.to_owned());
         runtime.spawn(async move {
             // Released only if this token still holds the claim.
             let _ = inner.store.release(&key, &token).await;

@@ -7,7 +7,7 @@ use std::time::SystemTime;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use serde::Deserialize;
 
-use super::mac::{check_secrets, decode_hex, header_str, hmac, macs, matches_any};
+use super::mac::{check_secrets, decode_hex, header_str, hmac, matches_any, Keys};
 use super::{
     envelope_header, raw_body, text_header, ConfigError, Envelope, EnvelopeError, OutgoingEvent, Provider,
     ProviderConfig, Sign, Verified, VerifyError,
@@ -31,12 +31,12 @@ const DELIVERY: &str = "x-github-delivery";
 /// - **Replay**: GitHub signs no timestamp, so a replayed delivery is caught only by
 ///   deduplication on its id (for as long as the store remembers it, 7 days by default).
 pub struct GitHub {
-    secrets: Vec<Secret>,
+    keys: Keys,
 }
 
 impl std::fmt::Debug for GitHub {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("GitHub").field("secrets", &self.secrets.len()).finish()
+        f.debug_struct("GitHub").field("secrets", &self.keys.len()).finish()
     }
 }
 
@@ -57,14 +57,14 @@ impl Provider for GitHub {
 
     fn from_config(config: ProviderConfig) -> Result<Self, ConfigError> {
         check_secrets(&config, Self::NAME)?;
-        Ok(Self { secrets: config.secrets })
+        Ok(Self { keys: Keys::new(&config.secrets) })
     }
 
     fn verify(&self, headers: &HeaderMap, body: &[u8], _now: SystemTime) -> Result<Verified, VerifyError> {
         let value = header_str(headers, SIGNATURE)?;
         let hex = value.strip_prefix("sha256=").ok_or(VerifyError::MalformedHeader(SIGNATURE))?;
         let given = decode_hex(hex)?;
-        if bool::from(matches_any(&macs(&self.secrets, &[body]), &given)) {
+        if bool::from(matches_any(self.keys.macs(&[body]).as_slice(), &given)) {
             Ok(Verified::at(None))
         } else {
             Err(VerifyError::SignatureMismatch)

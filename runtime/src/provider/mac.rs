@@ -33,9 +33,79 @@ pub(crate) fn hmac(key: &[u8], parts: &[&[u8]]) -> [u8; MAC_LEN] {
     mac.finalize().into_bytes().into()
 }
 
-/// The MAC of the message under every key, to compare a signature against.
-pub(crate) fn macs(keys: &[Secret], parts: &[&[u8]]) -> Vec<[u8; MAC_LEN]> {
-    keys.iter().map(|key| hmac(key.expose(), parts)).collect()
+/// A scheme's verification keys, each an HMAC-SHA256 state with its key already
+/// absorbed: the two padded key blocks are hashed once at start-up, not per delivery,
+/// so checking a delivery costs the hashing of its own bytes only.
+///
+/// A keyed state forges MACs as well as the key does, so it is treated like the
+/// [`Secret`]: never printed, and overwritten when dropped.
+pub(crate) struct Keys(Vec<KeyState>);
+
+impl Keys {
+    pub(crate) fn new(secrets: &[Secret]) -> Self {
+        Self(secrets.iter().map(|secret| KeyState::new(secret.expose())).collect())
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// The MAC of the message (the concatenated `parts`) under every key.
+    pub(crate) fn macs(&self, parts: &[&[u8]]) -> Macs {
+        match &self.0[..] {
+            [key] => Macs::One(key.mac(parts)),
+            keys => Macs::Many(keys.iter().map(|key| key.mac(parts)).collect()),
+        }
+    }
+}
+
+impl std::fmt::Debug for Keys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Keys({} redacted)", self.0.len())
+    }
+}
+
+/// One key's HMAC state, boxed so that it stays where it was written and `Drop` can
+/// overwrite it in place.
+struct KeyState(Box<Hmac<Sha256>>);
+
+impl KeyState {
+    fn new(key: &[u8]) -> Self {
+        Self(Box::new(Hmac::new_from_slice(key).expect("HMAC accepts keys of any length")))
+    }
+
+    fn mac(&self, parts: &[&[u8]]) -> [u8; MAC_LEN] {
+        let mut mac = (*self.0).clone();
+        for part in parts {
+            mac.update(part);
+        }
+        mac.finalize().into_bytes().into()
+    }
+}
+
+impl Drop for KeyState {
+    fn drop(&mut self) {
+        // `hmac` cannot zeroize its state, so replace it with the state of an empty
+        // key, written where the old one was, and keep the write from being elided.
+        *self.0 = Hmac::new_from_slice(&[]).expect("HMAC accepts keys of any length");
+        std::hint::black_box(&mut *self.0);
+    }
+}
+
+/// The MACs of one message under every key: one key (the common case) needs no
+/// allocation.
+pub(crate) enum Macs {
+    One([u8; MAC_LEN]),
+    Many(Vec<[u8; MAC_LEN]>),
+}
+
+impl Macs {
+    pub(crate) fn as_slice(&self) -> &[[u8; MAC_LEN]] {
+        match self {
+            Self::One(mac) => std::slice::from_ref(mac),
+            Self::Many(macs) => macs,
+        }
+    }
 }
 
 /// Whether `given` equals any of `expected`, comparing every one in constant time.
@@ -74,16 +144,18 @@ pub(crate) fn header_str<'h>(headers: &'h HeaderMap, name: &'static str) -> Resu
 
 /// A hex-encoded MAC (either case).
 pub(crate) fn decode_hex(text: &str) -> Result<[u8; MAC_LEN], VerifyError> {
+    let mut out = [0u8; MAC_LEN];
+    // The common case, a well-formed MAC, in one pass; the rest only to say what is wrong.
+    if hex::decode_to_slice(text, &mut out).is_ok() {
+        return Ok(out);
+    }
     if text.len() % 2 == 1 {
         return Err(VerifyError::SignatureOddLength);
     }
     if !text.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(VerifyError::SignatureNotHex);
     }
-    let mut out = [0u8; MAC_LEN];
-    hex::decode_to_slice(text, &mut out)
-        .map_err(|_| VerifyError::SignatureLength { expected: MAC_LEN, found: text.len() / 2 })?;
-    Ok(out)
+    Err(VerifyError::SignatureLength { expected: MAC_LEN, found: text.len() / 2 })
 }
 
 /// A base64-encoded (standard alphabet, padded) MAC.

@@ -238,7 +238,7 @@ pub struct Envelope<'a> {
     /// `issues.opened`), if the scheme has one.
     pub group: Option<Cow<'a, str>>,
     /// When the provider says the event was created, as it wrote it.
-    pub created: Option<String>,
+    pub created: Option<Cow<'a, str>>,
     /// The event's data, unparsed.
     pub data: Cow<'a, RawValue>,
 }
@@ -259,8 +259,8 @@ impl<'a> Envelope<'a> {
 
     /// Sets when the provider says the event was created.
     #[must_use]
-    pub fn created(mut self, created: Option<String>) -> Self {
-        self.created = created;
+    pub fn created(mut self, created: Option<impl Into<Cow<'a, str>>>) -> Self {
+        self.created = created.map(Into::into);
         self
     }
 
@@ -273,16 +273,14 @@ impl<'a> Envelope<'a> {
 
     /// Splits the envelope into the handler's facts and the raw data.
     pub(crate) fn into_meta(self, provider: &'static str, timestamp: Option<u64>) -> (EventMeta, Cow<'a, RawValue>) {
-        let mut meta = EventMeta::new(provider, self.id, self.event_type);
-        if let Some(created) = self.created {
-            meta = meta.with_created(created);
-        }
-        if let Some(timestamp) = timestamp {
-            meta = meta.with_timestamp(timestamp);
-        }
-        if let Some(group) = self.group {
-            meta = meta.with_event_group(group);
-        }
+        let meta = EventMeta::from_delivery(
+            provider,
+            &self.id,
+            &self.event_type,
+            self.created.as_deref(),
+            self.group.as_deref(),
+            timestamp,
+        );
         (meta, self.data)
     }
 }
@@ -362,11 +360,17 @@ pub(crate) struct JsonEnvelope<'a> {
 #[serde(transparent)]
 pub(crate) struct Created<'a>(#[serde(borrow)] &'a RawValue);
 
-impl Created<'_> {
-    /// The string's text, or the number as written.
-    pub(crate) fn into_text(self) -> String {
+impl<'a> Created<'a> {
+    /// The string's text (borrowed unless it has escapes), or the number as written.
+    pub(crate) fn into_text(self) -> Cow<'a, str> {
         let raw = self.0.get();
-        serde_json::from_str::<String>(raw).unwrap_or_else(|_| raw.to_owned())
+        if !raw.starts_with('"') {
+            return Cow::Borrowed(raw);
+        }
+        serde_json::from_str::<&'a str>(raw)
+            .map(Cow::Borrowed)
+            .or_else(|_| serde_json::from_str::<String>(raw).map(Cow::Owned))
+            .unwrap_or(Cow::Borrowed(raw))
     }
 }
 
@@ -417,6 +421,18 @@ mod tests {
         assert_eq!(envelope.event_type, "resource.created");
         assert_eq!(envelope.created.as_deref(), Some("2026-11-22T10:00:00Z"));
         assert_eq!(envelope.data.get(), r#"{"a": 1}"#);
+    }
+
+    #[test]
+    fn created_is_read_as_written_without_copying_plain_text() {
+        let parse = |body: &'static [u8]| JsonEnvelope::parse(body).unwrap().created;
+        let number = parse(br#"{"id":"e","type":"t","created":1800000000,"data":1}"#).unwrap();
+        assert!(matches!(number, Cow::Borrowed("1800000000")));
+        let plain = parse(br#"{"id":"e","type":"t","created":"2026-11-22","data":1}"#).unwrap();
+        assert!(matches!(plain, Cow::Borrowed("2026-11-22")));
+        let escaped = parse(br#"{"id":"e","type":"t","created":"a\"b\u00e9","data":1}"#).unwrap();
+        assert_eq!(escaped, "a\"b\u{e9}");
+        assert_eq!(parse(br#"{"id":"e","type":"t","data":1}"#), None);
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime};
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 
-use super::mac::{check_any, check_secrets, decode_hex, header_str, hmac, MAC_LEN};
+use super::mac::{check_any, check_secrets, decode_hex, header_str, hmac, Keys, MAC_LEN};
 use super::{
     check_window, parse_timestamp, ConfigError, Envelope, EnvelopeError, JsonEnvelope, OutgoingEvent, Provider,
     ProviderConfig, Sign, Verified, VerifyError,
@@ -21,14 +21,14 @@ struct SeedHeaders {
 
 /// Secrets and window, checked the same way for every seed provider.
 struct SeedVerifier {
-    secrets: Vec<Secret>,
+    keys: Keys,
     tolerance: Duration,
 }
 
 impl SeedVerifier {
-    fn new(config: ProviderConfig, provider: &'static str) -> Result<Self, ConfigError> {
-        check_secrets(&config, provider)?;
-        Ok(Self { secrets: config.secrets, tolerance: config.tolerance })
+    fn new(config: &ProviderConfig, provider: &'static str) -> Result<Self, ConfigError> {
+        check_secrets(config, provider)?;
+        Ok(Self { keys: Keys::new(&config.secrets), tolerance: config.tolerance })
     }
 
     fn verify(
@@ -46,9 +46,8 @@ impl SeedVerifier {
         let timestamp = parse_timestamp(timestamp_text, names.timestamp)?;
         check_window(timestamp, now, self.tolerance)?;
 
-        let macs: Vec<[u8; MAC_LEN]> =
-            self.secrets.iter().map(|secret| mac(secret, timestamp_text.as_bytes(), body)).collect();
-        check_any(&macs, signatures.map(|value| decode_signature(value, names.signature)))?;
+        let macs = self.keys.macs(&[timestamp_text.as_bytes(), b".", body]);
+        check_any(macs.as_slice(), signatures.map(|value| decode_signature(value, names.signature)))?;
         Ok(Verified::at(Some(timestamp)))
     }
 }
@@ -102,7 +101,7 @@ macro_rules! seed_provider {
         impl std::fmt::Debug for $ty {
             fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.debug_struct(stringify!($ty))
-                    .field("secrets", &self.0.secrets.len())
+                    .field("secrets", &self.0.keys.len())
                     .field("tolerance", &self.0.tolerance)
                     .finish()
             }
@@ -113,7 +112,7 @@ macro_rules! seed_provider {
             const SECRET_ENV: &'static str = $env;
 
             fn from_config(config: ProviderConfig) -> Result<Self, ConfigError> {
-                SeedVerifier::new(config, $name).map(Self)
+                SeedVerifier::new(&config, $name).map(Self)
             }
 
             fn verify(&self, headers: &HeaderMap, body: &[u8], now: SystemTime) -> Result<Verified, VerifyError> {

@@ -6,7 +6,7 @@ use std::time::SystemTime;
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 
-use super::mac::{check_secrets, decode_base64, encode_base64, header_str, hmac, macs, matches_any};
+use super::mac::{check_secrets, decode_base64, encode_base64, header_str, hmac, matches_any, Keys};
 use super::{
     envelope_header, raw_body, text_header, ConfigError, Envelope, EnvelopeError, OutgoingEvent, Provider,
     ProviderConfig, Sign, Verified, VerifyError,
@@ -27,12 +27,12 @@ const TRIGGERED_AT: &str = "x-shopify-triggered-at";
 /// - **Replay**: Shopify signs no timestamp, so a replayed delivery is caught only by
 ///   deduplication on its id.
 pub struct Shopify {
-    secrets: Vec<Secret>,
+    keys: Keys,
 }
 
 impl std::fmt::Debug for Shopify {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Shopify").field("secrets", &self.secrets.len()).finish()
+        f.debug_struct("Shopify").field("secrets", &self.keys.len()).finish()
     }
 }
 
@@ -47,12 +47,12 @@ impl Provider for Shopify {
 
     fn from_config(config: ProviderConfig) -> Result<Self, ConfigError> {
         check_secrets(&config, Self::NAME)?;
-        Ok(Self { secrets: config.secrets })
+        Ok(Self { keys: Keys::new(&config.secrets) })
     }
 
     fn verify(&self, headers: &HeaderMap, body: &[u8], _now: SystemTime) -> Result<Verified, VerifyError> {
         let given = decode_base64(header_str(headers, SIGNATURE)?)?;
-        if bool::from(matches_any(&macs(&self.secrets, &[body]), &given)) {
+        if bool::from(matches_any(self.keys.macs(&[body]).as_slice(), &given)) {
             Ok(Verified::at(None))
         } else {
             Err(VerifyError::SignatureMismatch)

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 
-use super::mac::{check_secrets, decode_hex, header_str, hmac, macs, matches_any};
+use super::mac::{check_secrets, decode_hex, header_str, hmac, matches_any, Keys};
 use super::{
     check_window, parse_timestamp, raw_body, ConfigError, Created, Envelope, EnvelopeError, OutgoingEvent, Provider,
     ProviderConfig, Sign, Verified, VerifyError,
@@ -33,13 +33,13 @@ const TIMESTAMP: &str = "x-slack-request-timestamp";
 ///   so it does not echo a `url_verification` challenge: verify the URL once with a
 ///   route of your own.
 pub struct Slack {
-    secrets: Vec<Secret>,
+    keys: Keys,
     tolerance: Duration,
 }
 
 impl std::fmt::Debug for Slack {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Slack").field("secrets", &self.secrets.len()).field("tolerance", &self.tolerance).finish()
+        f.debug_struct("Slack").field("secrets", &self.keys.len()).field("tolerance", &self.tolerance).finish()
     }
 }
 
@@ -74,7 +74,7 @@ impl Provider for Slack {
 
     fn from_config(config: ProviderConfig) -> Result<Self, ConfigError> {
         check_secrets(&config, Self::NAME)?;
-        Ok(Self { secrets: config.secrets, tolerance: config.tolerance })
+        Ok(Self { keys: Keys::new(&config.secrets), tolerance: config.tolerance })
     }
 
     fn verify(&self, headers: &HeaderMap, body: &[u8], now: SystemTime) -> Result<Verified, VerifyError> {
@@ -88,8 +88,8 @@ impl Provider for Slack {
             None => return Err(VerifyError::MalformedHeader(SIGNATURE)),
         };
         let given = decode_hex(hex)?;
-        let expected = macs(&self.secrets, &[b"v0:", timestamp_text.as_bytes(), b":", body]);
-        if bool::from(matches_any(&expected, &given)) {
+        let expected = self.keys.macs(&[b"v0:", timestamp_text.as_bytes(), b":", body]);
+        if bool::from(matches_any(expected.as_slice(), &given)) {
             Ok(Verified::at(Some(timestamp)))
         } else {
             Err(VerifyError::SignatureMismatch)

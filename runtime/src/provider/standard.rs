@@ -10,7 +10,7 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::mac::{decode_base64, encode_base64, header_str, hmac, macs, matches_any};
+use super::mac::{decode_base64, encode_base64, header_str, hmac, matches_any, Keys};
 use super::{
     check_window, envelope_header, parse_timestamp, text_header, ConfigError, Created, Envelope, EnvelopeError,
     OutgoingEvent, Provider, ProviderConfig, Sign, Verified, VerifyError,
@@ -48,7 +48,7 @@ fn names(headers: &HeaderMap) -> &'static Names {
 /// - **Id**: `webhook-id`; **type** and **data**: the body's `type` and `data`; its
 ///   `timestamp` is kept as `created`.
 pub struct StandardWebhooks {
-    keys: Vec<Secret>,
+    keys: Keys,
     tolerance: Duration,
 }
 
@@ -89,7 +89,7 @@ impl Provider for StandardWebhooks {
                 "a Standard Webhooks secret is `whsec_` followed by the base64 of a non-empty key".to_owned(),
             )
         })?;
-        Ok(Self { keys, tolerance: config.tolerance })
+        Ok(Self { keys: Keys::new(&keys), tolerance: config.tolerance })
     }
 
     fn verify(&self, headers: &HeaderMap, body: &[u8], now: SystemTime) -> Result<Verified, VerifyError> {
@@ -100,7 +100,7 @@ impl Provider for StandardWebhooks {
         let timestamp = parse_timestamp(timestamp_text, names.timestamp)?;
         check_window(timestamp, now, self.tolerance)?;
 
-        let expected = macs(&self.keys, &[id.as_bytes(), b".", timestamp_text.as_bytes(), b".", body]);
+        let expected = self.keys.macs(&[id.as_bytes(), b".", timestamp_text.as_bytes(), b".", body]);
         let mut matched = subtle::Choice::from(0);
         let mut first_error = None;
         // Whether any well-formed v1 entry was compared: then a failure is a mismatch.
@@ -116,7 +116,7 @@ impl Provider for StandardWebhooks {
             match decode_base64(signature) {
                 Ok(given) => {
                     compared = true;
-                    matched |= matches_any(&expected, &given);
+                    matched |= matches_any(expected.as_slice(), &given);
                 }
                 Err(err) => {
                     first_error.get_or_insert(err);

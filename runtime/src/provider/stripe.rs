@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime};
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 
-use super::mac::{check_any, check_secrets, decode_hex, header_str, hmac, macs};
+use super::mac::{check_any, check_secrets, decode_hex, header_str, hmac, Keys};
 use super::{
     check_window, parse_timestamp, ConfigError, Envelope, EnvelopeError, JsonEnvelope, OutgoingEvent, Provider,
     ProviderConfig, Sign, Verified, VerifyError,
@@ -26,13 +26,13 @@ const SIGNATURE: &str = "stripe-signature";
 ///   and `data` (`{"object": {...}}`: a handler's data type has an `object` field);
 ///   `created` is kept.
 pub struct Stripe {
-    secrets: Vec<Secret>,
+    keys: Keys,
     tolerance: Duration,
 }
 
 impl std::fmt::Debug for Stripe {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Stripe").field("secrets", &self.secrets.len()).field("tolerance", &self.tolerance).finish()
+        f.debug_struct("Stripe").field("secrets", &self.keys.len()).field("tolerance", &self.tolerance).finish()
     }
 }
 
@@ -67,15 +67,15 @@ impl Provider for Stripe {
 
     fn from_config(config: ProviderConfig) -> Result<Self, ConfigError> {
         check_secrets(&config, Self::NAME)?;
-        Ok(Self { secrets: config.secrets, tolerance: config.tolerance })
+        Ok(Self { keys: Keys::new(&config.secrets), tolerance: config.tolerance })
     }
 
     fn verify(&self, headers: &HeaderMap, body: &[u8], now: SystemTime) -> Result<Verified, VerifyError> {
         let (timestamp_text, signatures) = parse_header(header_str(headers, SIGNATURE)?)?;
         let timestamp = parse_timestamp(timestamp_text, SIGNATURE)?;
         check_window(timestamp, now, self.tolerance)?;
-        let expected = macs(&self.secrets, &[timestamp_text.as_bytes(), b".", body]);
-        check_any(&expected, signatures.into_iter().map(decode_hex))?;
+        let expected = self.keys.macs(&[timestamp_text.as_bytes(), b".", body]);
+        check_any(expected.as_slice(), signatures.into_iter().map(decode_hex))?;
         Ok(Verified::at(Some(timestamp)))
     }
 
