@@ -1,0 +1,159 @@
+//! Writes pre-signed Groq deliveries for `bench/replay.lua` (wrk): each record is the
+//! request's length in bytes on a line of its own, then the raw HTTP/1.1 request. Also
+//! checks a receiver before a run, and primes it.
+//!
+//! ```sh
+//! GROQ_WEBHOOK_SECRET=… presign unique 500000 > requests
+//! GROQ_WEBHOOK_SECRET=… presign duplicates > requests
+//! GROQ_WEBHOOK_SECRET=… presign check 127.0.0.1:3000        # 200, duplicate 200, tampered 401
+//! presign prime requests 127.0.0.1:3000                      # sends the first request: 200
+//! ```
+//!
+//! Bodies are 1 KiB (1,024 bytes exactly); every request carries the current time, so
+//! generate them just before a run. `unique`: event `i` has id `evt_<run>_<i>` and
+//! cycles through `resource.created`, `.updated` and `.deleted` over resource `i / 3`.
+//! `duplicates`: one event, to be replayed.
+
+use std::io::{BufRead, BufReader, BufWriter, Read, Write};
+use std::net::TcpStream;
+use std::process::ExitCode;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+const BODY_LEN: usize = 1024;
+const TYPES: [&str; 3] = ["resource.created", "resource.updated", "resource.deleted"];
+
+fn body(id: &str, event_type: &str, created: u64, resource: u64) -> Vec<u8> {
+    let head =
+        format!(r#"{{"id":"{id}","type":"{event_type}","created":{created},"data":{{"id":"res_{resource}","name":""#);
+    let tail = r#""}}"#;
+    let padding = BODY_LEN.saturating_sub(head.len() + tail.len());
+    let mut body = Vec::with_capacity(BODY_LEN);
+    body.extend_from_slice(head.as_bytes());
+    body.resize(head.len() + padding, b'x');
+    body.extend_from_slice(tail.as_bytes());
+    body
+}
+
+fn request(secret: &[u8], timestamp: u64, body: &[u8]) -> Vec<u8> {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes a key of any length");
+    mac.update(timestamp.to_string().as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    let signature = hex::encode(mac.finalize().into_bytes());
+    let mut request = format!(
+        "POST /webhooks/groq HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
+         x-groq-timestamp: {timestamp}\r\nx-groq-signature: {signature}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    request.extend_from_slice(body);
+    request
+}
+
+fn now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |since| since.as_secs())
+}
+
+/// A prefix no earlier run used, so ids stay unique across runs against one Redis.
+fn run_prefix() -> String {
+    format!("{:x}", SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |since| since.as_nanos()))
+}
+
+fn write_requests(secret: &[u8], count: u64) -> std::io::Result<()> {
+    let now = now();
+    let run = run_prefix();
+    let mut out = BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
+    for i in 0..count {
+        let id = format!("evt_{run}_{i}");
+        let event_type = TYPES[usize::try_from(i % 3).expect("below 3")];
+        let request = request(secret, now, &body(&id, event_type, now, i / 3));
+        writeln!(out, "{}", request.len())?;
+        out.write_all(&request)?;
+    }
+    out.flush()
+}
+
+/// Sends one request on a connection of its own; answers the status code.
+fn send(address: &str, request: &[u8]) -> Result<u16, String> {
+    let mut stream = TcpStream::connect(address).map_err(|error| format!("cannot connect to {address}: {error}"))?;
+    stream.set_read_timeout(Some(Duration::from_secs(10))).map_err(|error| error.to_string())?;
+    stream.write_all(request).map_err(|error| format!("cannot send to {address}: {error}"))?;
+    let mut status_line = String::new();
+    BufReader::new(stream).read_line(&mut status_line).map_err(|error| format!("no answer from {address}: {error}"))?;
+    status_line
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .ok_or_else(|| format!("not an HTTP answer from {address}: {status_line:?}"))
+}
+
+fn expect(address: &str, what: &str, request: &[u8], wanted: u16) -> Result<(), String> {
+    let status = send(address, request)?;
+    if status == wanted {
+        Ok(())
+    } else {
+        Err(format!("{address}: {what} answered {status}, expected {wanted}"))
+    }
+}
+
+/// A receiver that answers a valid delivery 200, its retry 200, and a tampered one 401
+/// is doing the work the benchmark measures.
+fn check(secret: &[u8], address: &str) -> Result<(), String> {
+    let now = now();
+    let body = body(&format!("evt_check_{}", run_prefix()), "resource.created", now, 0);
+    let valid = request(secret, now, &body);
+    let mut tampered = valid.clone();
+    let last = tampered.len() - 3;
+    tampered[last] ^= 1;
+    expect(address, "a valid delivery", &valid, 200)?;
+    expect(address, "its retry", &valid, 200)?;
+    expect(address, "a tampered delivery", &tampered, 401)
+}
+
+/// Sends the first request of a file, so that replaying it measures duplicates only.
+fn prime(path: &str, address: &str) -> Result<(), String> {
+    let file = std::fs::File::open(path).map_err(|error| format!("cannot read {path}: {error}"))?;
+    let mut reader = BufReader::new(file);
+    let mut length = String::new();
+    reader.read_line(&mut length).map_err(|error| format!("cannot read {path}: {error}"))?;
+    let length: usize = length.trim().parse().map_err(|_| format!("{path} is not a requests file"))?;
+    let mut request = vec![0; length];
+    reader.read_exact(&mut request).map_err(|error| format!("cannot read {path}: {error}"))?;
+    expect(address, "the first delivery", &request, 200)
+}
+
+const USAGE: &str = "usage: presign unique <count> | presign duplicates | presign check <host:port> \
+                     | presign prime <file> <host:port>   (secret in GROQ_WEBHOOK_SECRET)";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let secret = std::env::var("GROQ_WEBHOOK_SECRET").unwrap_or_default();
+    if secret.is_empty() && !matches!(args.first(), Some(&"prime")) {
+        eprintln!("error: set GROQ_WEBHOOK_SECRET");
+        return ExitCode::from(2);
+    }
+    let outcome = match args[..] {
+        ["unique", count] => match count.parse() {
+            Ok(count) => write_requests(secret.as_bytes(), count).map_err(|error| format!("cannot write: {error}")),
+            Err(_) => Err(format!("count must be a number, not {count:?}")),
+        },
+        ["duplicates"] => write_requests(secret.as_bytes(), 1).map_err(|error| format!("cannot write: {error}")),
+        ["check", address] => check(secret.as_bytes(), address),
+        ["prime", path, address] => prime(path, address),
+        _ => {
+            eprintln!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
