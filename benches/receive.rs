@@ -6,18 +6,22 @@
 //! - `route/generated` (envelope + data parse + dispatch through the code
 //!   `#[webhook_handlers]` writes) beside `route/hand-written` (`serde_json` into the same
 //!   types and a `match`).
+//! - `receive/<who>/<mode>`: a whole delivery without HTTP (verify, parse, claim,
+//!   handler, complete), hookroute's `Receiver` with its `MemoryStore` beside the
+//!   hand-written receiver of the end-to-end run (`bench/baselines`), for fresh events
+//!   (`unique`) and a retry of a processed one (`duplicate`).
 //!
 //! `cargo bench --bench receive`; figures in BENCHMARKS.md.
 
 use std::hint::black_box;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
 use hmac::{Hmac, Mac};
 use hookroute::provider::{ProviderConfig, Sign};
 use hookroute::testing::TestEvent;
 use hookroute::{
-    webhook_handlers, EventMeta, GitHub, Groq, HandlerError, Parsed, Provider, Secret, Shopify, Slack,
+    webhook_handlers, EventMeta, GitHub, Groq, HandlerError, Parsed, Provider, Receiver, Secret, Shopify, Slack,
     StandardWebhooks, Stripe, WebhookHandlers,
 };
 use serde::Deserialize;
@@ -171,6 +175,83 @@ fn routing(c: &mut Criterion) {
     group.finish();
 }
 
+/// The groq example's handlers: the resources the events tell of, behind a mutex.
+#[derive(Default)]
+struct Resources {
+    map: std::sync::Mutex<std::collections::HashMap<String, Option<String>>>,
+}
+
+impl Resources {
+    fn map(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, Option<String>>> {
+        self.map.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+#[webhook_handlers(provider = "groq")]
+impl Resources {
+    #[event("resource.created")]
+    async fn created(&self, data: Resource) -> Result<(), HandlerError> {
+        self.map().insert(data.id, data.name);
+        Ok(())
+    }
+
+    #[event("resource.updated")]
+    async fn updated(&self, data: Resource) -> Result<(), HandlerError> {
+        self.map().insert(data.id, data.name);
+        Ok(())
+    }
+
+    #[event("resource.deleted")]
+    async fn deleted(&self, data: Resource) -> Result<(), HandlerError> {
+        self.map().remove(&data.id);
+        Ok(())
+    }
+}
+
+/// Fresh 1 KiB deliveries, each a new event id, cycling through the three types.
+fn fresh_deliveries() -> impl FnMut() -> hookroute::testing::SignedDelivery {
+    let mut next = 0_u64;
+    move || {
+        next += 1;
+        let event_type = ["resource.created", "resource.updated", "resource.deleted"][(next % 3) as usize];
+        let data = serde_json::json!({ "id": format!("res_{}", next / 3), "name": "x".repeat(900) });
+        TestEvent::<Groq>::new(event_type, data).id(format!("evt_{next}")).timestamp(now()).sign(SECRET)
+    }
+}
+
+fn receiving(c: &mut Criterion) {
+    let mut group = c.benchmark_group("receive");
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().expect("a runtime");
+    let receiver = Receiver::builder(Resources::default()).secret(SECRET).build().expect("a receiver");
+    let by_hand = hookroute_bench_baselines::handwritten::App::new(SECRET);
+
+    group.bench_function("hookroute/unique", |b| {
+        b.iter_batched_ref(
+            fresh_deliveries(),
+            |d| assert_eq!(runtime.block_on(receiver.receive(&d.headers, &d.body)).status(), 200),
+            BatchSize::SmallInput,
+        );
+    });
+    group.bench_function("hand-written/unique", |b| {
+        b.iter_batched_ref(
+            fresh_deliveries(),
+            |d| assert_eq!(runtime.block_on(async { by_hand.receive(&d.headers, &d.body) }), 200),
+            BatchSize::SmallInput,
+        );
+    });
+
+    let retry = fresh_deliveries()();
+    assert_eq!(runtime.block_on(receiver.receive(&retry.headers, &retry.body)).status(), 200);
+    assert_eq!(by_hand.receive(&retry.headers, &retry.body), 200);
+    group.bench_function("hookroute/duplicate", |b| {
+        b.iter(|| assert_eq!(runtime.block_on(receiver.receive(&retry.headers, &retry.body)).status(), 200));
+    });
+    group.bench_function("hand-written/duplicate", |b| {
+        b.iter(|| assert_eq!(runtime.block_on(async { by_hand.receive(&retry.headers, &retry.body) }), 200));
+    });
+    group.finish();
+}
+
 fn config() -> Criterion {
     Criterion::default().sample_size(30).warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(2))
 }
@@ -178,6 +259,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = verification, routing
+    targets = verification, routing, receiving
 }
 criterion_main!(benches);

@@ -1,11 +1,14 @@
 //! The `Receiver`: raw request in, typed outcome out.
 
+use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::{Duration, SystemTime};
 
 use futures_util::FutureExt;
 use http::{HeaderMap, StatusCode};
+use tokio::time::error::Elapsed;
 
 use crate::event::EventMeta;
 use crate::handler::{Parsed, WebhookHandlers};
@@ -173,7 +176,7 @@ impl<H: WebhookHandlers, S: IdempotencyStore> Receiver<H, S> {
         };
 
         let handler = AssertUnwindSafe(inner.handlers.dispatch(event, &meta)).catch_unwind();
-        let failure = match tokio::time::timeout(inner.settings.handler_timeout, handler).await {
+        let failure = match with_deadline(inner.settings.handler_timeout, handler).await {
             Ok(Ok(Ok(()))) => None,
             Ok(Ok(Err(error))) => Some(HandlerFailure::Error(error.to_string())),
             Ok(Err(panic)) => Some(HandlerFailure::Panic(panic_message(panic.as_ref()))),
@@ -203,6 +206,21 @@ impl<H: WebhookHandlers, S: IdempotencyStore> Inner<H, S> {
         if let Err(error) = self.store.release(key, token).await {
             tracing::warn!(key = %key, error = %error, "could not release the claim; it frees when its lease ends");
         }
+    }
+}
+
+/// Runs `future` for at most `limit`. One that finishes when first polled (a handler
+/// that never waits) sets no timer; the deadline counts from the start either way.
+async fn with_deadline<F: Future>(limit: Duration, future: F) -> Result<F::Output, Elapsed> {
+    let start = tokio::time::Instant::now();
+    let mut future = std::pin::pin!(future);
+    if let Poll::Ready(output) = std::future::poll_fn(|cx| Poll::Ready(future.as_mut().poll(cx))).await {
+        return Ok(output);
+    }
+    match start.checked_add(limit) {
+        Some(deadline) => tokio::time::timeout_at(deadline, future).await,
+        // Past what the clock can hold: no deadline, as `tokio::time::timeout` does.
+        None => Ok(future.await),
     }
 }
 
@@ -283,16 +301,19 @@ impl Outcome {
                 error: String,
             },
         }
-        let body = match &self.0 {
-            Ok(delivered) => Body::Delivered {
-                status: delivered.kind.as_str(),
-                id: delivered.meta.id(),
-                event_type: delivered.meta.event_type(),
-            },
-            Err(rejection) => Body::Rejected { error: rejection.public_message() },
+        let (body, len) = match &self.0 {
+            Ok(delivered) => {
+                let (id, event_type) = (delivered.meta.id(), delivered.meta.event_type());
+                let len = r#"{"status":"processed","id":"","type":""}"#.len() + id.len() + event_type.len();
+                (Body::Delivered { status: delivered.kind.as_str(), id, event_type }, len)
+            }
+            Err(rejection) => (Body::Rejected { error: rejection.public_message() }, 64),
         };
-        // Strings and a static word: serializing cannot fail.
-        serde_json::to_string(&body).unwrap_or_default()
+        // Sized for the text once (unless it needs escapes), not grown from empty.
+        let mut out = Vec::with_capacity(len);
+        // Strings and a static word: serializing cannot fail, and JSON is UTF-8.
+        serde_json::to_writer(&mut out, &body)
+            .map_or_else(|_| String::new(), |()| String::from_utf8(out).unwrap_or_default())
     }
 
     /// The acknowledged delivery, if it was one.
@@ -553,5 +574,42 @@ impl<H: WebhookHandlers, S: IdempotencyStore> ReceiverBuilder<H, S> {
         Ok(Receiver {
             inner: Arc::new(Inner { handlers: self.handlers, provider, store: self.store, settings: self.settings }),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_deadline_counts_from_the_start_and_holds_for_futures_that_wait() {
+        // Pending forever: elapses at the limit.
+        let pending = with_deadline(Duration::from_secs(5), std::future::pending::<()>());
+        let started = tokio::time::Instant::now();
+        assert!(pending.await.is_err());
+        assert_eq!(started.elapsed(), Duration::from_secs(5));
+
+        // Waits once, then finishes in time.
+        let mut waited = false;
+        let once = std::future::poll_fn(|cx| {
+            if waited {
+                Poll::Ready(7)
+            } else {
+                waited = true;
+                cx.waker().wake_by_ref();
+                Poll::Pending
+            }
+        });
+        assert_eq!(with_deadline(Duration::from_secs(5), once).await, Ok(7));
+    }
+
+    #[tokio::test]
+    async fn a_limit_past_what_the_clock_holds_means_no_deadline() {
+        assert_eq!(with_deadline(Duration::MAX, async { 1 }).await, Ok(1));
+        let later = async {
+            tokio::task::yield_now().await;
+            2
+        };
+        assert_eq!(with_deadline(Duration::MAX, later).await, Ok(2));
     }
 }

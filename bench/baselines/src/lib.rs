@@ -2,6 +2,8 @@
 
 use std::process::ExitCode;
 
+pub mod handwritten;
+
 /// Serves `router` on 127.0.0.1:$PORT (3000 unless set) until the process is stopped.
 pub async fn serve(router: axum::Router) -> ExitCode {
     let port = match std::env::var("PORT").map(|port| port.parse::<u16>()) {

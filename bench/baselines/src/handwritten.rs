@@ -1,0 +1,139 @@
+//! The hand-written receiver a careful engineer writes for Groq's scheme with no
+//! framework, doing the work `examples/groq_receiver.rs` does through hookroute: hex
+//! HMAC-SHA256 of `"<timestamp>.<body>"` compared in constant time (`subtle`), the
+//! 300 s window, `serde_json` into borrowed types, a `match` on the type, and a
+//! mutex-guarded map of event ids (in progress or done) for idempotency.
+//!
+//! Answers like hookroute: 200 processed or duplicate, 400 bad JSON, 401 bad signature
+//! or timestamp, 409 in progress elsewhere, 500 handler failed (the id is released).
+//! The end-to-end run serves it (`handwritten` binary); `benches/receive.rs` calls
+//! [`App::receive`] beside hookroute's `Receiver::receive`.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use hmac::{Hmac, Mac};
+use serde::Deserialize;
+use sha2::Sha256;
+use subtle::ConstantTimeEq;
+
+const TOLERANCE_SECS: u64 = 300;
+
+#[derive(Deserialize)]
+struct Envelope<'a> {
+    #[serde(borrow)]
+    id: Cow<'a, str>,
+    #[serde(rename = "type", borrow)]
+    event_type: Cow<'a, str>,
+    #[serde(borrow)]
+    data: &'a serde_json::value::RawValue,
+}
+
+#[derive(Deserialize)]
+struct Resource {
+    id: String,
+    #[serde(default)]
+    name: Option<String>,
+}
+
+/// The receiver's state: its secret, the ids it has seen, and the resources the events
+/// told it about.
+pub struct App {
+    secret: Vec<u8>,
+    /// Event id -> done (`true`) or in progress (`false`).
+    events: Mutex<HashMap<String, bool>>,
+    resources: Mutex<HashMap<String, Option<String>>>,
+}
+
+impl std::fmt::Debug for App {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("App").field("events", &lock(&self.events).len()).finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl App {
+    /// A receiver for deliveries signed with `secret`.
+    pub fn new(secret: impl Into<Vec<u8>>) -> Self {
+        Self { secret: secret.into(), events: Mutex::default(), resources: Mutex::default() }
+    }
+
+    /// Receives one delivery: verify, parse, deduplicate, handle; answers the status.
+    pub fn receive(&self, headers: &HeaderMap, body: &[u8]) -> StatusCode {
+        if !self.verify(headers, body) {
+            return StatusCode::UNAUTHORIZED;
+        }
+        let Ok(envelope) = serde_json::from_slice::<Envelope<'_>>(body) else {
+            return StatusCode::BAD_REQUEST;
+        };
+        {
+            let mut events = lock(&self.events);
+            match events.get(envelope.id.as_ref()) {
+                Some(true) => return StatusCode::OK,
+                Some(false) => return StatusCode::CONFLICT,
+                None => {
+                    events.insert(envelope.id.to_string(), false);
+                }
+            }
+        }
+        let outcome = self.handle(&envelope.event_type, envelope.data.get());
+        let mut events = lock(&self.events);
+        if outcome.is_ok() {
+            events.insert(envelope.id.into_owned(), true);
+            StatusCode::OK
+        } else {
+            events.remove(envelope.id.as_ref());
+            StatusCode::INTERNAL_SERVER_ERROR
+        }
+    }
+
+    fn verify(&self, headers: &HeaderMap, body: &[u8]) -> bool {
+        let Some(timestamp) = headers.get("x-groq-timestamp").and_then(|value| value.to_str().ok()) else {
+            return false;
+        };
+        let Ok(sent) = timestamp.parse::<u64>() else { return false };
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |since| since.as_secs());
+        if now.abs_diff(sent) > TOLERANCE_SECS {
+            return false;
+        }
+        let Some(signature) = headers.get("x-groq-signature") else { return false };
+        let mut expected = [0u8; 32];
+        if hex::decode_to_slice(signature.as_bytes(), &mut expected).is_err() {
+            return false;
+        }
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.secret).expect("HMAC takes a key of any length");
+        mac.update(timestamp.as_bytes());
+        mac.update(b".");
+        mac.update(body);
+        mac.finalize().into_bytes().as_slice().ct_eq(&expected).into()
+    }
+
+    fn handle(&self, event_type: &str, data: &str) -> Result<(), serde_json::Error> {
+        match event_type {
+            "resource.created" | "resource.updated" => {
+                let resource: Resource = serde_json::from_str(data)?;
+                lock(&self.resources).insert(resource.id, resource.name);
+            }
+            "resource.deleted" => {
+                let resource: Resource = serde_json::from_str(data)?;
+                lock(&self.resources).remove(&resource.id);
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+/// The axum handler: the body as bytes, then [`App::receive`].
+#[allow(clippy::unused_async)] // axum handlers are async
+pub async fn receive(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> StatusCode {
+    app.receive(&headers, &body)
+}
