@@ -10,6 +10,8 @@
 //!   handler, complete), hookroute's `Receiver` with its `MemoryStore` beside the
 //!   hand-written receiver of the end-to-end run (`bench/baselines`), for fresh events
 //!   (`unique`) and a retry of a processed one (`duplicate`).
+//! - `receive-axum/<who>/<mode>`: the same through each one's axum router, called in
+//!   process (no socket): what the HTTP adapter adds.
 //!
 //! `cargo bench --bench receive`; figures in BENCHMARKS.md.
 
@@ -252,6 +254,44 @@ fn receiving(c: &mut Criterion) {
     group.finish();
 }
 
+/// The delivery as an axum request to `/webhooks/groq`.
+fn request(delivery: &hookroute::testing::SignedDelivery) -> axum::extract::Request {
+    let mut request = axum::extract::Request::new(axum::body::Body::from(delivery.body.clone()));
+    *request.method_mut() = http::Method::POST;
+    *request.uri_mut() = http::Uri::from_static("/webhooks/groq");
+    *request.headers_mut() = delivery.headers.clone();
+    request.headers_mut().insert(http::header::CONTENT_LENGTH, http::HeaderValue::from(delivery.body.len()));
+    request
+}
+
+fn receiving_through_axum(c: &mut Criterion) {
+    use tower::ServiceExt as _;
+
+    let mut group = c.benchmark_group("receive-axum");
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().expect("a runtime");
+    let receiver = Receiver::builder(Resources::default()).secret(SECRET).build().expect("a receiver");
+    let hookroute = axum::Router::new().route("/webhooks/groq", hookroute::axum::post(receiver));
+    let by_hand = axum::Router::new()
+        .route("/webhooks/groq", axum::routing::post(hookroute_bench_baselines::handwritten::receive))
+        .with_state(std::sync::Arc::new(hookroute_bench_baselines::handwritten::App::new(SECRET)));
+    let call = |router: &axum::Router, request: axum::extract::Request| {
+        let status = runtime.block_on(router.clone().oneshot(request)).expect("infallible").status();
+        assert_eq!(status, 200);
+    };
+    for (who, router) in [("hookroute", &hookroute), ("hand-written", &by_hand)] {
+        let mut fresh = fresh_deliveries();
+        group.bench_function(format!("{who}/unique"), |b| {
+            b.iter_batched(|| request(&fresh()), |request| call(router, request), BatchSize::SmallInput);
+        });
+        let retry = fresh();
+        call(router, request(&retry));
+        group.bench_function(format!("{who}/duplicate"), |b| {
+            b.iter_batched(|| request(&retry), |request| call(router, request), BatchSize::SmallInput);
+        });
+    }
+    group.finish();
+}
+
 fn config() -> Criterion {
     Criterion::default().sample_size(30).warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(2))
 }
@@ -259,6 +299,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = verification, routing, receiving
+    targets = verification, routing, receiving, receiving_through_axum
 }
 criterion_main!(benches);

@@ -385,7 +385,7 @@ where
 {
     let delivery = TestEvent::<H::Provider>::new(event_type, data).id(id).sign("whsec_b2xkLXNlY3JldA==");
     let outcome = receiver.receive(&delivery.headers, &delivery.body).await;
-    (outcome.status().as_u16(), outcome.body())
+    (outcome.status().as_u16(), outcome.body().into_owned())
 }
 
 fn receiver<H: hookroute::WebhookHandlers>(handlers: H) -> Receiver<H> {

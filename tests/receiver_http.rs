@@ -121,7 +121,7 @@ async fn a_valid_delivery_is_processed_once_and_its_retry_is_a_duplicate() {
     let delivery = event("resource.created", "evt_once");
     let (status, body) = server.send(&delivery).await;
     assert_eq!(status, 200);
-    assert_eq!(body, serde_json::json!({"status": "processed", "id": "evt_once", "type": "resource.created"}));
+    assert_eq!(body, serde_json::json!({"status": "processed"}));
     assert_eq!(server.app.runs.count("evt_once"), 1);
 
     let (status, body) = server.send(&delivery).await;
@@ -225,7 +225,7 @@ async fn an_event_type_without_a_handler_is_ignored() {
     let server = Server::start().await;
     let (status, body) = server.send(&event("resource.archived", "evt_unknown")).await;
     assert_eq!(status, 200);
-    assert_eq!(body, serde_json::json!({"status": "ignored", "id": "evt_unknown", "type": "resource.archived"}));
+    assert_eq!(body, serde_json::json!({"status": "ignored"}));
 }
 
 #[tokio::test]

@@ -1,5 +1,6 @@
 //! The `Receiver`: raw request in, typed outcome out.
 
+use std::borrow::Cow;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -285,35 +286,22 @@ impl Outcome {
         }
     }
 
-    /// The JSON body: `{"status":"processed","id":..,"type":..}` when acknowledged,
-    /// `{"error":".."}` otherwise. Never holds a secret or a handler's error text.
-    pub fn body(&self) -> String {
-        #[derive(serde::Serialize)]
-        #[serde(untagged)]
-        enum Body<'a> {
-            Delivered {
-                status: &'static str,
-                id: &'a str,
-                #[serde(rename = "type")]
-                event_type: &'a str,
-            },
-            Rejected {
-                error: String,
-            },
-        }
-        let (body, len) = match &self.0 {
-            Ok(delivered) => {
-                let (id, event_type) = (delivered.meta.id(), delivered.meta.event_type());
-                let len = r#"{"status":"processed","id":"","type":""}"#.len() + id.len() + event_type.len();
-                (Body::Delivered { status: delivered.kind.as_str(), id, event_type }, len)
+    /// The JSON body: `{"status":"processed"}` (or `duplicate`, `ignored`) when
+    /// acknowledged, a fixed text that costs no allocation; `{"error":".."}` otherwise.
+    /// Never holds a secret or a handler's error text.
+    pub fn body(&self) -> Cow<'static, str> {
+        match &self.0 {
+            Ok(delivered) => Cow::Borrowed(match delivered.kind {
+                DeliveredKind::Processed => r#"{"status":"processed"}"#,
+                DeliveredKind::Duplicate => r#"{"status":"duplicate"}"#,
+                DeliveredKind::Ignored => r#"{"status":"ignored"}"#,
+            }),
+            Err(rejection) => {
+                // A string: serializing cannot fail.
+                let error = serde_json::to_string(&rejection.public_message()).unwrap_or_default();
+                Cow::Owned(format!(r#"{{"error":{error}}}"#))
             }
-            Err(rejection) => (Body::Rejected { error: rejection.public_message() }, 64),
-        };
-        // Sized for the text once (unless it needs escapes), not grown from empty.
-        let mut out = Vec::with_capacity(len);
-        // Strings and a static word: serializing cannot fail, and JSON is UTF-8.
-        serde_json::to_writer(&mut out, &body)
-            .map_or_else(|_| String::new(), |()| String::from_utf8(out).unwrap_or_default())
+        }
     }
 
     /// The acknowledged delivery, if it was one.

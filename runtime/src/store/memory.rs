@@ -1,9 +1,12 @@
 //! The embedded default store: one process, bounded memory.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
+
+use hashbrown::hash_map::Entry as Slot;
+use hashbrown::HashMap;
 
 use super::{Claim, ClaimToken, IdempotencyStore, StoreError};
 
@@ -37,6 +40,9 @@ pub struct MemoryStore {
 
 #[derive(Debug, Default)]
 struct State {
+    /// hashbrown's map for its single-lookup `get_key_value_mut` and `entry`, with its
+    /// default hasher (foldhash, randomly seeded): keys come only from deliveries whose
+    /// signature verified, so a sender cannot pick colliding keys without the secret.
     entries: HashMap<Arc<str>, Entry>,
     /// Completed keys in order of completion, for expiry and eviction. An item is
     /// stale when its key was since claimed again; it is skipped when reached.
@@ -119,9 +125,9 @@ impl State {
         let Some((key, until)) = self.completed.pop_front() else {
             return false;
         };
-        match self.entries.get(&key) {
-            Some(Entry::Done { until: current }) if *current == until => {
-                self.entries.remove(&key);
+        match self.entries.entry(key) {
+            Slot::Occupied(slot) if matches!(slot.get(), Entry::Done { until: current } if *current == until) => {
+                slot.remove();
                 true
             }
             _ => false,
@@ -168,15 +174,14 @@ impl IdempotencyStore for MemoryStore {
     }
 
     async fn complete(&self, key: &str, token: &ClaimToken, ttl: Duration) -> Result<(), StoreError> {
-        let now = Instant::now();
+        let (now, token) = (Instant::now(), parse_token(token));
         let mut state = self.lock();
         let State { entries, completed } = &mut *state;
-        match entries.get_key_value(key) {
-            Some((stored, Entry::InFlight { token: held, .. })) if Some(*held) == parse_token(token) => {
-                let stored = Arc::clone(stored);
+        match entries.get_key_value_mut(key) {
+            Some((stored, entry)) if matches!(*entry, Entry::InFlight { token: held, .. } if Some(held) == token) => {
                 let until = deadline(now, ttl);
-                entries.insert(Arc::clone(&stored), Entry::Done { until });
-                completed.push_back((stored, until));
+                *entry = Entry::Done { until };
+                completed.push_back((Arc::clone(stored), until));
                 Ok(())
             }
             _ => Err(StoreError::ClaimLost { key: key.to_owned() }),
