@@ -160,12 +160,42 @@ pub(crate) fn decode_hex(text: &str) -> Result<[u8; MAC_LEN], VerifyError> {
 
 /// A base64-encoded (standard alphabet, padded) MAC.
 pub(crate) fn decode_base64(text: &str) -> Result<[u8; MAC_LEN], VerifyError> {
-    let bytes = base64::engine::general_purpose::STANDARD.decode(text).map_err(|_| VerifyError::SignatureNotBase64)?;
-    let found = bytes.len();
-    bytes.try_into().map_err(|_| VerifyError::SignatureLength { expected: MAC_LEN, found })
+    let engine = base64::engine::general_purpose::STANDARD;
+    let mut out = [0u8; MAC_LEN];
+    // Decoded in place; only a value too long for a MAC is decoded again, to say why.
+    let found = match engine.decode_slice(text, &mut out) {
+        Ok(MAC_LEN) => return Ok(out),
+        Ok(found) => found,
+        Err(base64::DecodeSliceError::DecodeError(_)) => return Err(VerifyError::SignatureNotBase64),
+        Err(base64::DecodeSliceError::OutputSliceTooSmall) => {
+            engine.decode(text).map_err(|_| VerifyError::SignatureNotBase64)?.len()
+        }
+    };
+    Err(VerifyError::SignatureLength { expected: MAC_LEN, found })
 }
 
 /// Base64 (standard alphabet, padded) of a MAC, for signing.
 pub(crate) fn encode_base64(mac: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(mac)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signatures_decode_in_place_and_say_what_is_wrong() {
+        let mac = [7u8; MAC_LEN];
+        assert_eq!(decode_base64(&encode_base64(&mac)), Ok(mac));
+        assert_eq!(decode_hex(&hex::encode(mac)), Ok(mac));
+        for len in [0, 31, 33, 48, 300] {
+            let expected = Err(VerifyError::SignatureLength { expected: MAC_LEN, found: len });
+            assert_eq!(decode_base64(&encode_base64(&vec![7; len])), expected, "base64 of {len} bytes");
+            assert_eq!(decode_hex(&hex::encode(vec![7; len])), expected, "hex of {len} bytes");
+        }
+        assert_eq!(decode_base64("not base64!"), Err(VerifyError::SignatureNotBase64));
+        assert_eq!(decode_base64(&"!".repeat(400)), Err(VerifyError::SignatureNotBase64));
+        assert_eq!(decode_hex(&"zz".repeat(32)), Err(VerifyError::SignatureNotHex));
+        assert_eq!(decode_hex("abc"), Err(VerifyError::SignatureOddLength));
+    }
 }
