@@ -4,8 +4,9 @@
 //! 300 s window, `serde_json` into borrowed types, a `match` on the type, and a
 //! mutex-guarded map of event ids (in progress or done) for idempotency.
 //!
-//! Answers like hookroute: 200 processed or duplicate, 400 bad JSON, 401 bad signature
-//! or timestamp, 409 in progress elsewhere, 500 handler failed (the id is released).
+//! Answers like hookroute: 200 processed or duplicate, 400 bad JSON or data that does
+//! not fit its type (the id is released), 401 bad signature or timestamp, 409 in
+//! progress elsewhere.
 //! The end-to-end run serves it (`handwritten` binary); `benches/receive.rs` calls
 //! [`App::receive`] beside hookroute's `Receiver::receive`.
 
@@ -90,8 +91,9 @@ impl App {
             events.insert(envelope.id.into_owned(), true);
             StatusCode::OK
         } else {
+            // The data does not fit its type: released, so a corrected retry runs.
             events.remove(envelope.id.as_ref());
-            StatusCode::INTERNAL_SERVER_ERROR
+            StatusCode::BAD_REQUEST
         }
     }
 
@@ -136,4 +138,46 @@ impl App {
 #[allow(clippy::unused_async)] // axum handlers are async
 pub async fn receive(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> StatusCode {
     app.receive(&headers, &body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn delivery(secret: &[u8], timestamp: u64, body: &str) -> HeaderMap {
+        let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("any key length");
+        mac.update(format!("{timestamp}.{body}").as_bytes());
+        let mut headers = HeaderMap::new();
+        headers.insert("x-groq-timestamp", timestamp.into());
+        headers.insert("x-groq-signature", hex::encode(mac.finalize().into_bytes()).parse().expect("hex"));
+        headers
+    }
+
+    fn now() -> u64 {
+        SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |since| since.as_secs())
+    }
+
+    /// The baseline must do the work it stands for, or the comparison means nothing.
+    #[test]
+    fn it_verifies_deduplicates_and_handles_like_hookroute() {
+        let app = App::new("s");
+        let body = r#"{"id":"evt_1","type":"resource.created","created":1,"data":{"id":"r1","name":"a"}}"#;
+        let headers = delivery(b"s", now(), body);
+        assert_eq!(app.receive(&headers, body.as_bytes()), StatusCode::OK);
+        assert_eq!(lock(&app.resources).get("r1"), Some(&Some("a".to_owned())));
+        assert_eq!(app.receive(&headers, body.as_bytes()), StatusCode::OK, "the retry");
+        assert_eq!(lock(&app.events).get("evt_1"), Some(&true));
+
+        let tampered = body.replace("\"a\"", "\"b\"");
+        assert_eq!(app.receive(&headers, tampered.as_bytes()), StatusCode::UNAUTHORIZED);
+        assert_eq!(app.receive(&delivery(b"other", now(), body), body.as_bytes()), StatusCode::UNAUTHORIZED);
+        let stale = delivery(b"s", now() - 301, body);
+        assert_eq!(app.receive(&stale, body.as_bytes()), StatusCode::UNAUTHORIZED);
+        let not_json = "{";
+        assert_eq!(app.receive(&delivery(b"s", now(), not_json), not_json.as_bytes()), StatusCode::BAD_REQUEST);
+
+        let bad_data = r#"{"id":"evt_2","type":"resource.deleted","data":{"name":"no id"}}"#;
+        assert_eq!(app.receive(&delivery(b"s", now(), bad_data), bad_data.as_bytes()), StatusCode::BAD_REQUEST);
+        assert_eq!(lock(&app.events).get("evt_2"), None, "a failed event is released");
+    }
 }
