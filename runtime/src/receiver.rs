@@ -167,11 +167,11 @@ impl<H: WebhookHandlers, S: IdempotencyStore> Receiver<H, S> {
         let event = match H::parse(&meta, &data) {
             Ok(Parsed::Handled(event)) => event,
             Ok(Parsed::Ignored) => {
-                inner.release(key, &guard.disarm()).await;
+                guard.release().await;
                 return Ok(Delivered::new(DeliveredKind::Ignored, meta));
             }
             Err(error) => {
-                inner.release(key, &guard.disarm()).await;
+                guard.release().await;
                 return Err(Rejection::Data { meta: Box::new(meta), error });
             }
         };
@@ -183,9 +183,9 @@ impl<H: WebhookHandlers, S: IdempotencyStore> Receiver<H, S> {
             Ok(Err(panic)) => Some(HandlerFailure::Panic(panic_message(panic.as_ref()))),
             Err(_elapsed) => Some(HandlerFailure::Timeout(inner.settings.handler_timeout)),
         };
-        let token = guard.disarm();
         match failure {
             None => {
+                let token = guard.disarm();
                 if let Err(error) = inner.store.complete(key, &token, inner.settings.ttl).await {
                     // The handler ran: answering an error would make the provider run it
                     // again once the lease is over. Acknowledge, and say so loudly.
@@ -194,18 +194,9 @@ impl<H: WebhookHandlers, S: IdempotencyStore> Receiver<H, S> {
                 Ok(Delivered::new(DeliveredKind::Processed, meta))
             }
             Some(failure) => {
-                inner.release(key, &token).await;
+                guard.release().await;
                 Err(Rejection::Handler { meta: Box::new(meta), failure })
             }
-        }
-    }
-}
-
-impl<H: WebhookHandlers, S: IdempotencyStore> Inner<H, S> {
-    /// Gives a claim back unprocessed, so the provider's retry can run the event.
-    async fn release(&self, key: &str, token: &ClaimToken) {
-        if let Err(error) = self.store.release(key, token).await {
-            tracing::warn!(key = %key, error = %error, "could not release the claim; it frees when its lease ends");
         }
     }
 }
@@ -235,10 +226,22 @@ struct ClaimGuard<'a, H: WebhookHandlers, S: IdempotencyStore> {
 type HeldClaim<'a, H, S> = (&'a Arc<Inner<H, S>>, &'a str, ClaimToken);
 
 impl<H: WebhookHandlers, S: IdempotencyStore> ClaimGuard<'_, H, S> {
-    /// Hands the claim's token back to the caller, who completes or releases it.
+    /// Hands the claim's token back to the caller, who completes it.
     fn disarm(mut self) -> ClaimToken {
         let (_, _, token) = self.held.take().expect("a guard is disarmed once");
         token
+    }
+
+    /// Gives the claim back unprocessed, so the provider's retry can run the event.
+    /// Armed until the store answers: dropped mid-way, it still releases.
+    async fn release(self) {
+        let Some((inner, key, token)) = &self.held else {
+            return;
+        };
+        if let Err(error) = inner.store.release(key, token).await {
+            tracing::warn!(key = %key, error = %error, "could not release the claim; it frees when its lease ends");
+        }
+        let _ = self.disarm();
     }
 }
 
