@@ -111,10 +111,10 @@ struct ReadmeDoctests;
 
 pub use hookroute_macros::webhook_handlers;
 pub use hookroute_runtime::{
-    provider, store, testing, ConfigError, Coreweave, Delivered, DeliveredKind, EventMeta, GitHub, Groq, HandlerError,
-    HandlerFailure, HandlerOutput, IdempotencyStore, MemoryStore, Outcome, Parsed, Provider, Receiver, ReceiverBuilder,
-    Rejection, Secret, SecretError, Shopify, Slack, StandardWebhooks, Stripe, UnknownEvent, VerifyError,
-    WebhookHandlers, DEFAULT_BODY_LIMIT, DEFAULT_HANDLER_TIMEOUT, DEFAULT_LEASE,
+    inbox, provider, store, testing, ConfigError, Coreweave, Delivered, DeliveredKind, EventMeta, GitHub, Groq,
+    HandlerError, HandlerFailure, HandlerOutput, IdempotencyStore, MemoryStore, Outcome, Parsed, Provider, Receiver,
+    ReceiverBuilder, Rejection, Secret, SecretError, Shopify, Slack, StandardWebhooks, Stripe, UnknownEvent,
+    VerifyError, WebhookHandlers, Worker, WorkerHandle, DEFAULT_BODY_LIMIT, DEFAULT_HANDLER_TIMEOUT, DEFAULT_LEASE,
 };
 
 /// Mount a [`Receiver`] on an axum route: `hookroute::axum::post(receiver)`.
@@ -125,6 +125,11 @@ pub use hookroute_runtime::axum_adapter as axum;
 /// [`testing::conformance`].
 #[cfg(feature = "testing")]
 pub use hookroute_runtime::store_conformance_tests;
+
+/// One `#[tokio::test]` per inbox conformance check (feature `testing`); see
+/// [`testing::inbox_conformance`].
+#[cfg(feature = "testing")]
+pub use hookroute_runtime::inbox_conformance_tests;
 
 #[doc(hidden)]
 pub use hookroute_runtime::__private;

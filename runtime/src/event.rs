@@ -29,6 +29,7 @@ pub struct EventMeta {
     created: Option<Range<usize>>,
     group: Option<Range<usize>>,
     timestamp: Option<u64>,
+    attempt: Option<u32>,
 }
 
 /// Between the provider's name and the id in an idempotency key.
@@ -50,7 +51,7 @@ impl EventMeta {
         let id_end = text.len();
         text.push_str(event_type);
         let type_end = text.len();
-        Self { provider, text, id_start, id_end, type_end, created: None, group: None, timestamp: None }
+        Self { provider, text, id_start, id_end, type_end, created: None, group: None, timestamp: None, attempt: None }
     }
 
     /// The facts of a verified delivery, allocated once.
@@ -91,6 +92,13 @@ impl EventMeta {
     #[must_use]
     pub fn with_timestamp(mut self, timestamp: u64) -> Self {
         self.timestamp = Some(timestamp);
+        self
+    }
+
+    /// Sets which attempt of an inbox worker this is (1 for the first).
+    #[must_use]
+    pub fn with_attempt(mut self, attempt: u32) -> Self {
+        self.attempt = Some(attempt);
         self
     }
 
@@ -142,6 +150,13 @@ impl EventMeta {
     /// The signed timestamp of this delivery, in unix seconds, for schemes that sign one.
     pub fn timestamp(&self) -> Option<u64> {
         self.timestamp
+    }
+
+    /// In inbox mode, which attempt at the event this run is: 1 for the first, more
+    /// for the retries of the receiver's schedule. `None` in inline mode, where the
+    /// provider retries and says so (if at all) in its own headers.
+    pub fn attempt(&self) -> Option<u32> {
+        self.attempt
     }
 }
 

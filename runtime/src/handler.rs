@@ -83,7 +83,9 @@ pub enum Parsed<E> {
 }
 
 /// A handler's failure: the event is released and the provider's retry runs it
-/// again.
+/// again (inline mode), or it is retried on the receiver's schedule (inbox mode).
+/// [`HandlerError::permanent`] says that no retry can help: in inbox mode the
+/// delivery goes to the dead letters at once.
 ///
 /// Handlers may return `Result<(), E>` for any `E: Display` (`anyhow::Error`,
 /// `Box<dyn Error>`, your own error enum, `String`); `HandlerError` is there for
@@ -103,12 +105,34 @@ pub enum Parsed<E> {
 /// ```
 pub struct HandlerError {
     message: String,
+    permanent: bool,
 }
 
 impl HandlerError {
     /// A failure with a message.
     pub fn msg(message: impl fmt::Display) -> Self {
-        Self { message: message.to_string() }
+        Self { message: message.to_string(), permanent: false }
+    }
+
+    /// A failure no retry can mend (the event refers to something that will never
+    /// exist, say). In inbox mode the delivery is dead-lettered at once, with this
+    /// message; in inline mode it is answered 500 like any failure, since only the
+    /// provider can retry.
+    ///
+    /// ```
+    /// use hookroute_runtime::HandlerError;
+    ///
+    /// let error = HandlerError::permanent("unknown customer cus_9");
+    /// assert!(error.is_permanent());
+    /// assert!(!HandlerError::msg("database busy").is_permanent());
+    /// ```
+    pub fn permanent(message: impl fmt::Display) -> Self {
+        Self { message: message.to_string(), permanent: true }
+    }
+
+    /// Whether no retry can help.
+    pub fn is_permanent(&self) -> bool {
+        self.permanent
     }
 
     /// The failure's message.
@@ -119,7 +143,12 @@ impl HandlerError {
 
 impl fmt::Debug for HandlerError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("HandlerError").field(&self.message).finish()
+        let mut debug = f.debug_tuple("HandlerError");
+        debug.field(&self.message);
+        if self.permanent {
+            debug.field(&"permanent");
+        }
+        debug.finish()
     }
 }
 
@@ -139,7 +168,7 @@ impl<E: std::error::Error + Send + Sync + 'static> From<E> for HandlerError {
             message.push_str(&cause.to_string());
             source = cause.source();
         }
-        Self { message }
+        Self { message, permanent: false }
     }
 }
 
@@ -155,10 +184,22 @@ pub trait HandlerOutput {
     fn into_result(self) -> Result<(), HandlerError>;
 }
 
-impl<E: fmt::Display> HandlerOutput for Result<(), E> {
+impl<E: fmt::Display + 'static> HandlerOutput for Result<(), E> {
     fn into_result(self) -> Result<(), HandlerError> {
-        // `{:#}` shows the chain of causes for error types that print it that way (anyhow).
-        self.map_err(|error| HandlerError { message: format!("{error:#}") })
+        self.map_err(|error| {
+            // A `HandlerError` is passed on as it is, so that `permanent` survives.
+            let mut slot = Some(error);
+            if let Some(handler_error) = (&mut slot as &mut dyn std::any::Any).downcast_mut::<Option<HandlerError>>() {
+                if let Some(error) = handler_error.take() {
+                    return error;
+                }
+            }
+            // `{:#}` shows the chain of causes for error types that print it that way (anyhow).
+            slot.map_or_else(
+                || HandlerError::msg("handler failed"),
+                |error| HandlerError::msg(format_args!("{error:#}")),
+            )
+        })
     }
 }
 

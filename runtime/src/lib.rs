@@ -18,11 +18,13 @@
 
 mod event;
 mod handler;
+pub mod inbox;
 pub mod provider;
 mod receiver;
 mod secret;
 pub mod store;
 pub mod testing;
+mod worker;
 
 #[cfg(feature = "axum")]
 pub mod axum_adapter;
@@ -38,6 +40,7 @@ pub use receiver::{
 };
 pub use secret::{Secret, SecretError};
 pub use store::{IdempotencyStore, MemoryStore};
+pub use worker::{Worker, WorkerHandle, DEFAULT_CONCURRENCY, DEFAULT_WORKER_LEASE};
 
 /// What the code `#[webhook_handlers]` generates refers to. Not a public API.
 #[doc(hidden)]

@@ -13,6 +13,7 @@ use tokio::time::error::Elapsed;
 
 use crate::event::EventMeta;
 use crate::handler::{Parsed, WebhookHandlers};
+use crate::inbox::{encode_headers, Enqueued, Inbox, NewDelivery, RetrySchedule};
 use crate::provider::{ConfigError, EnvelopeError, Provider, ProviderConfig, VerifyError, DEFAULT_TOLERANCE};
 use crate::secret::Secret;
 use crate::store::{Claim, ClaimToken, IdempotencyStore, MemoryStore, StoreError, DEFAULT_TTL};
@@ -56,22 +57,32 @@ pub const DEFAULT_HANDLER_TIMEOUT: Duration = Duration::from_secs(30);
 /// # }).unwrap();
 /// ```
 pub struct Receiver<H: WebhookHandlers, S: IdempotencyStore = MemoryStore> {
-    inner: Arc<Inner<H, S>>,
+    pub(crate) inner: Arc<Inner<H, S>>,
 }
 
-struct Inner<H: WebhookHandlers, S> {
-    handlers: H,
-    provider: H::Provider,
+pub(crate) struct Inner<H: WebhookHandlers, S> {
+    pub(crate) handlers: H,
+    pub(crate) provider: H::Provider,
     store: S,
-    settings: Settings,
+    pub(crate) settings: Settings,
+    /// Set in inbox mode: deliveries are stored, and workers run the handlers.
+    pub(crate) inbox: Option<InboxMode>,
+}
+
+/// What a receiver in inbox mode shares with its workers.
+pub(crate) struct InboxMode {
+    pub(crate) inbox: Arc<dyn Inbox>,
+    pub(crate) schedule: RetrySchedule,
+    /// Wakes this process's workers when a delivery was queued here.
+    pub(crate) wake: tokio::sync::Notify,
 }
 
 #[derive(Debug, Clone, Copy)]
-struct Settings {
+pub(crate) struct Settings {
     body_limit: usize,
     lease: Duration,
-    ttl: Duration,
-    handler_timeout: Duration,
+    pub(crate) ttl: Duration,
+    pub(crate) handler_timeout: Duration,
 }
 
 impl<H: WebhookHandlers, S: IdempotencyStore> Clone for Receiver<H, S> {
@@ -85,6 +96,7 @@ impl<H: WebhookHandlers, S: IdempotencyStore> std::fmt::Debug for Receiver<H, S>
         f.debug_struct("Receiver")
             .field("provider", &<H::Provider as Provider>::NAME)
             .field("settings", &self.inner.settings)
+            .field("inbox", &self.inner.inbox.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -104,6 +116,8 @@ impl<H: WebhookHandlers> Receiver<H> {
             secrets: Vec::new(),
             tolerance: DEFAULT_TOLERANCE,
             store: MemoryStore::new(),
+            inbox: None,
+            schedule: RetrySchedule::standard(),
             settings: Settings {
                 body_limit: DEFAULT_BODY_LIMIT,
                 lease: DEFAULT_LEASE,
@@ -130,6 +144,11 @@ impl<H: WebhookHandlers, S: IdempotencyStore> Receiver<H, S> {
         self.inner.settings.body_limit
     }
 
+    /// The inbox deliveries are stored in, in inbox mode.
+    pub fn inbox(&self) -> Option<&Arc<dyn Inbox>> {
+        self.inner.inbox.as_ref().map(|mode| &mode.inbox)
+    }
+
     /// Receives one delivery, checked against the clock now.
     pub async fn receive(&self, headers: &HeaderMap, body: &[u8]) -> Outcome {
         self.receive_at(headers, body, SystemTime::now()).await
@@ -153,6 +172,9 @@ impl<H: WebhookHandlers, S: IdempotencyStore> Receiver<H, S> {
         let (meta, data) = envelope.into_meta(<H::Provider as Provider>::NAME, verified.timestamp);
         if !H::handles(&meta) {
             return Ok(Delivered::new(DeliveredKind::Ignored, meta));
+        }
+        if let Some(mode) = &inner.inbox {
+            return enqueue(mode, headers, body, meta).await;
         }
 
         // Claimed before the data is parsed: a duplicate's data is never read.
@@ -201,9 +223,31 @@ impl<H: WebhookHandlers, S: IdempotencyStore> Receiver<H, S> {
     }
 }
 
+/// Inbox mode: stores the delivery, raw, unless its key is known; the answer waits for
+/// the store to make it durable, never for a handler.
+async fn enqueue(mode: &InboxMode, headers: &HeaderMap, body: &[u8], meta: EventMeta) -> Result<Delivered, Rejection> {
+    let headers = encode_headers(headers);
+    let delivery = NewDelivery {
+        key: meta.store_key(),
+        id: meta.id(),
+        event_type: meta.event_type(),
+        headers: &headers,
+        body,
+        signed_at: meta.timestamp(),
+    };
+    match mode.inbox.enqueue(&delivery).await {
+        Ok(Enqueued::Queued) => {
+            mode.wake.notify_one();
+            Ok(Delivered::new(DeliveredKind::Queued, meta))
+        }
+        Ok(Enqueued::Duplicate) => Ok(Delivered::new(DeliveredKind::Duplicate, meta)),
+        Err(error) => Err(Rejection::Inbox(error)),
+    }
+}
+
 /// Runs `future` for at most `limit`. One that finishes when first polled (a handler
 /// that never waits) sets no timer; the deadline counts from the start either way.
-async fn with_deadline<F: Future>(limit: Duration, future: F) -> Result<F::Output, Elapsed> {
+pub(crate) async fn with_deadline<F: Future>(limit: Duration, future: F) -> Result<F::Output, Elapsed> {
     let start = tokio::time::Instant::now();
     let mut future = std::pin::pin!(future);
     if let Poll::Ready(output) = std::future::poll_fn(|cx| Poll::Ready(future.as_mut().poll(cx))).await {
@@ -261,7 +305,7 @@ impl<H: WebhookHandlers, S: IdempotencyStore> Drop for ClaimGuard<'_, H, S> {
     }
 }
 
-fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
     panic
         .downcast_ref::<&str>()
         .map(|s| (*s).to_owned())
@@ -281,21 +325,24 @@ impl Outcome {
         Self(result)
     }
 
-    /// The HTTP status: 200 when acknowledged, else the rejection's.
+    /// The HTTP status: 202 when queued in the inbox, 200 when otherwise
+    /// acknowledged, else the rejection's.
     pub fn status(&self) -> StatusCode {
         match &self.0 {
+            Ok(delivered) if delivered.kind == DeliveredKind::Queued => StatusCode::ACCEPTED,
             Ok(_) => StatusCode::OK,
             Err(rejection) => rejection.status(),
         }
     }
 
-    /// The JSON body: `{"status":"processed"}` (or `duplicate`, `ignored`) when
+    /// The JSON body: `{"status":"processed"}` (or `queued`, `duplicate`, `ignored`) when
     /// acknowledged, a fixed text that costs no allocation; `{"error":".."}` otherwise.
     /// Never holds a secret or a handler's error text.
     pub fn body(&self) -> Cow<'static, str> {
         match &self.0 {
             Ok(delivered) => Cow::Borrowed(match delivered.kind {
                 DeliveredKind::Processed => r#"{"status":"processed"}"#,
+                DeliveredKind::Queued => r#"{"status":"queued"}"#,
                 DeliveredKind::Duplicate => r#"{"status":"duplicate"}"#,
                 DeliveredKind::Ignored => r#"{"status":"ignored"}"#,
             }),
@@ -340,9 +387,12 @@ impl Outcome {
 
 /// How a delivery was acknowledged (2xx).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum DeliveredKind {
     /// A handler ran and succeeded.
     Processed,
+    /// Inbox mode: stored durably; a worker will run the handler (202).
+    Queued,
     /// The event was processed before; nothing ran.
     Duplicate,
     /// No handler takes this event type; nothing ran.
@@ -350,10 +400,11 @@ pub enum DeliveredKind {
 }
 
 impl DeliveredKind {
-    /// `processed`, `duplicate` or `ignored`.
+    /// `processed`, `queued`, `duplicate` or `ignored`.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Processed => "processed",
+            Self::Queued => "queued",
             Self::Duplicate => "duplicate",
             Self::Ignored => "ignored",
         }
@@ -446,6 +497,9 @@ pub enum Rejection {
     /// The idempotency store failed; nothing ran (503).
     #[error(transparent)]
     Store(StoreError),
+    /// Inbox mode: the inbox could not store the delivery; nothing was acknowledged (503).
+    #[error("could not store the delivery in the inbox: {0}")]
+    Inbox(StoreError),
     /// The body could not be read from the connection (400).
     #[error("could not read the request body: {0}")]
     BodyRead(String),
@@ -460,7 +514,7 @@ impl Rejection {
             Self::Envelope(_) | Self::Data { .. } | Self::BodyRead(_) => StatusCode::BAD_REQUEST,
             Self::InFlight { .. } => StatusCode::CONFLICT,
             Self::Handler { .. } => StatusCode::INTERNAL_SERVER_ERROR,
-            Self::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Store(_) | Self::Inbox(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -471,6 +525,7 @@ impl Rejection {
                 format!("handler for event `{}` failed; the event was released for a retry", meta.id())
             }
             Self::Store(_) => "idempotency store unavailable; nothing was processed, retry later".to_owned(),
+            Self::Inbox(_) => "inbox unavailable; nothing was queued, retry later".to_owned(),
             other => other.to_string(),
         }
     }
@@ -483,6 +538,8 @@ pub struct ReceiverBuilder<H: WebhookHandlers, S: IdempotencyStore = MemoryStore
     secrets: Vec<Secret>,
     tolerance: Duration,
     store: S,
+    inbox: Option<Arc<dyn Inbox>>,
+    schedule: RetrySchedule,
     settings: Settings,
 }
 
@@ -493,6 +550,8 @@ impl<H: WebhookHandlers, S: IdempotencyStore> std::fmt::Debug for ReceiverBuilde
             .field("secrets", &self.secrets.len())
             .field("tolerance", &self.tolerance)
             .field("settings", &self.settings)
+            .field("inbox", &self.inbox.is_some())
+            .field("schedule", &self.schedule)
             .finish_non_exhaustive()
     }
 }
@@ -537,15 +596,54 @@ impl<H: WebhookHandlers, S: IdempotencyStore> ReceiverBuilder<H, S> {
         self
     }
 
-    /// Uses another idempotency store (default: a [`MemoryStore`]).
+    /// Uses another idempotency store (default: a [`MemoryStore`]). In inbox mode the
+    /// inbox deduplicates and the store is not used.
     pub fn store<T: IdempotencyStore>(self, store: T) -> ReceiverBuilder<H, T> {
         ReceiverBuilder {
             handlers: self.handlers,
             secrets: self.secrets,
             tolerance: self.tolerance,
             store,
+            inbox: self.inbox,
+            schedule: self.schedule,
             settings: self.settings,
         }
+    }
+
+    /// Inbox mode: a verified delivery is stored in `inbox` (unless its key is known:
+    /// a duplicate) and answered `202 {"status":"queued"}` once it is durable; a
+    /// [`Worker`](crate::Worker) from [`Receiver::worker`] runs the handler later,
+    /// with retries on the [`retry_schedule`](Self::retry_schedule) and dead letters.
+    ///
+    /// ```
+    /// use hookroute_runtime::{inbox::MemoryInbox, Receiver};
+    /// # use hookroute_runtime::__private as p;
+    /// # struct App;
+    /// # impl p::WebhookHandlers for App {
+    /// #     type Provider = hookroute_runtime::Groq; type Event = ();
+    /// #     const EVENT_TYPES: &'static [&'static str] = &["ping"];
+    /// #     fn parse(_: &p::EventMeta, _: &p::RawValue) -> Result<p::Parsed<()>, p::serde_json::Error> { Ok(p::Parsed::Handled(())) }
+    /// #     fn dispatch<'a>(&'a self, _: (), _: &'a p::EventMeta) -> impl std::future::Future<Output = Result<(), p::HandlerError>> + Send + 'a { async { Ok(()) } }
+    /// # }
+    /// # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
+    /// let receiver = Receiver::builder(App).secret("s3cret").inbox(MemoryInbox::new()).build()?;
+    /// let delivery = hookroute_runtime::testing::TestEvent::<hookroute_runtime::Groq>::new("ping", serde_json::json!({}))
+    ///     .sign("s3cret");
+    /// let outcome = receiver.receive(&delivery.headers, &delivery.body).await;
+    /// assert_eq!((outcome.status().as_u16(), &*outcome.body()), (202, r#"{"status":"queued"}"#));
+    /// # Ok::<(), hookroute_runtime::ConfigError>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn inbox(mut self, inbox: impl Inbox) -> Self {
+        self.inbox = Some(Arc::new(inbox));
+        self
+    }
+
+    /// Inbox mode: when failed deliveries run again, and how many attempts they get
+    /// before the dead letters. [`RetrySchedule::standard`] by default.
+    pub fn retry_schedule(mut self, schedule: RetrySchedule) -> Self {
+        self.schedule = schedule;
+        self
     }
 
     /// Checks the configuration and builds the receiver.
@@ -562,8 +660,16 @@ impl<H: WebhookHandlers, S: IdempotencyStore> ReceiverBuilder<H, S> {
             secrets.push(Secret::from_env(<H::Provider as Provider>::SECRET_ENV)?);
         }
         let provider = H::Provider::from_config(ProviderConfig { secrets, tolerance: self.tolerance })?;
+        let inbox =
+            self.inbox.map(|inbox| InboxMode { inbox, schedule: self.schedule, wake: tokio::sync::Notify::new() });
         Ok(Receiver {
-            inner: Arc::new(Inner { handlers: self.handlers, provider, store: self.store, settings: self.settings }),
+            inner: Arc::new(Inner {
+                handlers: self.handlers,
+                provider,
+                store: self.store,
+                settings: self.settings,
+                inbox,
+            }),
         })
     }
 }

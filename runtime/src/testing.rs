@@ -13,10 +13,13 @@
 //! ```
 //!
 //! With the `testing` feature, [`conformance`] holds the checks every
-//! [`IdempotencyStore`](crate::IdempotencyStore) must pass.
+//! [`IdempotencyStore`](crate::IdempotencyStore) must pass, and [`inbox_conformance`]
+//! those every [`Inbox`](crate::inbox::Inbox) must pass.
 
 #[cfg(feature = "testing")]
 pub mod conformance;
+#[cfg(feature = "testing")]
+pub mod inbox_conformance;
 
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU64, Ordering};

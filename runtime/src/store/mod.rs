@@ -30,6 +30,8 @@ mod sqlite;
 
 pub use memory::{MemoryStore, DEFAULT_CAPACITY};
 #[cfg(feature = "postgres")]
+pub(crate) use postgres::{describe as describe_postgres, is_identifier};
+#[cfg(feature = "postgres")]
 pub use postgres::{PostgresStore, PostgresStoreBuilder, DEFAULT_TABLE};
 #[cfg(feature = "redis")]
 pub use redis::{RedisStore, RedisStoreBuilder};
@@ -193,7 +195,7 @@ pub async fn connect(url: &str) -> Result<Box<dyn IdempotencyStore>, StoreError>
 }
 
 #[cfg_attr(all(feature = "redis", feature = "postgres", feature = "sqlite"), allow(dead_code))]
-fn feature_off(scheme: &str, feature: &str) -> StoreError {
+pub(crate) fn feature_off(scheme: &str, feature: &str) -> StoreError {
     StoreError::InvalidConfig(format!(
         "a `{scheme}:` store needs hookroute's `{feature}` feature, which this build lacks"
     ))
@@ -201,7 +203,7 @@ fn feature_off(scheme: &str, feature: &str) -> StoreError {
 
 /// A fresh, unguessable claim token: 128 random bits as hex.
 #[cfg(any(feature = "redis", feature = "postgres", feature = "sqlite"))]
-fn random_token() -> Result<ClaimToken, StoreError> {
+pub(crate) fn random_token() -> Result<ClaimToken, StoreError> {
     let mut bytes = [0_u8; 16];
     getrandom::fill(&mut bytes).map_err(|err| StoreError::Unavailable(err.to_string().into()))?;
     Ok(ClaimToken(hex::encode(bytes)))
@@ -209,8 +211,7 @@ fn random_token() -> Result<ClaimToken, StoreError> {
 
 /// A duration in whole milliseconds for a server: at least 1, at most 100 years (a
 /// "forever" lease or TTL must not overflow the server's clock arithmetic).
-#[cfg(any(feature = "redis", feature = "postgres", feature = "sqlite"))]
-fn millis(duration: Duration) -> i64 {
+pub(crate) fn millis(duration: Duration) -> i64 {
     const MAX: i64 = 100 * 365 * 24 * 3600 * 1000;
     i64::try_from(duration.as_millis()).unwrap_or(MAX).clamp(1, MAX)
 }
@@ -228,7 +229,7 @@ fn held_if_one_row(key: &str, one_row: bool) -> Result<(), StoreError> {
 /// A failure while setting a store up, as [`StoreError::Connect`] (not wrapping an
 /// `Unavailable` inside it, which would say "unavailable" twice).
 #[cfg(any(feature = "redis", feature = "postgres"))]
-fn connect_error(store: &'static str, target: String, error: StoreError) -> StoreError {
+pub(crate) fn connect_error(store: &'static str, target: String, error: StoreError) -> StoreError {
     let source: Box<dyn std::error::Error + Send + Sync> = match error {
         StoreError::Unavailable(source) => source,
         other => Box::new(other),
@@ -249,7 +250,7 @@ fn connect_error(store: &'static str, target: String, error: StoreError) -> Stor
 /// Runs a store operation with a deadline, so a server that stopped answering turns
 /// into [`StoreError::Unavailable`] instead of a request that hangs.
 #[cfg(any(feature = "redis", feature = "postgres"))]
-async fn within<T, E>(
+pub(crate) async fn within<T, E>(
     timeout: Duration,
     what: &'static str,
     operation: impl std::future::Future<Output = Result<T, E>>,

@@ -1,0 +1,271 @@
+//! An inbox in this process's memory: for tests and demos, not durable.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, SystemTime};
+
+use super::{
+    from_unix_millis, lease_token, unix_millis, DeliveryState, Enqueued, Inbox, InboxError, InboxStats, Lease, Leased,
+    NewDelivery, StoredDelivery,
+};
+use crate::store::millis;
+
+/// Done records past their TTL are swept once every this many enqueues.
+const SWEEP_EVERY: u64 = 1024;
+
+/// An inbox in memory. **Not durable**: what it holds is lost with the process, so a
+/// `202` from a receiver on it promises nothing across a restart. For tests, demos
+/// and trying the inbox out; production wants `SqliteInbox`, `PostgresInbox` or
+/// `RedisInbox`.
+///
+/// ```
+/// let inbox = hookroute_runtime::inbox::MemoryInbox::new();
+/// ```
+#[derive(Default)]
+pub struct MemoryInbox {
+    state: Mutex<State>,
+}
+
+impl std::fmt::Debug for MemoryInbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryInbox").field("records", &self.lock().records.len()).finish()
+    }
+}
+
+#[derive(Default)]
+struct State {
+    records: HashMap<String, Record>,
+    /// Queued and running records by when they are due (the lease's end for running
+    /// ones), then by arrival.
+    due: BTreeMap<(i64, u64), String>,
+    sequence: u64,
+}
+
+struct Record {
+    delivery: StoredDelivery,
+    /// Queued or running: its place in `due`. Done: when it expires.
+    slot: (i64, u64),
+    token: Option<String>,
+    updated_at: i64,
+}
+
+impl MemoryInbox {
+    /// An empty inbox.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // Every method leaves the maps consistent before it can panic.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+fn now() -> i64 {
+    unix_millis(SystemTime::now())
+}
+
+fn after(now: i64, duration: Duration) -> i64 {
+    now.saturating_add(millis(duration))
+}
+
+impl State {
+    fn next_slot(&mut self, at: i64) -> (i64, u64) {
+        self.sequence += 1;
+        (at, self.sequence)
+    }
+
+    /// The record `lease` holds, if it still does.
+    fn held(&mut self, lease: &Lease) -> Result<&mut Record, InboxError> {
+        match self.records.get_mut(lease.key()) {
+            Some(record)
+                if record.delivery.state == DeliveryState::Running
+                    && record.token.as_deref() == Some(lease.token()) =>
+            {
+                Ok(record)
+            }
+            _ => Err(InboxError::ClaimLost { key: lease.key().to_owned() }),
+        }
+    }
+
+    /// Moves the record `lease` holds to `state`, due (or expiring) at `at`.
+    fn settle(&mut self, lease: &Lease, state: DeliveryState, at: i64, error: Option<&str>) -> Result<(), InboxError> {
+        let slot = self.next_slot(at);
+        let now = now();
+        let record = self.held(lease)?;
+        let old = std::mem::replace(&mut record.slot, slot);
+        record.delivery.state = state;
+        record.token = None;
+        record.updated_at = now;
+        if let Some(error) = error {
+            record.delivery.last_error = Some(error.to_owned());
+        }
+        self.due.remove(&old);
+        if matches!(state, DeliveryState::Queued | DeliveryState::Retrying) {
+            self.due.insert(slot, lease.key().to_owned());
+        }
+        Ok(())
+    }
+
+    fn sweep(&mut self, now: i64) {
+        self.records.retain(|_, record| !(record.delivery.state == DeliveryState::Done && record.slot.0 <= now));
+    }
+}
+
+#[async_trait::async_trait]
+impl Inbox for MemoryInbox {
+    async fn enqueue(&self, delivery: &NewDelivery<'_>) -> Result<Enqueued, InboxError> {
+        let now = now();
+        let mut state = self.lock();
+        if let Some(record) = state.records.get(delivery.key) {
+            let expired = record.delivery.state == DeliveryState::Done && record.slot.0 <= now;
+            if !expired {
+                return Ok(Enqueued::Duplicate);
+            }
+        }
+        let slot = state.next_slot(now);
+        if slot.1 % SWEEP_EVERY == 0 {
+            state.sweep(now);
+        }
+        let record = Record {
+            delivery: StoredDelivery {
+                key: delivery.key.to_owned(),
+                id: delivery.id.to_owned(),
+                event_type: delivery.event_type.to_owned(),
+                headers: delivery.headers.to_owned(),
+                body: delivery.body.to_owned(),
+                signed_at: delivery.signed_at,
+                state: DeliveryState::Queued,
+                attempts: 0,
+                last_error: None,
+                received_at: from_unix_millis(now),
+            },
+            slot,
+            token: None,
+            updated_at: now,
+        };
+        state.records.insert(delivery.key.to_owned(), record);
+        state.due.insert(slot, delivery.key.to_owned());
+        Ok(Enqueued::Queued)
+    }
+
+    async fn take(&self, lease: Duration) -> Result<Option<Leased>, InboxError> {
+        let now = now();
+        let mut state = self.lock();
+        let Some((&old, _)) = state.due.first_key_value() else { return Ok(None) };
+        if old.0 > now {
+            return Ok(None);
+        }
+        let key = state.due.remove(&old).unwrap_or_default();
+        let slot = state.next_slot(after(now, lease));
+        let token = lease_token();
+        let Some(record) = state.records.get_mut(&key) else {
+            return Err(InboxError::Unavailable(format!("memory inbox lost the record of `{key}`").into()));
+        };
+        record.slot = slot;
+        record.token = Some(token.clone());
+        record.updated_at = now;
+        record.delivery.state = DeliveryState::Running;
+        record.delivery.attempts += 1;
+        let delivery = record.delivery.clone();
+        state.due.insert(slot, key.clone());
+        Ok(Some(Leased { delivery, lease: Lease::new(key, token) }))
+    }
+
+    async fn renew(&self, lease: &Lease, duration: Duration) -> Result<(), InboxError> {
+        let mut state = self.lock();
+        let slot = state.next_slot(after(now(), duration));
+        let record = state.held(lease)?;
+        let old = std::mem::replace(&mut record.slot, slot);
+        state.due.remove(&old);
+        state.due.insert(slot, lease.key().to_owned());
+        Ok(())
+    }
+
+    async fn complete(&self, lease: &Lease, ttl: Duration) -> Result<(), InboxError> {
+        self.lock().settle(lease, DeliveryState::Done, after(now(), ttl), None)
+    }
+
+    async fn retry(&self, lease: &Lease, delay: Duration, error: &str) -> Result<(), InboxError> {
+        self.lock().settle(lease, DeliveryState::Retrying, after(now(), delay), Some(error))
+    }
+
+    async fn dead_letter(&self, lease: &Lease, error: &str) -> Result<(), InboxError> {
+        self.lock().settle(lease, DeliveryState::Dead, i64::MAX, Some(error))
+    }
+
+    async fn release(&self, lease: &Lease) -> Result<(), InboxError> {
+        let mut state = self.lock();
+        let record = state.held(lease)?;
+        record.delivery.attempts = record.delivery.attempts.saturating_sub(1);
+        let back = if record.delivery.attempts == 0 { DeliveryState::Queued } else { DeliveryState::Retrying };
+        state.settle(lease, back, now(), None)
+    }
+
+    async fn stats(&self) -> Result<InboxStats, InboxError> {
+        let now = now();
+        let inbox = self.lock();
+        let mut stats = InboxStats::default();
+        for record in inbox.records.values() {
+            match record.delivery.state {
+                DeliveryState::Queued => stats.queued += 1,
+                DeliveryState::Running => stats.running += 1,
+                DeliveryState::Retrying => stats.retrying += 1,
+                DeliveryState::Done if record.slot.0 > now => stats.done += 1,
+                DeliveryState::Done => {}
+                DeliveryState::Dead => stats.dead += 1,
+            }
+        }
+        stats.oldest_due_age = inbox
+            .due
+            .iter()
+            .find(|(_, key)| inbox.records.get(*key).is_some_and(|r| r.delivery.state != DeliveryState::Running))
+            .and_then(|(&(due, _), _)| (due <= now).then(|| Duration::from_millis((now - due).unsigned_abs())));
+        Ok(stats)
+    }
+
+    async fn list(&self, wanted: DeliveryState, limit: usize) -> Result<Vec<StoredDelivery>, InboxError> {
+        let now = now();
+        let state = self.lock();
+        let mut found: Vec<(i64, &StoredDelivery)> = state
+            .records
+            .values()
+            .filter(|r| r.delivery.state == wanted && !(wanted == DeliveryState::Done && r.slot.0 <= now))
+            .map(|r| (r.updated_at, &r.delivery))
+            .collect();
+        found.sort_by_key(|(updated, delivery)| (*updated, delivery.key.as_str()));
+        Ok(found.into_iter().take(limit).map(|(_, delivery)| delivery.clone()).collect())
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<StoredDelivery>, InboxError> {
+        Ok(self.lock().records.get(key).map(|record| record.delivery.clone()))
+    }
+
+    async fn replay(&self, key: &str) -> Result<bool, InboxError> {
+        let now = now();
+        let mut state = self.lock();
+        let slot = state.next_slot(now);
+        let Some(record) = state.records.get_mut(key) else { return Ok(false) };
+        if record.delivery.state == DeliveryState::Running {
+            return Ok(false);
+        }
+        let old = std::mem::replace(&mut record.slot, slot);
+        record.delivery.state = DeliveryState::Queued;
+        record.delivery.attempts = 0;
+        record.updated_at = now;
+        state.due.remove(&old);
+        state.due.insert(slot, key.to_owned());
+        Ok(true)
+    }
+
+    async fn purge_done(&self, older_than: Duration) -> Result<u64, InboxError> {
+        let now = now();
+        let cutoff = now.saturating_sub(millis(older_than));
+        let mut state = self.lock();
+        let before = state.records.len();
+        state.records.retain(|_, record| {
+            record.delivery.state != DeliveryState::Done || (record.updated_at > cutoff && record.slot.0 > now)
+        });
+        Ok((before - state.records.len()) as u64)
+    }
+}

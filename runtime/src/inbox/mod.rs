@@ -1,0 +1,509 @@
+//! The durable inbox: verify, persist, answer `202`, process later.
+//!
+//! Providers do not wait for slow handlers (Slack hangs up after 3 s, Shopify after
+//! 5 s, GitHub after 10 s, Svix after 15 s), and GitHub never retries by itself. A
+//! receiver built with [`ReceiverBuilder::inbox`](crate::ReceiverBuilder::inbox)
+//! therefore answers as soon as the delivery is stored, and [`Worker`](crate::Worker)s
+//! (in the same process or in others) run the handlers later, with a lease that is
+//! renewed while they run, retries on a [`RetrySchedule`], dead letters and replay.
+//!
+//! An [`Inbox`] keeps one record per event key. Its life:
+//!
+//! ```text
+//! enqueue ──► queued ──take──► running ──complete──► done (kept for the TTL, then purged)
+//!               ▲  ▲              │  │
+//!               │  └───retry──────┘  └──dead_letter──► dead ──replay──► queued
+//!               └──── lease ran out (the worker died): taken again
+//! ```
+//!
+//! | inbox | feature | for |
+//! | --- | --- | --- |
+//! | [`MemoryInbox`] | | tests and demos: **not durable**, lost with the process |
+//! | `SqliteInbox` | `sqlite` | one node, durable (WAL, `synchronous = FULL`) |
+//! | `PostgresInbox` | `postgres` | many replicas: `FOR UPDATE SKIP LOCKED` |
+//! | `RedisInbox` | `redis` | many replicas: Redis Streams, a consumer group, `XAUTOCLAIM` |
+//!
+//! [`connect`] opens any of them from a URL. Every one passes the conformance suite in
+//! `testing::inbox_conformance` (feature `testing`), which a backend of your own (SQS,
+//! NATS, Kafka) can run too.
+
+use std::fmt;
+use std::time::{Duration, SystemTime};
+
+use http::{HeaderMap, HeaderName, HeaderValue};
+
+mod memory;
+#[cfg(feature = "postgres")]
+mod postgres;
+#[cfg(feature = "redis")]
+mod redis;
+mod schedule;
+#[cfg(feature = "sqlite")]
+mod sqlite;
+
+pub use memory::MemoryInbox;
+#[cfg(feature = "postgres")]
+pub use postgres::{PostgresInbox, PostgresInboxBuilder, DEFAULT_INBOX_TABLE};
+#[cfg(feature = "redis")]
+pub use redis::{RedisInbox, RedisInboxBuilder, DEFAULT_INBOX_PREFIX};
+pub use schedule::RetrySchedule;
+#[cfg(feature = "sqlite")]
+pub use sqlite::SqliteInbox;
+
+pub use crate::store::StoreError as InboxError;
+
+/// A verified delivery to store: the event's key and facts, and the raw request as
+/// received, so it can be parsed (and its signature checked again) later.
+#[derive(Debug, Clone, Copy)]
+pub struct NewDelivery<'a> {
+    /// The deduplication key: `<provider>:event:<id>`.
+    pub key: &'a str,
+    /// The event id.
+    pub id: &'a str,
+    /// The event type.
+    pub event_type: &'a str,
+    /// The request's headers, as [`encode_headers`] wrote them.
+    pub headers: &'a [u8],
+    /// The raw body.
+    pub body: &'a [u8],
+    /// The signed timestamp of the delivery, for schemes that sign one.
+    pub signed_at: Option<u64>,
+}
+
+/// The answer to [`Inbox::enqueue`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Enqueued {
+    /// A new record, queued to run now.
+    Queued,
+    /// The key is known (queued, running, retrying, done or dead): nothing was stored.
+    Duplicate,
+}
+
+/// Where a delivery is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum DeliveryState {
+    /// Waiting for its first attempt.
+    Queued,
+    /// Held by a worker under a lease.
+    Running,
+    /// Failed, waiting for its next attempt.
+    Retrying,
+    /// Handled; remembered for the TTL so that redeliveries are duplicates.
+    Done,
+    /// Failed for good (a permanent error, or every attempt of the schedule).
+    Dead,
+}
+
+impl DeliveryState {
+    /// Every state, in the order of a delivery's life.
+    pub const ALL: [Self; 5] = [Self::Queued, Self::Running, Self::Retrying, Self::Done, Self::Dead];
+
+    /// `queued`, `running`, `retrying`, `done` or `dead`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Running => "running",
+            Self::Retrying => "retrying",
+            Self::Done => "done",
+            Self::Dead => "dead",
+        }
+    }
+}
+
+impl fmt::Display for DeliveryState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for DeliveryState {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|state| state.as_str() == text)
+            .ok_or_else(|| format!("unknown state `{text}`: use queued, running, retrying, done or dead"))
+    }
+}
+
+/// A stored delivery, as an operator or a worker sees it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StoredDelivery {
+    /// The deduplication key: `<provider>:event:<id>`.
+    pub key: String,
+    /// The event id.
+    pub id: String,
+    /// The event type.
+    pub event_type: String,
+    /// The headers as received ([`decode_headers`] reads them).
+    pub headers: Vec<u8>,
+    /// The raw body as received.
+    pub body: Vec<u8>,
+    /// The signed timestamp of the delivery, for schemes that sign one.
+    pub signed_at: Option<u64>,
+    /// Where it is in its life.
+    pub state: DeliveryState,
+    /// How many attempts were started (the running one included).
+    pub attempts: u32,
+    /// The last handler error, for the operator; never sent to the provider.
+    pub last_error: Option<String>,
+    /// When it was received, to the millisecond.
+    pub received_at: SystemTime,
+}
+
+// The body may hold personal data; show its size, not its bytes.
+impl fmt::Debug for StoredDelivery {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StoredDelivery")
+            .field("key", &self.key)
+            .field("event_type", &self.event_type)
+            .field("state", &self.state)
+            .field("attempts", &self.attempts)
+            .field("last_error", &self.last_error)
+            .field("body_len", &self.body.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A delivery a worker took, with the lease that lets it finish it.
+#[derive(Debug, Clone)]
+pub struct Leased {
+    /// The delivery; `attempts` counts this attempt.
+    pub delivery: StoredDelivery,
+    /// Proof of the lease, required to renew, complete, retry, dead-letter or release.
+    pub lease: Lease,
+}
+
+/// Proof that a worker holds a delivery. A worker whose lease ran out and whose
+/// delivery another worker took cannot touch it any more.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Lease {
+    key: String,
+    token: String,
+}
+
+impl Lease {
+    /// A lease on `key` with a backend's token.
+    pub fn new(key: impl Into<String>, token: impl Into<String>) -> Self {
+        Self { key: key.into(), token: token.into() }
+    }
+
+    /// The key of the delivery held.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// The backend's token.
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+}
+
+impl fmt::Debug for Lease {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Lease").field("key", &self.key).finish_non_exhaustive()
+    }
+}
+
+/// How many deliveries are in each state, and how late the oldest due one is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InboxStats {
+    /// Waiting for their first attempt.
+    pub queued: u64,
+    /// Held by a worker.
+    pub running: u64,
+    /// Failed, waiting for their next attempt.
+    pub retrying: u64,
+    /// Remembered as done.
+    pub done: u64,
+    /// Dead letters.
+    pub dead: u64,
+    /// How long the delivery that has been due longest has waited for a worker.
+    pub oldest_due_age: Option<Duration>,
+}
+
+/// A durable queue of verified deliveries with leases, retries and dead letters.
+///
+/// Every method must be atomic across every process that shares the backend:
+/// two `enqueue`s of one key store one record, two `take`s never lease one delivery
+/// to two live workers. Methods that take a [`Lease`] act only if it still holds the
+/// delivery and fail with [`InboxError::ClaimLost`] otherwise.
+///
+/// ```
+/// use std::time::Duration;
+/// use hookroute_runtime::inbox::{Enqueued, Inbox, MemoryInbox, NewDelivery};
+///
+/// # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
+/// let inbox = MemoryInbox::new();
+/// let delivery = NewDelivery {
+///     key: "groq:event:evt_1", id: "evt_1", event_type: "resource.created",
+///     headers: b"x-groq-timestamp: 1700000000\r\n", body: b"{}", signed_at: Some(1_700_000_000),
+/// };
+/// assert_eq!(inbox.enqueue(&delivery).await?, Enqueued::Queued);
+/// assert_eq!(inbox.enqueue(&delivery).await?, Enqueued::Duplicate);
+/// let taken = inbox.take(Duration::from_secs(30)).await?.expect("one is due");
+/// assert_eq!(taken.delivery.attempts, 1);
+/// inbox.complete(&taken.lease, Duration::from_secs(3600)).await?;
+/// assert_eq!(inbox.enqueue(&delivery).await?, Enqueued::Duplicate);
+/// # Ok::<(), hookroute_runtime::inbox::InboxError>(())
+/// # }).unwrap();
+/// ```
+#[async_trait::async_trait]
+pub trait Inbox: Send + Sync + 'static {
+    /// Stores the delivery as queued, unless its key is known. Answers once the record
+    /// is durable (committed, acknowledged by the server).
+    ///
+    /// A key that is done and past its TTL is not known any more.
+    async fn enqueue(&self, delivery: &NewDelivery<'_>) -> Result<Enqueued, InboxError>;
+
+    /// Leases the delivery that has been due longest (queued, retrying and due, or
+    /// running with a lease that ran out) for `lease`, counting one more attempt.
+    async fn take(&self, lease: Duration) -> Result<Option<Leased>, InboxError>;
+
+    /// Extends the lease to `lease` from now.
+    async fn renew(&self, lease: &Lease, duration: Duration) -> Result<(), InboxError>;
+
+    /// Marks the delivery done, remembered for `ttl`.
+    async fn complete(&self, lease: &Lease, ttl: Duration) -> Result<(), InboxError>;
+
+    /// Schedules the next attempt `delay` from now, keeping `error` for the operator.
+    async fn retry(&self, lease: &Lease, delay: Duration, error: &str) -> Result<(), InboxError>;
+
+    /// Moves the delivery to the dead letters with its last `error`.
+    async fn dead_letter(&self, lease: &Lease, error: &str) -> Result<(), InboxError>;
+
+    /// Gives the delivery back, due now, without counting the attempt (a worker that
+    /// stops before its handler finished).
+    async fn release(&self, lease: &Lease) -> Result<(), InboxError>;
+
+    /// How many deliveries are in each state.
+    async fn stats(&self) -> Result<InboxStats, InboxError>;
+
+    /// Up to `limit` deliveries in `state`, oldest first.
+    async fn list(&self, state: DeliveryState, limit: usize) -> Result<Vec<StoredDelivery>, InboxError>;
+
+    /// The delivery stored under `key`.
+    async fn get(&self, key: &str) -> Result<Option<StoredDelivery>, InboxError>;
+
+    /// Queues a dead, retrying or done delivery to run now with a fresh schedule.
+    /// Answers `false` when there is no such delivery or it is running.
+    async fn replay(&self, key: &str) -> Result<bool, InboxError>;
+
+    /// Deletes the done records older than `older_than` and answers how many.
+    async fn purge_done(&self, older_than: Duration) -> Result<u64, InboxError>;
+
+    /// Replays every dead letter and answers how many.
+    async fn replay_dead(&self) -> Result<u64, InboxError> {
+        let mut replayed = 0;
+        loop {
+            let dead = self.list(DeliveryState::Dead, 500).await?;
+            if dead.is_empty() {
+                return Ok(replayed);
+            }
+            for delivery in dead {
+                if self.replay(&delivery.key).await? {
+                    replayed += 1;
+                }
+            }
+        }
+    }
+}
+
+/// A shared or boxed inbox is an inbox: `Arc<PostgresInbox>`, `Box<dyn Inbox>`.
+macro_rules! forward_inbox {
+    ($($wrapper:ident)::+) => {
+        #[async_trait::async_trait]
+        impl<I: Inbox + ?Sized> Inbox for $($wrapper)::+<I> {
+            async fn enqueue(&self, delivery: &NewDelivery<'_>) -> Result<Enqueued, InboxError> {
+                (**self).enqueue(delivery).await
+            }
+            async fn take(&self, lease: Duration) -> Result<Option<Leased>, InboxError> {
+                (**self).take(lease).await
+            }
+            async fn renew(&self, lease: &Lease, duration: Duration) -> Result<(), InboxError> {
+                (**self).renew(lease, duration).await
+            }
+            async fn complete(&self, lease: &Lease, ttl: Duration) -> Result<(), InboxError> {
+                (**self).complete(lease, ttl).await
+            }
+            async fn retry(&self, lease: &Lease, delay: Duration, error: &str) -> Result<(), InboxError> {
+                (**self).retry(lease, delay, error).await
+            }
+            async fn dead_letter(&self, lease: &Lease, error: &str) -> Result<(), InboxError> {
+                (**self).dead_letter(lease, error).await
+            }
+            async fn release(&self, lease: &Lease) -> Result<(), InboxError> {
+                (**self).release(lease).await
+            }
+            async fn stats(&self) -> Result<InboxStats, InboxError> {
+                (**self).stats().await
+            }
+            async fn list(&self, state: DeliveryState, limit: usize) -> Result<Vec<StoredDelivery>, InboxError> {
+                (**self).list(state, limit).await
+            }
+            async fn get(&self, key: &str) -> Result<Option<StoredDelivery>, InboxError> {
+                (**self).get(key).await
+            }
+            async fn replay(&self, key: &str) -> Result<bool, InboxError> {
+                (**self).replay(key).await
+            }
+            async fn purge_done(&self, older_than: Duration) -> Result<u64, InboxError> {
+                (**self).purge_done(older_than).await
+            }
+            async fn replay_dead(&self) -> Result<u64, InboxError> {
+                (**self).replay_dead().await
+            }
+        }
+    };
+}
+
+forward_inbox!(std::sync::Arc);
+forward_inbox!(Box);
+
+/// Opens the inbox a URL names, for apps that pick their backend by configuration:
+///
+/// | URL | inbox | feature |
+/// | --- | --- | --- |
+/// | `memory:` (or empty) | [`MemoryInbox`] (not durable) | |
+/// | `redis://…`, `rediss://…` | `RedisInbox` | `redis` |
+/// | `postgres://…`, `postgresql://…` | `PostgresInbox` | `postgres` |
+/// | `sqlite:path/to/inbox.db` | `SqliteInbox` | `sqlite` |
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
+/// let inbox = hookroute_runtime::inbox::connect("memory:").await?;
+/// assert!(hookroute_runtime::inbox::connect("kafka://x").await.is_err());
+/// # Ok::<(), hookroute_runtime::inbox::InboxError>(())
+/// # }).unwrap();
+/// ```
+#[allow(clippy::unused_async)] // awaits only with a shared-backend feature on
+pub async fn connect(url: &str) -> Result<Box<dyn Inbox>, InboxError> {
+    let scheme = url.split_once(':').map_or(url, |(scheme, _)| scheme).to_ascii_lowercase();
+    match scheme.as_str() {
+        "" | "memory" => Ok(Box::new(MemoryInbox::new())),
+        #[cfg(feature = "redis")]
+        "redis" | "rediss" => Ok(Box::new(RedisInbox::connect(url).await?)),
+        #[cfg(feature = "postgres")]
+        "postgres" | "postgresql" => Ok(Box::new(PostgresInbox::connect(url).await?)),
+        #[cfg(feature = "sqlite")]
+        "sqlite" => {
+            let path = url.split_once(':').map_or("", |(_, path)| path.trim_start_matches("//"));
+            if path.is_empty() {
+                return Err(InboxError::InvalidConfig("a sqlite: inbox needs a file path: sqlite:inbox.db".into()));
+            }
+            Ok(Box::new(SqliteInbox::open(path).await?))
+        }
+        #[cfg(not(feature = "redis"))]
+        "redis" | "rediss" => Err(crate::store::feature_off(&scheme, "redis")),
+        #[cfg(not(feature = "postgres"))]
+        "postgres" | "postgresql" => Err(crate::store::feature_off(&scheme, "postgres")),
+        #[cfg(not(feature = "sqlite"))]
+        "sqlite" => Err(crate::store::feature_off(&scheme, "sqlite")),
+        _ => Err(InboxError::InvalidConfig(format!(
+            "unknown kind of inbox `{scheme}`: use memory:, redis://…, postgres://… or sqlite:<path>"
+        ))),
+    }
+}
+
+/// Headers never stored: credentials of the hop in front of the receiver, and
+/// headers that describe the connection rather than the delivery.
+const NOT_STORED: [&str; 9] = [
+    "authorization",
+    "proxy-authorization",
+    "cookie",
+    "connection",
+    "keep-alive",
+    "transfer-encoding",
+    "te",
+    "upgrade",
+    "content-length",
+];
+
+/// Writes a request's headers as HTTP does, `name: value\r\n` each, byte for byte:
+/// a header value cannot hold a line break, so the text reads back exactly. Leaves
+/// out credentials (`Authorization`, `Cookie`) and connection headers.
+pub fn encode_headers(headers: &HeaderMap) -> Vec<u8> {
+    let mut out = Vec::with_capacity(headers.len() * 48);
+    for (name, value) in headers {
+        if NOT_STORED.contains(&name.as_str()) {
+            continue;
+        }
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    out
+}
+
+/// Reads headers [`encode_headers`] wrote. A line that is not a valid header is an
+/// error naming it.
+pub fn decode_headers(text: &[u8]) -> Result<HeaderMap, InboxError> {
+    let mut headers = HeaderMap::new();
+    for line in text.split(|&byte| byte == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.is_empty() {
+            continue;
+        }
+        let invalid =
+            || InboxError::InvalidConfig(format!("stored header `{}` is invalid", String::from_utf8_lossy(line)));
+        let colon = line.iter().position(|&byte| byte == b':').ok_or_else(invalid)?;
+        let name = HeaderName::from_bytes(&line[..colon]).map_err(|_| invalid())?;
+        let value = line[colon + 1..].strip_prefix(b" ").unwrap_or(&line[colon + 1..]);
+        headers.append(name, HeaderValue::from_bytes(value).map_err(|_| invalid())?);
+    }
+    Ok(headers)
+}
+
+/// Milliseconds since the Unix epoch, as the embedded backends keep times.
+pub(crate) fn unix_millis(time: SystemTime) -> i64 {
+    time.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |since| i64::try_from(since.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// The time `millis` after the Unix epoch.
+pub(crate) fn from_unix_millis(millis: i64) -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_millis(u64::try_from(millis).unwrap_or(0))
+}
+
+/// A lease token no other take used: 128 random bits as hex.
+pub(crate) fn lease_token() -> String {
+    let mut bytes = [0_u8; 16];
+    for chunk in bytes.chunks_mut(8) {
+        chunk.copy_from_slice(&fastrand::u64(..).to_le_bytes());
+    }
+    hex::encode(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headers_read_back_exactly_without_credentials() {
+        let mut headers = HeaderMap::new();
+        headers.insert("x-groq-signature", HeaderValue::from_static("ab12"));
+        headers.append("x-multi", HeaderValue::from_static("one"));
+        headers.append("x-multi", HeaderValue::from_static("two: with colon"));
+        headers.insert("x-raw", HeaderValue::from_bytes(b"caf\xe9").unwrap());
+        headers.insert("authorization", HeaderValue::from_static("Bearer secret"));
+        headers.insert("cookie", HeaderValue::from_static("session=1"));
+        let encoded = encode_headers(&headers);
+        let decoded = decode_headers(&encoded).unwrap();
+        assert_eq!(decoded.len(), 4);
+        assert_eq!(decoded["x-groq-signature"], "ab12");
+        assert_eq!(decoded.get_all("x-multi").iter().collect::<Vec<_>>(), ["one", "two: with colon"]);
+        assert_eq!(decoded["x-raw"].as_bytes(), b"caf\xe9");
+        assert!(!decoded.contains_key("authorization") && !decoded.contains_key("cookie"));
+        assert!(decode_headers(b"no colon here\r\n").is_err());
+    }
+
+    #[test]
+    fn states_read_back_from_their_names() {
+        for state in DeliveryState::ALL {
+            assert_eq!(state.as_str().parse::<DeliveryState>(), Ok(state));
+        }
+        assert!("lost".parse::<DeliveryState>().unwrap_err().contains("queued, running"));
+    }
+}

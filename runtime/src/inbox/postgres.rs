@@ -1,0 +1,446 @@
+//! An inbox in PostgreSQL, shared by every replica and worker that points at it.
+
+use std::fmt;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{NoTls, Row};
+
+use super::{
+    from_unix_millis, lease_token, DeliveryState, Enqueued, Inbox, InboxError, InboxStats, Lease, Leased, NewDelivery,
+    StoredDelivery,
+};
+use crate::store::{connect_error, millis, within, DEFAULT_STORE_TIMEOUT};
+
+/// The table a [`PostgresInbox`] keeps deliveries in unless told otherwise.
+pub const DEFAULT_INBOX_TABLE: &str = "hookroute_inbox";
+
+/// A key of PostgreSQL's advisory locks, so replicas starting together migrate in turn.
+const MIGRATION_LOCK: i64 = 0x686f_6f6b_696e_6278; // "hookinbx"
+
+/// The columns [`read`] expects, in its order.
+const COLUMNS: &str = "key, event_id, event_type, headers, body, signed_at, state, attempts, last_error, \
+                       (extract(epoch from received_at) * 1000)::bigint";
+
+/// An inbox in PostgreSQL, for any number of HTTP replicas and worker processes.
+///
+/// One table (`hookroute_inbox` unless set), created by the inbox's own migration when
+/// it connects (idempotently, under an advisory lock). `due_at` is when something
+/// next happens to a row: a queued or retrying one runs, a running one's lease ends, a
+/// done one expires. The database's clock decides, the same for every replica.
+///
+/// - **enqueue** is one statement, `INSERT ... ON CONFLICT (key) DO UPDATE ... WHERE
+///   the row is done and expired RETURNING`: the deduplication and the insert are
+///   one transaction, committed before the receiver answers `202`.
+/// - **take** is one statement: `UPDATE ... WHERE key = (SELECT key ... WHERE due_at <=
+///   now() ORDER BY due_at LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING`, so concurrent
+///   workers never wait on, nor take, the same row.
+/// - Every lease operation updates the row only `WHERE token = $token AND state =
+///   'running'`, so a worker whose lease ran out cannot touch it any more.
+/// - Done rows past their TTL are deleted every [`sweep_every`] (five minutes by
+///   default) while the inbox lives.
+///
+/// ```no_run
+/// use hookroute_runtime::inbox::PostgresInbox;
+///
+/// # async fn run() -> Result<(), hookroute_runtime::inbox::InboxError> {
+/// let inbox = PostgresInbox::connect("postgres://app@127.0.0.1:5432/app").await?;
+/// # Ok(()) }
+/// ```
+///
+/// [`sweep_every`]: PostgresInboxBuilder::sweep_every
+#[derive(Clone)]
+pub struct PostgresInbox {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    pool: Pool,
+    timeout: Duration,
+    table: String,
+    sql: Statements,
+}
+
+/// Every statement, written once for the table.
+struct Statements {
+    enqueue: String,
+    take: String,
+    renew: String,
+    complete: String,
+    retry: String,
+    dead: String,
+    release: String,
+    counts: String,
+    oldest: String,
+    list: String,
+    get: String,
+    replay: String,
+    purge_done: String,
+    sweep: String,
+}
+
+impl Statements {
+    fn new(t: &str) -> Self {
+        let held = "WHERE key = $1 AND token = $2 AND state = 'running'";
+        Self {
+            enqueue: format!(
+                "INSERT INTO {t} (key, event_id, event_type, headers, body, signed_at, state, attempts, due_at,
+                     received_at, updated_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, 'queued', 0, now(), now(), now())
+                 ON CONFLICT (key) DO UPDATE SET event_id = excluded.event_id, event_type = excluded.event_type,
+                     headers = excluded.headers, body = excluded.body, signed_at = excluded.signed_at,
+                     state = 'queued', attempts = 0, due_at = now(), token = NULL, last_error = NULL,
+                     received_at = now(), updated_at = now()
+                   WHERE {t}.state = 'done' AND {t}.due_at <= now()
+                 RETURNING 1"
+            ),
+            take: format!(
+                "UPDATE {t} SET state = 'running', attempts = attempts + 1, token = $1,
+                     due_at = now() + $2::bigint * interval '1 millisecond', updated_at = now()
+                 WHERE key = (SELECT key FROM {t} WHERE state IN ('queued', 'retrying', 'running') AND due_at <= now()
+                              ORDER BY due_at LIMIT 1 FOR UPDATE SKIP LOCKED)
+                 RETURNING {COLUMNS}"
+            ),
+            renew: format!("UPDATE {t} SET due_at = now() + $3::bigint * interval '1 millisecond' {held}"),
+            complete: format!(
+                "UPDATE {t} SET state = 'done', token = NULL, due_at = now() + $3::bigint * interval '1 millisecond',
+                     updated_at = now() {held}"
+            ),
+            retry: format!(
+                "UPDATE {t} SET state = 'retrying', token = NULL, last_error = $4,
+                     due_at = now() + $3::bigint * interval '1 millisecond', updated_at = now() {held}"
+            ),
+            dead: format!(
+                "UPDATE {t} SET state = 'dead', token = NULL, last_error = $3, due_at = 'infinity',
+                     updated_at = now() {held}"
+            ),
+            release: format!(
+                "UPDATE {t} SET attempts = attempts - 1, token = NULL, due_at = now(), updated_at = now(),
+                     state = CASE WHEN attempts > 1 THEN 'retrying' ELSE 'queued' END {held}"
+            ),
+            counts: format!("SELECT state, count(*) FROM {t} WHERE state <> 'done' OR due_at > now() GROUP BY state"),
+            oldest: format!(
+                "SELECT (extract(epoch from now() - min(due_at)) * 1000)::bigint FROM {t}
+                 WHERE state IN ('queued', 'retrying') AND due_at <= now()"
+            ),
+            list: format!(
+                "SELECT {COLUMNS} FROM {t} WHERE state = $1 AND (state <> 'done' OR due_at > now())
+                 ORDER BY updated_at, key LIMIT $2"
+            ),
+            get: format!("SELECT {COLUMNS} FROM {t} WHERE key = $1"),
+            replay: format!(
+                "UPDATE {t} SET state = 'queued', attempts = 0, token = NULL, due_at = now(), updated_at = now()
+                 WHERE key = $1 AND state <> 'running'"
+            ),
+            purge_done: format!(
+                "DELETE FROM {t} WHERE state = 'done'
+                   AND (updated_at <= now() - $1::bigint * interval '1 millisecond' OR due_at <= now())"
+            ),
+            sweep: format!("DELETE FROM {t} WHERE state = 'done' AND due_at <= now()"),
+        }
+    }
+}
+
+impl fmt::Debug for PostgresInbox {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PostgresInbox")
+            .field("table", &self.inner.table)
+            .field("timeout", &self.inner.timeout)
+            .field("pool", &self.inner.pool.status())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Sets up a [`PostgresInbox`]; from [`PostgresInbox::builder`].
+#[derive(Clone)]
+pub struct PostgresInboxBuilder {
+    url: String,
+    table: String,
+    timeout: Duration,
+    pool_size: usize,
+    sweep_every: Option<Duration>,
+}
+
+impl fmt::Debug for PostgresInboxBuilder {
+    // The URL may hold a password.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PostgresInboxBuilder")
+            .field("table", &self.table)
+            .field("timeout", &self.timeout)
+            .field("pool_size", &self.pool_size)
+            .field("sweep_every", &self.sweep_every)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PostgresInbox {
+    /// Connects to the database at `url` with the default settings, creating the
+    /// table if needed.
+    pub async fn connect(url: &str) -> Result<Self, InboxError> {
+        Self::builder(url).connect().await
+    }
+
+    /// Starts configuring an inbox for the database at `url`.
+    pub fn builder(url: impl Into<String>) -> PostgresInboxBuilder {
+        PostgresInboxBuilder {
+            url: url.into(),
+            table: DEFAULT_INBOX_TABLE.to_owned(),
+            timeout: DEFAULT_STORE_TIMEOUT,
+            pool_size: 16,
+            sweep_every: Some(Duration::from_secs(300)),
+        }
+    }
+
+    async fn client(&self) -> Result<Object, InboxError> {
+        self.inner.client().await
+    }
+
+    async fn execute(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64, InboxError> {
+        let client = self.client().await?;
+        within(self.inner.timeout, "PostgreSQL", async {
+            let statement = client.prepare_cached(sql).await?;
+            client.execute(&statement, params).await
+        })
+        .await
+    }
+
+    async fn query(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>, InboxError> {
+        let client = self.client().await?;
+        within(self.inner.timeout, "PostgreSQL", async {
+            let statement = client.prepare_cached(sql).await?;
+            client.query(&statement, params).await
+        })
+        .await
+    }
+
+    /// A lease operation that must touch exactly the leased row.
+    async fn held(&self, lease: &Lease, sql: &str, extra: &[&(dyn ToSql + Sync)]) -> Result<(), InboxError> {
+        let (key, token) = (lease.key(), lease.token());
+        let mut params: Vec<&(dyn ToSql + Sync)> = vec![&key, &token];
+        params.extend_from_slice(extra);
+        match self.execute(sql, &params).await? {
+            1 => Ok(()),
+            _ => Err(InboxError::ClaimLost { key: key.to_owned() }),
+        }
+    }
+}
+
+impl Inner {
+    async fn client(&self) -> Result<Object, InboxError> {
+        within(self.timeout, "PostgreSQL", self.pool.get()).await
+    }
+}
+
+impl PostgresInboxBuilder {
+    /// The table to keep deliveries in: a plain identifier (letters, digits, `_`), at
+    /// most 48 characters. `hookroute_inbox` by default.
+    #[must_use]
+    pub fn table(mut self, table: impl Into<String>) -> Self {
+        self.table = table.into();
+        self
+    }
+
+    /// How long to wait for a connection or one statement: [`DEFAULT_STORE_TIMEOUT`]
+    /// by default. An insert that does not commit within it is answered 503.
+    #[must_use]
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// How many connections the pool may open: 16 by default.
+    #[must_use]
+    pub fn pool_size(mut self, size: usize) -> Self {
+        self.pool_size = size.max(1);
+        self
+    }
+
+    /// How often expired done rows are deleted, or `None` for never. Five minutes by
+    /// default.
+    #[must_use]
+    pub fn sweep_every(mut self, every: Option<Duration>) -> Self {
+        self.sweep_every = every;
+        self
+    }
+
+    /// Connects, creates the table if it is missing, and starts the sweeper.
+    pub async fn connect(self) -> Result<PostgresInbox, InboxError> {
+        let Self { url, table, timeout, pool_size, sweep_every } = self;
+        if !crate::store::is_identifier(&table) {
+            return Err(InboxError::InvalidConfig(format!(
+                "table name `{table}` is not a plain identifier (letters, digits and `_`, at most 48)"
+            )));
+        }
+        let config: tokio_postgres::Config = url.parse().map_err(|err| InboxError::Connect {
+            store: "PostgreSQL",
+            target: "the configured URL".to_owned(),
+            source: Box::new(err),
+        })?;
+        let target = crate::store::describe_postgres(&config);
+        let failed = |err: InboxError| connect_error("PostgreSQL", target.clone(), err);
+        let mut config = config;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(timeout);
+        }
+        let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let pool = Pool::builder(manager)
+            .max_size(pool_size)
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(timeout))
+            .create_timeout(Some(timeout))
+            .recycle_timeout(Some(timeout))
+            .build()
+            .map_err(|err| InboxError::InvalidConfig(err.to_string()))?;
+        let inner = Arc::new(Inner { pool, timeout, sql: Statements::new(&table), table });
+        let client = inner.client().await.map_err(failed)?;
+        let migration = format!(
+            "BEGIN;
+             SELECT pg_advisory_xact_lock({MIGRATION_LOCK});
+             CREATE TABLE IF NOT EXISTS {t} (
+               key text PRIMARY KEY,
+               event_id text NOT NULL,
+               event_type text NOT NULL,
+               headers bytea NOT NULL,
+               body bytea NOT NULL,
+               signed_at bigint,
+               state text NOT NULL,
+               attempts integer NOT NULL,
+               due_at timestamptz NOT NULL,
+               token text,
+               last_error text,
+               received_at timestamptz NOT NULL,
+               updated_at timestamptz NOT NULL
+             );
+             CREATE INDEX IF NOT EXISTS {t}_due ON {t} (due_at) WHERE state IN ('queued', 'retrying', 'running');
+             CREATE INDEX IF NOT EXISTS {t}_state ON {t} (state, updated_at);
+             COMMIT;",
+            t = inner.table
+        );
+        within(timeout, "PostgreSQL", client.batch_execute(&migration)).await.map_err(failed)?;
+        drop(client);
+        if let Some(every) = sweep_every {
+            tokio::spawn(sweep(Arc::downgrade(&inner), every));
+        }
+        Ok(PostgresInbox { inner })
+    }
+}
+
+/// Deletes expired done rows every `every` while the inbox lives.
+async fn sweep(inner: Weak<Inner>, every: Duration) {
+    let mut ticks = tokio::time::interval(every);
+    ticks.tick().await;
+    loop {
+        ticks.tick().await;
+        let Some(inner) = inner.upgrade() else { return };
+        let inbox = PostgresInbox { inner };
+        if let Err(err) = inbox.execute(&inbox.inner.sql.sweep, &[]).await {
+            tracing::warn!(error = %err, table = %inbox.inner.table, "could not delete expired inbox records");
+        }
+    }
+}
+
+fn read(row: &Row) -> Result<StoredDelivery, InboxError> {
+    let unavailable = |err: tokio_postgres::Error| InboxError::Unavailable(Box::new(err));
+    let state: String = row.try_get(6).map_err(unavailable)?;
+    let signed_at: Option<i64> = row.try_get(5).map_err(unavailable)?;
+    let attempts: i32 = row.try_get(7).map_err(unavailable)?;
+    Ok(StoredDelivery {
+        key: row.try_get(0).map_err(unavailable)?,
+        id: row.try_get(1).map_err(unavailable)?,
+        event_type: row.try_get(2).map_err(unavailable)?,
+        headers: row.try_get(3).map_err(unavailable)?,
+        body: row.try_get(4).map_err(unavailable)?,
+        signed_at: signed_at.and_then(|at| u64::try_from(at).ok()),
+        state: state.parse().map_err(|err: String| InboxError::Unavailable(err.into()))?,
+        attempts: u32::try_from(attempts).unwrap_or(0),
+        last_error: row.try_get(8).map_err(unavailable)?,
+        received_at: from_unix_millis(row.try_get(9).map_err(unavailable)?),
+    })
+}
+
+#[async_trait::async_trait]
+impl Inbox for PostgresInbox {
+    async fn enqueue(&self, delivery: &NewDelivery<'_>) -> Result<Enqueued, InboxError> {
+        let signed_at = delivery.signed_at.and_then(|at| i64::try_from(at).ok());
+        let rows = self
+            .query(
+                &self.inner.sql.enqueue,
+                &[&delivery.key, &delivery.id, &delivery.event_type, &delivery.headers, &delivery.body, &signed_at],
+            )
+            .await?;
+        Ok(if rows.is_empty() { Enqueued::Duplicate } else { Enqueued::Queued })
+    }
+
+    async fn take(&self, lease: Duration) -> Result<Option<Leased>, InboxError> {
+        let token = lease_token();
+        let rows = self.query(&self.inner.sql.take, &[&token, &millis(lease)]).await?;
+        let Some(row) = rows.first() else { return Ok(None) };
+        let delivery = read(row)?;
+        Ok(Some(Leased { lease: Lease::new(delivery.key.clone(), token), delivery }))
+    }
+
+    async fn renew(&self, lease: &Lease, duration: Duration) -> Result<(), InboxError> {
+        self.held(lease, &self.inner.sql.renew, &[&millis(duration)]).await
+    }
+
+    async fn complete(&self, lease: &Lease, ttl: Duration) -> Result<(), InboxError> {
+        self.held(lease, &self.inner.sql.complete, &[&millis(ttl)]).await
+    }
+
+    async fn retry(&self, lease: &Lease, delay: Duration, error: &str) -> Result<(), InboxError> {
+        self.held(lease, &self.inner.sql.retry, &[&millis(delay), &error]).await
+    }
+
+    async fn dead_letter(&self, lease: &Lease, error: &str) -> Result<(), InboxError> {
+        self.held(lease, &self.inner.sql.dead, &[&error]).await
+    }
+
+    async fn release(&self, lease: &Lease) -> Result<(), InboxError> {
+        self.held(lease, &self.inner.sql.release, &[]).await
+    }
+
+    async fn stats(&self) -> Result<InboxStats, InboxError> {
+        let mut stats = InboxStats::default();
+        for row in self.query(&self.inner.sql.counts, &[]).await? {
+            let name: String = row.try_get(0).map_err(|err| InboxError::Unavailable(Box::new(err)))?;
+            let count: i64 = row.try_get(1).map_err(|err| InboxError::Unavailable(Box::new(err)))?;
+            let count = u64::try_from(count).unwrap_or(0);
+            match name.as_str() {
+                "queued" => stats.queued = count,
+                "running" => stats.running = count,
+                "retrying" => stats.retrying = count,
+                "done" => stats.done = count,
+                _ => stats.dead += count,
+            }
+        }
+        let oldest = self.query(&self.inner.sql.oldest, &[]).await?;
+        let millis: Option<i64> = match oldest.first() {
+            Some(row) => row.try_get(0).map_err(|err| InboxError::Unavailable(Box::new(err)))?,
+            None => None,
+        };
+        stats.oldest_due_age = millis.map(|ms| Duration::from_millis(ms.unsigned_abs()));
+        Ok(stats)
+    }
+
+    async fn list(&self, state: DeliveryState, limit: usize) -> Result<Vec<StoredDelivery>, InboxError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = self.query(&self.inner.sql.list, &[&state.as_str(), &limit]).await?;
+        rows.iter().map(read).collect()
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<StoredDelivery>, InboxError> {
+        let rows = self.query(&self.inner.sql.get, &[&key]).await?;
+        rows.first().map(read).transpose()
+    }
+
+    async fn replay(&self, key: &str) -> Result<bool, InboxError> {
+        Ok(self.execute(&self.inner.sql.replay, &[&key]).await? == 1)
+    }
+
+    async fn purge_done(&self, older_than: Duration) -> Result<u64, InboxError> {
+        let older_than = if older_than.is_zero() { 0 } else { millis(older_than) };
+        self.execute(&self.inner.sql.purge_done, &[&older_than]).await
+    }
+}

@@ -1,0 +1,602 @@
+//! An inbox in Redis Streams, shared by every replica and worker that points at it.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{Client, Script, ScriptInvocation, Value};
+
+use super::{
+    from_unix_millis, lease_token, DeliveryState, Enqueued, Inbox, InboxError, InboxStats, Lease, Leased, NewDelivery,
+    StoredDelivery,
+};
+use crate::store::{connect_error, millis, within, DEFAULT_STORE_TIMEOUT};
+
+/// What every key of a [`RedisInbox`] starts with unless told otherwise.
+pub const DEFAULT_INBOX_PREFIX: &str = "hookroute:inbox:";
+
+/// The consumer group every worker reads the stream in.
+const GROUP: &str = "hookroute";
+
+/// The server's clock in milliseconds, the same for every replica.
+const NOW: &str = "local t = redis.call('TIME') local now = t[1] * 1000 + math.floor(t[2] / 1000)\n";
+
+/// KEYS: stream, delayed, dead, done, leases. ARGV[1]: the record prefix.
+/// Stores the record and appends it to the stream, unless the key is known.
+const ENQUEUE: &str = r"
+local rec = ARGV[1] .. ARGV[2]
+if redis.call('EXISTS', rec) == 1 then return 0 end
+redis.call('HSET', rec, 'id', ARGV[3], 'type', ARGV[4], 'headers', ARGV[5], 'body', ARGV[6], 'signed_at', ARGV[7],
+  'state', 'queued', 'attempts', 0, 'received_at', now, 'updated_at', now)
+redis.call('HSET', rec, 'entry', redis.call('XADD', KEYS[1], '*', 'key', ARGV[2]))
+return 1
+";
+
+/// ARGV: prefix, consumer, token, lease ms. Moves due retries into the stream, then
+/// takes over an expired lease (XCLAIM) or reads a new entry (XREADGROUP).
+const TAKE: &str = r"
+local due = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, 100)
+for _, key in ipairs(due) do
+  redis.call('ZREM', KEYS[2], key)
+  local rec = ARGV[1] .. key
+  if redis.call('HGET', rec, 'state') == 'retrying' then
+    redis.call('HSET', rec, 'entry', redis.call('XADD', KEYS[1], '*', 'key', key))
+  end
+end
+local key, rec
+for _ = 1, 16 do
+  local expired = redis.call('ZRANGEBYSCORE', KEYS[5], '-inf', now, 'LIMIT', 0, 1)
+  if #expired > 0 then
+    key = expired[1]
+    rec = ARGV[1] .. key
+    local entry = redis.call('HGET', rec, 'entry')
+    if entry and redis.call('HGET', rec, 'state') == 'running' then
+      redis.call('XCLAIM', KEYS[1], 'hookroute', ARGV[2], 0, entry, 'JUSTID')
+      break
+    end
+    redis.call('ZREM', KEYS[5], key)
+    key = nil
+  else
+    local read = redis.call('XREADGROUP', 'GROUP', 'hookroute', ARGV[2], 'COUNT', 1, 'STREAMS', KEYS[1], '>')
+    if not read then return false end
+    local entry = read[1][2][1][1]
+    key = read[1][2][1][2][2]
+    rec = ARGV[1] .. key
+    local state = redis.call('HGET', rec, 'state')
+    if redis.call('HGET', rec, 'entry') == entry and (state == 'queued' or state == 'retrying') then break end
+    -- An entry its record no longer points at: drop it.
+    redis.call('XACK', KEYS[1], 'hookroute', entry)
+    redis.call('XDEL', KEYS[1], entry)
+    key = nil
+  end
+end
+if not key then return false end
+local attempts = redis.call('HINCRBY', rec, 'attempts', 1)
+redis.call('HSET', rec, 'state', 'running', 'token', ARGV[3], 'updated_at', now)
+redis.call('ZADD', KEYS[5], now + tonumber(ARGV[4]), key)
+local f = redis.call('HMGET', rec, 'id', 'type', 'headers', 'body', 'signed_at', 'last_error', 'received_at')
+return {key, f[1], f[2], f[3], f[4], f[5], attempts, f[6] or '', f[7], f[6] and 1 or 0}
+";
+
+/// ARGV: prefix, key, token. Checks the lease, then leaves `rec` for the caller.
+const HELD: &str = r"
+local rec = ARGV[1] .. ARGV[2]
+if redis.call('HGET', rec, 'token') ~= ARGV[3] or redis.call('HGET', rec, 'state') ~= 'running' then return 0 end
+";
+
+/// Takes the record's entry off the stream and its lease off the lease set.
+const UNLEASE: &str = r"
+local entry = redis.call('HGET', rec, 'entry')
+redis.call('XACK', KEYS[1], 'hookroute', entry)
+redis.call('XDEL', KEYS[1], entry)
+redis.call('ZREM', KEYS[5], ARGV[2])
+redis.call('HDEL', rec, 'token', 'entry')
+";
+
+/// ARGV[4]: the new lease in ms.
+const RENEW: &str = r"
+redis.call('ZADD', KEYS[5], now + tonumber(ARGV[4]), ARGV[2])
+return 1
+";
+
+/// ARGV[4]: the TTL in ms. Done records expire on their own; the done set is scored
+/// by expiry and trimmed here.
+const COMPLETE: &str = r"
+redis.call('HSET', rec, 'state', 'done', 'updated_at', now)
+redis.call('PEXPIRE', rec, ARGV[4])
+redis.call('ZADD', KEYS[4], now + tonumber(ARGV[4]), ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now)
+return 1
+";
+
+/// ARGV[4]: the delay in ms, ARGV[5]: the error.
+const RETRY: &str = r"
+redis.call('HSET', rec, 'state', 'retrying', 'last_error', ARGV[5], 'updated_at', now)
+redis.call('ZADD', KEYS[2], now + tonumber(ARGV[4]), ARGV[2])
+return 1
+";
+
+/// ARGV[4]: the error.
+const DEAD: &str = r"
+redis.call('HSET', rec, 'state', 'dead', 'last_error', ARGV[4], 'updated_at', now)
+redis.call('HSET', rec, 'dead_entry', redis.call('XADD', KEYS[3], '*', 'key', ARGV[2], 'error', ARGV[4]))
+return 1
+";
+
+const RELEASE: &str = r"
+local attempts = redis.call('HINCRBY', rec, 'attempts', -1)
+redis.call('HSET', rec, 'state', attempts > 0 and 'retrying' or 'queued', 'updated_at', now)
+redis.call('HSET', rec, 'entry', redis.call('XADD', KEYS[1], '*', 'key', ARGV[2]))
+return 1
+";
+
+/// ARGV: prefix, key.
+const REPLAY: &str = r"
+local rec = ARGV[1] .. ARGV[2]
+local state = redis.call('HGET', rec, 'state')
+if not state or state == 'running' then return 0 end
+if state == 'dead' then
+  redis.call('XDEL', KEYS[3], redis.call('HGET', rec, 'dead_entry'))
+  redis.call('HDEL', rec, 'dead_entry')
+elseif state == 'retrying' then
+  redis.call('ZREM', KEYS[2], ARGV[2])
+elseif state == 'done' then
+  redis.call('PERSIST', rec)
+  redis.call('ZREM', KEYS[4], ARGV[2])
+end
+redis.call('HSET', rec, 'attempts', 0, 'updated_at', now)
+if state ~= 'queued' then
+  redis.call('HSET', rec, 'state', 'queued', 'entry', redis.call('XADD', KEYS[1], '*', 'key', ARGV[2]))
+end
+return 1
+";
+
+/// Counts per state, and the age of the delivery due longest.
+const STATS: &str = r"
+local running = redis.call('ZCARD', KEYS[5])
+local queued = redis.call('XLEN', KEYS[1]) - running
+local oldest = -1
+local last = '0-0'
+for _, group in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
+  for i = 1, #group, 2 do
+    if group[i] == 'last-delivered-id' then last = group[i + 1] end
+  end
+end
+local first = redis.call('XRANGE', KEYS[1], '(' .. last, '+', 'COUNT', 1)
+if #first > 0 then oldest = now - tonumber(string.match(first[1][1], '^(%d+)')) end
+local due = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'WITHSCORES', 'LIMIT', 0, 1)
+if #due > 0 then oldest = math.max(oldest, now - tonumber(due[2])) end
+return {queued, running, redis.call('ZCARD', KEYS[2]), redis.call('ZCOUNT', KEYS[4], now, '+inf'),
+  redis.call('XLEN', KEYS[3]), oldest}
+";
+
+/// ARGV: prefix, state, limit. The keys in a state, oldest first.
+const LIST: &str = r"
+local limit = tonumber(ARGV[3])
+local keys = {}
+local function from_stream(stream, start)
+  for _, entry in ipairs(redis.call('XRANGE', stream, start, '+', 'COUNT', limit)) do
+    table.insert(keys, entry[2][2])
+  end
+end
+if ARGV[2] == 'queued' then
+  local last = '0-0'
+  for _, group in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
+    for i = 1, #group, 2 do
+      if group[i] == 'last-delivered-id' then last = group[i + 1] end
+    end
+  end
+  from_stream(KEYS[1], '(' .. last)
+elseif ARGV[2] == 'dead' then
+  from_stream(KEYS[3], '-')
+elseif ARGV[2] == 'running' then
+  keys = redis.call('ZRANGE', KEYS[5], 0, limit - 1)
+elseif ARGV[2] == 'retrying' then
+  keys = redis.call('ZRANGE', KEYS[2], 0, limit - 1)
+elseif ARGV[2] == 'done' then
+  keys = redis.call('ZRANGEBYSCORE', KEYS[4], now, '+inf', 'LIMIT', 0, limit)
+end
+return keys
+";
+
+/// ARGV: prefix, age ms. Deletes done records last updated at least that long ago.
+const PURGE_DONE: &str = r"
+redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now)
+local purged = 0
+for _, key in ipairs(redis.call('ZRANGE', KEYS[4], 0, -1)) do
+  local rec = ARGV[1] .. key
+  local updated = tonumber(redis.call('HGET', rec, 'updated_at') or '0')
+  if updated <= now - tonumber(ARGV[2]) then
+    if redis.call('HGET', rec, 'state') == 'done' then
+      redis.call('DEL', rec)
+      purged = purged + 1
+    end
+    redis.call('ZREM', KEYS[4], key)
+  end
+end
+return purged
+";
+
+/// An inbox in Redis Streams (Redis 7.0 or newer), for any number of HTTP replicas and
+/// worker processes.
+///
+/// Each delivery is a hash (`<prefix>d:<key>`) holding the raw body and headers, its
+/// state and attempts. Its life runs through:
+///
+/// - a **stream** (`<prefix>stream`) read by the **consumer group** `hookroute`:
+///   `enqueue` appends, `take` reads new entries with `XREADGROUP`, and entries are
+///   acknowledged (`XACK`) and deleted when their attempt ends;
+/// - a sorted set of **leases** (`<prefix>leases`, by when each runs out): a lease is
+///   per delivery and renewed by its worker, so an expired one is found there and
+///   taken over with `XCLAIM`. (`XAUTOCLAIM` knows one idle time for the whole group
+///   and cannot tell a renewed lease from an expired one.)
+/// - a sorted set of **delayed retries** (`<prefix>delayed`, by due time), moved back
+///   into the stream when due;
+/// - a **dead-letter stream** (`<prefix>dead`) with each dead delivery's last error;
+/// - a sorted set of **done** keys (`<prefix>done`, by expiry); done hashes expire
+///   after the TTL on their own.
+///
+/// Every operation is one Lua script, atomic on the server. The server's clock
+/// decides every time. Not for Redis Cluster (the scripts touch keys they compute).
+///
+/// **Durability is the server's**: run Redis with `appendonly yes` and `appendfsync
+/// always` (or `everysec`, accepting up to a second of acknowledged deliveries lost
+/// in a crash), and `maxmemory-policy noeviction`, or an evicted record is a lost
+/// delivery.
+///
+/// ```no_run
+/// use hookroute_runtime::inbox::RedisInbox;
+///
+/// # async fn run() -> Result<(), hookroute_runtime::inbox::InboxError> {
+/// let inbox = RedisInbox::builder("redis://127.0.0.1:6379/").prefix("billing:inbox:").connect().await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct RedisInbox {
+    connection: ConnectionManager,
+    prefix: String,
+    keys: [String; 5],
+    consumer: String,
+    timeout: Duration,
+    scripts: Scripts,
+}
+
+#[derive(Clone)]
+struct Scripts {
+    enqueue: Script,
+    take: Script,
+    renew: Script,
+    complete: Script,
+    retry: Script,
+    dead: Script,
+    release: Script,
+    replay: Script,
+    stats: Script,
+    list: Script,
+    purge_done: Script,
+}
+
+impl Scripts {
+    fn new() -> Self {
+        let with_now = |body: &str| Script::new(&format!("{NOW}{body}"));
+        let held = |body: &str| Script::new(&format!("{NOW}{HELD}{UNLEASE}{body}"));
+        Self {
+            enqueue: with_now(ENQUEUE),
+            take: with_now(TAKE),
+            renew: Script::new(&format!("{NOW}{HELD}{RENEW}")),
+            complete: held(COMPLETE),
+            retry: held(RETRY),
+            dead: held(DEAD),
+            release: held(RELEASE),
+            replay: with_now(REPLAY),
+            stats: with_now(STATS),
+            list: with_now(LIST),
+            purge_done: with_now(PURGE_DONE),
+        }
+    }
+}
+
+impl fmt::Debug for RedisInbox {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisInbox")
+            .field("prefix", &self.prefix)
+            .field("consumer", &self.consumer)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Sets up a [`RedisInbox`]; from [`RedisInbox::builder`].
+#[derive(Clone)]
+pub struct RedisInboxBuilder {
+    url: String,
+    prefix: String,
+    timeout: Duration,
+}
+
+impl fmt::Debug for RedisInboxBuilder {
+    // The URL may hold a password.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisInboxBuilder")
+            .field("prefix", &self.prefix)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisInbox {
+    /// Connects to the server at `url` with the default settings.
+    pub async fn connect(url: &str) -> Result<Self, InboxError> {
+        Self::builder(url).connect().await
+    }
+
+    /// Starts configuring an inbox for the server at `url`.
+    pub fn builder(url: impl Into<String>) -> RedisInboxBuilder {
+        RedisInboxBuilder { url: url.into(), prefix: DEFAULT_INBOX_PREFIX.to_owned(), timeout: DEFAULT_STORE_TIMEOUT }
+    }
+
+    /// An invocation of `script` with the inbox's keys and the record prefix as
+    /// `ARGV[1]`; the caller adds the rest.
+    fn script<'a>(&self, script: &'a Script) -> ScriptInvocation<'a> {
+        let mut invocation = script.prepare_invoke();
+        for key in &self.keys {
+            invocation.key(key);
+        }
+        invocation.arg(self.prefix_records());
+        invocation
+    }
+
+    async fn run<T: redis::FromRedisValue>(&self, invocation: &ScriptInvocation<'_>) -> Result<T, InboxError> {
+        let mut connection = self.connection.clone();
+        within(self.timeout, "Redis", invocation.invoke_async(&mut connection)).await
+    }
+
+    fn prefix_records(&self) -> String {
+        format!("{}d:", self.prefix)
+    }
+
+    /// Runs a lease script: `ARGV[2..3]` are the lease's key and token, `more` adds
+    /// the script's own arguments.
+    async fn held(
+        &self,
+        script: &Script,
+        lease: &Lease,
+        more: impl FnOnce(&mut ScriptInvocation<'_>),
+    ) -> Result<(), InboxError> {
+        let mut invocation = self.script(script);
+        invocation.arg(&lease.key).arg(&lease.token);
+        more(&mut invocation);
+        let held: i64 = self.run(&invocation).await?;
+        if held == 1 {
+            Ok(())
+        } else {
+            Err(InboxError::ClaimLost { key: lease.key().to_owned() })
+        }
+    }
+}
+
+impl RedisInboxBuilder {
+    /// What every key starts with: `hookroute:inbox:` by default. Give each app (each
+    /// endpoint) its own when several share one server.
+    #[must_use]
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// How long to wait for the server to connect or to answer one operation:
+    /// [`DEFAULT_STORE_TIMEOUT`] by default.
+    #[must_use]
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Connects and creates the stream and its consumer group if they are missing.
+    pub async fn connect(self) -> Result<RedisInbox, InboxError> {
+        let Self { url, prefix, timeout } = self;
+        let client = Client::open(url.as_str()).map_err(|err| InboxError::Connect {
+            store: "Redis",
+            target: "the configured URL".to_owned(),
+            source: Box::new(err),
+        })?;
+        let target = client.get_connection_info().addr().to_string();
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(timeout))
+            .set_response_timeout(Some(timeout))
+            .set_number_of_retries(1)
+            .set_min_delay(Duration::from_millis(10))
+            .set_max_delay(Duration::from_millis(200));
+        let mut connection = within(timeout, "Redis", ConnectionManager::new_with_config(client, config))
+            .await
+            .map_err(|err| connect_error("Redis", target.clone(), err))?;
+        let keys = ["stream", "delayed", "dead", "done", "leases"].map(|name| format!("{prefix}{name}"));
+        let mut create = redis::cmd("XGROUP");
+        create.arg("CREATE").arg(&keys[0]).arg(GROUP).arg("0").arg("MKSTREAM");
+        match within(timeout, "Redis", create.query_async::<()>(&mut connection)).await {
+            Ok(()) => {}
+            Err(InboxError::Unavailable(err)) if err.to_string().contains("BUSYGROUP") => {}
+            Err(err) => return Err(connect_error("Redis", target, err)),
+        }
+        Ok(RedisInbox {
+            connection,
+            prefix,
+            keys,
+            consumer: format!("worker-{}", lease_token()),
+            timeout,
+            scripts: Scripts::new(),
+        })
+    }
+}
+
+/// A bulk string as bytes (nil as empty).
+fn bytes(value: &Value) -> Vec<u8> {
+    match value {
+        Value::BulkString(bytes) => bytes.clone(),
+        Value::SimpleString(text) => text.clone().into_bytes(),
+        Value::Int(n) => n.to_string().into_bytes(),
+        _ => Vec::new(),
+    }
+}
+
+fn text(value: &Value) -> String {
+    String::from_utf8_lossy(&bytes(value)).into_owned()
+}
+
+fn number(value: &Value) -> i64 {
+    match value {
+        Value::Int(n) => *n,
+        other => text(other).parse().unwrap_or(0),
+    }
+}
+
+fn signed_at(value: &Value) -> Option<u64> {
+    text(value).parse().ok()
+}
+
+fn corrupt(what: &str) -> InboxError {
+    InboxError::Unavailable(format!("the Redis inbox answered an unexpected {what}").into())
+}
+
+#[async_trait::async_trait]
+impl Inbox for RedisInbox {
+    async fn enqueue(&self, delivery: &NewDelivery<'_>) -> Result<Enqueued, InboxError> {
+        let signed_at = delivery.signed_at.map(|at| at.to_string()).unwrap_or_default();
+        let mut invocation = self.script(&self.scripts.enqueue);
+        invocation.arg(delivery.key).arg(delivery.id).arg(delivery.event_type);
+        invocation.arg(delivery.headers).arg(delivery.body).arg(signed_at);
+        let queued: i64 = self.run(&invocation).await?;
+        Ok(if queued == 1 { Enqueued::Queued } else { Enqueued::Duplicate })
+    }
+
+    async fn take(&self, lease: Duration) -> Result<Option<Leased>, InboxError> {
+        let token = lease_token();
+        let mut invocation = self.script(&self.scripts.take);
+        invocation.arg(&self.consumer).arg(&token).arg(millis(lease));
+        let answer: Value = self.run(&invocation).await?;
+        let fields = match answer {
+            Value::Array(fields) if fields.len() == 10 => fields,
+            Value::Nil | Value::Boolean(false) => return Ok(None),
+            _ => return Err(corrupt("answer to a take")),
+        };
+        let key = text(&fields[0]);
+        let delivery = StoredDelivery {
+            key: key.clone(),
+            id: text(&fields[1]),
+            event_type: text(&fields[2]),
+            headers: bytes(&fields[3]),
+            body: bytes(&fields[4]),
+            signed_at: signed_at(&fields[5]),
+            state: DeliveryState::Running,
+            attempts: u32::try_from(number(&fields[6])).unwrap_or(0),
+            last_error: (number(&fields[9]) == 1).then(|| text(&fields[7])),
+            received_at: from_unix_millis(number(&fields[8])),
+        };
+        Ok(Some(Leased { delivery, lease: Lease::new(key, token) }))
+    }
+
+    async fn renew(&self, lease: &Lease, duration: Duration) -> Result<(), InboxError> {
+        self.held(&self.scripts.renew, lease, |script| {
+            script.arg(millis(duration));
+        })
+        .await
+    }
+
+    async fn complete(&self, lease: &Lease, ttl: Duration) -> Result<(), InboxError> {
+        self.held(&self.scripts.complete, lease, |script| {
+            script.arg(millis(ttl));
+        })
+        .await
+    }
+
+    async fn retry(&self, lease: &Lease, delay: Duration, error: &str) -> Result<(), InboxError> {
+        self.held(&self.scripts.retry, lease, |script| {
+            script.arg(millis(delay)).arg(error);
+        })
+        .await
+    }
+
+    async fn dead_letter(&self, lease: &Lease, error: &str) -> Result<(), InboxError> {
+        self.held(&self.scripts.dead, lease, |script| {
+            script.arg(error);
+        })
+        .await
+    }
+
+    async fn release(&self, lease: &Lease) -> Result<(), InboxError> {
+        self.held(&self.scripts.release, lease, |_| {}).await
+    }
+
+    async fn stats(&self) -> Result<InboxStats, InboxError> {
+        let counts: Vec<i64> = self.run(&self.script(&self.scripts.stats)).await?;
+        let [queued, running, retrying, done, dead, oldest] = counts[..] else {
+            return Err(corrupt("answer to stats"));
+        };
+        let count = |n: i64| u64::try_from(n).unwrap_or(0);
+        Ok(InboxStats {
+            queued: count(queued),
+            running: count(running),
+            retrying: count(retrying),
+            done: count(done),
+            dead: count(dead),
+            oldest_due_age: u64::try_from(oldest).ok().map(Duration::from_millis),
+        })
+    }
+
+    async fn list(&self, state: DeliveryState, limit: usize) -> Result<Vec<StoredDelivery>, InboxError> {
+        let limit = limit.min(100_000);
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let mut invocation = self.script(&self.scripts.list);
+        invocation.arg(state.as_str()).arg(limit);
+        let keys: Vec<String> = self.run(&invocation).await?;
+        let mut found = Vec::with_capacity(keys.len());
+        for key in keys {
+            if let Some(delivery) = self.get(&key).await? {
+                found.push(delivery);
+            }
+        }
+        Ok(found)
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<StoredDelivery>, InboxError> {
+        let mut connection = self.connection.clone();
+        let mut command = redis::cmd("HGETALL");
+        command.arg(format!("{}{key}", self.prefix_records()));
+        let fields: HashMap<String, Value> =
+            within(self.timeout, "Redis", command.query_async(&mut connection)).await?;
+        if fields.is_empty() {
+            return Ok(None);
+        }
+        let field = |name: &str| fields.get(name).unwrap_or(&Value::Nil);
+        Ok(Some(StoredDelivery {
+            key: key.to_owned(),
+            id: text(field("id")),
+            event_type: text(field("type")),
+            headers: bytes(field("headers")),
+            body: bytes(field("body")),
+            signed_at: signed_at(field("signed_at")),
+            state: text(field("state")).parse().map_err(|_| corrupt("state"))?,
+            attempts: u32::try_from(number(field("attempts"))).unwrap_or(0),
+            last_error: fields.get("last_error").map(text),
+            received_at: from_unix_millis(number(field("received_at"))),
+        }))
+    }
+
+    async fn replay(&self, key: &str) -> Result<bool, InboxError> {
+        let mut invocation = self.script(&self.scripts.replay);
+        invocation.arg(key);
+        let replayed: i64 = self.run(&invocation).await?;
+        Ok(replayed == 1)
+    }
+
+    async fn purge_done(&self, older_than: Duration) -> Result<u64, InboxError> {
+        let older_than = if older_than.is_zero() { 0 } else { millis(older_than) };
+        let mut invocation = self.script(&self.scripts.purge_done);
+        invocation.arg(older_than);
+        let purged: i64 = self.run(&invocation).await?;
+        Ok(u64::try_from(purged).unwrap_or(0))
+    }
+}

@@ -1,0 +1,346 @@
+//! An inbox in one SQLite file, for a single node.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, SystemTime};
+
+use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
+
+use super::{
+    from_unix_millis, lease_token, unix_millis, DeliveryState, Enqueued, Inbox, InboxError, InboxStats, Lease, Leased,
+    NewDelivery, StoredDelivery,
+};
+use crate::store::millis;
+
+/// The one table. `due_at` is when something next happens to a record: a queued or
+/// retrying one runs, a running one's lease ends, a done one expires. `seq` keeps
+/// arrival order among records due in the same millisecond.
+const SCHEMA: &str = "
+    PRAGMA journal_mode = WAL;
+    PRAGMA synchronous = FULL;
+    CREATE TABLE IF NOT EXISTS hookroute_inbox (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        key TEXT NOT NULL UNIQUE,
+        event_id TEXT NOT NULL,
+        event_type TEXT NOT NULL,
+        headers BLOB NOT NULL,
+        body BLOB NOT NULL,
+        signed_at INTEGER,
+        state TEXT NOT NULL,
+        attempts INTEGER NOT NULL,
+        due_at INTEGER NOT NULL,
+        token TEXT,
+        last_error TEXT,
+        received_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS hookroute_inbox_due ON hookroute_inbox (due_at, seq)
+        WHERE state IN ('queued', 'retrying', 'running');
+    CREATE INDEX IF NOT EXISTS hookroute_inbox_state ON hookroute_inbox (state, updated_at);
+";
+
+const COLUMNS: &str = "key, event_id, event_type, headers, body, signed_at, state, attempts, last_error, received_at";
+
+/// Done records past their TTL are swept once every this many enqueues.
+const SWEEP_EVERY: u64 = 1024;
+
+/// An inbox in a SQLite file: durable, embedded, for one node.
+///
+/// The file is in WAL mode with `synchronous = FULL`, so a delivery answered `202` is
+/// on disk. Each operation is one statement or one `IMMEDIATE` transaction, so
+/// several processes on the node (an HTTP server and separate workers) may share the
+/// file. Times come from this machine's clock: replicas on several machines want
+/// `PostgresInbox` or `RedisInbox`.
+///
+/// ```
+/// use hookroute_runtime::inbox::SqliteInbox;
+///
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let dir = std::env::temp_dir().join(format!("hookroute-inbox-doc-{}", std::process::id()));
+/// std::fs::create_dir_all(&dir).unwrap();
+/// let inbox = SqliteInbox::open(dir.join("inbox.db")).await?;
+/// # std::fs::remove_dir_all(&dir).unwrap();
+/// # Ok::<(), hookroute_runtime::inbox::InboxError>(())
+/// # }).unwrap();
+/// ```
+#[derive(Clone)]
+pub struct SqliteInbox {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    connection: Mutex<Connection>,
+    path: PathBuf,
+    enqueued: std::sync::atomic::AtomicU64,
+}
+
+impl fmt::Debug for SqliteInbox {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqliteInbox").field("path", &self.inner.path).finish_non_exhaustive()
+    }
+}
+
+impl SqliteInbox {
+    /// Opens (or creates) the inbox file at `path` and its table.
+    pub async fn open(path: impl AsRef<Path>) -> Result<Self, InboxError> {
+        let path = path.as_ref().to_owned();
+        let target = path.display().to_string();
+        let opened = tokio::task::spawn_blocking(move || {
+            let connection = Connection::open(&path)?;
+            connection.busy_timeout(Duration::from_secs(5))?;
+            connection.execute_batch(SCHEMA)?;
+            Ok::<_, rusqlite::Error>(Inner { connection: Mutex::new(connection), path, enqueued: 0.into() })
+        })
+        .await;
+        match opened {
+            Ok(Ok(inner)) => Ok(Self { inner: Arc::new(inner) }),
+            Ok(Err(err)) => Err(InboxError::Connect { store: "SQLite", target, source: Box::new(err) }),
+            Err(join) => Err(InboxError::Connect { store: "SQLite", target, source: Box::new(join) }),
+        }
+    }
+
+    /// Runs `work` with the connection on the blocking pool.
+    async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&mut Connection, i64) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T, InboxError> {
+        let inner = Arc::clone(&self.inner);
+        let done = tokio::task::spawn_blocking(move || {
+            // Every statement leaves the file consistent.
+            let mut connection = inner.connection.lock().unwrap_or_else(PoisonError::into_inner);
+            work(&mut connection, unix_millis(SystemTime::now()))
+        })
+        .await;
+        match done {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(err)) => Err(InboxError::Unavailable(Box::new(err))),
+            Err(join) => Err(InboxError::Unavailable(Box::new(join))),
+        }
+    }
+
+    /// Runs an update `WHERE key = ? AND token = ? AND state = 'running'` and fails
+    /// with `ClaimLost` when it touched nothing.
+    async fn settle(
+        &self,
+        lease: &Lease,
+        sql: &'static str,
+        at: impl FnOnce(i64) -> i64 + Send + 'static,
+        error: Option<&str>,
+    ) -> Result<(), InboxError> {
+        let (key, token, error) = (lease.key().to_owned(), lease.token().to_owned(), error.map(str::to_owned));
+        let updated =
+            self.run(move |connection, now| connection.execute(sql, params![key, token, at(now), now, error])).await?;
+        if updated == 1 {
+            Ok(())
+        } else {
+            Err(InboxError::ClaimLost { key: lease.key().to_owned() })
+        }
+    }
+}
+
+fn read(row: &Row<'_>) -> rusqlite::Result<StoredDelivery> {
+    let state: String = row.get(6)?;
+    let signed_at: Option<i64> = row.get(5)?;
+    Ok(StoredDelivery {
+        key: row.get(0)?,
+        id: row.get(1)?,
+        event_type: row.get(2)?,
+        headers: row.get(3)?,
+        body: row.get(4)?,
+        signed_at: signed_at.and_then(|at| u64::try_from(at).ok()),
+        state: state.parse().unwrap_or(DeliveryState::Dead),
+        attempts: row.get(7)?,
+        last_error: row.get(8)?,
+        received_at: from_unix_millis(row.get(9)?),
+    })
+}
+
+#[async_trait::async_trait]
+impl Inbox for SqliteInbox {
+    async fn enqueue(&self, delivery: &NewDelivery<'_>) -> Result<Enqueued, InboxError> {
+        let key = delivery.key.to_owned();
+        let (id, event_type) = (delivery.id.to_owned(), delivery.event_type.to_owned());
+        let (headers, body) = (delivery.headers.to_owned(), delivery.body.to_owned());
+        let signed_at = delivery.signed_at.and_then(|at| i64::try_from(at).ok());
+        let sweep = self.inner.enqueued.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % SWEEP_EVERY == 0;
+        self.run(move |connection, now| {
+            let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            if sweep {
+                transaction.execute("DELETE FROM hookroute_inbox WHERE state = 'done' AND due_at <= ?1", [now])?;
+            }
+            // A done record past its TTL is forgotten: the key is new again.
+            transaction.execute(
+                "DELETE FROM hookroute_inbox WHERE key = ?1 AND state = 'done' AND due_at <= ?2",
+                params![key, now],
+            )?;
+            let inserted = transaction.execute(
+                "INSERT INTO hookroute_inbox (key, event_id, event_type, headers, body, signed_at, state, attempts,
+                     due_at, received_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'queued', 0, ?7, ?7, ?7)
+                 ON CONFLICT (key) DO NOTHING",
+                params![key, id, event_type, headers, body, signed_at, now],
+            )?;
+            transaction.commit()?;
+            Ok(if inserted == 1 { Enqueued::Queued } else { Enqueued::Duplicate })
+        })
+        .await
+    }
+
+    async fn take(&self, lease: Duration) -> Result<Option<Leased>, InboxError> {
+        let token = lease_token();
+        let lease = millis(lease);
+        self.run(move |connection, now| {
+            let sql = format!(
+                "UPDATE hookroute_inbox SET state = 'running', attempts = attempts + 1, token = ?1, due_at = ?2,
+                     updated_at = ?3
+                 WHERE seq = (SELECT seq FROM hookroute_inbox
+                              WHERE state IN ('queued', 'retrying', 'running') AND due_at <= ?3
+                              ORDER BY due_at, seq LIMIT 1)
+                 RETURNING {COLUMNS}"
+            );
+            let delivery =
+                connection.query_row(&sql, params![token, now.saturating_add(lease), now], read).optional()?;
+            Ok(delivery.map(|delivery| Leased { lease: Lease::new(delivery.key.clone(), token), delivery }))
+        })
+        .await
+    }
+
+    async fn renew(&self, lease: &Lease, duration: Duration) -> Result<(), InboxError> {
+        let duration = millis(duration);
+        self.settle(
+            lease,
+            "UPDATE hookroute_inbox SET due_at = ?3, updated_at = ?4 WHERE key = ?1 AND token = ?2
+                 AND state = 'running' AND ?5 IS NULL",
+            move |now| now.saturating_add(duration),
+            None,
+        )
+        .await
+    }
+
+    async fn complete(&self, lease: &Lease, ttl: Duration) -> Result<(), InboxError> {
+        let ttl = millis(ttl);
+        self.settle(
+            lease,
+            "UPDATE hookroute_inbox SET state = 'done', token = NULL, due_at = ?3, updated_at = ?4
+             WHERE key = ?1 AND token = ?2 AND state = 'running' AND ?5 IS NULL",
+            move |now| now.saturating_add(ttl),
+            None,
+        )
+        .await
+    }
+
+    async fn retry(&self, lease: &Lease, delay: Duration, error: &str) -> Result<(), InboxError> {
+        let delay = millis(delay);
+        self.settle(
+            lease,
+            "UPDATE hookroute_inbox SET state = 'retrying', token = NULL, due_at = ?3, updated_at = ?4,
+                 last_error = ?5
+             WHERE key = ?1 AND token = ?2 AND state = 'running'",
+            move |now| now.saturating_add(delay),
+            Some(error),
+        )
+        .await
+    }
+
+    async fn dead_letter(&self, lease: &Lease, error: &str) -> Result<(), InboxError> {
+        self.settle(
+            lease,
+            "UPDATE hookroute_inbox SET state = 'dead', token = NULL, due_at = ?3, updated_at = ?4, last_error = ?5
+             WHERE key = ?1 AND token = ?2 AND state = 'running'",
+            |_| i64::MAX,
+            Some(error),
+        )
+        .await
+    }
+
+    async fn release(&self, lease: &Lease) -> Result<(), InboxError> {
+        self.settle(
+            lease,
+            "UPDATE hookroute_inbox SET attempts = attempts - 1, token = NULL, due_at = ?3, updated_at = ?4,
+                 state = CASE WHEN attempts > 1 THEN 'retrying' ELSE 'queued' END
+             WHERE key = ?1 AND token = ?2 AND state = 'running' AND ?5 IS NULL",
+            |now| now,
+            None,
+        )
+        .await
+    }
+
+    async fn stats(&self) -> Result<InboxStats, InboxError> {
+        self.run(|connection, now| {
+            let mut stats = InboxStats::default();
+            let mut counts = connection.prepare(
+                "SELECT state, count(*) FROM hookroute_inbox WHERE state != 'done' OR due_at > ?1 GROUP BY state",
+            )?;
+            let rows = counts.query_map([now], |row| Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?)))?;
+            for row in rows {
+                let (name, count) = row?;
+                let count = count.unsigned_abs();
+                match name.as_str() {
+                    "queued" => stats.queued = count,
+                    "running" => stats.running = count,
+                    "retrying" => stats.retrying = count,
+                    "done" => stats.done = count,
+                    _ => stats.dead += count,
+                }
+            }
+            let oldest: Option<i64> = connection.query_row(
+                "SELECT min(due_at) FROM hookroute_inbox WHERE state IN ('queued', 'retrying') AND due_at <= ?1",
+                [now],
+                |row| row.get(0),
+            )?;
+            stats.oldest_due_age = oldest.map(|due| Duration::from_millis((now - due).unsigned_abs()));
+            Ok(stats)
+        })
+        .await
+    }
+
+    async fn list(&self, state: DeliveryState, limit: usize) -> Result<Vec<StoredDelivery>, InboxError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.run(move |connection, now| {
+            let sql = format!(
+                "SELECT {COLUMNS} FROM hookroute_inbox WHERE state = ?1 AND (state != 'done' OR due_at > ?2)
+                 ORDER BY updated_at, seq LIMIT ?3"
+            );
+            let mut statement = connection.prepare(&sql)?;
+            let rows = statement.query_map(params![state.as_str(), now, limit], read)?;
+            rows.collect()
+        })
+        .await
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<StoredDelivery>, InboxError> {
+        let key = key.to_owned();
+        self.run(move |connection, _| {
+            let sql = format!("SELECT {COLUMNS} FROM hookroute_inbox WHERE key = ?1");
+            connection.query_row(&sql, [key], read).optional()
+        })
+        .await
+    }
+
+    async fn replay(&self, key: &str) -> Result<bool, InboxError> {
+        let key = key.to_owned();
+        self.run(move |connection, now| {
+            let updated = connection.execute(
+                "UPDATE hookroute_inbox SET state = 'queued', attempts = 0, token = NULL, due_at = ?2, updated_at = ?2
+                 WHERE key = ?1 AND state IN ('dead', 'retrying', 'queued', 'done')",
+                params![key, now],
+            )?;
+            Ok(updated == 1)
+        })
+        .await
+    }
+
+    async fn purge_done(&self, older_than: Duration) -> Result<u64, InboxError> {
+        let older_than = millis(older_than).min(i64::MAX / 2);
+        let older_than = if older_than <= 1 { 0 } else { older_than };
+        self.run(move |connection, now| {
+            let deleted = connection.execute(
+                "DELETE FROM hookroute_inbox WHERE state = 'done' AND (updated_at <= ?1 OR due_at <= ?2)",
+                params![now - older_than, now],
+            )?;
+            Ok(deleted as u64)
+        })
+        .await
+    }
+}

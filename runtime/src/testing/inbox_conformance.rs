@@ -1,0 +1,456 @@
+//! The checks every [`Inbox`] must pass (feature `testing`).
+//!
+//! hookroute runs them against each of its backends; run them against yours (an SQS,
+//! NATS or Kafka inbox). Unlike the store's checks, each check needs an inbox of its
+//! own, **empty and seen by no other check** (a fresh table, key prefix or file), since
+//! it takes whatever is due: the suite asks a closure for one per check.
+//!
+//! ```
+//! use hookroute_runtime::{inbox::MemoryInbox, testing::inbox_conformance};
+//!
+//! # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+//! inbox_conformance::run_all(|| async { MemoryInbox::new() }).await;
+//! # });
+//! ```
+//!
+//! or one test per check with [`inbox_conformance_tests!`](crate::inbox_conformance_tests).
+//!
+//! Lease, delay and TTL checks wait for short times (1 s) to run out. Timing only ever
+//! loosens an assertion, so a slow machine cannot make a correct inbox fail.
+
+#![allow(clippy::missing_panics_doc)]
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::inbox::{DeliveryState, Enqueued, Inbox, InboxError, Lease, Leased, NewDelivery};
+
+/// A lease or TTL long enough never to run out during a check.
+const LONG: Duration = Duration::from_secs(300);
+/// A lease, delay or TTL the checks wait out.
+const SHORT: Duration = Duration::from_secs(1);
+/// How long past a short time the checks wait, for clocks and rounding.
+const MARGIN: Duration = Duration::from_millis(300);
+
+/// How many deliveries [`concurrent_takes_lease_each_once`] queues.
+pub const MANY: usize = 200;
+/// How many workers race in [`concurrent_takes_lease_each_once`] and
+/// [`concurrent_enqueues_store_one`].
+pub const RACERS: usize = 16;
+
+/// Runs every check, each on an inbox `make` creates for it.
+pub async fn run_all<I, F, Fut>(make: F)
+where
+    I: Inbox,
+    F: Fn() -> Fut,
+    Fut: Future<Output = I>,
+{
+    enqueue_stores_once_exactly_as_received(&make().await).await;
+    concurrent_enqueues_store_one(&Arc::new(make().await)).await;
+    take_leases_the_oldest_due_delivery(&make().await).await;
+    complete_makes_it_done(&make().await).await;
+    retry_waits_for_its_delay_and_keeps_the_error(&make().await).await;
+    dead_letters_wait_for_a_replay(&make().await).await;
+    release_gives_it_back_unattempted(&make().await).await;
+    an_expired_lease_is_taken_over(&make().await).await;
+    a_renewed_lease_is_kept(&make().await).await;
+    done_is_remembered_for_its_ttl(&make().await).await;
+    purge_deletes_old_done_records(&make().await).await;
+    stats_count_every_state(&make().await).await;
+    concurrent_takes_lease_each_once(&Arc::new(make().await)).await;
+}
+
+/// A new key is queued; the same key again is a duplicate; the record keeps the
+/// headers, body and facts byte for byte.
+pub async fn enqueue_stores_once_exactly_as_received<I: Inbox>(inbox: &I) {
+    let check = "enqueue_stores_once_exactly_as_received";
+    let body = b"{\"id\":\"evt_1\",\"data\":{\"x\":\"\xc3\xa9\"}}   ";
+    let headers = b"x-groq-signature: abc\r\nx-groq-timestamp: 1700000000\r\n";
+    let new = NewDelivery {
+        key: "groq:event:evt_1",
+        id: "evt_1",
+        event_type: "resource.created",
+        headers,
+        body,
+        signed_at: Some(1_700_000_000),
+    };
+    assert_eq!(ok(check, "enqueue", inbox.enqueue(&new).await), Enqueued::Queued, "{check}: first enqueue");
+    assert_eq!(ok(check, "enqueue", inbox.enqueue(&new).await), Enqueued::Duplicate, "{check}: second enqueue");
+    let stored = ok(check, "get", inbox.get(new.key).await).unwrap_or_else(|| panic!("{check}: get found nothing"));
+    assert_eq!(stored.key, new.key, "{check}");
+    assert_eq!(stored.id, "evt_1", "{check}");
+    assert_eq!(stored.event_type, "resource.created", "{check}");
+    assert_eq!(stored.headers, headers, "{check}: headers not kept exactly");
+    assert_eq!(stored.body, body, "{check}: body not kept exactly");
+    assert_eq!(stored.signed_at, Some(1_700_000_000), "{check}");
+    assert_eq!((stored.state, stored.attempts), (DeliveryState::Queued, 0), "{check}");
+    assert_eq!(stored.last_error, None, "{check}");
+    assert!(ok(check, "get", inbox.get("groq:event:unknown").await).is_none(), "{check}: get of an unknown key");
+}
+
+/// [`RACERS`] enqueues of one key at once store one record: exactly one is queued.
+pub async fn concurrent_enqueues_store_one<I: Inbox>(inbox: &Arc<I>) {
+    let check = "concurrent_enqueues_store_one";
+    for round in 0..4 {
+        let key: Arc<str> = format!("groq:event:race_{round}").into();
+        let start = Arc::new(tokio::sync::Barrier::new(RACERS));
+        let racers: Vec<_> = (0..RACERS)
+            .map(|_| {
+                let (inbox, key, start) = (Arc::clone(inbox), Arc::clone(&key), Arc::clone(&start));
+                tokio::spawn(async move {
+                    start.wait().await;
+                    inbox.enqueue(&delivery(&key)).await
+                })
+            })
+            .collect();
+        let mut queued = 0;
+        for racer in racers {
+            match racer.await {
+                Ok(Ok(Enqueued::Queued)) => queued += 1,
+                Ok(Ok(Enqueued::Duplicate)) => {}
+                Ok(Err(error)) => panic!("{check}: a racing enqueue failed: {error}"),
+                Err(join) => panic!("{check}: a racing enqueue panicked: {join}"),
+            }
+        }
+        assert_eq!(queued, 1, "{check}: {queued} of {RACERS} racing enqueues stored a record");
+    }
+    let stats = ok(check, "stats", inbox.stats().await);
+    assert_eq!(stats.queued, 4, "{check}: {stats:?}");
+}
+
+/// Deliveries are taken oldest first, each once, with its attempt counted; nothing is
+/// taken from an empty inbox or twice while leased.
+pub async fn take_leases_the_oldest_due_delivery<I: Inbox>(inbox: &I) {
+    let check = "take_leases_the_oldest_due_delivery";
+    assert!(ok(check, "take", inbox.take(LONG).await).is_none(), "{check}: took from an empty inbox");
+    for n in 0..3 {
+        enqueue(check, inbox, &format!("groq:event:order_{n}")).await;
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    for n in 0..3 {
+        let taken = take(check, inbox).await;
+        assert_eq!(taken.delivery.key, format!("groq:event:order_{n}"), "{check}: not oldest first");
+        assert_eq!(taken.delivery.attempts, 1, "{check}");
+        assert_eq!(taken.delivery.state, DeliveryState::Running, "{check}");
+        assert_eq!(taken.lease.key(), taken.delivery.key, "{check}");
+    }
+    assert!(ok(check, "take", inbox.take(LONG).await).is_none(), "{check}: took a leased delivery");
+}
+
+/// A completed delivery is done: a redelivery is a duplicate, nothing takes it, and
+/// its lease cannot act again.
+pub async fn complete_makes_it_done<I: Inbox>(inbox: &I) {
+    let check = "complete_makes_it_done";
+    let key = "groq:event:done";
+    enqueue(check, inbox, key).await;
+    let taken = take(check, inbox).await;
+    ok(check, "complete", inbox.complete(&taken.lease, LONG).await);
+    assert_eq!(state(check, inbox, key).await, DeliveryState::Done, "{check}");
+    assert_eq!(ok(check, "enqueue", inbox.enqueue(&delivery(key)).await), Enqueued::Duplicate, "{check}");
+    assert!(ok(check, "take", inbox.take(LONG).await).is_none(), "{check}: took a done delivery");
+    lost(check, "completing twice", inbox.complete(&taken.lease, LONG).await);
+    lost(check, "retrying after complete", inbox.retry(&taken.lease, SHORT, "x").await);
+    lost(check, "releasing after complete", inbox.release(&taken.lease).await);
+    lost(check, "renewing after complete", inbox.renew(&taken.lease, LONG).await);
+    let forged = Lease::new(key, "not-a-token");
+    lost(check, "a lease with a wrong token", inbox.dead_letter(&forged, "x").await);
+}
+
+/// A retried delivery waits for its delay, keeps the error, and counts its attempts.
+pub async fn retry_waits_for_its_delay_and_keeps_the_error<I: Inbox>(inbox: &I) {
+    let check = "retry_waits_for_its_delay_and_keeps_the_error";
+    let key = "groq:event:retry";
+    enqueue(check, inbox, key).await;
+    let taken = take(check, inbox).await;
+    let retried = Instant::now();
+    ok(check, "retry", inbox.retry(&taken.lease, SHORT, "payment service down").await);
+    let stored = get(check, inbox, key).await;
+    assert_eq!(stored.state, DeliveryState::Retrying, "{check}");
+    assert_eq!(stored.last_error.as_deref(), Some("payment service down"), "{check}");
+    let early = ok(check, "take", inbox.take(LONG).await);
+    if retried.elapsed() < SHORT {
+        assert!(early.is_none(), "{check}: taken before its delay");
+    }
+    tokio::time::sleep_until((retried + SHORT + MARGIN).into()).await;
+    let again = take(check, inbox).await;
+    assert_eq!(again.delivery.attempts, 2, "{check}: the second attempt");
+    assert_eq!(again.delivery.last_error.as_deref(), Some("payment service down"), "{check}");
+    ok(check, "complete", inbox.complete(&again.lease, LONG).await);
+}
+
+/// A dead letter keeps its error, is never taken, is listed, and runs again once
+/// replayed (with a fresh count of attempts); running or unknown deliveries are not
+/// replayed.
+pub async fn dead_letters_wait_for_a_replay<I: Inbox>(inbox: &I) {
+    let check = "dead_letters_wait_for_a_replay";
+    let key = "groq:event:dead";
+    enqueue(check, inbox, key).await;
+    let taken = take(check, inbox).await;
+    ok(check, "dead_letter", inbox.dead_letter(&taken.lease, "unknown customer").await);
+    let stored = get(check, inbox, key).await;
+    assert_eq!(stored.state, DeliveryState::Dead, "{check}");
+    assert_eq!(stored.last_error.as_deref(), Some("unknown customer"), "{check}");
+    assert!(ok(check, "take", inbox.take(LONG).await).is_none(), "{check}: took a dead letter");
+    assert_eq!(ok(check, "enqueue", inbox.enqueue(&delivery(key)).await), Enqueued::Duplicate, "{check}");
+    let dead = ok(check, "list", inbox.list(DeliveryState::Dead, 10).await);
+    assert_eq!(dead.iter().map(|d| d.key.as_str()).collect::<Vec<_>>(), [key], "{check}: list of dead");
+    assert!(ok(check, "replay", inbox.replay(key).await), "{check}: replay of a dead letter");
+    assert!(!ok(check, "replay", inbox.replay("groq:event:unknown").await), "{check}: replay of an unknown key");
+    let again = take(check, inbox).await;
+    assert_eq!((again.delivery.key.as_str(), again.delivery.attempts), (key, 1), "{check}: after the replay");
+    assert!(!ok(check, "replay", inbox.replay(key).await), "{check}: replay of a running delivery");
+    ok(check, "complete", inbox.complete(&again.lease, LONG).await);
+    assert!(ok(check, "list", inbox.list(DeliveryState::Dead, 10).await).is_empty(), "{check}: still listed dead");
+    // A second dead letter, replayed with the rest.
+    enqueue(check, inbox, "groq:event:dead_2").await;
+    let taken = take(check, inbox).await;
+    ok(check, "dead_letter", inbox.dead_letter(&taken.lease, "x").await);
+    assert_eq!(ok(check, "replay_dead", inbox.replay_dead().await), 1, "{check}: replay_dead");
+    assert_eq!(state(check, inbox, "groq:event:dead_2").await, DeliveryState::Queued, "{check}");
+}
+
+/// A released delivery is due at once and its attempt is not counted.
+pub async fn release_gives_it_back_unattempted<I: Inbox>(inbox: &I) {
+    let check = "release_gives_it_back_unattempted";
+    let key = "groq:event:release";
+    enqueue(check, inbox, key).await;
+    let taken = take(check, inbox).await;
+    ok(check, "release", inbox.release(&taken.lease).await);
+    let stored = get(check, inbox, key).await;
+    assert_eq!((stored.state, stored.attempts), (DeliveryState::Queued, 0), "{check}");
+    lost(check, "releasing twice", inbox.release(&taken.lease).await);
+    let again = take(check, inbox).await;
+    assert_eq!(again.delivery.attempts, 1, "{check}");
+    assert_ne!(again.lease, taken.lease, "{check}: the new lease reused the old token");
+}
+
+/// A lease that runs out (its worker died) lets another worker take the delivery; the
+/// old lease cannot act on it any more.
+pub async fn an_expired_lease_is_taken_over<I: Inbox>(inbox: &I) {
+    let check = "an_expired_lease_is_taken_over";
+    let key = "groq:event:expired";
+    enqueue(check, inbox, key).await;
+    let started = Instant::now();
+    let stale = ok(check, "take", inbox.take(SHORT).await).unwrap_or_else(|| panic!("{check}: nothing to take"));
+    let early = ok(check, "take", inbox.take(LONG).await);
+    if started.elapsed() < SHORT {
+        assert!(early.is_none(), "{check}: taken within the lease");
+    }
+    tokio::time::sleep_until((started + SHORT + MARGIN).into()).await;
+    let fresh = take(check, inbox).await;
+    assert_eq!(fresh.delivery.attempts, 2, "{check}: the takeover is a second attempt");
+    lost(check, "the stale lease completing", inbox.complete(&stale.lease, LONG).await);
+    lost(check, "the stale lease renewing", inbox.renew(&stale.lease, LONG).await);
+    ok(check, "the fresh lease completing", inbox.complete(&fresh.lease, LONG).await);
+}
+
+/// A lease renewed in time is never taken over.
+pub async fn a_renewed_lease_is_kept<I: Inbox>(inbox: &I) {
+    let check = "a_renewed_lease_is_kept";
+    enqueue(check, inbox, "groq:event:renewed").await;
+    let taken = ok(check, "take", inbox.take(SHORT).await).unwrap_or_else(|| panic!("{check}: nothing to take"));
+    for _ in 0..8 {
+        tokio::time::sleep(SHORT / 4).await;
+        let renewed = Instant::now();
+        ok(check, "renew", inbox.renew(&taken.lease, SHORT).await);
+        let other = ok(check, "take", inbox.take(LONG).await);
+        if renewed.elapsed() < SHORT {
+            assert!(other.is_none(), "{check}: taken while its lease was renewed");
+        }
+    }
+    ok(check, "complete", inbox.complete(&taken.lease, LONG).await);
+}
+
+/// A done key is a duplicate for its TTL, and a new delivery after it.
+pub async fn done_is_remembered_for_its_ttl<I: Inbox>(inbox: &I) {
+    let check = "done_is_remembered_for_its_ttl";
+    let key = "groq:event:ttl";
+    enqueue(check, inbox, key).await;
+    let taken = take(check, inbox).await;
+    let completed = Instant::now();
+    ok(check, "complete", inbox.complete(&taken.lease, SHORT).await);
+    let again = ok(check, "enqueue", inbox.enqueue(&delivery(key)).await);
+    if completed.elapsed() < SHORT {
+        assert_eq!(again, Enqueued::Duplicate, "{check}: within the TTL");
+    }
+    tokio::time::sleep_until((completed + SHORT + MARGIN).into()).await;
+    assert_eq!(ok(check, "enqueue", inbox.enqueue(&delivery(key)).await), Enqueued::Queued, "{check}: after the TTL");
+    let taken = take(check, inbox).await;
+    assert_eq!(taken.delivery.attempts, 1, "{check}: a new record");
+}
+
+/// `purge_done` deletes done records older than asked, and nothing else.
+pub async fn purge_deletes_old_done_records<I: Inbox>(inbox: &I) {
+    let check = "purge_deletes_old_done_records";
+    for n in 0..3 {
+        let key = format!("groq:event:purge_{n}");
+        enqueue(check, inbox, &key).await;
+        let taken = take(check, inbox).await;
+        ok(check, "complete", inbox.complete(&taken.lease, LONG).await);
+    }
+    enqueue(check, inbox, "groq:event:purge_queued").await;
+    assert_eq!(ok(check, "purge_done", inbox.purge_done(LONG).await), 0, "{check}: purged recent records");
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert_eq!(ok(check, "purge_done", inbox.purge_done(Duration::ZERO).await), 3, "{check}");
+    assert!(ok(check, "get", inbox.get("groq:event:purge_0").await).is_none(), "{check}: still there");
+    assert_eq!(state(check, inbox, "groq:event:purge_queued").await, DeliveryState::Queued, "{check}");
+}
+
+/// `stats` and `list` count and show each state.
+pub async fn stats_count_every_state<I: Inbox>(inbox: &I) {
+    let check = "stats_count_every_state";
+    for name in ["done", "dead", "retrying", "running"] {
+        enqueue(check, inbox, &format!("groq:event:{name}")).await;
+        let taken = take(check, inbox).await;
+        match name {
+            "done" => ok(check, "complete", inbox.complete(&taken.lease, LONG).await),
+            "dead" => ok(check, "dead_letter", inbox.dead_letter(&taken.lease, "x").await),
+            "retrying" => ok(check, "retry", inbox.retry(&taken.lease, LONG, "x").await),
+            _ => {}
+        }
+    }
+    enqueue(check, inbox, "groq:event:queued_1").await;
+    enqueue(check, inbox, "groq:event:queued_2").await;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let stats = ok(check, "stats", inbox.stats().await);
+    assert_eq!(
+        (stats.queued, stats.running, stats.retrying, stats.done, stats.dead),
+        (2, 1, 1, 1, 1),
+        "{check}: {stats:?}"
+    );
+    let oldest = stats.oldest_due_age.unwrap_or_else(|| panic!("{check}: no oldest due age with 2 queued"));
+    assert!(oldest >= Duration::from_millis(10) && oldest < LONG, "{check}: oldest due age {oldest:?}");
+    for (wanted, keys) in [
+        (DeliveryState::Queued, &["groq:event:queued_1", "groq:event:queued_2"][..]),
+        (DeliveryState::Running, &["groq:event:running"][..]),
+        (DeliveryState::Retrying, &["groq:event:retrying"][..]),
+        (DeliveryState::Done, &["groq:event:done"][..]),
+        (DeliveryState::Dead, &["groq:event:dead"][..]),
+    ] {
+        let listed = ok(check, "list", inbox.list(wanted, 10).await);
+        let mut listed: Vec<&str> = listed.iter().map(|d| d.key.as_str()).collect();
+        listed.sort_unstable();
+        assert_eq!(listed, keys, "{check}: list of {wanted}");
+    }
+    let limited = ok(check, "list", inbox.list(DeliveryState::Queued, 1).await);
+    assert_eq!(limited.len(), 1, "{check}: list with limit 1");
+}
+
+/// [`MANY`] deliveries taken by [`RACERS`] workers at once: each is leased exactly once.
+pub async fn concurrent_takes_lease_each_once<I: Inbox>(inbox: &Arc<I>) {
+    let check = "concurrent_takes_lease_each_once";
+    for n in 0..MANY {
+        enqueue(check, &**inbox, &format!("groq:event:many_{n}")).await;
+    }
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let workers: Vec<_> = (0..RACERS)
+        .map(|_| {
+            let (inbox, seen) = (Arc::clone(inbox), Arc::clone(&seen));
+            tokio::spawn(async move {
+                while let Some(taken) = inbox.take(LONG).await.expect("take") {
+                    seen.lock().expect("not poisoned").push(taken.delivery.key.clone());
+                    inbox.complete(&taken.lease, LONG).await.expect("complete");
+                }
+            })
+        })
+        .collect();
+    for worker in workers {
+        if let Err(join) = worker.await {
+            panic!("{check}: a worker failed: {join}");
+        }
+    }
+    let seen = seen.lock().expect("not poisoned").clone();
+    let distinct: HashSet<&String> = seen.iter().collect();
+    assert_eq!(distinct.len(), MANY, "{check}: {} of {MANY} deliveries taken", distinct.len());
+    assert_eq!(seen.len(), MANY, "{check}: {} takes for {MANY} deliveries", seen.len());
+    assert_eq!(ok(check, "stats", inbox.stats().await).done, MANY as u64, "{check}");
+}
+
+fn delivery(key: &str) -> NewDelivery<'_> {
+    let id = key.rsplit(':').next().unwrap_or(key);
+    NewDelivery {
+        key,
+        id,
+        event_type: "resource.created",
+        headers: b"x-groq-timestamp: 1700000000\r\n",
+        body: b"{}",
+        signed_at: None,
+    }
+}
+
+#[track_caller]
+fn ok<T>(check: &str, what: &str, result: Result<T, InboxError>) -> T {
+    result.unwrap_or_else(|error| panic!("inbox conformance `{check}`: {what} failed: {error}"))
+}
+
+#[track_caller]
+fn lost(check: &str, what: &str, result: Result<(), InboxError>) {
+    match result {
+        Err(InboxError::ClaimLost { .. }) => {}
+        other => panic!("inbox conformance `{check}`: {what} answered {other:?}, expected Err(ClaimLost)"),
+    }
+}
+
+async fn enqueue<I: Inbox + ?Sized>(check: &str, inbox: &I, key: &str) {
+    let enqueued = ok(check, "enqueue", inbox.enqueue(&delivery(key)).await);
+    assert_eq!(enqueued, Enqueued::Queued, "inbox conformance `{check}`: enqueue of a new key `{key}`");
+}
+
+async fn take<I: Inbox + ?Sized>(check: &str, inbox: &I) -> Leased {
+    ok(check, "take", inbox.take(LONG).await).unwrap_or_else(|| panic!("inbox conformance `{check}`: nothing to take"))
+}
+
+async fn get<I: Inbox + ?Sized>(check: &str, inbox: &I, key: &str) -> crate::inbox::StoredDelivery {
+    ok(check, "get", inbox.get(key).await).unwrap_or_else(|| panic!("inbox conformance `{check}`: `{key}` not found"))
+}
+
+async fn state<I: Inbox + ?Sized>(check: &str, inbox: &I, key: &str) -> DeliveryState {
+    get(check, inbox, key).await.state
+}
+
+/// Writes one `#[tokio::test]` per inbox conformance check for the inbox that `$make`
+/// builds (an expression evaluated in an `async` block for each check, so it may
+/// `.await`; each evaluation must give an empty inbox no other check sees). Needs
+/// `tokio` with the `macros` and `rt-multi-thread` features among the caller's
+/// dev-dependencies.
+///
+/// ```ignore
+/// mod sqlite_inbox {
+///     hookroute::inbox_conformance_tests!(
+///         hookroute::inbox::SqliteInbox::open(tempfile::tempdir().unwrap().keep().join("inbox.db")).await.unwrap()
+///     );
+/// }
+/// ```
+#[macro_export]
+macro_rules! inbox_conformance_tests {
+    ($make:expr) => {
+        $crate::inbox_conformance_tests!(@checks ($make)
+            enqueue_stores_once_exactly_as_received take_leases_the_oldest_due_delivery
+            complete_makes_it_done retry_waits_for_its_delay_and_keeps_the_error
+            dead_letters_wait_for_a_replay release_gives_it_back_unattempted an_expired_lease_is_taken_over
+            a_renewed_lease_is_kept done_is_remembered_for_its_ttl purge_deletes_old_done_records
+            stats_count_every_state);
+        $crate::inbox_conformance_tests!(@shared ($make)
+            concurrent_enqueues_store_one concurrent_takes_lease_each_once);
+    };
+    (@checks ($make:expr) $($check:ident)+) => {
+        $(
+            #[::tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $check() {
+                let inbox = $make;
+                $crate::testing::inbox_conformance::$check(&inbox).await;
+            }
+        )+
+    };
+    (@shared ($make:expr) $($check:ident)+) => {
+        $(
+            #[::tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $check() {
+                let inbox = ::std::sync::Arc::new($make);
+                $crate::testing::inbox_conformance::$check(&inbox).await;
+            }
+        )+
+    };
+}

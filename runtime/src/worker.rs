@@ -1,0 +1,371 @@
+//! Workers: run the handlers of deliveries a receiver in inbox mode stored.
+
+use std::fmt;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::FutureExt;
+use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+use crate::event::EventMeta;
+use crate::handler::{HandlerError, Parsed, WebhookHandlers};
+use crate::inbox::{decode_headers, Inbox, InboxError, Lease, Leased, StoredDelivery};
+use crate::provider::{ConfigError, Provider};
+use crate::receiver::{panic_message, with_deadline, InboxMode, Receiver};
+use crate::store::IdempotencyStore;
+
+/// How long a worker's lease lasts by default; it is renewed every third of it while
+/// the handler runs.
+pub const DEFAULT_WORKER_LEASE: Duration = Duration::from_secs(30);
+
+/// How many handlers one worker runs at once by default.
+pub const DEFAULT_CONCURRENCY: usize = 4;
+
+/// Runs the handlers of the deliveries in a receiver's inbox: takes one with a lease,
+/// parses the stored body through the generated dispatch, runs the handler while
+/// renewing the lease, then marks it done or schedules the retry (or the dead letter).
+///
+/// Workers may run in the HTTP server's process ([`spawn`](Self::spawn) it beside the
+/// server) or in processes of their own ([`run`](Self::run) with no server); any
+/// number share one inbox. A worker that dies stops renewing its leases, and another
+/// takes its deliveries when they run out.
+///
+/// On shutdown a worker stops taking deliveries, lets its running handlers finish
+/// within the [`grace`](Self::grace) period, and gives the rest back to the inbox
+/// unattempted.
+///
+/// ```
+/// use std::time::Duration;
+/// use hookroute_runtime::{inbox::MemoryInbox, Receiver};
+/// # use hookroute_runtime::__private as p;
+/// # struct App;
+/// # impl p::WebhookHandlers for App {
+/// #     type Provider = hookroute_runtime::Groq; type Event = ();
+/// #     const EVENT_TYPES: &'static [&'static str] = &["ping"];
+/// #     fn parse(_: &p::EventMeta, _: &p::RawValue) -> Result<p::Parsed<()>, p::serde_json::Error> { Ok(p::Parsed::Handled(())) }
+/// #     fn dispatch<'a>(&'a self, _: (), _: &'a p::EventMeta) -> impl std::future::Future<Output = Result<(), p::HandlerError>> + Send + 'a { async { Ok(()) } }
+/// # }
+///
+/// # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
+/// let receiver = Receiver::builder(App).secret("s3cret").inbox(MemoryInbox::new()).build()?;
+/// let workers = receiver.worker()?.concurrency(8).spawn();
+/// // ... serve `receiver` over HTTP; on SIGTERM, stop the server, then:
+/// workers.shutdown().await;
+/// # Ok::<(), hookroute_runtime::ConfigError>(())
+/// # }).unwrap();
+/// ```
+pub struct Worker<H: WebhookHandlers, S: IdempotencyStore> {
+    receiver: Receiver<H, S>,
+    settings: WorkerSettings,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct WorkerSettings {
+    concurrency: usize,
+    lease: Duration,
+    poll_interval: Duration,
+    grace: Duration,
+    handler_timeout: Option<Duration>,
+    /// How long a done delivery is remembered: the receiver's TTL.
+    ttl: Duration,
+}
+
+impl<H: WebhookHandlers, S: IdempotencyStore> fmt::Debug for Worker<H, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Worker")
+            .field("provider", &<H::Provider as Provider>::NAME)
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<H: WebhookHandlers, S: IdempotencyStore> Receiver<H, S> {
+    /// A worker for this receiver's inbox, with its handlers, retry schedule and TTL.
+    /// Fails when the receiver is not in inbox mode.
+    pub fn worker(&self) -> Result<Worker<H, S>, ConfigError> {
+        if self.inner.inbox.is_none() {
+            return Err(ConfigError::Invalid(
+                "this receiver has no inbox: build it with `.inbox(..)` to run workers".to_owned(),
+            ));
+        }
+        Ok(Worker {
+            receiver: self.clone(),
+            settings: WorkerSettings {
+                concurrency: DEFAULT_CONCURRENCY,
+                lease: DEFAULT_WORKER_LEASE,
+                poll_interval: Duration::from_millis(200),
+                grace: Duration::from_secs(30),
+                handler_timeout: None,
+                ttl: self.inner.settings.ttl,
+            },
+        })
+    }
+}
+
+impl<H: WebhookHandlers, S: IdempotencyStore> Worker<H, S> {
+    /// How many handlers run at once ([`DEFAULT_CONCURRENCY`] unless set; at least 1).
+    #[must_use]
+    pub fn concurrency(mut self, handlers: usize) -> Self {
+        self.settings.concurrency = handlers.max(1);
+        self
+    }
+
+    /// How long a delivery is leased ([`DEFAULT_WORKER_LEASE`] unless set): renewed
+    /// every third of it while the handler runs, so only a dead worker loses it.
+    #[must_use]
+    pub fn lease(mut self, lease: Duration) -> Self {
+        self.settings.lease = lease.max(Duration::from_millis(30));
+        self
+    }
+
+    /// How often an idle worker asks the inbox for work (200 ms unless set). A
+    /// delivery queued by a receiver in the same process wakes it at once.
+    #[must_use]
+    pub fn poll_interval(mut self, every: Duration) -> Self {
+        self.settings.poll_interval = every;
+        self
+    }
+
+    /// How long running handlers may take to finish once shutdown begins (30 s unless
+    /// set); those still running then are stopped and their deliveries given back.
+    #[must_use]
+    pub fn grace(mut self, grace: Duration) -> Self {
+        self.settings.grace = grace;
+        self
+    }
+
+    /// Stops a handler that runs longer than `limit` and counts it as a failed attempt.
+    /// None by default: the lease is renewed for as long as the handler runs.
+    #[must_use]
+    pub fn handler_timeout(mut self, limit: Option<Duration>) -> Self {
+        self.settings.handler_timeout = limit;
+        self
+    }
+
+    /// Runs the worker in a task of its own; [`WorkerHandle::shutdown`] stops it.
+    pub fn spawn(self) -> WorkerHandle {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(self.run(async move {
+            let _ = stopped.await;
+        }));
+        WorkerHandle { stop: Some(stop), task }
+    }
+
+    /// Runs until `shutdown` completes, then stops taking deliveries, lets running
+    /// handlers finish within the grace period and gives back what still runs.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send) {
+        let Self { receiver, settings } = self;
+        let Some(mode) = receiver.inner.inbox.as_ref() else { return };
+        let permits = Arc::new(Semaphore::new(settings.concurrency));
+        let (abort, aborted) = watch::channel(false);
+        let mut running = JoinSet::new();
+        let mut shutdown = std::pin::pin!(shutdown);
+        tracing::debug!(concurrency = settings.concurrency, lease = ?settings.lease, "inbox worker started");
+        loop {
+            let permit = tokio::select! {
+                biased;
+                () = &mut shutdown => break,
+                permit = Arc::clone(&permits).acquire_owned() => match permit {
+                    Ok(permit) => permit,
+                    Err(_closed) => break,
+                },
+            };
+            match mode.inbox.take(settings.lease).await {
+                Ok(Some(leased)) => {
+                    let (receiver, aborted) = (receiver.clone(), aborted.clone());
+                    running.spawn(async move {
+                        run_one(&receiver, leased, settings, aborted).await;
+                        drop(permit);
+                    });
+                    while running.try_join_next().is_some() {}
+                    continue;
+                }
+                Ok(None) => drop(permit),
+                Err(error) => {
+                    drop(permit);
+                    tracing::warn!(%error, "could not take a delivery from the inbox; trying again");
+                }
+            }
+            while running.try_join_next().is_some() {}
+            tokio::select! {
+                biased;
+                () = &mut shutdown => break,
+                () = mode.wake.notified() => {}
+                () = tokio::time::sleep(settings.poll_interval) => {}
+            }
+        }
+        let in_flight = running.len();
+        if in_flight > 0 {
+            tracing::info!(in_flight, grace = ?settings.grace, "inbox worker stopping: letting running handlers finish");
+        }
+        let drained =
+            tokio::time::timeout(settings.grace, async { while running.join_next().await.is_some() {} }).await;
+        if drained.is_err() {
+            let _ = abort.send(true);
+            while running.join_next().await.is_some() {}
+        }
+        tracing::debug!("inbox worker stopped");
+    }
+}
+
+/// A worker running in a task of its own, from [`Worker::spawn`].
+#[derive(Debug)]
+pub struct WorkerHandle {
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl WorkerHandle {
+    /// Stops the worker as [`Worker::run`] describes and waits until it has stopped.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let _ = (&mut self.task).await;
+    }
+}
+
+/// What became of one attempt.
+enum Attempt {
+    /// The handler succeeded, or no handler takes the type any more.
+    Done,
+    /// The handler failed; retried unless `permanent` or out of attempts.
+    Failed { error: String, permanent: bool },
+    /// Shutdown's grace ran out: given back.
+    Stopped,
+    /// Another worker holds the delivery now; this one lets it be.
+    LeaseLost,
+}
+
+/// Takes one leased delivery to its next state.
+async fn run_one<H: WebhookHandlers, S: IdempotencyStore>(
+    receiver: &Receiver<H, S>,
+    leased: Leased,
+    settings: WorkerSettings,
+    mut aborted: watch::Receiver<bool>,
+) {
+    let Some(mode) = receiver.inner.inbox.as_ref() else { return };
+    let Leased { delivery, lease } = leased;
+    let attempt = delivery.attempts;
+    let id = delivery.id.as_str();
+    let outcome = match prepare::<H>(&delivery) {
+        Err(error) => Attempt::Failed { error, permanent: true },
+        Ok(None) => Attempt::Done,
+        Ok(Some((event, meta))) => {
+            let handler = AssertUnwindSafe(receiver.inner.handlers.dispatch(event, &meta)).catch_unwind();
+            let handler = async {
+                match settings.handler_timeout {
+                    Some(limit) => with_deadline(limit, handler).await.map_err(|_| limit),
+                    None => Ok(handler.await),
+                }
+            };
+            let mut handler = std::pin::pin!(handler);
+            let mut renewals = tokio::time::interval_at(Instant::now() + settings.lease / 3, settings.lease / 3);
+            loop {
+                tokio::select! {
+                    biased;
+                    finished = &mut handler => break match finished {
+                        Ok(Ok(Ok(()))) => Attempt::Done,
+                        Ok(Ok(Err(error))) => failed(&error),
+                        Ok(Err(panic)) => Attempt::Failed {
+                            error: format!("panicked: {}", panic_message(panic.as_ref())),
+                            permanent: false,
+                        },
+                        Err(limit) => Attempt::Failed { error: format!("did not finish within {limit:?}"), permanent: false },
+                    },
+                    () = stopped(&mut aborted) => break Attempt::Stopped,
+                    _ = renewals.tick() => match mode.inbox.renew(&lease, settings.lease).await {
+                        Ok(()) => {}
+                        Err(InboxError::ClaimLost { .. }) => break Attempt::LeaseLost,
+                        Err(error) => tracing::warn!(event = id, %error, "could not renew the lease; trying again"),
+                    },
+                }
+            }
+        }
+    };
+    settle(mode, &lease, id, attempt, outcome, settings).await;
+}
+
+/// Completes once shutdown's grace ran out (never, if the worker is dropped).
+async fn stopped(aborted: &mut watch::Receiver<bool>) {
+    if aborted.wait_for(|&abort| abort).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+fn failed(error: &HandlerError) -> Attempt {
+    Attempt::Failed { error: error.message().to_owned(), permanent: error.is_permanent() }
+}
+
+/// The stored delivery as the handler's event: `None` when no handler takes its type.
+/// An error (a stored record that does not read back, data that does not fit the
+/// handler's type) cannot be mended by a retry.
+fn prepare<H: WebhookHandlers>(delivery: &StoredDelivery) -> Result<Option<(H::Event, EventMeta)>, String> {
+    let headers = decode_headers(&delivery.headers).map_err(|error| error.to_string())?;
+    let envelope = H::Provider::envelope(&headers, &delivery.body).map_err(|error| error.to_string())?;
+    let (meta, data) = envelope.into_meta(<H::Provider as Provider>::NAME, delivery.signed_at);
+    let meta = meta.with_attempt(delivery.attempts);
+    match H::parse(&meta, &data) {
+        Ok(Parsed::Handled(event)) => Ok(Some((event, meta))),
+        Ok(Parsed::Ignored) => Ok(None),
+        Err(error) => Err(format!("data does not fit the handler's type: {error}")),
+    }
+}
+
+/// Records what became of the attempt. A store that fails is asked again until the
+/// lease would have run out: a done delivery must not run again because the store
+/// blinked while it was being marked.
+async fn settle(mode: &InboxMode, lease: &Lease, id: &str, attempt: u32, outcome: Attempt, settings: WorkerSettings) {
+    let inbox = &*mode.inbox;
+    let retry_in = match &outcome {
+        Attempt::Failed { permanent: false, .. } => mode.schedule.delay_after(attempt),
+        _ => None,
+    };
+    let deadline = Instant::now() + settings.lease;
+    let mut pause = Duration::from_millis(50);
+    loop {
+        let result = match (&outcome, retry_in) {
+            (Attempt::Done, _) => inbox.complete(lease, settings.ttl).await,
+            (Attempt::Failed { error, .. }, Some(delay)) => inbox.retry(lease, delay, error).await,
+            (Attempt::Failed { error, .. }, None) => inbox.dead_letter(lease, error).await,
+            (Attempt::Stopped, _) => inbox.release(lease).await,
+            (Attempt::LeaseLost, _) => Err(InboxError::ClaimLost { key: lease.key().to_owned() }),
+        };
+        match result {
+            Ok(()) => break,
+            Err(InboxError::ClaimLost { .. }) => {
+                tracing::warn!(event = id, attempt, "the lease ran out and another worker took the delivery");
+                return;
+            }
+            Err(error) if Instant::now() + pause < deadline => {
+                tracing::warn!(event = id, attempt, %error, "could not record the attempt; trying again");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(2));
+            }
+            Err(error) => {
+                tracing::error!(
+                    event = id,
+                    attempt,
+                    %error,
+                    "could not record the attempt before the lease ran out; another worker will run it again"
+                );
+                return;
+            }
+        }
+    }
+    match (&outcome, retry_in) {
+        (Attempt::Done, _) => tracing::info!("handled event={id} attempt={attempt}"),
+        (Attempt::Failed { error, .. }, Some(delay)) => {
+            tracing::info!(%error, retry_in = ?delay, "failed event={id} attempt={attempt}");
+        }
+        (Attempt::Failed { error, permanent }, None) => {
+            tracing::error!(%error, permanent, "failed event={id} attempt={attempt}; dead-lettered event={id}");
+        }
+        (Attempt::Stopped, _) => tracing::info!("stopped event={id} attempt={attempt}; given back to the inbox"),
+        (Attempt::LeaseLost, _) => {}
+    }
+}
