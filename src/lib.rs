@@ -114,7 +114,8 @@ pub use hookroute_runtime::{
     inbox, provider, store, testing, ConfigError, Coreweave, Delivered, DeliveredKind, EventMeta, GitHub, Groq,
     HandlerError, HandlerFailure, HandlerOutput, IdempotencyStore, MemoryStore, Outcome, Parsed, Provider, Receiver,
     ReceiverBuilder, Rejection, Secret, SecretError, Shopify, Slack, StandardWebhooks, Stripe, UnknownEvent,
-    VerifyError, WebhookHandlers, Worker, WorkerHandle, DEFAULT_BODY_LIMIT, DEFAULT_HANDLER_TIMEOUT, DEFAULT_LEASE,
+    VerifyError, WebhookHandlers, Worker, WorkerHandle, DEFAULT_BODY_LIMIT, DEFAULT_CONCURRENCY,
+    DEFAULT_HANDLER_TIMEOUT, DEFAULT_LEASE, DEFAULT_WORKER_LEASE,
 };
 
 /// Mount a [`Receiver`] on an axum route: `hookroute::axum::post(receiver)`.

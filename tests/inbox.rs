@@ -1,0 +1,362 @@
+//! Inbox mode over a real socket on 127.0.0.1: the answer does not wait for the
+//! handler, retries follow the schedule, dead letters wait for a replay, an inbox
+//! outage is a 503 with nothing acknowledged, and an answer lost after the insert
+//! makes the provider's retry a duplicate. Run against every backend.
+
+mod support;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hookroute::inbox::{DeliveryState, Enqueued, Inbox, InboxError, MemoryInbox, NewDelivery, RetrySchedule};
+use hookroute::testing::TestEvent;
+use hookroute::{webhook_handlers, EventMeta, Groq, HandlerError, Receiver, WorkerHandle};
+use serde::Deserialize;
+
+const SECRET: &str = "whsec_inbox";
+
+#[derive(Debug, Deserialize)]
+struct Job {
+    #[serde(default)]
+    fail_times: u32,
+    #[serde(default)]
+    permanent: bool,
+    #[serde(default)]
+    wait_for_gate: bool,
+}
+
+struct App {
+    runs: support::Runs,
+    /// Handlers that wait for the gate block until the test adds a permit.
+    gate: tokio::sync::Semaphore,
+    started: tokio::sync::Notify,
+}
+
+impl Default for App {
+    fn default() -> Self {
+        Self {
+            runs: support::Runs::default(),
+            gate: tokio::sync::Semaphore::new(0),
+            started: tokio::sync::Notify::new(),
+        }
+    }
+}
+
+#[webhook_handlers(provider = "groq")]
+impl App {
+    #[event("job.run")]
+    async fn run(&self, job: Job, meta: &EventMeta) -> Result<(), HandlerError> {
+        self.runs.record(meta.id());
+        if job.wait_for_gate {
+            self.started.notify_one();
+            let _permit = self.gate.acquire().await.map_err(HandlerError::msg)?;
+        }
+        if job.permanent {
+            return Err(HandlerError::permanent("no such account"));
+        }
+        let attempt = meta.attempt().expect("inbox mode numbers attempts");
+        if attempt <= job.fail_times {
+            return Err(HandlerError::msg(format!("attempt {attempt} failed")));
+        }
+        Ok(())
+    }
+}
+
+struct Served {
+    url: String,
+    app: Arc<App>,
+    inbox: Arc<dyn Inbox>,
+    workers: Option<WorkerHandle>,
+    client: reqwest::Client,
+}
+
+impl Served {
+    async fn start(inbox: Arc<dyn Inbox>, workers: usize) -> Self {
+        let app = Arc::new(App::default());
+        let receiver = Receiver::builder(Arc::clone(&app))
+            .secret(SECRET)
+            .inbox(Arc::clone(&inbox))
+            .retry_schedule(RetrySchedule::new([100, 200, 300].map(Duration::from_millis)).jitter(0.0))
+            .build()
+            .unwrap();
+        let workers = (workers > 0).then(|| {
+            receiver
+                .worker()
+                .unwrap()
+                .concurrency(workers)
+                .lease(Duration::from_secs(2))
+                .poll_interval(Duration::from_millis(20))
+                .spawn()
+        });
+        let router = axum::Router::new().route("/webhooks/groq", hookroute::axum::post(receiver));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/webhooks/groq", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+        Self { url, app, inbox, workers, client: reqwest::Client::new() }
+    }
+
+    async fn send(&self, id: &str, data: serde_json::Value) -> (u16, String) {
+        let delivery = TestEvent::<Groq>::new("job.run", data).id(id).sign(SECRET);
+        let response = self.client.post(&self.url).headers(delivery.headers).body(delivery.body).send().await.unwrap();
+        (response.status().as_u16(), response.text().await.unwrap())
+    }
+
+    /// Waits until the delivery of `id` is in `state`, for at most 10 s.
+    async fn until(&self, id: &str, state: DeliveryState) -> hookroute::inbox::StoredDelivery {
+        let key = format!("groq:event:{id}");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let stored = self.inbox.get(&key).await.unwrap();
+            if let Some(stored) = stored.as_ref().filter(|stored| stored.state == state) {
+                return stored.clone();
+            }
+            assert!(Instant::now() < deadline, "{id} never reached {state}: {stored:?}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    async fn stop(mut self) {
+        if let Some(workers) = self.workers.take() {
+            workers.shutdown().await;
+        }
+    }
+}
+
+fn unique(name: &str) -> String {
+    static N: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    format!("{name}_{}_{nanos:x}_{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+}
+
+/// The answer comes while the handler is still blocked; the event is done once the
+/// handler is let go. A redelivery meanwhile is a duplicate and runs nothing.
+async fn answers_before_the_handler_finishes(inbox: Arc<dyn Inbox>) {
+    let served = Served::start(inbox, 2).await;
+    let id = unique("evt_blocked");
+    let (status, body) = served.send(&id, serde_json::json!({"wait_for_gate": true})).await;
+    assert_eq!((status, body.as_str()), (202, r#"{"status":"queued"}"#));
+    tokio::time::timeout(Duration::from_secs(10), served.app.started.notified()).await.expect("the handler started");
+    served.until(&id, DeliveryState::Running).await;
+    let (status, body) = served.send(&id, serde_json::json!({"wait_for_gate": true})).await;
+    assert_eq!((status, body.as_str()), (200, r#"{"status":"duplicate"}"#));
+    served.app.gate.add_permits(1);
+    let done = served.until(&id, DeliveryState::Done).await;
+    assert_eq!(done.attempts, 1);
+    assert_eq!(served.app.runs.count(&id), 1);
+    served.stop().await;
+}
+
+/// Fails twice then succeeds: 3 attempts, done. Permanent: dead at once. Every attempt
+/// failing: dead after the schedule with the last error. Replayed: runs and is done.
+async fn retries_then_dead_letters_then_replays(inbox: Arc<dyn Inbox>) {
+    let served = Served::start(inbox, 4).await;
+    let (flaky, permanent, hopeless) = (unique("evt_flaky"), unique("evt_permanent"), unique("evt_hopeless"));
+    assert_eq!(served.send(&flaky, serde_json::json!({"fail_times": 2})).await.0, 202);
+    assert_eq!(served.send(&permanent, serde_json::json!({"permanent": true})).await.0, 202);
+    assert_eq!(served.send(&hopeless, serde_json::json!({"fail_times": 99})).await.0, 202);
+
+    let done = served.until(&flaky, DeliveryState::Done).await;
+    assert_eq!((done.attempts, served.app.runs.count(&flaky)), (3, 3));
+    assert_eq!(done.last_error.as_deref(), Some("attempt 2 failed"));
+
+    let dead = served.until(&permanent, DeliveryState::Dead).await;
+    assert_eq!((dead.attempts, served.app.runs.count(&permanent)), (1, 1), "dead at once");
+    assert_eq!(dead.last_error.as_deref(), Some("no such account"));
+
+    // Schedule of 3 delays: 4 attempts, then dead with the last error.
+    let dead = served.until(&hopeless, DeliveryState::Dead).await;
+    assert_eq!((dead.attempts, served.app.runs.count(&hopeless)), (4, 4));
+    assert_eq!(dead.last_error.as_deref(), Some("attempt 4 failed"));
+
+    // A provider's retry of a dead letter is a duplicate: it stays for the operator.
+    assert_eq!(served.send(&hopeless, serde_json::json!({"fail_times": 99})).await.0, 200);
+    // Replayed, it gets a fresh schedule (its stored data still fails every time).
+    assert!(served.inbox.replay(&format!("groq:event:{hopeless}")).await.unwrap());
+    let dead_again = served.until(&hopeless, DeliveryState::Dead).await;
+    assert_eq!(served.app.runs.count(&hopeless), 8, "the replay ran a fresh schedule of 4 attempts");
+    assert_eq!(dead_again.attempts, 4);
+    served.stop().await;
+}
+
+/// A dead letter whose cause went away: replayed, it runs and is done.
+async fn a_replayed_dead_letter_is_done(inbox: Arc<dyn Inbox>) {
+    // Fails its first attempt; with no retries in this receiver's schedule it dies...
+    let id = unique("evt_replay");
+    let app = Arc::new(App::default());
+    let receiver = Receiver::builder(Arc::clone(&app))
+        .secret(SECRET)
+        .inbox(Arc::clone(&inbox))
+        .retry_schedule(RetrySchedule::new([]))
+        .build()
+        .unwrap();
+    let delivery = TestEvent::<Groq>::new("job.run", serde_json::json!({"fail_times": 1})).id(&id).sign(SECRET);
+    assert_eq!(receiver.receive(&delivery.headers, &delivery.body).await.status(), 202);
+    let workers = receiver.worker().unwrap().poll_interval(Duration::from_millis(20)).spawn();
+    let key = format!("groq:event:{id}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while inbox.get(&key).await.unwrap().map(|d| d.state) != Some(DeliveryState::Dead) {
+        assert!(Instant::now() < deadline, "never dead");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // ... and replayed, its first attempt is numbered 1 again and fails again; the
+    // cause "went away" once attempts count from a fresh schedule that allows one retry.
+    workers.shutdown().await;
+    let receiver = Receiver::builder(Arc::clone(&app))
+        .secret(SECRET)
+        .inbox(Arc::clone(&inbox))
+        .retry_schedule(RetrySchedule::new([Duration::from_millis(50)]).jitter(0.0))
+        .build()
+        .unwrap();
+    assert!(inbox.replay(&key).await.unwrap());
+    let workers = receiver.worker().unwrap().poll_interval(Duration::from_millis(20)).spawn();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while inbox.get(&key).await.unwrap().map(|d| d.state) != Some(DeliveryState::Done) {
+        assert!(Instant::now() < deadline, "the replayed dead letter never finished");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(app.runs.count(&id), 3, "one dead attempt, then two after the replay");
+    workers.shutdown().await;
+}
+
+/// An answer lost after the insert (the process died, the connection dropped): the
+/// provider's retry is a duplicate and there is one record.
+async fn a_lost_answer_makes_the_retry_a_duplicate(inbox: Arc<dyn Inbox>) {
+    let served = Served::start(Arc::clone(&inbox), 0).await;
+    let id = unique("evt_lost_answer");
+    let delivery = TestEvent::<Groq>::new("job.run", serde_json::json!({})).id(&id).sign(SECRET);
+    // What the receiver inserts for this delivery, as if it had crashed before answering.
+    let headers = hookroute::inbox::encode_headers(&delivery.headers);
+    let key = format!("groq:event:{id}");
+    let new = NewDelivery {
+        key: &key,
+        id: &id,
+        event_type: "job.run",
+        headers: &headers,
+        body: &delivery.body,
+        signed_at: None,
+    };
+    assert_eq!(inbox.enqueue(&new).await.unwrap(), Enqueued::Queued);
+    let (status, body) = served.send(&id, serde_json::json!({})).await;
+    assert_eq!((status, body.as_str()), (200, r#"{"status":"duplicate"}"#));
+    let queued = inbox.list(DeliveryState::Queued, 1000).await.unwrap();
+    assert_eq!(queued.iter().filter(|d| d.key == key).count(), 1, "one record");
+    served.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_answers_before_the_handler_finishes() {
+    answers_before_the_handler_finishes(Arc::new(MemoryInbox::new())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_retries_then_dead_letters_then_replays() {
+    retries_then_dead_letters_then_replays(Arc::new(MemoryInbox::new())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_a_replayed_dead_letter_is_done() {
+    a_replayed_dead_letter_is_done(Arc::new(MemoryInbox::new())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_a_lost_answer_makes_the_retry_a_duplicate() {
+    a_lost_answer_makes_the_retry_a_duplicate(Arc::new(MemoryInbox::new())).await;
+}
+
+macro_rules! on_backend {
+    ($module:ident, $make:expr) => {
+        mod $module {
+            use super::*;
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn answers_before_the_handler_finishes() {
+                super::answers_before_the_handler_finishes(Arc::new($make)).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn retries_then_dead_letters_then_replays() {
+                super::retries_then_dead_letters_then_replays(Arc::new($make)).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn a_replayed_dead_letter_is_done() {
+                super::a_replayed_dead_letter_is_done(Arc::new($make)).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn a_lost_answer_makes_the_retry_a_duplicate() {
+                super::a_lost_answer_makes_the_retry_a_duplicate(Arc::new($make)).await;
+            }
+        }
+    };
+}
+
+on_backend!(sqlite, {
+    let dir = tempfile::tempdir().unwrap().keep();
+    hookroute::inbox::SqliteInbox::open(dir.join("inbox.db")).await.unwrap()
+});
+on_backend!(
+    postgres,
+    hookroute::inbox::PostgresInbox::builder(support::postgres_url()).table(unique("inbox")).connect().await.unwrap()
+);
+on_backend!(
+    redis,
+    hookroute::inbox::RedisInbox::builder(support::redis_url())
+        .prefix(format!("{}:", unique("inbox")))
+        .connect()
+        .await
+        .unwrap()
+);
+
+/// The inbox is down: every delivery is 503 and nothing is acknowledged; once it is
+/// back, the provider's retries are queued once each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_inbox_outage_is_a_503_and_the_retries_queue_once() {
+    let config: tokio_postgres::Config = support::postgres_url().parse().unwrap();
+    let mut proxy = support::Proxy::start(([127, 0, 0, 1], config.get_ports()[0]).into());
+    let url =
+        format!("postgres://{}@127.0.0.1:{}/{}", config.get_user().unwrap(), proxy.port, config.get_dbname().unwrap());
+    let inbox = hookroute::inbox::PostgresInbox::builder(&url)
+        .table(unique("inbox_outage"))
+        .timeout(Duration::from_millis(500))
+        .connect()
+        .await
+        .unwrap();
+    let inbox: Arc<dyn Inbox> = Arc::new(inbox);
+    let served = Served::start(Arc::clone(&inbox), 0).await;
+    let ids: Vec<String> = (0..20).map(|n| unique(&format!("evt_outage_{n}"))).collect();
+    proxy.cut();
+    for id in &ids {
+        let (status, body) = served.send(id, serde_json::json!({})).await;
+        assert_eq!(status, 503, "{body}");
+        assert!(body.contains("inbox unavailable"), "{body}");
+    }
+    proxy.resume();
+    for id in &ids {
+        // The pool reconnects; a provider retries on 503 until it gets a 2xx.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let (status, body) = served.send(id, serde_json::json!({})).await;
+            if status == 202 {
+                break;
+            }
+            assert_eq!(status, 503, "{body}");
+            assert!(Instant::now() < deadline, "still 503 after the inbox came back");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(served.send(id, serde_json::json!({})).await.0, 200, "the next retry is a duplicate");
+    }
+    let stats = inbox.stats().await.unwrap();
+    assert_eq!(stats.queued, 20, "{stats:?}");
+    served.stop().await;
+}
+
+/// What `InboxError` a backend that cannot be reached gives at connect time.
+#[tokio::test]
+async fn a_backend_that_cannot_be_reached_says_where() {
+    let url = format!("redis://127.0.0.1:{}/", support::closed_port());
+    let error = hookroute::inbox::connect(&url).await.err().expect("nothing listens there");
+    assert!(matches!(error, InboxError::Connect { .. }), "{error}");
+    assert!(error.to_string().contains("127.0.0.1"), "{error}");
+}
