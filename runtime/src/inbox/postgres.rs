@@ -4,9 +4,9 @@ use std::fmt;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
+use deadpool_postgres::{Object, Pool};
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{NoTls, Row};
+use tokio_postgres::Row;
 
 use super::{
     from_unix_millis, lease_token, DeliveryState, Enqueued, Inbox, InboxError, InboxStats, Lease, Leased, NewDelivery,
@@ -273,26 +273,8 @@ impl PostgresInboxBuilder {
                 "table name `{table}` is not a plain identifier (letters, digits and `_`, at most 48)"
             )));
         }
-        let config: tokio_postgres::Config = url.parse().map_err(|err| InboxError::Connect {
-            store: "PostgreSQL",
-            target: "the configured URL".to_owned(),
-            source: Box::new(err),
-        })?;
-        let target = crate::store::describe_postgres(&config);
+        let (pool, target) = crate::store::postgres_pool(&url, timeout, pool_size)?;
         let failed = |err: InboxError| connect_error("PostgreSQL", target.clone(), err);
-        let mut config = config;
-        if config.get_connect_timeout().is_none() {
-            config.connect_timeout(timeout);
-        }
-        let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
-        let pool = Pool::builder(manager)
-            .max_size(pool_size)
-            .runtime(Runtime::Tokio1)
-            .wait_timeout(Some(timeout))
-            .create_timeout(Some(timeout))
-            .recycle_timeout(Some(timeout))
-            .build()
-            .map_err(|err| InboxError::InvalidConfig(err.to_string()))?;
         let inner = Arc::new(Inner { pool, timeout, sql: Statements::new(&table), table });
         let client = inner.client().await.map_err(failed)?;
         let migration = format!(

@@ -4,8 +4,8 @@ use std::collections::HashMap;
 use std::fmt;
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{Client, Script, ScriptInvocation, Value};
+use redis::aio::ConnectionManager;
+use redis::{Script, ScriptInvocation, Value};
 
 use super::{
     from_unix_millis, lease_token, DeliveryState, Enqueued, Inbox, InboxError, InboxStats, Lease, Leased, NewDelivery,
@@ -396,21 +396,7 @@ impl RedisInboxBuilder {
     /// Connects and creates the stream and its consumer group if they are missing.
     pub async fn connect(self) -> Result<RedisInbox, InboxError> {
         let Self { url, prefix, timeout } = self;
-        let client = Client::open(url.as_str()).map_err(|err| InboxError::Connect {
-            store: "Redis",
-            target: "the configured URL".to_owned(),
-            source: Box::new(err),
-        })?;
-        let target = client.get_connection_info().addr().to_string();
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(timeout))
-            .set_response_timeout(Some(timeout))
-            .set_number_of_retries(1)
-            .set_min_delay(Duration::from_millis(10))
-            .set_max_delay(Duration::from_millis(200));
-        let mut connection = within(timeout, "Redis", ConnectionManager::new_with_config(client, config))
-            .await
-            .map_err(|err| connect_error("Redis", target.clone(), err))?;
+        let (mut connection, target) = crate::store::redis_connection(&url, timeout).await?;
         let keys = ["stream", "delayed", "dead", "done", "leases"].map(|name| format!("{prefix}{name}"));
         let mut create = redis::cmd("XGROUP");
         create.arg("CREATE").arg(&keys[0]).arg(GROUP).arg("0").arg("MKSTREAM");

@@ -30,9 +30,11 @@ mod sqlite;
 
 pub use memory::{MemoryStore, DEFAULT_CAPACITY};
 #[cfg(feature = "postgres")]
-pub(crate) use postgres::{describe as describe_postgres, is_identifier};
+pub(crate) use postgres::{is_identifier, pool as postgres_pool};
 #[cfg(feature = "postgres")]
 pub use postgres::{PostgresStore, PostgresStoreBuilder, DEFAULT_TABLE};
+#[cfg(feature = "redis")]
+pub(crate) use redis::connection as redis_connection;
 #[cfg(feature = "redis")]
 pub use redis::{RedisStore, RedisStoreBuilder};
 #[cfg(feature = "sqlite")]

@@ -193,26 +193,8 @@ impl PostgresStoreBuilder {
                 "table name `{table}` is not a plain identifier (letters, digits and `_`, at most 48)"
             )));
         }
-        let config: tokio_postgres::Config = url.parse().map_err(|err| StoreError::Connect {
-            store: "PostgreSQL",
-            target: "the configured URL".to_owned(),
-            source: Box::new(err),
-        })?;
-        let target = describe(&config);
+        let (pool, target) = pool(&url, timeout, pool_size)?;
         let failed = |err: StoreError| connect_error("PostgreSQL", target.clone(), err);
-        let mut config = config;
-        if config.get_connect_timeout().is_none() {
-            config.connect_timeout(timeout);
-        }
-        let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
-        let pool = Pool::builder(manager)
-            .max_size(pool_size)
-            .runtime(Runtime::Tokio1)
-            .wait_timeout(Some(timeout))
-            .create_timeout(Some(timeout))
-            .recycle_timeout(Some(timeout))
-            .build()
-            .map_err(|err| StoreError::InvalidConfig(err.to_string()))?;
         let inner = Arc::new(Inner {
             pool,
             timeout,
@@ -263,6 +245,30 @@ impl PostgresStoreBuilder {
         }
         Ok(PostgresStore { inner })
     }
+}
+
+/// A connection pool for the database at `url` whose every wait is bounded by
+/// `timeout`, and where it points (without the password), for error messages.
+pub(crate) fn pool(url: &str, timeout: Duration, pool_size: usize) -> Result<(Pool, String), StoreError> {
+    let mut config: tokio_postgres::Config = url.parse().map_err(|err| StoreError::Connect {
+        store: "PostgreSQL",
+        target: "the configured URL".to_owned(),
+        source: Box::new(err),
+    })?;
+    let target = describe(&config);
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(timeout);
+    }
+    let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+    let pool = Pool::builder(manager)
+        .max_size(pool_size)
+        .runtime(Runtime::Tokio1)
+        .wait_timeout(Some(timeout))
+        .create_timeout(Some(timeout))
+        .recycle_timeout(Some(timeout))
+        .build()
+        .map_err(|err| StoreError::InvalidConfig(err.to_string()))?;
+    Ok((pool, target))
 }
 
 /// Deletes expired rows every `every` while the store lives.

@@ -130,21 +130,7 @@ impl RedisStoreBuilder {
     /// Connects, failing with [`StoreError::Connect`] rather than waiting forever.
     pub async fn connect(self) -> Result<RedisStore, StoreError> {
         let Self { url, prefix, timeout } = self;
-        let client = Client::open(url.as_str()).map_err(|err| StoreError::Connect {
-            store: "Redis",
-            target: "the configured URL".to_owned(),
-            source: Box::new(err),
-        })?;
-        let target = client.get_connection_info().addr().to_string();
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(timeout))
-            .set_response_timeout(Some(timeout))
-            .set_number_of_retries(1)
-            .set_min_delay(Duration::from_millis(10))
-            .set_max_delay(Duration::from_millis(200));
-        let connection = within(timeout, "Redis", ConnectionManager::new_with_config(client, config))
-            .await
-            .map_err(|err| connect_error("Redis", target, err))?;
+        let (connection, _target) = connection(&url, timeout).await?;
         Ok(RedisStore { connection, prefix, timeout, complete: Script::new(COMPLETE), release: Script::new(RELEASE) })
     }
 }
@@ -179,6 +165,27 @@ impl IdempotencyStore for RedisStore {
         let released: Value = within(self.timeout, "Redis", invocation.invoke_async(&mut connection)).await?;
         held(key, &released)
     }
+}
+
+/// A connection to the server at `url` that reconnects after an outage, with every
+/// wait bounded by `timeout`, and where it points (without the password).
+pub(crate) async fn connection(url: &str, timeout: Duration) -> Result<(ConnectionManager, String), StoreError> {
+    let client = Client::open(url).map_err(|err| StoreError::Connect {
+        store: "Redis",
+        target: "the configured URL".to_owned(),
+        source: Box::new(err),
+    })?;
+    let target = client.get_connection_info().addr().to_string();
+    let config = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(timeout))
+        .set_response_timeout(Some(timeout))
+        .set_number_of_retries(1)
+        .set_min_delay(Duration::from_millis(10))
+        .set_max_delay(Duration::from_millis(200));
+    let connection = within(timeout, "Redis", ConnectionManager::new_with_config(client, config))
+        .await
+        .map_err(|err| connect_error("Redis", target.clone(), err))?;
+    Ok((connection, target))
 }
 
 /// The scripts answer 1 when the token held the claim, 0 when it did not.
