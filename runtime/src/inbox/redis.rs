@@ -152,18 +152,25 @@ end
 return 1
 ";
 
+/// `last_delivered()`: the id of the last stream entry the group handed out; the
+/// entries after it are the queued ones.
+const LAST_DELIVERED: &str = r"
+local function last_delivered()
+  for _, group in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
+    for i = 1, #group, 2 do
+      if group[i] == 'last-delivered-id' then return group[i + 1] end
+    end
+  end
+  return '0-0'
+end
+";
+
 /// Counts per state, and the age of the delivery due longest.
 const STATS: &str = r"
 local running = redis.call('ZCARD', KEYS[5])
 local queued = redis.call('XLEN', KEYS[1]) - running
 local oldest = -1
-local last = '0-0'
-for _, group in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
-  for i = 1, #group, 2 do
-    if group[i] == 'last-delivered-id' then last = group[i + 1] end
-  end
-end
-local first = redis.call('XRANGE', KEYS[1], '(' .. last, '+', 'COUNT', 1)
+local first = redis.call('XRANGE', KEYS[1], '(' .. last_delivered(), '+', 'COUNT', 1)
 if #first > 0 then oldest = now - tonumber(string.match(first[1][1], '^(%d+)')) end
 local due = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'WITHSCORES', 'LIMIT', 0, 1)
 if #due > 0 then oldest = math.max(oldest, now - tonumber(due[2])) end
@@ -181,13 +188,7 @@ local function from_stream(stream, start)
   end
 end
 if ARGV[2] == 'queued' then
-  local last = '0-0'
-  for _, group in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
-    for i = 1, #group, 2 do
-      if group[i] == 'last-delivered-id' then last = group[i + 1] end
-    end
-  end
-  from_stream(KEYS[1], '(' .. last)
+  from_stream(KEYS[1], '(' .. last_delivered())
 elseif ARGV[2] == 'dead' then
   from_stream(KEYS[3], '-')
 elseif ARGV[2] == 'running' then
@@ -256,6 +257,8 @@ return purged
 pub struct RedisInbox {
     connection: ConnectionManager,
     prefix: String,
+    /// What every record's key starts with: `<prefix>d:`.
+    records: String,
     keys: [String; 5],
     consumer: String,
     timeout: Duration,
@@ -290,8 +293,8 @@ impl Scripts {
             dead: held(DEAD),
             release: held(RELEASE),
             replay: with_now(REPLAY),
-            stats: with_now(STATS),
-            list: with_now(LIST),
+            stats: with_now(&format!("{LAST_DELIVERED}{STATS}")),
+            list: with_now(&format!("{LAST_DELIVERED}{LIST}")),
             purge_done: with_now(PURGE_DONE),
         }
     }
@@ -343,17 +346,13 @@ impl RedisInbox {
         for key in &self.keys {
             invocation.key(key);
         }
-        invocation.arg(self.prefix_records());
+        invocation.arg(&self.records);
         invocation
     }
 
     async fn run<T: redis::FromRedisValue>(&self, invocation: &ScriptInvocation<'_>) -> Result<T, InboxError> {
         let mut connection = self.connection.clone();
         within(self.timeout, "Redis", invocation.invoke_async(&mut connection)).await
-    }
-
-    fn prefix_records(&self) -> String {
-        format!("{}d:", self.prefix)
     }
 
     /// Runs a lease script: `ARGV[2..3]` are the lease's key and token, `more` adds
@@ -407,6 +406,7 @@ impl RedisInboxBuilder {
         }
         Ok(RedisInbox {
             connection,
+            records: format!("{prefix}d:"),
             prefix,
             keys,
             consumer: format!("worker-{}", lease_token()),
@@ -550,7 +550,7 @@ impl Inbox for RedisInbox {
     async fn get(&self, key: &str) -> Result<Option<StoredDelivery>, InboxError> {
         let mut connection = self.connection.clone();
         let mut command = redis::cmd("HGETALL");
-        command.arg(format!("{}{key}", self.prefix_records()));
+        command.arg(format!("{}{key}", self.records));
         let fields: HashMap<String, Value> =
             within(self.timeout, "Redis", command.query_async(&mut connection)).await?;
         if fields.is_empty() {
