@@ -1,17 +1,19 @@
 //! An inbox in one SQLite file, for a single node.
 
 use std::fmt;
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
+use rusqlite::types::Value;
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row, TransactionBehavior};
 
 use super::{
     from_unix_millis, lease_token, unix_millis, DeliveryState, Enqueued, Inbox, InboxError, InboxStats, Lease, Leased,
     NewDelivery, StoredDelivery,
 };
-use crate::store::millis;
+use crate::store::{millis, SqliteFile};
 
 /// The one table. `due_at` is when something next happens to a record: a queued or
 /// retrying one runs, a running one's lease ends, a done one expires. `seq` keeps
@@ -66,61 +68,34 @@ const SWEEP_EVERY: u64 = 1024;
 /// ```
 #[derive(Clone)]
 pub struct SqliteInbox {
-    inner: Arc<Inner>,
-}
-
-struct Inner {
-    connection: Mutex<Connection>,
-    path: PathBuf,
-    enqueued: std::sync::atomic::AtomicU64,
+    file: Arc<SqliteFile>,
+    enqueued: Arc<AtomicU64>,
 }
 
 impl fmt::Debug for SqliteInbox {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SqliteInbox").field("path", &self.inner.path).finish_non_exhaustive()
+        f.debug_struct("SqliteInbox").field("path", &self.file.path).finish_non_exhaustive()
     }
 }
 
 impl SqliteInbox {
     /// Opens (or creates) the inbox file at `path` and its table.
     pub async fn open(path: impl AsRef<Path>) -> Result<Self, InboxError> {
-        let path = path.as_ref().to_owned();
-        let target = path.display().to_string();
-        let opened = tokio::task::spawn_blocking(move || {
-            let connection = Connection::open(&path)?;
-            connection.busy_timeout(Duration::from_secs(5))?;
-            connection.execute_batch(SCHEMA)?;
-            Ok::<_, rusqlite::Error>(Inner { connection: Mutex::new(connection), path, enqueued: 0.into() })
-        })
-        .await;
-        match opened {
-            Ok(Ok(inner)) => Ok(Self { inner: Arc::new(inner) }),
-            Ok(Err(err)) => Err(InboxError::Connect { store: "SQLite", target, source: Box::new(err) }),
-            Err(join) => Err(InboxError::Connect { store: "SQLite", target, source: Box::new(join) }),
-        }
+        let file = SqliteFile::open(path.as_ref(), SCHEMA).await?;
+        Ok(Self { file: Arc::new(file), enqueued: Arc::new(AtomicU64::new(0)) })
     }
 
-    /// Runs `work` with the connection on the blocking pool.
+    /// Runs `work` with the connection and the time now, on the blocking pool.
     async fn run<T: Send + 'static>(
         &self,
         work: impl FnOnce(&mut Connection, i64) -> rusqlite::Result<T> + Send + 'static,
     ) -> Result<T, InboxError> {
-        let inner = Arc::clone(&self.inner);
-        let done = tokio::task::spawn_blocking(move || {
-            // Every statement leaves the file consistent.
-            let mut connection = inner.connection.lock().unwrap_or_else(PoisonError::into_inner);
-            work(&mut connection, unix_millis(SystemTime::now()))
-        })
-        .await;
-        match done {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(err)) => Err(InboxError::Unavailable(Box::new(err))),
-            Err(join) => Err(InboxError::Unavailable(Box::new(join))),
-        }
+        SqliteFile::run(&self.file, move |connection| work(connection, unix_millis(SystemTime::now()))).await
     }
 
-    /// Runs an update `WHERE key = ? AND token = ? AND state = 'running'` and fails
-    /// with `ClaimLost` when it touched nothing.
+    /// Runs an update `WHERE key = ?1 AND token = ?2 AND state = 'running'` with the
+    /// time `at(now)` as `?3`, now as `?4` and the error, if any, as `?5`; fails with
+    /// `ClaimLost` when it touched nothing.
     async fn settle(
         &self,
         lease: &Lease,
@@ -128,9 +103,15 @@ impl SqliteInbox {
         at: impl FnOnce(i64) -> i64 + Send + 'static,
         error: Option<&str>,
     ) -> Result<(), InboxError> {
-        let (key, token, error) = (lease.key().to_owned(), lease.token().to_owned(), error.map(str::to_owned));
-        let updated =
-            self.run(move |connection, now| connection.execute(sql, params![key, token, at(now), now, error])).await?;
+        let mut values: Vec<Value> = vec![lease.key().to_owned().into(), lease.token().to_owned().into()];
+        let error = error.map(str::to_owned);
+        let updated = self
+            .run(move |connection, now| {
+                values.extend([at(now).into(), now.into()]);
+                values.extend(error.map(Value::from));
+                connection.execute(sql, params_from_iter(values))
+            })
+            .await?;
         if updated == 1 {
             Ok(())
         } else {
@@ -163,7 +144,7 @@ impl Inbox for SqliteInbox {
         let (id, event_type) = (delivery.id.to_owned(), delivery.event_type.to_owned());
         let (headers, body) = (delivery.headers.to_owned(), delivery.body.to_owned());
         let signed_at = delivery.signed_at.and_then(|at| i64::try_from(at).ok());
-        let sweep = self.inner.enqueued.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % SWEEP_EVERY == 0;
+        let sweep = self.enqueued.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY == 0;
         self.run(move |connection, now| {
             let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
             if sweep {
@@ -211,7 +192,7 @@ impl Inbox for SqliteInbox {
         self.settle(
             lease,
             "UPDATE hookroute_inbox SET due_at = ?3, updated_at = ?4 WHERE key = ?1 AND token = ?2
-                 AND state = 'running' AND ?5 IS NULL",
+                 AND state = 'running'",
             move |now| now.saturating_add(duration),
             None,
         )
@@ -223,7 +204,7 @@ impl Inbox for SqliteInbox {
         self.settle(
             lease,
             "UPDATE hookroute_inbox SET state = 'done', token = NULL, due_at = ?3, updated_at = ?4
-             WHERE key = ?1 AND token = ?2 AND state = 'running' AND ?5 IS NULL",
+             WHERE key = ?1 AND token = ?2 AND state = 'running'",
             move |now| now.saturating_add(ttl),
             None,
         )
@@ -259,7 +240,7 @@ impl Inbox for SqliteInbox {
             lease,
             "UPDATE hookroute_inbox SET attempts = attempts - 1, token = NULL, due_at = ?3, updated_at = ?4,
                  state = CASE WHEN attempts > 1 THEN 'retrying' ELSE 'queued' END
-             WHERE key = ?1 AND token = ?2 AND state = 'running' AND ?5 IS NULL",
+             WHERE key = ?1 AND token = ?2 AND state = 'running'",
             |now| now,
             None,
         )

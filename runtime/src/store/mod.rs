@@ -38,6 +38,8 @@ pub(crate) use redis::connection as redis_connection;
 #[cfg(feature = "redis")]
 pub use redis::{RedisStore, RedisStoreBuilder};
 #[cfg(feature = "sqlite")]
+pub(crate) use sqlite::SqliteFile;
+#[cfg(feature = "sqlite")]
 pub use sqlite::SqliteStore;
 
 /// How long a shared store waits for its server by default before it gives up on an

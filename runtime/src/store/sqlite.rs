@@ -50,38 +50,21 @@ const SCHEMA: &str = "
 /// ```
 #[derive(Clone)]
 pub struct SqliteStore {
-    inner: Arc<Inner>,
-}
-
-struct Inner {
-    connection: Mutex<Connection>,
-    path: PathBuf,
-    claims: AtomicU32,
+    file: Arc<SqliteFile>,
+    claims: Arc<AtomicU32>,
 }
 
 impl fmt::Debug for SqliteStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SqliteStore").field("path", &self.inner.path).finish_non_exhaustive()
+        f.debug_struct("SqliteStore").field("path", &self.file.path).finish_non_exhaustive()
     }
 }
 
 impl SqliteStore {
     /// Opens (or creates) the database file at `path` and its table.
     pub async fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
-        let path = path.as_ref().to_owned();
-        let target = path.display().to_string();
-        let opened = tokio::task::spawn_blocking(move || {
-            let connection = Connection::open(&path)?;
-            connection.busy_timeout(Duration::from_secs(5))?;
-            connection.execute_batch(SCHEMA)?;
-            Ok::<_, rusqlite::Error>(Inner { connection: Mutex::new(connection), path, claims: AtomicU32::new(0) })
-        })
-        .await;
-        match opened {
-            Ok(Ok(inner)) => Ok(Self { inner: Arc::new(inner) }),
-            Ok(Err(err)) => Err(StoreError::Connect { store: "SQLite", target, source: Box::new(err) }),
-            Err(join) => Err(StoreError::Connect { store: "SQLite", target, source: Box::new(join) }),
-        }
+        let file = SqliteFile::open(path.as_ref(), SCHEMA).await?;
+        Ok(Self { file: Arc::new(file), claims: Arc::new(AtomicU32::new(0)) })
     }
 
     /// Deletes every expired row and answers how many there were.
@@ -89,16 +72,50 @@ impl SqliteStore {
         self.run(|connection| purge(connection, now_millis())).await
     }
 
-    /// Runs `work` with the connection on the blocking pool.
     async fn run<T: Send + 'static>(
         &self,
         work: impl FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
     ) -> Result<T, StoreError> {
-        let inner = Arc::clone(&self.inner);
+        SqliteFile::run(&self.file, work).await
+    }
+}
+
+/// One SQLite file and its connection, used from Tokio's blocking pool: what the
+/// store and the inbox share.
+pub(crate) struct SqliteFile {
+    connection: Mutex<Connection>,
+    pub(crate) path: PathBuf,
+}
+
+impl SqliteFile {
+    /// Opens (or creates) the file at `path` and runs `schema` on it.
+    pub(crate) async fn open(path: &Path, schema: &'static str) -> Result<Self, StoreError> {
+        let path = path.to_owned();
+        let target = path.display().to_string();
+        let opened = tokio::task::spawn_blocking(move || {
+            let connection = Connection::open(&path)?;
+            connection.busy_timeout(Duration::from_secs(5))?;
+            connection.execute_batch(schema)?;
+            Ok::<_, rusqlite::Error>(Self { connection: Mutex::new(connection), path })
+        })
+        .await;
+        match opened {
+            Ok(Ok(file)) => Ok(file),
+            Ok(Err(err)) => Err(StoreError::Connect { store: "SQLite", target, source: Box::new(err) }),
+            Err(join) => Err(StoreError::Connect { store: "SQLite", target, source: Box::new(join) }),
+        }
+    }
+
+    /// Runs `work` with the connection on the blocking pool.
+    pub(crate) async fn run<T: Send + 'static>(
+        file: &Arc<Self>,
+        work: impl FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let file = Arc::clone(file);
         let done = tokio::task::spawn_blocking(move || {
             // Every statement leaves the file consistent, so a panic elsewhere while the
             // lock was held leaves nothing half-done.
-            let mut connection = inner.connection.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut connection = file.connection.lock().unwrap_or_else(PoisonError::into_inner);
             work(&mut connection)
         })
         .await;
@@ -124,7 +141,7 @@ impl IdempotencyStore for SqliteStore {
     async fn claim(&self, key: &str, lease: Duration) -> Result<Claim, StoreError> {
         let token = random_token()?;
         let key = key.to_owned();
-        let sweep = self.inner.claims.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY == SWEEP_EVERY - 1;
+        let sweep = self.claims.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY == SWEEP_EVERY - 1;
         self.run(move |connection| {
             let now = now_millis();
             let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
