@@ -237,8 +237,6 @@ enum Attempt {
     Failed { error: String, permanent: bool },
     /// Shutdown's grace ran out: given back.
     Stopped,
-    /// Another worker holds the delivery now; this one lets it be.
-    LeaseLost,
 }
 
 /// Takes one leased delivery to its next state.
@@ -280,7 +278,11 @@ async fn run_one<H: WebhookHandlers, S: IdempotencyStore>(
                     () = stopped(&mut aborted) => break Attempt::Stopped,
                     _ = renewals.tick() => match mode.inbox.renew(&lease, settings.lease).await {
                         Ok(()) => {}
-                        Err(InboxError::ClaimLost { .. }) => break Attempt::LeaseLost,
+                        Err(InboxError::ClaimLost { .. }) => {
+                            // Another worker holds the delivery now: stop, and let it be.
+                            tracing::warn!(event = id, attempt, "the lease ran out and another worker took the delivery; handler stopped");
+                            return;
+                        }
                         Err(error) => tracing::warn!(event = id, %error, "could not renew the lease; trying again"),
                     },
                 }
@@ -333,7 +335,6 @@ async fn settle(mode: &InboxMode, lease: &Lease, id: &str, attempt: u32, outcome
             (Attempt::Failed { error, .. }, Some(delay)) => inbox.retry(lease, delay, error).await,
             (Attempt::Failed { error, .. }, None) => inbox.dead_letter(lease, error).await,
             (Attempt::Stopped, _) => inbox.release(lease).await,
-            (Attempt::LeaseLost, _) => Err(InboxError::ClaimLost { key: lease.key().to_owned() }),
         };
         match result {
             Ok(()) => break,
@@ -366,6 +367,5 @@ async fn settle(mode: &InboxMode, lease: &Lease, id: &str, attempt: u32, outcome
             tracing::error!(%error, permanent, "failed event={id} attempt={attempt}; dead-lettered event={id}");
         }
         (Attempt::Stopped, _) => tracing::info!("stopped event={id} attempt={attempt}; given back to the inbox"),
-        (Attempt::LeaseLost, _) => {}
     }
 }

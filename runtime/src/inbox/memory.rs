@@ -207,13 +207,9 @@ impl Inbox for MemoryInbox {
         let inbox = self.lock();
         let mut stats = InboxStats::default();
         for record in inbox.records.values() {
-            match record.delivery.state {
-                DeliveryState::Queued => stats.queued += 1,
-                DeliveryState::Running => stats.running += 1,
-                DeliveryState::Retrying => stats.retrying += 1,
-                DeliveryState::Done if record.slot.0 > now => stats.done += 1,
-                DeliveryState::Done => {}
-                DeliveryState::Dead => stats.dead += 1,
+            // A done record past its TTL is forgotten, though not swept yet.
+            if !(record.delivery.state == DeliveryState::Done && record.slot.0 <= now) {
+                stats.add(record.delivery.state, 1);
             }
         }
         stats.oldest_due_age = inbox

@@ -50,6 +50,7 @@ pub use schedule::RetrySchedule;
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteInbox;
 
+use crate::store::Backend;
 pub use crate::store::StoreError as InboxError;
 
 /// A verified delivery to store: the event's key and facts, and the raw request as
@@ -224,6 +225,20 @@ pub struct InboxStats {
     pub oldest_due_age: Option<Duration>,
 }
 
+impl InboxStats {
+    /// Counts `count` more deliveries in `state`.
+    pub(crate) fn add(&mut self, state: DeliveryState, count: u64) {
+        let field = match state {
+            DeliveryState::Queued => &mut self.queued,
+            DeliveryState::Running => &mut self.running,
+            DeliveryState::Retrying => &mut self.retrying,
+            DeliveryState::Done => &mut self.done,
+            DeliveryState::Dead => &mut self.dead,
+        };
+        *field += count;
+    }
+}
+
 /// A durable queue of verified deliveries with leases, retries and dead letters.
 ///
 /// Every method must be atomic across every process that shares the backend:
@@ -380,30 +395,14 @@ forward_inbox!(Box);
 /// ```
 #[allow(clippy::unused_async)] // awaits only with a shared-backend feature on
 pub async fn connect(url: &str) -> Result<Box<dyn Inbox>, InboxError> {
-    let scheme = url.split_once(':').map_or(url, |(scheme, _)| scheme).to_ascii_lowercase();
-    match scheme.as_str() {
-        "" | "memory" => Ok(Box::new(MemoryInbox::new())),
+    match Backend::of(url, "inbox", "inbox.db")? {
+        Backend::Memory => Ok(Box::new(MemoryInbox::new())),
         #[cfg(feature = "redis")]
-        "redis" | "rediss" => Ok(Box::new(RedisInbox::connect(url).await?)),
+        Backend::Redis => Ok(Box::new(RedisInbox::connect(url).await?)),
         #[cfg(feature = "postgres")]
-        "postgres" | "postgresql" => Ok(Box::new(PostgresInbox::connect(url).await?)),
+        Backend::Postgres => Ok(Box::new(PostgresInbox::connect(url).await?)),
         #[cfg(feature = "sqlite")]
-        "sqlite" => {
-            let path = url.split_once(':').map_or("", |(_, path)| path.trim_start_matches("//"));
-            if path.is_empty() {
-                return Err(InboxError::InvalidConfig("a sqlite: inbox needs a file path: sqlite:inbox.db".into()));
-            }
-            Ok(Box::new(SqliteInbox::open(path).await?))
-        }
-        #[cfg(not(feature = "redis"))]
-        "redis" | "rediss" => Err(crate::store::feature_off(&scheme, "redis")),
-        #[cfg(not(feature = "postgres"))]
-        "postgres" | "postgresql" => Err(crate::store::feature_off(&scheme, "postgres")),
-        #[cfg(not(feature = "sqlite"))]
-        "sqlite" => Err(crate::store::feature_off(&scheme, "sqlite")),
-        _ => Err(InboxError::InvalidConfig(format!(
-            "unknown kind of inbox `{scheme}`: use memory:, redis://…, postgres://… or sqlite:<path>"
-        ))),
+        Backend::Sqlite(path) => Ok(Box::new(SqliteInbox::open(path).await?)),
     }
 }
 

@@ -388,14 +388,7 @@ impl Inbox for PostgresInbox {
         for row in self.query(&self.inner.sql.counts, &[]).await? {
             let name: String = row.try_get(0).map_err(|err| InboxError::Unavailable(Box::new(err)))?;
             let count: i64 = row.try_get(1).map_err(|err| InboxError::Unavailable(Box::new(err)))?;
-            let count = u64::try_from(count).unwrap_or(0);
-            match name.as_str() {
-                "queued" => stats.queued = count,
-                "running" => stats.running = count,
-                "retrying" => stats.retrying = count,
-                "done" => stats.done = count,
-                _ => stats.dead += count,
-            }
+            stats.add(name.parse().unwrap_or(DeliveryState::Dead), u64::try_from(count).unwrap_or(0));
         }
         let oldest = self.query(&self.inner.sql.oldest, &[]).await?;
         let millis: Option<i64> = match oldest.first() {

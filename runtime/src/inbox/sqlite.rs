@@ -256,14 +256,7 @@ impl Inbox for SqliteInbox {
             let rows = counts.query_map([now], |row| Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?)))?;
             for row in rows {
                 let (name, count) = row?;
-                let count = count.unsigned_abs();
-                match name.as_str() {
-                    "queued" => stats.queued = count,
-                    "running" => stats.running = count,
-                    "retrying" => stats.retrying = count,
-                    "done" => stats.done = count,
-                    _ => stats.dead += count,
-                }
+                stats.add(name.parse().unwrap_or(DeliveryState::Dead), count.unsigned_abs());
             }
             let oldest: Option<i64> = connection.query_row(
                 "SELECT min(due_at) FROM hookroute_inbox WHERE state IN ('queued', 'retrying') AND due_at <= ?1",

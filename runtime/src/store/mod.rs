@@ -170,39 +170,73 @@ pub trait IdempotencyStore: Send + Sync + 'static {
 /// ```
 #[allow(clippy::unused_async)] // awaits only with a shared-store feature on
 pub async fn connect(url: &str) -> Result<Box<dyn IdempotencyStore>, StoreError> {
-    let scheme = url.split_once(':').map_or(url, |(scheme, _)| scheme).to_ascii_lowercase();
-    match scheme.as_str() {
-        "" | "memory" => Ok(Box::new(MemoryStore::new())),
+    match Backend::of(url, "store", "events.db")? {
+        Backend::Memory => Ok(Box::new(MemoryStore::new())),
         #[cfg(feature = "redis")]
-        "redis" | "rediss" => Ok(Box::new(RedisStore::connect(url).await?)),
+        Backend::Redis => Ok(Box::new(RedisStore::connect(url).await?)),
         #[cfg(feature = "postgres")]
-        "postgres" | "postgresql" => Ok(Box::new(PostgresStore::connect(url).await?)),
+        Backend::Postgres => Ok(Box::new(PostgresStore::connect(url).await?)),
         #[cfg(feature = "sqlite")]
-        "sqlite" => {
-            let path = url.split_once(':').map_or("", |(_, path)| path.trim_start_matches("//"));
-            if path.is_empty() {
-                // SQLite would open a private temporary database: not what was asked for.
-                return Err(StoreError::InvalidConfig("a sqlite: store needs a file path: sqlite:events.db".into()));
-            }
-            Ok(Box::new(SqliteStore::open(path).await?))
-        }
-        #[cfg(not(feature = "redis"))]
-        "redis" | "rediss" => Err(feature_off(&scheme, "redis")),
-        #[cfg(not(feature = "postgres"))]
-        "postgres" | "postgresql" => Err(feature_off(&scheme, "postgres")),
-        #[cfg(not(feature = "sqlite"))]
-        "sqlite" => Err(feature_off(&scheme, "sqlite")),
-        _ => Err(StoreError::InvalidConfig(format!(
-            "unknown kind of store `{scheme}`: use memory:, redis://…, postgres://… or sqlite:<path>"
-        ))),
+        Backend::Sqlite(path) => Ok(Box::new(SqliteStore::open(path).await?)),
     }
 }
 
-#[cfg_attr(all(feature = "redis", feature = "postgres", feature = "sqlite"), allow(dead_code))]
-pub(crate) fn feature_off(scheme: &str, feature: &str) -> StoreError {
-    StoreError::InvalidConfig(format!(
-        "a `{scheme}:` store needs hookroute's `{feature}` feature, which this build lacks"
-    ))
+/// The backend a URL names, for [`connect`] and `inbox::connect`.
+pub(crate) enum Backend {
+    Memory,
+    #[cfg(feature = "redis")]
+    Redis,
+    #[cfg(feature = "postgres")]
+    Postgres,
+    /// The file's path.
+    #[cfg(feature = "sqlite")]
+    Sqlite(String),
+}
+
+impl Backend {
+    /// Reads the scheme of `url`. `what` (`store`, `inbox`) and `example` (a file name)
+    /// word the errors: a backend whose feature is off, an unknown scheme, a `sqlite:`
+    /// URL without a path.
+    // `example` is unused without SQLite, `feature_off` with every backend on.
+    #[cfg_attr(
+        any(not(feature = "sqlite"), all(feature = "redis", feature = "postgres", feature = "sqlite")),
+        allow(unused_variables)
+    )]
+    pub(crate) fn of(url: &str, what: &str, example: &str) -> Result<Self, StoreError> {
+        let scheme = url.split_once(':').map_or(url, |(scheme, _)| scheme).to_ascii_lowercase();
+        let feature_off = |feature: &str| {
+            StoreError::InvalidConfig(format!(
+                "a `{scheme}:` {what} needs hookroute's `{feature}` feature, which this build lacks"
+            ))
+        };
+        match scheme.as_str() {
+            "" | "memory" => Ok(Self::Memory),
+            #[cfg(feature = "redis")]
+            "redis" | "rediss" => Ok(Self::Redis),
+            #[cfg(feature = "postgres")]
+            "postgres" | "postgresql" => Ok(Self::Postgres),
+            #[cfg(feature = "sqlite")]
+            "sqlite" => {
+                let path = url.split_once(':').map_or("", |(_, path)| path.trim_start_matches("//"));
+                if path.is_empty() {
+                    // SQLite would open a private temporary database: not what was asked for.
+                    return Err(StoreError::InvalidConfig(format!(
+                        "a sqlite: {what} needs a file path: sqlite:{example}"
+                    )));
+                }
+                Ok(Self::Sqlite(path.to_owned()))
+            }
+            #[cfg(not(feature = "redis"))]
+            "redis" | "rediss" => Err(feature_off("redis")),
+            #[cfg(not(feature = "postgres"))]
+            "postgres" | "postgresql" => Err(feature_off("postgres")),
+            #[cfg(not(feature = "sqlite"))]
+            "sqlite" => Err(feature_off("sqlite")),
+            _ => Err(StoreError::InvalidConfig(format!(
+                "unknown kind of {what} `{scheme}`: use memory:, redis://…, postgres://… or sqlite:<path>"
+            ))),
+        }
+    }
 }
 
 /// A fresh, unguessable claim token: 128 random bits as hex.
