@@ -4,7 +4,6 @@ use std::fmt;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use deadpool_postgres::{Object, Pool};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 
@@ -12,7 +11,7 @@ use super::{
     from_unix_millis, lease_token, DeliveryState, Enqueued, Inbox, InboxError, InboxStats, Lease, Leased, NewDelivery,
     StoredDelivery,
 };
-use crate::store::{connect_error, millis, within, DEFAULT_STORE_TIMEOUT};
+use crate::store::{check_table, connect_error, millis, Database, DEFAULT_STORE_TIMEOUT};
 
 /// The table a [`PostgresInbox`] keeps deliveries in unless told otherwise.
 pub const DEFAULT_INBOX_TABLE: &str = "hookroute_inbox";
@@ -57,8 +56,7 @@ pub struct PostgresInbox {
 }
 
 struct Inner {
-    pool: Pool,
-    timeout: Duration,
+    db: Database,
     table: String,
     sql: Statements,
 }
@@ -147,8 +145,8 @@ impl fmt::Debug for PostgresInbox {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PostgresInbox")
             .field("table", &self.inner.table)
-            .field("timeout", &self.inner.timeout)
-            .field("pool", &self.inner.pool.status())
+            .field("timeout", &self.inner.db.timeout)
+            .field("pool", &self.inner.db.pool.status())
             .finish_non_exhaustive()
     }
 }
@@ -193,26 +191,12 @@ impl PostgresInbox {
         }
     }
 
-    async fn client(&self) -> Result<Object, InboxError> {
-        self.inner.client().await
-    }
-
     async fn execute(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64, InboxError> {
-        let client = self.client().await?;
-        within(self.inner.timeout, "PostgreSQL", async {
-            let statement = client.prepare_cached(sql).await?;
-            client.execute(&statement, params).await
-        })
-        .await
+        self.inner.db.execute(sql, params).await
     }
 
     async fn query(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>, InboxError> {
-        let client = self.client().await?;
-        within(self.inner.timeout, "PostgreSQL", async {
-            let statement = client.prepare_cached(sql).await?;
-            client.query(&statement, params).await
-        })
-        .await
+        self.inner.db.query(sql, params).await
     }
 
     /// A lease operation that must touch exactly the leased row.
@@ -224,12 +208,6 @@ impl PostgresInbox {
             1 => Ok(()),
             _ => Err(InboxError::ClaimLost { key: key.to_owned() }),
         }
-    }
-}
-
-impl Inner {
-    async fn client(&self) -> Result<Object, InboxError> {
-        within(self.timeout, "PostgreSQL", self.pool.get()).await
     }
 }
 
@@ -268,15 +246,10 @@ impl PostgresInboxBuilder {
     /// Connects, creates the table if it is missing, and starts the sweeper.
     pub async fn connect(self) -> Result<PostgresInbox, InboxError> {
         let Self { url, table, timeout, pool_size, sweep_every } = self;
-        if !crate::store::is_identifier(&table) {
-            return Err(InboxError::InvalidConfig(format!(
-                "table name `{table}` is not a plain identifier (letters, digits and `_`, at most 48)"
-            )));
-        }
-        let (pool, target) = crate::store::postgres_pool(&url, timeout, pool_size)?;
+        check_table(&table)?;
+        let (db, target) = Database::new(&url, timeout, pool_size)?;
         let failed = |err: InboxError| connect_error("PostgreSQL", target.clone(), err);
-        let inner = Arc::new(Inner { pool, timeout, sql: Statements::new(&table), table });
-        let client = inner.client().await.map_err(failed)?;
+        let inner = Arc::new(Inner { db, sql: Statements::new(&table), table });
         let migration = format!(
             "BEGIN;
              SELECT pg_advisory_xact_lock({MIGRATION_LOCK});
@@ -300,8 +273,7 @@ impl PostgresInboxBuilder {
              COMMIT;",
             t = inner.table
         );
-        within(timeout, "PostgreSQL", client.batch_execute(&migration)).await.map_err(failed)?;
-        drop(client);
+        inner.db.migrate(&migration).await.map_err(failed)?;
         if let Some(every) = sweep_every {
             tokio::spawn(sweep(Arc::downgrade(&inner), every));
         }

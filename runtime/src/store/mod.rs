@@ -30,7 +30,7 @@ mod sqlite;
 
 pub use memory::{MemoryStore, DEFAULT_CAPACITY};
 #[cfg(feature = "postgres")]
-pub(crate) use postgres::{is_identifier, pool as postgres_pool};
+pub(crate) use postgres::{check_table, Database};
 #[cfg(feature = "postgres")]
 pub use postgres::{PostgresStore, PostgresStoreBuilder, DEFAULT_TABLE};
 #[cfg(feature = "redis")]

@@ -54,8 +54,7 @@ pub struct PostgresStore {
 }
 
 struct Inner {
-    pool: Pool,
-    timeout: Duration,
+    db: Database,
     table: String,
     claim: String,
     complete: String,
@@ -67,8 +66,8 @@ impl fmt::Debug for PostgresStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PostgresStore")
             .field("table", &self.inner.table)
-            .field("timeout", &self.inner.timeout)
-            .field("pool", &self.inner.pool.status())
+            .field("timeout", &self.inner.db.timeout)
+            .field("pool", &self.inner.db.pool.status())
             .finish_non_exhaustive()
     }
 }
@@ -124,20 +123,63 @@ impl PostgresStore {
 }
 
 impl Inner {
-    async fn client(&self) -> Result<Object, StoreError> {
+    async fn purge_expired(&self) -> Result<u64, StoreError> {
+        self.db.execute(&self.purge, &[]).await
+    }
+}
+
+/// A pool of connections to one database, every wait bounded by `timeout`: what the
+/// store and the inbox share.
+pub(crate) struct Database {
+    pub(crate) pool: Pool,
+    pub(crate) timeout: Duration,
+}
+
+impl Database {
+    /// A pool for the database at `url`, and where it points (without the password),
+    /// for error messages. Connects lazily.
+    pub(crate) fn new(url: &str, timeout: Duration, pool_size: usize) -> Result<(Self, String), StoreError> {
+        let mut config: tokio_postgres::Config = url.parse().map_err(|err| StoreError::Connect {
+            store: "PostgreSQL",
+            target: "the configured URL".to_owned(),
+            source: Box::new(err),
+        })?;
+        let target = describe(&config);
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(timeout);
+        }
+        let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let pool = Pool::builder(manager)
+            .max_size(pool_size)
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(timeout))
+            .create_timeout(Some(timeout))
+            .recycle_timeout(Some(timeout))
+            .build()
+            .map_err(|err| StoreError::InvalidConfig(err.to_string()))?;
+        Ok((Self { pool, timeout }, target))
+    }
+
+    pub(crate) async fn client(&self) -> Result<Object, StoreError> {
         within(self.timeout, "PostgreSQL", self.pool.get()).await
     }
 
-    async fn purge_expired(&self) -> Result<u64, StoreError> {
-        self.execute(&self.purge, &[]).await
-    }
-
     /// Runs a statement, prepared once per connection, within the deadline.
-    async fn execute(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64, StoreError> {
+    pub(crate) async fn execute(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64, StoreError> {
         let client = self.client().await?;
         within(self.timeout, "PostgreSQL", async {
             let statement = client.prepare_cached(sql).await?;
             client.execute(&statement, params).await
+        })
+        .await
+    }
+
+    /// Runs a query, prepared once per connection, within the deadline.
+    pub(crate) async fn query(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>, StoreError> {
+        let client = self.client().await?;
+        within(self.timeout, "PostgreSQL", async {
+            let statement = client.prepare_cached(sql).await?;
+            client.query(&statement, params).await
         })
         .await
     }
@@ -150,6 +192,23 @@ impl Inner {
             client.query_one(&statement, params).await
         })
         .await
+    }
+
+    /// Runs a migration batch (one transaction) within the deadline.
+    pub(crate) async fn migrate(&self, batch: &str) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        within(self.timeout, "PostgreSQL", client.batch_execute(batch)).await
+    }
+}
+
+/// A table name must be a plain identifier: it is written into the statements.
+pub(crate) fn check_table(table: &str) -> Result<(), StoreError> {
+    if is_identifier(table) {
+        Ok(())
+    } else {
+        Err(StoreError::InvalidConfig(format!(
+            "table name `{table}` is not a plain identifier (letters, digits and `_`, at most 48)"
+        )))
     }
 }
 
@@ -188,16 +247,11 @@ impl PostgresStoreBuilder {
     /// Connects, creates the table if it is missing, and starts the sweeper.
     pub async fn connect(self) -> Result<PostgresStore, StoreError> {
         let Self { url, table, timeout, pool_size, sweep_every } = self;
-        if !is_identifier(&table) {
-            return Err(StoreError::InvalidConfig(format!(
-                "table name `{table}` is not a plain identifier (letters, digits and `_`, at most 48)"
-            )));
-        }
-        let (pool, target) = pool(&url, timeout, pool_size)?;
+        check_table(&table)?;
+        let (db, target) = Database::new(&url, timeout, pool_size)?;
         let failed = |err: StoreError| connect_error("PostgreSQL", target.clone(), err);
         let inner = Arc::new(Inner {
-            pool,
-            timeout,
+            db,
             // A live row (done or in flight) is answered from the snapshot without
             // writing, so a duplicate costs a read, not a locked row and a WAL flush.
             // Otherwise the upsert decides, atomically: a row that appeared since the
@@ -224,7 +278,6 @@ impl PostgresStoreBuilder {
             purge: format!("DELETE FROM {table} WHERE expires_at <= now()"),
             table,
         });
-        let client = inner.client().await.map_err(failed)?;
         let migration = format!(
             "BEGIN;
              SELECT pg_advisory_xact_lock({MIGRATION_LOCK});
@@ -238,37 +291,12 @@ impl PostgresStoreBuilder {
              COMMIT;",
             table = inner.table
         );
-        within(timeout, "PostgreSQL", client.batch_execute(&migration)).await.map_err(failed)?;
-        drop(client);
+        inner.db.migrate(&migration).await.map_err(failed)?;
         if let Some(every) = sweep_every {
             tokio::spawn(sweep(Arc::downgrade(&inner), every));
         }
         Ok(PostgresStore { inner })
     }
-}
-
-/// A connection pool for the database at `url` whose every wait is bounded by
-/// `timeout`, and where it points (without the password), for error messages.
-pub(crate) fn pool(url: &str, timeout: Duration, pool_size: usize) -> Result<(Pool, String), StoreError> {
-    let mut config: tokio_postgres::Config = url.parse().map_err(|err| StoreError::Connect {
-        store: "PostgreSQL",
-        target: "the configured URL".to_owned(),
-        source: Box::new(err),
-    })?;
-    let target = describe(&config);
-    if config.get_connect_timeout().is_none() {
-        config.connect_timeout(timeout);
-    }
-    let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
-    let pool = Pool::builder(manager)
-        .max_size(pool_size)
-        .runtime(Runtime::Tokio1)
-        .wait_timeout(Some(timeout))
-        .create_timeout(Some(timeout))
-        .recycle_timeout(Some(timeout))
-        .build()
-        .map_err(|err| StoreError::InvalidConfig(err.to_string()))?;
-    Ok((pool, target))
 }
 
 /// Deletes expired rows every `every` while the store lives.
@@ -287,7 +315,7 @@ async fn sweep(inner: Weak<Inner>, every: Duration) {
     }
 }
 
-pub(crate) fn is_identifier(name: &str) -> bool {
+fn is_identifier(name: &str) -> bool {
     let mut chars = name.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
@@ -295,7 +323,7 @@ pub(crate) fn is_identifier(name: &str) -> bool {
 }
 
 /// Where the config points, without user or password.
-pub(crate) fn describe(config: &tokio_postgres::Config) -> String {
+fn describe(config: &tokio_postgres::Config) -> String {
     let host = match config.get_hosts().first() {
         Some(Host::Tcp(host)) => host.clone(),
         Some(Host::Unix(path)) => path.display().to_string(),
@@ -309,7 +337,7 @@ pub(crate) fn describe(config: &tokio_postgres::Config) -> String {
 impl IdempotencyStore for PostgresStore {
     async fn claim(&self, key: &str, lease: Duration) -> Result<Claim, StoreError> {
         let token = random_token()?;
-        let row = self.inner.query_one(&self.inner.claim, &[&key, &token.as_str(), &millis(lease)]).await?;
+        let row = self.inner.db.query_one(&self.inner.claim, &[&key, &token.as_str(), &millis(lease)]).await?;
         let acquired: bool = row.try_get(0).map_err(|err| StoreError::Unavailable(Box::new(err)))?;
         let done: Option<bool> = row.try_get(1).map_err(|err| StoreError::Unavailable(Box::new(err)))?;
         Ok(match (acquired, done) {
@@ -322,12 +350,12 @@ impl IdempotencyStore for PostgresStore {
     }
 
     async fn complete(&self, key: &str, token: &ClaimToken, ttl: Duration) -> Result<(), StoreError> {
-        let updated = self.inner.execute(&self.inner.complete, &[&key, &token.as_str(), &millis(ttl)]).await?;
+        let updated = self.inner.db.execute(&self.inner.complete, &[&key, &token.as_str(), &millis(ttl)]).await?;
         held_if_one_row(key, updated == 1)
     }
 
     async fn release(&self, key: &str, token: &ClaimToken) -> Result<(), StoreError> {
-        let deleted = self.inner.execute(&self.inner.release, &[&key, &token.as_str()]).await?;
+        let deleted = self.inner.db.execute(&self.inner.release, &[&key, &token.as_str()]).await?;
         held_if_one_row(key, deleted == 1)
     }
 }
