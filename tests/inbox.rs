@@ -244,24 +244,27 @@ async fn a_lost_answer_makes_the_retry_a_duplicate(inbox: Arc<dyn Inbox>) {
     served.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn memory_answers_before_the_handler_finishes() {
-    answers_before_the_handler_finishes(Arc::new(MemoryInbox::new())).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn memory_retries_then_dead_letters_then_replays() {
-    retries_then_dead_letters_then_replays(Arc::new(MemoryInbox::new())).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn memory_a_replayed_dead_letter_is_done() {
-    a_replayed_dead_letter_is_done(Arc::new(MemoryInbox::new())).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn memory_a_lost_answer_makes_the_retry_a_duplicate() {
-    a_lost_answer_makes_the_retry_a_duplicate(Arc::new(MemoryInbox::new())).await;
+/// A delivery whose every attempt kills its worker (or hangs it past its lease) is not
+/// taken for ever: once its attempts are used up, the next worker dead-letters it
+/// without running it.
+async fn a_delivery_that_kills_its_workers_is_dead_lettered(inbox: Arc<dyn Inbox>) {
+    let receiving = Served::start(Arc::clone(&inbox), 0).await;
+    let id = unique("evt_poison");
+    assert_eq!(receiving.send(&id, serde_json::json!({})).await.0, 202);
+    // The schedule allows 4 attempts; 4 workers take the delivery and die holding it.
+    for _ in 0..4 {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while inbox.take(Duration::from_millis(50)).await.unwrap().is_none() {
+            assert!(Instant::now() < deadline, "the delivery was not given out again after its lease");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    let working = Served::start(Arc::clone(&inbox), 1).await;
+    let dead = working.until(&id, DeliveryState::Dead).await;
+    assert!(dead.last_error.as_deref().unwrap_or_default().contains("all 4 attempts were used"), "{dead:?}");
+    assert_eq!(working.app.runs.count(&id), 0, "run a fifth time");
+    working.stop().await;
+    receiving.stop().await;
 }
 
 macro_rules! on_backend {
@@ -288,10 +291,16 @@ macro_rules! on_backend {
             async fn a_lost_answer_makes_the_retry_a_duplicate() {
                 super::a_lost_answer_makes_the_retry_a_duplicate(Arc::new($make)).await;
             }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn a_delivery_that_kills_its_workers_is_dead_lettered() {
+                super::a_delivery_that_kills_its_workers_is_dead_lettered(Arc::new($make)).await;
+            }
         }
     };
 }
 
+on_backend!(memory, MemoryInbox::new());
 on_backend!(sqlite, {
     let dir = tempfile::tempdir().unwrap().keep();
     hookroute::inbox::SqliteInbox::open(dir.join("inbox.db")).await.unwrap()

@@ -32,7 +32,9 @@ pub const DEFAULT_CONCURRENCY: usize = 4;
 /// Workers may run in the HTTP server's process ([`spawn`](Self::spawn) it beside the
 /// server) or in processes of their own ([`run`](Self::run) with no server); any
 /// number share one inbox. A worker that dies stops renewing its leases, and another
-/// takes its deliveries when they run out.
+/// takes its deliveries when they run out. Such a lost attempt counts: a delivery
+/// that kills every worker running it is dead-lettered, unrun, once the retry
+/// schedule's attempts are used up.
 ///
 /// On shutdown a worker stops taking deliveries, lets its running handlers finish
 /// within the [`grace`](Self::grace) period, and gives the rest back to the inbox
@@ -250,7 +252,17 @@ async fn run_one<H: WebhookHandlers, S: IdempotencyStore>(
     let Leased { delivery, lease } = leased;
     let attempt = delivery.attempts;
     let id = delivery.id.as_str();
+    let allowed = mode.schedule.attempts();
     let outcome = match prepare::<H>(&delivery) {
+        // The earlier attempts never reported back: their workers died or hung past
+        // the lease. A delivery that kills its worker must not do so for ever.
+        _ if attempt > allowed => Attempt::Failed {
+            error: format!(
+                "all {allowed} attempts were used, the last without an answer: its worker stopped (crashed, was killed or hung past its lease){}",
+                delivery.last_error.as_deref().map(|last| format!("; the last error reported: {last}")).unwrap_or_default()
+            ),
+            permanent: true,
+        },
         Err(error) => Attempt::Failed { error, permanent: true },
         Ok(None) => Attempt::Done,
         Ok(Some((event, meta))) => {
