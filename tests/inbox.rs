@@ -50,7 +50,8 @@ impl App {
         self.runs.record(meta.id());
         if job.wait_for_gate {
             self.started.notify_one();
-            let _permit = self.gate.acquire().await.map_err(HandlerError::msg)?;
+            // One permit lets one handler through.
+            self.gate.acquire().await.map_err(HandlerError::msg)?.forget();
         }
         if job.permanent {
             return Err(HandlerError::permanent("no such account"));
@@ -107,7 +108,8 @@ impl Served {
         let key = format!("groq:event:{id}");
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            let stored = self.inbox.get(&key).await.unwrap();
+            // An error is a backend still reconnecting after an outage: look again.
+            let stored = self.inbox.get(&key).await.ok().flatten();
             if let Some(stored) = stored.as_ref().filter(|stored| stored.state == state) {
                 return stored.clone();
             }
@@ -368,4 +370,56 @@ async fn a_backend_that_cannot_be_reached_says_where() {
     let error = hookroute::inbox::connect(&url).await.err().expect("nothing listens there");
     assert!(matches!(error, InboxError::Connect { .. }), "{error}");
     assert!(error.to_string().contains("127.0.0.1"), "{error}");
+}
+
+/// The inbox goes away after a handler succeeded, while its delivery is being marked
+/// done. Back within the lease (2 s here): the worker's repeated attempt to mark it
+/// lands and the handler ran once. Away for longer than the lease: the mark is given
+/// up, the lease runs out and the delivery runs again: at-least-once, never lost, as
+/// README's inbox section says handlers must allow for.
+async fn an_outage_while_marking_done(mut outage: impl support::Outage, inbox: Arc<dyn Inbox>) {
+    const LEASE: Duration = Duration::from_secs(2);
+    let served = Served::start(Arc::clone(&inbox), 1).await;
+    for (away, runs) in [(LEASE / 3, 1), (LEASE * 2, 2)] {
+        let id = unique("evt_marking");
+        let started = served.app.started.notified();
+        assert_eq!(served.send(&id, serde_json::json!({"wait_for_gate": true})).await.0, 202);
+        started.await;
+        outage.down();
+        // Until the cut has reached the connections, a mark could still get through.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        served.app.gate.add_permits(1);
+        tokio::time::sleep(away).await;
+        outage.up();
+        // The run again, when there is one, waits at the gate too.
+        served.app.gate.add_permits(runs - 1);
+        let done = served.until(&id, DeliveryState::Done).await;
+        assert_eq!(served.app.runs.count(&id), runs, "away {away:?}");
+        assert_eq!(done.attempts as usize, runs, "away {away:?}: {done:?}");
+    }
+    served.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_an_outage_while_marking_done() {
+    let config: tokio_postgres::Config = support::postgres_url().parse().unwrap();
+    let proxy = support::Proxy::start(([127, 0, 0, 1], config.get_ports()[0]).into());
+    let url =
+        format!("postgres://{}@127.0.0.1:{}/{}", config.get_user().unwrap(), proxy.port, config.get_dbname().unwrap());
+    let inbox = hookroute::inbox::PostgresInbox::builder(&url)
+        .table(unique("inbox_marking"))
+        .timeout(Duration::from_millis(300))
+        .connect()
+        .await
+        .unwrap();
+    an_outage_while_marking_done(proxy, Arc::new(inbox)).await;
+}
+
+/// Redis killed (SIGKILL) and restarted; it keeps what it acknowledged (AOF, fsync always).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_an_outage_while_marking_done() {
+    let redis = support::OwnRedis::start();
+    let inbox =
+        hookroute::inbox::RedisInbox::builder(redis.url()).timeout(Duration::from_millis(300)).connect().await.unwrap();
+    an_outage_while_marking_done(redis, Arc::new(inbox)).await;
 }

@@ -22,6 +22,9 @@ use crate::store::IdempotencyStore;
 /// the handler runs.
 pub const DEFAULT_WORKER_LEASE: Duration = Duration::from_secs(30);
 
+/// The longest a worker waits between two tries to reach an inbox that does not answer.
+const MAX_TAKE_BACKOFF: Duration = Duration::from_secs(2);
+
 /// How many handlers one worker runs at once by default.
 pub const DEFAULT_CONCURRENCY: usize = 4;
 
@@ -167,6 +170,9 @@ impl<H: WebhookHandlers, S: IdempotencyStore> Worker<H, S> {
         let mut running = JoinSet::new();
         let mut shutdown = std::pin::pin!(shutdown);
         tracing::debug!(concurrency = settings.concurrency, lease = ?settings.lease, "inbox worker started");
+        // While the inbox cannot be reached: how long to wait before asking again,
+        // doubling up to MAX_TAKE_BACKOFF, and one warning per outage, not per poll.
+        let mut backoff: Option<Duration> = None;
         loop {
             let permit = tokio::select! {
                 biased;
@@ -176,7 +182,11 @@ impl<H: WebhookHandlers, S: IdempotencyStore> Worker<H, S> {
                     Err(_closed) => break,
                 },
             };
-            match mode.inbox.take(settings.lease).await {
+            let taken = mode.inbox.take(settings.lease).await;
+            if taken.is_ok() && backoff.take().is_some() {
+                tracing::info!("the inbox can be reached again; taking deliveries");
+            }
+            match taken {
                 Ok(Some(leased)) => {
                     let (receiver, aborted) = (receiver.clone(), aborted.clone());
                     running.spawn(async move {
@@ -189,15 +199,24 @@ impl<H: WebhookHandlers, S: IdempotencyStore> Worker<H, S> {
                 Ok(None) => drop(permit),
                 Err(error) => {
                     drop(permit);
-                    tracing::warn!(%error, "could not take a delivery from the inbox; trying again");
+                    backoff = Some(match backoff {
+                        None => {
+                            tracing::warn!(%error, "could not take a delivery from the inbox; trying again until it answers");
+                            settings.poll_interval
+                        }
+                        Some(pause) => {
+                            tracing::debug!(%error, "could not take a delivery from the inbox");
+                            (pause * 2).min(MAX_TAKE_BACKOFF.max(settings.poll_interval))
+                        }
+                    });
                 }
             }
             while running.try_join_next().is_some() {}
             tokio::select! {
                 biased;
                 () = &mut shutdown => break,
-                () = mode.wake.notified() => {}
-                () = tokio::time::sleep(settings.poll_interval) => {}
+                () = mode.wake.notified(), if backoff.is_none() => {}
+                () = tokio::time::sleep(backoff.unwrap_or(settings.poll_interval)) => {}
             }
         }
         let in_flight = running.len();
@@ -351,7 +370,9 @@ async fn settle(mode: &InboxMode, lease: &Lease, id: &str, attempt: u32, outcome
         match result {
             Ok(()) => break,
             Err(InboxError::ClaimLost { .. }) => {
-                tracing::warn!(event = id, attempt, "the lease ran out and another worker took the delivery");
+                // Another worker took the delivery after the lease ran out, or an
+                // earlier try that seemed to fail (its answer lost) went through.
+                tracing::warn!(event = id, attempt, "the lease on the delivery is gone; leaving it as it is");
                 return;
             }
             Err(error) if Instant::now() + pause < deadline => {

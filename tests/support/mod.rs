@@ -144,6 +144,32 @@ impl Drop for Proxy {
     }
 }
 
+/// A way to take a store's server away and bring it back.
+pub trait Outage: Send + 'static {
+    fn down(&mut self);
+    fn up(&mut self);
+}
+
+impl Outage for OwnRedis {
+    fn down(&mut self) {
+        self.kill();
+    }
+
+    fn up(&mut self) {
+        self.restart();
+    }
+}
+
+impl Outage for Proxy {
+    fn down(&mut self) {
+        self.cut();
+    }
+
+    fn up(&mut self) {
+        self.resume();
+    }
+}
+
 /// How often a handler ran for each event id: the side effect that must happen once.
 #[derive(Debug, Default)]
 pub struct Runs(std::sync::Mutex<std::collections::HashMap<String, usize>>);
