@@ -423,3 +423,72 @@ async fn redis_an_outage_while_marking_done() {
         hookroute::inbox::RedisInbox::builder(redis.url()).timeout(Duration::from_millis(300)).connect().await.unwrap();
     an_outage_while_marking_done(redis, Arc::new(inbox)).await;
 }
+
+/// Deliveries processed with a 1 ms TTL.
+const PROCESSED: usize = 2_500;
+
+/// Processes [`PROCESSED`] deliveries through `inbox` (insert, take, mark done with a
+/// 1 ms TTL), then one more after the TTLs ran out, so that the sweeps have run.
+async fn process_many(inbox: &dyn Inbox) {
+    let run = unique("evt_bounded");
+    for n in 0..=PROCESSED {
+        if n == PROCESSED {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        let (id, key) = (format!("{run}_{n}"), format!("groq:event:{run}_{n}"));
+        let new = NewDelivery { key: &key, id: &id, event_type: "job.run", headers: b"", body: b"{}", signed_at: None };
+        assert_eq!(inbox.enqueue(&new).await.unwrap(), Enqueued::Queued);
+        let leased = inbox.take(Duration::from_secs(30)).await.unwrap().expect("the delivery just queued");
+        inbox.complete(&leased.lease, Duration::from_millis(1)).await.unwrap();
+    }
+}
+
+/// Done records are purged after their TTL: what the inbox holds does not grow with
+/// the number of deliveries processed (SQLite sweeps every 1,024 insertions).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_storage_does_not_grow_with_deliveries() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("inbox.db");
+    process_many(&hookroute::inbox::SqliteInbox::open(&path).await.unwrap()).await;
+    let rows: i64 = rusqlite::Connection::open(&path)
+        .unwrap()
+        .query_row("SELECT count(*) FROM hookroute_inbox", [], |row| row.get(0))
+        .unwrap();
+    assert!(rows <= 1_100, "{rows} rows kept after {PROCESSED} deliveries");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_storage_does_not_grow_with_deliveries() {
+    let table = unique("inbox_bounded");
+    let inbox = hookroute::inbox::PostgresInbox::builder(support::postgres_url())
+        .table(&table)
+        .sweep_every(Some(Duration::from_millis(100)))
+        .connect()
+        .await
+        .unwrap();
+    process_many(&inbox).await;
+    let (client, connection) = tokio_postgres::connect(&support::postgres_url(), tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(connection);
+    let rows: i64 = client.query_one(&format!("SELECT count(*) FROM {table}"), &[]).await.unwrap().get(0);
+    assert!(rows <= 10, "{rows} rows kept after {PROCESSED} deliveries");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_storage_does_not_grow_with_deliveries() {
+    let prefix = format!("{}:", unique("inbox_bounded"));
+    let inbox = hookroute::inbox::RedisInbox::builder(support::redis_url()).prefix(&prefix).connect().await.unwrap();
+    process_many(&inbox).await;
+    // Every key under the prefix, and every entry of its streams and sorted sets.
+    let mut redis = ::redis::Client::open(support::redis_url()).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let keys: Vec<String> = ::redis::cmd("KEYS").arg(format!("{prefix}*")).query_async(&mut redis).await.unwrap();
+    let mut entries = 0;
+    for key in &keys {
+        let kind: String = ::redis::cmd("TYPE").arg(key).query_async(&mut redis).await.unwrap();
+        entries += match kind.as_str() {
+            "stream" => ::redis::cmd("XLEN").arg(key).query_async::<usize>(&mut redis).await.unwrap(),
+            "zset" => ::redis::cmd("ZCARD").arg(key).query_async::<usize>(&mut redis).await.unwrap(),
+            _ => 1,
+        };
+    }
+    assert!(entries <= 10, "{entries} entries kept after {PROCESSED} deliveries, in {keys:?}");
+}
