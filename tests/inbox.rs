@@ -479,7 +479,8 @@ async fn redis_storage_does_not_grow_with_deliveries() {
     let inbox = hookroute::inbox::RedisInbox::builder(support::redis_url()).prefix(&prefix).connect().await.unwrap();
     process_many(&inbox).await;
     // Every key under the prefix, and every entry of its streams and sorted sets.
-    let mut redis = ::redis::Client::open(support::redis_url()).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let mut redis =
+        ::redis::Client::open(support::redis_url()).unwrap().get_multiplexed_async_connection().await.unwrap();
     let keys: Vec<String> = ::redis::cmd("KEYS").arg(format!("{prefix}*")).query_async(&mut redis).await.unwrap();
     let mut entries = 0;
     for key in &keys {

@@ -378,7 +378,7 @@ async fn replicas_and_worker_processes_run_each_event_exactly_once(backend: Back
         worker.wait().unwrap();
     }
     let mut runs: HashMap<String, Vec<u32>> = HashMap::new();
-    for line in lines.iter() {
+    for line in &lines {
         if let Some(rest) = line.strip_prefix("HANDLED ") {
             let (id, attempt) = rest.split_once(' ').unwrap();
             runs.entry(id.to_owned()).or_default().push(attempt.parse().unwrap());

@@ -344,7 +344,10 @@ async fn postgres_a_replica_killed_mid_handler_holds_only_a_lease() {
 /// The store goes away while idle and again in the middle of a run: receivers answer
 /// 503 at once and run no handler while it is away (fail closed); once it is back,
 /// the provider's retries are processed; every event runs exactly once.
-async fn an_outage_fails_closed_and_loses_nothing<S: IdempotencyStore>(mut outage: impl support::Outage, stores: Vec<S>) {
+async fn an_outage_fails_closed_and_loses_nothing<S: IdempotencyStore>(
+    mut outage: impl support::Outage,
+    stores: Vec<S>,
+) {
     let replicas = Arc::new(Replicas::start(Arc::new(App::default()), stores, Duration::from_secs(2)).await);
     let run = run_id();
     let id = move |n: usize| format!("evt_{run}_outage_{n}");

@@ -226,8 +226,8 @@ pub struct InboxStats {
 }
 
 impl InboxStats {
-    /// Counts `count` more deliveries in `state`.
-    pub(crate) fn add(&mut self, state: DeliveryState, count: u64) {
+    /// Counts `count` more deliveries in `state` (for backends that count by state).
+    pub fn add(&mut self, state: DeliveryState, count: u64) {
         let field = match state {
             DeliveryState::Queued => &mut self.queued,
             DeliveryState::Running => &mut self.running,
