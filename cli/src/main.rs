@@ -1,6 +1,7 @@
 //! `hookroute`: sign, send, verify and load-test webhook deliveries for every scheme
 //! hookroute verifies.
 
+mod inbox;
 mod load;
 mod scheme;
 
@@ -16,7 +17,11 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 use crate::scheme::Scheme;
 
 #[derive(Parser)]
-#[command(name = "hookroute", version, about = "Sign, send, verify and load-test webhook deliveries.")]
+#[command(
+    name = "hookroute",
+    version,
+    about = "Sign, send, verify and load-test webhook deliveries; operate an inbox."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -46,6 +51,17 @@ Examples:
 
 The headers file holds one `name: value` per line, as `hookroute sign` prints them.")]
     Verify(VerifyArgs),
+    /// Look into a receiver's inbox: stats, list, show, retry, purge, verify.
+    #[command(after_help = "Examples:
+  hookroute inbox --url postgres://app@127.0.0.1/app stats
+  hookroute inbox --url redis://127.0.0.1/ list --state dead --limit 50
+  hookroute inbox --url sqlite:inbox.db show evt_1
+  hookroute inbox --url ... retry evt_1            # or: retry --all-dead
+  hookroute inbox --url ... purge --done-older-than 7d
+  hookroute inbox --url ... verify evt_1 --secret-file secret.txt
+
+--url defaults to $HOOKROUTE_INBOX. Exit status: 0 done, 1 not found / invalid / refused, 2 usage or connection error.")]
+    Inbox(inbox::InboxArgs),
     /// List the schemes, their headers and their replay protection.
     #[command(after_help = "Examples:\n  hookroute providers")]
     Providers,
@@ -154,6 +170,7 @@ fn main() -> ExitCode {
         Command::Send(args) => send(args),
         Command::Sign(args) => sign(&args).map(|()| ExitCode::SUCCESS),
         Command::Verify(args) => verify(&args),
+        Command::Inbox(args) => inbox::run(args),
         Command::Providers => {
             providers();
             Ok(ExitCode::SUCCESS)

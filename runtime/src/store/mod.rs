@@ -90,9 +90,9 @@ pub enum StoreError {
         /// The store's capacity.
         capacity: usize,
     },
-    /// The store could not be reached when it was set up: a wrong address, a server
+    /// The store (or inbox) could not be reached when it was set up: a wrong address, a server
     /// that is down, or one that did not answer within the timeout.
-    #[error("cannot reach the {store} idempotency store at {target}: {source}")]
+    #[error("cannot reach {store} at {target}: {source}")]
     Connect {
         /// The kind of store: `Redis`, `PostgreSQL`, `SQLite`.
         store: &'static str,

@@ -1,0 +1,244 @@
+//! `hookroute inbox`: look into a receiver's inbox and act on it, as an operator does.
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Subcommand};
+use hookroute_runtime::inbox::{self, decode_headers, DeliveryState, Inbox, PostgresInbox, RedisInbox, StoredDelivery};
+
+use crate::{scheme, secret, Failure, SecretArgs};
+
+#[derive(Args)]
+pub(crate) struct InboxArgs {
+    /// The inbox: `redis://…`, `postgres://…`, `sqlite:PATH` (what the receiver's
+    /// `HOOKROUTE_INBOX` says).
+    #[arg(long, env = "HOOKROUTE_INBOX")]
+    url: String,
+    /// PostgreSQL: the inbox's table, when the receiver set one.
+    #[arg(long)]
+    table: Option<String>,
+    /// Redis: the inbox's key prefix, when the receiver set one.
+    #[arg(long)]
+    prefix: Option<String>,
+    #[command(subcommand)]
+    command: InboxCommand,
+}
+
+#[derive(Subcommand)]
+enum InboxCommand {
+    /// How many deliveries are in each state, and how long the oldest due one has waited.
+    Stats,
+    /// The deliveries in one state, oldest first.
+    List {
+        /// queued, running, retrying, done or dead.
+        #[arg(long)]
+        state: DeliveryState,
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
+    /// One delivery: its facts, last error, headers and body as received.
+    Show {
+        /// The event id, or the whole key (`groq:event:evt_1`).
+        id: String,
+    },
+    /// Run a delivery again now, with a fresh retry schedule (no timestamp window:
+    /// it was verified when it arrived).
+    Retry {
+        /// The event id, or the whole key.
+        #[arg(required_unless_present = "all_dead", conflicts_with = "all_dead")]
+        id: Option<String>,
+        /// Every dead letter.
+        #[arg(long)]
+        all_dead: bool,
+    },
+    /// Delete done deliveries older than a duration (their ids are forgotten: a
+    /// redelivery of one would run again).
+    Purge {
+        /// e.g. `7d`, `24h`, `30m`.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        done_older_than: Duration,
+    },
+    /// Check a stored delivery's signature again, as of when it arrived.
+    Verify {
+        /// The event id, or the whole key.
+        id: String,
+        #[command(flatten)]
+        secret: SecretArgs,
+        /// The replay window in seconds, measured from when the delivery arrived.
+        #[arg(long, default_value_t = 300)]
+        tolerance: u64,
+    },
+}
+
+pub(crate) fn run(args: InboxArgs) -> Result<ExitCode, Failure> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    runtime.block_on(async {
+        let inbox = open(&args).await?;
+        let fail = |error: inbox::InboxError| format!("{}: {error}", args.url);
+        let mut out = std::io::stdout().lock();
+        let mut print = |text: String| {
+            let _ = writeln!(out, "{text}");
+        };
+        match args.command {
+            InboxCommand::Stats => {
+                let stats = inbox.stats().await.map_err(fail)?;
+                for (name, count) in [
+                    ("queued", stats.queued),
+                    ("running", stats.running),
+                    ("retrying", stats.retrying),
+                    ("done", stats.done),
+                    ("dead", stats.dead),
+                ] {
+                    print(format!("{name:<9} {count}"));
+                }
+                let oldest = stats.oldest_due_age.map_or_else(|| "-".to_owned(), |age| format!("{age:.1?}"));
+                print(format!("oldest due waited {oldest}"));
+            }
+            InboxCommand::List { state, limit } => {
+                let found = inbox.list(state, limit).await.map_err(fail)?;
+                print(format!("{:<40} {:<24} {:>8} {:<20} last error", "key", "type", "attempts", "received"));
+                for delivery in &found {
+                    print(format!(
+                        "{:<40} {:<24} {:>8} {:<20} {}",
+                        delivery.key,
+                        delivery.event_type,
+                        delivery.attempts,
+                        received(delivery),
+                        delivery.last_error.as_deref().unwrap_or("-")
+                    ));
+                }
+                print(format!("{} {state}", found.len()));
+            }
+            InboxCommand::Show { id } => {
+                let Some(delivery) = find(&*inbox, &id).await.map_err(fail)? else {
+                    return Ok(not_found(&id));
+                };
+                print(format!("key:        {}", delivery.key));
+                print(format!("type:       {}", delivery.event_type));
+                print(format!("state:      {}", delivery.state));
+                print(format!("attempts:   {}", delivery.attempts));
+                print(format!("received:   {}", received(&delivery)));
+                if let Some(signed_at) = delivery.signed_at {
+                    print(format!("signed at:  {signed_at}"));
+                }
+                print(format!("last error: {}", delivery.last_error.as_deref().unwrap_or("-")));
+                print("headers:".to_owned());
+                match decode_headers(&delivery.headers) {
+                    Ok(headers) => {
+                        for (name, value) in &headers {
+                            print(format!("  {name}: {}", String::from_utf8_lossy(value.as_bytes())));
+                        }
+                    }
+                    Err(error) => print(format!("  (stored headers do not read: {error})")),
+                }
+                print(format!("body ({} bytes):", delivery.body.len()));
+                print(String::from_utf8_lossy(&delivery.body).into_owned());
+            }
+            InboxCommand::Retry { id: Some(id), .. } => {
+                let Some(delivery) = find(&*inbox, &id).await.map_err(fail)? else {
+                    return Ok(not_found(&id));
+                };
+                if !inbox.replay(&delivery.key).await.map_err(fail)? {
+                    eprintln!("{} is running now; a worker has it", delivery.key);
+                    return Ok(ExitCode::FAILURE);
+                }
+                print(format!(
+                    "queued again: {} (was {}, {} attempts)",
+                    delivery.key, delivery.state, delivery.attempts
+                ));
+            }
+            InboxCommand::Retry { id: None, .. } => {
+                let replayed = inbox.replay_dead().await.map_err(fail)?;
+                print(format!("queued again: {replayed} dead letters"));
+            }
+            InboxCommand::Purge { done_older_than } => {
+                let purged = inbox.purge_done(done_older_than).await.map_err(fail)?;
+                print(format!(
+                    "purged {purged} done deliveries older than {}",
+                    humantime::format_duration(done_older_than)
+                ));
+            }
+            InboxCommand::Verify { id, secret: secret_args, tolerance } => {
+                let Some(delivery) = find(&*inbox, &id).await.map_err(fail)? else {
+                    return Ok(not_found(&id));
+                };
+                let provider = delivery.key.split(':').next().unwrap_or_default();
+                let scheme = scheme(provider)?;
+                let secret = secret(&secret_args, &*scheme)?;
+                let headers = decode_headers(&delivery.headers)
+                    .map_err(|error| format!("the stored headers of {} do not read: {error}", delivery.key))?;
+                let tolerance = Duration::from_secs(tolerance);
+                match scheme.verify(secret, tolerance, &headers, &delivery.body, delivery.received_at) {
+                    Ok(_) => {
+                        print(format!("valid: {} signature, as received at {}", scheme.name(), received(&delivery)))
+                    }
+                    Err(reason) => {
+                        print(format!("invalid: {reason}"));
+                        return Ok(ExitCode::FAILURE);
+                    }
+                }
+            }
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// The inbox `args` names, with the table or prefix it was given.
+async fn open(args: &InboxArgs) -> Result<Box<dyn Inbox>, Failure> {
+    let url = args.url.as_str();
+    let postgres = url.starts_with("postgres://") || url.starts_with("postgresql://");
+    let redis = url.starts_with("redis://") || url.starts_with("rediss://");
+    let opened = match (&args.table, &args.prefix) {
+        (Some(_), _) if !postgres => return Err("--table is for a PostgreSQL inbox".to_owned()),
+        (_, Some(_)) if !redis => return Err("--prefix is for a Redis inbox".to_owned()),
+        (Some(table), _) => PostgresInbox::builder(url)
+            .table(table)
+            .sweep_every(None)
+            .connect()
+            .await
+            .map(|inbox| Box::new(inbox) as Box<dyn Inbox>),
+        (_, Some(prefix)) => {
+            RedisInbox::builder(url).prefix(prefix).connect().await.map(|inbox| Box::new(inbox) as Box<dyn Inbox>)
+        }
+        (None, None) if url.is_empty() || url == "memory:" => {
+            return Err("a memory inbox lives inside its receiver's process; give the URL of a durable one".to_owned())
+        }
+        (None, None) => {
+            // Opening a SQLite path creates it: a typo would show an empty inbox.
+            if let Some(path) = url.strip_prefix("sqlite:") {
+                if !std::path::Path::new(path).exists() {
+                    return Err(format!("{url}: no such file; give the path the receiver uses"));
+                }
+            }
+            inbox::connect(url).await
+        }
+    };
+    opened.map_err(|error| format!("{url}: {error}"))
+}
+
+/// The delivery under a whole key, or under `<provider>:event:<id>` for any provider.
+async fn find(inbox: &dyn Inbox, id: &str) -> Result<Option<StoredDelivery>, inbox::InboxError> {
+    if id.contains(":event:") {
+        return inbox.get(id).await;
+    }
+    for info in scheme::PROVIDERS {
+        if let Some(delivery) = inbox.get(&format!("{}:event:{id}", info.name)).await? {
+            return Ok(Some(delivery));
+        }
+    }
+    Ok(None)
+}
+
+fn not_found(id: &str) -> ExitCode {
+    eprintln!("no delivery `{id}` in this inbox");
+    ExitCode::FAILURE
+}
+
+/// When a delivery arrived, to the second, in UTC.
+fn received(delivery: &StoredDelivery) -> String {
+    humantime::format_rfc3339_seconds(delivery.received_at).to_string()
+}

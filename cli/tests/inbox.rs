@@ -1,0 +1,130 @@
+//! `hookroute inbox` against a SQLite inbox a real receiver filled.
+
+use std::path::Path;
+use std::time::Duration;
+
+use assert_cmd::Command;
+use hookroute::inbox::{DeliveryState, Inbox, SqliteInbox};
+use hookroute::testing::TestEvent;
+use hookroute::{webhook_handlers, Groq, HandlerError, Receiver};
+use predicates::prelude::*;
+
+const SECRET: &str = "whsec_cli_inbox";
+
+struct App;
+
+#[webhook_handlers(provider = "groq")]
+impl App {
+    #[event("resource.created")]
+    async fn created(&self, _data: serde_json::Value) -> Result<(), HandlerError> {
+        Ok(())
+    }
+}
+
+fn inbox_cli(path: &Path) -> Command {
+    let mut command = Command::cargo_bin("hookroute").unwrap();
+    command.env_remove("GROQ_WEBHOOK_SECRET").env_remove("HOOKROUTE_INBOX");
+    command.args(["inbox", "--url", &format!("sqlite:{}", path.display())]);
+    command
+}
+
+/// Three deliveries queued through a receiver; the first dead-lettered with an error,
+/// the second done, the third left queued.
+async fn fill(path: &Path) -> SqliteInbox {
+    let inbox = SqliteInbox::open(path).await.unwrap();
+    let receiver = Receiver::builder(App).secret(SECRET).inbox(SqliteInbox::open(path).await.unwrap()).build().unwrap();
+    for id in ["evt_dead", "evt_done", "evt_queued"] {
+        let delivery = TestEvent::<Groq>::new("resource.created", serde_json::json!({"id": id})).id(id).sign(SECRET);
+        assert_eq!(receiver.receive(&delivery.headers, &delivery.body).await.status(), 202);
+    }
+    let first = inbox.take(Duration::from_secs(30)).await.unwrap().unwrap();
+    inbox.dead_letter(&first.lease, "the ledger said no").await.unwrap();
+    let second = inbox.take(Duration::from_secs(30)).await.unwrap().unwrap();
+    inbox.complete(&second.lease, Duration::from_secs(3600)).await.unwrap();
+    inbox
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inbox_commands_show_and_act_on_what_the_receiver_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("inbox.db");
+    let inbox = fill(&path).await;
+
+    inbox_cli(&path).arg("stats").assert().success().stdout(
+        predicate::str::contains("queued    1")
+            .and(predicate::str::contains("done      1"))
+            .and(predicate::str::contains("dead      1")),
+    );
+    inbox_cli(&path).args(["list", "--state", "dead"]).assert().success().stdout(
+        predicate::str::contains("groq:event:evt_dead")
+            .and(predicate::str::contains("the ledger said no"))
+            .and(predicate::str::contains("evt_queued").not()),
+    );
+    inbox_cli(&path)
+        .args(["list", "--state", "gone"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("unknown state"));
+    // The headers and the body exactly as received.
+    inbox_cli(&path).args(["show", "evt_dead"]).assert().success().stdout(
+        predicate::str::contains("state:      dead")
+            .and(predicate::str::contains("attempts:   1"))
+            .and(predicate::str::contains("\n  x-groq-signature: "))
+            .and(predicate::str::contains(r#""id":"evt_dead""#)),
+    );
+    inbox_cli(&path)
+        .args(["show", "evt_nope"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("no delivery `evt_nope`"));
+
+    // Verify again, as of arrival: the right secret, then a wrong one.
+    inbox_cli(&path)
+        .args(["verify", "groq:event:evt_dead", "--secret", SECRET])
+        .assert()
+        .success()
+        .stdout(predicate::str::starts_with("valid: groq signature"));
+    inbox_cli(&path)
+        .args(["verify", "evt_dead", "--secret", "whsec_wrong"])
+        .assert()
+        .code(1)
+        .stdout(predicate::str::starts_with("invalid:"));
+
+    // Retry one dead letter, then every one (none left).
+    inbox_cli(&path).args(["retry", "evt_dead"]).assert().success().stdout(predicate::str::contains("queued again"));
+    let replayed = inbox.get("groq:event:evt_dead").await.unwrap().unwrap();
+    assert_eq!((replayed.state, replayed.attempts), (DeliveryState::Queued, 0));
+    inbox_cli(&path).args(["retry", "--all-dead"]).assert().success().stdout("queued again: 0 dead letters\n");
+    inbox_cli(&path).arg("retry").assert().code(2);
+
+    // Purge: a done delivery younger than the cut stays; older ones go.
+    inbox_cli(&path)
+        .args(["purge", "--done-older-than", "1h"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("purged 0"));
+    inbox_cli(&path)
+        .args(["purge", "--done-older-than", "0s"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("purged 1"));
+    assert!(inbox.get("groq:event:evt_done").await.unwrap().is_none());
+    inbox_cli(&path).args(["purge", "--done-older-than", "soon"]).assert().code(2);
+}
+
+#[test]
+fn a_wrong_inbox_is_one_clear_line() {
+    let dir = tempfile::tempdir().unwrap();
+    inbox_cli(&dir.path().join("typo.db"))
+        .arg("stats")
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("no such file"));
+    assert!(!dir.path().join("typo.db").exists(), "a typo made a new inbox");
+    Command::cargo_bin("hookroute")
+        .unwrap()
+        .args(["inbox", "--url", "kafka://127.0.0.1/", "stats"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("kafka://"));
+}
