@@ -13,7 +13,7 @@
 //! | --- | --- | --- |
 //! | `PORT` | listen on 127.0.0.1:PORT (0 picks a free one) | 3000 |
 //! | `GROQ_WEBHOOK_SECRET` | the signing secret | required |
-//! | `HOOKROUTE_INBOX` | `memory:`, `sqlite:PATH`, `redis://…`, `postgres://…` | `memory:` |
+//! | `HOOKROUTE_INBOX` | `memory:`, `sqlite:PATH`, `redis://…`, `postgres://…`; `inline`: no inbox, handlers run inside the request (to compare) | `memory:` |
 //! | `WORKERS` | handlers run at once in this process; `0`: HTTP only | 4 |
 //! | `ROLE` | `worker`: workers only, no HTTP | both |
 //! | `HANDLER_DELAY_MS` | each handler sleeps this long | 0 |
@@ -137,14 +137,17 @@ async fn run() -> Result<(), String> {
         Err(_) => RetrySchedule::standard(),
     };
     let url = std::env::var("HOOKROUTE_INBOX").unwrap_or_default();
-    let inbox = hookroute::inbox::connect(&url).await.map_err(|error| format!("HOOKROUTE_INBOX: {error}"))?;
-    let receiver = Receiver::builder(App { delay })
-        .inbox(inbox)
-        .retry_schedule(schedule)
-        .build()
-        .map_err(|error| error.to_string())?;
+    let inline = url == "inline";
+    let mut builder = Receiver::builder(App { delay });
+    if !inline {
+        let inbox = hookroute::inbox::connect(&url).await.map_err(|error| format!("HOOKROUTE_INBOX: {error}"))?;
+        builder = builder.inbox(inbox).retry_schedule(schedule);
+    } else if worker_only {
+        return Err("ROLE=worker needs an inbox, not HOOKROUTE_INBOX=inline".to_owned());
+    }
+    let receiver = builder.build().map_err(|error| error.to_string())?;
 
-    let worker = (workers > 0 || worker_only)
+    let worker = (!inline && (workers > 0 || worker_only))
         .then(|| receiver.worker().map(|worker| worker.concurrency(workers.max(1)).lease(lease).spawn()))
         .transpose()
         .map_err(|error| error.to_string())?;

@@ -117,26 +117,7 @@ pub(crate) fn run(args: InboxArgs) -> Result<ExitCode, Failure> {
                 let Some(delivery) = find(&*inbox, &id).await.map_err(fail)? else {
                     return Ok(not_found(&id));
                 };
-                print(format!("key:        {}", delivery.key));
-                print(format!("type:       {}", delivery.event_type));
-                print(format!("state:      {}", delivery.state));
-                print(format!("attempts:   {}", delivery.attempts));
-                print(format!("received:   {}", received(&delivery)));
-                if let Some(signed_at) = delivery.signed_at {
-                    print(format!("signed at:  {signed_at}"));
-                }
-                print(format!("last error: {}", delivery.last_error.as_deref().unwrap_or("-")));
-                print("headers:".to_owned());
-                match decode_headers(&delivery.headers) {
-                    Ok(headers) => {
-                        for (name, value) in &headers {
-                            print(format!("  {name}: {}", String::from_utf8_lossy(value.as_bytes())));
-                        }
-                    }
-                    Err(error) => print(format!("  (stored headers do not read: {error})")),
-                }
-                print(format!("body ({} bytes):", delivery.body.len()));
-                print(String::from_utf8_lossy(&delivery.body).into_owned());
+                show(&delivery, print);
             }
             InboxCommand::Retry { id: Some(id), .. } => {
                 let Some(delivery) = find(&*inbox, &id).await.map_err(fail)? else {
@@ -162,29 +143,64 @@ pub(crate) fn run(args: InboxArgs) -> Result<ExitCode, Failure> {
                     humantime::format_duration(done_older_than)
                 ));
             }
-            InboxCommand::Verify { id, secret: secret_args, tolerance } => {
+            InboxCommand::Verify { id, secret, tolerance } => {
                 let Some(delivery) = find(&*inbox, &id).await.map_err(fail)? else {
                     return Ok(not_found(&id));
                 };
-                let provider = delivery.key.split(':').next().unwrap_or_default();
-                let scheme = scheme(provider)?;
-                let secret = secret(&secret_args, &*scheme)?;
-                let headers = decode_headers(&delivery.headers)
-                    .map_err(|error| format!("the stored headers of {} do not read: {error}", delivery.key))?;
-                let tolerance = Duration::from_secs(tolerance);
-                match scheme.verify(secret, tolerance, &headers, &delivery.body, delivery.received_at) {
-                    Ok(_) => {
-                        print(format!("valid: {} signature, as received at {}", scheme.name(), received(&delivery)))
-                    }
-                    Err(reason) => {
-                        print(format!("invalid: {reason}"));
-                        return Ok(ExitCode::FAILURE);
-                    }
-                }
+                return verify(&delivery, &secret, Duration::from_secs(tolerance), print);
             }
         }
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// Every fact of a stored delivery, its headers one per line, then its body.
+fn show(delivery: &StoredDelivery, mut print: impl FnMut(String)) {
+    print(format!("key:        {}", delivery.key));
+    print(format!("type:       {}", delivery.event_type));
+    print(format!("state:      {}", delivery.state));
+    print(format!("attempts:   {}", delivery.attempts));
+    print(format!("received:   {}", received(delivery)));
+    if let Some(signed_at) = delivery.signed_at {
+        print(format!("signed at:  {signed_at}"));
+    }
+    print(format!("last error: {}", delivery.last_error.as_deref().unwrap_or("-")));
+    print("headers:".to_owned());
+    match decode_headers(&delivery.headers) {
+        Ok(headers) => {
+            for (name, value) in &headers {
+                print(format!("  {name}: {}", String::from_utf8_lossy(value.as_bytes())));
+            }
+        }
+        Err(error) => print(format!("  (stored headers do not read: {error})")),
+    }
+    print(format!("body ({} bytes):", delivery.body.len()));
+    print(String::from_utf8_lossy(&delivery.body).into_owned());
+}
+
+/// Checks a stored delivery's signature with the scheme its key names, as of when it
+/// arrived.
+fn verify(
+    delivery: &StoredDelivery,
+    secret_args: &SecretArgs,
+    tolerance: Duration,
+    mut print: impl FnMut(String),
+) -> Result<ExitCode, Failure> {
+    let provider = delivery.key.split(':').next().unwrap_or_default();
+    let scheme = scheme(provider)?;
+    let secret = secret(secret_args, &*scheme)?;
+    let headers = decode_headers(&delivery.headers)
+        .map_err(|error| format!("the stored headers of {} do not read: {error}", delivery.key))?;
+    match scheme.verify(secret, tolerance, &headers, &delivery.body, delivery.received_at) {
+        Ok(_) => {
+            print(format!("valid: {} signature, as received at {}", scheme.name(), received(delivery)));
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(reason) => {
+            print(format!("invalid: {reason}"));
+            Ok(ExitCode::FAILURE)
+        }
+    }
 }
 
 /// The inbox `args` names, with the table or prefix it was given.

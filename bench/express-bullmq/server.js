@@ -1,0 +1,111 @@
+// The peer a Node user would choose for a webhook inbox (bench/inbox): Express verifies
+// Groq's scheme exactly as bench/express/server.js does (hex HMAC-SHA256 of
+// `${timestamp}.${body}`, crypto.timingSafeEqual, a 300 s age check, JSON.parse), then
+// `queue.add` with the event id as the job id (BullMQ ignores a second job with the
+// same id: a provider's retry is not queued twice) and answers 200 once Redis has it.
+// A BullMQ Worker runs the handlers, each sleeping HANDLER_DELAY_MS, with 8 attempts
+// and exponential backoff, completed jobs kept for 7 days as hookroute keeps done ids.
+//
+//   GROQ_WEBHOOK_SECRET=... REDIS_URL=redis://127.0.0.1:6379/ PORT=3000 \
+//     [WORKERS=4] [HANDLER_DELAY_MS=0] [ROLE=worker] node server.js
+//
+// WORKERS=0: HTTP only. ROLE=worker: the Worker only, no HTTP; it prints
+// `DRAINED <jobs> <ms>` once the queue has nothing waiting, active or delayed, counting
+// from its start (bench/inbox's drain rate).
+
+'use strict';
+
+const crypto = require('node:crypto');
+const express = require('express');
+const { Queue, Worker } = require('bullmq');
+
+const SECRET = process.env.GROQ_WEBHOOK_SECRET;
+const PORT = Number(process.env.PORT || 3000);
+const WORKERS = Number(process.env.WORKERS ?? 4);
+const DELAY_MS = Number(process.env.HANDLER_DELAY_MS || 0);
+const ROLE = process.env.ROLE || 'both';
+const TOLERANCE_SECONDS = 300;
+const TTL_SECONDS = 7 * 24 * 3600;
+
+if (!SECRET || !process.env.REDIS_URL) {
+  console.error('error: set GROQ_WEBHOOK_SECRET and REDIS_URL');
+  process.exit(1);
+}
+
+const redisUrl = new URL(process.env.REDIS_URL);
+const connection = { host: redisUrl.hostname, port: Number(redisUrl.port || 6379), maxRetriesPerRequest: null };
+const QUEUE = 'webhooks';
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+const handlers = {
+  'resource.created': async (data) => sleep(DELAY_MS),
+  'resource.updated': async (data) => sleep(DELAY_MS),
+  'resource.deleted': async (data) => sleep(DELAY_MS),
+};
+
+if (ROLE === 'worker' || WORKERS > 0) {
+  const started = Date.now();
+  let processed = 0;
+  const worker = new Worker(
+    QUEUE,
+    async (job) => {
+      const handler = handlers[job.data.type];
+      if (handler) await handler(job.data.data);
+      processed += 1;
+    },
+    { connection, concurrency: Math.max(WORKERS, 1) },
+  );
+  worker.on('error', (error) => console.error(`worker: ${error.message}`));
+  if (ROLE === 'worker') {
+    const queue = new Queue(QUEUE, { connection });
+    const poll = setInterval(async () => {
+      const counts = await queue.getJobCounts('wait', 'active', 'delayed', 'prioritized');
+      if (processed > 0 && Object.values(counts).every((n) => n === 0)) {
+        console.log(`DRAINED ${processed} ${Date.now() - started}`);
+        clearInterval(poll);
+      }
+    }, 100);
+  }
+}
+
+if (ROLE !== 'worker') {
+  const queue = new Queue(QUEUE, { connection });
+  const app = express();
+  app.post('/webhooks/groq', express.raw({ type: 'application/json' }), async (req, res) => {
+    const signature = req.get('x-groq-signature');
+    const timestamp = req.get('x-groq-timestamp');
+    if (!signature || !timestamp || !Buffer.isBuffer(req.body)) {
+      return res.status(401).send('missing signature');
+    }
+    const sent = Number(timestamp);
+    if (!Number.isInteger(sent) || Math.abs(Date.now() / 1000 - sent) > TOLERANCE_SECONDS) {
+      return res.status(401).send('stale timestamp');
+    }
+    const expected = crypto.createHmac('sha256', SECRET).update(`${timestamp}.${req.body}`).digest('hex');
+    const given = Buffer.from(signature);
+    if (given.length !== expected.length || !crypto.timingSafeEqual(given, Buffer.from(expected))) {
+      return res.status(401).send('bad signature');
+    }
+    let event;
+    try {
+      event = JSON.parse(req.body);
+    } catch {
+      return res.status(400).send('invalid JSON');
+    }
+    if (!handlers[event.type]) {
+      return res.sendStatus(200);
+    }
+    try {
+      await queue.add(event.type, { id: event.id, type: event.type, data: event.data }, {
+        jobId: event.id,
+        attempts: 8,
+        backoff: { type: 'exponential', delay: 5000 },
+        removeOnComplete: { age: TTL_SECONDS },
+      });
+      return res.sendStatus(200);
+    } catch (error) {
+      return res.status(503).send('queue unavailable');
+    }
+  });
+  app.listen(PORT, '127.0.0.1', () => console.log(`listening on http://127.0.0.1:${PORT}/webhooks/groq`));
+}
