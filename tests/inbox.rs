@@ -395,7 +395,8 @@ async fn an_outage_while_marking_done(mut outage: impl support::Outage, inbox: A
         served.app.gate.add_permits(runs - 1);
         let done = served.until(&id, DeliveryState::Done).await;
         assert_eq!(served.app.runs.count(&id), runs, "away {away:?}");
-        assert_eq!(done.attempts as usize, runs, "away {away:?}: {done:?}");
+        // A take whose answer the outage lost also counts an attempt, without a run.
+        assert!(done.attempts as usize >= runs, "away {away:?}: {done:?}");
     }
     served.stop().await;
 }
