@@ -71,7 +71,7 @@ if (ROLE === 'worker' || WORKERS > 0) {
 if (ROLE !== 'worker') {
   const queue = new Queue(QUEUE, { connection });
   const app = express();
-  app.post('/webhooks/groq', express.raw({ type: 'application/json' }), async (req, res) => {
+  app.post('/webhooks/groq', express.raw({ type: () => true, limit: '1mb' }), async (req, res) => {
     const signature = req.get('x-groq-signature');
     const timestamp = req.get('x-groq-timestamp');
     if (!signature || !timestamp || !Buffer.isBuffer(req.body)) {

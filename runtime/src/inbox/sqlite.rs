@@ -20,7 +20,7 @@ use crate::store::{millis, SqliteFile};
 /// arrival order among records due in the same millisecond.
 const SCHEMA: &str = "
     PRAGMA journal_mode = WAL;
-    PRAGMA synchronous = FULL;
+    PRAGMA synchronous = NORMAL;
     CREATE TABLE IF NOT EXISTS hookroute_inbox (
         seq INTEGER PRIMARY KEY AUTOINCREMENT,
         key TEXT NOT NULL UNIQUE,
@@ -49,8 +49,12 @@ const SWEEP_EVERY: u64 = 1024;
 
 /// An inbox in a SQLite file: durable, embedded, for one node.
 ///
-/// The file is in WAL mode with `synchronous = FULL`, so a delivery answered `202` is
-/// on disk. Each operation is one statement or one `IMMEDIATE` transaction, so
+/// The file is in WAL mode. An insert commits with `synchronous = FULL`, so a
+/// delivery answered `202` is on disk; leases, retries and done marks commit with
+/// `synchronous = NORMAL` (the next insert's sync, or a checkpoint, writes them), which
+/// a process crash never loses but a power loss can: the delivery then runs again,
+/// as README's at-least-once case says, and is never lost. That keeps a worker from
+/// paying two disk syncs per delivery. Each operation is one statement or one `IMMEDIATE` transaction, so
 /// several processes on the node (an HTTP server and separate workers) may share the
 /// file. Times come from this machine's clock: replicas on several machines want
 /// `PostgresInbox` or `RedisInbox`.
@@ -120,6 +124,35 @@ impl SqliteInbox {
     }
 }
 
+/// The insert-if-absent of `enqueue`, in one `IMMEDIATE` transaction; answers the rows
+/// inserted.
+fn insert(
+    connection: &mut rusqlite::Connection,
+    sweep: bool,
+    now: i64,
+    new: &NewDelivery<'_>,
+) -> rusqlite::Result<usize> {
+    let signed_at = new.signed_at.and_then(|at| i64::try_from(at).ok());
+    let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    if sweep {
+        transaction.execute("DELETE FROM hookroute_inbox WHERE state = 'done' AND due_at <= ?1", [now])?;
+    }
+    // A done record past its TTL is forgotten: the key is new again.
+    transaction.execute(
+        "DELETE FROM hookroute_inbox WHERE key = ?1 AND state = 'done' AND due_at <= ?2",
+        params![new.key, now],
+    )?;
+    let inserted = transaction.execute(
+        "INSERT INTO hookroute_inbox (key, event_id, event_type, headers, body, signed_at, state, attempts,
+             due_at, received_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'queued', 0, ?7, ?7, ?7)
+         ON CONFLICT (key) DO NOTHING",
+        params![new.key, new.id, new.event_type, new.headers, new.body, signed_at, now],
+    )?;
+    transaction.commit()?;
+    Ok(inserted)
+}
+
 fn read(row: &Row<'_>) -> rusqlite::Result<StoredDelivery> {
     let state: String = row.get(6)?;
     let signed_at: Option<i64> = row.get(5)?;
@@ -143,26 +176,17 @@ impl Inbox for SqliteInbox {
         let key = delivery.key.to_owned();
         let (id, event_type) = (delivery.id.to_owned(), delivery.event_type.to_owned());
         let (headers, body) = (delivery.headers.to_owned(), delivery.body.to_owned());
-        let signed_at = delivery.signed_at.and_then(|at| i64::try_from(at).ok());
+        let signed_at = delivery.signed_at;
         let sweep = self.enqueued.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY == 0;
         self.run(move |connection, now| {
-            let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            if sweep {
-                transaction.execute("DELETE FROM hookroute_inbox WHERE state = 'done' AND due_at <= ?1", [now])?;
-            }
-            // A done record past its TTL is forgotten: the key is new again.
-            transaction.execute(
-                "DELETE FROM hookroute_inbox WHERE key = ?1 AND state = 'done' AND due_at <= ?2",
-                params![key, now],
-            )?;
-            let inserted = transaction.execute(
-                "INSERT INTO hookroute_inbox (key, event_id, event_type, headers, body, signed_at, state, attempts,
-                     due_at, received_at, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'queued', 0, ?7, ?7, ?7)
-                 ON CONFLICT (key) DO NOTHING",
-                params![key, id, event_type, headers, body, signed_at, now],
-            )?;
-            transaction.commit()?;
+            // The insert is what the provider's 2xx promises: synced to disk before the
+            // answer. Leases and marks are not (see the type's docs).
+            connection.execute_batch("PRAGMA synchronous = FULL")?;
+            let delivery =
+                NewDelivery { key: &key, id: &id, event_type: &event_type, headers: &headers, body: &body, signed_at };
+            let inserted = insert(connection, sweep, now, &delivery);
+            connection.execute_batch("PRAGMA synchronous = NORMAL")?;
+            let inserted = inserted?;
             Ok(if inserted == 1 { Enqueued::Queued } else { Enqueued::Duplicate })
         })
         .await
