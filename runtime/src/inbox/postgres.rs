@@ -40,6 +40,11 @@ const COLUMNS: &str = "key, event_id, event_type, headers, body, signed_at, stat
 ///   'running'`, so a worker whose lease ran out cannot touch it any more.
 /// - Done rows past their TTL are deleted every [`sweep_every`] (five minutes by
 ///   default) while the inbox lives.
+/// - Takes, leases and marks run on a second pool whose sessions set
+///   `synchronous_commit = off`: they do not wait for the WAL to reach the disk (the
+///   next insert's commit, or the WAL writer within `wal_writer_delay`, takes them
+///   there). A crash of the database server, never of a worker, can forget the last of
+///   them; the delivery then runs again, and is never lost. Inserts wait for the disk.
 ///
 /// ```no_run
 /// use hookroute_runtime::inbox::PostgresInbox;
@@ -57,6 +62,8 @@ pub struct PostgresInbox {
 
 struct Inner {
     db: Database,
+    /// For leases and marks: sessions with `synchronous_commit = off` (see the type's docs).
+    marks: Database,
     table: String,
     sql: Statements,
 }
@@ -204,7 +211,7 @@ impl PostgresInbox {
         let (key, token) = (lease.key(), lease.token());
         let mut params: Vec<&(dyn ToSql + Sync)> = vec![&key, &token];
         params.extend_from_slice(extra);
-        match self.execute(sql, &params).await? {
+        match self.inner.marks.execute(sql, &params).await? {
             1 => Ok(()),
             _ => Err(InboxError::ClaimLost { key: key.to_owned() }),
         }
@@ -248,8 +255,9 @@ impl PostgresInboxBuilder {
         let Self { url, table, timeout, pool_size, sweep_every } = self;
         check_table(&table)?;
         let (db, target) = Database::new(&url, timeout, pool_size)?;
+        let (marks, _) = Database::with_options(&url, timeout, pool_size, Some("-c synchronous_commit=off"))?;
         let failed = |err: InboxError| connect_error("PostgreSQL", target.clone(), err);
-        let inner = Arc::new(Inner { db, sql: Statements::new(&table), table });
+        let inner = Arc::new(Inner { db, marks, sql: Statements::new(&table), table });
         let migration = format!(
             "BEGIN;
              SELECT pg_advisory_xact_lock({MIGRATION_LOCK});
@@ -329,7 +337,7 @@ impl Inbox for PostgresInbox {
 
     async fn take(&self, lease: Duration) -> Result<Option<Leased>, InboxError> {
         let token = lease_token();
-        let rows = self.query(&self.inner.sql.take, &[&token, &millis(lease)]).await?;
+        let rows = self.inner.marks.query(&self.inner.sql.take, &[&token, &millis(lease)]).await?;
         let Some(row) = rows.first() else { return Ok(None) };
         let delivery = read(row)?;
         Ok(Some(Leased { lease: Lease::new(delivery.key.clone(), token), delivery }))

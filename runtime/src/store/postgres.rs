@@ -139,6 +139,16 @@ impl Database {
     /// A pool for the database at `url`, and where it points (without the password),
     /// for error messages. Connects lazily.
     pub(crate) fn new(url: &str, timeout: Duration, pool_size: usize) -> Result<(Self, String), StoreError> {
+        Self::with_options(url, timeout, pool_size, None)
+    }
+
+    /// As [`new`](Self::new), each session started with `-c <setting>`s (`options`).
+    pub(crate) fn with_options(
+        url: &str,
+        timeout: Duration,
+        pool_size: usize,
+        options: Option<&str>,
+    ) -> Result<(Self, String), StoreError> {
         let mut config: tokio_postgres::Config = url.parse().map_err(|err| StoreError::Connect {
             store: "PostgreSQL",
             target: "the configured URL".to_owned(),
@@ -147,6 +157,10 @@ impl Database {
         let target = describe(&config);
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(timeout);
+        }
+        if let Some(options) = options {
+            let given = config.get_options().map(|given| format!("{given} ")).unwrap_or_default();
+            config.options(format!("{given}{options}"));
         }
         let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
         let pool = Pool::builder(manager)
