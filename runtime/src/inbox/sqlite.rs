@@ -44,6 +44,13 @@ const SCHEMA: &str = "
 
 const COLUMNS: &str = "key, event_id, event_type, headers, body, signed_at, state, attempts, last_error, received_at";
 
+/// The record due longest, `?3` being now. INDEXED BY: left to itself, the planner
+/// picked the state index and sorted every waiting record on each take (a drain ran
+/// at 219 deliveries/s with 20,000 waiting).
+const NEXT_DUE: &str = "SELECT seq FROM hookroute_inbox INDEXED BY hookroute_inbox_due
+    WHERE state IN ('queued', 'retrying', 'running') AND due_at <= ?3
+    ORDER BY due_at, seq LIMIT 1";
+
 /// Done records past their TTL are swept once every this many enqueues.
 const SWEEP_EVERY: u64 = 1024;
 
@@ -199,9 +206,7 @@ impl Inbox for SqliteInbox {
             let sql = format!(
                 "UPDATE hookroute_inbox SET state = 'running', attempts = attempts + 1, token = ?1, due_at = ?2,
                      updated_at = ?3
-                 WHERE seq = (SELECT seq FROM hookroute_inbox
-                              WHERE state IN ('queued', 'retrying', 'running') AND due_at <= ?3
-                              ORDER BY due_at, seq LIMIT 1)
+                 WHERE seq = ({NEXT_DUE})
                  RETURNING {COLUMNS}"
             );
             let delivery =
@@ -340,5 +345,22 @@ impl Inbox for SqliteInbox {
             Ok(deleted as u64)
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{NEXT_DUE, SCHEMA};
+
+    /// A take reads one entry of the due index, whatever the number waiting: no scan
+    /// of the state index, no sort.
+    #[test]
+    fn a_take_finds_the_next_due_record_through_its_index() {
+        let connection = rusqlite::Connection::open_in_memory().unwrap();
+        connection.execute_batch(SCHEMA).unwrap();
+        let explain = format!("EXPLAIN QUERY PLAN {}", NEXT_DUE.replace("?3", "0"));
+        let mut statement = connection.prepare(&explain).unwrap();
+        let plan: Vec<String> = statement.query_map([], |row| row.get(3)).unwrap().map(Result::unwrap).collect();
+        assert_eq!(plan, ["SEARCH hookroute_inbox USING INDEX hookroute_inbox_due (due_at<?)"], "{plan:?}");
     }
 }
