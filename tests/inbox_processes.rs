@@ -110,7 +110,7 @@ impl Backend {
     }
 
     /// Starts a worker process on this inbox; its output lines arrive on `lines`.
-    fn spawn_worker(&self, lease: Duration, hang: bool, lines: mpsc::Sender<String>) -> Child {
+    fn spawn_worker(&self, lease: Duration, hang: bool, lines: mpsc::Sender<String>) -> WorkerProcess {
         let mut child = Command::new(std::env::current_exe().unwrap())
             .args(["worker_process", "--exact", "--ignored", "--nocapture", "--test-threads=1"])
             .env("WORKER_INBOX", self.kind)
@@ -134,7 +134,24 @@ impl Backend {
                 }
             }
         });
-        child
+        WorkerProcess(child)
+    }
+}
+
+/// A worker process, killed (SIGKILL) when dropped, so that a failing test leaves none
+/// behind.
+struct WorkerProcess(Child);
+
+impl WorkerProcess {
+    fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for WorkerProcess {
+    fn drop(&mut self) {
+        self.kill();
     }
 }
 
@@ -244,8 +261,7 @@ async fn a_worker_killed_mid_handler_holds_only_a_lease(backend: Backend) {
     .await
     .unwrap();
     assert_eq!(started, format!("STARTED {id}"));
-    doomed.kill().unwrap();
-    doomed.wait().unwrap();
+    doomed.kill();
     assert_eq!(inbox.get(&key).await.unwrap().unwrap().state, DeliveryState::Running);
 
     // Another worker, here in the test's process, watching from the moment of the kill.
@@ -331,7 +347,7 @@ async fn replicas_and_worker_processes_run_each_event_exactly_once(backend: Back
         inboxes.push(inbox);
     }
     let (tx, lines) = mpsc::channel();
-    let mut workers: Vec<Child> =
+    let mut workers: Vec<WorkerProcess> =
         (0..WORKER_PROCESSES).map(|_| backend.spawn_worker(Duration::from_secs(30), false, tx.clone())).collect();
     drop(tx);
     let urls = Arc::new(urls);
@@ -374,8 +390,7 @@ async fn replicas_and_worker_processes_run_each_event_exactly_once(backend: Back
     // A handler prints before its delivery is marked done, so every line is out now;
     // stop the workers to close their output.
     for worker in &mut workers {
-        worker.kill().unwrap();
-        worker.wait().unwrap();
+        worker.kill();
     }
     let mut runs: HashMap<String, Vec<u32>> = HashMap::new();
     for line in &lines {
