@@ -269,6 +269,39 @@ async fn a_delivery_that_kills_its_workers_is_dead_lettered(inbox: Arc<dyn Inbox
     receiving.stop().await;
 }
 
+/// A replay does not check the timestamp window again: the delivery was verified when
+/// it arrived. Here its dead letter is replayed an hour after it was signed, far past
+/// the 300 s window a fresh delivery must meet, and it runs.
+async fn a_replay_runs_past_the_timestamp_window(inbox: Arc<dyn Inbox>) {
+    let served = Served::start(Arc::clone(&inbox), 0).await;
+    let id = unique("evt_old");
+    let an_hour_ago = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() - 3600;
+    let delivery = TestEvent::<Groq>::new("job.run", serde_json::json!({})).id(&id).timestamp(an_hour_ago).sign(SECRET);
+    // Sent now, it is refused...
+    let response =
+        served.client.post(&served.url).headers(delivery.headers.clone()).body(delivery.body.clone()).send().await;
+    assert_eq!(response.unwrap().status(), 401);
+    // ... but stored when it was fresh, dead-lettered, and replayed an hour later, it runs.
+    let (headers, key) = (hookroute::inbox::encode_headers(&delivery.headers), format!("groq:event:{id}"));
+    let new = NewDelivery {
+        key: &key,
+        id: &id,
+        event_type: "job.run",
+        headers: &headers,
+        body: &delivery.body,
+        signed_at: Some(an_hour_ago),
+    };
+    assert_eq!(inbox.enqueue(&new).await.unwrap(), Enqueued::Queued);
+    let taken = inbox.take(Duration::from_secs(30)).await.unwrap().unwrap();
+    inbox.dead_letter(&taken.lease, "the ledger was down").await.unwrap();
+    assert!(inbox.replay(&key).await.unwrap());
+    let working = Served::start(Arc::clone(&inbox), 1).await;
+    working.until(&id, DeliveryState::Done).await;
+    assert_eq!(working.app.runs.count(&id), 1);
+    working.stop().await;
+    served.stop().await;
+}
+
 macro_rules! on_backend {
     ($module:ident, $make:expr) => {
         mod $module {
@@ -292,6 +325,11 @@ macro_rules! on_backend {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn a_lost_answer_makes_the_retry_a_duplicate() {
                 super::a_lost_answer_makes_the_retry_a_duplicate(Arc::new($make)).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn a_replay_runs_past_the_timestamp_window() {
+                super::a_replay_runs_past_the_timestamp_window(Arc::new($make)).await;
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
