@@ -272,16 +272,18 @@ async fn run_one<H: WebhookHandlers, S: IdempotencyStore>(
     let attempt = delivery.attempts;
     let id = delivery.id.as_str();
     let allowed = mode.schedule.attempts();
-    let outcome = match prepare::<H>(&delivery) {
-        // The earlier attempts never reported back: their workers died or hung past
-        // the lease. A delivery that kills its worker must not do so for ever.
-        _ if attempt > allowed => Attempt::Failed {
-            error: format!(
-                "all {allowed} attempts were used, the last without an answer: its worker stopped (crashed, was killed or hung past its lease){}",
-                delivery.last_error.as_deref().map(|last| format!("; the last error reported: {last}")).unwrap_or_default()
-            ),
-            permanent: true,
-        },
+    // The earlier attempts never reported back: their workers died or hung past the
+    // lease. A delivery that kills its worker must not do so for ever; it is not even
+    // parsed again.
+    let prepared = if attempt > allowed {
+        Err(format!(
+            "all {allowed} attempts were used, the last without an answer: its worker stopped (crashed, was killed or hung past its lease){}",
+            delivery.last_error.as_deref().map(|last| format!("; the last error reported: {last}")).unwrap_or_default()
+        ))
+    } else {
+        prepare::<H>(&delivery)
+    };
+    let outcome = match prepared {
         Err(error) => Attempt::Failed { error, permanent: true },
         Ok(None) => Attempt::Done,
         Ok(Some((event, meta))) => {

@@ -58,12 +58,13 @@ const SWEEP_EVERY: u64 = 1024;
 ///
 /// The file is in WAL mode. An insert commits with `synchronous = FULL`, so a
 /// delivery answered `202` is on disk; leases, retries and done marks commit with
-/// `synchronous = NORMAL` (the next insert's sync, or a checkpoint, writes them), which
-/// a process crash never loses but a power loss can: the delivery then runs again,
-/// as README's at-least-once case says, and is never lost. That keeps a worker from
-/// paying two disk syncs per delivery. Each operation is one statement or one `IMMEDIATE` transaction, so
-/// several processes on the node (an HTTP server and separate workers) may share the
-/// file. Times come from this machine's clock: replicas on several machines want
+/// `synchronous = NORMAL` (the next insert's sync, or a checkpoint, writes them),
+/// which a process crash never loses but a power loss can: the delivery then runs
+/// again, as README's at-least-once case says, and is never lost. That keeps a worker
+/// from paying two disk syncs per delivery.
+///
+/// Each operation is one statement or one `IMMEDIATE` transaction, so several
+/// processes on the node (an HTTP server and separate workers) may share the file. Times come from this machine's clock: replicas on several machines want
 /// `PostgresInbox` or `RedisInbox`.
 ///
 /// ```
