@@ -447,7 +447,7 @@ async fn postgres_an_outage_while_marking_done() {
         format!("postgres://{}@127.0.0.1:{}/{}", config.get_user().unwrap(), proxy.port, config.get_dbname().unwrap());
     let inbox = hookroute::inbox::PostgresInbox::builder(&url)
         .table(unique("inbox_marking"))
-        .timeout(Duration::from_millis(300))
+        .timeout(Duration::from_secs(1))
         .connect()
         .await
         .unwrap();
@@ -459,7 +459,7 @@ async fn postgres_an_outage_while_marking_done() {
 async fn redis_an_outage_while_marking_done() {
     let redis = support::OwnRedis::start();
     let inbox =
-        hookroute::inbox::RedisInbox::builder(redis.url()).timeout(Duration::from_millis(300)).connect().await.unwrap();
+        hookroute::inbox::RedisInbox::builder(redis.url()).timeout(Duration::from_secs(1)).connect().await.unwrap();
     an_outage_while_marking_done(redis, Arc::new(inbox)).await;
 }
 
