@@ -302,40 +302,24 @@ async fn a_replay_runs_past_the_timestamp_window(inbox: Arc<dyn Inbox>) {
     served.stop().await;
 }
 
+/// The tests above, each a `#[tokio::test]` in module `$module` on the inbox `$make`.
 macro_rules! on_backend {
     ($module:ident, $make:expr) => {
+        on_backend!(@tests $module, $make,
+            answers_before_the_handler_finishes retries_then_dead_letters_then_replays a_replayed_dead_letter_is_done
+            a_lost_answer_makes_the_retry_a_duplicate a_replay_runs_past_the_timestamp_window
+            a_delivery_that_kills_its_workers_is_dead_lettered);
+    };
+    (@tests $module:ident, $make:expr, $($test:ident)+) => {
         mod $module {
             use super::*;
 
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn answers_before_the_handler_finishes() {
-                super::answers_before_the_handler_finishes(Arc::new($make)).await;
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn retries_then_dead_letters_then_replays() {
-                super::retries_then_dead_letters_then_replays(Arc::new($make)).await;
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn a_replayed_dead_letter_is_done() {
-                super::a_replayed_dead_letter_is_done(Arc::new($make)).await;
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn a_lost_answer_makes_the_retry_a_duplicate() {
-                super::a_lost_answer_makes_the_retry_a_duplicate(Arc::new($make)).await;
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn a_replay_runs_past_the_timestamp_window() {
-                super::a_replay_runs_past_the_timestamp_window(Arc::new($make)).await;
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn a_delivery_that_kills_its_workers_is_dead_lettered() {
-                super::a_delivery_that_kills_its_workers_is_dead_lettered(Arc::new($make)).await;
-            }
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    super::$test(Arc::new($make)).await;
+                }
+            )+
         }
     };
 }
@@ -362,10 +346,7 @@ on_backend!(
 /// back, the provider's retries are queued once each.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_inbox_outage_is_a_503_and_the_retries_queue_once() {
-    let config: tokio_postgres::Config = support::postgres_url().parse().unwrap();
-    let mut proxy = support::Proxy::start(([127, 0, 0, 1], config.get_ports()[0]).into());
-    let url =
-        format!("postgres://{}@127.0.0.1:{}/{}", config.get_user().unwrap(), proxy.port, config.get_dbname().unwrap());
+    let (mut proxy, url) = support::Proxy::postgres();
     let inbox = hookroute::inbox::PostgresInbox::builder(&url)
         .table(unique("inbox_outage"))
         .timeout(Duration::from_millis(500))
@@ -441,10 +422,7 @@ async fn an_outage_while_marking_done(mut outage: impl support::Outage, inbox: A
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_an_outage_while_marking_done() {
-    let config: tokio_postgres::Config = support::postgres_url().parse().unwrap();
-    let proxy = support::Proxy::start(([127, 0, 0, 1], config.get_ports()[0]).into());
-    let url =
-        format!("postgres://{}@127.0.0.1:{}/{}", config.get_user().unwrap(), proxy.port, config.get_dbname().unwrap());
+    let (proxy, url) = support::Proxy::postgres();
     let inbox = hookroute::inbox::PostgresInbox::builder(&url)
         .table(unique("inbox_marking"))
         .timeout(Duration::from_secs(1))

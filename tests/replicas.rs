@@ -419,10 +419,7 @@ async fn redis_killed_fails_closed_and_loses_nothing() {
 /// PostgreSQL cut off: every connection dropped, new ones refused, then restored.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_cut_off_fails_closed_and_loses_nothing() {
-    let config: tokio_postgres::Config = support::postgres_url().parse().unwrap();
-    let proxy = support::Proxy::start(([127, 0, 0, 1], config.get_ports()[0]).into());
-    let url =
-        format!("postgres://{}@127.0.0.1:{}/{}", config.get_user().unwrap(), proxy.port, config.get_dbname().unwrap());
+    let (proxy, url) = support::Proxy::postgres();
     let mut stores = Vec::new();
     for _ in 0..2 {
         stores.push(PostgresStore::builder(&url).timeout(Duration::from_millis(500)).connect().await.unwrap());

@@ -106,6 +106,19 @@ impl Proxy {
         proxy
     }
 
+    /// A proxy in front of the test PostgreSQL, and the URL that reaches it through it.
+    pub fn postgres() -> (Self, String) {
+        let config: tokio_postgres::Config = postgres_url().parse().unwrap();
+        let proxy = Self::start(([127, 0, 0, 1], config.get_ports()[0]).into());
+        let url = format!(
+            "postgres://{}@127.0.0.1:{}/{}",
+            config.get_user().unwrap(),
+            proxy.port,
+            config.get_dbname().unwrap()
+        );
+        (proxy, url)
+    }
+
     /// Drops every proxied connection and refuses new ones.
     pub fn cut(&mut self) {
         // The accept task owns the listener and every connection task.

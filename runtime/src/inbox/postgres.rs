@@ -1,7 +1,7 @@
 //! An inbox in PostgreSQL, shared by every replica and worker that points at it.
 
 use std::fmt;
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_postgres::types::ToSql;
@@ -11,7 +11,7 @@ use super::{
     from_unix_millis, lease_token, DeliveryState, Enqueued, Inbox, InboxError, InboxStats, Lease, Leased, NewDelivery,
     StoredDelivery,
 };
-use crate::store::{check_table, connect_error, millis, Database, DEFAULT_STORE_TIMEOUT};
+use crate::store::{check_table, connect_error, millis, sweep_while_alive, Database, DEFAULT_STORE_TIMEOUT};
 
 /// The table a [`PostgresInbox`] keeps deliveries in unless told otherwise.
 pub const DEFAULT_INBOX_TABLE: &str = "hookroute_inbox";
@@ -283,23 +283,15 @@ impl PostgresInboxBuilder {
         );
         inner.db.migrate(&migration).await.map_err(failed)?;
         if let Some(every) = sweep_every {
-            tokio::spawn(sweep(Arc::downgrade(&inner), every));
+            // Expired done rows go while the inbox lives.
+            tokio::spawn(sweep_while_alive(Arc::downgrade(&inner), every, |inner| async move {
+                let inbox = PostgresInbox { inner };
+                if let Err(err) = inbox.execute(&inbox.inner.sql.sweep, &[]).await {
+                    tracing::warn!(error = %err, table = %inbox.inner.table, "could not delete expired inbox records");
+                }
+            }));
         }
         Ok(PostgresInbox { inner })
-    }
-}
-
-/// Deletes expired done rows every `every` while the inbox lives.
-async fn sweep(inner: Weak<Inner>, every: Duration) {
-    let mut ticks = tokio::time::interval(every);
-    ticks.tick().await;
-    loop {
-        ticks.tick().await;
-        let Some(inner) = inner.upgrade() else { return };
-        let inbox = PostgresInbox { inner };
-        if let Err(err) = inbox.execute(&inbox.inner.sql.sweep, &[]).await {
-            tracing::warn!(error = %err, table = %inbox.inner.table, "could not delete expired inbox records");
-        }
     }
 }
 

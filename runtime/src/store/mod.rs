@@ -30,7 +30,7 @@ mod sqlite;
 
 pub use memory::{MemoryStore, DEFAULT_CAPACITY};
 #[cfg(feature = "postgres")]
-pub(crate) use postgres::{check_table, Database};
+pub(crate) use postgres::{check_table, sweep_while_alive, Database};
 #[cfg(feature = "postgres")]
 pub use postgres::{PostgresStore, PostgresStoreBuilder, DEFAULT_TABLE};
 #[cfg(feature = "redis")]

@@ -307,25 +307,33 @@ impl PostgresStoreBuilder {
         );
         inner.db.migrate(&migration).await.map_err(failed)?;
         if let Some(every) = sweep_every {
-            tokio::spawn(sweep(Arc::downgrade(&inner), every));
+            tokio::spawn(sweep_while_alive(Arc::downgrade(&inner), every, |inner| async move {
+                match inner.purge_expired().await {
+                    Ok(purged) => tracing::debug!(purged, table = %inner.table, "expired idempotency records deleted"),
+                    Err(err) => {
+                        tracing::warn!(error = %err, table = %inner.table, "could not delete expired idempotency records");
+                    }
+                }
+            }));
         }
         Ok(PostgresStore { inner })
     }
 }
 
 /// Deletes expired rows every `every` while the store lives.
-async fn sweep(inner: Weak<Inner>, every: Duration) {
+/// Calls `sweep` with `owner` every `every`, from one `every` after now, for as long
+/// as `owner` lives: the background task of a table whose expired rows must go.
+pub(crate) async fn sweep_while_alive<T, F, Fut>(owner: Weak<T>, every: Duration, sweep: F)
+where
+    F: Fn(Arc<T>) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
     let mut ticks = tokio::time::interval(every);
     ticks.tick().await;
     loop {
         ticks.tick().await;
-        let Some(inner) = inner.upgrade() else { return };
-        match inner.purge_expired().await {
-            Ok(purged) => tracing::debug!(purged, table = %inner.table, "expired idempotency records deleted"),
-            Err(err) => {
-                tracing::warn!(error = %err, table = %inner.table, "could not delete expired idempotency records");
-            }
-        }
+        let Some(owner) = owner.upgrade() else { return };
+        sweep(owner).await;
     }
 }
 
