@@ -12,6 +12,7 @@ mod support;
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -155,9 +156,13 @@ impl Drop for WorkerProcess {
     }
 }
 
+/// A name no other test, in this process or an earlier run, uses: tests running at
+/// once read the same clock, so a counter tells them apart (two once shared a table,
+/// and one's worker took the other's delivery).
 fn unique(name: &str) -> String {
+    static N: AtomicU64 = AtomicU64::new(0);
     let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
-    format!("{name}_{}_{nanos:x}", std::process::id())
+    format!("{name}_{}_{nanos:x}_{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
 }
 
 fn receiver(app: Arc<App>, inbox: Arc<dyn Inbox>) -> Receiver<Arc<App>> {
@@ -256,7 +261,15 @@ async fn a_worker_killed_mid_handler_holds_only_a_lease(backend: Backend) {
     let sent = Instant::now();
     assert_eq!(deliver(&client, &url, "job.hangs", &id).await, "queued");
     let started = tokio::task::spawn_blocking(move || {
-        lines.iter().find(|line| line.starts_with("STARTED")).expect("the worker process exited")
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match lines.recv_timeout(left) {
+                Ok(line) if line.starts_with("STARTED") => break line,
+                Ok(_) => {}
+                Err(error) => panic!("the worker process never started the handler: {error}"),
+            }
+        }
     })
     .await
     .unwrap();
