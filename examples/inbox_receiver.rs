@@ -162,7 +162,7 @@ async fn run() -> Result<(), String> {
             .map_err(|error| format!("cannot listen on 127.0.0.1:{port}: {error}"))?;
         let address = listener.local_addr().map_or_else(|_| format!("127.0.0.1:{port}"), |a| a.to_string());
         tracing::info!(workers, "listening on http://{address}{route}");
-        axum::serve(listener, app)
+        hookroute::axum::serve(listener, app)
             .with_graceful_shutdown(stop_signal())
             .await
             .map_err(|error| format!("server stopped: {error}"))?;

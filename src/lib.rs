@@ -101,9 +101,10 @@
 //! | body not JSON, envelope fields missing, data not of the handler's type | 400 |
 //! | signature header missing or wrong, timestamp outside the window or malformed | 401 |
 //! | the same event is being processed right now | 409 |
+//! | body not received whole within the body timeout | 408 |
 //! | body over the limit | 413 |
 //! | handler error, panic or timeout (event released) | 500 |
-//! | idempotency store unavailable (nothing ran) | 503 |
+//! | idempotency store unavailable (nothing ran); too many unverified bodies held | 503 |
 
 #[cfg(all(doctest, feature = "axum"))]
 #[doc = include_str!("../README.md")]
@@ -114,8 +115,8 @@ pub use hookroute_runtime::{
     inbox, provider, store, testing, ConfigError, Coreweave, Delivered, DeliveredKind, EventMeta, GitHub, Groq,
     HandlerError, HandlerFailure, HandlerOutput, IdempotencyStore, MemoryStore, Outcome, Parsed, Provider, Receiver,
     ReceiverBuilder, Rejection, Secret, SecretError, Shopify, Slack, StandardWebhooks, Stripe, UnknownEvent,
-    VerifyError, WebhookHandlers, Worker, WorkerHandle, DEFAULT_BODY_LIMIT, DEFAULT_CONCURRENCY,
-    DEFAULT_HANDLER_TIMEOUT, DEFAULT_LEASE, DEFAULT_WORKER_LEASE,
+    VerifyError, WebhookHandlers, Worker, WorkerHandle, DEFAULT_BODY_LIMIT, DEFAULT_BODY_TIMEOUT, DEFAULT_CONCURRENCY,
+    DEFAULT_HANDLER_TIMEOUT, DEFAULT_LEASE, DEFAULT_UNVERIFIED_BYTES, DEFAULT_WORKER_LEASE,
 };
 
 /// Mount a [`Receiver`] on an axum route: `hookroute::axum::post(receiver)`.

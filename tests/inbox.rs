@@ -93,7 +93,7 @@ impl Served {
         let router = axum::Router::new().route("/webhooks/groq", hookroute::axum::post(receiver));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/webhooks/groq", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+        tokio::spawn(async move { hookroute::axum::serve(listener, router).await.unwrap() });
         Self { url, app, inbox, workers, client: reqwest::Client::new() }
     }
 

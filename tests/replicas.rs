@@ -117,7 +117,7 @@ async fn serve<S: IdempotencyStore>(receiver: Receiver<Arc<App>, S>) -> String {
     let router = axum::Router::new().route("/webhooks/groq", hookroute::axum::post(receiver));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/webhooks/groq", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    tokio::spawn(async move { hookroute::axum::serve(listener, router).await.unwrap() });
     url
 }
 

@@ -53,7 +53,7 @@ pub(crate) async fn serve<H: WebhookHandlers>(handlers: H) -> ExitCode {
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;
     };
-    if let Err(error) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
+    if let Err(error) = hookroute::axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
         eprintln!("error: server stopped: {error}");
         return ExitCode::FAILURE;
     }

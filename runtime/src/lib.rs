@@ -36,7 +36,7 @@ pub use provider::{
 };
 pub use receiver::{
     Delivered, DeliveredKind, HandlerFailure, Outcome, Receiver, ReceiverBuilder, Rejection, DEFAULT_BODY_LIMIT,
-    DEFAULT_HANDLER_TIMEOUT, DEFAULT_LEASE,
+    DEFAULT_BODY_TIMEOUT, DEFAULT_HANDLER_TIMEOUT, DEFAULT_LEASE, DEFAULT_UNVERIFIED_BYTES,
 };
 pub use secret::{Secret, SecretError};
 pub use store::{IdempotencyStore, MemoryStore};

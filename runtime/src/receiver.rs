@@ -27,6 +27,13 @@ pub const DEFAULT_LEASE: Duration = Duration::from_secs(60);
 /// How long a handler may run by default before it is stopped and the event released.
 pub const DEFAULT_HANDLER_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How long an HTTP adapter waits for a whole body by default before answering 408.
+pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How many bytes of bodies not yet verified an HTTP adapter holds at once by default,
+/// across all requests to one receiver: 64 MiB.
+pub const DEFAULT_UNVERIFIED_BYTES: usize = 64 * 1024 * 1024;
+
 /// Verifies, deduplicates and dispatches deliveries to a set of handlers.
 ///
 /// The order of checks is fixed: body size → signature headers → timestamp window →
@@ -67,6 +74,8 @@ pub(crate) struct Inner<H: WebhookHandlers, S> {
     pub(crate) settings: Settings,
     /// Set in inbox mode: deliveries are stored, and workers run the handlers.
     pub(crate) inbox: Option<InboxMode>,
+    /// One permit per byte of body held before verification, across requests.
+    unverified: tokio::sync::Semaphore,
 }
 
 /// What a receiver in inbox mode shares with its workers.
@@ -83,6 +92,8 @@ pub(crate) struct Settings {
     lease: Duration,
     pub(crate) ttl: Duration,
     pub(crate) handler_timeout: Duration,
+    body_timeout: Duration,
+    unverified_bytes: usize,
 }
 
 impl<H: WebhookHandlers, S: IdempotencyStore> Clone for Receiver<H, S> {
@@ -123,6 +134,8 @@ impl<H: WebhookHandlers> Receiver<H> {
                 lease: DEFAULT_LEASE,
                 ttl: DEFAULT_TTL,
                 handler_timeout: DEFAULT_HANDLER_TIMEOUT,
+                body_timeout: DEFAULT_BODY_TIMEOUT,
+                unverified_bytes: DEFAULT_UNVERIFIED_BYTES,
             },
         }
     }
@@ -142,6 +155,17 @@ impl<H: WebhookHandlers, S: IdempotencyStore> Receiver<H, S> {
     /// The largest body accepted, in bytes.
     pub fn body_limit(&self) -> usize {
         self.inner.settings.body_limit
+    }
+
+    /// How long an HTTP adapter waits for a whole body.
+    pub fn body_timeout(&self) -> Duration {
+        self.inner.settings.body_timeout
+    }
+
+    /// The budget of bytes an HTTP adapter may hold in bodies not yet verified, one
+    /// permit per byte, shared by every request to this receiver (and its clones).
+    pub fn unverified_budget(&self) -> &tokio::sync::Semaphore {
+        &self.inner.unverified
     }
 
     /// The inbox deliveries are stored in, in inbox mode.
@@ -503,6 +527,15 @@ pub enum Rejection {
     /// The body could not be read from the connection (400).
     #[error("could not read the request body: {0}")]
     BodyRead(String),
+    /// The body did not arrive whole within the body timeout (408).
+    #[error("the request body did not arrive within {after:?}")]
+    BodyTimeout {
+        /// The body timeout.
+        after: Duration,
+    },
+    /// Too many bytes of unverified bodies are held already; nothing was read (503).
+    #[error("too many request bodies are being received at once; retry later")]
+    Overloaded,
 }
 
 impl Rejection {
@@ -514,7 +547,8 @@ impl Rejection {
             Self::Envelope(_) | Self::Data { .. } | Self::BodyRead(_) => StatusCode::BAD_REQUEST,
             Self::InFlight { .. } => StatusCode::CONFLICT,
             Self::Handler { .. } => StatusCode::INTERNAL_SERVER_ERROR,
-            Self::Store(_) | Self::Inbox(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
+            Self::Store(_) | Self::Inbox(_) | Self::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -574,6 +608,21 @@ impl<H: WebhookHandlers, S: IdempotencyStore> ReceiverBuilder<H, S> {
     /// Sets the largest body accepted, in bytes (default 1 MiB); larger ones get 413.
     pub fn body_limit(mut self, bytes: usize) -> Self {
         self.settings.body_limit = bytes;
+        self
+    }
+
+    /// Sets how long an HTTP adapter waits for a whole body (default 10 s); a body
+    /// still arriving then is answered 408.
+    pub fn body_timeout(mut self, timeout: Duration) -> Self {
+        self.settings.body_timeout = timeout;
+        self
+    }
+
+    /// Sets how many bytes of bodies not yet verified an HTTP adapter holds at once,
+    /// across all requests (default 64 MiB). A request whose body would go past it is
+    /// answered 503 at once: stalled uploads cannot pin the process's memory.
+    pub fn unverified_bytes(mut self, bytes: usize) -> Self {
+        self.settings.unverified_bytes = bytes;
         self
     }
 
@@ -669,6 +718,9 @@ impl<H: WebhookHandlers, S: IdempotencyStore> ReceiverBuilder<H, S> {
                 store: self.store,
                 settings: self.settings,
                 inbox,
+                unverified: tokio::sync::Semaphore::new(
+                    self.settings.unverified_bytes.min(tokio::sync::Semaphore::MAX_PERMITS),
+                ),
             }),
         })
     }

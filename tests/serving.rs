@@ -1,0 +1,271 @@
+//! Serving under attack, over real sockets on 127.0.0.1: clients without a valid
+//! signature that open sockets and never finish, stall their uploads, or write an
+//! oversized body before they read. Each test bounds how long it waits; a wait that
+//! runs out means the server held on to what it should have let go.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use hookroute::testing::{SignedDelivery, TestEvent};
+use hookroute::{webhook_handlers, Groq, HandlerError, Receiver, ReceiverBuilder};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::timeout;
+
+const SECRET: &str = "whsec_serving";
+
+struct App;
+
+#[webhook_handlers(provider = "groq")]
+impl App {
+    #[event("resource.created")]
+    async fn created(&self, _data: serde_json::Value) -> Result<(), HandlerError> {
+        Ok(())
+    }
+}
+
+fn delivery(id: &str) -> SignedDelivery {
+    TestEvent::<Groq>::new("resource.created", serde_json::json!({"id": "r1"})).id(id).sign(SECRET)
+}
+
+/// Serves a receiver built by `configure` through `hookroute::axum::serve`, set up by
+/// `server`; answers its address.
+async fn start(
+    configure: impl FnOnce(ReceiverBuilder<App>) -> ReceiverBuilder<App>,
+    server: impl FnOnce(
+        hookroute::axum::Serve<std::future::Pending<()>>,
+    ) -> hookroute::axum::Serve<std::future::Pending<()>>,
+) -> String {
+    let receiver = configure(Receiver::builder(App).secret(SECRET)).build().unwrap();
+    let router = axum::Router::new().route("/webhooks/groq", hookroute::axum::post(receiver));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    let serve = server(hookroute::axum::serve(listener, router));
+    tokio::spawn(async move { serve.await.unwrap() });
+    address
+}
+
+/// A delivery's request head, as a client writes it, declaring `length` body bytes.
+fn head(address: &str, delivery: &SignedDelivery, length: usize) -> String {
+    let mut head = format!("POST /webhooks/groq HTTP/1.1\r\nhost: {address}\r\ncontent-length: {length}\r\n");
+    for (name, value) in &delivery.headers {
+        head.push_str(name.as_str());
+        head.push_str(": ");
+        head.push_str(value.to_str().unwrap());
+        head.push_str("\r\n");
+    }
+    head + "\r\n"
+}
+
+/// Reads until the status line is in; answers its code.
+async fn status(stream: &mut TcpStream) -> u16 {
+    let mut read = Vec::new();
+    let mut buffer = [0_u8; 4096];
+    while !read.windows(2).any(|w| w == b"\r\n") {
+        let n = stream.read(&mut buffer).await.expect("the answer can be read");
+        assert!(n > 0, "the server closed the connection without an answer: {read:?}");
+        read.extend_from_slice(&buffer[..n]);
+    }
+    let line = String::from_utf8_lossy(&read);
+    line.split(' ').nth(1).and_then(|code| code.parse().ok()).unwrap_or_else(|| panic!("no status in {line:?}"))
+}
+
+/// Sends a genuine delivery with a fresh client; answers the status.
+async fn genuine(address: &str, id: &str) -> u16 {
+    let signed = delivery(id);
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
+    let response = client
+        .post(format!("http://{address}/webhooks/groq"))
+        .headers(signed.headers)
+        .body(signed.body)
+        .send()
+        .await
+        .expect("a genuine delivery is answered while idle clients hold sockets");
+    response.status().as_u16()
+}
+
+/// Opens `count` connections that send nothing, or half a request head.
+async fn idle_clients(address: &str, count: usize) -> Vec<TcpStream> {
+    let mut idle = Vec::with_capacity(count);
+    for n in 0..count {
+        let Ok(mut stream) = TcpStream::connect(address).await else {
+            continue; // the backlog is full: the server sheds, and this one lost
+        };
+        if n % 2 == 0 {
+            let _ = stream.write_all(b"POST /webhooks/groq HTTP/1.1\r\nhost: x\r\n").await;
+        }
+        idle.push(stream);
+    }
+    idle
+}
+
+#[tokio::test]
+async fn idle_clients_past_the_connection_cap_do_not_stop_a_genuine_delivery() {
+    let address = start(|receiver| receiver, |serve| serve.max_connections(20)).await;
+    let idle = idle_clients(&address, 60).await;
+    assert!(idle.len() >= 20, "the idle clients could connect");
+    for n in 0..3 {
+        assert_eq!(genuine(&address, &format!("evt_cap_{n}")).await, 200);
+    }
+}
+
+/// A child process, killed when dropped.
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The attack on the example receiver as users run it: 1,024 file descriptors,
+/// 1,100 idle sockets. Before, `accept()` failed with "Too many open files" for as
+/// long as the sockets stayed open, and the genuine delivery timed out. At 1,024 the
+/// connection cap (512) makes room; at 256 descriptors, below the cap, running out of
+/// them does.
+#[tokio::test]
+async fn idle_sockets_past_the_descriptor_limit_do_not_stop_the_example_receiver() {
+    for (descriptors, sockets) in [(1_024, 1_100), (256, 400)] {
+        let (_server, address) = example_receiver(descriptors);
+        let idle = idle_clients(&address, sockets).await;
+        assert!(idle.len() > descriptors, "the idle clients could connect: {}", idle.len());
+        for n in 0..3 {
+            assert_eq!(genuine(&address, &format!("evt_fd_{descriptors}_{n}")).await, 200, "ulimit -n {descriptors}");
+        }
+    }
+}
+
+/// Starts `examples/groq_receiver` (as `cargo test` builds it) with at most
+/// `descriptors` open files; answers it and its address.
+fn example_receiver(descriptors: usize) -> (Server, String) {
+    let example = std::env::current_exe().unwrap().parent().unwrap().parent().unwrap().join("examples/groq_receiver");
+    assert!(example.exists(), "{} is built by `cargo test` (or `cargo build --examples`)", example.display());
+    let mut child = Command::new("sh")
+        .args(["-c", &format!("ulimit -n {descriptors} && exec \"$0\""), example.to_str().unwrap()])
+        .env("GROQ_WEBHOOK_SECRET", SECRET)
+        .env("PORT", "0")
+        .env("RUST_LOG", "info")
+        .env_remove("HOOKROUTE_STORE")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let server = Server(child);
+    let (found, address) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut found = Some(found);
+        for line in stdout.lines().map_while(Result::ok) {
+            if let Some(at) = line.find("listening on http://") {
+                let rest = &line[at + "listening on http://".len()..];
+                let address = rest.split('/').next().unwrap_or_default().to_owned();
+                if let Some(found) = found.take() {
+                    let _ = found.send(address);
+                }
+            }
+        }
+    });
+    let address = address.recv_timeout(Duration::from_secs(60)).expect("the example receiver starts");
+    (server, address)
+}
+
+#[tokio::test]
+async fn an_idle_connection_is_closed_after_the_header_timeout() {
+    let address = start(|receiver| receiver, |serve| serve.header_timeout(Duration::from_millis(500))).await;
+
+    // Sends nothing.
+    let mut silent = TcpStream::connect(&address).await.unwrap();
+    let mut buffer = [0_u8; 1024];
+    let read = timeout(Duration::from_secs(10), silent.read(&mut buffer)).await;
+    assert!(matches!(read, Ok(Ok(0) | Err(_))), "a silent connection is closed: {read:?}");
+
+    // One request, kept alive, then nothing.
+    let mut kept = TcpStream::connect(&address).await.unwrap();
+    let signed = delivery("evt_keep_alive");
+    kept.write_all(head(&address, &signed, signed.body.len()).as_bytes()).await.unwrap();
+    kept.write_all(&signed.body).await.unwrap();
+    assert_eq!(status(&mut kept).await, 200);
+    let closed = timeout(Duration::from_secs(10), async {
+        loop {
+            match kept.read(&mut buffer).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {} // the rest of the answer
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "an idle keep-alive connection is closed");
+}
+
+#[tokio::test]
+async fn a_stalled_upload_ends_in_408() {
+    let address = start(|receiver| receiver.body_timeout(Duration::from_millis(500)), |serve| serve).await;
+    let signed = delivery("evt_stalled");
+    let mut stream = TcpStream::connect(&address).await.unwrap();
+    stream.write_all(head(&address, &signed, signed.body.len()).as_bytes()).await.unwrap();
+    stream.write_all(&signed.body[..10]).await.unwrap();
+    let answer = timeout(Duration::from_secs(10), status(&mut stream)).await;
+    assert_eq!(answer.expect("the stalled upload is answered"), 408);
+}
+
+#[tokio::test]
+async fn stalled_uploads_cannot_hold_more_than_the_unverified_budget() {
+    let address =
+        start(|receiver| receiver.unverified_bytes(100_000).body_timeout(Duration::from_secs(60)), |serve| serve).await;
+    let signed = delivery("evt_budget");
+    let filler = vec![b' '; 60_000];
+    let mut first = TcpStream::connect(&address).await.unwrap();
+    first.write_all(head(&address, &signed, 200_000).as_bytes()).await.unwrap();
+    first.write_all(&filler).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut second = TcpStream::connect(&address).await.unwrap();
+    second.write_all(head(&address, &signed, 200_000).as_bytes()).await.unwrap();
+    second.write_all(&filler).await.unwrap();
+    let answer = timeout(Duration::from_secs(10), status(&mut second)).await;
+    assert_eq!(answer.expect("the upload past the budget is answered at once"), 503);
+
+    // Once the first lets go, its bytes are free again.
+    drop(first);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(genuine(&address, "evt_after_budget").await, 200);
+}
+
+#[tokio::test]
+async fn a_client_that_writes_a_whole_oversized_body_before_reading_reads_the_413() {
+    let address = start(|receiver| receiver, |serve| serve).await;
+    let signed = delivery("evt_oversized");
+    for declared in [true, false] {
+        let mut stream = TcpStream::connect(&address).await.unwrap();
+        let body = vec![b' '; 2 * 1024 * 1024];
+        let request = if declared {
+            let mut request = head(&address, &signed, body.len()).into_bytes();
+            request.extend_from_slice(&body);
+            request
+        } else {
+            // Chunked: the size shows only as the body streams in.
+            let head = head(&address, &signed, 0).replace("content-length: 0\r\n", "transfer-encoding: chunked\r\n");
+            let mut request = head.into_bytes();
+            for chunk in body.chunks(64 * 1024) {
+                request.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+                request.extend_from_slice(chunk);
+                request.extend_from_slice(b"\r\n");
+            }
+            request.extend_from_slice(b"0\r\n\r\n");
+            request
+        };
+        // Written in pieces, as over a real network: a server that answered and closed
+        // at once would cut the rest off with a reset.
+        let written = timeout(Duration::from_secs(10), async {
+            for piece in request.chunks(64 * 1024) {
+                stream.write_all(piece).await?;
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            std::io::Result::Ok(())
+        });
+        written.await.expect("the server reads the body").expect("the body is written whole, not cut off by a reset");
+        let answer = timeout(Duration::from_secs(10), status(&mut stream)).await;
+        assert_eq!(answer.expect("the answer arrives"), 413, "declared: {declared}");
+    }
+}
