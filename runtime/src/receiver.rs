@@ -203,6 +203,7 @@ impl<H: WebhookHandlers, S: IdempotencyStore> Receiver<H, S> {
 
         // Claimed before the data is parsed: a duplicate's data is never read.
         let key = meta.store_key();
+        let claimed_at = tokio::time::Instant::now();
         let token = match inner.store.claim(key, inner.settings.lease).await {
             Ok(Claim::Acquired(token)) => token,
             Ok(Claim::Done) => return Ok(Delivered::new(DeliveredKind::Duplicate, meta)),
@@ -231,11 +232,13 @@ impl<H: WebhookHandlers, S: IdempotencyStore> Receiver<H, S> {
         };
         match failure {
             None => {
+                // The handler ran: the provider is told so whatever the store says, and
+                // the completion is retried, past this request, until the lease ends.
                 let token = guard.disarm();
+                let until = claimed_at + inner.settings.lease;
                 if let Err(error) = inner.store.complete(key, &token, inner.settings.ttl).await {
-                    // The handler ran: answering an error would make the provider run it
-                    // again once the lease is over. Acknowledge, and say so loudly.
-                    tracing::error!(key = %key, error = %error, "event processed but not recorded as done");
+                    tracing::warn!(key = %key, error = %error, "event processed; recording it as done failed, retrying");
+                    tokio::spawn(complete_until(Arc::clone(&self.inner), key.to_owned(), token, until));
                 }
                 Ok(Delivered::new(DeliveredKind::Processed, meta))
             }
@@ -243,6 +246,40 @@ impl<H: WebhookHandlers, S: IdempotencyStore> Receiver<H, S> {
                 guard.release().await;
                 Err(Rejection::Handler { meta: Box::new(meta), failure })
             }
+        }
+    }
+}
+
+/// Records a processed event as done after a first try failed: again and again, backing
+/// off up to a second, until the store takes it or the claim's lease is over (then a
+/// retry of the delivery can run the event again, and the log says so).
+async fn complete_until<H: WebhookHandlers, S: IdempotencyStore>(
+    inner: Arc<Inner<H, S>>,
+    key: String,
+    token: ClaimToken,
+    until: tokio::time::Instant,
+) {
+    let mut pause = Duration::from_millis(25);
+    let mut tries = 1_u32;
+    loop {
+        if tokio::time::Instant::now() + pause >= until {
+            tracing::error!(
+                key = %key,
+                tries,
+                "event processed but not recorded as done before its lease ended; a retry of it may run it again"
+            );
+            return;
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_secs(1));
+        tries += 1;
+        match tokio::time::timeout_at(until, inner.store.complete(&key, &token, inner.settings.ttl)).await {
+            Ok(Ok(())) => {
+                tracing::info!(key = %key, tries, "event recorded as done");
+                return;
+            }
+            Ok(Err(error)) => tracing::debug!(key = %key, error = %error, "recording the event as done failed again"),
+            Err(_) => {}
         }
     }
 }
