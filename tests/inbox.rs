@@ -16,6 +16,11 @@ use serde::Deserialize;
 
 const SECRET: &str = "whsec_inbox";
 
+/// The key the receiver stores event `id` under: in the namespace its secret names.
+fn key(id: &str) -> String {
+    format!("{}:groq:event:{id}", hookroute::Secret::new(SECRET).fingerprint())
+}
+
 #[derive(Debug, Deserialize)]
 struct Job {
     #[serde(default)]
@@ -105,7 +110,7 @@ impl Served {
 
     /// Waits until the delivery of `id` is in `state`, for at most 10 s.
     async fn until(&self, id: &str, state: DeliveryState) -> hookroute::inbox::StoredDelivery {
-        let key = format!("groq:event:{id}");
+        let key = key(id);
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             // An error is a backend still reconnecting after an outage: look again.
@@ -174,7 +179,7 @@ async fn retries_then_dead_letters_then_replays(inbox: Arc<dyn Inbox>) {
     // A provider's retry of a dead letter is a duplicate: it stays for the operator.
     assert_eq!(served.send(&hopeless, serde_json::json!({"fail_times": 99})).await.0, 200);
     // Replayed, it gets a fresh schedule (its stored data still fails every time).
-    assert!(served.inbox.replay(&format!("groq:event:{hopeless}")).await.unwrap());
+    assert!(served.inbox.replay(&key(&hopeless)).await.unwrap());
     let dead_again = served.until(&hopeless, DeliveryState::Dead).await;
     assert_eq!(served.app.runs.count(&hopeless), 8, "the replay ran a fresh schedule of 4 attempts");
     assert_eq!(dead_again.attempts, 4);
@@ -195,7 +200,7 @@ async fn a_replayed_dead_letter_is_done(inbox: Arc<dyn Inbox>) {
     let delivery = TestEvent::<Groq>::new("job.run", serde_json::json!({"fail_times": 1})).id(&id).sign(SECRET);
     assert_eq!(receiver.receive(&delivery.headers, &delivery.body).await.status(), 202);
     let workers = receiver.worker().unwrap().poll_interval(Duration::from_millis(20)).spawn();
-    let key = format!("groq:event:{id}");
+    let key = key(&id);
     let deadline = Instant::now() + Duration::from_secs(10);
     while inbox.get(&key).await.unwrap().map(|d| d.state) != Some(DeliveryState::Dead) {
         assert!(Instant::now() < deadline, "never dead");
@@ -229,7 +234,7 @@ async fn a_lost_answer_makes_the_retry_a_duplicate(inbox: Arc<dyn Inbox>) {
     let delivery = TestEvent::<Groq>::new("job.run", serde_json::json!({})).id(&id).sign(SECRET);
     // What the receiver inserts for this delivery, as if it had crashed before answering.
     let headers = hookroute::inbox::encode_headers(&delivery.headers);
-    let key = format!("groq:event:{id}");
+    let key = key(&id);
     let new = NewDelivery {
         key: &key,
         id: &id,
@@ -282,7 +287,7 @@ async fn a_replay_runs_past_the_timestamp_window(inbox: Arc<dyn Inbox>) {
         served.client.post(&served.url).headers(delivery.headers.clone()).body(delivery.body.clone()).send().await;
     assert_eq!(response.unwrap().status(), 401);
     // ... but stored when it was fresh, dead-lettered, and replayed an hour later, it runs.
-    let (headers, key) = (hookroute::inbox::encode_headers(&delivery.headers), format!("groq:event:{id}"));
+    let (headers, key) = (hookroute::inbox::encode_headers(&delivery.headers), key(&id));
     let new = NewDelivery {
         key: &key,
         id: &id,

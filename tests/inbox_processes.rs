@@ -24,6 +24,11 @@ use serde::Deserialize;
 
 const SECRET: &str = "whsec_inbox_processes";
 
+/// The key the receiver stores event `id` under: in the namespace its secret names.
+fn key(id: &str) -> String {
+    format!("{}:groq:event:{id}", hookroute::Secret::new(SECRET).fingerprint())
+}
+
 #[derive(Debug, Deserialize)]
 struct Job {}
 
@@ -254,7 +259,7 @@ async fn a_worker_killed_mid_handler_holds_only_a_lease(backend: Backend) {
     let url = serve(receiver(Arc::new(App::default()), Arc::clone(&inbox))).await;
     let client = reqwest::Client::new();
     let id = unique("evt_killed");
-    let key = format!("groq:event:{id}");
+    let key = key(&id);
 
     let (tx, lines) = mpsc::channel();
     let mut doomed = backend.spawn_worker(LEASE, true, tx);
@@ -322,7 +327,7 @@ async fn a_renewed_lease_is_never_taken_over(backend: Backend) {
         assert_eq!(deliver(&client, &url, "job.slow", id).await, "queued");
     }
     for id in &ids {
-        let done = until(&*first, &format!("groq:event:{id}"), DeliveryState::Done, Duration::from_secs(30)).await;
+        let done = until(&*first, &key(id), DeliveryState::Done, Duration::from_secs(30)).await;
         assert_eq!(done.attempts, 1, "{id} was taken over while its handler ran");
         assert_eq!(app.runs.count(id), 1, "{id}");
     }

@@ -39,7 +39,7 @@ enum InboxCommand {
     },
     /// One delivery: its facts, last error, headers and body as received.
     Show {
-        /// The event id, or the whole key (`groq:event:evt_1`).
+        /// The event id, or the whole key (`<namespace>:groq:event:evt_1`).
         id: String,
     },
     /// Run a delivery again now, with a fresh retry schedule (no timestamp window:
@@ -186,7 +186,7 @@ fn verify(
     tolerance: Duration,
     mut print: impl FnMut(String),
 ) -> Result<ExitCode, Failure> {
-    let provider = delivery.key.split(':').next().unwrap_or_default();
+    let provider = provider_of(&delivery.key);
     let scheme = scheme(provider)?;
     let secret = secret(secret_args, &*scheme)?;
     let headers = decode_headers(&delivery.headers)
@@ -236,7 +236,9 @@ async fn open(args: &InboxArgs) -> Result<Box<dyn Inbox>, Failure> {
     opened.map_err(|error| format!("{url}: {error}"))
 }
 
-/// The delivery under a whole key, or under `<provider>:event:<id>` for any provider.
+/// The delivery under a whole key (`billing:groq:event:evt_1`), or with the event id
+/// `id`: under `<provider>:event:<id>` for any provider, else among every delivery
+/// kept (in any receiver's namespace).
 async fn find(inbox: &dyn Inbox, id: &str) -> Result<Option<StoredDelivery>, inbox::InboxError> {
     if id.contains(":event:") {
         return inbox.get(id).await;
@@ -246,7 +248,19 @@ async fn find(inbox: &dyn Inbox, id: &str) -> Result<Option<StoredDelivery>, inb
             return Ok(Some(delivery));
         }
     }
+    for state in DeliveryState::ALL {
+        let found = inbox.list(state, usize::MAX).await?.into_iter().find(|delivery| delivery.id == id);
+        if found.is_some() {
+            return Ok(found);
+        }
+    }
     Ok(None)
+}
+
+/// The provider a key names: `groq` in `billing:groq:event:evt_1` and `groq:event:evt_1`.
+fn provider_of(key: &str) -> &str {
+    let before = key.split_once(":event:").map_or(key, |(before, _)| before);
+    before.rsplit(':').next().unwrap_or_default()
 }
 
 fn not_found(id: &str) -> ExitCode {

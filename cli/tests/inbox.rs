@@ -11,6 +11,11 @@ use predicates::prelude::*;
 
 const SECRET: &str = "whsec_cli_inbox";
 
+/// The key the receiver stores event `id` under: in the namespace its secret names.
+fn key(id: &str) -> String {
+    format!("{}:groq:event:{id}", hookroute::Secret::new(SECRET).fingerprint())
+}
+
 struct App;
 
 #[webhook_handlers(provider = "groq")]
@@ -80,7 +85,7 @@ async fn inbox_commands_show_and_act_on_what_the_receiver_stored() {
 
     // Verify again, as of arrival: the right secret, then a wrong one.
     inbox_cli(&path)
-        .args(["verify", "groq:event:evt_dead", "--secret", SECRET])
+        .args(["verify", &key("evt_dead"), "--secret", SECRET])
         .assert()
         .success()
         .stdout(predicate::str::starts_with("valid: groq signature"));
@@ -92,7 +97,7 @@ async fn inbox_commands_show_and_act_on_what_the_receiver_stored() {
 
     // Retry one dead letter, then every one (none left).
     inbox_cli(&path).args(["retry", "evt_dead"]).assert().success().stdout(predicate::str::contains("queued again"));
-    let replayed = inbox.get("groq:event:evt_dead").await.unwrap().unwrap();
+    let replayed = inbox.get(&key("evt_dead")).await.unwrap().unwrap();
     assert_eq!((replayed.state, replayed.attempts), (DeliveryState::Queued, 0));
     inbox_cli(&path).args(["retry", "--all-dead"]).assert().success().stdout("queued again: 0 dead letters\n");
     inbox_cli(&path).arg("retry").assert().code(2);
@@ -108,7 +113,7 @@ async fn inbox_commands_show_and_act_on_what_the_receiver_stored() {
         .assert()
         .success()
         .stdout(predicate::str::contains("purged 1"));
-    assert!(inbox.get("groq:event:evt_done").await.unwrap().is_none());
+    assert!(inbox.get(&key("evt_done")).await.unwrap().is_none());
     inbox_cli(&path).args(["purge", "--done-older-than", "soon"]).assert().code(2);
 }
 

@@ -20,8 +20,8 @@ use serde_json::value::RawValue;
 #[derive(Clone)]
 pub struct EventMeta {
     provider: &'static str,
-    /// `<provider>:event:<id>` (the idempotency key), the type, then the creation time
-    /// and the group when set: every text of the event in one allocation.
+    /// `[<namespace>:]<provider>:event:<id>` (the idempotency key), the type, then the
+    /// creation time and the group when set: every text of the event in one allocation.
     text: String,
     id_start: usize,
     id_end: usize,
@@ -38,12 +38,18 @@ const KEY_INFIX: &str = ":event:";
 impl EventMeta {
     /// Facts about an event, for calling a handler directly in a test.
     pub fn new(provider: &'static str, id: impl AsRef<str>, event_type: impl AsRef<str>) -> Self {
-        Self::with_capacity(provider, id.as_ref(), event_type.as_ref(), 0)
+        Self::with_capacity("", provider, id.as_ref(), event_type.as_ref(), 0)
     }
 
     /// An event's facts with room for `extra` more bytes of text.
-    fn with_capacity(provider: &'static str, id: &str, event_type: &str, extra: usize) -> Self {
-        let mut text = String::with_capacity(provider.len() + KEY_INFIX.len() + id.len() + event_type.len() + extra);
+    fn with_capacity(namespace: &str, provider: &'static str, id: &str, event_type: &str, extra: usize) -> Self {
+        let namespaced = if namespace.is_empty() { 0 } else { namespace.len() + 1 };
+        let mut text =
+            String::with_capacity(namespaced + provider.len() + KEY_INFIX.len() + id.len() + event_type.len() + extra);
+        if namespaced > 0 {
+            text.push_str(namespace);
+            text.push(':');
+        }
         text.push_str(provider);
         text.push_str(KEY_INFIX);
         let id_start = text.len();
@@ -54,8 +60,10 @@ impl EventMeta {
         Self { provider, text, id_start, id_end, type_end, created: None, group: None, timestamp: None, attempt: None }
     }
 
-    /// The facts of a verified delivery, allocated once.
+    /// The facts of a verified delivery, allocated once; its key is in `namespace`
+    /// (none when empty).
     pub(crate) fn from_delivery(
+        namespace: &str,
         provider: &'static str,
         id: &str,
         event_type: &str,
@@ -64,7 +72,7 @@ impl EventMeta {
         timestamp: Option<u64>,
     ) -> Self {
         let extra = created.map_or(0, str::len) + group.map_or(0, str::len);
-        let mut meta = Self::with_capacity(provider, id, event_type, extra);
+        let mut meta = Self::with_capacity(namespace, provider, id, event_type, extra);
         if let Some(created) = created {
             meta.created = Some(meta.push(created));
         }
@@ -110,7 +118,8 @@ impl EventMeta {
         self
     }
 
-    /// The idempotency store's key for this event: `<provider>:event:<id>`.
+    /// The idempotency store's key for this event: `<namespace>:<provider>:event:<id>`,
+    /// or `<provider>:event:<id>` with no namespace.
     pub(crate) fn store_key(&self) -> &str {
         &self.text[..self.id_end]
     }
@@ -232,7 +241,8 @@ mod tests {
 
     #[test]
     fn every_fact_reads_back_from_the_one_buffer() {
-        let meta = EventMeta::from_delivery("github", "d-1", "issues.opened", Some("2026"), Some("issues"), Some(7));
+        let meta =
+            EventMeta::from_delivery("", "github", "d-1", "issues.opened", Some("2026"), Some("issues"), Some(7));
         assert_eq!(meta.store_key(), "github:event:d-1");
         assert_eq!((meta.id(), meta.event_type()), ("d-1", "issues.opened"));
         assert_eq!((meta.created(), meta.event_group(), meta.timestamp()), (Some("2026"), Some("issues"), Some(7)));
@@ -248,7 +258,7 @@ mod tests {
         let a = EventMeta::new("groq", "e", "t").with_created("c").with_event_group("g");
         let b = EventMeta::new("groq", "e", "t").with_event_group("g").with_created("c");
         assert_eq!(a, b);
-        assert_eq!(a, EventMeta::from_delivery("groq", "e", "t", Some("c"), Some("g"), None));
+        assert_eq!(a, EventMeta::from_delivery("", "groq", "e", "t", Some("c"), Some("g"), None));
         assert_ne!(a, b.clone().with_timestamp(1));
         assert_ne!(EventMeta::new("groq", "e", "tx"), EventMeta::new("groq", "et", "x"));
     }

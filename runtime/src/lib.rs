@@ -81,7 +81,7 @@ pub mod __private {
         body: &[u8],
         from_parts: fn(&EventMeta, &RawValue) -> Result<E, serde_json::Error>,
     ) -> Result<E, EnvelopeError> {
-        let (meta, data) = P::envelope(headers, body)?.into_meta(P::NAME, None);
+        let (meta, data) = P::envelope(headers, body)?.into_meta("", P::NAME, None);
         Ok(from_parts(&meta, &data)?)
     }
 }

@@ -76,6 +76,8 @@ pub(crate) struct Inner<H: WebhookHandlers, S> {
     pub(crate) inbox: Option<InboxMode>,
     /// One permit per byte of body held before verification, across requests.
     unverified: tokio::sync::Semaphore,
+    /// Before every key this receiver writes to its store or inbox.
+    namespace: String,
 }
 
 /// What a receiver in inbox mode shares with its workers.
@@ -124,6 +126,7 @@ impl<H: WebhookHandlers> Receiver<H> {
     pub fn builder(handlers: H) -> ReceiverBuilder<H> {
         ReceiverBuilder {
             handlers,
+            namespace: None,
             secrets: Vec::new(),
             tolerance: DEFAULT_TOLERANCE,
             store: MemoryStore::new(),
@@ -155,6 +158,12 @@ impl<H: WebhookHandlers, S: IdempotencyStore> Receiver<H, S> {
     /// The largest body accepted, in bytes.
     pub fn body_limit(&self) -> usize {
         self.inner.settings.body_limit
+    }
+
+    /// The namespace of this receiver's keys in its store or inbox: the one set with
+    /// [`ReceiverBuilder::namespace`], or the fingerprint of its first secret.
+    pub fn namespace(&self) -> &str {
+        &self.inner.namespace
     }
 
     /// How long an HTTP adapter waits for a whole body.
@@ -193,7 +202,7 @@ impl<H: WebhookHandlers, S: IdempotencyStore> Receiver<H, S> {
         }
         let verified = inner.provider.verify(headers, body, now)?;
         let envelope = H::Provider::envelope(headers, body)?;
-        let (meta, data) = envelope.into_meta(<H::Provider as Provider>::NAME, verified.timestamp);
+        let (meta, data) = envelope.into_meta(&inner.namespace, <H::Provider as Provider>::NAME, verified.timestamp);
         if !H::handles(&meta) {
             return Ok(Delivered::new(DeliveredKind::Ignored, meta));
         }
@@ -606,6 +615,7 @@ impl Rejection {
 #[must_use = "call .build() to get the receiver"]
 pub struct ReceiverBuilder<H: WebhookHandlers, S: IdempotencyStore = MemoryStore> {
     handlers: H,
+    namespace: Option<String>,
     secrets: Vec<Secret>,
     tolerance: Duration,
     store: S,
@@ -618,6 +628,7 @@ impl<H: WebhookHandlers, S: IdempotencyStore> std::fmt::Debug for ReceiverBuilde
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ReceiverBuilder")
             .field("provider", &<H::Provider as Provider>::NAME)
+            .field("namespace", &self.namespace)
             .field("secrets", &self.secrets.len())
             .field("tolerance", &self.tolerance)
             .field("settings", &self.settings)
@@ -632,6 +643,21 @@ impl<H: WebhookHandlers, S: IdempotencyStore> ReceiverBuilder<H, S> {
     /// (key rotation). Without any, `build` reads the provider's environment variable.
     pub fn secret(mut self, secret: impl Into<Secret>) -> Self {
         self.secrets.push(secret.into());
+        self
+    }
+
+    /// Sets the namespace before every key this receiver writes to its store or inbox:
+    /// `billing:stripe:event:evt_1`. Two endpoints that share a store need two
+    /// namespaces: providers send the same event id to every endpoint (Stripe, Svix).
+    ///
+    /// By default it is a fingerprint of the first secret (12 hex digits of an HMAC of
+    /// a fixed text under it): endpoints with their own secrets never share keys, and
+    /// replicas of one endpoint do. It reveals no more of the secret than any signed
+    /// delivery does, but it changes with the first secret: when a rotation drops that
+    /// one, the events remembered under the old namespace are forgotten. Name the
+    /// namespace yourself to keep it. Letters, digits and `_-.:/` only, up to 64.
+    pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
+        self.namespace = Some(namespace.into());
         self
     }
 
@@ -687,6 +713,7 @@ impl<H: WebhookHandlers, S: IdempotencyStore> ReceiverBuilder<H, S> {
     pub fn store<T: IdempotencyStore>(self, store: T) -> ReceiverBuilder<H, T> {
         ReceiverBuilder {
             handlers: self.handlers,
+            namespace: self.namespace,
             secrets: self.secrets,
             tolerance: self.tolerance,
             store,
@@ -745,6 +772,10 @@ impl<H: WebhookHandlers, S: IdempotencyStore> ReceiverBuilder<H, S> {
         if secrets.is_empty() {
             secrets.push(Secret::from_env(<H::Provider as Provider>::SECRET_ENV)?);
         }
+        let namespace = match self.namespace {
+            Some(namespace) => check_namespace(namespace)?,
+            None => secrets[0].fingerprint(),
+        };
         let provider = H::Provider::from_config(ProviderConfig { secrets, tolerance: self.tolerance })?;
         let inbox =
             self.inbox.map(|inbox| InboxMode { inbox, schedule: self.schedule, wake: tokio::sync::Notify::new() });
@@ -755,12 +786,24 @@ impl<H: WebhookHandlers, S: IdempotencyStore> ReceiverBuilder<H, S> {
                 store: self.store,
                 settings: self.settings,
                 inbox,
+                namespace,
                 unverified: tokio::sync::Semaphore::new(
                     self.settings.unverified_bytes.min(tokio::sync::Semaphore::MAX_PERMITS),
                 ),
             }),
         })
     }
+}
+
+/// A namespace is part of every key: plain, short, and never empty.
+fn check_namespace(namespace: String) -> Result<String, ConfigError> {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "_-.:/".contains(c);
+    if namespace.is_empty() || namespace.len() > 64 || !namespace.chars().all(plain) {
+        return Err(ConfigError::Invalid(format!(
+            "namespace {namespace:?} must be 1 to 64 letters, digits or `_-.:/`"
+        )));
+    }
+    Ok(namespace)
 }
 
 #[cfg(test)]

@@ -16,8 +16,19 @@ use zeroize::Zeroizing;
 /// assert_eq!(format!("{secret:?}"), "Secret(<redacted>)");
 /// assert_eq!(secret.to_string(), "<redacted>");
 /// ```
-#[derive(Clone, PartialEq, Eq)]
+/// Two secrets compare equal in constant time (`subtle`): how long the comparison takes
+/// says nothing about where they differ.
+#[derive(Clone)]
 pub struct Secret(Zeroizing<Vec<u8>>);
+
+impl PartialEq for Secret {
+    fn eq(&self, other: &Self) -> bool {
+        // Lengths differ: unequal, and a length is no secret.
+        bool::from(subtle::ConstantTimeEq::ct_eq(self.0.as_slice(), other.0.as_slice()))
+    }
+}
+
+impl Eq for Secret {}
 
 impl Secret {
     /// Wraps the secret's bytes, used as the HMAC key exactly as given.
@@ -43,6 +54,18 @@ impl Secret {
     /// Handle with care: do not log or return them.
     pub fn expose(&self) -> &[u8] {
         &self.0
+    }
+
+    /// A name for this secret that gives it away no more than a signed delivery does:
+    /// 12 hex digits of HMAC-SHA256 under it of a fixed text. The receiver's default
+    /// [namespace](crate::ReceiverBuilder::namespace).
+    pub fn fingerprint(&self) -> String {
+        use hmac::Mac;
+        let Ok(mut mac) = <hmac::Hmac<sha2::Sha256> as hmac::digest::KeyInit>::new_from_slice(&self.0) else {
+            unreachable!("HMAC takes a key of any length")
+        };
+        mac.update(b"hookroute key namespace v1");
+        hex::encode(&mac.finalize().into_bytes()[..6])
     }
 
     /// Whether the secret has no bytes at all (never a usable key).

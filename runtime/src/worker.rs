@@ -342,7 +342,7 @@ fn failed(error: &HandlerError) -> Attempt {
 fn prepare<H: WebhookHandlers>(delivery: &StoredDelivery) -> Result<Option<(H::Event, EventMeta)>, String> {
     let headers = decode_headers(&delivery.headers).map_err(|error| error.to_string())?;
     let envelope = H::Provider::envelope(&headers, &delivery.body).map_err(|error| error.to_string())?;
-    let (meta, data) = envelope.into_meta(<H::Provider as Provider>::NAME, delivery.signed_at);
+    let (meta, data) = envelope.into_meta("", <H::Provider as Provider>::NAME, delivery.signed_at);
     let meta = meta.with_attempt(delivery.attempts);
     match H::parse(&meta, &data) {
         Ok(Parsed::Handled(event)) => Ok(Some((event, meta))),

@@ -50,14 +50,14 @@ pub use schedule::RetrySchedule;
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteInbox;
 
-use crate::store::Backend;
 pub use crate::store::StoreError as InboxError;
+use crate::store::{Backend, Location};
 
 /// A verified delivery to store: the event's key and facts, and the raw request as
 /// received, so it can be parsed (and its signature checked again) later.
 #[derive(Debug, Clone, Copy)]
 pub struct NewDelivery<'a> {
-    /// The deduplication key: `<provider>:event:<id>`.
+    /// The deduplication key: `<namespace>:<provider>:event:<id>`.
     pub key: &'a str,
     /// The event id.
     pub id: &'a str,
@@ -132,7 +132,7 @@ impl std::str::FromStr for DeliveryState {
 /// A stored delivery, as an operator or a worker sees it.
 #[derive(Clone, PartialEq, Eq)]
 pub struct StoredDelivery {
-    /// The deduplication key: `<provider>:event:<id>`.
+    /// The deduplication key: `<namespace>:<provider>:event:<id>`.
     pub key: String,
     /// The event id.
     pub id: String,
@@ -386,6 +386,10 @@ forward_inbox!(Box);
 /// | `postgres://…`, `postgresql://…` | `PostgresInbox` | `postgres` |
 /// | `sqlite:path/to/inbox.db` | `SqliteInbox` | `sqlite` |
 ///
+/// An inbox belongs to one receiver: its workers take every delivery in it. Give each
+/// app its own, with `?prefix=billing:` on a Redis URL or `?table=billing_inbox` on a
+/// PostgreSQL URL (or its own SQLite file).
+///
 /// ```
 /// # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
 /// let inbox = hookroute_runtime::inbox::connect("memory:").await?;
@@ -395,14 +399,43 @@ forward_inbox!(Box);
 /// ```
 #[allow(clippy::unused_async)] // awaits only with a shared-backend feature on
 pub async fn connect(url: &str) -> Result<Box<dyn Inbox>, InboxError> {
-    match Backend::of(url, "inbox", "inbox.db")? {
-        Backend::Memory => Ok(Box::new(MemoryInbox::new())),
+    let location = Location::of(url);
+    match Backend::of(&location.url, "inbox", "inbox.db")? {
+        Backend::Memory => {
+            location.plain("inbox")?;
+            Ok(Box::new(MemoryInbox::new()))
+        }
         #[cfg(feature = "redis")]
-        Backend::Redis => Ok(Box::new(RedisInbox::connect(url).await?)),
+        Backend::Redis => {
+            let prefix = location.prefix("inbox")?;
+            let builder = RedisInbox::builder(location.url);
+            Ok(Box::new(
+                match prefix {
+                    Some(prefix) => builder.prefix(prefix),
+                    None => builder,
+                }
+                .connect()
+                .await?,
+            ))
+        }
         #[cfg(feature = "postgres")]
-        Backend::Postgres => Ok(Box::new(PostgresInbox::connect(url).await?)),
+        Backend::Postgres => {
+            let table = location.table("inbox")?;
+            let builder = PostgresInbox::builder(location.url);
+            Ok(Box::new(
+                match table {
+                    Some(table) => builder.table(table),
+                    None => builder,
+                }
+                .connect()
+                .await?,
+            ))
+        }
         #[cfg(feature = "sqlite")]
-        Backend::Sqlite(path) => Ok(Box::new(SqliteInbox::open(path).await?)),
+        Backend::Sqlite(path) => {
+            location.plain("inbox")?;
+            Ok(Box::new(SqliteInbox::open(path).await?))
+        }
     }
 }
 

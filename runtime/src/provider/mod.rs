@@ -49,7 +49,7 @@ pub const DEFAULT_TOLERANCE: Duration = Duration::from_secs(300);
 )]
 pub trait Provider: Send + Sync + Sized + 'static {
     /// Short lowercase name (`"groq"`): the namespace of idempotency keys
-    /// (`<name>:event:<id>`) and the `provider` of every `EventMeta`.
+    /// (`<namespace>:<name>:event:<id>`) and the `provider` of every `EventMeta`.
     const NAME: &'static str;
 
     /// The environment variable that holds the signing secret when none is given in
@@ -272,8 +272,14 @@ impl<'a> Envelope<'a> {
     }
 
     /// Splits the envelope into the handler's facts and the raw data.
-    pub(crate) fn into_meta(self, provider: &'static str, timestamp: Option<u64>) -> (EventMeta, Cow<'a, RawValue>) {
+    pub(crate) fn into_meta(
+        self,
+        namespace: &str,
+        provider: &'static str,
+        timestamp: Option<u64>,
+    ) -> (EventMeta, Cow<'a, RawValue>) {
         let meta = EventMeta::from_delivery(
+            namespace,
             provider,
             &self.id,
             &self.event_type,

@@ -156,6 +156,10 @@ pub trait IdempotencyStore: Send + Sync + 'static {
 /// | `postgres://…`, `postgresql://…` | `PostgresStore` | `postgres` |
 /// | `sqlite:path/to/events.db` | `SqliteStore` | `sqlite` |
 ///
+/// `?prefix=billing:` on a Redis URL and `?table=billing_events` on a PostgreSQL URL
+/// keep one app's keys apart from another's on a shared server (on top of the
+/// receiver's [namespace](crate::ReceiverBuilder::namespace)).
+///
 /// A URL for a backend whose feature is off, or of no known kind, is
 /// [`StoreError::InvalidConfig`] saying which; a server that cannot be reached is
 /// [`StoreError::Connect`]. Typed code can call each store's own `connect` instead.
@@ -170,14 +174,99 @@ pub trait IdempotencyStore: Send + Sync + 'static {
 /// ```
 #[allow(clippy::unused_async)] // awaits only with a shared-store feature on
 pub async fn connect(url: &str) -> Result<Box<dyn IdempotencyStore>, StoreError> {
-    match Backend::of(url, "store", "events.db")? {
-        Backend::Memory => Ok(Box::new(MemoryStore::new())),
+    let location = Location::of(url);
+    match Backend::of(&location.url, "store", "events.db")? {
+        Backend::Memory => location.plain("store").map(|()| Box::new(MemoryStore::new()) as Box<dyn IdempotencyStore>),
         #[cfg(feature = "redis")]
-        Backend::Redis => Ok(Box::new(RedisStore::connect(url).await?)),
+        Backend::Redis => {
+            let prefix = location.prefix("store")?;
+            let builder = RedisStore::builder(location.url);
+            Ok(Box::new(
+                match prefix {
+                    Some(prefix) => builder.prefix(prefix),
+                    None => builder,
+                }
+                .connect()
+                .await?,
+            ))
+        }
         #[cfg(feature = "postgres")]
-        Backend::Postgres => Ok(Box::new(PostgresStore::connect(url).await?)),
+        Backend::Postgres => {
+            let table = location.table("store")?;
+            let builder = PostgresStore::builder(location.url);
+            Ok(Box::new(
+                match table {
+                    Some(table) => builder.table(table),
+                    None => builder,
+                }
+                .connect()
+                .await?,
+            ))
+        }
         #[cfg(feature = "sqlite")]
-        Backend::Sqlite(path) => Ok(Box::new(SqliteStore::open(path).await?)),
+        Backend::Sqlite(path) => {
+            location.plain("store")?;
+            Ok(Box::new(SqliteStore::open(path).await?))
+        }
+    }
+}
+
+/// A store or inbox URL with hookroute's own parameters taken out: `?prefix=` (Redis)
+/// and `?table=` (PostgreSQL). The others stay for the driver (`sslmode=…`).
+pub(crate) struct Location {
+    /// The URL without hookroute's parameters.
+    pub(crate) url: String,
+    prefix: Option<String>,
+    table: Option<String>,
+}
+
+impl Location {
+    pub(crate) fn of(url: &str) -> Self {
+        let Some((base, query)) = url.split_once('?') else {
+            return Self { url: url.to_owned(), prefix: None, table: None };
+        };
+        let (mut prefix, mut table, mut rest) = (None, None, Vec::new());
+        for pair in query.split('&').filter(|pair| !pair.is_empty()) {
+            match pair.split_once('=') {
+                Some(("prefix", value)) => prefix = Some(value.to_owned()),
+                Some(("table", value)) => table = Some(value.to_owned()),
+                _ => rest.push(pair),
+            }
+        }
+        let url = if rest.is_empty() { base.to_owned() } else { format!("{base}?{}", rest.join("&")) };
+        Self { url, prefix, table }
+    }
+
+    /// The `?prefix=` of a Redis URL; a `?table=` there is an error.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn prefix(&self, what: &str) -> Result<Option<String>, StoreError> {
+        if self.table.is_some() {
+            return Err(StoreError::InvalidConfig(format!(
+                "a Redis {what} takes `?prefix=` (its keys' prefix), not `?table=`"
+            )));
+        }
+        Ok(self.prefix.clone())
+    }
+
+    /// The `?table=` of a PostgreSQL URL; a `?prefix=` there is an error.
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+    pub(crate) fn table(&self, what: &str) -> Result<Option<String>, StoreError> {
+        if self.prefix.is_some() {
+            return Err(StoreError::InvalidConfig(format!(
+                "a PostgreSQL {what} takes `?table=` (its table's name), not `?prefix=`"
+            )));
+        }
+        Ok(self.table.clone())
+    }
+
+    /// For backends that hold one app's data by themselves (a file, the process).
+    pub(crate) fn plain(&self, what: &str) -> Result<(), StoreError> {
+        if self.prefix.is_some() || self.table.is_some() {
+            return Err(StoreError::InvalidConfig(format!(
+                "`?prefix=` and `?table=` are for Redis and PostgreSQL; give each app its own {what} file or process instead"
+            )));
+        }
+        Ok(())
     }
 }
 

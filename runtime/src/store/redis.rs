@@ -39,7 +39,7 @@ return 0
 ///   still holds the caller's token, so a claimant whose lease ran out cannot touch
 ///   the claim that replaced it. A completed key holds `done` and expires after the TTL.
 ///
-/// Keys are the receiver's (`<provider>:event:<id>`) behind an optional prefix. The
+/// Keys are the receiver's (`<namespace>:<provider>:event:<id>`) behind an optional prefix. The
 /// connection is a [`ConnectionManager`], which reconnects after the server comes back;
 /// every operation has a deadline ([`DEFAULT_STORE_TIMEOUT`] unless set), so an outage
 /// makes the receiver answer 503 at once instead of hanging.
@@ -112,7 +112,7 @@ impl RedisStore {
 
 impl RedisStoreBuilder {
     /// A prefix put before every key, e.g. `"billing:"` when several services share
-    /// one server. Empty by default, so keys are `<provider>:event:<id>`.
+    /// one server. Empty by default, so keys are the receiver's as they are.
     #[must_use]
     pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
         self.prefix = prefix.into();
