@@ -490,3 +490,94 @@ fn signers_leave_out_ids_a_header_cannot_carry() {
     assert!(!delivery.headers.contains_key("x-github-delivery"));
     assert_eq!(delivery.headers["x-github-event"], "issues");
 }
+
+/// Sends `captured` again, `times` times, each under a fresh value of the unsigned id
+/// header `id_header`; answers the statuses words.
+async fn replay_under_fresh_ids<H: hookroute::WebhookHandlers>(
+    receiver: &Receiver<H>,
+    captured: &hookroute::testing::SignedDelivery,
+    id_header: &'static str,
+    times: usize,
+) -> Vec<String> {
+    let mut answers = Vec::new();
+    for n in 0..times {
+        let mut headers = captured.headers.clone();
+        headers.insert(HeaderName::from_static(id_header), HeaderValue::from_str(&format!("forged-{n}")).unwrap());
+        let outcome = receiver.receive(&headers, &captured.body).await;
+        answers.push(format!("{} {}", outcome.status().as_u16(), outcome.body()));
+    }
+    answers
+}
+
+/// GitHub and Shopify sign only the body: one captured delivery sent again under fresh
+/// delivery ids ran the handler every time (21 runs of one body). The signed bytes are
+/// claimed too now, so every replay is a duplicate.
+#[tokio::test]
+async fn a_captured_body_replayed_under_fresh_ids_is_a_duplicate() {
+    const DUPLICATE: &str = r#"200 {"status":"duplicate"}"#;
+    let github = receiver(GitHubApp::default());
+    let captured = TestEvent::<GitHub>::new("issues.opened", serde_json::json!({"issue": {"number": 7}}))
+        .id("d-captured")
+        .sign("whsec_b2xkLXNlY3JldA==");
+    let first = github.receive(&captured.headers, &captured.body).await;
+    assert_eq!(first.status(), 200, "{}", first.body());
+    let answers = replay_under_fresh_ids(&github, &captured, "x-github-delivery", 20).await;
+    assert!(answers.iter().all(|answer| answer == DUPLICATE), "{answers:?}");
+    assert_eq!(github.handlers().0.take(), ["opened issues.opened d-captured"]);
+
+    let shopify = receiver(ShopifyApp::default());
+    let captured = TestEvent::<Shopify>::new("orders/create", serde_json::json!({"id": 7}))
+        .id("wh-captured")
+        .sign("whsec_b2xkLXNlY3JldA==");
+    let first = shopify.receive(&captured.headers, &captured.body).await;
+    assert_eq!(first.status(), 200, "{}", first.body());
+    let answers = replay_under_fresh_ids(&shopify, &captured, "x-shopify-webhook-id", 20).await;
+    assert!(answers.iter().all(|answer| answer == DUPLICATE), "{answers:?}");
+    assert_eq!(shopify.handlers().0.take(), ["order orders/create wh-captured"]);
+
+    // In inbox mode the delivery is stored under the key of its signed bytes.
+    let inbox = Receiver::builder(GitHubApp::default())
+        .secret("whsec_b2xkLXNlY3JldA==")
+        .inbox(hookroute::inbox::MemoryInbox::new())
+        .build()
+        .unwrap();
+    let first = inbox.receive(&captured_github().headers, &captured_github().body).await;
+    assert_eq!(first.status(), 202, "{}", first.body());
+    let answers = replay_under_fresh_ids(&inbox, &captured_github(), "x-github-delivery", 5).await;
+    assert!(answers.iter().all(|answer| answer == DUPLICATE), "{answers:?}");
+}
+
+fn captured_github() -> hookroute::testing::SignedDelivery {
+    TestEvent::<GitHub>::new("issues.closed", serde_json::json!({"issue": {"number": 8}}))
+        .id("d-inbox")
+        .sign("whsec_b2xkLXNlY3JldA==")
+}
+
+/// `X-GitHub-Event` is not signed: `issues.opened` on a captured `issues`/`closed` body
+/// reached the `issues.opened` handler. The header must be an event name; the action
+/// comes from the signed body only.
+#[tokio::test]
+async fn a_relabelled_github_event_header_does_not_pick_the_action() {
+    let github = receiver(GitHubApp::default());
+    let captured = captured_github();
+    let mut relabelled = captured.headers.clone();
+    relabelled.insert("x-github-event", HeaderValue::from_static("issues.opened"));
+    let outcome = github.receive(&relabelled, &captured.body).await;
+    assert_eq!(outcome.status(), 400, "{}", outcome.body());
+    assert!(outcome.body().contains("x-github-event"), "{}", outcome.body());
+    let outcome = github.receive(&captured.headers, &captured.body).await;
+    assert_eq!(outcome.status(), 200, "{}", outcome.body());
+    assert_eq!(github.handlers().0.take(), ["issues issues.closed d-inbox"]);
+}
+
+#[tokio::test]
+async fn an_id_or_type_with_a_control_character_is_a_400() {
+    let stripe = receiver(StripeApp::default());
+    let data = serde_json::json!({"object": {"id": "pi_1"}});
+    let (status, body) = deliver(&stripe, "payment_intent.succeeded", "evt_1\nINFO forged", data.clone()).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("`id` holds a control character"), "{body}");
+    let (status, body) = deliver(&stripe, "payment_intent.succeeded\r", "evt_2", data).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(stripe.handlers().0.take().is_empty());
+}

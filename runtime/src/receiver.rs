@@ -207,7 +207,7 @@ impl<H: WebhookHandlers, S: IdempotencyStore> Receiver<H, S> {
             return Ok(Delivered::new(DeliveredKind::Ignored, meta));
         }
         if let Some(mode) = &inner.inbox {
-            return enqueue(mode, headers, body, meta).await;
+            return enqueue::<H::Provider>(mode, &inner.namespace, headers, body, meta).await;
         }
 
         // Claimed before the data is parsed: a duplicate's data is never read.
@@ -219,7 +219,27 @@ impl<H: WebhookHandlers, S: IdempotencyStore> Receiver<H, S> {
             Ok(Claim::InFlight) => return Err(Rejection::InFlight { meta: Box::new(meta) }),
             Err(error) => return Err(Rejection::Store(error)),
         };
-        let guard = ClaimGuard { held: Some((&self.inner, key, token)) };
+        // An id the signature does not cover: the signed bytes are claimed too, so the
+        // same body under a fresh id is a duplicate.
+        let body_key = (!H::Provider::SIGNS_ID).then(|| body_key(&inner.namespace, &meta, body));
+        let mut guard = ClaimGuard { inner: &self.inner, held: [Some((key, token)), None] };
+        if let Some(body_key) = body_key.as_deref() {
+            match inner.store.claim(body_key, inner.settings.lease).await {
+                Ok(Claim::Acquired(token)) => guard.held[1] = Some((body_key, token)),
+                Ok(Claim::Done) => {
+                    guard.release().await;
+                    return Ok(Delivered::new(DeliveredKind::Duplicate, meta));
+                }
+                Ok(Claim::InFlight) => {
+                    guard.release().await;
+                    return Err(Rejection::InFlight { meta: Box::new(meta) });
+                }
+                Err(error) => {
+                    guard.release().await;
+                    return Err(Rejection::Store(error));
+                }
+            }
+        }
         let event = match H::parse(&meta, &data) {
             Ok(Parsed::Handled(event)) => event,
             Ok(Parsed::Ignored) => {
@@ -243,11 +263,12 @@ impl<H: WebhookHandlers, S: IdempotencyStore> Receiver<H, S> {
             None => {
                 // The handler ran: the provider is told so whatever the store says, and
                 // the completion is retried, past this request, until the lease ends.
-                let token = guard.disarm();
                 let until = claimed_at + inner.settings.lease;
-                if let Err(error) = inner.store.complete(key, &token, inner.settings.ttl).await {
-                    tracing::warn!(key = %key, error = %error, "event processed; recording it as done failed, retrying");
-                    tokio::spawn(complete_until(Arc::clone(&self.inner), key.to_owned(), token, until));
+                for (key, token) in guard.disarm().into_iter().flatten() {
+                    if let Err(error) = inner.store.complete(key, &token, inner.settings.ttl).await {
+                        tracing::warn!(key = %key, error = %error, "event processed; recording it as done failed, retrying");
+                        tokio::spawn(complete_until(Arc::clone(&self.inner), key.to_owned(), token, until));
+                    }
                 }
                 Ok(Delivered::new(DeliveredKind::Processed, meta))
             }
@@ -257,6 +278,17 @@ impl<H: WebhookHandlers, S: IdempotencyStore> Receiver<H, S> {
             }
         }
     }
+}
+
+/// The key of a delivery's signed bytes, for schemes that do not sign the id:
+/// `<namespace>:<provider>:body:<hex SHA-256 of the type, a NUL and the body>`.
+fn body_key(namespace: &str, meta: &EventMeta, body: &[u8]) -> String {
+    use sha2::Digest;
+    let mut digest = sha2::Sha256::new();
+    digest.update(meta.event_type().as_bytes());
+    digest.update([0]);
+    digest.update(body);
+    format!("{namespace}:{}:body:{}", meta.provider(), hex::encode(digest.finalize()))
 }
 
 /// Records a processed event as done after a first try failed: again and again, backing
@@ -293,12 +325,22 @@ async fn complete_until<H: WebhookHandlers, S: IdempotencyStore>(
     }
 }
 
-/// Inbox mode: stores the delivery, raw, unless its key is known; the answer waits for
-/// the store to make it durable, never for a handler.
-async fn enqueue(mode: &InboxMode, headers: &HeaderMap, body: &[u8], meta: EventMeta) -> Result<Delivered, Rejection> {
+/// Inbox mode: stores the delivery, raw, unless its key is known (for schemes that do
+/// not sign the id, the key of its signed bytes); the answer waits for the store to
+/// make it durable, never for a handler.
+async fn enqueue<P: Provider>(
+    mode: &InboxMode,
+    namespace: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+    meta: EventMeta,
+) -> Result<Delivered, Rejection> {
     let headers = encode_headers(headers);
+    // An id the signature does not cover cannot tell a replay from a new event: the
+    // signed bytes can.
+    let body_key = (!P::SIGNS_ID).then(|| body_key(namespace, &meta, body));
     let delivery = NewDelivery {
-        key: meta.store_key(),
+        key: body_key.as_deref().unwrap_or(meta.store_key()),
         id: meta.id(),
         event_type: meta.event_type(),
         headers: &headers,
@@ -330,47 +372,48 @@ pub(crate) async fn with_deadline<F: Future>(limit: Duration, future: F) -> Resu
     }
 }
 
-/// Releases a claim whose handler future was dropped mid-way (the client hung up), so
-/// the provider's retry need not wait for the lease.
+/// Releases the claims of a delivery whose handler future was dropped mid-way (the
+/// client hung up), so the provider's retry need not wait for the lease.
 struct ClaimGuard<'a, H: WebhookHandlers, S: IdempotencyStore> {
-    held: Option<HeldClaim<'a, H, S>>,
+    inner: &'a Arc<Inner<H, S>>,
+    /// The event's key, and its body's for schemes that do not sign the id.
+    held: [Option<(&'a str, ClaimToken)>; 2],
 }
 
-/// The receiver (for its store), the key and the token of a live claim.
-type HeldClaim<'a, H, S> = (&'a Arc<Inner<H, S>>, &'a str, ClaimToken);
-
-impl<H: WebhookHandlers, S: IdempotencyStore> ClaimGuard<'_, H, S> {
-    /// Hands the claim's token back to the caller, who completes it.
-    fn disarm(mut self) -> ClaimToken {
-        let (_, _, token) = self.held.take().expect("a guard is disarmed once");
-        token
+impl<'a, H: WebhookHandlers, S: IdempotencyStore> ClaimGuard<'a, H, S> {
+    /// Hands the claims back to the caller, who completes them.
+    fn disarm(mut self) -> [Option<(&'a str, ClaimToken)>; 2] {
+        std::mem::take(&mut self.held)
     }
 
-    /// Gives the claim back unprocessed, so the provider's retry can run the event.
+    /// Gives the claims back unprocessed, so the provider's retry can run the event.
     /// Armed until the store answers: dropped mid-way, it still releases.
-    async fn release(self) {
-        let Some((inner, key, token)) = &self.held else {
-            return;
-        };
-        if let Err(error) = inner.store.release(key, token).await {
-            tracing::warn!(key = %key, error = %error, "could not release the claim; it frees when its lease ends");
+    async fn release(mut self) {
+        for (key, token) in self.held.iter().flatten() {
+            if let Err(error) = self.inner.store.release(key, token).await {
+                tracing::warn!(key = %key, error = %error, "could not release the claim; it frees when its lease ends");
+            }
         }
-        let _ = self.disarm();
+        self.held = [None, None];
     }
 }
 
 impl<H: WebhookHandlers, S: IdempotencyStore> Drop for ClaimGuard<'_, H, S> {
     fn drop(&mut self) {
-        let Some((inner, key, token)) = self.held.take() else {
+        let held = std::mem::take(&mut self.held);
+        if held.iter().all(Option::is_none) {
             return;
-        };
+        }
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
-        let (inner, key) = (Arc::clone(inner), key.to_owned());
+        let inner = Arc::clone(self.inner);
+        let held = held.map(|claim| claim.map(|(key, token)| (key.to_owned(), token)));
         runtime.spawn(async move {
-            // Released only if this token still holds the claim.
-            let _ = inner.store.release(&key, &token).await;
+            // Released only if these tokens still hold the claims.
+            for (key, token) in held.into_iter().flatten() {
+                let _ = inner.store.release(&key, &token).await;
+            }
         });
     }
 }

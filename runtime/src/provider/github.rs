@@ -28,8 +28,13 @@ const DELIVERY: &str = "x-github-delivery";
 ///   `issues.opened` and group `issues`, so `#[event("issues.opened")]` takes it, and
 ///   `#[event("issues")]` takes every `issues` delivery no more specific handler takes.
 /// - **Data**: the whole body.
-/// - **Replay**: GitHub signs no timestamp, so a replayed delivery is caught only by
-///   deduplication on its id (for as long as the store remembers it, 7 days by default).
+/// - **Replay**: GitHub signs no timestamp and no id (`X-GitHub-Delivery` and
+///   `X-GitHub-Event` are plain headers), so a replay is caught only by deduplication:
+///   on the id, and on a digest of the event name and the signed body, so that a
+///   captured delivery sent again under a fresh id is a duplicate too, for as long as
+///   the store remembers it (7 days by default). The header may name another event
+///   for the same body: that runs at most once per event name, and only if the body
+///   fits that handler's type.
 pub struct GitHub {
     keys: Keys,
 }
@@ -54,6 +59,7 @@ struct Action<'a> {
 impl Provider for GitHub {
     const NAME: &'static str = "github";
     const SECRET_ENV: &'static str = "GITHUB_WEBHOOK_SECRET";
+    const SIGNS_ID: bool = false;
 
     fn from_config(config: ProviderConfig) -> Result<Self, ConfigError> {
         check_secrets(&config, Self::NAME)?;
@@ -74,6 +80,11 @@ impl Provider for GitHub {
     fn envelope<'a>(headers: &'a HeaderMap, body: &'a [u8]) -> Result<Envelope<'a>, EnvelopeError> {
         let id = envelope_header(headers, DELIVERY)?;
         let event = envelope_header(headers, EVENT)?;
+        // An event name, never `issues.opened`: the action comes from the signed body
+        // only, so a re-labelled header cannot route a body to another action's handler.
+        if !event.bytes().all(|b| b.is_ascii_lowercase() || b == b'_') {
+            return Err(EnvelopeError::InvalidHeader { header: EVENT, expected: "a GitHub event name (a-z and _)" });
+        }
         let data = raw_body(body)?;
         let action: Action<'_> = serde_json::from_str(data.get()).unwrap_or(Action { action: None });
         match action.action {

@@ -62,6 +62,12 @@ pub trait Provider: Send + Sync + Sized + 'static {
     /// Checks a delivery's signature and timestamp over the raw body bytes.
     fn verify(&self, headers: &HeaderMap, body: &[u8], now: SystemTime) -> Result<Verified, VerifyError>;
 
+    /// Whether the signature covers the event id. GitHub and Shopify sign only the
+    /// body, and send the id in a header anybody can change: for them the receiver also
+    /// deduplicates on a digest of the type and the signed body, so a captured delivery
+    /// replayed under a fresh id is a duplicate.
+    const SIGNS_ID: bool = true;
+
     /// Reads the event's id, type and data from a delivery (called once it verified).
     fn envelope<'a>(headers: &'a HeaderMap, body: &'a [u8]) -> Result<Envelope<'a>, EnvelopeError>;
 }
@@ -304,6 +310,19 @@ pub enum EnvelopeError {
     /// A header the scheme reads the event's id or type from is missing or not ASCII.
     #[error("header `{0}` is missing or not visible ASCII")]
     Header(&'static str),
+    /// The event id or type holds a control character (a line break, a NUL): no
+    /// provider sends one, and it could forge a log line or break a store's key.
+    #[error("event `{0}` holds a control character")]
+    ControlCharacter(&'static str),
+    /// A header holds a value the scheme never sends: GitHub's `X-GitHub-Event` is an
+    /// event name (`issues`), never `issues.opened`.
+    #[error("header `{header}` is not {expected}")]
+    InvalidHeader {
+        /// The header.
+        header: &'static str,
+        /// What it must be.
+        expected: &'static str,
+    },
     /// The event id or type is longer than [`MAX_FIELD_LEN`].
     #[error("event `{field}` is {len} bytes, longer than the {max} allowed")]
     TooLong {
@@ -343,6 +362,10 @@ pub(crate) fn check_field(field: &'static str, value: &str) -> Result<(), Envelo
     }
     if value.len() > MAX_FIELD_LEN {
         return Err(EnvelopeError::TooLong { field, len: value.len(), max: MAX_FIELD_LEN });
+    }
+    // A line break would forge log lines; a NUL cannot be stored in PostgreSQL text.
+    if value.chars().any(char::is_control) {
+        return Err(EnvelopeError::ControlCharacter(field));
     }
     Ok(())
 }

@@ -24,8 +24,12 @@ const TRIGGERED_AT: &str = "x-shopify-triggered-at";
 ///   keyed with the app's client secret (`SHOPIFY_WEBHOOK_SECRET`).
 /// - **Id**: `X-Shopify-Webhook-Id`; **type**: `X-Shopify-Topic` (`orders/create`);
 ///   **data**: the whole body; `X-Shopify-Triggered-At` is kept as `created`.
-/// - **Replay**: Shopify signs no timestamp, so a replayed delivery is caught only by
-///   deduplication on its id.
+/// - **Replay**: Shopify signs no timestamp and no id (`X-Shopify-Webhook-Id` and
+///   `X-Shopify-Topic` are plain headers), so a replay is caught only by
+///   deduplication: on the id, and on a digest of the topic and the signed body, so
+///   that a captured delivery sent again under a fresh id is a duplicate too, for as
+///   long as the store remembers it (7 days by default). The topic header may name
+///   another topic for the same body: that runs at most once per topic.
 pub struct Shopify {
     keys: Keys,
 }
@@ -44,6 +48,7 @@ impl Shopify {
 impl Provider for Shopify {
     const NAME: &'static str = "shopify";
     const SECRET_ENV: &'static str = "SHOPIFY_WEBHOOK_SECRET";
+    const SIGNS_ID: bool = false;
 
     fn from_config(config: ProviderConfig) -> Result<Self, ConfigError> {
         check_secrets(&config, Self::NAME)?;

@@ -1,7 +1,7 @@
-//! Two apps (two endpoints, two secrets) sharing one store: Stripe and Svix send the
-//! same event id to every endpoint, so each receiver keeps its keys in a namespace of
-//! its own. Before, keys were `<provider>:event:<id>` for everybody, and the second
-//! app answered `duplicate` without running its handler.
+//! What goes into a shared store. Two apps (two endpoints, two secrets) sharing one
+//! store: Stripe and Svix send the same event id to every endpoint, so each receiver
+//! keeps its keys in a namespace of its own. Before, keys were `<provider>:event:<id>`
+//! for everybody, and the second app answered `duplicate` without running its handler.
 
 mod support;
 
@@ -146,4 +146,25 @@ async fn store_and_inbox_urls_carry_a_prefix_or_a_table() {
     let sqlite = format!("sqlite:{}?table=t", dir.path().join("events.db").display());
     let error = hookroute::store::connect(&sqlite).await.err().unwrap().to_string();
     assert!(error.contains("its own store file"), "{error}");
+}
+
+/// An id no provider sends: a NUL (PostgreSQL text cannot hold one) or a line break (it
+/// would forge a log line). Before, the NUL was a 503 "store unavailable" on every
+/// retry, for ever; now it is a 400 that says why, and the store is never asked.
+#[tokio::test]
+async fn an_id_with_a_control_character_is_a_400_before_the_store() {
+    let store = hookroute::store::PostgresStore::builder(support::postgres_url())
+        .table(unique("control_ids"))
+        .connect()
+        .await
+        .unwrap();
+    let app = Arc::new(App::default());
+    let receiver = Receiver::builder(Arc::clone(&app)).secret("whsec_ids").store(store).build().unwrap();
+    for id in ["evt_\u{0}nul", "evt_1\nWARN forged line"] {
+        let signed = TestEvent::<Stripe>::new("invoice.paid", serde_json::json!({})).id(id).sign("whsec_ids");
+        let outcome = receiver.receive(&signed.headers, &signed.body).await;
+        assert_eq!(outcome.status(), 400, "{id:?}: {}", outcome.body());
+        assert!(outcome.body().contains("control character"), "{}", outcome.body());
+    }
+    assert_eq!(app.runs.events(), 0);
 }
