@@ -98,6 +98,6 @@ async fn postgres_a_store_outage_while_completing() {
 async fn redis_a_store_outage_while_completing() {
     let redis = support::OwnRedis::start();
     let store =
-        hookroute::store::RedisStore::builder(redis.url()).timeout(Duration::from_millis(500)).connect().await.unwrap();
+        hookroute::store::RedisStore::builder(redis.url()).timeout(Duration::from_secs(1)).connect().await.unwrap();
     a_store_outage_while_completing(redis, store).await;
 }
