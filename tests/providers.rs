@@ -143,6 +143,9 @@ fn stripe_accepts_the_documented_computation_and_any_v1() {
     let header = format!("t={STRIPE_T},v1={wrong},v1={STRIPE_V1},v0={wrong}");
     assert_eq!(stripe_verify(&header, STRIPE_BODY, STRIPE_T), Ok(()));
     assert_eq!(stripe_verify(&format!("v1={STRIPE_V1},t={STRIPE_T}"), STRIPE_BODY, STRIPE_T), Ok(()));
+    // A malformed item (no `=`) is skipped, as stripe-node and stripe-python skip it;
+    // it failed the whole header before.
+    assert_eq!(stripe_verify(&format!("t={STRIPE_T},junk,v1={STRIPE_V1}"), STRIPE_BODY, STRIPE_T), Ok(()));
 }
 
 #[test]

@@ -235,8 +235,44 @@ fn a_handler_timeout_not_shorter_than_the_lease_is_refused() {
         .build()
         .unwrap_err();
     assert!(matches!(error, ConfigError::Invalid(message) if message.contains("shorter than the lease")));
+    // The 999 ms against a 1 s lease left no time to give the claim back.
+    let close = Receiver::builder(Recorder::default())
+        .secret("s")
+        .lease(Duration::from_secs(1))
+        .handler_timeout(Duration::from_millis(999))
+        .build();
+    assert!(matches!(close, Err(ConfigError::Invalid(message)) if message.contains("by at least 1s")));
+    let long = Receiver::builder(Recorder::default())
+        .secret("s")
+        .lease(Duration::from_secs(100))
+        .handler_timeout(Duration::from_secs(91))
+        .build();
+    assert!(matches!(long, Err(ConfigError::Invalid(message)) if message.contains("by at least 10s")));
+    assert!(Receiver::builder(Recorder::default())
+        .secret("s")
+        .lease(Duration::from_secs(100))
+        .handler_timeout(Duration::from_secs(90))
+        .build()
+        .is_ok());
     let empty = Receiver::builder(Recorder::default()).secret("").build().unwrap_err();
     assert_eq!(empty, ConfigError::EmptySecret { provider: "coreweave" });
+}
+
+/// A TTL shorter than the window a signed delivery is accepted in let a byte-identical
+/// replay inside that window run again.
+#[test]
+fn a_ttl_shorter_than_the_replay_window_is_refused() {
+    let short = Receiver::builder(Recorder::default())
+        .secret("s")
+        .tolerance(Duration::from_secs(300))
+        .ttl(Duration::from_secs(599))
+        .build();
+    assert!(matches!(short, Err(ConfigError::Invalid(message)) if message.contains("replay window")));
+    let enough = Receiver::builder(Recorder::default())
+        .secret("s")
+        .tolerance(Duration::from_secs(300))
+        .ttl(Duration::from_secs(600));
+    assert!(enough.build().is_ok());
 }
 
 #[test]

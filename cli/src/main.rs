@@ -308,9 +308,20 @@ fn sign(args: &SignArgs) -> Result<(), Failure> {
             for (name, value) in &headers {
                 parts.push(format!("-H {}", quote(&format!("{name}: {}", value.to_str().unwrap_or_default()))));
             }
-            parts.push(format!("--data-binary {}", quote(&String::from_utf8_lossy(&body))));
-            let command = parts.join(" ");
-            println!("{command}");
+            // Exactly the signed bytes: inline when a shell word can carry them and curl
+            // reads them as data (not `@file`), else decoded from base64 into stdin.
+            match std::str::from_utf8(&body) {
+                Ok(text) if !text.contains('\0') && !text.starts_with('@') => {
+                    parts.push(format!("--data-binary {}", quote(text)));
+                    println!("{}", parts.join(" "));
+                }
+                _ => {
+                    use base64::Engine as _;
+                    let encoded = base64::engine::general_purpose::STANDARD.encode(&body);
+                    parts.push("--data-binary @-".to_owned());
+                    println!("printf '%s' '{encoded}' | base64 -d | {}", parts.join(" "));
+                }
+            }
         }
     }
     Ok(())

@@ -239,3 +239,28 @@ fn data_and_whole_bodies_come_from_files() {
         .stderr(predicate::str::contains("cannot read /nonexistent/file.json"));
     assert_eq!(*app.0.lock().unwrap(), ["evt_data_file", "evt_raw_body"]);
 }
+
+/// `sign --curl` printed the body lossily: a body that is not UTF-8 got 401 from the
+/// printed command, and one starting with `@` made curl read a file. The command now
+/// sends exactly the signed bytes: the signature holds, so the receiver gets as far
+/// as reading the envelope (400), not 401.
+#[test]
+fn the_printed_curl_command_sends_exactly_the_signed_bytes() {
+    let (url, _app) = receiver();
+    let bodies: [&[u8]; 3] = [b"{\"id\":\"e\",\"type\":\"t\",\"data\":\"\xff\xfe\"}", b"@/etc/hostname", b"plain {}"];
+    for body in bodies {
+        let printed = hookroute()
+            .args(["sign", "--provider", "groq", "--secret", SECRET, "--id", "evt_curl", "--type", "resource.created"])
+            .args(["--curl", &url])
+            .write_stdin(body)
+            .assert()
+            .success()
+            .get_output()
+            .stdout
+            .clone();
+        let command = String::from_utf8(printed).unwrap();
+        let output = std::process::Command::new("sh").args(["-c", &command]).output().unwrap();
+        let answer = String::from_utf8_lossy(&output.stdout);
+        assert!(answer.contains("not a valid event envelope"), "{body:?}: {answer} from {command}");
+    }
+}

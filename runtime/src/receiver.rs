@@ -27,6 +27,10 @@ pub const DEFAULT_LEASE: Duration = Duration::from_secs(60);
 /// How long a handler may run by default before it is stopped and the event released.
 pub const DEFAULT_HANDLER_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// The least time between the handler timeout and the end of the lease (a tenth of
+/// the lease if that is more): to release or complete the claim in.
+const LEASE_MARGIN: Duration = Duration::from_secs(1);
+
 /// How long an HTTP adapter waits for a whole body by default before answering 408.
 pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -738,14 +742,16 @@ impl<H: WebhookHandlers, S: IdempotencyStore> ReceiverBuilder<H, S> {
         self
     }
 
-    /// Sets how long a processed event is remembered (default 7 days).
+    /// Sets how long a processed event is remembered (default 7 days); at least twice
+    /// the [tolerance](Self::tolerance), the window a signed delivery is accepted in.
     pub fn ttl(mut self, ttl: Duration) -> Self {
         self.settings.ttl = ttl;
         self
     }
 
     /// Sets how long a handler may run (default 30 s); it must be shorter than the
-    /// lease, so that no claim is taken over while its handler still runs.
+    /// lease by a second or a tenth of the lease, whichever is more, so that no claim
+    /// is taken over while its handler still runs.
     pub fn handler_timeout(mut self, timeout: Duration) -> Self {
         self.settings.handler_timeout = timeout;
         self
@@ -804,11 +810,23 @@ impl<H: WebhookHandlers, S: IdempotencyStore> ReceiverBuilder<H, S> {
 
     /// Checks the configuration and builds the receiver.
     pub fn build(self) -> Result<Receiver<H, S>, ConfigError> {
-        let Settings { lease, handler_timeout, .. } = self.settings;
-        if handler_timeout >= lease {
+        let Settings { lease, handler_timeout, ttl, .. } = self.settings;
+        // A handler stopped at its timeout still has to give its claim back, or have it
+        // marked done, before the lease lets another delivery take it over.
+        let margin = (lease / 10).max(LEASE_MARGIN);
+        if handler_timeout.saturating_add(margin) > lease {
             return Err(ConfigError::Invalid(format!(
-                "handler timeout ({handler_timeout:?}) must be shorter than the lease ({lease:?}), \
-                 or a slow handler's event could be claimed and run a second time"
+                "handler timeout ({handler_timeout:?}) must be shorter than the lease ({lease:?}) by at least \
+                 {margin:?}, or a slow handler's event could be claimed and run a second time while it runs"
+            )));
+        }
+        // A delivery is accepted for `tolerance` either side of its timestamp: one
+        // processed early in that window can be replayed until its end.
+        let window = self.tolerance.saturating_mul(2);
+        if ttl < window {
+            return Err(ConfigError::Invalid(format!(
+                "the TTL ({ttl:?}) must be at least the replay window, twice the tolerance ({window:?}), \
+                 or a delivery replayed inside its signature's window would run again"
             )));
         }
         let mut secrets = self.secrets;

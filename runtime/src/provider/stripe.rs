@@ -41,12 +41,15 @@ impl Stripe {
     pub const SIGNATURE_HEADER: &'static str = SIGNATURE;
 }
 
-/// The `t` and every `v1` of a `Stripe-Signature` header.
+/// The `t` and every `v1` of a `Stripe-Signature` header. Items without `=` are
+/// skipped, as Stripe's own libraries skip them: the `v1` items still count.
 fn parse_header(value: &str) -> Result<(&str, Vec<&str>), VerifyError> {
     let mut timestamp = None;
     let mut v1 = Vec::new();
     for item in value.split(',') {
-        let (key, value) = item.trim().split_once('=').ok_or(VerifyError::MalformedHeader(SIGNATURE))?;
+        let Some((key, value)) = item.trim().split_once('=') else {
+            continue;
+        };
         match key {
             "t" if timestamp.is_none() => timestamp = Some(value),
             "t" => return Err(VerifyError::MalformedHeader(SIGNATURE)),
