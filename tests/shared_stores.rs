@@ -168,3 +168,28 @@ async fn an_id_with_a_control_character_is_a_400_before_the_store() {
     }
     assert_eq!(app.runs.events(), 0);
 }
+
+/// A Redis that evicts keys when full forgot 27k done marks under load, and 200
+/// redeliveries ran again. Such a server is refused at connect, saying why, unless the
+/// app accepts it.
+#[tokio::test]
+async fn a_redis_that_evicts_keys_is_refused_at_connect() {
+    let redis = support::OwnRedis::start();
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut raw = client.get_multiplexed_async_connection().await.unwrap();
+    let () =
+        redis::cmd("CONFIG").arg("SET").arg("maxmemory-policy").arg("allkeys-lru").query_async(&mut raw).await.unwrap();
+
+    let error = hookroute::store::RedisStore::connect(&redis.url()).await.err().expect("refused").to_string();
+    assert!(error.contains("maxmemory-policy allkeys-lru"), "{error}");
+    let error = hookroute::inbox::RedisInbox::connect(&redis.url()).await.err().expect("refused").to_string();
+    assert!(error.contains("noeviction"), "{error}");
+    let error = hookroute::store::connect(&redis.url()).await.err().expect("refused").to_string();
+    assert!(error.contains("evicts keys"), "{error}");
+    assert!(hookroute::store::RedisStore::builder(redis.url()).allow_eviction().connect().await.is_ok());
+    assert!(hookroute::inbox::RedisInbox::builder(redis.url()).allow_eviction().connect().await.is_ok());
+
+    let () =
+        redis::cmd("CONFIG").arg("SET").arg("maxmemory-policy").arg("noeviction").query_async(&mut raw).await.unwrap();
+    assert!(hookroute::store::RedisStore::connect(&redis.url()).await.is_ok());
+}

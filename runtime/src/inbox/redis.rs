@@ -316,6 +316,7 @@ pub struct RedisInboxBuilder {
     url: String,
     prefix: String,
     timeout: Duration,
+    allow_eviction: bool,
 }
 
 impl fmt::Debug for RedisInboxBuilder {
@@ -336,7 +337,12 @@ impl RedisInbox {
 
     /// Starts configuring an inbox for the server at `url`.
     pub fn builder(url: impl Into<String>) -> RedisInboxBuilder {
-        RedisInboxBuilder { url: url.into(), prefix: DEFAULT_INBOX_PREFIX.to_owned(), timeout: DEFAULT_STORE_TIMEOUT }
+        RedisInboxBuilder {
+            url: url.into(),
+            prefix: DEFAULT_INBOX_PREFIX.to_owned(),
+            timeout: DEFAULT_STORE_TIMEOUT,
+            allow_eviction: false,
+        }
     }
 
     /// An invocation of `script` with the inbox's keys and the record prefix as
@@ -392,10 +398,19 @@ impl RedisInboxBuilder {
         self
     }
 
-    /// Connects and creates the stream and its consumer group if they are missing.
+    /// Accepts a server whose `maxmemory-policy` may evict keys, which
+    /// [`connect`](Self::connect) refuses by default: an evicted delivery is lost.
+    #[must_use]
+    pub fn allow_eviction(mut self) -> Self {
+        self.allow_eviction = true;
+        self
+    }
+
+    /// Connects and creates the stream and its consumer group if they are missing. A
+    /// server whose `maxmemory-policy` may evict keys is refused.
     pub async fn connect(self) -> Result<RedisInbox, InboxError> {
-        let Self { url, prefix, timeout } = self;
-        let (mut connection, target) = crate::store::redis_connection(&url, timeout).await?;
+        let Self { url, prefix, timeout, allow_eviction } = self;
+        let (mut connection, target) = crate::store::redis_connection(&url, timeout, allow_eviction).await?;
         let keys = ["stream", "delayed", "dead", "done", "leases"].map(|name| format!("{prefix}{name}"));
         let mut create = redis::cmd("XGROUP");
         create.arg("CREATE").arg(&keys[0]).arg(GROUP).arg("0").arg("MKSTREAM");

@@ -75,6 +75,7 @@ pub struct RedisStoreBuilder {
     url: String,
     prefix: String,
     timeout: Duration,
+    allow_eviction: bool,
 }
 
 impl fmt::Debug for RedisStoreBuilder {
@@ -99,7 +100,12 @@ impl RedisStore {
 
     /// Starts configuring a store for the server at `url`.
     pub fn builder(url: impl Into<String>) -> RedisStoreBuilder {
-        RedisStoreBuilder { url: url.into(), prefix: String::new(), timeout: DEFAULT_STORE_TIMEOUT }
+        RedisStoreBuilder {
+            url: url.into(),
+            prefix: String::new(),
+            timeout: DEFAULT_STORE_TIMEOUT,
+            allow_eviction: false,
+        }
     }
 
     fn key(&self, key: &str) -> String {
@@ -127,10 +133,20 @@ impl RedisStoreBuilder {
         self
     }
 
-    /// Connects, failing with [`StoreError::Connect`] rather than waiting forever.
+    /// Accepts a server whose `maxmemory-policy` may evict keys (anything but
+    /// `noeviction`), which [`connect`](Self::connect) refuses by default: an evicted
+    /// done mark is an event processed again, silently.
+    #[must_use]
+    pub fn allow_eviction(mut self) -> Self {
+        self.allow_eviction = true;
+        self
+    }
+
+    /// Connects, failing with [`StoreError::Connect`] rather than waiting forever, and
+    /// with [`StoreError::InvalidConfig`] when the server may evict keys.
     pub async fn connect(self) -> Result<RedisStore, StoreError> {
-        let Self { url, prefix, timeout } = self;
-        let (connection, _target) = connection(&url, timeout).await?;
+        let Self { url, prefix, timeout, allow_eviction } = self;
+        let (connection, _target) = connection(&url, timeout, allow_eviction).await?;
         Ok(RedisStore { connection, prefix, timeout, complete: Script::new(COMPLETE), release: Script::new(RELEASE) })
     }
 }
@@ -168,8 +184,13 @@ impl IdempotencyStore for RedisStore {
 }
 
 /// A connection to the server at `url` that reconnects after an outage, with every
-/// wait bounded by `timeout`, and where it points (without the password).
-pub(crate) async fn connection(url: &str, timeout: Duration) -> Result<(ConnectionManager, String), StoreError> {
+/// wait bounded by `timeout`, and where it points (without the password). A server
+/// whose `maxmemory-policy` evicts keys is refused unless `allow_eviction`.
+pub(crate) async fn connection(
+    url: &str,
+    timeout: Duration,
+    allow_eviction: bool,
+) -> Result<(ConnectionManager, String), StoreError> {
     let client = Client::open(url).map_err(|err| StoreError::Connect {
         store: "Redis",
         target: "the configured URL".to_owned(),
@@ -182,10 +203,31 @@ pub(crate) async fn connection(url: &str, timeout: Duration) -> Result<(Connecti
         .set_number_of_retries(1)
         .set_min_delay(Duration::from_millis(10))
         .set_max_delay(Duration::from_millis(200));
-    let connection = within(timeout, "Redis", ConnectionManager::new_with_config(client, config))
+    let mut connection = within(timeout, "Redis", ConnectionManager::new_with_config(client, config))
         .await
         .map_err(|err| connect_error("Redis", target.clone(), err))?;
+    if !allow_eviction {
+        check_eviction(&mut connection, &target, timeout).await?;
+    }
     Ok((connection, target))
+}
+
+/// Refuses a server that may evict keys, where it lets us ask (managed services often
+/// disable `CONFIG`; then nothing can be known, and the documentation has to do).
+async fn check_eviction(connection: &mut ConnectionManager, target: &str, timeout: Duration) -> Result<(), StoreError> {
+    let mut command = redis::cmd("CONFIG");
+    command.arg("GET").arg("maxmemory-policy");
+    let Ok(answer) = within::<Vec<String>, _>(timeout, "Redis", command.query_async(connection)).await else {
+        tracing::debug!(target = %target, "cannot read Redis's maxmemory-policy; make sure it is noeviction");
+        return Ok(());
+    };
+    match answer.get(1).map(String::as_str) {
+        None | Some("noeviction") => Ok(()),
+        Some(policy) => Err(StoreError::InvalidConfig(format!(
+            "Redis at {target} evicts keys when full (maxmemory-policy {policy}): an evicted done mark or queued \
+             delivery is lost silently. Set `maxmemory-policy noeviction`, or call `.allow_eviction()` to accept it"
+        ))),
+    }
 }
 
 /// The scripts answer 1 when the token held the claim, 0 when it did not.
