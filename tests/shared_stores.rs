@@ -180,9 +180,9 @@ async fn a_redis_that_evicts_keys_is_refused_at_connect() {
     let () =
         redis::cmd("CONFIG").arg("SET").arg("maxmemory-policy").arg("allkeys-lru").query_async(&mut raw).await.unwrap();
 
-    let error = hookroute::store::RedisStore::connect(&redis.url()).await.err().expect("refused").to_string();
+    let error = hookroute::store::RedisStore::connect(&redis.url()).await.expect_err("refused").to_string();
     assert!(error.contains("maxmemory-policy allkeys-lru"), "{error}");
-    let error = hookroute::inbox::RedisInbox::connect(&redis.url()).await.err().expect("refused").to_string();
+    let error = hookroute::inbox::RedisInbox::connect(&redis.url()).await.expect_err("refused").to_string();
     assert!(error.contains("noeviction"), "{error}");
     let error = hookroute::store::connect(&redis.url()).await.err().expect("refused").to_string();
     assert!(error.contains("evicts keys"), "{error}");
