@@ -193,7 +193,7 @@ pub async fn connect(url: &str) -> Result<Box<dyn IdempotencyStore>, StoreError>
         #[cfg(feature = "postgres")]
         Backend::Postgres => {
             let table = location.table("store")?;
-            let builder = PostgresStore::builder(location.url);
+            let builder = PostgresStore::builder(location.postgres_url());
             Ok(Box::new(
                 match table {
                     Some(table) => builder.table(table),
@@ -218,23 +218,28 @@ pub(crate) struct Location {
     pub(crate) url: String,
     prefix: Option<String>,
     table: Option<String>,
+    /// libpq's `sslrootcert`, which the PostgreSQL driver does not read: the CA file to
+    /// trust for TLS.
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+    pub(crate) root_cert: Option<String>,
 }
 
 impl Location {
     pub(crate) fn of(url: &str) -> Self {
         let Some((base, query)) = url.split_once('?') else {
-            return Self { url: url.to_owned(), prefix: None, table: None };
+            return Self { url: url.to_owned(), prefix: None, table: None, root_cert: None };
         };
-        let (mut prefix, mut table, mut rest) = (None, None, Vec::new());
+        let (mut prefix, mut table, mut root_cert, mut rest) = (None, None, None, Vec::new());
         for pair in query.split('&').filter(|pair| !pair.is_empty()) {
             match pair.split_once('=') {
                 Some(("prefix", value)) => prefix = Some(value.to_owned()),
                 Some(("table", value)) => table = Some(value.to_owned()),
+                Some(("sslrootcert", value)) => root_cert = Some(value.to_owned()),
                 _ => rest.push(pair),
             }
         }
         let url = if rest.is_empty() { base.to_owned() } else { format!("{base}?{}", rest.join("&")) };
-        Self { url, prefix, table }
+        Self { url, prefix, table, root_cert }
     }
 
     /// The `?prefix=` of a Redis URL; a `?table=` there is an error.
@@ -257,6 +262,30 @@ impl Location {
             )));
         }
         Ok(self.table.clone())
+    }
+
+    /// For a URL given to a PostgreSQL builder, which names its table with `.table()`.
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+    pub(crate) fn plain_postgres(&self) -> Result<(), StoreError> {
+        if self.prefix.is_some() || self.table.is_some() {
+            return Err(StoreError::InvalidConfig(
+                "`?table=` is read by `store::connect` and `inbox::connect`; with a builder, call `.table(..)`"
+                    .to_owned(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The URL for the PostgreSQL builders, which read `sslrootcert` themselves.
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+    pub(crate) fn postgres_url(&self) -> String {
+        match &self.root_cert {
+            None => self.url.clone(),
+            Some(path) => {
+                let separator = if self.url.contains('?') { '&' } else { '?' };
+                format!("{}{separator}sslrootcert={path}", self.url)
+            }
+        }
     }
 
     /// For backends that hold one app's data by themselves (a file, the process).

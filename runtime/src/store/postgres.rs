@@ -149,7 +149,9 @@ impl Database {
         pool_size: usize,
         options: Option<&str>,
     ) -> Result<(Self, String), StoreError> {
-        let mut config: tokio_postgres::Config = url.parse().map_err(|err| StoreError::Connect {
+        let location = super::Location::of(url);
+        location.plain_postgres()?;
+        let mut config: tokio_postgres::Config = location.url.parse().map_err(|err| StoreError::Connect {
             store: "PostgreSQL",
             target: "the configured URL".to_owned(),
             source: Box::new(err),
@@ -162,7 +164,16 @@ impl Database {
             let given = config.get_options().map(|given| format!("{given} ")).unwrap_or_default();
             config.options(format!("{given}{options}"));
         }
-        let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let recycling = ManagerConfig { recycling_method: RecyclingMethod::Fast };
+        let manager = if config.get_ssl_mode() == tokio_postgres::config::SslMode::Require {
+            Manager::from_config(config, tls::connector(location.root_cert.as_deref())?, recycling)
+        } else if location.root_cert.is_some() {
+            return Err(StoreError::InvalidConfig(
+                "`sslrootcert` is read with `sslmode=require`; add it to the URL".to_owned(),
+            ));
+        } else {
+            Manager::from_config(config, NoTls, recycling)
+        };
         let pool = Pool::builder(manager)
             .max_size(pool_size)
             .runtime(Runtime::Tokio1)
@@ -379,6 +390,52 @@ impl IdempotencyStore for PostgresStore {
     async fn release(&self, key: &str, token: &ClaimToken) -> Result<(), StoreError> {
         let deleted = self.inner.db.execute(&self.inner.release, &[&key, &token.as_str()]).await?;
         held_if_one_row(key, deleted == 1)
+    }
+}
+
+/// TLS to PostgreSQL (`sslmode=require`): the server's certificate is verified against
+/// the system's roots (and `SSL_CERT_FILE`), or the `sslrootcert` file.
+#[cfg(feature = "postgres-tls")]
+mod tls {
+    use std::sync::Arc;
+
+    use rustls::pki_types::pem::PemObject as _;
+    use rustls::pki_types::CertificateDer;
+
+    use crate::store::StoreError;
+
+    pub(super) fn connector(root_cert: Option<&str>) -> Result<tokio_postgres_rustls::MakeRustlsConnect, StoreError> {
+        let invalid = |what: String| StoreError::InvalidConfig(what);
+        let mut roots = rustls::RootCertStore::empty();
+        if let Some(path) = root_cert {
+            let certificates = CertificateDer::pem_file_iter(path)
+                .and_then(Iterator::collect::<Result<Vec<_>, _>>)
+                .map_err(|err| invalid(format!("cannot read the certificates in sslrootcert {path}: {err}")))?;
+            let (added, _ignored) = roots.add_parsable_certificates(certificates);
+            if added == 0 {
+                return Err(invalid(format!("sslrootcert {path} holds no certificate")));
+            }
+        } else {
+            roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
+        }
+        let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .map_err(|err| invalid(format!("TLS: {err}")))?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
+    }
+}
+
+/// Without the `postgres-tls` feature, a URL that requires TLS is refused.
+#[cfg(not(feature = "postgres-tls"))]
+mod tls {
+    use crate::store::StoreError;
+
+    pub(super) fn connector(_root_cert: Option<&str>) -> Result<tokio_postgres::NoTls, StoreError> {
+        Err(StoreError::InvalidConfig(
+            "`sslmode=require` needs hookroute's `postgres-tls` feature, which this build lacks".to_owned(),
+        ))
     }
 }
 

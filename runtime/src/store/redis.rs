@@ -191,6 +191,11 @@ pub(crate) async fn connection(
     timeout: Duration,
     allow_eviction: bool,
 ) -> Result<(ConnectionManager, String), StoreError> {
+    if cfg!(not(feature = "redis-tls")) && url.get(..7).is_some_and(|scheme| scheme.eq_ignore_ascii_case("rediss:")) {
+        return Err(StoreError::InvalidConfig(
+            "a `rediss://` URL (TLS) needs hookroute's `redis-tls` feature, which this build lacks".to_owned(),
+        ));
+    }
     let client = Client::open(url).map_err(|err| StoreError::Connect {
         store: "Redis",
         target: "the configured URL".to_owned(),
