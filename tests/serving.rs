@@ -3,6 +3,7 @@
 //! oversized body before they read. Each test bounds how long it waits; a wait that
 //! runs out means the server held on to what it should have let go.
 
+use std::future::IntoFuture;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -21,6 +22,12 @@ struct App;
 impl App {
     #[event("resource.created")]
     async fn created(&self, _data: serde_json::Value) -> Result<(), HandlerError> {
+        Ok(())
+    }
+
+    #[event("resource.slow")]
+    async fn slow(&self, _data: serde_json::Value) -> Result<(), HandlerError> {
+        tokio::time::sleep(Duration::from_millis(500)).await;
         Ok(())
     }
 }
@@ -268,4 +275,33 @@ async fn a_client_that_writes_a_whole_oversized_body_before_reading_reads_the_41
         let answer = timeout(Duration::from_secs(10), status(&mut stream)).await;
         assert_eq!(answer.expect("the answer arrives"), 413, "declared: {declared}");
     }
+}
+
+/// Stopping answers the request in progress, then returns; nothing new is accepted.
+#[tokio::test]
+async fn a_graceful_stop_finishes_the_request_in_progress() {
+    let receiver = Receiver::builder(App).secret(SECRET).build().unwrap();
+    let router = axum::Router::new().route("/webhooks/groq", hookroute::axum::post(receiver));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(
+        hookroute::axum::serve(listener, router)
+            .with_graceful_shutdown(async {
+                let _ = stopped.await;
+            })
+            .into_future(),
+    );
+
+    let signed = TestEvent::<Groq>::new("resource.slow", serde_json::json!({})).id("evt_stop").sign(SECRET);
+    let in_progress = tokio::spawn({
+        let url = format!("http://{address}/webhooks/groq");
+        async move { reqwest::Client::new().post(url).headers(signed.headers).body(signed.body).send().await }
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    stop.send(()).unwrap();
+    let answered = in_progress.await.unwrap().expect("the request in progress is answered");
+    assert_eq!(answered.status(), 200);
+    timeout(Duration::from_secs(10), server).await.expect("the server returns").unwrap().unwrap();
+    assert!(TcpStream::connect(&address).await.is_err(), "nothing listens any more");
 }
