@@ -257,10 +257,25 @@ async fn find(inbox: &dyn Inbox, id: &str) -> Result<Option<StoredDelivery>, inb
     Ok(None)
 }
 
-/// The provider a key names: `groq` in `billing:groq:event:evt_1` and `groq:event:evt_1`.
+/// The provider a key names: `groq` in `billing:groq:event:evt_1` and `groq:event:evt_1`,
+/// `github` in `billing:github:body:<digest>` (schemes that do not sign the id).
 fn provider_of(key: &str) -> &str {
-    let before = key.split_once(":event:").map_or(key, |(before, _)| before);
+    let before =
+        [":event:", ":body:"].iter().find_map(|infix| key.split_once(infix).map(|(before, _)| before)).unwrap_or(key);
     before.rsplit(':').next().unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::provider_of;
+
+    #[test]
+    fn keys_name_their_provider_in_every_shape() {
+        assert_eq!(provider_of("groq:event:evt_1"), "groq");
+        assert_eq!(provider_of("a1b2c3d4e5f6:groq:event:evt:with:colons"), "groq");
+        assert_eq!(provider_of("billing/eu:stripe:event:evt_1"), "stripe");
+        assert_eq!(provider_of("a1b2c3d4e5f6:github:body:0123abcd"), "github");
+    }
 }
 
 fn not_found(id: &str) -> ExitCode {
