@@ -265,6 +265,16 @@ fn provider_of(key: &str) -> &str {
     before.rsplit(':').next().unwrap_or_default()
 }
 
+fn not_found(id: &str) -> ExitCode {
+    eprintln!("no delivery `{id}` in this inbox");
+    ExitCode::FAILURE
+}
+
+/// When a delivery arrived, to the second, in UTC.
+fn received(delivery: &StoredDelivery) -> String {
+    humantime::format_rfc3339_seconds(delivery.received_at).to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::provider_of;
@@ -276,14 +286,4 @@ mod tests {
         assert_eq!(provider_of("billing/eu:stripe:event:evt_1"), "stripe");
         assert_eq!(provider_of("a1b2c3d4e5f6:github:body:0123abcd"), "github");
     }
-}
-
-fn not_found(id: &str) -> ExitCode {
-    eprintln!("no delivery `{id}` in this inbox");
-    ExitCode::FAILURE
-}
-
-/// When a delivery arrived, to the second, in UTC.
-fn received(delivery: &StoredDelivery) -> String {
-    humantime::format_rfc3339_seconds(delivery.received_at).to_string()
 }
