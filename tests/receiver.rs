@@ -160,6 +160,43 @@ async fn types_no_handler_takes_never_reach_the_store() {
     assert!(<Recorder as WebhookHandlers>::handles(&EventMeta::new("coreweave", "e", "job.queued")));
 }
 
+/// A log line's writer for the test's own subscriber.
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// An `ignored` answer is a 200: the provider never sends that event again. A misspelt
+/// event name lost every delivery of its type with nothing above INFO in the log; now
+/// the first of each type is a WARN that names it.
+#[tokio::test]
+async fn an_ignored_type_is_warned_about_once() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt().with_writer(move || writer.clone()).with_ansi(false).finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let receiver = Receiver::builder(Names::default()).secret("s").build().unwrap();
+    for (n, event_type) in ["name.cleared", "name.cleared", "name.cleared", "name.renamed"].iter().enumerate() {
+        let delivery = TestEvent::<Groq>::new(*event_type, serde_json::json!({})).id(format!("evt_w{n}")).sign("s");
+        let outcome = receiver.receive(&delivery.headers, &delivery.body).await;
+        assert_eq!(outcome.delivered().unwrap().kind(), DeliveredKind::Ignored);
+    }
+    let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let warnings: Vec<&str> =
+        log.lines().filter(|line| line.contains("WARN") && line.contains("no handler takes")).collect();
+    assert_eq!(warnings.len(), 2, "{log}");
+    assert!(warnings[0].contains("`name.cleared`") && warnings[1].contains("`name.renamed`"), "{log}");
+}
+
 #[tokio::test]
 async fn a_hand_written_impl_that_ignores_an_event_releases_its_claim() {
     // `handles` left at its default (every event): the event is claimed, `parse`

@@ -82,6 +82,31 @@ pub(crate) struct Inner<H: WebhookHandlers, S> {
     unverified: tokio::sync::Semaphore,
     /// Before every key this receiver writes to its store or inbox.
     namespace: String,
+    /// The event types answered `ignored` so far, each warned about once.
+    ignored: std::sync::Mutex<hashbrown::HashSet<String>>,
+}
+
+/// How many ignored event types a receiver remembers having warned about.
+const IGNORED_TYPES_KEPT: usize = 256;
+
+impl<H: WebhookHandlers, S> Inner<H, S> {
+    /// A delivery no handler takes is answered 200, and the provider never sends it
+    /// again: say so, once per type, where an operator looks (a misspelt event name
+    /// shows up here).
+    fn ignored(&self, meta: EventMeta) -> Delivered {
+        let mut warned = self.ignored.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if warned.len() < IGNORED_TYPES_KEPT && !warned.contains(meta.event_type()) {
+            warned.insert(meta.event_type().to_owned());
+            tracing::warn!(
+                provider = meta.provider(),
+                event_type = meta.event_type(),
+                "no handler takes `{}` events: they are answered 200 `ignored` and the provider will not send them again \
+                 (add a handler or a #[fallback]; said once per type)",
+                meta.event_type()
+            );
+        }
+        Delivered::new(DeliveredKind::Ignored, meta)
+    }
 }
 
 /// What a receiver in inbox mode shares with its workers.
@@ -208,7 +233,7 @@ impl<H: WebhookHandlers, S: IdempotencyStore> Receiver<H, S> {
         let envelope = H::Provider::envelope(headers, body)?;
         let (meta, data) = envelope.into_meta(&inner.namespace, <H::Provider as Provider>::NAME, verified.timestamp);
         if !H::handles(&meta) {
-            return Ok(Delivered::new(DeliveredKind::Ignored, meta));
+            return Ok(inner.ignored(meta));
         }
         if let Some(mode) = &inner.inbox {
             return enqueue::<H::Provider>(mode, &inner.namespace, headers, body, meta).await;
@@ -248,7 +273,7 @@ impl<H: WebhookHandlers, S: IdempotencyStore> Receiver<H, S> {
             Ok(Parsed::Handled(event)) => event,
             Ok(Parsed::Ignored) => {
                 guard.release().await;
-                return Ok(Delivered::new(DeliveredKind::Ignored, meta));
+                return Ok(inner.ignored(meta));
             }
             Err(error) => {
                 guard.release().await;
@@ -848,6 +873,7 @@ impl<H: WebhookHandlers, S: IdempotencyStore> ReceiverBuilder<H, S> {
                 settings: self.settings,
                 inbox,
                 namespace,
+                ignored: std::sync::Mutex::default(),
                 unverified: tokio::sync::Semaphore::new(
                     self.settings.unverified_bytes.min(tokio::sync::Semaphore::MAX_PERMITS),
                 ),
