@@ -183,7 +183,20 @@ fn main() -> ExitCode {
 }
 
 fn scheme(name: &str) -> Result<Box<dyn Scheme>, Failure> {
-    scheme::by_name(name).ok_or_else(|| format!("unknown provider `{name}`; known: {}", scheme::names()))
+    scheme::by_name(name).ok_or_else(|| {
+        // The nearest known name, when it is only a typo away.
+        let nearest = scheme::PROVIDERS
+            .iter()
+            .map(|info| (strsim::levenshtein(&name.to_ascii_lowercase(), info.name), info.name))
+            .min()
+            .filter(|(distance, _)| *distance <= 2);
+        match nearest {
+            Some((_, known)) => {
+                format!("unknown provider `{name}`: did you mean `{known}`? known: {}", scheme::names())
+            }
+            None => format!("unknown provider `{name}`; known: {}", scheme::names()),
+        }
+    })
 }
 
 fn secret(args: &SecretArgs, scheme: &dyn Scheme) -> Result<Secret, Failure> {

@@ -169,7 +169,15 @@ fn verify_says_valid_or_exactly_why_not_with_exit_codes() {
         .args(["verify", "--provider", "nope", "--secret", "s", "--headers", "h", "--body", "b"])
         .assert()
         .code(2)
-        .stderr(predicate::str::contains("unknown provider `nope`"));
+        .stderr(
+            predicate::str::contains("unknown provider `nope`").and(predicate::str::contains("did you mean").not()),
+        );
+    // A typo gets the name it was meant to be.
+    hookroute()
+        .args(["verify", "--provider", "gihtub", "--secret", "s", "--headers", "h", "--body", "b"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("unknown provider `gihtub`: did you mean `github`?"));
 }
 
 #[test]
