@@ -31,7 +31,7 @@ struct Cli {
 enum Command {
     /// Build, sign and send an event (or a load of them) to a receiver.
     #[command(after_help = "Examples:
-  hookroute send --provider groq --url http://127.0.0.1:3000/webhooks/groq --type resource.created --data '{\"id\":\"r1\"}'
+  hookroute send --provider groq --type resource.created --data '{\"id\":\"r1\"}'   # to http://127.0.0.1:3000/webhooks/groq
   hookroute send --provider github --url http://127.0.0.1:3000/webhooks/github --type issues.opened --data @issue.json --id d-1
   hookroute send --provider stripe --url ... --type payment_intent.succeeded --timestamp 1700000000   # outside the window: 401
   hookroute send --provider groq --url ... --type resource.created --tamper                           # wrong signature: 401
@@ -82,9 +82,10 @@ struct SendArgs {
     /// The scheme: groq, coreweave, standard, stripe, github, slack, shopify.
     #[arg(long)]
     provider: String,
-    /// Where to send, e.g. `http://127.0.0.1:3000/webhooks/groq`.
+    /// Where to send [default: `http://127.0.0.1:3000/webhooks/<provider>`, where the
+    /// example receivers listen].
     #[arg(long)]
-    url: String,
+    url: Option<String>,
     /// The event type.
     #[arg(long = "type", default_value = "test.event")]
     event_type: String,
@@ -256,6 +257,7 @@ impl Recipe {
 
 fn send(args: SendArgs) -> Result<ExitCode, Failure> {
     let scheme = scheme(&args.provider)?;
+    let url = args.url.clone().unwrap_or_else(|| format!("http://127.0.0.1:3000/webhooks/{}", scheme.name()));
     let secret = secret(&args.secret, &*scheme)?;
     let data = inline_or_file(&args.data)?;
     let data = serde_json::from_slice::<Box<serde_json::value::RawValue>>(&data)
@@ -270,7 +272,7 @@ fn send(args: SendArgs) -> Result<ExitCode, Failure> {
         timestamp: args.timestamp,
         tamper: args.tamper,
     };
-    let url: reqwest::Url = args.url.parse().map_err(|e| format!("--url `{}`: {e}", args.url))?;
+    let url: reqwest::Url = url.parse().map_err(|e| format!("--url `{url}`: {e}"))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

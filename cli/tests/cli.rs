@@ -272,3 +272,30 @@ fn the_printed_curl_command_sends_exactly_the_signed_bytes() {
         assert!(answer.contains("not a valid event envelope"), "{body:?}: {answer} from {command}");
     }
 }
+
+/// `send` without `--url` goes where the example receivers listen:
+/// `http://127.0.0.1:3000/webhooks/<provider>`. The test listens there itself and
+/// reads the request line.
+#[test]
+fn send_defaults_to_the_example_receivers_url() {
+    let listener = match std::net::TcpListener::bind("127.0.0.1:3000") {
+        Ok(listener) => listener,
+        Err(error) if std::env::var("CI").as_deref() != Ok("true") => {
+            eprintln!("port 3000 is taken ({error}): the default URL cannot be observed here");
+            return;
+        }
+        Err(error) => panic!("port 3000 must be free under CI=true: {error}"),
+    };
+    let accepted = std::thread::spawn(move || {
+        use std::io::{BufRead, Write};
+        let (stream, _) = listener.accept().unwrap();
+        let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        let mut stream = stream;
+        stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}").unwrap();
+        line
+    });
+    hookroute().args(["send", "--provider", "github", "--secret", "s", "--type", "ping"]).assert().success();
+    assert_eq!(accepted.join().unwrap().trim_end(), "POST /webhooks/github HTTP/1.1");
+}
