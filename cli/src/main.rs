@@ -82,8 +82,8 @@ struct SendArgs {
     /// The scheme: groq, coreweave, standard, stripe, github, slack, shopify.
     #[arg(long)]
     provider: String,
-    /// Where to send [default: `http://127.0.0.1:3000/webhooks/<provider>`, where the
-    /// example receivers listen].
+    /// Where to send; by default `http://127.0.0.1:3000/webhooks/<provider>`, where the
+    /// example receivers listen.
     #[arg(long)]
     url: Option<String>,
     /// The event type.
