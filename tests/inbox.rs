@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hookroute::inbox::{DeliveryState, Enqueued, Inbox, InboxError, MemoryInbox, NewDelivery, RetrySchedule};
-use hookroute::testing::TestEvent;
+use hookroute::testing::{SignedDelivery, TestEvent};
 use hookroute::{webhook_handlers, EventMeta, Groq, HandlerError, Receiver, WorkerHandle};
 use serde::Deserialize;
 
@@ -19,6 +19,15 @@ const SECRET: &str = "whsec_inbox";
 /// The key the receiver stores event `id` under: in the namespace its secret names.
 fn key(id: &str) -> String {
     format!("{}:groq:event:{id}", hookroute::Secret::new(SECRET).fingerprint())
+}
+
+/// Stores a `job.run` delivery of event `id` as the receiver would, signed at
+/// `signed_at`: queued. Answers its key.
+async fn stored_as_received(inbox: &dyn Inbox, delivery: &SignedDelivery, id: &str, signed_at: Option<u64>) -> String {
+    let (headers, key) = (hookroute::inbox::encode_headers(&delivery.headers), key(id));
+    let new = NewDelivery { key: &key, id, event_type: "job.run", headers: &headers, body: &delivery.body, signed_at };
+    assert_eq!(inbox.enqueue(&new).await.unwrap(), Enqueued::Queued);
+    key
 }
 
 #[derive(Debug, Deserialize)]
@@ -233,17 +242,7 @@ async fn a_lost_answer_makes_the_retry_a_duplicate(inbox: Arc<dyn Inbox>) {
     let id = unique("evt_lost_answer");
     let delivery = TestEvent::<Groq>::new("job.run", serde_json::json!({})).id(&id).sign(SECRET);
     // What the receiver inserts for this delivery, as if it had crashed before answering.
-    let headers = hookroute::inbox::encode_headers(&delivery.headers);
-    let key = key(&id);
-    let new = NewDelivery {
-        key: &key,
-        id: &id,
-        event_type: "job.run",
-        headers: &headers,
-        body: &delivery.body,
-        signed_at: None,
-    };
-    assert_eq!(inbox.enqueue(&new).await.unwrap(), Enqueued::Queued);
+    let key = stored_as_received(&*inbox, &delivery, &id, None).await;
     let (status, body) = served.send(&id, serde_json::json!({})).await;
     assert_eq!((status, body.as_str()), (200, r#"{"status":"duplicate"}"#));
     let queued = inbox.list(DeliveryState::Queued, 1000).await.unwrap();
@@ -287,16 +286,7 @@ async fn a_replay_runs_past_the_timestamp_window(inbox: Arc<dyn Inbox>) {
         served.client.post(&served.url).headers(delivery.headers.clone()).body(delivery.body.clone()).send().await;
     assert_eq!(response.unwrap().status(), 401);
     // ... but stored when it was fresh, dead-lettered, and replayed an hour later, it runs.
-    let (headers, key) = (hookroute::inbox::encode_headers(&delivery.headers), key(&id));
-    let new = NewDelivery {
-        key: &key,
-        id: &id,
-        event_type: "job.run",
-        headers: &headers,
-        body: &delivery.body,
-        signed_at: Some(an_hour_ago),
-    };
-    assert_eq!(inbox.enqueue(&new).await.unwrap(), Enqueued::Queued);
+    let key = stored_as_received(&*inbox, &delivery, &id, Some(an_hour_ago)).await;
     let taken = inbox.take(Duration::from_secs(30)).await.unwrap().unwrap();
     inbox.dead_letter(&taken.lease, "the ledger was down").await.unwrap();
     assert!(inbox.replay(&key).await.unwrap());

@@ -273,24 +273,14 @@ fn a_handler_timeout_not_shorter_than_the_lease_is_refused() {
         .unwrap_err();
     assert!(matches!(error, ConfigError::Invalid(message) if message.contains("shorter than the lease")));
     // The 999 ms against a 1 s lease left no time to give the claim back.
-    let close = Receiver::builder(Recorder::default())
-        .secret("s")
-        .lease(Duration::from_secs(1))
-        .handler_timeout(Duration::from_millis(999))
-        .build();
+    let timed = |lease: Duration, handler_timeout: Duration| {
+        Receiver::builder(Recorder::default()).secret("s").lease(lease).handler_timeout(handler_timeout).build()
+    };
+    let close = timed(Duration::from_secs(1), Duration::from_millis(999));
     assert!(matches!(close, Err(ConfigError::Invalid(message)) if message.contains("by at least 1s")));
-    let long = Receiver::builder(Recorder::default())
-        .secret("s")
-        .lease(Duration::from_secs(100))
-        .handler_timeout(Duration::from_secs(91))
-        .build();
+    let long = timed(Duration::from_secs(100), Duration::from_secs(91));
     assert!(matches!(long, Err(ConfigError::Invalid(message)) if message.contains("by at least 10s")));
-    assert!(Receiver::builder(Recorder::default())
-        .secret("s")
-        .lease(Duration::from_secs(100))
-        .handler_timeout(Duration::from_secs(90))
-        .build()
-        .is_ok());
+    assert!(timed(Duration::from_secs(100), Duration::from_secs(90)).is_ok());
     let empty = Receiver::builder(Recorder::default()).secret("").build().unwrap_err();
     assert_eq!(empty, ConfigError::EmptySecret { provider: "coreweave" });
 }
@@ -299,17 +289,12 @@ fn a_handler_timeout_not_shorter_than_the_lease_is_refused() {
 /// replay inside that window run again.
 #[test]
 fn a_ttl_shorter_than_the_replay_window_is_refused() {
-    let short = Receiver::builder(Recorder::default())
-        .secret("s")
-        .tolerance(Duration::from_secs(300))
-        .ttl(Duration::from_secs(599))
-        .build();
+    let kept = |ttl: Duration| {
+        Receiver::builder(Recorder::default()).secret("s").tolerance(Duration::from_secs(300)).ttl(ttl).build()
+    };
+    let short = kept(Duration::from_secs(599));
     assert!(matches!(short, Err(ConfigError::Invalid(message)) if message.contains("replay window")));
-    let enough = Receiver::builder(Recorder::default())
-        .secret("s")
-        .tolerance(Duration::from_secs(300))
-        .ttl(Duration::from_secs(600));
-    assert!(enough.build().is_ok());
+    assert!(kept(Duration::from_secs(600)).is_ok());
 }
 
 #[test]

@@ -186,9 +186,10 @@ fn main() -> ExitCode {
 fn scheme(name: &str) -> Result<Box<dyn Scheme>, Failure> {
     scheme::by_name(name).ok_or_else(|| {
         // The nearest known name, when it is only a typo away.
+        let lowercase = name.to_ascii_lowercase();
         let nearest = scheme::PROVIDERS
             .iter()
-            .map(|info| (strsim::levenshtein(&name.to_ascii_lowercase(), info.name), info.name))
+            .map(|info| (strsim::levenshtein(&lowercase, info.name), info.name))
             .min()
             .filter(|(distance, _)| *distance <= 2);
         match nearest {

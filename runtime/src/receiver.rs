@@ -242,30 +242,20 @@ impl<H: WebhookHandlers, S: IdempotencyStore> Receiver<H, S> {
         // Claimed before the data is parsed: a duplicate's data is never read.
         let key = meta.store_key();
         let claimed_at = tokio::time::Instant::now();
-        let token = match inner.store.claim(key, inner.settings.lease).await {
-            Ok(Claim::Acquired(token)) => token,
-            Ok(Claim::Done) => return Ok(Delivered::new(DeliveredKind::Duplicate, meta)),
-            Ok(Claim::InFlight) => return Err(Rejection::InFlight { meta: Box::new(meta) }),
-            Err(error) => return Err(Rejection::Store(error)),
+        let token = match NotAcquired::check(inner.store.claim(key, inner.settings.lease).await) {
+            Ok(token) => token,
+            Err(not) => return not.answer(meta),
         };
         // An id the signature does not cover: the signed bytes are claimed too, so the
         // same body under a fresh id is a duplicate.
         let body_key = (!H::Provider::SIGNS_ID).then(|| body_key(&inner.namespace, &meta, body));
         let mut guard = ClaimGuard { inner: &self.inner, held: [Some((key, token)), None] };
         if let Some(body_key) = body_key.as_deref() {
-            match inner.store.claim(body_key, inner.settings.lease).await {
-                Ok(Claim::Acquired(token)) => guard.held[1] = Some((body_key, token)),
-                Ok(Claim::Done) => {
+            match NotAcquired::check(inner.store.claim(body_key, inner.settings.lease).await) {
+                Ok(token) => guard.held[1] = Some((body_key, token)),
+                Err(not) => {
                     guard.release().await;
-                    return Ok(Delivered::new(DeliveredKind::Duplicate, meta));
-                }
-                Ok(Claim::InFlight) => {
-                    guard.release().await;
-                    return Err(Rejection::InFlight { meta: Box::new(meta) });
-                }
-                Err(error) => {
-                    guard.release().await;
-                    return Err(Rejection::Store(error));
+                    return not.answer(meta);
                 }
             }
         }
@@ -305,6 +295,34 @@ impl<H: WebhookHandlers, S: IdempotencyStore> Receiver<H, S> {
                 guard.release().await;
                 Err(Rejection::Handler { meta: Box::new(meta), failure })
             }
+        }
+    }
+}
+
+/// Why a claim was not acquired: the answer the delivery gets.
+enum NotAcquired {
+    Done,
+    InFlight,
+    Store(StoreError),
+}
+
+impl NotAcquired {
+    /// The claim's token, or why there is none.
+    fn check(claim: Result<Claim, StoreError>) -> Result<ClaimToken, Self> {
+        match claim {
+            Ok(Claim::Acquired(token)) => Ok(token),
+            Ok(Claim::Done) => Err(Self::Done),
+            Ok(Claim::InFlight) => Err(Self::InFlight),
+            Err(error) => Err(Self::Store(error)),
+        }
+    }
+
+    /// A duplicate (200), in flight elsewhere (409), or the store failed (503).
+    fn answer(self, meta: EventMeta) -> Result<Delivered, Rejection> {
+        match self {
+            Self::Done => Ok(Delivered::new(DeliveredKind::Duplicate, meta)),
+            Self::InFlight => Err(Rejection::InFlight { meta: Box::new(meta) }),
+            Self::Store(error) => Err(Rejection::Store(error)),
         }
     }
 }

@@ -145,7 +145,7 @@ impl<F: Future<Output = ()> + Send + 'static> Serve<F> {
         let mut http = hyper::server::conn::http1::Builder::new();
         http.timer(TokioTimer::new())
             .header_read_timeout(self.header_timeout)
-            .max_buf_size(self.max_header_bytes.max(8 * 1024))
+            .max_buf_size(self.max_header_bytes)
             .max_header_size(self.max_header_bytes);
         let http = Arc::new(http);
         let connections = Arc::new(Connections::default());

@@ -421,7 +421,7 @@ pub async fn connect(url: &str) -> Result<Box<dyn Inbox>, InboxError> {
         #[cfg(feature = "postgres")]
         Backend::Postgres => {
             let table = location.table("inbox")?;
-            let builder = PostgresInbox::builder(location.postgres_url());
+            let builder = PostgresInbox::builder(location.url);
             Ok(Box::new(
                 match table {
                     Some(table) => builder.table(table),

@@ -193,7 +193,7 @@ pub async fn connect(url: &str) -> Result<Box<dyn IdempotencyStore>, StoreError>
         #[cfg(feature = "postgres")]
         Backend::Postgres => {
             let table = location.table("store")?;
-            let builder = PostgresStore::builder(location.postgres_url());
+            let builder = PostgresStore::builder(location.url);
             Ok(Box::new(
                 match table {
                     Some(table) => builder.table(table),
@@ -218,28 +218,13 @@ pub(crate) struct Location {
     pub(crate) url: String,
     prefix: Option<String>,
     table: Option<String>,
-    /// libpq's `sslrootcert`, which the PostgreSQL driver does not read: the CA file to
-    /// trust for TLS.
-    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
-    pub(crate) root_cert: Option<String>,
 }
 
 impl Location {
     pub(crate) fn of(url: &str) -> Self {
-        let Some((base, query)) = url.split_once('?') else {
-            return Self { url: url.to_owned(), prefix: None, table: None, root_cert: None };
-        };
-        let (mut prefix, mut table, mut root_cert, mut rest) = (None, None, None, Vec::new());
-        for pair in query.split('&').filter(|pair| !pair.is_empty()) {
-            match pair.split_once('=') {
-                Some(("prefix", value)) => prefix = Some(value.to_owned()),
-                Some(("table", value)) => table = Some(value.to_owned()),
-                Some(("sslrootcert", value)) => root_cert = Some(value.to_owned()),
-                _ => rest.push(pair),
-            }
-        }
-        let url = if rest.is_empty() { base.to_owned() } else { format!("{base}?{}", rest.join("&")) };
-        Self { url, prefix, table, root_cert }
+        let (url, prefix) = take_param(url, "prefix");
+        let (url, table) = take_param(&url, "table");
+        Self { url, prefix, table }
     }
 
     /// The `?prefix=` of a Redis URL; a `?table=` there is an error.
@@ -276,18 +261,6 @@ impl Location {
         Ok(())
     }
 
-    /// The URL for the PostgreSQL builders, which read `sslrootcert` themselves.
-    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
-    pub(crate) fn postgres_url(&self) -> String {
-        match &self.root_cert {
-            None => self.url.clone(),
-            Some(path) => {
-                let separator = if self.url.contains('?') { '&' } else { '?' };
-                format!("{}{separator}sslrootcert={path}", self.url)
-            }
-        }
-    }
-
     /// For backends that hold one app's data by themselves (a file, the process).
     pub(crate) fn plain(&self, what: &str) -> Result<(), StoreError> {
         if self.prefix.is_some() || self.table.is_some() {
@@ -297,6 +270,24 @@ impl Location {
         }
         Ok(())
     }
+}
+
+/// `url` without its query parameter `name`, and the parameter's value (the last one
+/// given); the other parameters stay as they were.
+pub(crate) fn take_param(url: &str, name: &str) -> (String, Option<String>) {
+    let Some((base, query)) = url.split_once('?') else {
+        return (url.to_owned(), None);
+    };
+    let mut value = None;
+    let mut rest = Vec::new();
+    for pair in query.split('&').filter(|pair| !pair.is_empty()) {
+        match pair.split_once('=') {
+            Some((key, found)) if key == name => value = Some(found.to_owned()),
+            _ => rest.push(pair),
+        }
+    }
+    let url = if rest.is_empty() { base.to_owned() } else { format!("{base}?{}", rest.join("&")) };
+    (url, value)
 }
 
 /// The backend a URL names, for [`connect`] and `inbox::connect`.

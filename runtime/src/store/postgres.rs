@@ -149,9 +149,10 @@ impl Database {
         pool_size: usize,
         options: Option<&str>,
     ) -> Result<(Self, String), StoreError> {
-        let location = super::Location::of(url);
-        location.plain_postgres()?;
-        let mut config: tokio_postgres::Config = location.url.parse().map_err(|err| StoreError::Connect {
+        super::Location::of(url).plain_postgres()?;
+        // libpq's `sslrootcert`, which the driver does not read: the CA file to trust.
+        let (url, root_cert) = super::take_param(url, "sslrootcert");
+        let mut config: tokio_postgres::Config = url.parse().map_err(|err| StoreError::Connect {
             store: "PostgreSQL",
             target: "the configured URL".to_owned(),
             source: Box::new(err),
@@ -166,8 +167,8 @@ impl Database {
         }
         let recycling = ManagerConfig { recycling_method: RecyclingMethod::Fast };
         let manager = if config.get_ssl_mode() == tokio_postgres::config::SslMode::Require {
-            Manager::from_config(config, tls::connector(location.root_cert.as_deref())?, recycling)
-        } else if location.root_cert.is_some() {
+            Manager::from_config(config, tls::connector(root_cert.as_deref())?, recycling)
+        } else if root_cert.is_some() {
             return Err(StoreError::InvalidConfig(
                 "`sslrootcert` is read with `sslmode=require`; add it to the URL".to_owned(),
             ));
