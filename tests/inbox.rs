@@ -59,7 +59,7 @@ impl Default for App {
 
 #[webhook_handlers(provider = "groq")]
 impl App {
-    #[event("job.run")]
+    #[event("job.run", unlisted)]
     async fn run(&self, job: Job, meta: &EventMeta) -> Result<(), HandlerError> {
         self.runs.record(meta.id());
         if job.wait_for_gate {

@@ -45,14 +45,14 @@ struct App {
 
 #[webhook_handlers(provider = "groq")]
 impl App {
-    #[event("job.run")]
+    #[event("job.run", unlisted)]
     async fn run(&self, _job: Job, meta: &EventMeta) -> Result<(), HandlerError> {
         tokio::time::sleep(Duration::from_millis(2)).await;
         self.done(meta);
         Ok(())
     }
 
-    #[event("job.hangs")]
+    #[event("job.hangs", unlisted)]
     async fn hangs(&self, _job: Job, meta: &EventMeta) -> Result<(), HandlerError> {
         if self.hang {
             println!("STARTED {}", meta.id());
@@ -63,7 +63,7 @@ impl App {
     }
 
     /// Runs for 7 s, 3.5 times the 2 s lease of the test that sends it.
-    #[event("job.slow")]
+    #[event("job.slow", unlisted)]
     async fn slow(&self, _job: Job, meta: &EventMeta) -> Result<(), HandlerError> {
         let count = |change: fn(usize) -> usize| {
             let mut in_flight = self.in_flight.lock().unwrap();

@@ -23,7 +23,7 @@ impl Recorder {
 
 #[webhook_handlers(provider = "coreweave")]
 impl Recorder {
-    #[event("job.finished")]
+    #[event("job.finished", unlisted)]
     async fn finished(&self, data: serde_json::Value, meta: &EventMeta) -> Result<(), HandlerError> {
         let line = format!(
             "finished {} {} {:?} {:?} {}",
@@ -107,7 +107,7 @@ struct Named {
 
 #[webhook_handlers(provider = "groq")]
 impl Names {
-    #[event("name.set")]
+    #[event("name.set", unlisted)]
     async fn set(&self, data: Named) -> Result<(), HandlerError> {
         self.seen.lock().unwrap().push(data.name);
         Ok(())
@@ -229,7 +229,7 @@ async fn a_full_store_of_live_claims_fails_closed() {
     struct Slow;
     #[webhook_handlers(provider = "groq")]
     impl Slow {
-        #[event("slow")]
+        #[event("slow", unlisted)]
         async fn slow(&self, _data: serde_json::Value) -> Result<(), HandlerError> {
             tokio::time::sleep(Duration::from_millis(300)).await;
             Ok(())

@@ -39,7 +39,7 @@ impl App {
         Ok(())
     }
 
-    #[event("resource.flaky")]
+    #[event("resource.flaky", unlisted)]
     async fn flaky(&self, _data: Resource, meta: &EventMeta) -> Result<(), HandlerError> {
         self.runs.record(meta.id());
         if self.fail_next.swap(false, Ordering::SeqCst) {
@@ -48,21 +48,21 @@ impl App {
         Ok(())
     }
 
-    #[event("resource.panics")]
+    #[event("resource.panics", unlisted)]
     async fn panics(&self, _data: Resource, meta: &EventMeta) -> Result<(), HandlerError> {
         self.runs.record(meta.id());
         panic!("handler bug");
     }
 
     /// Takes a second: longer than a client that gives up after 300 ms waits.
-    #[event("resource.lengthy")]
+    #[event("resource.lengthy", unlisted)]
     async fn lengthy(&self, _data: Resource, meta: &EventMeta) -> Result<(), HandlerError> {
         tokio::time::sleep(Duration::from_secs(1)).await;
         self.runs.record(meta.id());
         Ok(())
     }
 
-    #[event("resource.slow")]
+    #[event("resource.slow", unlisted)]
     async fn slow(&self, _data: Resource, meta: &EventMeta) -> Result<(), HandlerError> {
         self.runs.record(meta.id());
         if self.hang_next.swap(false, Ordering::SeqCst) {

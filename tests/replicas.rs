@@ -39,7 +39,7 @@ struct App {
 
 #[webhook_handlers(provider = "groq")]
 impl App {
-    #[event("order.created")]
+    #[event("order.created", unlisted)]
     async fn created(&self, _order: Order, meta: &EventMeta) -> Result<(), HandlerError> {
         // Long enough for copies on other replicas to arrive while this one runs.
         tokio::time::sleep(Duration::from_millis(2)).await;
@@ -47,7 +47,7 @@ impl App {
         Ok(())
     }
 
-    #[event("order.flaky")]
+    #[event("order.flaky", unlisted)]
     async fn flaky(&self, _order: Order, meta: &EventMeta) -> Result<(), HandlerError> {
         self.runs.record(meta.id());
         if self.fail_once.lock().unwrap().remove(meta.id()) {
@@ -56,7 +56,7 @@ impl App {
         Ok(())
     }
 
-    #[event("order.hangs")]
+    #[event("order.hangs", unlisted)]
     async fn hangs(&self, _order: Order, meta: &EventMeta) -> Result<(), HandlerError> {
         self.runs.record(meta.id());
         if self.hang {

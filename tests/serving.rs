@@ -25,7 +25,7 @@ impl App {
         Ok(())
     }
 
-    #[event("resource.slow")]
+    #[event("resource.slow", unlisted)]
     async fn slow(&self, _data: serde_json::Value) -> Result<(), HandlerError> {
         tokio::time::sleep(Duration::from_millis(500)).await;
         Ok(())
