@@ -314,3 +314,66 @@ async fn the_body_limit_holds_without_an_http_adapter() {
     assert_eq!(outcome.status(), 413);
     assert!(receiver.handlers().seen().is_empty());
 }
+
+/// Handlers under `#[cfg(..)]`: what is configured out is not generated either.
+#[derive(Default)]
+struct Configured {
+    seen: Mutex<Vec<String>>,
+}
+
+#[webhook_handlers(provider = "groq")]
+impl Configured {
+    #[cfg(test)]
+    #[event("resource.created")]
+    async fn created(&self, _data: serde_json::Value) -> Result<(), HandlerError> {
+        self.seen.lock().unwrap().push("created".into());
+        Ok(())
+    }
+
+    // Configured out: `resource.deleted` is ignored, not dispatched to a method that
+    // does not exist.
+    #[cfg(not(test))]
+    #[event("resource.deleted")]
+    async fn deleted(&self, _data: serde_json::Value) -> Result<(), HandlerError> {
+        unreachable!()
+    }
+
+    // One type under two opposite `#[cfg]`s is not a duplicate.
+    #[cfg(not(test))]
+    #[event("resource.updated")]
+    async fn updated_off(&self, _data: serde_json::Value) -> Result<(), HandlerError> {
+        unreachable!()
+    }
+
+    #[cfg(test)]
+    #[event("resource.updated")]
+    async fn updated_on(&self, _data: serde_json::Value) -> Result<(), HandlerError> {
+        self.seen.lock().unwrap().push("updated".into());
+        Ok(())
+    }
+
+    #[cfg(not(test))]
+    #[fallback]
+    async fn other(&self, _event: UnknownEvent) -> Result<(), HandlerError> {
+        unreachable!()
+    }
+}
+
+#[tokio::test]
+async fn handlers_under_cfg_are_generated_only_when_configured_in() {
+    assert_eq!(ConfiguredEvent::EVENT_TYPES, ["resource.created", "resource.updated"]);
+    let receiver = Receiver::builder(Configured::default()).secret("s").build().unwrap();
+    let expected = [
+        ("resource.created", DeliveredKind::Processed),
+        ("resource.deleted", DeliveredKind::Ignored),
+        ("resource.updated", DeliveredKind::Processed),
+        ("resource.moved", DeliveredKind::Ignored),
+    ];
+    for (n, (event_type, kind)) in expected.into_iter().enumerate() {
+        let delivery = TestEvent::<Groq>::new(event_type, serde_json::json!({})).id(format!("evt_c{n}")).sign("s");
+        let outcome = receiver.receive(&delivery.headers, &delivery.body).await;
+        assert_eq!(outcome.delivered().unwrap().kind(), kind, "{event_type}");
+    }
+    assert_eq!(*receiver.handlers().seen.lock().unwrap(), ["created", "updated"]);
+    assert!(!<Configured as WebhookHandlers>::handles(&EventMeta::new("groq", "e", "resource.deleted")));
+}

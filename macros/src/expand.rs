@@ -3,16 +3,20 @@
 use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote, quote_spanned, ToTokens};
 use syn::spanned::Spanned;
-use syn::{GenericParam, Ident, Item, ItemImpl, Type, Visibility};
+use syn::{Attribute, GenericParam, Ident, Item, ItemImpl, Meta, Type, Visibility};
 
 use crate::model::{Args, HandlerSet};
 use crate::parse::{self, Errors};
 use crate::validate::{self, UNKNOWN_VARIANT};
 
-/// The whole attribute: parse, validate, expand. On error the impl block is still
-/// emitted (helper attributes removed) beside the errors, so the rest of the crate
-/// and rust-analyzer keep working.
-pub(crate) fn webhook_handlers(args: TokenStream, item: TokenStream) -> TokenStream {
+/// The whole attribute: parse, validate, expand.
+///
+/// On error the impl block is still emitted (helper attributes removed) beside the
+/// errors, and so is the expansion, from the handlers that passed their checks (with a
+/// placeholder provider when the arguments failed), as tokio's and thiserror's macros
+/// do: `Receiver::new(App)` and the rest of the crate keep compiling, so the one real
+/// mistake is the only error shown, and rust-analyzer keeps working.
+pub(crate) fn webhook_handlers(args: TokenStream, item: &TokenStream) -> TokenStream {
     let mut errors = Errors::default();
     let args = parse::args(args).map_err(|error| errors.push(error)).ok();
 
@@ -23,11 +27,18 @@ pub(crate) fn webhook_handlers(args: TokenStream, item: TokenStream) -> TokenStr
                 item_keyword_span(&other),
                 "#[webhook_handlers] goes on an inherent impl block: `impl App { #[event(\"resource.created\")] async fn created(&self, data: T) ... }`",
             );
-            return with_errors(item, errors);
+            // A struct or enum still gets an impl without handlers, so code that builds
+            // a receiver of it shows no second error.
+            let placeholder = placeholder_block(&other);
+            let generated =
+                placeholder.map(|block| generate(&args_or_placeholder(args), &block, &HandlerSet::default()));
+            let error = errors.finish().map(|e| e.to_compile_error());
+            return quote!(#item #error #generated);
         }
         Err(error) => {
             errors.push(error);
-            return with_errors(item, errors);
+            let error = errors.finish().map(|e| e.to_compile_error());
+            return quote!(#item #error);
         }
     };
     if let Some((_, trait_path, _)) = &block.trait_ {
@@ -35,7 +46,14 @@ pub(crate) fn webhook_handlers(args: TokenStream, item: TokenStream) -> TokenStr
             trait_path,
             "#[webhook_handlers] goes on an inherent impl block (`impl App { .. }`), not on a trait impl",
         );
-        return with_errors(block, errors);
+        // The helper attributes still come off (rustc knows no `#[event]`), and the type
+        // gets an impl without handlers.
+        parse::take_marks(&mut block, &mut Errors::default());
+        let mut inherent = block.clone();
+        inherent.trait_ = None;
+        let generated = generate(&args_or_placeholder(args), &inherent, &HandlerSet::default());
+        let error = errors.finish().map(|e| e.to_compile_error());
+        return quote!(#block #error #generated);
     }
 
     let marked = parse::take_marks(&mut block, &mut errors);
@@ -47,21 +65,30 @@ pub(crate) fn webhook_handlers(args: TokenStream, item: TokenStream) -> TokenStr
         }
     }
     let set = validate::handler_set(marked, block.self_ty.span(), &mut errors);
-    match (args, errors.finish()) {
-        (Some(args), None) => {
-            let generated = generate(&args, &block, &set);
-            quote!(#block #generated)
-        }
-        (_, error) => {
-            let error = error.map(|e| e.to_compile_error());
-            quote!(#block #error)
-        }
-    }
+    let generated = generate(&args_or_placeholder(args), &block, &set);
+    let error = errors.finish().map(|e| e.to_compile_error());
+    quote!(#block #error #generated)
 }
 
-fn with_errors(item: impl ToTokens, errors: Errors) -> TokenStream {
-    let error = errors.finish().map(|e| e.to_compile_error());
-    quote!(#item #error)
+/// The arguments, or when they failed to parse, a stand-in that adds no error of its
+/// own: the scheme with no name list, and the default enum name.
+fn args_or_placeholder(args: Option<Args>) -> Args {
+    args.unwrap_or_else(|| Args {
+        provider: quote!(::hookroute::__private::StandardWebhooks),
+        known: None,
+        event_enum: None,
+    })
+}
+
+/// `impl Type {}` for a struct or enum the attribute was put on by mistake.
+fn placeholder_block(item: &Item) -> Option<ItemImpl> {
+    let (ident, generics) = match item {
+        Item::Struct(item) => (&item.ident, &item.generics),
+        Item::Enum(item) => (&item.ident, &item.generics),
+        _ => return None,
+    };
+    let (impl_generics, ty_generics, where_clause) = generics.split_for_impl();
+    Some(syn::parse_quote!(impl #impl_generics #ident #ty_generics #where_clause {}))
 }
 
 /// The span of the keyword that says what an item is (`struct`, `fn`, `trait`, ...).
@@ -138,16 +165,17 @@ fn event_enum(names: &Names<'_>, block: &ItemImpl, set: &HandlerSet) -> TokenStr
     let events: Vec<_> = set.handlers.iter().map(|h| &h.event).collect();
     let variants: Vec<_> = set.handlers.iter().map(|h| &h.variant).collect();
     let data_tys: Vec<_> = set.handlers.iter().map(|h| &h.data_ty).collect();
+    let cfgs: Vec<_> = set.handlers.iter().map(|h| &h.cfgs).collect();
     let variant_docs = events.iter().map(|event| format!("The `{}` event.", event.value()));
     let enum_doc = format!(
         "The events `{}` handles: one variant per `#[event]` handler, and `{UNKNOWN_VARIANT}` for every other type.",
         block.self_ty.to_token_stream()
     );
     let parse_arms = set.handlers.iter().map(|h| {
-        let (event, variant, ty) = (&h.event, &h.variant, &h.data_ty);
+        let (event, variant, ty, cfgs) = (&h.event, &h.variant, &h.data_ty, &h.cfgs);
         // Spanned at the user's type: a type that is not `Deserialize` is reported there.
         let parse = quote_spanned!(ty.span()=> #p::from_raw::<#ty>(data));
-        quote!(#event => Self::#variant(#parse?))
+        quote!(#(#cfgs)* #event => Self::#variant(#parse?))
     });
     // The exact type first, then the provider's coarser group (GitHub's `issues` for
     // `issues.opened`). With no handlers there is nothing to look up.
@@ -167,7 +195,7 @@ fn event_enum(names: &Names<'_>, block: &ItemImpl, set: &HandlerSet) -> TokenStr
         #[doc = #enum_doc]
         #[allow(clippy::large_enum_variant, private_interfaces)]
         pub enum #enum_name {
-            #(#[doc = #variant_docs] #variants(#data_tys),)*
+            #(#(#cfgs)* #[doc = #variant_docs] #variants(#data_tys),)*
             /// An event of a type no handler names, with its data left raw.
             #unknown(#p::UnknownEvent),
         }
@@ -176,12 +204,12 @@ fn event_enum(names: &Names<'_>, block: &ItemImpl, set: &HandlerSet) -> TokenStr
         #[allow(dead_code)]
         impl #enum_name {
             /// Every event type a handler names.
-            pub const EVENT_TYPES: &'static [&'static str] = &[#(#events),*];
+            pub const EVENT_TYPES: &'static [&'static str] = &[#(#(#cfgs)* #events),*];
 
             /// The event's type as the provider sends it (`resource.created`).
             pub fn event_type(&self) -> &str {
                 match self {
-                    #(Self::#variants(_) => #events,)*
+                    #(#(#cfgs)* Self::#variants(_) => #events,)*
                     Self::#unknown(event) => event.event_type(),
                 }
             }
@@ -212,7 +240,7 @@ fn handlers_impl(names: &Names<'_>, block: &ItemImpl, set: &HandlerSet) -> Token
     let self_ty = &block.self_ty;
     let (impl_generics, _, where_clause) = block.generics.split_for_impl();
     let dispatch_arms = set.handlers.iter().map(|h| {
-        let (variant, method) = (&h.variant, &h.method);
+        let (variant, method, cfgs) = (&h.variant, &h.method, &h.cfgs);
         let call = match &h.meta_ty {
             None => quote!(self.#method(data)),
             Some(meta_ty) => {
@@ -222,31 +250,40 @@ fn handlers_impl(names: &Names<'_>, block: &ItemImpl, set: &HandlerSet) -> Token
         };
         // Spanned at the return type: a handler that returns something else is reported there.
         let result = quote_spanned!(h.output.0=> #p::into_result(output));
-        quote!(#enum_name::#variant(data) => { let output = #call.await; #result })
+        quote!(#(#cfgs)* #enum_name::#variant(data) => { let output = #call.await; #result })
     });
     // Which types are handled, from the type alone: the receiver claims only those.
-    let events: Vec<_> = set.handlers.iter().map(|h| &h.event).collect();
-    let handles = if set.fallback.is_some() {
-        quote!(true)
-    } else if events.is_empty() {
+    let listed = if set.handlers.is_empty() {
         quote!(false)
     } else {
-        quote!(meta.route_names().any(|name| #p::matches!(name, #(#events)|*)))
+        let arms = set.handlers.iter().map(|h| {
+            let (event, cfgs) = (&h.event, &h.cfgs);
+            quote!(#(#cfgs)* #event => true,)
+        });
+        quote!(meta.route_names().any(|name| match name { #(#arms)* _ => false }))
     };
-    let (fallback_arm, unknown_parsed) = match &set.fallback {
+    let ignore_unknown =
+        quote!(match event { #enum_name::#unknown(_) => #p::Parsed::Ignored, event => #p::Parsed::Handled(event) });
+    let (handles, fallback_arm, unknown_parsed) = match &set.fallback {
         Some(fallback) => {
             let (method, ty) = (&fallback.method, &fallback.event_ty);
             let event = quote_spanned!(ty.span()=> <#ty as #p::IsUnknownEvent>::from_unknown(event));
             let result = quote_spanned!(fallback.output.0=> #p::into_result(output));
-            (
-                quote!(#enum_name::#unknown(event) => { let output = self.#method(#event).await; #result }),
-                quote!(#p::Parsed::Handled(event)),
-            )
+            let arm = quote!(#enum_name::#unknown(event) => { let output = self.#method(#event).await; #result });
+            match cfg_predicate(&fallback.cfgs) {
+                None => (quote!(true), arm, quote!(#p::Parsed::Handled(event))),
+                // Under a `#[cfg]`, the fallback's part of each is chosen the same way.
+                Some(on) => (
+                    quote!(::core::cfg!(#on) || #listed),
+                    quote! {
+                        #[cfg(#on)] #arm,
+                        #[cfg(not(#on))] #enum_name::#unknown(_) => #p::Ok(())
+                    },
+                    quote!(if ::core::cfg!(#on) { #p::Parsed::Handled(event) } else { #ignore_unknown }),
+                ),
+            }
         }
-        None => (
-            quote!(#enum_name::#unknown(_) => #p::Ok(())),
-            quote!(match event { #enum_name::#unknown(_) => #p::Parsed::Ignored, event => #p::Parsed::Handled(event) }),
-        ),
+        None => (listed, quote!(#enum_name::#unknown(_) => #p::Ok(())), ignore_unknown),
     };
     quote! {
         #[automatically_derived]
@@ -283,6 +320,18 @@ fn handlers_impl(names: &Names<'_>, block: &ItemImpl, set: &HandlerSet) -> Token
             }
         }
     }
+}
+
+/// The predicate all of a method's `#[cfg(..)]`s make together, if it has any.
+fn cfg_predicate(cfgs: &[Attribute]) -> Option<TokenStream> {
+    let predicates: Vec<_> = cfgs
+        .iter()
+        .filter_map(|attr| match &attr.meta {
+            Meta::List(list) => Some(&list.tokens),
+            _ => None,
+        })
+        .collect();
+    (!predicates.is_empty()).then(|| quote!(all(#(#predicates),*)))
 }
 
 /// `App` → `AppEvent`; `Store<T>` → `StoreEvent`.

@@ -19,7 +19,7 @@ use proc_macro::TokenStream;
 /// See the `hookroute` crate for the whole story.
 #[proc_macro_attribute]
 pub fn webhook_handlers(args: TokenStream, item: TokenStream) -> TokenStream {
-    let output = expand::webhook_handlers(args.into(), item.into());
+    let output = expand::webhook_handlers(args.into(), &item.into());
     if std::env::var_os("HOOKROUTE_MACROS_DEBUG").is_some() {
         eprintln!("{output}");
     }

@@ -1,7 +1,7 @@
 //! What the attribute reads from an impl block, once parsed and checked.
 
 use proc_macro2::{Span, TokenStream};
-use syn::{Ident, LitStr, Type, Visibility};
+use syn::{Attribute, Ident, LitStr, Type, Visibility};
 
 /// The attribute's arguments.
 pub(crate) struct Args {
@@ -27,6 +27,8 @@ pub(crate) struct Handler {
     pub(crate) meta_ty: Option<Type>,
     /// The return type, checked against `HandlerOutput` at its span.
     pub(crate) output: ReturnSpan,
+    /// The method's `#[cfg(..)]` attributes, repeated on everything generated for it.
+    pub(crate) cfgs: Vec<Attribute>,
 }
 
 /// The `#[fallback]` handler for event types no handler names.
@@ -34,13 +36,18 @@ pub(crate) struct Fallback {
     pub(crate) method: Ident,
     pub(crate) event_ty: Type,
     pub(crate) output: ReturnSpan,
+    /// The method's `#[cfg(..)]` attributes: when they are false, unknown types are
+    /// ignored as if there were no fallback.
+    pub(crate) cfgs: Vec<Attribute>,
 }
 
 /// Where a handler's return type is, for errors about it.
 #[derive(Clone, Copy)]
 pub(crate) struct ReturnSpan(pub(crate) Span);
 
-/// A whole, valid impl block.
+/// The handlers of an impl block that passed their checks (all of them when it
+/// compiles; the others are left out beside their errors).
+#[derive(Default)]
 pub(crate) struct HandlerSet {
     pub(crate) handlers: Vec<Handler>,
     pub(crate) fallback: Option<Fallback>,

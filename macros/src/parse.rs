@@ -158,6 +158,8 @@ pub(crate) enum Mark {
 pub(crate) struct Marked {
     pub(crate) mark: Mark,
     pub(crate) sig: Signature,
+    /// The method's `#[cfg(..)]` attributes.
+    pub(crate) cfgs: Vec<Attribute>,
 }
 
 /// Takes the `#[event]` and `#[fallback]` attributes off the block's methods, so the
@@ -176,7 +178,8 @@ pub(crate) fn take_marks(block: &mut ItemImpl, errors: &mut Errors) -> Vec<Marke
         });
         let mut marks = marks.into_iter();
         if let Some((mark, _)) = marks.next() {
-            marked.push(Marked { mark, sig: method.sig.clone() });
+            let cfgs = method.attrs.iter().filter(|attr| attr.path().is_ident("cfg")).cloned().collect();
+            marked.push(Marked { mark, sig: method.sig.clone(), cfgs });
             // Handlers must be `async`, so a handler that never awaits is no mistake.
             method.attrs.push(syn::parse_quote!(#[allow(clippy::unused_async)]));
         }

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use proc_macro2::Span;
-use quote::format_ident;
+use quote::{format_ident, ToTokens};
 use syn::spanned::Spanned;
 use syn::{FnArg, Ident, LitStr, ReturnType, Signature, Type};
 
@@ -19,16 +19,19 @@ pub(crate) fn handler_set(marked: Vec<Marked>, block_span: Span, errors: &mut Er
     let mut handlers: Vec<Handler> = Vec::new();
     let mut fallback: Option<Fallback> = None;
     let mut first_fallback: Option<Ident> = None;
-    let mut by_event: HashMap<String, Span> = HashMap::new();
-    let mut by_variant: HashMap<String, LitStr> = HashMap::new();
+    // Keyed by the name and the handler's `#[cfg]`s: handlers of one type under
+    // different `#[cfg]`s are alternatives, as rustc sees them.
+    let mut by_event: HashMap<(String, String), Span> = HashMap::new();
+    let mut by_variant: HashMap<(String, String), LitStr> = HashMap::new();
 
-    for Marked { mark, sig } in marked {
+    for Marked { mark, sig, cfgs } in marked {
+        let cfg_key = cfgs.iter().map(|attr| attr.to_token_stream().to_string()).collect::<Vec<_>>().join(" ");
         let checked = common(&sig, errors);
         match mark {
             Mark::Event(event, _) => {
                 let variant = variant_name(&event, errors);
                 let params = checked.and_then(|output| event_params(&sig, errors).map(|params| (output, params)));
-                if let Some(first) = by_event.get(&event.value()) {
+                if let Some(first) = by_event.get(&(event.value(), cfg_key.clone())) {
                     let mut error = syn::Error::new(
                         event.span(),
                         format!("two handlers for event type `{}`: each event type has one handler", event.value()),
@@ -38,9 +41,9 @@ pub(crate) fn handler_set(marked: Vec<Marked>, block_span: Span, errors: &mut Er
                     errors.push(error);
                     continue;
                 }
-                by_event.insert(event.value(), event.span());
+                by_event.insert((event.value(), cfg_key.clone()), event.span());
                 let Some(variant) = variant else { continue };
-                if let Some(other) = by_variant.get(&variant.to_string()) {
+                if let Some(other) = by_variant.get(&(variant.to_string(), cfg_key.clone())) {
                     errors.at(
                         &event,
                         format!(
@@ -52,9 +55,10 @@ pub(crate) fn handler_set(marked: Vec<Marked>, block_span: Span, errors: &mut Er
                     );
                     continue;
                 }
-                by_variant.insert(variant.to_string(), event.clone());
+                by_variant.insert((variant.to_string(), cfg_key), event.clone());
                 if let Some((output, (data_ty, meta_ty))) = params {
-                    handlers.push(Handler { event, variant, method: sig.ident.clone(), data_ty, meta_ty, output });
+                    let method = sig.ident.clone();
+                    handlers.push(Handler { event, variant, method, data_ty, meta_ty, output, cfgs });
                 }
             }
             Mark::Fallback(span) => {
@@ -67,7 +71,7 @@ pub(crate) fn handler_set(marked: Vec<Marked>, block_span: Span, errors: &mut Er
                 first_fallback = Some(sig.ident.clone());
                 let event_ty = fallback_param(&sig, errors);
                 if let (Some(output), Some(event_ty)) = (checked, event_ty) {
-                    fallback = Some(Fallback { method: sig.ident.clone(), event_ty, output });
+                    fallback = Some(Fallback { method: sig.ident.clone(), event_ty, output, cfgs });
                 }
             }
         }

@@ -8,4 +8,8 @@ impl App {
     async fn created(&self, _data: serde_json::Value) {}
 }
 
-fn main() {}
+// What a user writes next: only the attribute's own error may show.
+fn main() {
+    let receiver = hookroute::Receiver::builder(App).secret("s").build().unwrap();
+    let _app: axum::Router = axum::Router::new().route("/webhooks", hookroute::axum::post(receiver));
+}
