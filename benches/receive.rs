@@ -15,6 +15,9 @@
 //!
 //! `cargo bench --bench receive`; figures in BENCHMARKS.md.
 
+// `criterion_group!` defines a public function without docs.
+#![allow(missing_docs)]
+
 use std::hint::black_box;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

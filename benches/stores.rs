@@ -10,6 +10,9 @@
 //! `HOOKROUTE_TEST_REDIS_URL` and `HOOKROUTE_TEST_POSTGRES_URL`); a backend whose URL is
 //! missing is left out, with a note.
 
+// `criterion_group!` defines a public function without docs.
+#![allow(missing_docs)]
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;

@@ -45,6 +45,7 @@ struct Message {
 }
 
 impl QueueInbox {
+    /// An empty inbox.
     pub fn new() -> Self {
         Self::default()
     }

@@ -40,6 +40,7 @@ struct Record {
 }
 
 impl ShardedStore {
+    /// A store of `shards` independently locked maps (at least one).
     pub fn new(shards: usize) -> Self {
         Self { shards: (0..shards.max(1)).map(|_| Mutex::default()).collect(), next_token: AtomicU64::new(1) }
     }

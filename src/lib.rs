@@ -84,7 +84,7 @@
 //!
 //! | feature | adds |
 //! | --- | --- |
-//! | `axum` (default) | [`axum::post`]: mount a receiver on an axum route |
+//! | `axum` (default) | `axum::post`: mount a receiver on an axum route |
 //! | `redis` | `store::RedisStore`: many replicas, one Redis 7+ |
 //! | `postgres` | `store::PostgresStore`: many replicas, one PostgreSQL |
 //! | `sqlite` | `store::SqliteStore`: one node, durable across restarts |
@@ -106,10 +106,13 @@
 //! | handler error, panic or timeout (event released) | 500 |
 //! | idempotency store unavailable (nothing ran); too many unverified bodies held | 503 |
 
+// docs.rs: each item gated on a feature says which (`doc_cfg` marks them itself).
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #[cfg(all(doctest, feature = "axum"))]
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
 
+#[doc = include_str!("webhook_handlers.md")]
 pub use hookroute_macros::webhook_handlers;
 pub use hookroute_runtime::{
     inbox, provider, store, testing, ConfigError, Coreweave, Delivered, DeliveredKind, EventMeta, GitHub, Groq,
@@ -135,3 +138,6 @@ pub use hookroute_runtime::inbox_conformance_tests;
 
 #[doc(hidden)]
 pub use hookroute_runtime::__private;
+
+#[doc(hidden)]
+pub use hookroute_macros::__built_in_providers;

@@ -10,11 +10,13 @@
 //!   `RedisStore` (`redis`), `PostgresStore` (`postgres`), `SqliteStore` (`sqlite`).
 //! - [`Receiver`]: body limit → headers → timestamp → signature → envelope → claim →
 //!   handler → complete or release, with an [`Outcome`] mapped to HTTP statuses.
-//! - [`axum_adapter`] (feature `axum`): mount a receiver on a route.
+//! - `axum_adapter` (feature `axum`): mount a receiver on a route.
 //! - [`testing`]: build correctly signed deliveries in tests; with the `testing`
 //!   feature, the conformance suite every store passes.
 
 #![warn(clippy::unwrap_used)]
+// docs.rs: each item gated on a feature says which (`doc_cfg` marks them itself).
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod event;
 mod handler;

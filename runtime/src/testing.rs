@@ -12,8 +12,8 @@
 //! assert_eq!(delivery.headers["x-groq-timestamp"], "1700000000");
 //! ```
 //!
-//! With the `testing` feature, [`conformance`] holds the checks every
-//! [`IdempotencyStore`](crate::IdempotencyStore) must pass, and [`inbox_conformance`]
+//! With the `testing` feature, `conformance` holds the checks every
+//! [`IdempotencyStore`](crate::IdempotencyStore) must pass, and `inbox_conformance`
 //! those every [`Inbox`](crate::inbox::Inbox) must pass.
 
 #[cfg(feature = "testing")]
