@@ -55,10 +55,39 @@ mod shadowed {
             ::core::result::Result::Ok(())
         }
     }
+
+    pub(super) struct Configured;
+
+    // Handlers and a fallback under `#[cfg]`: the generated `cfg!` checks use absolute
+    // paths too.
+    #[::hookroute::webhook_handlers(provider = "groq")]
+    impl Configured {
+        #[cfg(test)]
+        #[event("resource.created")]
+        async fn created(&self, _data: Resource) -> ::core::result::Result<(), ::hookroute::HandlerError> {
+            ::core::result::Result::Ok(())
+        }
+
+        #[cfg(not(test))]
+        #[event("resource.deleted")]
+        async fn deleted(&self, _data: Resource) -> ::core::result::Result<(), ::hookroute::HandlerError> {
+            ::core::result::Result::Ok(())
+        }
+
+        #[cfg(test)]
+        #[fallback]
+        async fn other(
+            &self,
+            _event: ::hookroute::UnknownEvent,
+        ) -> ::core::result::Result<(), ::hookroute::HandlerError> {
+            ::core::result::Result::Ok(())
+        }
+    }
 }
 
 #[test]
 fn the_expansion_compiles_with_names_shadowed_and_lints_denied() {
     fn assert_handlers<H: hookroute::WebhookHandlers>() {}
     assert_handlers::<shadowed::App>();
+    assert_handlers::<shadowed::Configured>();
 }

@@ -4,7 +4,7 @@ use std::marker::PhantomData;
 use std::time::{Duration, SystemTime};
 
 use hookroute_runtime::provider::{OutgoingEvent, ProviderConfig, Sign};
-use hookroute_runtime::{Coreweave, GitHub, Groq, Secret, Shopify, Slack, StandardWebhooks, Stripe, VerifyError};
+use hookroute_runtime::{Secret, VerifyError};
 use http::HeaderMap;
 use serde_json::value::RawValue;
 
@@ -123,21 +123,36 @@ pub(crate) const PROVIDERS: &[Info] = &[
     },
 ];
 
-/// The scheme called `name`.
-pub(crate) fn by_name(name: &str) -> Option<Box<dyn Scheme>> {
-    Some(match name {
-        "groq" => Box::new(Of::<Groq>(PhantomData)),
-        "coreweave" => Box::new(Of::<Coreweave>(PhantomData)),
-        "standard" => Box::new(Of::<StandardWebhooks>(PhantomData)),
-        "stripe" => Box::new(Of::<Stripe>(PhantomData)),
-        "github" => Box::new(Of::<GitHub>(PhantomData)),
-        "slack" => Box::new(Of::<Slack>(PhantomData)),
-        "shopify" => Box::new(Of::<Shopify>(PhantomData)),
-        _ => return None,
-    })
+macro_rules! by_name {
+    ($($name:ident => $ty:ident,)*) => {
+        /// The scheme called `name`.
+        pub(crate) fn by_name(name: &str) -> Option<Box<dyn Scheme>> {
+            match name {
+                $(stringify!($name) => Some(Box::new(Of::<hookroute_runtime::provider::$ty>(PhantomData))),)*
+                _ => None,
+            }
+        }
+    };
 }
+hookroute_runtime::__with_built_in_providers!(by_name);
 
 /// `groq, coreweave, ...`, for error messages.
 pub(crate) fn names() -> String {
     PROVIDERS.iter().map(|info| info.name).collect::<Vec<_>>().join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{by_name, PROVIDERS};
+
+    /// The command's table of headers must describe every built-in provider, in the
+    /// runtime's order, and each must resolve to its scheme.
+    #[test]
+    fn every_built_in_provider_has_a_scheme_and_a_row() {
+        let rows: Vec<&str> = PROVIDERS.iter().map(|info| info.name).collect();
+        assert_eq!(rows, hookroute_runtime::provider::BUILT_IN);
+        for name in hookroute_runtime::provider::BUILT_IN {
+            assert_eq!(by_name(name).map(|scheme| scheme.name()), Some(*name));
+        }
+    }
 }

@@ -16,7 +16,8 @@ use proc_macro::TokenStream;
 
 /// Turns an impl block of `#[event("type")]` handlers into a webhook handler set.
 ///
-/// See the `hookroute` crate for the whole story.
+/// Use it as `hookroute::webhook_handlers`, whose page is the attribute's full
+/// reference: keys, handler forms, what is generated, and what mistakes say.
 #[proc_macro_attribute]
 pub fn webhook_handlers(args: TokenStream, item: TokenStream) -> TokenStream {
     let output = expand::webhook_handlers(args.into(), &item.into());
@@ -24,4 +25,16 @@ pub fn webhook_handlers(args: TokenStream, item: TokenStream) -> TokenStream {
         eprintln!("{output}");
     }
     output.into()
+}
+
+/// `&[(name, has_catalog)]` for every provider the attribute knows by name, so a test
+/// can hold it against the runtime's list. Not for users.
+#[doc(hidden)]
+#[proc_macro]
+pub fn __built_in_providers(_: TokenStream) -> TokenStream {
+    let rows = parse::PROVIDERS.iter().map(|(name, _)| {
+        let catalog = known::for_provider(name).is_some();
+        quote::quote!((#name, #catalog))
+    });
+    quote::quote!(&[#(#rows),*]).into()
 }

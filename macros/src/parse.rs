@@ -8,7 +8,7 @@ use syn::{Attribute, ImplItem, ItemImpl, LitStr, Meta, Signature};
 use crate::model::Args;
 
 /// The built-in providers: the name users write and the runtime type it names.
-const PROVIDERS: &[(&str, &str)] = &[
+pub(crate) const PROVIDERS: &[(&str, &str)] = &[
     ("coreweave", "Coreweave"),
     ("github", "GitHub"),
     ("groq", "Groq"),

@@ -2,8 +2,8 @@
 //! id and type.
 //!
 //! A [`Provider`] verifies a delivery from its raw headers and body and then says
-//! which event it carries. The built-in schemes are [`Groq`] and [`Coreweave`]; any
-//! other scheme is a type that implements the trait.
+//! which event it carries. The built-in schemes are listed in [`BUILT_IN`]; any other
+//! scheme is a type that implements the trait.
 
 use std::borrow::Cow;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -29,6 +29,40 @@ pub use shopify::Shopify;
 pub use slack::Slack;
 pub use standard::StandardWebhooks;
 pub use stripe::Stripe;
+
+/// Calls `$callback! { name => Type, ... }` with every built-in provider: the one list
+/// the runtime's [`BUILT_IN`], the command's schemes and the fuzz target derive theirs
+/// from (the attribute's own list is checked against it by a test).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __with_built_in_providers {
+    ($callback:ident) => {
+        $callback! {
+            groq => Groq,
+            coreweave => Coreweave,
+            standard => StandardWebhooks,
+            stripe => Stripe,
+            github => GitHub,
+            slack => Slack,
+            shopify => Shopify,
+        }
+    };
+}
+
+macro_rules! built_in_names {
+    ($($name:ident => $ty:ident,)*) => {
+        /// The name of every built-in provider, as `provider = "..."` and the command's
+        /// `--provider` take it.
+        pub const BUILT_IN: &[&str] = &[$(stringify!($name)),*];
+
+        #[cfg(test)]
+        #[test]
+        fn every_built_in_name_is_its_types_name() {
+            $(assert_eq!(stringify!($name), <$ty as Provider>::NAME);)*
+        }
+    };
+}
+__with_built_in_providers!(built_in_names);
 
 /// The default replay window: a delivery's timestamp may be this far in the past or
 /// the future.
