@@ -8,36 +8,30 @@
 //! as hex in `x-acme-signature`, and puts the event id and type in headers. Implementing
 //! `hookroute::Provider` for a type and naming it in the attribute
 //! (`provider = AcmeScheme`) gives it everything the built-in schemes get: the
-//! receiver, deduplication, routing, the typed enum. This example verifies with the
-//! runtime's own building blocks (`hmac`, `subtle`), then sends itself two deliveries.
+//! receiver, deduplication, routing, the typed enum. The checks come from
+//! `hookroute::provider::kit`, the built-in schemes' own building blocks: keys derived
+//! once, constant-time comparison against every key, strict timestamps (`+1` is
+//! refused), the window both ways, and no empty secret. It then sends itself four
+//! deliveries.
 
 use std::borrow::Cow;
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use hmac::{Hmac, Mac};
+use hookroute::provider::kit::{self, HmacKeys};
 use hookroute::provider::{ConfigError, Envelope, EnvelopeError, ProviderConfig, Verified};
-use hookroute::{webhook_handlers, EventMeta, HandlerError, Provider, Receiver, Secret, VerifyError};
+use hookroute::{webhook_handlers, EventMeta, HandlerError, Provider, Receiver, VerifyError};
 use http::{HeaderMap, HeaderValue};
 use serde::Deserialize;
-use subtle::ConstantTimeEq;
 
-/// Acme's scheme: its secrets and replay window.
+const TIMESTAMP: &str = "x-acme-timestamp";
+const SIGNATURE: &str = "x-acme-signature";
+
+/// Acme's scheme: its keys and replay window.
+#[derive(Debug)]
 struct AcmeScheme {
-    secrets: Vec<Secret>,
+    keys: HmacKeys,
     tolerance: Duration,
-}
-
-fn header<'h>(headers: &'h HeaderMap, name: &'static str) -> Result<&'h str, VerifyError> {
-    headers.get(name).ok_or(VerifyError::MissingHeader(name))?.to_str().map_err(|_| VerifyError::InvalidHeader(name))
-}
-
-fn mac(secret: &[u8], timestamp: &str, body: &[u8]) -> [u8; 32] {
-    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret).expect("HMAC takes any key length");
-    mac.update(timestamp.as_bytes());
-    mac.update(b":");
-    mac.update(body);
-    mac.finalize().into_bytes().into()
 }
 
 impl Provider for AcmeScheme {
@@ -45,33 +39,17 @@ impl Provider for AcmeScheme {
     const SECRET_ENV: &'static str = "ACME_WEBHOOK_SECRET";
 
     fn from_config(config: ProviderConfig) -> Result<Self, ConfigError> {
-        if config.secrets.is_empty() {
-            return Err(ConfigError::NoSecret { provider: Self::NAME });
-        }
-        Ok(Self { secrets: config.secrets, tolerance: config.tolerance })
+        // No secret, or an empty one, is refused here, as the built-ins refuse it.
+        Ok(Self { keys: HmacKeys::from_config(&config, Self::NAME)?, tolerance: config.tolerance })
     }
 
     fn verify(&self, headers: &HeaderMap, body: &[u8], now: SystemTime) -> Result<Verified, VerifyError> {
-        let timestamp_text = header(headers, "x-acme-timestamp")?;
-        let timestamp: u64 = timestamp_text.parse().map_err(|_| VerifyError::MalformedTimestamp("x-acme-timestamp"))?;
-        let now = now.duration_since(UNIX_EPOCH).map_or(0, |since| since.as_secs());
-        if now.abs_diff(timestamp) > self.tolerance.as_secs() {
-            return Err(if timestamp < now {
-                VerifyError::TimestampTooOld { age_secs: now - timestamp, tolerance_secs: self.tolerance.as_secs() }
-            } else {
-                VerifyError::TimestampInFuture { ahead_secs: timestamp - now, tolerance_secs: self.tolerance.as_secs() }
-            });
-        }
-        let given = hex::decode(header(headers, "x-acme-signature")?).map_err(|_| VerifyError::SignatureNotHex)?;
-        // Compare against every secret, in constant time, with no early exit.
-        let matched = self.secrets.iter().fold(subtle::Choice::from(0), |matched, secret| {
-            matched | mac(secret.expose(), timestamp_text, body).ct_eq(&given)
-        });
-        if bool::from(matched) {
-            Ok(Verified::at(Some(timestamp)))
-        } else {
-            Err(VerifyError::SignatureMismatch)
-        }
+        let timestamp_text = kit::header(headers, TIMESTAMP)?;
+        let timestamp = kit::parse_timestamp(timestamp_text, TIMESTAMP)?;
+        kit::check_window(timestamp, now, self.tolerance)?;
+        let signature = kit::decode_hex(kit::header(headers, SIGNATURE)?);
+        self.keys.check(&[timestamp_text.as_bytes(), b":", body], [signature])?;
+        Ok(Verified::at(Some(timestamp)))
     }
 
     fn envelope<'a>(headers: &'a HeaderMap, body: &'a [u8]) -> Result<Envelope<'a>, EnvelopeError> {
@@ -97,14 +75,13 @@ impl App {
     }
 }
 
-/// What Acme would send.
-fn acme_delivery(secret: &str, id: &str) -> (HeaderMap, Vec<u8>) {
+/// What Acme would send, at `timestamp` (its text as sent).
+fn acme_delivery(secret: &str, id: &str, timestamp: &str) -> (HeaderMap, Vec<u8>) {
     let body = br#"{"tracking":"1Z999"}"#.to_vec();
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |since| since.as_secs()).to_string();
+    let mac = kit::hmac_sha256(secret.as_bytes(), &[timestamp.as_bytes(), b":", &body]);
     let mut headers = HeaderMap::new();
-    headers
-        .insert("x-acme-signature", HeaderValue::from_str(&hex::encode(mac(secret.as_bytes(), &now, &body))).unwrap());
-    headers.insert("x-acme-timestamp", HeaderValue::from_str(&now).unwrap());
+    headers.insert(SIGNATURE, HeaderValue::from_str(&hex::encode(mac)).unwrap());
+    headers.insert(TIMESTAMP, HeaderValue::from_str(timestamp).unwrap());
     headers.insert("x-acme-event-id", HeaderValue::from_str(id).unwrap());
     headers.insert("x-acme-event", HeaderValue::from_static("shipment.delivered"));
     (headers, body)
@@ -119,17 +96,30 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // An empty secret is refused, as the built-in schemes refuse it.
+    if let Ok(receiver) = Receiver::builder(App).secret("").build() {
+        eprintln!("error: an empty secret was accepted: {receiver:?}");
+        return ExitCode::FAILURE;
+    }
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |since| since.as_secs()).to_string();
     let mut answers = Vec::new();
-    for (secret, id) in [("acme-secret", "ship_1"), ("acme-secret", "ship_1"), ("forged", "ship_2")] {
-        let (headers, body) = acme_delivery(secret, id);
+    let deliveries = [
+        ("acme-secret", "ship_1", now.clone()),
+        ("acme-secret", "ship_1", now.clone()),
+        ("forged", "ship_2", now.clone()),
+        // Correctly signed, but `+<now>` is not a plain integer: refused.
+        ("acme-secret", "ship_3", format!("+{now}")),
+    ];
+    for (secret, id, timestamp) in deliveries {
+        let (headers, body) = acme_delivery(secret, id, &timestamp);
         let outcome = receiver.receive(&headers, &body).await;
         println!("{} {}", outcome.status().as_u16(), outcome.body());
         answers.push(outcome.status().as_u16());
     }
-    if answers == [200, 200, 401] {
+    if answers == [200, 200, 401, 401] {
         ExitCode::SUCCESS
     } else {
-        eprintln!("error: expected 200 (processed), 200 (duplicate), 401 (forged), got {answers:?}");
+        eprintln!("error: expected 200 (processed), 200 (duplicate), 401 (forged), 401 (+timestamp), got {answers:?}");
         ExitCode::FAILURE
     }
 }

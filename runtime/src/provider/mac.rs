@@ -11,7 +11,7 @@ use super::{ConfigError, ProviderConfig, VerifyError};
 use crate::secret::Secret;
 
 /// The length of an HMAC-SHA256 tag in bytes.
-pub(crate) const MAC_LEN: usize = 32;
+pub const MAC_LEN: usize = 32;
 
 /// A scheme's keys: every configured secret, none empty, at least one.
 pub(crate) fn check_secrets(config: &ProviderConfig, provider: &'static str) -> Result<(), ConfigError> {
@@ -25,7 +25,11 @@ pub(crate) fn check_secrets(config: &ProviderConfig, provider: &'static str) -> 
 }
 
 /// HMAC-SHA256 of the concatenated `parts`, fed one by one so the body is never copied.
-pub(crate) fn hmac(key: &[u8], parts: &[&[u8]]) -> [u8; MAC_LEN] {
+///
+/// # Panics
+///
+/// Never: HMAC takes keys of any length.
+pub fn hmac(key: &[u8], parts: &[&[u8]]) -> [u8; MAC_LEN] {
     let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC accepts keys of any length");
     for part in parts {
         mac.update(part);
@@ -143,7 +147,7 @@ pub(crate) fn header_str<'h>(headers: &'h HeaderMap, name: &'static str) -> Resu
 }
 
 /// A hex-encoded MAC (either case).
-pub(crate) fn decode_hex(text: &str) -> Result<[u8; MAC_LEN], VerifyError> {
+pub fn decode_hex(text: &str) -> Result<[u8; MAC_LEN], VerifyError> {
     let mut out = [0u8; MAC_LEN];
     // The common case, a well-formed MAC, in one pass; the rest only to say what is wrong.
     if hex::decode_to_slice(text, &mut out).is_ok() {
@@ -159,7 +163,7 @@ pub(crate) fn decode_hex(text: &str) -> Result<[u8; MAC_LEN], VerifyError> {
 }
 
 /// A base64-encoded (standard alphabet, padded) MAC.
-pub(crate) fn decode_base64(text: &str) -> Result<[u8; MAC_LEN], VerifyError> {
+pub fn decode_base64(text: &str) -> Result<[u8; MAC_LEN], VerifyError> {
     let engine = base64::engine::general_purpose::STANDARD;
     let mut out = [0u8; MAC_LEN];
     // Decoded in place; only a value too long for a MAC is decoded again, to say why.

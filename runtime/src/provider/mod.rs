@@ -16,6 +16,7 @@ use crate::event::EventMeta;
 use crate::secret::{Secret, SecretError};
 
 mod github;
+pub mod kit;
 mod mac;
 mod seed;
 mod shopify;
@@ -233,8 +234,10 @@ pub enum VerifyError {
     SignatureMismatch,
 }
 
-/// Where the window check puts a timestamp.
-pub(crate) fn check_window(timestamp: u64, now: SystemTime, tolerance: Duration) -> Result<(), VerifyError> {
+/// Checks that `timestamp` (unix seconds) is within `tolerance` of `now`, in the past
+/// or the future: `VerifyError::TimestampTooOld` or `VerifyError::TimestampInFuture`
+/// otherwise.
+pub fn check_window(timestamp: u64, now: SystemTime, tolerance: Duration) -> Result<(), VerifyError> {
     let now = unix_seconds(now);
     let tolerance_secs = tolerance.as_secs();
     if timestamp > now {
@@ -258,7 +261,7 @@ pub(crate) fn unix_seconds(time: SystemTime) -> u64 {
 
 /// Parses a timestamp that must be a plain non-negative integer: ASCII digits only,
 /// no sign, no spaces, no fraction, no exponent, and within `u64`.
-pub(crate) fn parse_timestamp(value: &str, header: &'static str) -> Result<u64, VerifyError> {
+pub fn parse_timestamp(value: &str, header: &'static str) -> Result<u64, VerifyError> {
     if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
         return Err(VerifyError::MalformedTimestamp(header));
     }
