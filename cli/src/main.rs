@@ -1,8 +1,11 @@
-//! `hookroute`: sign, send, verify and load-test webhook deliveries for every scheme
+//! `hookroute`: send, trigger, capture (listen), sign, verify and load-test webhook deliveries for every scheme
 //! hookroute verifies.
 
+mod capture;
 mod inbox;
+mod listen;
 mod load;
+mod samples;
 mod scheme;
 
 use std::io::Read;
@@ -16,29 +19,52 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::scheme::Scheme;
 
+pub(crate) use hookroute_runtime::provider::DEFAULT_TOLERANCE;
+
 #[derive(Parser)]
 #[command(
     name = "hookroute",
     version,
-    about = "Sign, send, verify and load-test webhook deliveries; operate an inbox."
+    about = "Send, trigger, capture, sign, verify and load-test webhook deliveries; operate an inbox."
 )]
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Print results as JSON (one object; one per line for `listen`).
+    #[arg(long, global = true)]
+    json: bool,
 }
 
 #[derive(Subcommand)]
 enum Command {
     /// Build, sign and send an event (or a load of them) to a receiver.
-    #[command(after_help = "Examples:
+    #[command(
+        after_help = "Without --type and --data, the provider's first sample is sent (`hookroute trigger --list`).
+
+Examples:
   hookroute send --provider groq --type resource.created --data '{\"id\":\"r1\"}'   # to http://127.0.0.1:3000/webhooks/groq
   hookroute send --provider github --url http://127.0.0.1:3000/webhooks/github --type issues.opened --data @issue.json --id d-1
   hookroute send --provider stripe --url ... --type payment_intent.succeeded --timestamp 1700000000   # outside the window: 401
   hookroute send --provider groq --url ... --type resource.created --tamper                           # wrong signature: 401
-  hookroute send --provider groq --url ... --type resource.created --count 10000 --concurrency 64 --duplicates 1")]
+  hookroute send --provider groq --url ... --type resource.created --count 10000 --concurrency 64 --duplicates 1"
+    )]
     Send(SendArgs),
-    /// Print the headers that sign a body read from stdin.
+    /// Send a realistic, correctly signed sample event of a provider's type, like `stripe trigger`.
     #[command(after_help = "Examples:
+  hookroute trigger --provider groq resource.created          # to http://127.0.0.1:3000/webhooks/groq
+  hookroute trigger --provider stripe payment_intent.succeeded --url http://127.0.0.1:3000/webhooks/stripe
+  hookroute trigger --list                                     # every provider's sample types")]
+    Trigger(TriggerArgs),
+    /// Capture deliveries on a local port (and check, save and forward them), like `stripe listen`.
+    #[command(after_help = "Examples:
+  hookroute listen --port 4000 --save captures/                 # then: hookroute verify --provider groq captures/0001-*.http
+  hookroute listen --port 4000 --forward-to http://127.0.0.1:3000/webhooks/groq --provider groq
+
+Each delivery is answered 200 {\"status\":\"captured\"}, or with the --forward-to target's answer.")]
+    Listen(listen::ListenArgs),
+    /// Print the headers that sign a body (from --data as `send` builds it, or stdin).
+    #[command(after_help = "Examples:
+  hookroute sign --provider groq --type resource.created --data '{\"id\":\"r1\"}'     # the body, then its headers
   echo -n '{\"id\":\"evt_1\",\"type\":\"t\",\"data\":{}}' | hookroute sign --provider groq --secret-file secret.txt
   hookroute sign --provider github --id d-1 --type push --curl http://127.0.0.1:3000/webhooks/github < body.json")]
     Sign(SignArgs),
@@ -46,9 +72,11 @@ enum Command {
     #[command(after_help = "Exit status: 0 valid, 1 invalid, 2 usage error.
 
 Examples:
+  hookroute verify --provider groq captures/0001-1763900000000.http     # a raw HTTP capture (hookroute listen --save)
   hookroute verify --provider stripe --headers headers.txt --body body.json --now 1700000000
   hookroute verify --provider github --secret-file secret.txt --headers h.txt --body b.bin
 
+A capture is the request as it came: request line, headers, a blank line, the body.
 The headers file holds one `name: value` per line, as `hookroute sign` prints them.")]
     Verify(VerifyArgs),
     /// Look into a receiver's inbox: stats, list, show, retry, purge, verify.
@@ -68,7 +96,7 @@ The headers file holds one `name: value` per line, as `hookroute sign` prints th
 }
 
 #[derive(Args)]
-struct SecretArgs {
+pub(crate) struct SecretArgs {
     /// The signing secret (or --secret-file, or the provider's variable, e.g. `GROQ_WEBHOOK_SECRET`).
     #[arg(long, conflicts_with = "secret_file")]
     secret: Option<String>,
@@ -86,12 +114,15 @@ struct SendArgs {
     /// example receivers listen.
     #[arg(long)]
     url: Option<String>,
-    /// The event type.
-    #[arg(long = "type", default_value = "test.event")]
-    event_type: String,
-    /// The event's data as JSON, or @file.
-    #[arg(long, default_value = "{}", conflicts_with = "body")]
-    data: String,
+    /// The event type; the provider's first sample type by default.
+    #[arg(long = "type")]
+    event_type: Option<String>,
+    /// The event's data as JSON, or @file; the type's sample data by default (else `{}`).
+    #[arg(long, conflicts_with = "body")]
+    data: Option<String>,
+    /// An extra header, `name:value`, set after signing (repeatable; replaces a signed one).
+    #[arg(long = "header", value_name = "NAME:VALUE")]
+    headers: Vec<String>,
     /// A whole raw body from @file, sent as it is (instead of an envelope built from --data).
     #[arg(long)]
     body: Option<String>,
@@ -133,9 +164,14 @@ struct SignArgs {
     /// The event id, for schemes that sign or send it in a header.
     #[arg(long, default_value = "evt_cli")]
     id: String,
-    /// The event type, for schemes that send it in a header (github, shopify).
-    #[arg(long = "type", default_value = "test.event")]
-    event_type: String,
+    /// The event type (in the envelope --data builds, and in the headers of github and
+    /// shopify); the provider's first sample type by default.
+    #[arg(long = "type")]
+    event_type: Option<String>,
+    /// Build the body from this event data (JSON, or @file) as `send` does, instead of
+    /// reading it from stdin.
+    #[arg(long)]
+    data: Option<String>,
     /// Print a ready curl command for this URL instead of the headers.
     #[arg(long)]
     curl: Option<String>,
@@ -148,12 +184,15 @@ struct VerifyArgs {
     provider: String,
     #[command(flatten)]
     secret: SecretArgs,
+    /// A raw HTTP capture: request line, headers, blank line, body (as `listen --save` writes).
+    #[arg(conflicts_with_all = ["headers", "body"], required_unless_present_all = ["headers", "body"])]
+    capture: Option<PathBuf>,
     /// The captured headers: one `name: value` per line.
-    #[arg(long)]
-    headers: PathBuf,
+    #[arg(long, requires = "body")]
+    headers: Option<PathBuf>,
     /// The captured raw body.
-    #[arg(long)]
-    body: PathBuf,
+    #[arg(long, requires = "headers")]
+    body: Option<PathBuf>,
     /// Check as if it were this unix time (for old captures); now by default.
     #[arg(long)]
     now: Option<u64>,
@@ -162,18 +201,45 @@ struct VerifyArgs {
     tolerance: u64,
 }
 
+#[derive(Args)]
+struct TriggerArgs {
+    /// The scheme: groq, coreweave, standard, stripe, github, slack, shopify.
+    #[arg(long, required_unless_present = "list")]
+    provider: Option<String>,
+    /// The event type to send a sample of.
+    #[arg(required_unless_present = "list")]
+    event_type: Option<String>,
+    /// List every provider's sample types instead.
+    #[arg(long)]
+    list: bool,
+    /// Where to send; by default `http://127.0.0.1:3000/webhooks/<provider>`.
+    #[arg(long)]
+    url: Option<String>,
+    /// The event id; a fresh one by default.
+    #[arg(long)]
+    id: Option<String>,
+    /// An extra header, `name:value`, set after signing (repeatable).
+    #[arg(long = "header", value_name = "NAME:VALUE")]
+    headers: Vec<String>,
+    #[command(flatten)]
+    secret: SecretArgs,
+}
+
 /// A one-line error for the user.
 type Failure = String;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let json = cli.json;
     let result = match cli.command {
-        Command::Send(args) => send(args),
-        Command::Sign(args) => sign(&args).map(|()| ExitCode::SUCCESS),
-        Command::Verify(args) => verify(&args),
+        Command::Send(args) => send(args, json),
+        Command::Trigger(args) => trigger(args, json),
+        Command::Listen(args) => listen::run(args, json),
+        Command::Sign(args) => sign(&args, json).map(|()| ExitCode::SUCCESS),
+        Command::Verify(args) => verify(&args, json),
         Command::Inbox(args) => inbox::run(args),
         Command::Providers => {
-            providers();
+            providers(json);
             Ok(ExitCode::SUCCESS)
         }
     };
@@ -183,7 +249,7 @@ fn main() -> ExitCode {
     })
 }
 
-fn scheme(name: &str) -> Result<Box<dyn Scheme>, Failure> {
+pub(crate) fn scheme(name: &str) -> Result<Box<dyn Scheme>, Failure> {
     scheme::by_name(name).ok_or_else(|| {
         // The nearest known name, when it is only a typo away.
         let lowercase = name.to_ascii_lowercase();
@@ -201,7 +267,7 @@ fn scheme(name: &str) -> Result<Box<dyn Scheme>, Failure> {
     })
 }
 
-fn secret(args: &SecretArgs, scheme: &dyn Scheme) -> Result<Secret, Failure> {
+pub(crate) fn secret(args: &SecretArgs, scheme: &dyn Scheme) -> Result<Secret, Failure> {
     if let Some(secret) = &args.secret {
         return Ok(Secret::from(secret.as_str()));
     }
@@ -240,6 +306,8 @@ pub(crate) struct Recipe {
     raw_body: Option<Vec<u8>>,
     timestamp: Option<u64>,
     tamper: bool,
+    /// `--header`s, set after signing.
+    extra: HeaderMap,
 }
 
 impl Recipe {
@@ -251,27 +319,60 @@ impl Recipe {
             None => self.scheme.encode(id, &self.event_type, &self.data, timestamp),
         };
         let secret = if self.tamper { Secret::from("hookroute-cli-tampered") } else { self.secret.clone() };
-        let headers = self.scheme.sign(&secret, id, &self.event_type, timestamp, &body);
+        let mut headers = self.scheme.sign(&secret, id, &self.event_type, timestamp, &body);
+        for (name, value) in &self.extra {
+            headers.insert(name, value.clone());
+        }
         (headers, body)
     }
 }
 
-fn send(args: SendArgs) -> Result<ExitCode, Failure> {
+/// The event type and data to send: as given, else the provider's sample.
+fn type_and_data(
+    scheme: &dyn Scheme,
+    event_type: Option<&str>,
+    data: Option<&str>,
+) -> Result<(String, Box<serde_json::value::RawValue>), Failure> {
+    let event_type = event_type.unwrap_or_else(|| samples::default_type(scheme.name())).to_owned();
+    let data = match data {
+        Some(data) => inline_or_file(data)?,
+        None => samples::find(scheme.name(), &event_type).map_or("{}", |sample| sample.data).as_bytes().to_vec(),
+    };
+    let data = serde_json::from_slice(&data).map_err(|e| format!("--data is not JSON: {e}"))?;
+    Ok((event_type, data))
+}
+
+/// `name:value` arguments into headers.
+fn extra_headers(args: &[String]) -> Result<HeaderMap, Failure> {
+    let mut headers = HeaderMap::new();
+    for arg in args {
+        let (name, value) = arg.split_once(':').ok_or_else(|| format!("--header `{arg}`: expected `name:value`"))?;
+        let name = HeaderName::try_from(name.trim()).map_err(|_| format!("--header `{arg}`: bad name"))?;
+        let value = HeaderValue::try_from(value.trim()).map_err(|_| format!("--header `{arg}`: bad value"))?;
+        headers.insert(name, value);
+    }
+    Ok(headers)
+}
+
+fn default_url(scheme: &dyn Scheme) -> String {
+    format!("http://127.0.0.1:3000/webhooks/{}", scheme.name())
+}
+
+fn send(args: SendArgs, json: bool) -> Result<ExitCode, Failure> {
     let scheme = scheme(&args.provider)?;
-    let url = args.url.clone().unwrap_or_else(|| format!("http://127.0.0.1:3000/webhooks/{}", scheme.name()));
+    let url = args.url.clone().unwrap_or_else(|| default_url(&*scheme));
     let secret = secret(&args.secret, &*scheme)?;
-    let data = inline_or_file(&args.data)?;
-    let data = serde_json::from_slice::<Box<serde_json::value::RawValue>>(&data)
-        .map_err(|e| format!("--data is not JSON: {e}"))?;
+    let (event_type, data) = type_and_data(&*scheme, args.event_type.as_deref(), args.data.as_deref())?;
     let raw_body = args.body.as_deref().map(inline_or_file).transpose()?;
     let recipe = Recipe {
         scheme,
         secret,
-        event_type: args.event_type,
+        event_type,
         data,
         raw_body,
         timestamp: args.timestamp,
         tamper: args.tamper,
+        extra: extra_headers(&args.headers)?,
     };
     let url: reqwest::Url = url.parse().map_err(|e| format!("--url `{url}`: {e}"))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -289,58 +390,157 @@ fn send(args: SendArgs) -> Result<ExitCode, Failure> {
         return runtime.block_on(load::run(recipe, url, plan));
     }
     let id = args.id.unwrap_or_else(|| fresh_id(0));
-    let (headers, body) = recipe.build(&id);
-    runtime.block_on(async {
-        let response = reqwest::Client::new()
-            .post(url.clone())
-            .headers(headers)
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| format!("could not reach {url}: {e}"))?;
-        let status = response.status();
-        let text = response.text().await.unwrap_or_default();
-        println!("{} {text}", status.as_u16());
-        Ok(if status.is_success() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
-    })
+    runtime.block_on(send_one(&recipe, &url, &id, json))
 }
 
-fn sign(args: &SignArgs) -> Result<(), Failure> {
+/// Sends one delivery and prints the answer: `<status> <body>`, or a JSON object.
+async fn send_one(recipe: &Recipe, url: &reqwest::Url, id: &str, json: bool) -> Result<ExitCode, Failure> {
+    let (headers, body) = recipe.build(id);
+    let response = reqwest::Client::new()
+        .post(url.clone())
+        .headers(headers)
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| format!("could not reach {url}: {e}"))?;
+    let status = response.status();
+    let text = response.text().await.unwrap_or_default();
+    if json {
+        let body = serde_json::from_str::<serde_json::Value>(&text).unwrap_or(serde_json::Value::String(text));
+        let line = serde_json::json!({
+            "url": url.as_str(),
+            "id": id,
+            "type": recipe.event_type,
+            "status": status.as_u16(),
+            "body": body,
+        });
+        println!("{line}");
+    } else {
+        println!("{} {text}", status.as_u16());
+    }
+    Ok(if status.is_success() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+fn trigger(args: TriggerArgs, json: bool) -> Result<ExitCode, Failure> {
+    if args.list {
+        list_samples(json);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let (Some(provider), Some(event_type)) = (args.provider, args.event_type) else {
+        return Err("give --provider and an event type, or --list".into());
+    };
+    let scheme = scheme(&provider)?;
+    let Some(sample) = samples::find(scheme.name(), &event_type) else {
+        let known: Vec<&str> = samples::types(scheme.name()).collect();
+        let nearest = known.iter().map(|known| (strsim::levenshtein(&event_type, known), *known)).min();
+        let hint = match nearest.filter(|(distance, _)| *distance <= 3) {
+            Some((_, known)) => format!(" did you mean `{known}`?"),
+            None => String::new(),
+        };
+        return Err(format!(
+            "no {} sample of `{event_type}`;{hint} samples: {} (or send your own: hookroute send --type {event_type} --data ...)",
+            scheme.name(),
+            known.join(", ")
+        ));
+    };
+    let url = args.url.unwrap_or_else(|| default_url(&*scheme));
+    let url: reqwest::Url = url.parse().map_err(|e| format!("--url `{url}`: {e}"))?;
+    let recipe = Recipe {
+        secret: secret(&args.secret, &*scheme)?,
+        event_type: sample.event_type.to_owned(),
+        data: serde_json::from_str(sample.data).map_err(|e| format!("sample data: {e}"))?,
+        scheme,
+        raw_body: None,
+        timestamp: None,
+        tamper: false,
+        extra: extra_headers(&args.headers)?,
+    };
+    let id = args.id.unwrap_or_else(|| fresh_id(0));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    runtime.block_on(send_one(&recipe, &url, &id, json))
+}
+
+fn list_samples(json: bool) {
+    if json {
+        let rows: Vec<_> = samples::SAMPLES
+            .iter()
+            .map(|sample| serde_json::json!({ "provider": sample.provider, "type": sample.event_type }))
+            .collect();
+        println!("{}", serde_json::Value::Array(rows));
+        return;
+    }
+    for provider in hookroute_runtime::provider::BUILT_IN {
+        println!("{provider:<10} {}", samples::types(provider).collect::<Vec<_>>().join(", "));
+    }
+}
+
+fn sign(args: &SignArgs, json: bool) -> Result<(), Failure> {
     let scheme = scheme(&args.provider)?;
     let secret = secret(&args.secret, &*scheme)?;
-    let mut body = Vec::new();
-    std::io::stdin().read_to_end(&mut body).map_err(|e| format!("cannot read the body from stdin: {e}"))?;
     let timestamp = args.timestamp.unwrap_or_else(unix_now);
-    let headers = scheme.sign(&secret, &args.id, &args.event_type, timestamp, &body);
-    match &args.curl {
-        None => {
-            for (name, value) in &headers {
-                println!("{name}: {}", value.to_str().unwrap_or_default());
-            }
+    let (event_type, body, built) = if let Some(data) = &args.data {
+        let (event_type, data) = type_and_data(&*scheme, args.event_type.as_deref(), Some(data))?;
+        let body = scheme.encode(&args.id, &event_type, &data, timestamp);
+        (event_type, body, true)
+    } else {
+        let mut body = Vec::new();
+        std::io::stdin().read_to_end(&mut body).map_err(|e| format!("cannot read the body from stdin: {e}"))?;
+        let event_type = args.event_type.clone().unwrap_or_else(|| samples::default_type(scheme.name()).into());
+        (event_type, body, false)
+    };
+    let headers = scheme.sign(&secret, &args.id, &event_type, timestamp, &body);
+    let curl = args.curl.as_deref().map(|url| curl_command(url, &headers, &body));
+    if json {
+        let headers: serde_json::Map<String, serde_json::Value> =
+            headers.iter().map(|(name, value)| (name.to_string(), value.to_str().unwrap_or_default().into())).collect();
+        let mut out = serde_json::json!({ "headers": headers });
+        if built {
+            out["body"] = String::from_utf8_lossy(&body).into();
         }
-        Some(url) => {
-            let quote = |text: &str| format!("'{}'", text.replace('\'', r"'\''"));
-            let mut parts = vec!["curl -sS -X POST".to_owned(), quote(url)];
-            for (name, value) in &headers {
-                parts.push(format!("-H {}", quote(&format!("{name}: {}", value.to_str().unwrap_or_default()))));
-            }
-            // Exactly the signed bytes: inline when a shell word can carry them and curl
-            // reads them as data (not `@file`), else decoded from base64 into stdin.
-            match std::str::from_utf8(&body) {
-                Ok(text) if !text.contains('\0') && !text.starts_with('@') => {
-                    parts.push(format!("--data-binary {}", quote(text)));
-                    println!("{}", parts.join(" "));
-                }
-                _ => {
-                    use base64::Engine as _;
-                    let encoded = base64::engine::general_purpose::STANDARD.encode(&body);
-                    parts.push("--data-binary @-".to_owned());
-                    println!("printf '%s' '{encoded}' | base64 -d | {}", parts.join(" "));
-                }
-            }
+        if let Some(curl) = curl {
+            out["curl"] = curl.into();
         }
+        println!("{out}");
+        return Ok(());
+    }
+    if let Some(curl) = curl {
+        println!("{curl}");
+        return Ok(());
+    }
+    for (name, value) in &headers {
+        println!("{name}: {}", value.to_str().unwrap_or_default());
+    }
+    if built {
+        // The body these headers sign, after a blank line, as a request carries it.
+        println!("\n{}", String::from_utf8_lossy(&body));
     }
     Ok(())
+}
+
+/// A curl command that sends exactly `body` with `headers`.
+fn curl_command(url: &str, headers: &HeaderMap, body: &[u8]) -> String {
+    let quote = |text: &str| format!("'{}'", text.replace('\'', r"'\''"));
+    let mut parts = vec!["curl -sS -X POST".to_owned(), quote(url)];
+    for (name, value) in headers {
+        parts.push(format!("-H {}", quote(&format!("{name}: {}", value.to_str().unwrap_or_default()))));
+    }
+    // Exactly the signed bytes: inline when a shell word can carry them and curl reads
+    // them as data (not `@file`), else decoded from base64 into stdin.
+    match std::str::from_utf8(body) {
+        Ok(text) if !text.contains('\0') && !text.starts_with('@') => {
+            parts.push(format!("--data-binary {}", quote(text)));
+            parts.join(" ")
+        }
+        _ => {
+            use base64::Engine as _;
+            let encoded = base64::engine::general_purpose::STANDARD.encode(body);
+            parts.push("--data-binary @-".to_owned());
+            format!("printf '%s' '{encoded}' | base64 -d | {}", parts.join(" "))
+        }
+    }
 }
 
 /// `name: value` lines into headers; blank lines and `#` comments are skipped.
@@ -361,26 +561,62 @@ fn parse_headers(text: &str) -> Result<HeaderMap, Failure> {
     Ok(headers)
 }
 
-fn verify(args: &VerifyArgs) -> Result<ExitCode, Failure> {
+fn verify(args: &VerifyArgs, json: bool) -> Result<ExitCode, Failure> {
     let scheme = scheme(&args.provider)?;
     let secret = secret(&args.secret, &*scheme)?;
-    let headers = std::fs::read_to_string(&args.headers)
-        .map_err(|e| format!("cannot read {}: {e}", args.headers.display()))
-        .and_then(|text| parse_headers(&text))?;
-    let body = std::fs::read(&args.body).map_err(|e| format!("cannot read {}: {e}", args.body.display()))?;
+    let mut request = None;
+    let (headers, body) = match (&args.capture, &args.headers, &args.body) {
+        (Some(path), _, _) => {
+            let capture = capture::read(path)?;
+            request = Some(capture.request_line);
+            (capture.headers, capture.body)
+        }
+        (None, Some(headers), Some(body)) => {
+            let headers = std::fs::read_to_string(headers)
+                .map_err(|e| format!("cannot read {}: {e}", headers.display()))
+                .and_then(|text| parse_headers(&text))?;
+            let body = std::fs::read(body).map_err(|e| format!("cannot read {}: {e}", body.display()))?;
+            (headers, body)
+        }
+        _ => return Err("give a capture file, or --headers and --body".into()),
+    };
     let now = args.now.map_or_else(SystemTime::now, |now| UNIX_EPOCH + Duration::from_secs(now));
-    match scheme.verify(secret, Duration::from_secs(args.tolerance), &headers, &body, now) {
-        Ok(Some(timestamp)) => println!("valid: {} signature, signed at {timestamp}", scheme.name()),
-        Ok(None) => println!("valid: {} signature (the scheme signs no timestamp)", scheme.name()),
-        Err(reason) => {
-            println!("invalid: {reason}");
-            return Ok(ExitCode::FAILURE);
+    let verdict = scheme.verify(secret, Duration::from_secs(args.tolerance), &headers, &body, now);
+    if json {
+        let mut out = match &verdict {
+            Ok(timestamp) => serde_json::json!({ "valid": true, "provider": scheme.name(), "timestamp": timestamp }),
+            Err(reason) => serde_json::json!({ "valid": false, "provider": scheme.name(), "reason": reason }),
+        };
+        if let Some(request) = request {
+            out["request"] = request.into();
+        }
+        println!("{out}");
+    } else {
+        match &verdict {
+            Ok(Some(timestamp)) => println!("valid: {} signature, signed at {timestamp}", scheme.name()),
+            Ok(None) => println!("valid: {} signature (the scheme signs no timestamp)", scheme.name()),
+            Err(reason) => println!("invalid: {reason}"),
         }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(if verdict.is_ok() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
-fn providers() {
+fn providers(json: bool) {
+    if json {
+        let rows: Vec<_> = scheme::PROVIDERS
+            .iter()
+            .map(|info| {
+                serde_json::json!({
+                    "name": info.name,
+                    "signature": info.signature,
+                    "timestamp": info.timestamp,
+                    "id_and_type": info.id_and_type,
+                })
+            })
+            .collect();
+        println!("{}", serde_json::Value::Array(rows));
+        return;
+    }
     println!("{:<10} {:<48} {:<26} id / type", "provider", "signature", "timestamp (±300 s)");
     for info in scheme::PROVIDERS {
         println!("{:<10} {:<48} {:<26} {}", info.name, info.signature, info.timestamp, info.id_and_type);

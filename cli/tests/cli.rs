@@ -14,10 +14,17 @@ const SECRET: &str = "whsec_cli_test";
 #[derive(Clone, Default)]
 struct App(Arc<Mutex<Vec<String>>>);
 
+/// The `data` the example receiver takes: data of another shape is a 400.
+#[derive(serde::Deserialize)]
+struct Resource {
+    #[allow(dead_code)]
+    id: String,
+}
+
 #[webhook_handlers(provider = "groq")]
 impl App {
     #[event("resource.created")]
-    async fn created(&self, _data: serde_json::Value, meta: &EventMeta) -> Result<(), HandlerError> {
+    async fn created(&self, _data: Resource, meta: &EventMeta) -> Result<(), HandlerError> {
         self.0.lock().unwrap().push(meta.id().to_owned());
         Ok(())
     }
@@ -298,4 +305,175 @@ fn send_defaults_to_the_example_receivers_url() {
     });
     hookroute().args(["send", "--provider", "github", "--secret", "s", "--type", "ping"]).assert().success();
     assert_eq!(accepted.join().unwrap().trim_end(), "POST /webhooks/github HTTP/1.1");
+}
+
+/// The README's load command gave `--data` no value, and `{}` did not fit the example's
+/// type: 9,971 answers of 400. Without `--data`, the type's sample is sent, which fits.
+#[test]
+fn without_data_send_sends_the_types_sample_which_fits_the_receiver() {
+    let (url, app) = receiver();
+    let mut plain = hookroute();
+    plain.args(["send", "--provider", "groq", "--url", &url, "--type", "resource.created", "--secret", SECRET]);
+    plain.assert().success().stdout(predicate::str::starts_with("200 {\"status\":\"processed\"}"));
+    let mut load = hookroute();
+    load.args(["send", "--provider", "groq", "--url", &url, "--type", "resource.created", "--secret", SECRET]);
+    load.args(["--count", "40", "--concurrency", "8", "--duplicates", "1"]);
+    load.assert().success().stdout(predicate::str::contains("400").not());
+    // 40 requests: 20 events sent twice each, then the one above.
+    assert_eq!(app.0.lock().unwrap().len(), 21);
+}
+
+#[test]
+fn trigger_sends_a_signed_sample_and_names_the_types_it_has() {
+    let (url, app) = receiver();
+    let mut trigger = hookroute();
+    trigger.args(["trigger", "--provider", "groq", "resource.created", "--url", &url, "--secret", SECRET, "--json"]);
+    let output = trigger.assert().success().get_output().stdout.clone();
+    let answer: serde_json::Value = serde_json::from_slice(&output).unwrap();
+    assert_eq!(answer["status"], 200);
+    assert_eq!(answer["body"]["status"], "processed");
+    assert_eq!(answer["type"], "resource.created");
+    assert_eq!(app.0.lock().unwrap().len(), 1);
+
+    let mut misspelt = hookroute();
+    misspelt.args(["trigger", "--provider", "groq", "resource.craeted", "--url", &url, "--secret", SECRET]);
+    misspelt.assert().code(2).stderr(predicate::str::contains("did you mean `resource.created`?"));
+
+    let listed = hookroute().args(["trigger", "--list"]).assert().success().get_output().stdout.clone();
+    let listed = String::from_utf8(listed).unwrap();
+    for provider in ["groq", "coreweave", "standard", "stripe", "github", "slack", "shopify"] {
+        assert!(listed.lines().any(|line| line.starts_with(provider)), "{provider} missing from:\n{listed}");
+    }
+}
+
+/// `hookroute listen` in the background; its address, read from its first line.
+struct Listener {
+    child: std::process::Child,
+    url: String,
+    lines: std::io::Lines<std::io::BufReader<std::process::ChildStdout>>,
+}
+
+impl Listener {
+    fn start(args: &[&str]) -> Self {
+        use std::io::BufRead as _;
+        let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("hookroute"))
+            .args(["listen", "--port", "0"])
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let mut listener = Self { child, url: String::new(), lines: std::io::BufReader::new(stdout).lines() };
+        // `listening on http://…` or `{"listening":"http://…"}`; if this panics, the
+        // guard is already built and stops the process.
+        let first = listener.next_line();
+        let start = first.find("http://").unwrap_or_else(|| panic!("no address in {first:?}"));
+        let url: String =
+            first[start..].chars().take_while(|c| c.is_ascii_alphanumeric() || ":/.".contains(*c)).collect();
+        listener.url = url;
+        listener
+    }
+
+    fn next_line(&mut self) -> String {
+        self.lines.next().unwrap().unwrap()
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn listen_captures_forwards_and_the_capture_verifies_byte_for_byte() {
+    let (url, app) = receiver();
+    let dir = tempfile::tempdir().unwrap();
+    let save = dir.path().to_str().unwrap();
+    let mut listener =
+        Listener::start(&["--save", save, "--forward-to", &url, "--provider", "groq", "--secret", SECRET]);
+
+    // The sender gets the receiver's answer through the listener.
+    let mut send = hookroute();
+    send.args(["send", "--provider", "groq", "--url", &format!("{}/webhooks/groq", listener.url)]);
+    send.args(["--secret", SECRET, "--header", "x-extra: kept", "--id", "evt_listen"]);
+    send.assert().success().stdout(predicate::str::starts_with("200 {\"status\":\"processed\"}"));
+    let line = listener.next_line();
+    assert!(line.contains("signature valid") && line.contains("-> 200"), "{line}");
+    assert_eq!(*app.0.lock().unwrap(), ["evt_listen"]);
+
+    let captures: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|entry| entry.unwrap().path()).collect();
+    assert_eq!(captures.len(), 1, "{captures:?}");
+    let capture = std::fs::read(&captures[0]).unwrap();
+    let text = String::from_utf8_lossy(&capture);
+    assert!(text.starts_with("POST /webhooks/groq HTTP/1.1\r\n"), "{text}");
+    assert!(text.contains("\r\nx-extra: kept\r\n"), "{text}");
+
+    let mut verify = hookroute();
+    verify.args(["verify", "--provider", "groq", "--secret", SECRET, "--json"]).arg(&captures[0]);
+    let output = verify.assert().success().get_output().stdout.clone();
+    let verdict: serde_json::Value = serde_json::from_slice(&output).unwrap();
+    assert_eq!(verdict["valid"], true, "{verdict}");
+    assert_eq!(verdict["request"], "POST /webhooks/groq HTTP/1.1");
+
+    // One body byte changed: the capture no longer verifies.
+    let mut tampered = capture.clone();
+    let last = tampered.len() - 2;
+    tampered[last] ^= 0x01;
+    let tampered_path = dir.path().join("tampered.http");
+    std::fs::write(&tampered_path, tampered).unwrap();
+    let mut verify = hookroute();
+    verify.args(["verify", "--provider", "groq", "--secret", SECRET]).arg(&tampered_path);
+    verify.assert().code(1).stdout(predicate::str::contains("invalid: no signature matched"));
+}
+
+#[test]
+fn listen_alone_answers_captured_and_a_header_can_replace_a_signed_one() {
+    let mut listener = Listener::start(&["--json"]);
+    let target = format!("{}/hook", listener.url);
+    let mut send = hookroute();
+    send.args(["send", "--provider", "groq", "--url", &target, "--secret", SECRET, "--json"]);
+    let output = send.assert().success().get_output().stdout.clone();
+    let answer: serde_json::Value = serde_json::from_slice(&output).unwrap();
+    assert_eq!(answer["body"]["status"], "captured");
+    let report: serde_json::Value = serde_json::from_str(&listener.next_line()).unwrap();
+    assert_eq!(report["path"], "/hook");
+    assert_eq!(report["method"], "POST");
+
+    // `--header` is set after signing: it replaces the real signature here.
+    let (url, _app) = receiver();
+    let mut forged = hookroute();
+    forged.args(["send", "--provider", "groq", "--url", &url, "--secret", SECRET]);
+    forged.args(["--header", &format!("x-groq-signature:{}", "0".repeat(64))]);
+    forged.assert().code(1).stdout(predicate::str::starts_with("401"));
+}
+
+/// `sign --data` builds the envelope as `send` does; the printed headers and body,
+/// written as a capture, verify.
+#[test]
+fn sign_builds_the_envelope_from_data_and_its_output_verifies() {
+    let mut sign = hookroute();
+    sign.args(["sign", "--provider", "stripe", "--secret", SECRET, "--id", "evt_sign", "--json"]);
+    sign.args(["--type", "invoice.paid", "--data", r#"{"object":{"id":"in_1"}}"#]);
+    let output = sign.assert().success().get_output().stdout.clone();
+    let signed: serde_json::Value = serde_json::from_slice(&output).unwrap();
+    let body = signed["body"].as_str().unwrap();
+    let envelope: serde_json::Value = serde_json::from_str(body).unwrap();
+    assert_eq!(envelope["id"], "evt_sign");
+    assert_eq!(envelope["type"], "invoice.paid");
+    assert_eq!(envelope["data"]["object"]["id"], "in_1");
+    let mut capture = String::from("POST /webhooks/stripe HTTP/1.1\r\n");
+    for (name, value) in signed["headers"].as_object().unwrap() {
+        capture.extend([name.as_str(), ": ", value.as_str().unwrap(), "\r\n"]);
+    }
+    capture.push_str("\r\n");
+    capture.push_str(body);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("signed.http");
+    std::fs::write(&path, capture).unwrap();
+    let mut verify = hookroute();
+    verify.args(["verify", "--provider", "stripe", "--secret", SECRET]).arg(&path);
+    verify.assert().success().stdout(predicate::str::starts_with("valid: stripe signature"));
 }
