@@ -18,28 +18,28 @@ struct App;
 
 #[webhook_handlers(provider = "coreweave")]
 impl App {
-    #[event("a")]
+    #[event("a", unlisted)]
     async fn a(&self, _data: serde_json::Value) -> Result<(), HandlerError> {
         let _n: u32 = "1".parse()?; // `?` turns std errors into HandlerError
         Ok(())
     }
 
-    #[event("b")]
+    #[event("b", unlisted)]
     async fn b(&self, _data: serde_json::Value) -> Result<(), MyError> {
         Err(MyError::Db)
     }
 
-    #[event("c")]
+    #[event("c", unlisted)]
     async fn c(&self, _data: serde_json::Value) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         Ok(())
     }
 
-    #[event("d")]
+    #[event("d", unlisted)]
     async fn d(&self, _data: serde_json::Value) -> Result<(), String> {
         Err("no".to_owned())
     }
 
-    #[event("e")]
+    #[event("e", unlisted)]
     async fn e(&self, _data: serde_json::Value) -> std::io::Result<()> {
         Ok(())
     }

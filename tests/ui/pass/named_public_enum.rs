@@ -11,22 +11,22 @@ mod handlers {
 
     #[webhook_handlers(provider = "groq", event_enum = pub BillingEvent)]
     impl Billing {
-        #[event("payment.succeeded")]
+        #[event("payment.succeeded", unlisted)]
         async fn succeeded(&self, _data: Payment) -> Result<(), HandlerError> {
             Ok(())
         }
 
-        #[event("payment_intent.requires-action")]
+        #[event("payment_intent.requires-action", unlisted)]
         async fn requires_action(&self, _data: Payment) -> Result<(), HandlerError> {
             Ok(())
         }
 
-        #[event("orders/create")]
+        #[event("orders/create", unlisted)]
         async fn order(&self, _data: serde_json::Value) -> Result<(), HandlerError> {
             Ok(())
         }
 
-        #[event("2fa.enabled")]
+        #[event("2fa.enabled", unlisted)]
         async fn two_factor(&self, _data: serde_json::Value) -> Result<(), HandlerError> {
             Ok(())
         }
