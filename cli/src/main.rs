@@ -30,7 +30,7 @@ pub(crate) use hookroute_runtime::provider::DEFAULT_TOLERANCE;
 struct Cli {
     #[command(subcommand)]
     command: Command,
-    /// Print results as JSON (one object; one per line for `listen`).
+    /// Print results as JSON: send, trigger, sign, verify, providers (one object), listen (one per line).
     #[arg(long, global = true)]
     json: bool,
 }
