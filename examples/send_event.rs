@@ -53,7 +53,8 @@ fn sample(provider: &str) -> Option<(&'static str, Value)> {
 async fn main() -> ExitCode {
     let provider = std::env::var("PROVIDER").unwrap_or_else(|_| "groq".to_owned());
     let Some((sample_type, sample_data)) = sample(&provider) else {
-        eprintln!("error: PROVIDER `{provider}` is not a built-in scheme: groq, coreweave, standard, stripe, github, slack, shopify");
+        let known = hookroute::provider::BUILT_IN.join(", ");
+        eprintln!("error: PROVIDER `{provider}` is not a built-in scheme: {known}");
         return ExitCode::FAILURE;
     };
     let mut args = std::env::args().skip(1);
@@ -76,7 +77,8 @@ async fn main() -> ExitCode {
         "stripe" => sign::<Stripe>(&event_type, id, data),
         "github" => sign::<GitHub>(&event_type, id, data),
         "slack" => sign::<Slack>(&event_type, id, data),
-        _ => sign::<Shopify>(&event_type, id, data),
+        "shopify" => sign::<Shopify>(&event_type, id, data),
+        other => Err(format!("no signer for `{other}` in this example")),
     };
     let delivery = match signed {
         Ok(delivery) => delivery,
