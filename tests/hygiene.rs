@@ -83,6 +83,19 @@ mod shadowed {
             ::core::result::Result::Ok(())
         }
     }
+
+    pub(super) struct AllConfiguredOut;
+
+    // Every handler configured out: the lookup must leave no unreachable code behind
+    // (`deny(warnings)` above).
+    #[::hookroute::webhook_handlers(provider = "groq")]
+    impl AllConfiguredOut {
+        #[cfg(not(test))]
+        #[event("resource.created")]
+        async fn created(&self, _data: Resource) -> ::core::result::Result<(), ::hookroute::HandlerError> {
+            ::core::result::Result::Ok(())
+        }
+    }
 }
 
 #[test]
@@ -90,4 +103,5 @@ fn the_expansion_compiles_with_names_shadowed_and_lints_denied() {
     fn assert_handlers<H: hookroute::WebhookHandlers>() {}
     assert_handlers::<shadowed::App>();
     assert_handlers::<shadowed::Configured>();
+    assert_handlers::<shadowed::AllConfiguredOut>();
 }

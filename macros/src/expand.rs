@@ -175,19 +175,20 @@ fn event_enum(names: &Names<'_>, block: &ItemImpl, set: &HandlerSet) -> TokenStr
         let (event, variant, ty, cfgs) = (&h.event, &h.variant, &h.data_ty, &h.cfgs);
         // Spanned at the user's type: a type that is not `Deserialize` is reported there.
         let parse = quote_spanned!(ty.span()=> #p::from_raw::<#ty>(data));
-        quote!(#(#cfgs)* #event => Self::#variant(#parse?))
+        quote!(#(#cfgs)* #event => return #p::Ok(Self::#variant(#parse?)))
     });
     // The exact type first, then the provider's coarser group (GitHub's `issues` for
-    // `issues.opened`). With no handlers there is nothing to look up.
+    // `issues.opened`). With no handlers there is nothing to look up. Each arm returns
+    // on its own, so arms configured out by `#[cfg]` leave no unreachable code.
     let lookup = if set.handlers.is_empty() {
         quote!()
     } else {
         quote! {
             for name in meta.route_names() {
-                return #p::Ok(match name {
+                match name {
                     #(#parse_arms,)*
-                    _ => continue,
-                });
+                    _ => {}
+                }
             }
         }
     };

@@ -19,10 +19,11 @@ pub(crate) fn handler_set(marked: Vec<Marked>, block_span: Span, errors: &mut Er
     let mut handlers: Vec<Handler> = Vec::new();
     let mut fallback: Option<Fallback> = None;
     let mut first_fallback: Option<Ident> = None;
-    // Keyed by the name and the handler's `#[cfg]`s: handlers of one type under
-    // different `#[cfg]`s are alternatives, as rustc sees them.
-    let mut by_event: HashMap<(String, String), Span> = HashMap::new();
-    let mut by_variant: HashMap<(String, String), LitStr> = HashMap::new();
+    // Each name (and variant) with the `#[cfg]`s of the handlers that took it: two
+    // handlers of one type are alternatives only when both carry different `#[cfg]`s.
+    let mut by_event: HashMap<String, Vec<(String, Span)>> = HashMap::new();
+    let mut by_variant: HashMap<String, Vec<(String, LitStr)>> = HashMap::new();
+    let clash = |taken: &str, cfg: &str| taken.is_empty() || cfg.is_empty() || taken == cfg;
 
     for Marked { mark, sig, cfgs } in marked {
         let cfg_key = cfgs.iter().map(|attr| attr.to_token_stream().to_string()).collect::<Vec<_>>().join(" ");
@@ -31,7 +32,8 @@ pub(crate) fn handler_set(marked: Vec<Marked>, block_span: Span, errors: &mut Er
             Mark::Event(event, _) => {
                 let variant = variant_name(&event, errors);
                 let params = checked.and_then(|output| event_params(&sig, errors).map(|params| (output, params)));
-                if let Some(first) = by_event.get(&(event.value(), cfg_key.clone())) {
+                let taken = by_event.entry(event.value()).or_default();
+                if let Some((_, first)) = taken.iter().find(|(taken, _)| clash(taken, &cfg_key)) {
                     let mut error = syn::Error::new(
                         event.span(),
                         format!("two handlers for event type `{}`: each event type has one handler", event.value()),
@@ -41,9 +43,10 @@ pub(crate) fn handler_set(marked: Vec<Marked>, block_span: Span, errors: &mut Er
                     errors.push(error);
                     continue;
                 }
-                by_event.insert((event.value(), cfg_key.clone()), event.span());
+                taken.push((cfg_key.clone(), event.span()));
                 let Some(variant) = variant else { continue };
-                if let Some(other) = by_variant.get(&(variant.to_string(), cfg_key.clone())) {
+                let taken = by_variant.entry(variant.to_string()).or_default();
+                if let Some((_, other)) = taken.iter().find(|(taken, _)| clash(taken, &cfg_key)) {
                     errors.at(
                         &event,
                         format!(
@@ -55,7 +58,7 @@ pub(crate) fn handler_set(marked: Vec<Marked>, block_span: Span, errors: &mut Er
                     );
                     continue;
                 }
-                by_variant.insert((variant.to_string(), cfg_key), event.clone());
+                taken.push((cfg_key, event.clone()));
                 if let Some((output, (data_ty, meta_ty))) = params {
                     let method = sig.ident.clone();
                     handlers.push(Handler { event, variant, method, data_ty, meta_ty, output, cfgs });
