@@ -71,7 +71,7 @@ enum InboxCommand {
     },
 }
 
-pub(crate) fn run(args: InboxArgs) -> Result<ExitCode, Failure> {
+pub(crate) fn run(args: InboxArgs, json: bool) -> Result<ExitCode, Failure> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -86,38 +86,21 @@ pub(crate) fn run(args: InboxArgs) -> Result<ExitCode, Failure> {
         match args.command {
             InboxCommand::Stats => {
                 let stats = inbox.stats().await.map_err(fail)?;
-                for (name, count) in [
-                    ("queued", stats.queued),
-                    ("running", stats.running),
-                    ("retrying", stats.retrying),
-                    ("done", stats.done),
-                    ("dead", stats.dead),
-                ] {
-                    print(format!("{name:<9} {count}"));
-                }
-                let oldest = stats.oldest_due_age.map_or_else(|| "-".to_owned(), |age| format!("{age:.1?}"));
-                print(format!("oldest due waited {oldest}"));
+                stats_lines(&stats, json).into_iter().for_each(&mut print);
             }
             InboxCommand::List { state, limit } => {
                 let found = inbox.list(state, limit).await.map_err(fail)?;
-                print(format!("{:<40} {:<24} {:>8} {:<20} last error", "key", "type", "attempts", "received"));
-                for delivery in &found {
-                    print(format!(
-                        "{:<40} {:<24} {:>8} {:<20} {}",
-                        delivery.key,
-                        delivery.event_type,
-                        delivery.attempts,
-                        received(delivery),
-                        delivery.last_error.as_deref().unwrap_or("-")
-                    ));
-                }
-                print(format!("{} {state}", found.len()));
+                list_lines(&found, state, json).into_iter().for_each(&mut print);
             }
             InboxCommand::Show { id } => {
                 let Some(delivery) = find(&*inbox, &id).await.map_err(fail)? else {
                     return Ok(not_found(&id));
                 };
-                show(&delivery, print);
+                if json {
+                    print(show_json(&delivery).to_string());
+                } else {
+                    show(&delivery, print);
+                }
             }
             InboxCommand::Retry { id: Some(id), .. } => {
                 let Some(delivery) = find(&*inbox, &id).await.map_err(fail)? else {
@@ -127,27 +110,36 @@ pub(crate) fn run(args: InboxArgs) -> Result<ExitCode, Failure> {
                     eprintln!("{} is running now; a worker has it", delivery.key);
                     return Ok(ExitCode::FAILURE);
                 }
-                print(format!(
-                    "queued again: {} (was {}, {} attempts)",
-                    delivery.key, delivery.state, delivery.attempts
-                ));
+                print(if json {
+                    let was = delivery.state.to_string();
+                    serde_json::json!({ "queued_again": delivery.key, "was": was, "attempts": delivery.attempts })
+                        .to_string()
+                } else {
+                    format!("queued again: {} (was {}, {} attempts)", delivery.key, delivery.state, delivery.attempts)
+                });
             }
             InboxCommand::Retry { id: None, .. } => {
                 let replayed = inbox.replay_dead().await.map_err(fail)?;
-                print(format!("queued again: {replayed} dead letters"));
+                print(if json {
+                    serde_json::json!({ "queued_again": replayed }).to_string()
+                } else {
+                    format!("queued again: {replayed} dead letters")
+                });
             }
             InboxCommand::Purge { done_older_than } => {
                 let purged = inbox.purge_done(done_older_than).await.map_err(fail)?;
-                print(format!(
-                    "purged {purged} done deliveries older than {}",
-                    humantime::format_duration(done_older_than)
-                ));
+                let older_than = humantime::format_duration(done_older_than).to_string();
+                print(if json {
+                    serde_json::json!({ "purged": purged, "older_than": older_than }).to_string()
+                } else {
+                    format!("purged {purged} done deliveries older than {older_than}")
+                });
             }
             InboxCommand::Verify { id, secret, tolerance } => {
                 let Some(delivery) = find(&*inbox, &id).await.map_err(fail)? else {
                     return Ok(not_found(&id));
                 };
-                return verify(&delivery, &secret, Duration::from_secs(tolerance), print);
+                return verify(&delivery, &secret, Duration::from_secs(tolerance), json, print);
             }
         }
         Ok(ExitCode::SUCCESS)
@@ -178,12 +170,100 @@ fn show(delivery: &StoredDelivery, mut print: impl FnMut(String)) {
     print(String::from_utf8_lossy(&delivery.body).into_owned());
 }
 
+/// `stats`: a line per state and the oldest wait, or one JSON object.
+fn stats_lines(stats: &inbox::InboxStats, json: bool) -> Vec<String> {
+    if json {
+        let oldest = stats.oldest_due_age.map(|age| age.as_secs_f64());
+        return vec![serde_json::json!({
+            "queued": stats.queued,
+            "running": stats.running,
+            "retrying": stats.retrying,
+            "done": stats.done,
+            "dead": stats.dead,
+            "oldest_due_age_secs": oldest,
+        })
+        .to_string()];
+    }
+    let mut lines: Vec<String> = [
+        ("queued", stats.queued),
+        ("running", stats.running),
+        ("retrying", stats.retrying),
+        ("done", stats.done),
+        ("dead", stats.dead),
+    ]
+    .iter()
+    .map(|(name, count)| format!("{name:<9} {count}"))
+    .collect();
+    let oldest = stats.oldest_due_age.map_or_else(|| "-".to_owned(), |age| format!("{age:.1?}"));
+    lines.push(format!("oldest due waited {oldest}"));
+    lines
+}
+
+/// `list`: a table and a count, or one JSON object.
+fn list_lines(found: &[StoredDelivery], state: DeliveryState, json: bool) -> Vec<String> {
+    if json {
+        let rows: Vec<_> = found
+            .iter()
+            .map(|delivery| {
+                serde_json::json!({
+                    "key": delivery.key,
+                    "type": delivery.event_type,
+                    "attempts": delivery.attempts,
+                    "received": received(delivery),
+                    "last_error": delivery.last_error,
+                })
+            })
+            .collect();
+        return vec![serde_json::json!({ "state": state.to_string(), "deliveries": rows }).to_string()];
+    }
+    let mut lines = vec![format!("{:<40} {:<24} {:>8} {:<20} last error", "key", "type", "attempts", "received")];
+    for delivery in found {
+        lines.push(format!(
+            "{:<40} {:<24} {:>8} {:<20} {}",
+            delivery.key,
+            delivery.event_type,
+            delivery.attempts,
+            received(delivery),
+            delivery.last_error.as_deref().unwrap_or("-")
+        ));
+    }
+    lines.push(format!("{} {state}", found.len()));
+    lines
+}
+
+/// `show` as one JSON object.
+fn show_json(delivery: &StoredDelivery) -> serde_json::Value {
+    let mut out = serde_json::json!({
+        "key": delivery.key,
+        "type": delivery.event_type,
+        "state": delivery.state.to_string(),
+        "attempts": delivery.attempts,
+        "received": received(delivery),
+        "signed_at": delivery.signed_at,
+        "last_error": delivery.last_error,
+        "body": String::from_utf8_lossy(&delivery.body),
+        "body_bytes": delivery.body.len(),
+    });
+    match decode_headers(&delivery.headers) {
+        Ok(headers) => {
+            let headers: serde_json::Map<String, serde_json::Value> = headers
+                .iter()
+                .map(|(name, value)| (name.to_string(), String::from_utf8_lossy(value.as_bytes()).into()))
+                .collect();
+            out["headers"] = headers.into();
+        }
+        Err(error) => out["headers_error"] = error.to_string().into(),
+    }
+    out
+}
+
 /// Checks a stored delivery's signature with the scheme its key names, as of when it
 /// arrived.
 fn verify(
     delivery: &StoredDelivery,
     secret_args: &SecretArgs,
     tolerance: Duration,
+    json: bool,
     mut print: impl FnMut(String),
 ) -> Result<ExitCode, Failure> {
     let provider = provider_of(&delivery.key);
@@ -191,7 +271,20 @@ fn verify(
     let secret = secret(secret_args, &*scheme)?;
     let headers = decode_headers(&delivery.headers)
         .map_err(|error| format!("the stored headers of {} do not read: {error}", delivery.key))?;
-    match scheme.verify(secret, tolerance, &headers, &delivery.body, delivery.received_at) {
+    let verdict = scheme.verify(secret, tolerance, &headers, &delivery.body, delivery.received_at);
+    if json {
+        let mut out = serde_json::json!({
+            "valid": verdict.is_ok(),
+            "provider": scheme.name(),
+            "received": received(delivery),
+        });
+        if let Err(reason) = &verdict {
+            out["reason"] = reason.clone().into();
+        }
+        print(out.to_string());
+        return Ok(if verdict.is_ok() { ExitCode::SUCCESS } else { ExitCode::FAILURE });
+    }
+    match verdict {
         Ok(_) => {
             print(format!("valid: {} signature, as received at {}", scheme.name(), received(delivery)));
             Ok(ExitCode::SUCCESS)

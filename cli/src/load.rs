@@ -17,6 +17,8 @@ pub(crate) struct Plan {
     pub(crate) copies: u64,
     pub(crate) allow_remote: bool,
     pub(crate) fixed_id: Option<String>,
+    /// Print the summary as one JSON object.
+    pub(crate) json: bool,
 }
 
 /// Whether the URL's host is this machine.
@@ -69,10 +71,10 @@ pub(crate) async fn run(recipe: Recipe, url: reqwest::Url, plan: Plan) -> Result
         .await;
     let elapsed = started.elapsed();
     bar.finish_and_clear();
-    Ok(summarize(&results, elapsed))
+    Ok(summarize(&results, elapsed, plan.json))
 }
 
-fn summarize(results: &[(Option<u16>, Duration)], elapsed: Duration) -> ExitCode {
+fn summarize(results: &[(Option<u16>, Duration)], elapsed: Duration, json: bool) -> ExitCode {
     let mut latencies: Vec<Duration> = results.iter().map(|(_, latency)| *latency).collect();
     latencies.sort_unstable();
     let percentile = |p: usize| {
@@ -84,18 +86,36 @@ fn summarize(results: &[(Option<u16>, Duration)], elapsed: Duration) -> ExitCode
     }
     #[allow(clippy::cast_precision_loss)] // a request count far below 2^52
     let rate = results.len() as f64 / elapsed.as_secs_f64().max(f64::EPSILON);
-    println!("requests: {} in {:.2} s, {rate:.0} requests/s", results.len(), elapsed.as_secs_f64());
-    println!(
-        "latency: p50 {:?}, p90 {:?}, p99 {:?}, max {:?}",
-        percentile(50),
-        percentile(90),
-        percentile(99),
-        latencies.last().copied().unwrap_or_default()
-    );
-    let counts: Vec<String> = statuses.iter().map(|(status, n)| format!("{status}: {n}")).collect();
-    println!("statuses: {}", counts.join(", "));
     // Duplicates answer 200 and copies in flight 409: both are the receiver doing its job.
     let healthy = results.iter().all(|(status, _)| matches!(status, Some(200..=299 | 409)));
+    if json {
+        let millis = |latency: Duration| latency.as_secs_f64() * 1000.0;
+        let summary = serde_json::json!({
+            "requests": results.len(),
+            "seconds": elapsed.as_secs_f64(),
+            "requests_per_second": rate,
+            "latency_ms": {
+                "p50": millis(percentile(50)),
+                "p90": millis(percentile(90)),
+                "p99": millis(percentile(99)),
+                "max": millis(latencies.last().copied().unwrap_or_default()),
+            },
+            "statuses": statuses,
+            "healthy": healthy,
+        });
+        println!("{summary}");
+    } else {
+        println!("requests: {} in {:.2} s, {rate:.0} requests/s", results.len(), elapsed.as_secs_f64());
+        println!(
+            "latency: p50 {:?}, p90 {:?}, p99 {:?}, max {:?}",
+            percentile(50),
+            percentile(90),
+            percentile(99),
+            latencies.last().copied().unwrap_or_default()
+        );
+        let counts: Vec<String> = statuses.iter().map(|(status, n)| format!("{status}: {n}")).collect();
+        println!("statuses: {}", counts.join(", "));
+    }
     if healthy {
         ExitCode::SUCCESS
     } else {

@@ -30,7 +30,7 @@ pub(crate) use hookroute_runtime::provider::DEFAULT_TOLERANCE;
 struct Cli {
     #[command(subcommand)]
     command: Command,
-    /// Print results as JSON: send, trigger, sign, verify, providers (one object), listen (one per line).
+    /// Print results as JSON: one object (one per line for `listen`).
     #[arg(long, global = true)]
     json: bool,
 }
@@ -237,7 +237,7 @@ fn main() -> ExitCode {
         Command::Listen(args) => listen::run(args, json),
         Command::Sign(args) => sign(&args, json).map(|()| ExitCode::SUCCESS),
         Command::Verify(args) => verify(&args, json),
-        Command::Inbox(args) => inbox::run(args),
+        Command::Inbox(args) => inbox::run(args, json),
         Command::Providers => {
             providers(json);
             Ok(ExitCode::SUCCESS)
@@ -386,6 +386,7 @@ fn send(args: SendArgs, json: bool) -> Result<ExitCode, Failure> {
             copies: args.duplicates + 1,
             allow_remote: args.allow_remote,
             fixed_id: args.id,
+            json,
         };
         return runtime.block_on(load::run(recipe, url, plan));
     }

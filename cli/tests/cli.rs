@@ -318,7 +318,12 @@ fn without_data_send_sends_the_types_sample_which_fits_the_receiver() {
     let mut load = hookroute();
     load.args(["send", "--provider", "groq", "--url", &url, "--type", "resource.created", "--secret", SECRET]);
     load.args(["--count", "40", "--concurrency", "8", "--duplicates", "1"]);
-    load.assert().success().stdout(predicate::str::contains("400").not());
+    load.arg("--json");
+    let output = load.assert().success().get_output().stdout.clone();
+    let summary: serde_json::Value = serde_json::from_slice(&output).unwrap();
+    assert_eq!(summary["requests"], 40, "{summary}");
+    assert_eq!(summary["healthy"], true, "{summary}");
+    assert!(summary["statuses"].get("400").is_none(), "{summary}");
     // 40 requests: 20 events sent twice each, then the one above.
     assert_eq!(app.0.lock().unwrap().len(), 21);
 }

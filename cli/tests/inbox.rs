@@ -65,6 +65,21 @@ async fn inbox_commands_show_and_act_on_what_the_receiver_stored() {
             .and(predicate::str::contains("the ledger said no"))
             .and(predicate::str::contains("evt_queued").not()),
     );
+    // The same, as JSON.
+    let json = |args: &[&str]| -> serde_json::Value {
+        let output = inbox_cli(&path).args(args).arg("--json").output().unwrap();
+        serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("{args:?}: {e}"))
+    };
+    let stats = json(&["stats"]);
+    assert_eq!((stats["queued"].as_u64(), stats["done"].as_u64(), stats["dead"].as_u64()), (Some(1), Some(1), Some(1)));
+    let dead = json(&["list", "--state", "dead"]);
+    assert_eq!(dead["deliveries"][0]["key"], key("evt_dead"));
+    assert_eq!(dead["deliveries"][0]["last_error"], "the ledger said no");
+    let shown = json(&["show", "evt_dead"]);
+    assert_eq!(shown["state"], "dead");
+    assert!(shown["headers"]["x-groq-signature"].is_string(), "{shown}");
+    let verdict = json(&["verify", "evt_dead", "--secret", SECRET]);
+    assert_eq!(verdict["valid"], true, "{verdict}");
     inbox_cli(&path)
         .args(["list", "--state", "gone"])
         .assert()
