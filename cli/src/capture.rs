@@ -36,10 +36,9 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<Capture, Failure> {
     let mut headers = HeaderMap::new();
     for (n, line) in lines.enumerate() {
         let (name, value) = line.split_once(':').ok_or_else(|| format!("line {}: expected `name: value`", n + 2))?;
-        let name = HeaderName::try_from(name).map_err(|_| format!("line {}: bad header name `{name}`", n + 2))?;
         // Optional whitespace around the value is not part of it (RFC 9110, 5.5).
-        let value = HeaderValue::try_from(value.trim_matches([' ', '\t']))
-            .map_err(|_| format!("line {}: bad value for `{name}`", n + 2))?;
+        let (name, value) =
+            header(name, value.trim_matches([' ', '\t'])).map_err(|e| format!("line {}: {e}", n + 2))?;
         headers.append(name, value);
     }
     let body = match headers.get(http::header::CONTENT_LENGTH) {
@@ -52,6 +51,14 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<Capture, Failure> {
         None => body,
     };
     Ok(Capture { request_line, headers, body: body.to_vec() })
+}
+
+/// A header from its name and value as written (already trimmed as the caller's
+/// format wants); the error says which part is wrong.
+pub(crate) fn header(name: &str, value: &str) -> Result<(HeaderName, HeaderValue), String> {
+    let name = HeaderName::try_from(name).map_err(|_| format!("bad header name `{name}`"))?;
+    let value = HeaderValue::try_from(value).map_err(|_| format!("bad value for `{name}`"))?;
+    Ok((name, value))
 }
 
 /// The head and the body, split at the first empty line.

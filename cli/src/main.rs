@@ -15,7 +15,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clap::{Args, Parser, Subcommand};
 use hookroute_runtime::Secret;
-use http::{HeaderMap, HeaderName, HeaderValue};
+use http::HeaderMap;
 
 use crate::scheme::Scheme;
 
@@ -251,20 +251,24 @@ fn main() -> ExitCode {
 
 pub(crate) fn scheme(name: &str) -> Result<Box<dyn Scheme>, Failure> {
     scheme::by_name(name).ok_or_else(|| {
-        // The nearest known name, when it is only a typo away.
         let lowercase = name.to_ascii_lowercase();
-        let nearest = scheme::PROVIDERS
-            .iter()
-            .map(|info| (strsim::levenshtein(&lowercase, info.name), info.name))
-            .min()
-            .filter(|(distance, _)| *distance <= 2);
-        match nearest {
-            Some((_, known)) => {
+        match nearest(&lowercase, scheme::PROVIDERS.iter().map(|info| info.name), 2) {
+            Some(known) => {
                 format!("unknown provider `{name}`: did you mean `{known}`? known: {}", scheme::names())
             }
             None => format!("unknown provider `{name}`; known: {}", scheme::names()),
         }
     })
+}
+
+/// The known name nearest to `name`, when it is at most `max` edits away: a typo.
+fn nearest<'a>(name: &str, known: impl IntoIterator<Item = &'a str>, max: usize) -> Option<&'a str> {
+    known
+        .into_iter()
+        .map(|known| (strsim::levenshtein(name, known), known))
+        .min()
+        .filter(|(distance, _)| *distance <= max)
+        .map(|(_, known)| known)
 }
 
 pub(crate) fn secret(args: &SecretArgs, scheme: &dyn Scheme) -> Result<Secret, Failure> {
@@ -347,8 +351,7 @@ fn extra_headers(args: &[String]) -> Result<HeaderMap, Failure> {
     let mut headers = HeaderMap::new();
     for arg in args {
         let (name, value) = arg.split_once(':').ok_or_else(|| format!("--header `{arg}`: expected `name:value`"))?;
-        let name = HeaderName::try_from(name.trim()).map_err(|_| format!("--header `{arg}`: bad name"))?;
-        let value = HeaderValue::try_from(value.trim()).map_err(|_| format!("--header `{arg}`: bad value"))?;
+        let (name, value) = capture::header(name.trim(), value.trim()).map_err(|e| format!("--header `{arg}`: {e}"))?;
         headers.insert(name, value);
     }
     Ok(headers)
@@ -433,9 +436,8 @@ fn trigger(args: TriggerArgs, json: bool) -> Result<ExitCode, Failure> {
     let scheme = scheme(&provider)?;
     let Some(sample) = samples::find(scheme.name(), &event_type) else {
         let known: Vec<&str> = samples::types(scheme.name()).collect();
-        let nearest = known.iter().map(|known| (strsim::levenshtein(&event_type, known), *known)).min();
-        let hint = match nearest.filter(|(distance, _)| *distance <= 3) {
-            Some((_, known)) => format!(" did you mean `{known}`?"),
+        let hint = match nearest(&event_type, known.iter().copied(), 3) {
+            Some(known) => format!(" did you mean `{known}`?"),
             None => String::new(),
         };
         return Err(format!(
@@ -554,9 +556,8 @@ fn parse_headers(text: &str) -> Result<HeaderMap, Failure> {
         }
         let (name, value) =
             line.split_once(':').ok_or_else(|| format!("headers line {}: expected `name: value`", n + 1))?;
-        let name = HeaderName::try_from(name.trim())
-            .map_err(|_| format!("headers line {}: bad name `{}`", n + 1, name.trim()))?;
-        let value = HeaderValue::try_from(value.trim()).map_err(|_| format!("headers line {}: bad value", n + 1))?;
+        let (name, value) =
+            capture::header(name.trim(), value.trim()).map_err(|e| format!("headers line {}: {e}", n + 1))?;
         headers.append(name, value);
     }
     Ok(headers)

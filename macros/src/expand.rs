@@ -32,13 +32,11 @@ pub(crate) fn webhook_handlers(args: TokenStream, item: &TokenStream) -> TokenSt
             let placeholder = placeholder_block(&other);
             let generated =
                 placeholder.map(|block| generate(&args_or_placeholder(args), &block, &HandlerSet::default()));
-            let error = errors.finish().map(|e| e.to_compile_error());
-            return quote!(#item #error #generated);
+            return with_errors(item, errors, generated);
         }
         Err(error) => {
             errors.push(error);
-            let error = errors.finish().map(|e| e.to_compile_error());
-            return quote!(#item #error);
+            return with_errors(item, errors, None::<TokenStream>);
         }
     };
     if let Some((_, trait_path, _)) = &block.trait_ {
@@ -52,8 +50,7 @@ pub(crate) fn webhook_handlers(args: TokenStream, item: &TokenStream) -> TokenSt
         let mut inherent = block.clone();
         inherent.trait_ = None;
         let generated = generate(&args_or_placeholder(args), &inherent, &HandlerSet::default());
-        let error = errors.finish().map(|e| e.to_compile_error());
-        return quote!(#block #error #generated);
+        return with_errors(block, errors, generated);
     }
 
     let marked = parse::take_marks(&mut block, &mut errors);
@@ -66,8 +63,13 @@ pub(crate) fn webhook_handlers(args: TokenStream, item: &TokenStream) -> TokenSt
     }
     let set = validate::handler_set(marked, block.self_ty.span(), &mut errors);
     let generated = generate(&args_or_placeholder(args), &block, &set);
+    with_errors(block, errors, generated)
+}
+
+/// The item as written, the errors found in it (if any), and what was generated.
+fn with_errors(item: impl ToTokens, errors: Errors, generated: impl ToTokens) -> TokenStream {
     let error = errors.finish().map(|e| e.to_compile_error());
-    quote!(#block #error #generated)
+    quote!(#item #error #generated)
 }
 
 /// The arguments, or when they failed to parse, a stand-in that adds no error of its

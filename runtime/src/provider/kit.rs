@@ -46,10 +46,8 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-pub use super::mac::{decode_base64, decode_hex, hmac as hmac_sha256, MAC_LEN};
+pub use super::mac::{decode_base64, decode_hex, header_str as header, hmac as hmac_sha256, MAC_LEN};
 pub use super::{check_window, parse_timestamp};
-
-use http::HeaderMap;
 
 use super::mac::{check_any, check_secrets, Keys};
 use super::{ConfigError, ProviderConfig, VerifyError};
@@ -80,10 +78,4 @@ impl HmacKeys {
     ) -> Result<(), VerifyError> {
         check_any(self.0.macs(message).as_slice(), signatures)
     }
-}
-
-/// A header's value as text: `VerifyError::MissingHeader` when absent,
-/// `VerifyError::InvalidHeader` when it is not visible ASCII.
-pub fn header<'h>(headers: &'h HeaderMap, name: &'static str) -> Result<&'h str, VerifyError> {
-    super::mac::header_str(headers, name)
 }

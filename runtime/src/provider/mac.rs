@@ -141,8 +141,9 @@ pub(crate) fn check_any(
     }
 }
 
-/// A header's value as text; absent and non-ASCII are distinct errors.
-pub(crate) fn header_str<'h>(headers: &'h HeaderMap, name: &'static str) -> Result<&'h str, VerifyError> {
+/// A header's value as text: `VerifyError::MissingHeader` when absent,
+/// `VerifyError::InvalidHeader` when it is not visible ASCII.
+pub fn header_str<'h>(headers: &'h HeaderMap, name: &'static str) -> Result<&'h str, VerifyError> {
     headers.get(name).ok_or(VerifyError::MissingHeader(name))?.to_str().map_err(|_| VerifyError::InvalidHeader(name))
 }
 
