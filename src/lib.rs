@@ -84,7 +84,8 @@
 //!
 //! | feature | adds |
 //! | --- | --- |
-//! | `axum` (default) | `axum::post`: mount a receiver on an axum route |
+//! | `axum` (default) | `axum::post`: mount a receiver on an axum route; `axum::serve` |
+//! | `tower` (with `axum`) | [`Receiver`] is a tower `Service` over any `http_body::Body`: hyper, tonic, Lambda |
 //! | `redis` | `store::RedisStore`: many replicas, one Redis 7+ |
 //! | `postgres` | `store::PostgresStore`: many replicas, one PostgreSQL |
 //! | `sqlite` | `store::SqliteStore`: one node, durable across restarts |
@@ -121,6 +122,11 @@ pub use hookroute_runtime::{
     VerifyError, WebhookHandlers, Worker, WorkerHandle, DEFAULT_BODY_LIMIT, DEFAULT_BODY_TIMEOUT, DEFAULT_CONCURRENCY,
     DEFAULT_HANDLER_TIMEOUT, DEFAULT_LEASE, DEFAULT_UNVERIFIED_BYTES, DEFAULT_WORKER_LEASE,
 };
+
+/// The [`Receiver`] as a tower `Service` over any `http_body::Body`: hyper, tonic,
+/// AWS Lambda, axum's `route_service`.
+#[cfg(feature = "tower")]
+pub use hookroute_runtime::service;
 
 /// Mount a [`Receiver`] on an axum route: `hookroute::axum::post(receiver)`.
 #[cfg(feature = "axum")]

@@ -1,4 +1,5 @@
-//! The receiver behind the axum adapter, over a real TCP socket on 127.0.0.1.
+//! The receiver behind each HTTP stack, over a real TCP socket on 127.0.0.1: the
+//! same tests for axum and for the bare tower service under hyper.
 
 mod support;
 
@@ -72,6 +73,15 @@ impl App {
     }
 }
 
+/// The HTTP stack a test's receiver is served on.
+#[derive(Debug, Clone, Copy)]
+enum Stack {
+    /// `hookroute::axum::post` on an axum router, served by `hookroute::axum::serve`.
+    Axum,
+    /// The receiver as a tower service, served by hyper alone.
+    Hyper,
+}
+
 struct Server {
     url: String,
     app: Arc<App>,
@@ -79,23 +89,41 @@ struct Server {
 }
 
 impl Server {
-    async fn start() -> Self {
-        Self::start_with(|builder| builder.build().unwrap()).await
+    async fn start(stack: Stack) -> Self {
+        Self::start_with(stack, |builder| builder.build().unwrap()).await
     }
 
     async fn start_with(
+        stack: Stack,
         build: impl FnOnce(hookroute::ReceiverBuilder<Arc<App>>) -> Receiver<Arc<App>, MemoryStore>,
     ) -> Self {
         let app = Arc::new(App::default());
         let receiver = build(Receiver::builder(Arc::clone(&app)).secret(SECRET));
-        Self::serve(receiver, app).await
+        Self::serve(stack, receiver, app).await
     }
 
-    async fn serve<S: IdempotencyStore>(receiver: Receiver<Arc<App>, S>, app: Arc<App>) -> Self {
-        let router = axum::Router::new().route("/webhooks/groq", hookroute::axum::post(receiver));
+    async fn serve<S: IdempotencyStore>(stack: Stack, receiver: Receiver<Arc<App>, S>, app: Arc<App>) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/webhooks/groq", listener.local_addr().unwrap());
-        tokio::spawn(async move { hookroute::axum::serve(listener, router).await.unwrap() });
+        match stack {
+            Stack::Axum => {
+                let router = axum::Router::new().route("/webhooks/groq", hookroute::axum::post(receiver));
+                tokio::spawn(async move { hookroute::axum::serve(listener, router).await.unwrap() });
+            }
+            Stack::Hyper => {
+                // The receiver is the whole service: no router, no adapter.
+                tokio::spawn(async move {
+                    loop {
+                        let (stream, _) = listener.accept().await.unwrap();
+                        let service = hyper_util::service::TowerToHyperService::new(receiver.clone());
+                        tokio::spawn(async move {
+                            let io = hyper_util::rt::TokioIo::new(stream);
+                            let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, service).await;
+                        });
+                    }
+                });
+            }
+        }
         Self { url, app, client: reqwest::Client::new() }
     }
 
@@ -123,9 +151,8 @@ fn now() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
 }
 
-#[tokio::test]
-async fn a_valid_delivery_is_processed_once_and_its_retry_is_a_duplicate() {
-    let server = Server::start().await;
+async fn a_valid_delivery_is_processed_once_and_its_retry_is_a_duplicate(stack: Stack) {
+    let server = Server::start(stack).await;
     let delivery = event("resource.created", "evt_once");
     let (status, body) = server.send(&delivery).await;
     assert_eq!(status, 200);
@@ -138,9 +165,8 @@ async fn a_valid_delivery_is_processed_once_and_its_retry_is_a_duplicate() {
     assert_eq!(server.app.runs.count("evt_once"), 1);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn fifty_concurrent_copies_run_the_handler_exactly_once() {
-    let server = Arc::new(Server::start().await);
+async fn fifty_concurrent_copies_run_the_handler_exactly_once(stack: Stack) {
+    let server = Arc::new(Server::start(stack).await);
     let delivery = Arc::new(event("resource.created", "evt_concurrent"));
     let tasks: Vec<_> = (0..50)
         .map(|_| {
@@ -163,9 +189,8 @@ async fn fifty_concurrent_copies_run_the_handler_exactly_once() {
     assert_eq!(outcomes.values().sum::<usize>(), 50);
 }
 
-#[tokio::test]
-async fn a_handler_error_is_500_and_the_retry_processes_it() {
-    let server = Server::start().await;
+async fn a_handler_error_is_500_and_the_retry_processes_it(stack: Stack) {
+    let server = Server::start(stack).await;
     server.app.fail_next.store(true, Ordering::SeqCst);
     let delivery = event("resource.flaky", "evt_flaky");
     let (status, body) = server.send(&delivery).await;
@@ -179,9 +204,8 @@ async fn a_handler_error_is_500_and_the_retry_processes_it() {
     assert_eq!(server.app.runs.count("evt_flaky"), 2);
 }
 
-#[tokio::test]
-async fn a_panicking_handler_is_500_and_the_server_keeps_serving() {
-    let server = Server::start().await;
+async fn a_panicking_handler_is_500_and_the_server_keeps_serving(stack: Stack) {
+    let server = Server::start(stack).await;
     let (status, _) = server.send(&event("resource.panics", "evt_panic")).await;
     assert_eq!(status, 500);
     // Released, not recorded: the retry runs the handler again.
@@ -193,9 +217,8 @@ async fn a_panicking_handler_is_500_and_the_server_keeps_serving() {
     assert_eq!((status, body["status"].as_str()), (200, Some("processed")));
 }
 
-#[tokio::test]
-async fn a_handler_past_its_timeout_is_500_and_the_retry_processes_it() {
-    let server = Server::start_with(|builder| {
+async fn a_handler_past_its_timeout_is_500_and_the_retry_processes_it(stack: Stack) {
+    let server = Server::start_with(stack, |builder| {
         builder.handler_timeout(Duration::from_millis(200)).lease(Duration::from_secs(60)).build().unwrap()
     })
     .await;
@@ -208,10 +231,10 @@ async fn a_handler_past_its_timeout_is_500_and_the_retry_processes_it() {
     assert_eq!(server.app.runs.count("evt_slow"), 2);
 }
 
-#[tokio::test]
-async fn the_same_event_in_flight_elsewhere_is_409() {
-    let server =
-        Arc::new(Server::start_with(|builder| builder.handler_timeout(Duration::from_secs(5)).build().unwrap()).await);
+async fn the_same_event_in_flight_elsewhere_is_409(stack: Stack) {
+    let server = Arc::new(
+        Server::start_with(stack, |builder| builder.handler_timeout(Duration::from_secs(5)).build().unwrap()).await,
+    );
     server.app.hang_next.store(true, Ordering::SeqCst);
     let delivery = Arc::new(event("resource.slow", "evt_in_flight"));
     let first = {
@@ -228,17 +251,15 @@ async fn the_same_event_in_flight_elsewhere_is_409() {
     assert_eq!(first.await.unwrap().0, 500);
 }
 
-#[tokio::test]
-async fn an_event_type_without_a_handler_is_ignored() {
-    let server = Server::start().await;
+async fn an_event_type_without_a_handler_is_ignored(stack: Stack) {
+    let server = Server::start(stack).await;
     let (status, body) = server.send(&event("resource.archived", "evt_unknown")).await;
     assert_eq!(status, 200);
     assert_eq!(body, serde_json::json!({"status": "ignored"}));
 }
 
-#[tokio::test]
-async fn invalid_json_with_a_valid_signature_is_400() {
-    let server = Server::start().await;
+async fn invalid_json_with_a_valid_signature_is_400(stack: Stack) {
+    let server = Server::start(stack).await;
     for body in [
         &b"{not json"[..],
         b"\xff\xfe",
@@ -252,21 +273,19 @@ async fn invalid_json_with_a_valid_signature_is_400() {
     }
 }
 
-#[tokio::test]
-async fn data_that_does_not_fit_the_handlers_type_is_400() {
-    let server = Server::start().await;
+async fn data_that_does_not_fit_the_handlers_type_is_400(stack: Stack) {
+    let server = Server::start(stack).await;
     let delivery = TestEvent::<Groq>::new("resource.created", serde_json::json!({"name": "no id"})).sign(SECRET);
     let (status, body) = server.send(&delivery).await;
     assert_eq!(status, 400);
     assert!(body["error"].as_str().unwrap().contains("missing field `id`"), "{body}");
 }
 
-#[tokio::test]
-async fn a_bad_signature_is_401_and_never_touches_the_store() {
+async fn a_bad_signature_is_401_and_never_touches_the_store(stack: Stack) {
     let store = Arc::new(MemoryStore::new());
     let app = Arc::new(App::default());
     let receiver = Receiver::builder(Arc::clone(&app)).secret(SECRET).store(Arc::clone(&store)).build().unwrap();
-    let server = Server::serve(receiver, app).await;
+    let server = Server::serve(stack, receiver, app).await;
     let tampered = TestEvent::<Groq>::new("resource.created", serde_json::json!({"id": "r1"})).sign("not-the-secret");
     let (status, body) = server.send(&tampered).await;
     assert_eq!(status, 401);
@@ -278,9 +297,8 @@ async fn a_bad_signature_is_401_and_never_touches_the_store() {
     assert_eq!(server.app.runs.events(), 0);
 }
 
-#[tokio::test]
-async fn a_body_over_the_limit_is_413() {
-    let server = Server::start_with(|builder| builder.body_limit(1024).build().unwrap()).await;
+async fn a_body_over_the_limit_is_413(stack: Stack) {
+    let server = Server::start_with(stack, |builder| builder.body_limit(1024).build().unwrap()).await;
     let delivery = TestEvent::<Groq>::new("resource.created", serde_json::json!({"id": "x".repeat(2048)})).sign(SECRET);
     let (status, body) = server.send(&delivery).await;
     assert_eq!(status, 413);
@@ -291,9 +309,8 @@ async fn a_body_over_the_limit_is_413() {
     assert_eq!(server.send(&small).await.0, 200);
 }
 
-#[tokio::test]
-async fn a_streamed_body_over_the_limit_is_413_without_content_length() {
-    let server = Server::start_with(|builder| builder.body_limit(1024).build().unwrap()).await;
+async fn a_streamed_body_over_the_limit_is_413_without_content_length(stack: Stack) {
+    let server = Server::start_with(stack, |builder| builder.body_limit(1024).build().unwrap()).await;
     let delivery = TestEvent::<Groq>::new("resource.created", serde_json::json!({"id": "x".repeat(4096)})).sign(SECRET);
     let chunks: Vec<Result<Vec<u8>, std::io::Error>> = delivery.body.chunks(512).map(|c| Ok(c.to_vec())).collect();
     let response = server
@@ -307,9 +324,8 @@ async fn a_streamed_body_over_the_limit_is_413_without_content_length() {
     assert_eq!(response.status().as_u16(), 413);
 }
 
-#[tokio::test]
-async fn other_methods_are_405() {
-    let server = Server::start().await;
+async fn other_methods_are_405(stack: Stack) {
+    let server = Server::start(stack).await;
     let response = server.client.get(&server.url).send().await.unwrap();
     assert_eq!(response.status().as_u16(), 405);
 }
@@ -332,11 +348,10 @@ impl IdempotencyStore for DownStore {
     }
 }
 
-#[tokio::test]
-async fn an_unreachable_store_is_503_and_no_handler_runs() {
+async fn an_unreachable_store_is_503_and_no_handler_runs(stack: Stack) {
     let app = Arc::new(App::default());
     let receiver = Receiver::builder(Arc::clone(&app)).secret(SECRET).store(DownStore).build().unwrap();
-    let server = Server::serve(receiver, app).await;
+    let server = Server::serve(stack, receiver, app).await;
     let (status, body) = server.send(&event("resource.created", "evt_store_down")).await;
     assert_eq!(status, 503);
     assert!(body["error"].as_str().unwrap().contains("nothing was processed"));
@@ -347,9 +362,8 @@ async fn an_unreachable_store_is_503_and_no_handler_runs() {
 /// it finishes, its event is recorded as done, and the provider's retry is a
 /// duplicate. Before, the hang-up dropped the handler mid-way and the retry ran the
 /// event again.
-#[tokio::test]
-async fn a_client_that_hangs_up_mid_handler_does_not_cut_it_off() {
-    let server = Server::start().await;
+async fn a_client_that_hangs_up_mid_handler_does_not_cut_it_off(stack: Stack) {
+    let server = Server::start(stack).await;
     let delivery = event("resource.lengthy", "evt_hangup");
     let short = reqwest::Client::builder().timeout(Duration::from_millis(300)).build().unwrap();
     let result = short.post(&server.url).headers(delivery.headers.clone()).body(delivery.body.clone()).send().await;
@@ -366,3 +380,43 @@ async fn a_client_that_hangs_up_mid_handler_does_not_cut_it_off() {
     assert_eq!((last.0, last.1["status"].as_str()), (200, Some("duplicate")));
     assert_eq!(server.app.runs.count("evt_hangup"), 1);
 }
+
+/// Every test above, once per stack.
+macro_rules! on_every_stack {
+    ($($test:ident),* $(,)?) => {
+        mod on_axum {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    super::$test(super::Stack::Axum).await;
+                }
+            )*
+        }
+        mod on_hyper {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    super::$test(super::Stack::Hyper).await;
+                }
+            )*
+        }
+    };
+}
+
+on_every_stack!(
+    a_valid_delivery_is_processed_once_and_its_retry_is_a_duplicate,
+    fifty_concurrent_copies_run_the_handler_exactly_once,
+    a_handler_error_is_500_and_the_retry_processes_it,
+    a_panicking_handler_is_500_and_the_server_keeps_serving,
+    a_handler_past_its_timeout_is_500_and_the_retry_processes_it,
+    the_same_event_in_flight_elsewhere_is_409,
+    an_event_type_without_a_handler_is_ignored,
+    invalid_json_with_a_valid_signature_is_400,
+    data_that_does_not_fit_the_handlers_type_is_400,
+    a_bad_signature_is_401_and_never_touches_the_store,
+    a_body_over_the_limit_is_413,
+    a_streamed_body_over_the_limit_is_413_without_content_length,
+    other_methods_are_405,
+    an_unreachable_store_is_503_and_no_handler_runs,
+    a_client_that_hangs_up_mid_handler_does_not_cut_it_off,
+);

@@ -10,7 +10,9 @@
 //!   `RedisStore` (`redis`), `PostgresStore` (`postgres`), `SqliteStore` (`sqlite`).
 //! - [`Receiver`]: body limit → headers → timestamp → signature → envelope → claim →
 //!   handler → complete or release, with an [`Outcome`] mapped to HTTP statuses.
-//! - `axum_adapter` (feature `axum`): mount a receiver on a route.
+//! - `service` (feature `tower`, on with `axum`): the receiver as a tower `Service`
+//!   over any `http_body::Body`: axum, hyper, tonic, AWS Lambda.
+//! - `axum_adapter` (feature `axum`): mount a receiver on a route, and serve it.
 //! - [`testing`]: build correctly signed deliveries in tests; with the `testing`
 //!   feature, the conformance suite every store passes.
 
@@ -30,6 +32,8 @@ mod worker;
 
 #[cfg(feature = "axum")]
 pub mod axum_adapter;
+#[cfg(feature = "tower")]
+pub mod service;
 
 pub use event::{EventMeta, UnknownEvent};
 pub use handler::{HandlerError, HandlerOutput, Parsed, WebhookHandlers};

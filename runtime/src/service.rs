@@ -1,0 +1,225 @@
+//! A [`Receiver`] as an HTTP service: `http::Request` in, `http::Response` out, for
+//! any [`http_body::Body`].
+//!
+//! [`Receiver`] implements [`tower_service::Service`], so anything that serves a tower
+//! service serves it with no adapter code: axum (`route_service`), hyper (through
+//! `hyper_util::service::TowerToHyperService`), tonic, and AWS Lambda
+//! (`lambda_http::run`). Stacks whose bodies are not `Send` (actix-web) call
+//! [`Receiver::handle`] directly.
+//!
+//! What the service does for each request, beside what [`Receiver::receive`] does:
+//!
+//! - reads the body raw, up to the receiver's [body limit](crate::ReceiverBuilder::body_limit):
+//!   a larger one, by its `Content-Length` or as it streams in, is answered 413 before it
+//!   is held whole;
+//! - answers 408 to a body not read whole within the [body timeout](crate::ReceiverBuilder::body_timeout),
+//!   and 503 to one that would take the bytes of bodies held unverified past the
+//!   [budget](crate::ReceiverBuilder::unverified_bytes);
+//! - answers 405 to any method but `POST`;
+//! - once the body is read, runs the delivery to its end in a task of its own: a client
+//!   that hangs up does not cancel a handler that has started;
+//! - answers JSON (`{"status":"processed"}`, `{"error":"…"}`) with the status of
+//!   [`Outcome::status`], and logs every rejection once.
+//!
+//! ```
+//! use hookroute_runtime::{testing::TestEvent, Groq, Receiver};
+//! use tower_service::Service as _;
+//! # use hookroute_runtime::__private as p;
+//! # struct App;
+//! # impl p::WebhookHandlers for App {
+//! #     type Provider = Groq; type Event = ();
+//! #     const EVENT_TYPES: &'static [&'static str] = &["ping"];
+//! #     fn parse(_: &p::EventMeta, _: &p::RawValue) -> Result<p::Parsed<()>, p::serde_json::Error> { Ok(p::Parsed::Handled(())) }
+//! #     fn dispatch<'a>(&'a self, _: (), _: &'a p::EventMeta) -> impl std::future::Future<Output = Result<(), p::HandlerError>> + Send + 'a { async { Ok(()) } }
+//! # }
+//! # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
+//! let mut receiver = Receiver::builder(App).secret("s3cret").build()?;
+//! let delivery = TestEvent::<Groq>::new("ping", serde_json::json!({})).sign("s3cret");
+//! let mut request = http::Request::post("/webhooks/groq")
+//!     .body(http_body_util::Full::new(bytes::Bytes::from(delivery.body)))
+//!     .unwrap();
+//! *request.headers_mut() = delivery.headers;
+//! let response = receiver.call(request).await.unwrap();
+//! assert_eq!(response.status(), 200);
+//! # Ok::<(), hookroute_runtime::ConfigError>(())
+//! # }).unwrap();
+//! ```
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::{pin, Pin};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::{Buf as _, Bytes};
+use http::{header, HeaderValue, Method, Request, Response, StatusCode};
+use http_body::Body;
+use http_body_util::BodyExt as _;
+use tokio::time::Instant;
+
+use crate::handler::WebhookHandlers;
+use crate::receiver::{Outcome, Receiver, Rejection};
+use crate::store::IdempotencyStore;
+
+/// The body of every response: the JSON of [`Outcome::body`], in one piece.
+pub type ResponseBody = http_body_util::Full<Bytes>;
+
+/// The error type bodies convert their errors into, as in tower and hyper.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// After a 413, at most this many more bytes of the body are read and dropped, so a
+/// client that writes its whole body before reading gets the answer, not a reset.
+const DRAIN_BYTES: usize = 8 * 1024 * 1024;
+
+/// ... and for at most this long.
+const DRAIN_TIME: Duration = Duration::from_secs(2);
+
+impl<H: WebhookHandlers, S: IdempotencyStore> Receiver<H, S> {
+    /// Answers one HTTP request: what the [`Service`](tower_service::Service) impl runs,
+    /// for stacks whose bodies are not `Send` or that want no boxed future. See the
+    /// [module](crate::service) for what it checks beyond [`receive`](Self::receive).
+    pub async fn handle<B>(&self, request: Request<B>) -> Response<ResponseBody>
+    where
+        B: Body,
+        B::Error: Into<BoxError>,
+    {
+        let (parts, body) = request.into_parts();
+        let mut body = pin!(body);
+        if parts.method != Method::POST {
+            let mut response = json(StatusCode::METHOD_NOT_ALLOWED, r#"{"error":"only POST is accepted"}"#.into());
+            response.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));
+            return response;
+        }
+        let limit = self.body_limit();
+        let deadline = Instant::now() + self.body_timeout();
+        let declared = parts
+            .headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.parse::<u64>().ok());
+        if declared.is_some_and(|len| len > limit as u64) {
+            return too_large(body, limit).await;
+        }
+
+        // The bytes of bodies not yet verified are counted against the receiver's
+        // budget while they are held.
+        let budget = self.unverified_budget();
+        let mut held = None::<tokio::sync::SemaphorePermit<'_>>;
+        let mut first = None::<Bytes>;
+        let mut rest = Vec::new();
+        let mut read = 0_usize;
+        loop {
+            let frame = match tokio::time::timeout_at(deadline, body.frame()).await {
+                Err(_elapsed) => return reject(Rejection::BodyTimeout { after: self.body_timeout() }),
+                Ok(None) => break,
+                Ok(Some(Err(error))) => return reject(Rejection::BodyRead(error.into().to_string())),
+                Ok(Some(Ok(frame))) => frame,
+            };
+            let Ok(mut data) = frame.into_data() else { continue };
+            let data = data.copy_to_bytes(data.remaining());
+            if data.is_empty() {
+                continue;
+            }
+            read += data.len();
+            if read > limit {
+                return too_large(body, limit).await;
+            }
+            let permit = u32::try_from(data.len()).ok().and_then(|bytes| budget.try_acquire_many(bytes).ok());
+            let Some(permit) = permit else {
+                return reject(Rejection::Overloaded);
+            };
+            match &mut held {
+                Some(held) => held.merge(permit),
+                None => held = Some(permit),
+            }
+            match &first {
+                None => first = Some(data),
+                Some(first) => {
+                    if rest.is_empty() {
+                        rest.reserve(declared.and_then(|len| usize::try_from(len).ok()).unwrap_or(2 * first.len()));
+                        rest.extend_from_slice(first);
+                    }
+                    rest.extend_from_slice(&data);
+                }
+            }
+        }
+        let bytes = if rest.is_empty() { first.unwrap_or_default() } else { Bytes::from(rest) };
+
+        // Run to the end even if the client hangs up: a started handler is not cut off,
+        // and its completion is recorded.
+        let receiver = self.clone();
+        let run = tokio::spawn(async move {
+            let outcome = receiver.receive(&parts.headers, &bytes).await;
+            respond(&outcome)
+        });
+        let response = run.await.unwrap_or_else(|error| {
+            tracing::error!(error = %error, "a delivery's task failed");
+            json(StatusCode::INTERNAL_SERVER_ERROR, r#"{"error":"internal error"}"#.into())
+        });
+        drop(held);
+        response
+    }
+}
+
+impl<H, S, B> tower_service::Service<Request<B>> for Receiver<H, S>
+where
+    H: WebhookHandlers,
+    S: IdempotencyStore,
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    type Response = Response<ResponseBody>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
+
+    /// Always ready: the receiver bounds its own work (body budget, store, inbox).
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        let receiver = self.clone();
+        Box::pin(async move { Ok(receiver.handle(request).await) })
+    }
+}
+
+/// Answers 413 after reading and dropping a bounded part of the rest of the body
+/// (nginx's lingering close): a client that writes its whole body before it reads
+/// would otherwise see the connection reset instead of the answer.
+async fn too_large<B: Body>(mut body: Pin<&mut B>, limit: usize) -> Response<ResponseBody> {
+    let until = Instant::now() + DRAIN_TIME;
+    let mut drained = 0_usize;
+    while drained < DRAIN_BYTES {
+        match tokio::time::timeout_at(until, body.frame()).await {
+            Ok(Some(Ok(frame))) => drained += frame.data_ref().map_or(0, bytes::Buf::remaining),
+            _ => break,
+        }
+    }
+    reject(Rejection::TooLarge { limit })
+}
+
+/// Answers a request rejected before the receiver saw it, logged like the receiver's.
+/// The connection is not kept alive: its body was not read whole.
+fn reject(rejection: Rejection) -> Response<ResponseBody> {
+    let outcome = Outcome::new(Err(rejection));
+    outcome.log();
+    let mut response = respond(&outcome);
+    response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
+}
+
+fn respond(outcome: &Outcome) -> Response<ResponseBody> {
+    let body = match outcome.body() {
+        std::borrow::Cow::Borrowed(text) => Bytes::from_static(text.as_bytes()),
+        std::borrow::Cow::Owned(text) => Bytes::from(text),
+    };
+    json(outcome.status(), body)
+}
+
+fn json(status: StatusCode, body: Bytes) -> Response<ResponseBody> {
+    let mut response = Response::new(ResponseBody::new(body));
+    *response.status_mut() = status;
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
