@@ -85,6 +85,7 @@
 //! | feature | adds |
 //! | --- | --- |
 //! | `axum` (default) | `axum::post`: mount a receiver on an axum route; `axum::serve` |
+//! | `actix` | `actix::post`: mount a receiver on an actix-web 4 route |
 //! | `tower` (with `axum`) | [`Receiver`] is a tower `Service` over any `http_body::Body`: hyper, tonic, Lambda |
 //! | `redis` | `store::RedisStore`: many replicas, one Redis 7+ |
 //! | `postgres` | `store::PostgresStore`: many replicas, one PostgreSQL |
@@ -131,6 +132,10 @@ pub use hookroute_runtime::service;
 /// Mount a [`Receiver`] on an axum route: `hookroute::axum::post(receiver)`.
 #[cfg(feature = "axum")]
 pub use hookroute_runtime::axum_adapter as axum;
+
+/// Mount a [`Receiver`] on an actix-web 4 route: `hookroute::actix::post(receiver)`.
+#[cfg(feature = "actix")]
+pub use hookroute_runtime::actix_adapter as actix;
 
 /// One `#[tokio::test]` per store conformance check (feature `testing`); see
 /// [`testing::conformance`].

@@ -1,5 +1,6 @@
 //! The receiver behind each HTTP stack, over a real TCP socket on 127.0.0.1: the
-//! same tests for axum and for the bare tower service under hyper.
+//! same tests for axum, for the bare tower service under hyper, and for actix-web
+//! (feature `actix`).
 
 mod support;
 
@@ -80,6 +81,9 @@ enum Stack {
     Axum,
     /// The receiver as a tower service, served by hyper alone.
     Hyper,
+    /// `hookroute::actix::post` on an actix-web app, served by actix-web.
+    #[cfg(feature = "actix")]
+    Actix,
 }
 
 struct Server {
@@ -121,6 +125,20 @@ impl Server {
                             let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, service).await;
                         });
                     }
+                });
+            }
+            #[cfg(feature = "actix")]
+            Stack::Actix => {
+                // actix-web runs its own runtime, on a thread of its own.
+                let listener = listener.into_std().unwrap();
+                std::thread::spawn(move || {
+                    actix_web::rt::System::new().block_on(async move {
+                        let app = move || {
+                            actix_web::App::new().route("/webhooks/groq", hookroute::actix::post(receiver.clone()))
+                        };
+                        let server = actix_web::HttpServer::new(app).workers(1).disable_signals().listen(listener);
+                        server.unwrap().run().await.unwrap();
+                    });
                 });
             }
         }
@@ -397,6 +415,15 @@ macro_rules! on_every_stack {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $test() {
                     super::$test(super::Stack::Hyper).await;
+                }
+            )*
+        }
+        #[cfg(feature = "actix")]
+        mod on_actix {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    super::$test(super::Stack::Actix).await;
                 }
             )*
         }

@@ -3,9 +3,10 @@
 //! oversized body before they read. Each test bounds how long it waits; a wait that
 //! runs out means the server held on to what it should have let go.
 
+mod support;
+
 use std::future::IntoFuture;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use hookroute::testing::{SignedDelivery, TestEvent};
@@ -117,16 +118,6 @@ async fn idle_clients_past_the_connection_cap_do_not_stop_a_genuine_delivery() {
     }
 }
 
-/// A child process, killed when dropped.
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// The attack on the example receiver as users run it: 1,024 file descriptors,
 /// 1,100 idle sockets. Before, `accept()` failed with "Too many open files" for as
 /// long as the sockets stayed open, and the genuine delivery timed out. At 1,024 the
@@ -146,36 +137,14 @@ async fn idle_sockets_past_the_descriptor_limit_do_not_stop_the_example_receiver
 
 /// Starts `examples/groq_receiver` (as `cargo test` builds it) with at most
 /// `descriptors` open files; answers it and its address.
-fn example_receiver(descriptors: usize) -> (Server, String) {
-    let example = std::env::current_exe().unwrap().parent().unwrap().parent().unwrap().join("examples/groq_receiver");
-    assert!(example.exists(), "{} is built by `cargo test` (or `cargo build --examples`)", example.display());
-    let mut child = Command::new("sh")
+fn example_receiver(descriptors: usize) -> (support::Example, String) {
+    let example = support::example_path("groq_receiver");
+    let mut command = Command::new("sh");
+    command
         .args(["-c", &format!("ulimit -n {descriptors} && exec \"$0\""), example.to_str().unwrap()])
         .env("GROQ_WEBHOOK_SECRET", SECRET)
-        .env("PORT", "0")
-        .env("RUST_LOG", "info")
-        .env_remove("HOOKROUTE_STORE")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = BufReader::new(child.stdout.take().unwrap());
-    let server = Server(child);
-    let (found, address) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut found = Some(found);
-        for line in stdout.lines().map_while(Result::ok) {
-            if let Some(at) = line.find("listening on http://") {
-                let rest = &line[at + "listening on http://".len()..];
-                let address = rest.split('/').next().unwrap_or_default().to_owned();
-                if let Some(found) = found.take() {
-                    let _ = found.send(address);
-                }
-            }
-        }
-    });
-    let address = address.recv_timeout(Duration::from_secs(60)).expect("the example receiver starts");
-    (server, address)
+        .env_remove("HOOKROUTE_STORE");
+    support::Example::start(command)
 }
 
 #[tokio::test]

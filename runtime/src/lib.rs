@@ -13,6 +13,7 @@
 //! - `service` (feature `tower`, on with `axum`): the receiver as a tower `Service`
 //!   over any `http_body::Body`: axum, hyper, tonic, AWS Lambda.
 //! - `axum_adapter` (feature `axum`): mount a receiver on a route, and serve it.
+//! - `actix_adapter` (feature `actix`): mount a receiver on an actix-web route.
 //! - [`testing`]: build correctly signed deliveries in tests; with the `testing`
 //!   feature, the conformance suite every store passes.
 
@@ -30,6 +31,8 @@ pub mod store;
 pub mod testing;
 mod worker;
 
+#[cfg(feature = "actix")]
+pub mod actix_adapter;
 #[cfg(feature = "axum")]
 pub mod axum_adapter;
 #[cfg(feature = "tower")]

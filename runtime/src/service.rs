@@ -83,6 +83,15 @@ impl<H: WebhookHandlers, S: IdempotencyStore> Receiver<H, S> {
         B: Body,
         B::Error: Into<BoxError>,
     {
+        self.answer(request).await.map(ResponseBody::new)
+    }
+
+    /// [`handle`](Self::handle), with the body as plain bytes.
+    pub(crate) async fn answer<B>(&self, request: Request<B>) -> Response<Bytes>
+    where
+        B: Body,
+        B::Error: Into<BoxError>,
+    {
         let (parts, body) = request.into_parts();
         let mut body = pin!(body);
         if parts.method != Method::POST {
@@ -187,7 +196,7 @@ where
 /// Answers 413 after reading and dropping a bounded part of the rest of the body
 /// (nginx's lingering close): a client that writes its whole body before it reads
 /// would otherwise see the connection reset instead of the answer.
-async fn too_large<B: Body>(mut body: Pin<&mut B>, limit: usize) -> Response<ResponseBody> {
+async fn too_large<B: Body>(mut body: Pin<&mut B>, limit: usize) -> Response<Bytes> {
     let until = Instant::now() + DRAIN_TIME;
     let mut drained = 0_usize;
     while drained < DRAIN_BYTES {
@@ -201,7 +210,7 @@ async fn too_large<B: Body>(mut body: Pin<&mut B>, limit: usize) -> Response<Res
 
 /// Answers a request rejected before the receiver saw it, logged like the receiver's.
 /// The connection is not kept alive: its body was not read whole.
-fn reject(rejection: Rejection) -> Response<ResponseBody> {
+fn reject(rejection: Rejection) -> Response<Bytes> {
     let outcome = Outcome::new(Err(rejection));
     outcome.log();
     let mut response = respond(&outcome);
@@ -209,7 +218,7 @@ fn reject(rejection: Rejection) -> Response<ResponseBody> {
     response
 }
 
-fn respond(outcome: &Outcome) -> Response<ResponseBody> {
+fn respond(outcome: &Outcome) -> Response<Bytes> {
     let body = match outcome.body() {
         std::borrow::Cow::Borrowed(text) => Bytes::from_static(text.as_bytes()),
         std::borrow::Cow::Owned(text) => Bytes::from(text),
@@ -217,8 +226,8 @@ fn respond(outcome: &Outcome) -> Response<ResponseBody> {
     json(outcome.status(), body)
 }
 
-fn json(status: StatusCode, body: Bytes) -> Response<ResponseBody> {
-    let mut response = Response::new(ResponseBody::new(body));
+fn json(status: StatusCode, body: Bytes) -> Response<Bytes> {
+    let mut response = Response::new(body);
     *response.status_mut() = status;
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     response

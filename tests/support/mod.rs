@@ -206,3 +206,54 @@ impl Runs {
         self.0.lock().unwrap().iter().filter(|(_, &count)| count != 1).map(|(id, &count)| (id.clone(), count)).collect()
     }
 }
+
+/// The path of an example as `cargo test` builds it (examples are built beside the tests).
+pub fn example_path(name: &str) -> std::path::PathBuf {
+    let path = std::env::current_exe().unwrap().parent().unwrap().parent().unwrap().join("examples").join(name);
+    assert!(path.exists(), "{} is built by `cargo test` (or `cargo build --examples`)", path.display());
+    path
+}
+
+/// An example receiver running as a child process, killed when dropped.
+#[derive(Debug)]
+pub struct Example(Child);
+
+impl Example {
+    /// Runs `command` with `PORT=0` and `RUST_LOG=info`, and waits for the address it
+    /// logs (`listening on http://ADDRESS/...`) on stdout.
+    pub fn start(mut command: Command) -> (Self, String) {
+        use std::io::BufRead as _;
+        let mut child = command
+            .env("PORT", "0")
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+        let example = Self(child);
+        let (found, address) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut found = Some(found);
+            for line in stdout.lines().map_while(Result::ok) {
+                if let Some(at) = line.find("listening on http://") {
+                    let rest = &line[at + "listening on http://".len()..];
+                    let address = rest.split('/').next().unwrap_or_default().to_owned();
+                    if let Some(found) = found.take() {
+                        let _ = found.send(address);
+                    }
+                }
+            }
+        });
+        let address = address.recv_timeout(Duration::from_secs(60)).expect("the example receiver starts");
+        (example, address)
+    }
+}
+
+impl Drop for Example {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
