@@ -86,6 +86,7 @@
 //! | --- | --- |
 //! | `axum` (default) | `axum::post`: mount a receiver on an axum route; `axum::serve` |
 //! | `actix` | `actix::post`: mount a receiver on an actix-web 4 route |
+//! | `lambda` | `lambda::run`: the receiver as an AWS Lambda function (API Gateway, function URLs, ALB) |
 //! | `tower` (with `axum`) | [`Receiver`] is a tower `Service` over any `http_body::Body`: hyper, tonic, Lambda |
 //! | `redis` | `store::RedisStore`: many replicas, one Redis 7+ |
 //! | `postgres` | `store::PostgresStore`: many replicas, one PostgreSQL |
@@ -136,6 +137,10 @@ pub use hookroute_runtime::axum_adapter as axum;
 /// Mount a [`Receiver`] on an actix-web 4 route: `hookroute::actix::post(receiver)`.
 #[cfg(feature = "actix")]
 pub use hookroute_runtime::actix_adapter as actix;
+
+/// Run a [`Receiver`] as an AWS Lambda function: `hookroute::lambda::run(receiver)`.
+#[cfg(feature = "lambda")]
+pub use hookroute_runtime::lambda_adapter as lambda;
 
 /// One `#[tokio::test]` per store conformance check (feature `testing`); see
 /// [`testing::conformance`].

@@ -37,3 +37,113 @@ async fn the_actix_example_processes_once_and_rejects_a_forgery() {
     let forged = delivery("resource.created", "evt_actix_forged", "not-the-secret");
     assert_eq!(send(&url, &forged).await.0, 401);
 }
+
+/// A stand-in for the Lambda runtime API on 127.0.0.1: hands out the queued events
+/// (`GET …/invocation/next`) and collects what the function answers.
+struct RuntimeApi {
+    address: std::net::SocketAddr,
+    events: tokio::sync::mpsc::UnboundedSender<(String, String)>,
+    answers: tokio::sync::mpsc::UnboundedReceiver<(String, String)>,
+}
+
+impl RuntimeApi {
+    async fn start() -> Self {
+        use axum::extract::{Path, State};
+        use axum::routing::{get, post};
+        use std::sync::Arc;
+        use tokio::sync::{mpsc, Mutex};
+
+        type Queue = Arc<Mutex<mpsc::UnboundedReceiver<(String, String)>>>;
+        let (events, queue) = mpsc::unbounded_channel::<(String, String)>();
+        let (answer, answers) = mpsc::unbounded_channel();
+        let next = |State((queue, _)): State<(Queue, mpsc::UnboundedSender<(String, String)>)>| async move {
+            let Some((id, event)) = queue.lock().await.recv().await else {
+                return axum::http::Response::builder().status(500).body(axum::body::Body::empty()).unwrap();
+            };
+            let deadline =
+                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() + 30_000;
+            axum::http::Response::builder()
+                .header("lambda-runtime-aws-request-id", id)
+                .header("lambda-runtime-deadline-ms", deadline.to_string())
+                .header("lambda-runtime-invoked-function-arn", "arn:aws:lambda:eu-west-1:123456789012:function:hooks")
+                .header("content-type", "application/json")
+                .body(axum::body::Body::from(event))
+                .unwrap()
+        };
+        let respond = |Path((id, kind)): Path<(String, String)>,
+                       State((_, answer)): State<(Queue, mpsc::UnboundedSender<(String, String)>)>,
+                       body: String| async move {
+            let _ = answer.send((id, format!("{kind}: {body}")));
+            axum::http::StatusCode::ACCEPTED
+        };
+        let app = axum::Router::new()
+            .route("/2018-06-01/runtime/invocation/next", get(next))
+            .route("/2018-06-01/runtime/invocation/{id}/{kind}", post(respond))
+            .with_state((Arc::new(Mutex::new(queue)), answer));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        Self { address, events, answers }
+    }
+
+    /// Invokes the function with `event`; answers the gateway response it returned.
+    async fn invoke(&mut self, id: &str, event: String) -> serde_json::Value {
+        self.events.send((id.to_owned(), event)).unwrap();
+        let (answered, answer) =
+            tokio::time::timeout(std::time::Duration::from_secs(30), self.answers.recv()).await.unwrap().unwrap();
+        assert_eq!(answered, id);
+        let body = answer.strip_prefix("response: ").unwrap_or_else(|| panic!("the function failed: {answer}"));
+        serde_json::from_str(body).unwrap()
+    }
+}
+
+/// An API Gateway HTTP API / function URL event carrying `delivery`, base64-encoded.
+fn gateway_event(delivery: &SignedDelivery) -> String {
+    use base64::Engine as _;
+    let headers: serde_json::Map<_, _> =
+        delivery.header_pairs().into_iter().map(|(name, value)| (name, value.into())).collect();
+    serde_json::json!({
+        "version": "2.0", "routeKey": "$default", "rawPath": "/", "rawQueryString": "",
+        "headers": headers,
+        "requestContext": {
+            "accountId": "123456789012", "apiId": "abc123", "domainName": "abc123.lambda-url.eu-west-1.on.aws",
+            "domainPrefix": "abc123", "requestId": "r", "routeKey": "$default", "stage": "$default",
+            "time": "23/Nov/2026:18:00:00 +0000", "timeEpoch": 0,
+            "http": { "method": "POST", "path": "/", "protocol": "HTTP/1.1", "sourceIp": "192.0.2.1", "userAgent": "t" }
+        },
+        "body": base64::engine::general_purpose::STANDARD.encode(&delivery.body),
+        "isBase64Encoded": true
+    })
+    .to_string()
+}
+
+/// The Lambda example as the Lambda runtime runs it: a process that asks the runtime
+/// API for events and posts its answers back.
+#[tokio::test]
+async fn the_lambda_example_answers_the_runtime_api() {
+    let mut api = RuntimeApi::start().await;
+    let mut child = Command::new(support::example_path("lambda_receiver"))
+        .env("GROQ_WEBHOOK_SECRET", SECRET)
+        .env("AWS_LAMBDA_RUNTIME_API", api.address.to_string())
+        .env("AWS_LAMBDA_FUNCTION_NAME", "hooks")
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        .env_remove("HOOKROUTE_STORE")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let genuine = delivery("resource.created", "evt_lambda_example", SECRET);
+    let forged = delivery("resource.created", "evt_lambda_forged", "not-the-secret");
+    let answers = [
+        api.invoke("1", gateway_event(&genuine)).await,
+        api.invoke("2", gateway_event(&genuine)).await,
+        api.invoke("3", gateway_event(&forged)).await,
+    ];
+    let _ = child.kill();
+    let _ = child.wait();
+    let answers: Vec<_> =
+        answers.iter().map(|a| (a["statusCode"].as_u64().unwrap(), a["body"].as_str().unwrap())).collect();
+    assert_eq!(answers[0], (200, r#"{"status":"processed"}"#));
+    assert_eq!(answers[1], (200, r#"{"status":"duplicate"}"#));
+    assert_eq!(answers[2].0, 401, "{answers:?}");
+}

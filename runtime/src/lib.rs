@@ -14,6 +14,7 @@
 //!   over any `http_body::Body`: axum, hyper, tonic, AWS Lambda.
 //! - `axum_adapter` (feature `axum`): mount a receiver on a route, and serve it.
 //! - `actix_adapter` (feature `actix`): mount a receiver on an actix-web route.
+//! - `lambda_adapter` (feature `lambda`): run a receiver as an AWS Lambda function.
 //! - [`testing`]: build correctly signed deliveries in tests; with the `testing`
 //!   feature, the conformance suite every store passes.
 
@@ -35,6 +36,8 @@ mod worker;
 pub mod actix_adapter;
 #[cfg(feature = "axum")]
 pub mod axum_adapter;
+#[cfg(feature = "lambda")]
+pub mod lambda_adapter;
 #[cfg(feature = "tower")]
 pub mod service;
 
