@@ -87,6 +87,7 @@
 //! | `axum` (default) | `axum::post`: mount a receiver on an axum route; `axum::serve` |
 //! | `actix` | `actix::post`: mount a receiver on an actix-web 4 route |
 //! | `lambda` | `lambda::run`: the receiver as an AWS Lambda function (API Gateway, function URLs, ALB) |
+//! | `metrics` | deliveries, durations, store and inbox calls, inbox depth through the `metrics` facade |
 //! | `tower` (with `axum`) | [`Receiver`] is a tower `Service` over any `http_body::Body`: hyper, tonic, Lambda |
 //! | `redis` | `store::RedisStore`: many replicas, one Redis 7+ |
 //! | `postgres` | `store::PostgresStore`: many replicas, one PostgreSQL |
@@ -122,7 +123,7 @@ pub use hookroute_runtime::{
     HandlerError, HandlerFailure, HandlerOutput, IdempotencyStore, MemoryStore, Outcome, Parsed, Provider, Receiver,
     ReceiverBuilder, Rejection, Secret, SecretError, Shopify, Slack, StandardWebhooks, Stripe, UnknownEvent,
     VerifyError, WebhookHandlers, Worker, WorkerHandle, DEFAULT_BODY_LIMIT, DEFAULT_BODY_TIMEOUT, DEFAULT_CONCURRENCY,
-    DEFAULT_HANDLER_TIMEOUT, DEFAULT_LEASE, DEFAULT_UNVERIFIED_BYTES, DEFAULT_WORKER_LEASE,
+    DEFAULT_HANDLER_TIMEOUT, DEFAULT_LEASE, DEFAULT_STATS_INTERVAL, DEFAULT_UNVERIFIED_BYTES, DEFAULT_WORKER_LEASE,
 };
 
 /// The [`Receiver`] as a tower `Service` over any `http_body::Body`: hyper, tonic,
@@ -141,6 +142,10 @@ pub use hookroute_runtime::actix_adapter as actix;
 /// Run a [`Receiver`] as an AWS Lambda function: `hookroute::lambda::run(receiver)`.
 #[cfg(feature = "lambda")]
 pub use hookroute_runtime::lambda_adapter as lambda;
+
+/// The metrics a receiver and its workers report, and their names (feature `metrics`).
+#[cfg(feature = "metrics")]
+pub use hookroute_runtime::metrics;
 
 /// One `#[tokio::test]` per store conformance check (feature `testing`); see
 /// [`testing::conformance`].

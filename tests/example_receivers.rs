@@ -147,3 +147,37 @@ async fn the_lambda_example_answers_the_runtime_api() {
     assert_eq!(answers[1], (200, r#"{"status":"duplicate"}"#));
     assert_eq!(answers[2].0, 401, "{answers:?}");
 }
+
+#[tokio::test]
+async fn the_metrics_example_counts_deliveries_at_its_metrics_endpoint() {
+    let mut command = Command::new(support::example_path("metrics_receiver"));
+    command.env("GROQ_WEBHOOK_SECRET", SECRET);
+    let (_example, address) = support::Example::start(command);
+    let url = format!("http://{address}/webhooks/groq");
+    for id in ["evt_m1", "evt_m2"] {
+        assert_eq!(send(&url, &delivery("resource.created", id, SECRET)).await.0, 200);
+    }
+    assert_eq!(send(&url, &delivery("resource.created", "evt_m1", SECRET)).await.1, r#"{"status":"duplicate"}"#);
+    assert_eq!(send(&url, &delivery("resource.created", "evt_m3", "forged")).await.0, 401);
+    assert_eq!(send(&url, &delivery("resource.updated", "evt_m4", SECRET)).await.1, r#"{"status":"ignored"}"#);
+
+    let text = reqwest::get(format!("http://{address}/metrics")).await.unwrap().text().await.unwrap();
+    let deliveries = |event_type, outcome| {
+        let labels = [("webhook_provider", "groq"), ("webhook_event_type", event_type), ("hookroute_outcome", outcome)];
+        support::prometheus_sample(&text, "hookroute_deliveries", &labels)
+    };
+    assert_eq!(deliveries("resource.created", "processed"), Some(2.0), "{text}");
+    assert_eq!(deliveries("resource.created", "duplicate"), Some(1.0), "{text}");
+    // Rejected before its event was read; and a type no handler declares.
+    assert_eq!(deliveries("unknown", "unverified"), Some(1.0), "{text}");
+    assert_eq!(deliveries("unknown", "ignored"), Some(1.0), "{text}");
+    let claims = [("db_system_name", "memory"), ("db_operation_name", "claim")];
+    assert_eq!(
+        support::prometheus_sample(&text, "hookroute_store_operation_duration_count", &claims),
+        Some(3.0),
+        "{text}"
+    );
+    let handlers = [("webhook_event_type", "resource.created"), ("hookroute_handler_result", "ok")];
+    assert_eq!(support::prometheus_sample(&text, "hookroute_handler_duration_count", &handlers), Some(2.0), "{text}");
+    assert!(text.contains("# HELP hookroute_deliveries"), "described: {text}");
+}

@@ -7,7 +7,13 @@ use std::process::ExitCode;
 
 use hookroute::{Provider, Receiver, WebhookHandlers};
 
+#[allow(dead_code)] // metrics_receiver calls `serve_with`
 pub(crate) async fn serve<H: WebhookHandlers>(handlers: H) -> ExitCode {
+    serve_with(handlers, axum::Router::new()).await
+}
+
+/// [`serve`], with more routes beside the receiver's (`/metrics`, say).
+pub(crate) async fn serve_with<H: WebhookHandlers>(handlers: H, routes: axum::Router) -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,hookroute=info".into()),
@@ -40,7 +46,7 @@ pub(crate) async fn serve<H: WebhookHandlers>(handlers: H) -> ExitCode {
         }
     };
     let route = format!("/webhooks/{}", <H::Provider as Provider>::NAME);
-    let app = axum::Router::new().route(&route, hookroute::axum::post(receiver));
+    let app = routes.route(&route, hookroute::axum::post(receiver));
     let listener = match tokio::net::TcpListener::bind(("127.0.0.1", port)).await {
         Ok(listener) => listener,
         Err(error) => {

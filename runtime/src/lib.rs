@@ -15,6 +15,8 @@
 //! - `axum_adapter` (feature `axum`): mount a receiver on a route, and serve it.
 //! - `actix_adapter` (feature `actix`): mount a receiver on an actix-web route.
 //! - `lambda_adapter` (feature `lambda`): run a receiver as an AWS Lambda function.
+//! - `metrics` (feature `metrics`): what a receiver and its workers report through
+//!   the `metrics` facade, and under which names.
 //! - [`testing`]: build correctly signed deliveries in tests; with the `testing`
 //!   feature, the conformance suite every store passes.
 
@@ -25,6 +27,9 @@
 mod event;
 mod handler;
 pub mod inbox;
+#[cfg(feature = "metrics")]
+pub mod metrics;
+mod observe;
 pub mod provider;
 mod receiver;
 mod secret;
@@ -52,7 +57,7 @@ pub use receiver::{
 };
 pub use secret::{Secret, SecretError};
 pub use store::{IdempotencyStore, MemoryStore};
-pub use worker::{Worker, WorkerHandle, DEFAULT_CONCURRENCY, DEFAULT_WORKER_LEASE};
+pub use worker::{Worker, WorkerHandle, DEFAULT_CONCURRENCY, DEFAULT_STATS_INTERVAL, DEFAULT_WORKER_LEASE};
 
 /// What the code `#[webhook_handlers]` generates refers to. Not a public API.
 #[doc(hidden)]

@@ -10,10 +10,12 @@ use std::time::{Duration, SystemTime};
 use futures_util::FutureExt;
 use http::{HeaderMap, StatusCode};
 use tokio::time::error::Elapsed;
+use tracing::Instrument as _;
 
 use crate::event::EventMeta;
 use crate::handler::{Parsed, WebhookHandlers};
 use crate::inbox::{encode_headers, Enqueued, Inbox, NewDelivery, RetrySchedule};
+use crate::observe;
 use crate::provider::{ConfigError, EnvelopeError, Provider, ProviderConfig, VerifyError, DEFAULT_TOLERANCE};
 use crate::secret::Secret;
 use crate::store::{Claim, ClaimToken, IdempotencyStore, MemoryStore, StoreError, DEFAULT_TTL};
@@ -88,6 +90,17 @@ pub(crate) struct Inner<H: WebhookHandlers, S> {
 
 /// How many ignored event types a receiver remembers having warned about.
 const IGNORED_TYPES_KEPT: usize = 256;
+
+impl<H: WebhookHandlers, S: IdempotencyStore> Inner<H, S> {
+    /// Runs one call to the store, timed and counted (feature `metrics`).
+    fn store_call<'a, T: 'a>(
+        &self,
+        operation: &'static str,
+        call: impl Future<Output = Result<T, StoreError>> + 'a,
+    ) -> impl Future<Output = Result<T, StoreError>> + 'a {
+        observe::call(observe::Backend::Store(self.store.backend()), operation, call)
+    }
+}
 
 impl<H: WebhookHandlers, S> Inner<H, S> {
     /// A delivery no handler takes is answered 200, and the provider never sends it
@@ -217,10 +230,39 @@ impl<H: WebhookHandlers, S: IdempotencyStore> Receiver<H, S> {
     }
 
     /// Receives one delivery, with the replay window checked against `now`.
+    ///
+    /// It runs in a `webhook.receive` span (`webhook.provider`, `webhook.event.type`,
+    /// `webhook.event.id`, `hookroute.outcome`, `http.response.status_code`), the
+    /// handler in a `webhook.handler` span inside it; the outcome is logged once, and
+    /// counted (feature `metrics`).
     pub async fn receive_at(&self, headers: &HeaderMap, body: &[u8], now: SystemTime) -> Outcome {
-        let outcome = Outcome(self.run(headers, body, now).await);
-        outcome.log();
+        let started = std::time::Instant::now();
+        let span = Self::span();
+        let outcome = Outcome(self.run(headers, body, now).instrument(span.clone()).await);
+        span.in_scope(|| Self::report(&outcome, started));
         outcome
+    }
+
+    /// The span of one delivery; its event fields are filled in once they are known.
+    pub(crate) fn span() -> tracing::Span {
+        tracing::info_span!(
+            "webhook.receive",
+            webhook.provider = <H::Provider as Provider>::NAME,
+            webhook.event.type = tracing::field::Empty,
+            webhook.event.id = tracing::field::Empty,
+            hookroute.outcome = tracing::field::Empty,
+            http.response.status_code = tracing::field::Empty,
+        )
+    }
+
+    /// Logs the outcome once, records it on the current span, and counts it.
+    pub(crate) fn report(outcome: &Outcome, started: std::time::Instant) {
+        let span = tracing::Span::current();
+        span.record("hookroute.outcome", outcome.as_str());
+        span.record("http.response.status_code", outcome.status().as_u16());
+        outcome.log();
+        let event_type = outcome.meta().map_or("unknown", |meta| observe::event_type_label::<H>(meta.event_type()));
+        observe::delivery(<H::Provider as Provider>::NAME, event_type, outcome.as_str(), started.elapsed());
     }
 
     async fn run(&self, headers: &HeaderMap, body: &[u8], now: SystemTime) -> Result<Delivered, Rejection> {
@@ -232,6 +274,7 @@ impl<H: WebhookHandlers, S: IdempotencyStore> Receiver<H, S> {
         let verified = inner.provider.verify(headers, body, now)?;
         let envelope = H::Provider::envelope(headers, body)?;
         let (meta, data) = envelope.into_meta(&inner.namespace, <H::Provider as Provider>::NAME, verified.timestamp);
+        record_event(&tracing::Span::current(), &meta);
         if !H::handles(&meta) {
             return Ok(inner.ignored(meta));
         }
@@ -242,16 +285,18 @@ impl<H: WebhookHandlers, S: IdempotencyStore> Receiver<H, S> {
         // Claimed before the data is parsed: a duplicate's data is never read.
         let key = meta.store_key();
         let claimed_at = tokio::time::Instant::now();
-        let token = match NotAcquired::check(inner.store.claim(key, inner.settings.lease).await) {
-            Ok(token) => token,
-            Err(not) => return not.answer(meta),
-        };
+        let token =
+            match NotAcquired::check(inner.store_call("claim", inner.store.claim(key, inner.settings.lease)).await) {
+                Ok(token) => token,
+                Err(not) => return not.answer(meta),
+            };
         // An id the signature does not cover: the signed bytes are claimed too, so the
         // same body under a fresh id is a duplicate.
         let body_key = (!H::Provider::SIGNS_ID).then(|| body_key(&inner.namespace, &meta, body));
         let mut guard = ClaimGuard { inner: &self.inner, held: [Some((key, token)), None] };
         if let Some(body_key) = body_key.as_deref() {
-            match NotAcquired::check(inner.store.claim(body_key, inner.settings.lease).await) {
+            match NotAcquired::check(inner.store_call("claim", inner.store.claim(body_key, inner.settings.lease)).await)
+            {
                 Ok(token) => guard.held[1] = Some((body_key, token)),
                 Err(not) => {
                     guard.release().await;
@@ -272,19 +317,30 @@ impl<H: WebhookHandlers, S: IdempotencyStore> Receiver<H, S> {
         };
 
         let handler = AssertUnwindSafe(inner.handlers.dispatch(event, &meta)).catch_unwind();
+        let handler = handler.instrument(handler_span(&meta, None));
+        let started = std::time::Instant::now();
         let failure = match with_deadline(inner.settings.handler_timeout, handler).await {
             Ok(Ok(Ok(()))) => None,
             Ok(Ok(Err(error))) => Some(HandlerFailure::Error(error.to_string())),
             Ok(Err(panic)) => Some(HandlerFailure::Panic(panic_message(panic.as_ref()))),
             Err(_elapsed) => Some(HandlerFailure::Timeout(inner.settings.handler_timeout)),
         };
+        let result = failure.as_ref().map_or("ok", HandlerFailure::as_str);
+        observe::handler(
+            <H::Provider as Provider>::NAME,
+            observe::event_type_label::<H>(meta.event_type()),
+            result,
+            started.elapsed(),
+        );
         match failure {
             None => {
                 // The handler ran: the provider is told so whatever the store says, and
                 // the completion is retried, past this request, until the lease ends.
                 let until = claimed_at + inner.settings.lease;
                 for (key, token) in guard.disarm().into_iter().flatten() {
-                    if let Err(error) = inner.store.complete(key, &token, inner.settings.ttl).await {
+                    if let Err(error) =
+                        inner.store_call("complete", inner.store.complete(key, &token, inner.settings.ttl)).await
+                    {
                         tracing::warn!(key = %key, error = %error, "event processed; recording it as done failed, retrying");
                         tokio::spawn(complete_until(Arc::clone(&self.inner), key.to_owned(), token, until));
                     }
@@ -297,6 +353,17 @@ impl<H: WebhookHandlers, S: IdempotencyStore> Receiver<H, S> {
             }
         }
     }
+}
+
+/// Fills in a delivery span's event fields. The id comes from the sender: escaped.
+pub(crate) fn record_event(span: &tracing::Span, meta: &EventMeta) {
+    span.record("webhook.event.type", meta.event_type());
+    span.record("webhook.event.id", tracing::field::display(meta.id().escape_debug()));
+}
+
+/// The span a handler runs in, inside its delivery's.
+pub(crate) fn handler_span(meta: &EventMeta, attempt: Option<u32>) -> tracing::Span {
+    tracing::info_span!("webhook.handler", webhook.event.type = meta.event_type(), webhook.attempt = attempt)
 }
 
 /// Why a claim was not acquired: the answer the delivery gets.
@@ -361,7 +428,8 @@ async fn complete_until<H: WebhookHandlers, S: IdempotencyStore>(
         tokio::time::sleep(pause).await;
         pause = (pause * 2).min(Duration::from_secs(1));
         tries += 1;
-        match tokio::time::timeout_at(until, inner.store.complete(&key, &token, inner.settings.ttl)).await {
+        let complete = inner.store_call("complete", inner.store.complete(&key, &token, inner.settings.ttl));
+        match tokio::time::timeout_at(until, complete).await {
             Ok(Ok(())) => {
                 tracing::info!(key = %key, tries, "event recorded as done");
                 return;
@@ -394,7 +462,7 @@ async fn enqueue<P: Provider>(
         body,
         signed_at: meta.timestamp(),
     };
-    match mode.inbox.enqueue(&delivery).await {
+    match observe::call(observe::Backend::Inbox(mode.inbox.backend()), "enqueue", mode.inbox.enqueue(&delivery)).await {
         Ok(Enqueued::Queued) => {
             mode.wake.notify_one();
             Ok(Delivered::new(DeliveredKind::Queued, meta))
@@ -437,7 +505,7 @@ impl<'a, H: WebhookHandlers, S: IdempotencyStore> ClaimGuard<'a, H, S> {
     /// Armed until the store answers: dropped mid-way, it still releases.
     async fn release(mut self) {
         for (key, token) in self.held.iter().flatten() {
-            if let Err(error) = self.inner.store.release(key, token).await {
+            if let Err(error) = self.inner.store_call("release", self.inner.store.release(key, token)).await {
                 tracing::warn!(key = %key, error = %error, "could not release the claim; it frees when its lease ends");
             }
         }
@@ -459,7 +527,7 @@ impl<H: WebhookHandlers, S: IdempotencyStore> Drop for ClaimGuard<'_, H, S> {
         runtime.spawn(async move {
             // Released only if these tokens still hold the claims.
             for (key, token) in held.into_iter().flatten() {
-                let _ = inner.store.release(&key, &token).await;
+                let _ = inner.store_call("release", inner.store.release(&key, &token)).await;
             }
         });
     }
@@ -529,16 +597,42 @@ impl Outcome {
         self.0
     }
 
+    /// `processed`, `queued`, `duplicate`, `ignored`, or the rejection's
+    /// [`kind`](Rejection::kind): the `hookroute.outcome` of metrics and spans.
+    pub fn as_str(&self) -> &'static str {
+        match &self.0 {
+            Ok(delivered) => delivered.kind.as_str(),
+            Err(rejection) => rejection.kind(),
+        }
+    }
+
+    /// The event's facts, when the delivery got as far as naming its event.
+    fn meta(&self) -> Option<&EventMeta> {
+        match &self.0 {
+            Ok(delivered) => Some(&delivered.meta),
+            Err(Rejection::Data { meta, .. } | Rejection::InFlight { meta } | Rejection::Handler { meta, .. }) => {
+                Some(meta)
+            }
+            Err(_) => None,
+        }
+    }
+
+    /// Logs the outcome, once, at the level it deserves: what an operator must act on
+    /// (a failed handler, a store or inbox down) as an error; what a sender got wrong
+    /// or the server refused to hold as a warning; the rest as information.
     pub(crate) fn log(&self) {
         match &self.0 {
             Ok(delivered) => tracing::info!(
                 outcome = delivered.kind().as_str(),
-                id = delivered.meta().id(),
+                id = %delivered.meta().id().escape_debug(),
                 event_type = delivered.meta().event_type(),
                 "webhook delivered"
             ),
-            Err(rejection @ Rejection::Handler { .. }) => {
+            Err(rejection @ (Rejection::Handler { .. } | Rejection::Store(_) | Rejection::Inbox(_))) => {
                 tracing::error!(status = rejection.status().as_u16(), "{rejection}");
+            }
+            Err(rejection @ Rejection::InFlight { .. }) => {
+                tracing::info!(status = rejection.status().as_u16(), "{rejection}");
             }
             Err(rejection) => tracing::warn!(status = rejection.status().as_u16(), "{rejection}"),
         }
@@ -603,6 +697,17 @@ pub enum HandlerFailure {
     Panic(String),
     /// It ran longer than the handler timeout.
     Timeout(Duration),
+}
+
+impl HandlerFailure {
+    /// `error`, `panic` or `timeout`: the `hookroute.handler.result` of metrics.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Error(_) => "error",
+            Self::Panic(_) => "panic",
+            Self::Timeout(_) => "timeout",
+        }
+    }
 }
 
 impl std::fmt::Display for HandlerFailure {
@@ -675,6 +780,26 @@ pub enum Rejection {
 }
 
 impl Rejection {
+    /// A short fixed name for the cause, for metrics, spans and dashboards:
+    /// `too_large`, `unverified`, `bad_envelope`, `bad_data`, `in_flight`,
+    /// `handler_failed`, `store_unavailable`, `inbox_unavailable`, `body_read_failed`,
+    /// `body_timeout` or `overloaded`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::TooLarge { .. } => "too_large",
+            Self::Verify(_) => "unverified",
+            Self::Envelope(_) => "bad_envelope",
+            Self::Data { .. } => "bad_data",
+            Self::InFlight { .. } => "in_flight",
+            Self::Handler { .. } => "handler_failed",
+            Self::Store(_) => "store_unavailable",
+            Self::Inbox(_) => "inbox_unavailable",
+            Self::BodyRead(_) => "body_read_failed",
+            Self::BodyTimeout { .. } => "body_timeout",
+            Self::Overloaded => "overloaded",
+        }
+    }
+
     /// The HTTP status for this rejection.
     pub fn status(&self) -> StatusCode {
         match self {
@@ -881,6 +1006,8 @@ impl<H: WebhookHandlers, S: IdempotencyStore> ReceiverBuilder<H, S> {
             None => secrets[0].fingerprint(),
         };
         let provider = H::Provider::from_config(ProviderConfig { secrets, tolerance: self.tolerance })?;
+        #[cfg(feature = "metrics")]
+        crate::metrics::describe();
         let inbox =
             self.inbox.map(|inbox| InboxMode { inbox, schedule: self.schedule, wake: tokio::sync::Notify::new() });
         Ok(Receiver {

@@ -92,6 +92,7 @@ impl<H: WebhookHandlers, S: IdempotencyStore> Receiver<H, S> {
         B: Body,
         B::Error: Into<BoxError>,
     {
+        let started = std::time::Instant::now();
         let (parts, body) = request.into_parts();
         let mut body = pin!(body);
         if parts.method != Method::POST {
@@ -107,7 +108,7 @@ impl<H: WebhookHandlers, S: IdempotencyStore> Receiver<H, S> {
             .and_then(|value| value.to_str().ok())
             .and_then(|value| value.parse::<u64>().ok());
         if declared.is_some_and(|len| len > limit as u64) {
-            return too_large(body, limit).await;
+            return self.too_large(body, started).await;
         }
 
         // The bytes of bodies not yet verified are counted against the receiver's
@@ -119,9 +120,9 @@ impl<H: WebhookHandlers, S: IdempotencyStore> Receiver<H, S> {
         let mut read = 0_usize;
         loop {
             let frame = match tokio::time::timeout_at(deadline, body.frame()).await {
-                Err(_elapsed) => return reject(Rejection::BodyTimeout { after: self.body_timeout() }),
+                Err(_elapsed) => return Self::reject(Rejection::BodyTimeout { after: self.body_timeout() }, started),
                 Ok(None) => break,
-                Ok(Some(Err(error))) => return reject(Rejection::BodyRead(error.into().to_string())),
+                Ok(Some(Err(error))) => return Self::reject(Rejection::BodyRead(error.into().to_string()), started),
                 Ok(Some(Ok(frame))) => frame,
             };
             let Ok(mut data) = frame.into_data() else { continue };
@@ -131,11 +132,11 @@ impl<H: WebhookHandlers, S: IdempotencyStore> Receiver<H, S> {
             }
             read += data.len();
             if read > limit {
-                return too_large(body, limit).await;
+                return self.too_large(body, started).await;
             }
             let permit = u32::try_from(data.len()).ok().and_then(|bytes| budget.try_acquire_many(bytes).ok());
             let Some(permit) = permit else {
-                return reject(Rejection::Overloaded);
+                return Self::reject(Rejection::Overloaded, started);
             };
             match &mut held {
                 Some(held) => held.merge(permit),
@@ -193,29 +194,32 @@ where
     }
 }
 
-/// Answers 413 after reading and dropping a bounded part of the rest of the body
-/// (nginx's lingering close): a client that writes its whole body before it reads
-/// would otherwise see the connection reset instead of the answer.
-async fn too_large<B: Body>(mut body: Pin<&mut B>, limit: usize) -> Response<Bytes> {
-    let until = Instant::now() + DRAIN_TIME;
-    let mut drained = 0_usize;
-    while drained < DRAIN_BYTES {
-        match tokio::time::timeout_at(until, body.frame()).await {
-            Ok(Some(Ok(frame))) => drained += frame.data_ref().map_or(0, bytes::Buf::remaining),
-            _ => break,
+impl<H: WebhookHandlers, S: IdempotencyStore> Receiver<H, S> {
+    /// Answers 413 after reading and dropping a bounded part of the rest of the body
+    /// (nginx's lingering close): a client that writes its whole body before it reads
+    /// would otherwise see the connection reset instead of the answer.
+    async fn too_large<B: Body>(&self, mut body: Pin<&mut B>, started: std::time::Instant) -> Response<Bytes> {
+        let until = Instant::now() + DRAIN_TIME;
+        let mut drained = 0_usize;
+        while drained < DRAIN_BYTES {
+            match tokio::time::timeout_at(until, body.frame()).await {
+                Ok(Some(Ok(frame))) => drained += frame.data_ref().map_or(0, bytes::Buf::remaining),
+                _ => break,
+            }
         }
+        Self::reject(Rejection::TooLarge { limit: self.body_limit() }, started)
     }
-    reject(Rejection::TooLarge { limit })
-}
 
-/// Answers a request rejected before the receiver saw it, logged like the receiver's.
-/// The connection is not kept alive: its body was not read whole.
-fn reject(rejection: Rejection) -> Response<Bytes> {
-    let outcome = Outcome::new(Err(rejection));
-    outcome.log();
-    let mut response = respond(&outcome);
-    response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
-    response
+    /// Answers a request rejected before the receiver saw it, reported (span, log,
+    /// metrics) as the receiver reports its own. The connection is not kept alive:
+    /// its body was not read whole.
+    fn reject(rejection: Rejection, started: std::time::Instant) -> Response<Bytes> {
+        let outcome = Outcome::new(Err(rejection));
+        Self::span().in_scope(|| Self::report(&outcome, started));
+        let mut response = respond(&outcome);
+        response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+        response
+    }
 }
 
 fn respond(outcome: &Outcome) -> Response<Bytes> {

@@ -10,12 +10,14 @@ use futures_util::FutureExt;
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
+use tracing::Instrument as _;
 
 use crate::event::EventMeta;
 use crate::handler::{HandlerError, Parsed, WebhookHandlers};
 use crate::inbox::{decode_headers, Inbox, InboxError, Lease, Leased, StoredDelivery};
+use crate::observe::{self, Backend};
 use crate::provider::{ConfigError, Provider};
-use crate::receiver::{panic_message, with_deadline, InboxMode, Receiver};
+use crate::receiver::{handler_span, panic_message, with_deadline, InboxMode, Receiver};
 use crate::store::IdempotencyStore;
 
 /// How long a worker's lease lasts by default; it is renewed every third of it while
@@ -24,6 +26,9 @@ pub const DEFAULT_WORKER_LEASE: Duration = Duration::from_secs(30);
 
 /// The longest a worker waits between two tries to reach an inbox that does not answer.
 const MAX_TAKE_BACKOFF: Duration = Duration::from_secs(2);
+
+/// How often a worker reads the inbox's stats into the metrics' gauges by default.
+pub const DEFAULT_STATS_INTERVAL: Duration = Duration::from_secs(15);
 
 /// How many handlers one worker runs at once by default.
 pub const DEFAULT_CONCURRENCY: usize = 4;
@@ -77,6 +82,8 @@ struct WorkerSettings {
     handler_timeout: Option<Duration>,
     /// How long a done delivery is remembered: the receiver's TTL.
     ttl: Duration,
+    /// How often the inbox's stats are read into the metrics' gauges.
+    stats_interval: Duration,
 }
 
 impl<H: WebhookHandlers, S: IdempotencyStore> fmt::Debug for Worker<H, S> {
@@ -106,6 +113,7 @@ impl<H: WebhookHandlers, S: IdempotencyStore> Receiver<H, S> {
                 grace: Duration::from_secs(30),
                 handler_timeout: None,
                 ttl: self.inner.settings.ttl,
+                stats_interval: DEFAULT_STATS_INTERVAL,
             },
         })
     }
@@ -151,6 +159,16 @@ impl<H: WebhookHandlers, S: IdempotencyStore> Worker<H, S> {
         self
     }
 
+    /// How often the inbox's [stats](crate::inbox::Inbox::stats) are read into the
+    /// `hookroute.inbox.depth` and `hookroute.inbox.oldest_age` gauges
+    /// ([`DEFAULT_STATS_INTERVAL`] unless set; at least 100 ms). Only with feature
+    /// `metrics`; every worker reads them, each a count over the whole inbox.
+    #[must_use]
+    pub fn stats_interval(mut self, every: Duration) -> Self {
+        self.settings.stats_interval = every.max(Duration::from_millis(100));
+        self
+    }
+
     /// Runs the worker in a task of its own; [`WorkerHandle::shutdown`] stops it.
     pub fn spawn(self) -> WorkerHandle {
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -170,6 +188,8 @@ impl<H: WebhookHandlers, S: IdempotencyStore> Worker<H, S> {
         let mut running = JoinSet::new();
         let mut shutdown = std::pin::pin!(shutdown);
         tracing::debug!(concurrency = settings.concurrency, lease = ?settings.lease, "inbox worker started");
+        #[cfg(feature = "metrics")]
+        let stats = tokio::spawn(read_stats(Arc::clone(&mode.inbox), settings.stats_interval));
         // While the inbox cannot be reached: how long to wait before asking again,
         // doubling up to MAX_TAKE_BACKOFF, and one warning per outage, not per poll.
         let mut backoff: Option<Duration> = None;
@@ -182,7 +202,8 @@ impl<H: WebhookHandlers, S: IdempotencyStore> Worker<H, S> {
                     Err(_closed) => break,
                 },
             };
-            let taken = mode.inbox.take(settings.lease).await;
+            let taken =
+                observe::call(Backend::Inbox(mode.inbox.backend()), "take", mode.inbox.take(settings.lease)).await;
             if taken.is_ok() && backoff.take().is_some() {
                 tracing::info!("the inbox can be reached again; taking deliveries");
             }
@@ -229,7 +250,23 @@ impl<H: WebhookHandlers, S: IdempotencyStore> Worker<H, S> {
             let _ = abort.send(true);
             while running.join_next().await.is_some() {}
         }
+        #[cfg(feature = "metrics")]
+        stats.abort();
         tracing::debug!("inbox worker stopped");
+    }
+}
+
+/// Reads the inbox's stats into the gauges, every `interval`, until aborted.
+#[cfg(feature = "metrics")]
+async fn read_stats(inbox: Arc<dyn Inbox>, interval: Duration) {
+    let mut every = tokio::time::interval(interval);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        // A failure is counted in `hookroute.inbox.errors`; the take loop says it.
+        if let Ok(stats) = observe::call(Backend::Inbox(inbox.backend()), "stats", inbox.stats()).await {
+            observe::inbox_stats(inbox.backend(), &stats);
+        }
     }
 }
 
@@ -260,14 +297,32 @@ enum Attempt {
     Stopped,
 }
 
-/// Takes one leased delivery to its next state.
+/// Takes one leased delivery to its next state, in a `webhook.process` span.
 async fn run_one<H: WebhookHandlers, S: IdempotencyStore>(
+    receiver: &Receiver<H, S>,
+    leased: Leased,
+    settings: WorkerSettings,
+    aborted: watch::Receiver<bool>,
+) {
+    let span = tracing::info_span!(
+        "webhook.process",
+        webhook.provider = <H::Provider as Provider>::NAME,
+        webhook.event.type = leased.delivery.event_type.as_str(),
+        webhook.event.id = %leased.delivery.id.escape_debug(),
+        webhook.attempt = leased.delivery.attempts,
+        hookroute.attempt.result = tracing::field::Empty,
+    );
+    attempt(receiver, leased, settings, aborted).instrument(span).await;
+}
+
+async fn attempt<H: WebhookHandlers, S: IdempotencyStore>(
     receiver: &Receiver<H, S>,
     leased: Leased,
     settings: WorkerSettings,
     mut aborted: watch::Receiver<bool>,
 ) {
     let Some(mode) = receiver.inner.inbox.as_ref() else { return };
+    let inbox_call = Backend::Inbox(mode.inbox.backend());
     let Leased { delivery, lease } = leased;
     let attempt = delivery.attempts;
     let id = delivery.id.as_str();
@@ -288,6 +343,8 @@ async fn run_one<H: WebhookHandlers, S: IdempotencyStore>(
         Ok(None) => Attempt::Done,
         Ok(Some((event, meta))) => {
             let handler = AssertUnwindSafe(receiver.inner.handlers.dispatch(event, &meta)).catch_unwind();
+            let handler = handler.instrument(handler_span(&meta, Some(attempt)));
+            let started = Instant::now();
             let handler = async {
                 match settings.handler_timeout {
                     Some(limit) => with_deadline(limit, handler).await.map_err(|_| limit),
@@ -299,17 +356,21 @@ async fn run_one<H: WebhookHandlers, S: IdempotencyStore>(
             loop {
                 tokio::select! {
                     biased;
-                    finished = &mut handler => break match finished {
-                        Ok(Ok(Ok(()))) => Attempt::Done,
-                        Ok(Ok(Err(error))) => failed(&error),
-                        Ok(Err(panic)) => Attempt::Failed {
-                            error: format!("panicked: {}", panic_message(panic.as_ref())),
-                            permanent: false,
-                        },
-                        Err(limit) => Attempt::Failed { error: format!("did not finish within {limit:?}"), permanent: false },
-                    },
+                    finished = &mut handler => {
+                        let (outcome, result) = match finished {
+                            Ok(Ok(Ok(()))) => (Attempt::Done, "ok"),
+                            Ok(Ok(Err(error))) => (failed(&error), "error"),
+                            Ok(Err(panic)) => (Attempt::Failed {
+                                error: format!("panicked: {}", panic_message(panic.as_ref())),
+                                permanent: false,
+                            }, "panic"),
+                            Err(limit) => (Attempt::Failed { error: format!("did not finish within {limit:?}"), permanent: false }, "timeout"),
+                        };
+                        observe::handler(<H::Provider as Provider>::NAME, observe::event_type_label::<H>(meta.event_type()), result, started.elapsed());
+                        break outcome;
+                    }
                     () = stopped(&mut aborted) => break Attempt::Stopped,
-                    _ = renewals.tick() => match mode.inbox.renew(&lease, settings.lease).await {
+                    _ = renewals.tick() => match observe::call(inbox_call, "renew", mode.inbox.renew(&lease, settings.lease)).await {
                         Ok(()) => {}
                         Err(InboxError::ClaimLost { .. }) => {
                             // Another worker holds the delivery now: stop, and let it be.
@@ -322,7 +383,9 @@ async fn run_one<H: WebhookHandlers, S: IdempotencyStore>(
             }
         }
     };
-    settle(mode, &lease, id, attempt, outcome, settings).await;
+    let result = settle(mode, &lease, id, attempt, outcome, settings).await;
+    tracing::Span::current().record("hookroute.attempt.result", result);
+    observe::attempt(<H::Provider as Provider>::NAME, observe::event_type_label::<H>(&delivery.event_type), result);
 }
 
 /// Completes once shutdown's grace ran out (never, if the worker is dropped).
@@ -353,9 +416,18 @@ fn prepare<H: WebhookHandlers>(delivery: &StoredDelivery) -> Result<Option<(H::E
 
 /// Records what became of the attempt. A store that fails is asked again until the
 /// lease would have run out: a done delivery must not run again because the store
-/// blinked while it was being marked.
-async fn settle(mode: &InboxMode, lease: &Lease, id: &str, attempt: u32, outcome: Attempt, settings: WorkerSettings) {
+/// blinked while it was being marked. Answers `done`, `retry`, `dead` or `stopped`,
+/// or `lost` when the attempt could not be recorded.
+async fn settle(
+    mode: &InboxMode,
+    lease: &Lease,
+    id: &str,
+    attempt: u32,
+    outcome: Attempt,
+    settings: WorkerSettings,
+) -> &'static str {
     let inbox = &*mode.inbox;
+    let backend = Backend::Inbox(inbox.backend());
     let retry_in = match &outcome {
         Attempt::Failed { permanent: false, .. } => mode.schedule.delay_after(attempt),
         _ => None,
@@ -364,10 +436,14 @@ async fn settle(mode: &InboxMode, lease: &Lease, id: &str, attempt: u32, outcome
     let mut pause = Duration::from_millis(50);
     loop {
         let result = match (&outcome, retry_in) {
-            (Attempt::Done, _) => inbox.complete(lease, settings.ttl).await,
-            (Attempt::Failed { error, .. }, Some(delay)) => inbox.retry(lease, delay, error).await,
-            (Attempt::Failed { error, .. }, None) => inbox.dead_letter(lease, error).await,
-            (Attempt::Stopped, _) => inbox.release(lease).await,
+            (Attempt::Done, _) => observe::call(backend, "complete", inbox.complete(lease, settings.ttl)).await,
+            (Attempt::Failed { error, .. }, Some(delay)) => {
+                observe::call(backend, "retry", inbox.retry(lease, delay, error)).await
+            }
+            (Attempt::Failed { error, .. }, None) => {
+                observe::call(backend, "dead_letter", inbox.dead_letter(lease, error)).await
+            }
+            (Attempt::Stopped, _) => observe::call(backend, "release", inbox.release(lease)).await,
         };
         match result {
             Ok(()) => break,
@@ -375,7 +451,7 @@ async fn settle(mode: &InboxMode, lease: &Lease, id: &str, attempt: u32, outcome
                 // Another worker took the delivery after the lease ran out, or an
                 // earlier try that seemed to fail (its answer lost) went through.
                 tracing::warn!(event = id, attempt, "the lease on the delivery is gone; leaving it as it is");
-                return;
+                return "lost";
             }
             Err(error) if Instant::now() + pause < deadline => {
                 tracing::warn!(event = id, attempt, %error, "could not record the attempt; trying again");
@@ -389,18 +465,26 @@ async fn settle(mode: &InboxMode, lease: &Lease, id: &str, attempt: u32, outcome
                     %error,
                     "could not record the attempt before the lease ran out; another worker will run it again"
                 );
-                return;
+                return "lost";
             }
         }
     }
     match (&outcome, retry_in) {
-        (Attempt::Done, _) => tracing::info!("handled event={id} attempt={attempt}"),
+        (Attempt::Done, _) => {
+            tracing::info!("handled event={id} attempt={attempt}");
+            "done"
+        }
         (Attempt::Failed { error, .. }, Some(delay)) => {
-            tracing::info!(%error, retry_in = ?delay, "failed event={id} attempt={attempt}");
+            tracing::warn!(%error, retry_in = ?delay, "failed event={id} attempt={attempt}");
+            "retry"
         }
         (Attempt::Failed { error, permanent }, None) => {
             tracing::error!(%error, permanent, "failed event={id} attempt={attempt}; dead-lettered event={id}");
+            "dead"
         }
-        (Attempt::Stopped, _) => tracing::info!("stopped event={id} attempt={attempt}; given back to the inbox"),
+        (Attempt::Stopped, _) => {
+            tracing::info!("stopped event={id} attempt={attempt}; given back to the inbox");
+            "stopped"
+        }
     }
 }

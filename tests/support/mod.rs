@@ -257,3 +257,14 @@ impl Drop for Example {
         let _ = self.0.wait();
     }
 }
+
+/// The value of the Prometheus sample `name{labels}` in the exposition `text`, when
+/// there is one: the first series of that name carrying every label given.
+pub fn prometheus_sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    text.lines().filter(|line| !line.starts_with('#')).find_map(|line| {
+        let (series, value) = line.rsplit_once(' ')?;
+        let rest = series.strip_prefix(name)?;
+        let wanted = labels.iter().all(|(key, val)| rest.contains(&format!("{key}=\"{val}\"")));
+        (rest.starts_with('{') && wanted).then(|| value.parse().ok()).flatten()
+    })
+}

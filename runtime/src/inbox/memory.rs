@@ -114,6 +114,10 @@ impl State {
 
 #[async_trait::async_trait]
 impl Inbox for MemoryInbox {
+    fn backend(&self) -> &'static str {
+        "memory"
+    }
+
     async fn enqueue(&self, delivery: &NewDelivery<'_>) -> Result<Enqueued, InboxError> {
         let now = now();
         let mut state = self.lock();

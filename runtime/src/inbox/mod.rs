@@ -309,6 +309,12 @@ pub trait Inbox: Send + Sync + 'static {
     /// Deletes the done records older than `older_than` and answers how many.
     async fn purge_done(&self, older_than: Duration) -> Result<u64, InboxError>;
 
+    /// The backend's name in metrics (`db.system.name`): `redis`, `postgresql`,
+    /// `sqlite`, `memory`; `custom` unless an inbox says otherwise.
+    fn backend(&self) -> &'static str {
+        "custom"
+    }
+
     /// Replays every dead letter and answers how many.
     async fn replay_dead(&self) -> Result<u64, InboxError> {
         let mut replayed = 0;
@@ -369,6 +375,9 @@ macro_rules! forward_inbox {
             }
             async fn replay_dead(&self) -> Result<u64, InboxError> {
                 (**self).replay_dead().await
+            }
+            fn backend(&self) -> &'static str {
+                (**self).backend()
             }
         }
     };

@@ -316,6 +316,10 @@ fn read(row: &Row) -> Result<StoredDelivery, InboxError> {
 
 #[async_trait::async_trait]
 impl Inbox for PostgresInbox {
+    fn backend(&self) -> &'static str {
+        "postgresql"
+    }
+
     async fn enqueue(&self, delivery: &NewDelivery<'_>) -> Result<Enqueued, InboxError> {
         let signed_at = delivery.signed_at.and_then(|at| i64::try_from(at).ok());
         let rows = self

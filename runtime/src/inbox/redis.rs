@@ -462,6 +462,10 @@ fn corrupt(what: &str) -> InboxError {
 
 #[async_trait::async_trait]
 impl Inbox for RedisInbox {
+    fn backend(&self) -> &'static str {
+        "redis"
+    }
+
     async fn enqueue(&self, delivery: &NewDelivery<'_>) -> Result<Enqueued, InboxError> {
         let signed_at = delivery.signed_at.map(|at| at.to_string()).unwrap_or_default();
         let mut invocation = self.script(&self.scripts.enqueue);

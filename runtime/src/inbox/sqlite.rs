@@ -180,6 +180,10 @@ fn read(row: &Row<'_>) -> rusqlite::Result<StoredDelivery> {
 
 #[async_trait::async_trait]
 impl Inbox for SqliteInbox {
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+
     async fn enqueue(&self, delivery: &NewDelivery<'_>) -> Result<Enqueued, InboxError> {
         let key = delivery.key.to_owned();
         let (id, event_type) = (delivery.id.to_owned(), delivery.event_type.to_owned());

@@ -151,6 +151,10 @@ impl State {
 
 #[async_trait::async_trait]
 impl IdempotencyStore for MemoryStore {
+    fn backend(&self) -> &'static str {
+        "memory"
+    }
+
     async fn claim(&self, key: &str, lease: Duration) -> Result<Claim, StoreError> {
         let now = Instant::now();
         let token = self.token();

@@ -145,6 +145,12 @@ pub trait IdempotencyStore: Send + Sync + 'static {
     /// Gives the claim up so the next delivery can claim the key; fails with
     /// [`StoreError::ClaimLost`] if `token` no longer holds the claim.
     async fn release(&self, key: &str, token: &ClaimToken) -> Result<(), StoreError>;
+
+    /// The backend's name in metrics (`db.system.name`): `redis`, `postgresql`,
+    /// `sqlite`, `memory`; `custom` unless a store says otherwise.
+    fn backend(&self) -> &'static str {
+        "custom"
+    }
 }
 
 /// Opens the store a URL names, for apps that pick their backend by configuration:
@@ -427,6 +433,10 @@ macro_rules! forward_store {
 
             async fn release(&self, key: &str, token: &ClaimToken) -> Result<(), StoreError> {
                 (**self).release(key, token).await
+            }
+
+            fn backend(&self) -> &'static str {
+                (**self).backend()
             }
         }
     };

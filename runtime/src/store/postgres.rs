@@ -369,6 +369,10 @@ fn describe(config: &tokio_postgres::Config) -> String {
 
 #[async_trait::async_trait]
 impl IdempotencyStore for PostgresStore {
+    fn backend(&self) -> &'static str {
+        "postgresql"
+    }
+
     async fn claim(&self, key: &str, lease: Duration) -> Result<Claim, StoreError> {
         let token = random_token()?;
         let row = self.inner.db.query_one(&self.inner.claim, &[&key, &token.as_str(), &millis(lease)]).await?;

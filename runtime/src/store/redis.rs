@@ -153,6 +153,10 @@ impl RedisStoreBuilder {
 
 #[async_trait::async_trait]
 impl IdempotencyStore for RedisStore {
+    fn backend(&self) -> &'static str {
+        "redis"
+    }
+
     async fn claim(&self, key: &str, lease: Duration) -> Result<Claim, StoreError> {
         let token = random_token()?;
         let mut connection = self.connection.clone();

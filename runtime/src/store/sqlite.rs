@@ -138,6 +138,10 @@ fn purge(connection: &Connection, now: i64) -> rusqlite::Result<u64> {
 
 #[async_trait::async_trait]
 impl IdempotencyStore for SqliteStore {
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+
     async fn claim(&self, key: &str, lease: Duration) -> Result<Claim, StoreError> {
         let token = random_token()?;
         let key = key.to_owned();

@@ -1,0 +1,112 @@
+//! What the receiver and its workers report as they work: the metrics of
+//! [`crate::metrics`] (recorded only with feature `metrics`; without it these calls
+//! compile to nothing but the work they wrap).
+
+use std::future::Future;
+use std::time::Duration;
+
+use crate::handler::WebhookHandlers;
+
+/// The label for an event type: one the handlers declare, else `unknown`, so that a
+/// sender cannot grow the label set.
+pub(crate) fn event_type_label<H: WebhookHandlers>(event_type: &str) -> &'static str {
+    H::EVENT_TYPES.iter().copied().find(|declared| *declared == event_type).unwrap_or("unknown")
+}
+
+/// A delivery was answered with `outcome`, `elapsed` after its bytes were in.
+pub(crate) fn delivery(provider: &'static str, event_type: &'static str, outcome: &'static str, elapsed: Duration) {
+    #[cfg(feature = "metrics")]
+    {
+        use crate::metrics::{DELIVERIES, RECEIVE_DURATION};
+        metrics::counter!(DELIVERIES, "webhook.provider" => provider, "webhook.event.type" => event_type, "hookroute.outcome" => outcome)
+            .increment(1);
+        metrics::histogram!(RECEIVE_DURATION, "webhook.provider" => provider, "hookroute.outcome" => outcome)
+            .record(elapsed);
+    }
+    #[cfg(not(feature = "metrics"))]
+    let _ = (provider, event_type, outcome, elapsed);
+}
+
+/// A handler ran for `elapsed` and ended with `result` (`ok`, `error`, `panic`, `timeout`).
+pub(crate) fn handler(provider: &'static str, event_type: &'static str, result: &'static str, elapsed: Duration) {
+    #[cfg(feature = "metrics")]
+    metrics::histogram!(crate::metrics::HANDLER_DURATION, "webhook.provider" => provider, "webhook.event.type" => event_type, "hookroute.handler.result" => result)
+        .record(elapsed);
+    #[cfg(not(feature = "metrics"))]
+    let _ = (provider, event_type, result, elapsed);
+}
+
+/// A worker's attempt ended with `result` (`done`, `retry`, `dead`, `stopped`).
+pub(crate) fn attempt(provider: &'static str, event_type: &'static str, result: &'static str) {
+    #[cfg(feature = "metrics")]
+    {
+        use crate::metrics::{INBOX_ATTEMPTS, INBOX_DEAD_LETTERS};
+        metrics::counter!(INBOX_ATTEMPTS, "webhook.provider" => provider, "webhook.event.type" => event_type, "hookroute.attempt.result" => result)
+            .increment(1);
+        if result == "dead" {
+            metrics::counter!(INBOX_DEAD_LETTERS, "webhook.provider" => provider, "webhook.event.type" => event_type)
+                .increment(1);
+        }
+    }
+    #[cfg(not(feature = "metrics"))]
+    let _ = (provider, event_type, result);
+}
+
+/// Which calls are timed: the store's or the inbox's.
+#[derive(Clone, Copy)]
+#[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+pub(crate) enum Backend {
+    Store(&'static str),
+    Inbox(&'static str),
+}
+
+/// Runs one store or inbox call, timing it and counting its failure.
+pub(crate) async fn call<T, E>(
+    backend: Backend,
+    operation: &'static str,
+    future: impl Future<Output = Result<T, E>>,
+) -> Result<T, E> {
+    #[cfg(feature = "metrics")]
+    {
+        use crate::metrics::{INBOX_DURATION, INBOX_ERRORS, STORE_DURATION, STORE_ERRORS};
+        let started = std::time::Instant::now();
+        let result = future.await;
+        let (duration, errors, system) = match backend {
+            Backend::Store(system) => (STORE_DURATION, STORE_ERRORS, system),
+            Backend::Inbox(system) => (INBOX_DURATION, INBOX_ERRORS, system),
+        };
+        metrics::histogram!(duration, "db.system.name" => system, "db.operation.name" => operation)
+            .record(started.elapsed());
+        if result.is_err() {
+            metrics::counter!(errors, "db.system.name" => system, "db.operation.name" => operation).increment(1);
+        }
+        result
+    }
+    #[cfg(not(feature = "metrics"))]
+    {
+        let _ = (backend, operation);
+        future.await
+    }
+}
+
+/// The inbox's depth by state and the age of its oldest due delivery, as gauges.
+#[cfg(feature = "metrics")]
+pub(crate) fn inbox_stats(system: &'static str, stats: &crate::inbox::InboxStats) {
+    {
+        use crate::metrics::{INBOX_DEPTH, INBOX_OLDEST_AGE};
+        for (state, count) in [
+            ("queued", stats.queued),
+            ("running", stats.running),
+            ("retrying", stats.retrying),
+            ("done", stats.done),
+            ("dead", stats.dead),
+        ] {
+            #[allow(clippy::cast_precision_loss)] // counts far below 2^52
+            metrics::gauge!(INBOX_DEPTH, "db.system.name" => system, "hookroute.inbox.state" => state)
+                .set(count as f64);
+        }
+        metrics::gauge!(INBOX_OLDEST_AGE, "db.system.name" => system).set(stats.oldest_due_age.unwrap_or_default());
+    }
+    #[cfg(not(feature = "metrics"))]
+    let _ = (system, stats);
+}
