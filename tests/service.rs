@@ -177,3 +177,19 @@ async fn only_post_is_accepted() {
     let (status, headers, _) = answer(&receiver, get).await;
     assert_eq!((status, headers["allow"].to_str().unwrap()), (405, "POST"));
 }
+
+/// axum mounts the receiver as it is: no adapter between the router and the service.
+#[tokio::test]
+async fn axum_mounts_the_receiver_with_route_service() {
+    let receiver = Receiver::builder(App).secret(SECRET).build().unwrap();
+    let router = axum::Router::new().route_service("/webhooks/groq", receiver);
+    let delivery = delivery("evt_route_service");
+    let request = request(&delivery, axum::body::Body::from(delivery.body.clone()));
+    let response = router.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(&body[..], br#"{"status":"processed"}"#);
+    // Every method reaches the receiver, which answers 405 itself.
+    let get = http::Request::get("/webhooks/groq").body(axum::body::Body::empty()).unwrap();
+    assert_eq!(router.oneshot(get).await.unwrap().status(), 405);
+}

@@ -3,44 +3,73 @@
 //! compile to nothing but the work they wrap).
 
 use std::future::Future;
-use std::time::Duration;
 
 use crate::handler::WebhookHandlers;
+#[cfg(feature = "metrics")]
+use crate::provider::Provider;
+
+/// When something being timed started; without feature `metrics`, nothing (no clock
+/// is read).
+#[derive(Clone, Copy)]
+pub(crate) struct Started(#[cfg(feature = "metrics")] std::time::Instant);
+
+impl Started {
+    pub(crate) fn now() -> Self {
+        Self(
+            #[cfg(feature = "metrics")]
+            std::time::Instant::now(),
+        )
+    }
+}
 
 /// The label for an event type: one the handlers declare, else `unknown`, so that a
 /// sender cannot grow the label set.
-pub(crate) fn event_type_label<H: WebhookHandlers>(event_type: &str) -> &'static str {
-    H::EVENT_TYPES.iter().copied().find(|declared| *declared == event_type).unwrap_or("unknown")
+#[cfg(feature = "metrics")]
+fn event_type_label<H: WebhookHandlers>(event_type: Option<&str>) -> &'static str {
+    event_type
+        .and_then(|event_type| H::EVENT_TYPES.iter().copied().find(|declared| *declared == event_type))
+        .unwrap_or("unknown")
 }
 
-/// A delivery was answered with `outcome`, `elapsed` after its bytes were in.
-pub(crate) fn delivery(provider: &'static str, event_type: &'static str, outcome: &'static str, elapsed: Duration) {
+/// A delivery was answered with `outcome`; `event_type` when it got that far.
+#[cfg_attr(not(feature = "metrics"), allow(clippy::extra_unused_type_parameters))]
+pub(crate) fn delivery<H: WebhookHandlers>(event_type: Option<&str>, outcome: &'static str, started: Started) {
     #[cfg(feature = "metrics")]
     {
         use crate::metrics::{DELIVERIES, RECEIVE_DURATION};
+        let provider = <H::Provider as Provider>::NAME;
+        let event_type = event_type_label::<H>(event_type);
         metrics::counter!(DELIVERIES, "webhook.provider" => provider, "webhook.event.type" => event_type, "hookroute.outcome" => outcome)
             .increment(1);
         metrics::histogram!(RECEIVE_DURATION, "webhook.provider" => provider, "hookroute.outcome" => outcome)
-            .record(elapsed);
+            .record(started.0.elapsed());
     }
     #[cfg(not(feature = "metrics"))]
-    let _ = (provider, event_type, outcome, elapsed);
+    let _ = (event_type, outcome, started);
 }
 
-/// A handler ran for `elapsed` and ended with `result` (`ok`, `error`, `panic`, `timeout`).
-pub(crate) fn handler(provider: &'static str, event_type: &'static str, result: &'static str, elapsed: Duration) {
+/// A handler ended with `result` (`ok`, `error`, `panic`, `timeout`).
+#[cfg_attr(not(feature = "metrics"), allow(clippy::extra_unused_type_parameters))]
+pub(crate) fn handler<H: WebhookHandlers>(event_type: &str, result: &'static str, started: Started) {
     #[cfg(feature = "metrics")]
-    metrics::histogram!(crate::metrics::HANDLER_DURATION, "webhook.provider" => provider, "webhook.event.type" => event_type, "hookroute.handler.result" => result)
-        .record(elapsed);
+    {
+        let provider = <H::Provider as Provider>::NAME;
+        let event_type = event_type_label::<H>(Some(event_type));
+        metrics::histogram!(crate::metrics::HANDLER_DURATION, "webhook.provider" => provider, "webhook.event.type" => event_type, "hookroute.handler.result" => result)
+            .record(started.0.elapsed());
+    }
     #[cfg(not(feature = "metrics"))]
-    let _ = (provider, event_type, result, elapsed);
+    let _ = (event_type, result, started);
 }
 
-/// A worker's attempt ended with `result` (`done`, `retry`, `dead`, `stopped`).
-pub(crate) fn attempt(provider: &'static str, event_type: &'static str, result: &'static str) {
+/// A worker's attempt ended with `result` (`done`, `retry`, `dead`, `stopped`, `lost`).
+#[cfg_attr(not(feature = "metrics"), allow(clippy::extra_unused_type_parameters))]
+pub(crate) fn attempt<H: WebhookHandlers>(event_type: &str, result: &'static str) {
     #[cfg(feature = "metrics")]
     {
         use crate::metrics::{INBOX_ATTEMPTS, INBOX_DEAD_LETTERS};
+        let provider = <H::Provider as Provider>::NAME;
+        let event_type = event_type_label::<H>(Some(event_type));
         metrics::counter!(INBOX_ATTEMPTS, "webhook.provider" => provider, "webhook.event.type" => event_type, "hookroute.attempt.result" => result)
             .increment(1);
         if result == "dead" {
@@ -49,7 +78,7 @@ pub(crate) fn attempt(provider: &'static str, event_type: &'static str, result: 
         }
     }
     #[cfg(not(feature = "metrics"))]
-    let _ = (provider, event_type, result);
+    let _ = (event_type, result);
 }
 
 /// Which calls are timed: the store's or the inbox's.

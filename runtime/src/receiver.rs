@@ -236,7 +236,7 @@ impl<H: WebhookHandlers, S: IdempotencyStore> Receiver<H, S> {
     /// handler in a `webhook.handler` span inside it; the outcome is logged once, and
     /// counted (feature `metrics`).
     pub async fn receive_at(&self, headers: &HeaderMap, body: &[u8], now: SystemTime) -> Outcome {
-        let started = std::time::Instant::now();
+        let started = observe::Started::now();
         let span = Self::span();
         let outcome = Outcome(self.run(headers, body, now).instrument(span.clone()).await);
         span.in_scope(|| Self::report(&outcome, started));
@@ -256,13 +256,12 @@ impl<H: WebhookHandlers, S: IdempotencyStore> Receiver<H, S> {
     }
 
     /// Logs the outcome once, records it on the current span, and counts it.
-    pub(crate) fn report(outcome: &Outcome, started: std::time::Instant) {
+    pub(crate) fn report(outcome: &Outcome, started: observe::Started) {
         let span = tracing::Span::current();
         span.record("hookroute.outcome", outcome.as_str());
         span.record("http.response.status_code", outcome.status().as_u16());
         outcome.log();
-        let event_type = outcome.meta().map_or("unknown", |meta| observe::event_type_label::<H>(meta.event_type()));
-        observe::delivery(<H::Provider as Provider>::NAME, event_type, outcome.as_str(), started.elapsed());
+        observe::delivery::<H>(outcome.meta().map(EventMeta::event_type), outcome.as_str(), started);
     }
 
     async fn run(&self, headers: &HeaderMap, body: &[u8], now: SystemTime) -> Result<Delivered, Rejection> {
@@ -318,20 +317,14 @@ impl<H: WebhookHandlers, S: IdempotencyStore> Receiver<H, S> {
 
         let handler = AssertUnwindSafe(inner.handlers.dispatch(event, &meta)).catch_unwind();
         let handler = handler.instrument(handler_span(&meta, None));
-        let started = std::time::Instant::now();
+        let started = observe::Started::now();
         let failure = match with_deadline(inner.settings.handler_timeout, handler).await {
             Ok(Ok(Ok(()))) => None,
             Ok(Ok(Err(error))) => Some(HandlerFailure::Error(error.to_string())),
             Ok(Err(panic)) => Some(HandlerFailure::Panic(panic_message(panic.as_ref()))),
             Err(_elapsed) => Some(HandlerFailure::Timeout(inner.settings.handler_timeout)),
         };
-        let result = failure.as_ref().map_or("ok", HandlerFailure::as_str);
-        observe::handler(
-            <H::Provider as Provider>::NAME,
-            observe::event_type_label::<H>(meta.event_type()),
-            result,
-            started.elapsed(),
-        );
+        observe::handler::<H>(meta.event_type(), failure.as_ref().map_or("ok", HandlerFailure::as_str), started);
         match failure {
             None => {
                 // The handler ran: the provider is told so whatever the store says, and

@@ -92,7 +92,7 @@ impl<H: WebhookHandlers, S: IdempotencyStore> Receiver<H, S> {
         B: Body,
         B::Error: Into<BoxError>,
     {
-        let started = std::time::Instant::now();
+        let started = crate::observe::Started::now();
         let (parts, body) = request.into_parts();
         let mut body = pin!(body);
         if parts.method != Method::POST {
@@ -198,7 +198,7 @@ impl<H: WebhookHandlers, S: IdempotencyStore> Receiver<H, S> {
     /// Answers 413 after reading and dropping a bounded part of the rest of the body
     /// (nginx's lingering close): a client that writes its whole body before it reads
     /// would otherwise see the connection reset instead of the answer.
-    async fn too_large<B: Body>(&self, mut body: Pin<&mut B>, started: std::time::Instant) -> Response<Bytes> {
+    async fn too_large<B: Body>(&self, mut body: Pin<&mut B>, started: crate::observe::Started) -> Response<Bytes> {
         let until = Instant::now() + DRAIN_TIME;
         let mut drained = 0_usize;
         while drained < DRAIN_BYTES {
@@ -213,7 +213,7 @@ impl<H: WebhookHandlers, S: IdempotencyStore> Receiver<H, S> {
     /// Answers a request rejected before the receiver saw it, reported (span, log,
     /// metrics) as the receiver reports its own. The connection is not kept alive:
     /// its body was not read whole.
-    fn reject(rejection: Rejection, started: std::time::Instant) -> Response<Bytes> {
+    fn reject(rejection: Rejection, started: crate::observe::Started) -> Response<Bytes> {
         let outcome = Outcome::new(Err(rejection));
         Self::span().in_scope(|| Self::report(&outcome, started));
         let mut response = respond(&outcome);

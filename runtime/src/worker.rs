@@ -344,7 +344,7 @@ async fn attempt<H: WebhookHandlers, S: IdempotencyStore>(
         Ok(Some((event, meta))) => {
             let handler = AssertUnwindSafe(receiver.inner.handlers.dispatch(event, &meta)).catch_unwind();
             let handler = handler.instrument(handler_span(&meta, Some(attempt)));
-            let started = Instant::now();
+            let started = observe::Started::now();
             let handler = async {
                 match settings.handler_timeout {
                     Some(limit) => with_deadline(limit, handler).await.map_err(|_| limit),
@@ -366,7 +366,7 @@ async fn attempt<H: WebhookHandlers, S: IdempotencyStore>(
                             }, "panic"),
                             Err(limit) => (Attempt::Failed { error: format!("did not finish within {limit:?}"), permanent: false }, "timeout"),
                         };
-                        observe::handler(<H::Provider as Provider>::NAME, observe::event_type_label::<H>(meta.event_type()), result, started.elapsed());
+                        observe::handler::<H>(meta.event_type(), result, started);
                         break outcome;
                     }
                     () = stopped(&mut aborted) => break Attempt::Stopped,
@@ -385,7 +385,7 @@ async fn attempt<H: WebhookHandlers, S: IdempotencyStore>(
     };
     let result = settle(mode, &lease, id, attempt, outcome, settings).await;
     tracing::Span::current().record("hookroute.attempt.result", result);
-    observe::attempt(<H::Provider as Provider>::NAME, observe::event_type_label::<H>(&delivery.event_type), result);
+    observe::attempt::<H>(&delivery.event_type, result);
 }
 
 /// Completes once shutdown's grace ran out (never, if the worker is dropped).
