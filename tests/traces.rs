@@ -11,7 +11,7 @@ use hookroute::testing::TestEvent;
 use hookroute::{webhook_handlers, Groq, HandlerError, Receiver};
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
-use tracing::{Level, Subscriber};
+use tracing::{Instrument as _, Level, Subscriber};
 use tracing_subscriber::layer::{Context, SubscriberExt as _};
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::Layer;
@@ -218,4 +218,22 @@ fn a_request_the_http_service_refuses_is_a_delivery_span_too() {
     let warnings = seen.at_least(Level::WARN);
     assert_eq!(warnings.len(), 1, "{warnings:?}");
     assert_eq!(warnings[0].span, Some(receive_id));
+}
+
+/// Behind an HTTP server's own request span (tower-http's `TraceLayer`, say), the
+/// delivery's span is its child, though the delivery runs in a task of its own.
+#[test]
+fn the_delivery_span_is_a_child_of_the_callers_span() {
+    use tower::ServiceExt as _;
+    let seen = traced(|| async {
+        let receiver = Receiver::builder(App).secret(SECRET).build().unwrap();
+        let delivery = TestEvent::<Groq>::new("resource.created", serde_json::json!({})).sign(SECRET);
+        let mut request = http::Request::post("/").body(http_body_util::Full::new(bytes::Bytes::from(delivery.body)));
+        *request.as_mut().unwrap().headers_mut() = delivery.headers;
+        let response = receiver.oneshot(request.unwrap()).instrument(tracing::info_span!("http.request")).await;
+        assert_eq!(response.unwrap().status(), 200);
+    });
+    let (request_id, _) = seen.spans("http.request").remove(0);
+    let (_, receive) = seen.spans("webhook.receive").remove(0);
+    assert_eq!(receive.parent, Some(request_id));
 }

@@ -33,7 +33,8 @@
 
 /// Deliveries answered, by provider, event type and outcome.
 pub const DELIVERIES: &str = "hookroute.deliveries";
-/// From the request's bytes to the answer, in seconds, by provider and outcome.
+/// From a delivery's bytes to its answer, in seconds, by provider and outcome; for a
+/// request refused while its body was read (413, 408, 503), from the request's start.
 pub const RECEIVE_DURATION: &str = "hookroute.receive.duration";
 /// How long handlers ran, in seconds, by provider, event type and result.
 pub const HANDLER_DURATION: &str = "hookroute.handler.duration";

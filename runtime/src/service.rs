@@ -56,6 +56,7 @@ use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use http_body::Body;
 use http_body_util::BodyExt as _;
 use tokio::time::Instant;
+use tracing::Instrument as _;
 
 use crate::handler::WebhookHandlers;
 use crate::receiver::{Outcome, Receiver, Rejection};
@@ -157,11 +158,16 @@ impl<H: WebhookHandlers, S: IdempotencyStore> Receiver<H, S> {
 
         // Run to the end even if the client hangs up: a started handler is not cut off,
         // and its completion is recorded.
+        // The task carries the caller's span: the delivery's span is a child of the
+        // HTTP request's (tower-http's `TraceLayer`, say).
         let receiver = self.clone();
-        let run = tokio::spawn(async move {
-            let outcome = receiver.receive(&parts.headers, &bytes).await;
-            respond(&outcome)
-        });
+        let run = tokio::spawn(
+            async move {
+                let outcome = receiver.receive(&parts.headers, &bytes).await;
+                respond(&outcome)
+            }
+            .in_current_span(),
+        );
         let response = run.await.unwrap_or_else(|error| {
             tracing::error!(error = %error, "a delivery's task failed");
             json(StatusCode::INTERNAL_SERVER_ERROR, r#"{"error":"internal error"}"#.into())
