@@ -133,6 +133,7 @@ fn a_delivery_has_one_span_with_its_facts_and_the_handler_span_inside() {
     assert_eq!(field("webhook.event.id"), Some(r#"evt_1\" forged=\"yes"#));
     assert_eq!(field("hookroute.outcome"), Some("processed"));
     assert_eq!(field("http.response.status_code"), Some("200"));
+    assert_eq!((field("error.type"), field("otel.status_code")), (None, None));
 
     let handlers = seen.spans("webhook.handler");
     assert_eq!(handlers.len(), 1);
@@ -153,6 +154,8 @@ fn a_failed_handler_is_logged_once_as_an_error_in_its_delivery_span() {
     });
     let (receive_id, receive) = seen.spans("webhook.receive").remove(0);
     assert_eq!(receive.fields.get("hookroute.outcome").map(String::as_str), Some("handler_failed"));
+    assert_eq!(receive.fields.get("error.type").map(String::as_str), Some("handler_failed"));
+    assert_eq!(receive.fields.get("otel.status_code").map(String::as_str), Some("ERROR"));
     let warnings = seen.at_least(Level::WARN);
     assert_eq!(warnings.len(), 1, "once: {warnings:?}");
     assert_eq!((warnings[0].level, warnings[0].span), (Level::ERROR, Some(receive_id)));
@@ -171,6 +174,8 @@ fn a_forged_delivery_is_one_warning_and_never_an_error() {
     assert_eq!(warnings[0].level, Level::WARN);
     let (_, receive) = seen.spans("webhook.receive").remove(0);
     assert_eq!(receive.fields.get("hookroute.outcome").map(String::as_str), Some("unverified"));
+    assert_eq!(receive.fields.get("error.type").map(String::as_str), Some("unverified"));
+    assert_eq!(receive.fields.get("otel.status_code"), None, "a 4xx is the sender's error, not the server's");
     assert_eq!(receive.fields.get("webhook.event.id"), None, "not read from an unverified body");
 }
 

@@ -232,7 +232,8 @@ impl<H: WebhookHandlers, S: IdempotencyStore> Receiver<H, S> {
     /// Receives one delivery, with the replay window checked against `now`.
     ///
     /// It runs in a `webhook.receive` span (`webhook.provider`, `webhook.event.type`,
-    /// `webhook.event.id`, `hookroute.outcome`, `http.response.status_code`), the
+    /// `webhook.event.id`, `hookroute.outcome`, `http.response.status_code`; on a
+    /// rejection `error.type`, and `otel.status_code = "ERROR"` when it is a 5xx), the
     /// handler in a `webhook.handler` span inside it; the outcome is logged once, and
     /// counted (feature `metrics`).
     pub async fn receive_at(&self, headers: &HeaderMap, body: &[u8], now: SystemTime) -> Outcome {
@@ -252,6 +253,8 @@ impl<H: WebhookHandlers, S: IdempotencyStore> Receiver<H, S> {
             webhook.event.id = tracing::field::Empty,
             hookroute.outcome = tracing::field::Empty,
             http.response.status_code = tracing::field::Empty,
+            error.type = tracing::field::Empty,
+            otel.status_code = tracing::field::Empty,
         )
     }
 
@@ -260,6 +263,14 @@ impl<H: WebhookHandlers, S: IdempotencyStore> Receiver<H, S> {
         let span = tracing::Span::current();
         span.record("hookroute.outcome", outcome.as_str());
         span.record("http.response.status_code", outcome.status().as_u16());
+        if let Some(rejection) = outcome.rejection() {
+            span.record("error.type", rejection.kind());
+            // As OpenTelemetry's HTTP conventions have it for a server: only a 5xx is
+            // the server's error (`tracing-opentelemetry` reads `otel.status_code`).
+            if rejection.status().is_server_error() {
+                span.record("otel.status_code", "ERROR");
+            }
+        }
         outcome.log();
         observe::delivery::<H>(outcome.meta().map(EventMeta::event_type), outcome.as_str(), started);
     }
