@@ -27,7 +27,8 @@
 //! `hookroute.outcome` is `processed`, `queued`, `duplicate`, `ignored`, or the
 //! rejection's [`kind`](crate::Rejection::kind) (`unverified`, `too_large`,
 //! `handler_failed`, …). `hookroute.handler.result` is `ok`, `error`, `panic` or
-//! `timeout`; `hookroute.attempt.result` is `done`, `retry`, `dead` or `stopped`.
+//! `timeout`; `hookroute.attempt.result` is `done`, `retry`, `dead`, `stopped` (given back
+//! at shutdown) or `lost` (the lease ran out before the attempt was recorded).
 //! The inbox gauges are read from [`Inbox::stats`](crate::inbox::Inbox::stats) by
 //! every [`Worker`](crate::Worker), each [`stats_interval`](crate::Worker::stats_interval).
 

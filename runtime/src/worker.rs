@@ -188,8 +188,9 @@ impl<H: WebhookHandlers, S: IdempotencyStore> Worker<H, S> {
         let mut running = JoinSet::new();
         let mut shutdown = std::pin::pin!(shutdown);
         tracing::debug!(concurrency = settings.concurrency, lease = ?settings.lease, "inbox worker started");
+        // Ends with this function, however it ends (dropped mid-way too).
         #[cfg(feature = "metrics")]
-        let stats = tokio::spawn(read_stats(Arc::clone(&mode.inbox), settings.stats_interval));
+        let _stats = AbortOnDrop(tokio::spawn(read_stats(Arc::clone(&mode.inbox), settings.stats_interval)));
         // While the inbox cannot be reached: how long to wait before asking again,
         // doubling up to MAX_TAKE_BACKOFF, and one warning per outage, not per poll.
         let mut backoff: Option<Duration> = None;
@@ -250,9 +251,18 @@ impl<H: WebhookHandlers, S: IdempotencyStore> Worker<H, S> {
             let _ = abort.send(true);
             while running.join_next().await.is_some() {}
         }
-        #[cfg(feature = "metrics")]
-        stats.abort();
         tracing::debug!("inbox worker stopped");
+    }
+}
+
+/// A task stopped when this is dropped.
+#[cfg(feature = "metrics")]
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+#[cfg(feature = "metrics")]
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
