@@ -105,6 +105,7 @@
 //! | body not JSON, envelope fields missing, data not of the handler's type | 400 |
 //! | signature header missing or wrong, timestamp outside the window or malformed | 401 |
 //! | the same event is being processed right now | 409 |
+//! | a method other than `POST` (the receiver's HTTP service) | 405 |
 //! | body not received whole within the body timeout | 408 |
 //! | body over the limit | 413 |
 //! | handler error, panic or timeout (event released) | 500 |
