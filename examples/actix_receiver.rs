@@ -7,13 +7,16 @@
 //! GROQ_WEBHOOK_SECRET=whsec_dev cargo run --example send_event -- resource.created
 //! ```
 //!
-//! Listens on 127.0.0.1:$PORT (default 3000; 0 picks a free port) at `/webhooks/groq`.
+//! Listens on 127.0.0.1:$PORT (default 3000; 0 picks a free port) at `/webhooks/groq`;
+//! remembers processed events in the store `HOOKROUTE_STORE` names, as `groq_receiver`.
 
 use std::process::ExitCode;
 
 use actix_web::{App, HttpServer};
-use hookroute::{webhook_handlers, EventMeta, HandlerError, Receiver};
+use hookroute::{webhook_handlers, EventMeta, HandlerError};
 use serde::Deserialize;
+
+mod support;
 
 /// The `data` of Groq's `resource.*` events.
 #[derive(Debug, Deserialize)]
@@ -40,24 +43,16 @@ impl Handlers {
 
 #[actix_web::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .init();
-    // The secret comes from GROQ_WEBHOOK_SECRET; a missing one is a clear error.
-    let receiver = match Receiver::new(Handlers) {
+    // Logs, the store `HOOKROUTE_STORE` names and the secret from GROQ_WEBHOOK_SECRET,
+    // as in every example (`examples/support`).
+    support::init_logs();
+    let receiver = match support::receiver(Handlers).await {
         Ok(receiver) => receiver,
-        Err(error) => {
-            eprintln!("error: {error}");
-            return ExitCode::FAILURE;
-        }
+        Err(exit) => return exit,
     };
-    let port = match std::env::var("PORT").map(|port| port.parse::<u16>()) {
-        Err(_) => 3000,
-        Ok(Ok(port)) => port,
-        Ok(Err(_)) => {
-            eprintln!("error: PORT must be a port number (0-65535)");
-            return ExitCode::FAILURE;
-        }
+    let port = match support::port() {
+        Ok(port) => port,
+        Err(exit) => return exit,
     };
     // One receiver, cloned into each worker's app: the clones share handlers and store.
     let app = move || App::new().route("/webhooks/groq", hookroute::actix::post(receiver.clone()));

@@ -13,8 +13,10 @@
 
 use std::process::ExitCode;
 
-use hookroute::{webhook_handlers, EventMeta, HandlerError, Receiver};
+use hookroute::{webhook_handlers, EventMeta, HandlerError};
 use serde::Deserialize;
+
+mod support;
 
 /// The `data` of Groq's `resource.*` events.
 #[derive(Debug, Deserialize)]
@@ -41,25 +43,17 @@ impl Handlers {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    // CloudWatch shows each line as it is; no colours, no timestamps of our own.
+    // CloudWatch shows each line as it is: no colours, no timestamps of our own.
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .with_ansi(false)
         .without_time()
         .init();
-    let store = match hookroute::store::connect(&std::env::var("HOOKROUTE_STORE").unwrap_or_default()).await {
-        Ok(store) => store,
-        Err(error) => {
-            eprintln!("error: HOOKROUTE_STORE: {error}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let receiver = match Receiver::builder(Handlers).store(store).build() {
+    // The store `HOOKROUTE_STORE` names and the secret from GROQ_WEBHOOK_SECRET, as in
+    // every example (`examples/support`).
+    let receiver = match support::receiver(Handlers).await {
         Ok(receiver) => receiver,
-        Err(error) => {
-            eprintln!("error: {error}");
-            return ExitCode::FAILURE;
-        }
+        Err(exit) => return exit,
     };
     if let Err(error) = hookroute::lambda::run(receiver).await {
         eprintln!("error: {error}");
