@@ -242,3 +242,25 @@ fn the_delivery_span_is_a_child_of_the_callers_span() {
     let (_, receive) = seen.spans("webhook.receive").remove(0);
     assert_eq!(receive.parent, Some(request_id));
 }
+
+#[test]
+fn a_failed_worker_attempt_marks_its_span_as_an_error() {
+    let seen = traced(|| async {
+        let receiver = Receiver::builder(App).secret(SECRET).inbox(MemoryInbox::new()).build().unwrap();
+        let delivery = TestEvent::<Groq>::new("resource.deleted", serde_json::json!({})).sign(SECRET);
+        assert_eq!(receiver.receive(&delivery.headers, &delivery.body).await.status(), 202);
+        let workers = receiver.worker().unwrap().spawn();
+        let inbox = receiver.inbox().unwrap();
+        while inbox.stats().await.unwrap().retrying == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        workers.shutdown().await;
+    });
+    let (process_id, process) = seen.spans("webhook.process").remove(0);
+    let field = |name: &str| process.fields.get(name).map(String::as_str);
+    assert_eq!(field("hookroute.attempt.result"), Some("retry"));
+    assert_eq!((field("error.type"), field("otel.status_code")), (Some("retry"), Some("ERROR")));
+    let warnings = seen.at_least(Level::WARN);
+    assert_eq!(warnings.len(), 1, "one warning for the failed attempt: {warnings:?}");
+    assert_eq!((warnings[0].level, warnings[0].span), (Level::WARN, Some(process_id)));
+}

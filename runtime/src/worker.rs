@@ -307,7 +307,8 @@ enum Attempt {
     Stopped,
 }
 
-/// Takes one leased delivery to its next state, in a `webhook.process` span.
+/// Takes one leased delivery to its next state, in a `webhook.process` span; a failed
+/// attempt sets its `error.type` (`retry`, `dead`, `lost`) and `otel.status_code`.
 async fn run_one<H: WebhookHandlers, S: IdempotencyStore>(
     receiver: &Receiver<H, S>,
     leased: Leased,
@@ -321,6 +322,8 @@ async fn run_one<H: WebhookHandlers, S: IdempotencyStore>(
         webhook.event.id = %leased.delivery.id.escape_debug(),
         webhook.attempt = leased.delivery.attempts,
         hookroute.attempt.result = tracing::field::Empty,
+        error.type = tracing::field::Empty,
+        otel.status_code = tracing::field::Empty,
     );
     attempt(receiver, leased, settings, aborted).instrument(span).await;
 }
@@ -394,7 +397,12 @@ async fn attempt<H: WebhookHandlers, S: IdempotencyStore>(
         }
     };
     let result = settle(mode, &lease, id, attempt, outcome, settings).await;
-    tracing::Span::current().record("hookroute.attempt.result", result);
+    let span = tracing::Span::current();
+    span.record("hookroute.attempt.result", result);
+    if matches!(result, "retry" | "dead" | "lost") {
+        span.record("error.type", result);
+        span.record("otel.status_code", "ERROR");
+    }
     observe::attempt::<H>(&delivery.event_type, result);
 }
 
