@@ -97,26 +97,6 @@ impl RuntimeApi {
     }
 }
 
-/// An API Gateway HTTP API / function URL event carrying `delivery`, base64-encoded.
-fn gateway_event(delivery: &SignedDelivery) -> String {
-    use base64::Engine as _;
-    let headers: serde_json::Map<_, _> =
-        delivery.header_pairs().into_iter().map(|(name, value)| (name, value.into())).collect();
-    serde_json::json!({
-        "version": "2.0", "routeKey": "$default", "rawPath": "/", "rawQueryString": "",
-        "headers": headers,
-        "requestContext": {
-            "accountId": "123456789012", "apiId": "abc123", "domainName": "abc123.lambda-url.eu-west-1.on.aws",
-            "domainPrefix": "abc123", "requestId": "r", "routeKey": "$default", "stage": "$default",
-            "time": "23/Nov/2026:18:00:00 +0000", "timeEpoch": 0,
-            "http": { "method": "POST", "path": "/", "protocol": "HTTP/1.1", "sourceIp": "192.0.2.1", "userAgent": "t" }
-        },
-        "body": base64::engine::general_purpose::STANDARD.encode(&delivery.body),
-        "isBase64Encoded": true
-    })
-    .to_string()
-}
-
 /// The Lambda example as the Lambda runtime runs it: a process that asks the runtime
 /// API for events and posts its answers back.
 #[tokio::test]
@@ -135,9 +115,9 @@ async fn the_lambda_example_answers_the_runtime_api() {
     let genuine = delivery("resource.created", "evt_lambda_example", SECRET);
     let forged = delivery("resource.created", "evt_lambda_forged", "not-the-secret");
     let answers = [
-        api.invoke("1", gateway_event(&genuine)).await,
-        api.invoke("2", gateway_event(&genuine)).await,
-        api.invoke("3", gateway_event(&forged)).await,
+        api.invoke("1", support::gateway::function_url_event(&genuine, support::gateway::Body::Base64)).await,
+        api.invoke("2", support::gateway::function_url_event(&genuine, support::gateway::Body::Base64)).await,
+        api.invoke("3", support::gateway::function_url_event(&forged, support::gateway::Body::Base64)).await,
     ];
     let _ = child.kill();
     let _ = child.wait();

@@ -147,7 +147,7 @@ fn store_calls_are_timed_and_their_failures_counted() {
     assert_eq!(support::prometheus_sample(&text, "hookroute_receive_duration_count", &receive), Some(1.0), "{text}");
 
     let text = recorded(|| async {
-        let receiver = Receiver::builder(App::default()).secret(SECRET).store(DownStore).build().unwrap();
+        let receiver = Receiver::builder(App::default()).secret(SECRET).store(support::DownStore).build().unwrap();
         let delivery = TestEvent::<Groq>::new("resource.created", serde_json::json!({})).sign(SECRET);
         assert_eq!(receiver.receive(&delivery.headers, &delivery.body).await.status(), 503);
     });
@@ -155,31 +155,4 @@ fn store_calls_are_timed_and_their_failures_counted() {
     assert_eq!(support::prometheus_sample(&text, "hookroute_store_errors", &down), Some(1.0), "{text}");
     let unavailable = [("webhook_event_type", "unknown"), ("hookroute_outcome", "store_unavailable")];
     assert_eq!(support::prometheus_sample(&text, "hookroute_deliveries", &unavailable), Some(1.0), "{text}");
-}
-
-/// A store whose server is down, named `down` in metrics.
-struct DownStore;
-
-#[async_trait::async_trait]
-impl hookroute::IdempotencyStore for DownStore {
-    async fn claim(&self, _: &str, _: Duration) -> Result<hookroute::store::Claim, hookroute::store::StoreError> {
-        Err(hookroute::store::StoreError::Unavailable("connection refused".into()))
-    }
-
-    async fn complete(
-        &self,
-        _: &str,
-        _: &hookroute::store::ClaimToken,
-        _: Duration,
-    ) -> Result<(), hookroute::store::StoreError> {
-        Err(hookroute::store::StoreError::Unavailable("connection refused".into()))
-    }
-
-    async fn release(&self, _: &str, _: &hookroute::store::ClaimToken) -> Result<(), hookroute::store::StoreError> {
-        Err(hookroute::store::StoreError::Unavailable("connection refused".into()))
-    }
-
-    fn backend(&self) -> &'static str {
-        "down"
-    }
 }

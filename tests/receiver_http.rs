@@ -9,8 +9,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
-use hookroute::store::{Claim, ClaimToken, StoreError};
 use hookroute::testing::{sign_raw, SignedDelivery, TestEvent};
 use hookroute::{webhook_handlers, EventMeta, Groq, HandlerError, IdempotencyStore, MemoryStore, Receiver};
 use serde::Deserialize;
@@ -348,27 +346,9 @@ async fn other_methods_are_405(stack: Stack) {
     assert_eq!(response.status().as_u16(), 405);
 }
 
-/// A store whose backend is down.
-struct DownStore;
-
-#[async_trait]
-impl IdempotencyStore for DownStore {
-    async fn claim(&self, _key: &str, _lease: Duration) -> Result<Claim, StoreError> {
-        Err(StoreError::Unavailable("connection refused".into()))
-    }
-
-    async fn complete(&self, _key: &str, _token: &ClaimToken, _ttl: Duration) -> Result<(), StoreError> {
-        Err(StoreError::Unavailable("connection refused".into()))
-    }
-
-    async fn release(&self, _key: &str, _token: &ClaimToken) -> Result<(), StoreError> {
-        Err(StoreError::Unavailable("connection refused".into()))
-    }
-}
-
 async fn an_unreachable_store_is_503_and_no_handler_runs(stack: Stack) {
     let app = Arc::new(App::default());
-    let receiver = Receiver::builder(Arc::clone(&app)).secret(SECRET).store(DownStore).build().unwrap();
+    let receiver = Receiver::builder(Arc::clone(&app)).secret(SECRET).store(support::DownStore).build().unwrap();
     let server = Server::serve(stack, receiver, app).await;
     let (status, body) = server.send(&event("resource.created", "evt_store_down")).await;
     assert_eq!(status, 503);

@@ -2,6 +2,8 @@
 //! and exports their URLs (see `scripts/services`).
 #![allow(dead_code, unreachable_pub)]
 
+pub mod gateway;
+
 use std::net::{SocketAddr, TcpListener};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -267,4 +269,33 @@ pub fn prometheus_sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Opt
         let wanted = labels.iter().all(|(key, val)| rest.contains(&format!("{key}=\"{val}\"")));
         (rest.starts_with('{') && wanted).then(|| value.parse().ok()).flatten()
     })
+}
+
+/// A store whose server is down: every call fails as unreachable. Named `down` in
+/// metrics.
+#[derive(Debug)]
+pub struct DownStore;
+
+#[async_trait::async_trait]
+impl hookroute::IdempotencyStore for DownStore {
+    async fn claim(&self, _: &str, _: Duration) -> Result<hookroute::store::Claim, hookroute::store::StoreError> {
+        Err(hookroute::store::StoreError::Unavailable("connection refused".into()))
+    }
+
+    async fn complete(
+        &self,
+        _: &str,
+        _: &hookroute::store::ClaimToken,
+        _: Duration,
+    ) -> Result<(), hookroute::store::StoreError> {
+        Err(hookroute::store::StoreError::Unavailable("connection refused".into()))
+    }
+
+    async fn release(&self, _: &str, _: &hookroute::store::ClaimToken) -> Result<(), hookroute::store::StoreError> {
+        Err(hookroute::store::StoreError::Unavailable("connection refused".into()))
+    }
+
+    fn backend(&self) -> &'static str {
+        "down"
+    }
 }
