@@ -130,6 +130,17 @@ pub(crate) struct InboxMode {
     pub(crate) wake: tokio::sync::Notify,
 }
 
+impl InboxMode {
+    /// Runs one call to the inbox, timed and counted (feature `metrics`).
+    pub(crate) fn call<'a, T: 'a>(
+        &self,
+        operation: &'static str,
+        call: impl Future<Output = Result<T, StoreError>> + 'a,
+    ) -> impl Future<Output = Result<T, StoreError>> + 'a {
+        observe::call(observe::Backend::Inbox(self.inbox.backend()), operation, call)
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Settings {
     body_limit: usize,
@@ -466,7 +477,7 @@ async fn enqueue<P: Provider>(
         body,
         signed_at: meta.timestamp(),
     };
-    match observe::call(observe::Backend::Inbox(mode.inbox.backend()), "enqueue", mode.inbox.enqueue(&delivery)).await {
+    match mode.call("enqueue", mode.inbox.enqueue(&delivery)).await {
         Ok(Enqueued::Queued) => {
             mode.wake.notify_one();
             Ok(Delivered::new(DeliveredKind::Queued, meta))

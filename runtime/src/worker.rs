@@ -15,7 +15,7 @@ use tracing::Instrument as _;
 use crate::event::EventMeta;
 use crate::handler::{HandlerError, Parsed, WebhookHandlers};
 use crate::inbox::{decode_headers, Inbox, InboxError, Lease, Leased, StoredDelivery};
-use crate::observe::{self, Backend};
+use crate::observe;
 use crate::provider::{ConfigError, Provider};
 use crate::receiver::{handler_span, panic_message, with_deadline, InboxMode, Receiver};
 use crate::store::IdempotencyStore;
@@ -203,8 +203,7 @@ impl<H: WebhookHandlers, S: IdempotencyStore> Worker<H, S> {
                     Err(_closed) => break,
                 },
             };
-            let taken =
-                observe::call(Backend::Inbox(mode.inbox.backend()), "take", mode.inbox.take(settings.lease)).await;
+            let taken = mode.call("take", mode.inbox.take(settings.lease)).await;
             if taken.is_ok() && backoff.take().is_some() {
                 tracing::info!("the inbox can be reached again; taking deliveries");
             }
@@ -274,7 +273,7 @@ async fn read_stats(inbox: Arc<dyn Inbox>, interval: Duration) {
     loop {
         every.tick().await;
         // A failure is counted in `hookroute.inbox.errors`; the take loop says it.
-        if let Ok(stats) = observe::call(Backend::Inbox(inbox.backend()), "stats", inbox.stats()).await {
+        if let Ok(stats) = observe::call(observe::Backend::Inbox(inbox.backend()), "stats", inbox.stats()).await {
             observe::inbox_stats(inbox.backend(), &stats);
         }
     }
@@ -335,7 +334,6 @@ async fn attempt<H: WebhookHandlers, S: IdempotencyStore>(
     mut aborted: watch::Receiver<bool>,
 ) {
     let Some(mode) = receiver.inner.inbox.as_ref() else { return };
-    let inbox_call = Backend::Inbox(mode.inbox.backend());
     let Leased { delivery, lease } = leased;
     let attempt = delivery.attempts;
     let id = delivery.id.as_str();
@@ -383,7 +381,7 @@ async fn attempt<H: WebhookHandlers, S: IdempotencyStore>(
                         break outcome;
                     }
                     () = stopped(&mut aborted) => break Attempt::Stopped,
-                    _ = renewals.tick() => match observe::call(inbox_call, "renew", mode.inbox.renew(&lease, settings.lease)).await {
+                    _ = renewals.tick() => match mode.call("renew", mode.inbox.renew(&lease, settings.lease)).await {
                         Ok(()) => {}
                         Err(InboxError::ClaimLost { .. }) => {
                             // Another worker holds the delivery now: stop, and let it be.
@@ -445,7 +443,6 @@ async fn settle(
     settings: WorkerSettings,
 ) -> &'static str {
     let inbox = &*mode.inbox;
-    let backend = Backend::Inbox(inbox.backend());
     let retry_in = match &outcome {
         Attempt::Failed { permanent: false, .. } => mode.schedule.delay_after(attempt),
         _ => None,
@@ -454,14 +451,10 @@ async fn settle(
     let mut pause = Duration::from_millis(50);
     loop {
         let result = match (&outcome, retry_in) {
-            (Attempt::Done, _) => observe::call(backend, "complete", inbox.complete(lease, settings.ttl)).await,
-            (Attempt::Failed { error, .. }, Some(delay)) => {
-                observe::call(backend, "retry", inbox.retry(lease, delay, error)).await
-            }
-            (Attempt::Failed { error, .. }, None) => {
-                observe::call(backend, "dead_letter", inbox.dead_letter(lease, error)).await
-            }
-            (Attempt::Stopped, _) => observe::call(backend, "release", inbox.release(lease)).await,
+            (Attempt::Done, _) => mode.call("complete", inbox.complete(lease, settings.ttl)).await,
+            (Attempt::Failed { error, .. }, Some(delay)) => mode.call("retry", inbox.retry(lease, delay, error)).await,
+            (Attempt::Failed { error, .. }, None) => mode.call("dead_letter", inbox.dead_letter(lease, error)).await,
+            (Attempt::Stopped, _) => mode.call("release", inbox.release(lease)).await,
         };
         match result {
             Ok(()) => break,
