@@ -147,6 +147,112 @@ async fn postgres_rejects_a_table_name_that_is_not_an_identifier() {
     assert_eq!(DEFAULT_TABLE, "hookroute_events");
 }
 
+/// The calls a Redis server answered, by command (`INFO commandstats`). Commands a
+/// script runs count under their own names too.
+async fn redis_calls(url: &str) -> std::collections::HashMap<String, u64> {
+    let client = redis::Client::open(url).unwrap();
+    let mut raw = client.get_multiplexed_async_connection().await.unwrap();
+    let info: String = redis::cmd("INFO").arg("commandstats").query_async(&mut raw).await.unwrap();
+    info.lines()
+        .filter_map(|line| {
+            let (name, stats) = line.strip_prefix("cmdstat_")?.split_once(':')?;
+            let calls = stats.split(',').find_map(|field| field.strip_prefix("calls="))?;
+            Some((name.to_owned(), calls.parse().ok()?))
+        })
+        .collect()
+}
+
+/// What concurrent deliveries ask of a Redis store goes in one round trip: 64 claims
+/// are one script call, not 64 commands, and so are their 64 completions.
+#[tokio::test]
+async fn redis_sends_concurrent_operations_together() {
+    let redis = support::OwnRedis::start();
+    let store = Arc::new(RedisStore::connect(&redis.url()).await.unwrap());
+    let before = redis_calls(&redis.url()).await;
+    let claims: Vec<_> = (0..64)
+        .map(|n| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move { store.claim(&format!("groq:event:evt_{n}"), MINUTE).await.unwrap() })
+        })
+        .collect();
+    let mut tokens = Vec::new();
+    for (n, claim) in claims.into_iter().enumerate() {
+        let Claim::Acquired(token) = claim.await.unwrap() else { panic!("evt_{n} not acquired") };
+        tokens.push(token);
+    }
+    let completions: Vec<_> = tokens
+        .into_iter()
+        .enumerate()
+        .map(|(n, token)| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move { store.complete(&format!("groq:event:evt_{n}"), &token, MINUTE).await })
+        })
+        .collect();
+    for completion in completions {
+        completion.await.unwrap().unwrap();
+    }
+    assert_eq!(store.claim("groq:event:evt_7", MINUTE).await.unwrap(), Claim::Done);
+
+    let after = redis_calls(&redis.url()).await;
+    let calls = |name: &str| after.get(name).copied().unwrap_or(0) - before.get(name).copied().unwrap_or(0);
+    let round_trips = calls("evalsha") + calls("eval");
+    // 64 claims, 64 completions, and the last claim: 129 operations in 3 calls.
+    assert_eq!(round_trips, 3, "{after:?}");
+    assert_eq!(calls("set"), 64 + 64 + 1, "every operation ran: {after:?}");
+}
+
+/// One operation Redis refuses (its key holds a hash) fails alone, not its batch; a
+/// script the server forgot is sent again whole.
+#[tokio::test]
+async fn redis_fails_one_refused_operation_alone_and_survives_a_script_flush() {
+    let url = support::redis_url();
+    let prefix = format!("refused-test-{}:", std::process::id());
+    let store = Arc::new(RedisStore::builder(&url).prefix(&prefix).connect().await.unwrap());
+    let client = redis::Client::open(url.as_str()).unwrap();
+    let mut raw = client.get_multiplexed_async_connection().await.unwrap();
+    let () = redis::cmd("HSET")
+        .arg(format!("{prefix}groq:event:a-hash"))
+        .arg("f")
+        .arg("v")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+
+    let (hash, fresh) = tokio::join!(store.claim("groq:event:a-hash", MINUTE), store.claim("groq:event:fresh", MINUTE));
+    let error = hash.expect_err("a key of another type cannot be claimed");
+    assert!(matches!(error, StoreError::Unavailable(_)), "{error:?}");
+    assert!(error.to_string().contains("another type"), "{error}");
+    let Claim::Acquired(token) = fresh.unwrap() else { panic!("the other operation of the batch failed too") };
+
+    let () = redis::cmd("SCRIPT").arg("FLUSH").query_async(&mut raw).await.unwrap();
+    store.complete("groq:event:fresh", &token, MINUTE).await.unwrap();
+    assert_eq!(store.claim("groq:event:fresh", MINUTE).await.unwrap(), Claim::Done);
+}
+
+/// Operations queued behind a batch the server never answers fail with it, within the
+/// timeout, rather than waiting for a second timeout of their own.
+#[tokio::test]
+async fn redis_operations_queued_behind_a_silent_batch_fail_with_it() {
+    let redis = support::OwnRedis::start();
+    let timeout = Duration::from_secs(1);
+    let store = Arc::new(RedisStore::builder(redis.url()).timeout(timeout).connect().await.unwrap());
+    redis.pause(true);
+    let started = Instant::now();
+    let first = tokio::spawn({
+        let store = Arc::clone(&store);
+        async move { store.claim("groq:event:first", MINUTE).await }
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let queued = store.claim("groq:event:queued", MINUTE).await;
+    let waited = started.elapsed();
+    redis.pause(false);
+    assert!(matches!(first.await.unwrap(), Err(StoreError::Unavailable(_))));
+    assert!(matches!(queued, Err(StoreError::Unavailable(_))), "{queued:?}");
+    // Its own timeout would end at 1.1 s after the start at the earliest, a second
+    // batch's at 2 s; failing with the first batch, it ends near 1 s.
+    assert!(waited < Duration::from_millis(1_900), "the queued claim waited {waited:?}");
+}
+
 /// A store that cannot be reached at start-up says where it looked, without the
 /// password, and gives up within its timeout instead of hanging.
 #[tokio::test]

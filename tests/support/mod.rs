@@ -75,6 +75,14 @@ impl OwnRedis {
         }
     }
 
+    /// Stops the server answering (SIGSTOP, or SIGCONT when `paused` is false): its
+    /// connections stay open and silent.
+    pub fn pause(&self, paused: bool) {
+        let pid = self.child.as_ref().expect("running").id().to_string();
+        let status = Command::new("kill").arg(if paused { "-STOP" } else { "-CONT" }).arg(pid).status().unwrap();
+        assert!(status.success(), "kill failed");
+    }
+
     /// Kills the server (SIGKILL) and waits for it to be gone.
     pub fn kill(&mut self) {
         let mut child = self.child.take().expect("running");

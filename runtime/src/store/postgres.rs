@@ -10,7 +10,7 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row};
 
 use super::{
-    connect_error, held_if_one_row, millis, random_token, within, Claim, ClaimToken, IdempotencyStore, StoreError,
+    connect_error, fresh_token, held_if_one_row, millis, within, Claim, ClaimToken, IdempotencyStore, StoreError,
     DEFAULT_STORE_TIMEOUT,
 };
 
@@ -374,7 +374,7 @@ impl IdempotencyStore for PostgresStore {
     }
 
     async fn claim(&self, key: &str, lease: Duration) -> Result<Claim, StoreError> {
-        let token = random_token()?;
+        let token = fresh_token()?;
         let row = self.inner.db.query_one(&self.inner.claim, &[&key, &token.as_str(), &millis(lease)]).await?;
         let acquired: bool = row.try_get(0).map_err(|err| StoreError::Unavailable(Box::new(err)))?;
         let done: Option<bool> = row.try_get(1).map_err(|err| StoreError::Unavailable(Box::new(err)))?;

@@ -1,48 +1,70 @@
 //! A store in Redis, shared by every replica that points at the same server.
 
 use std::fmt;
+use std::future::Future;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{Client, Script, Value};
+use redis::{Client, ErrorKind, RedisError, Script, ServerErrorKind, Value};
+use tokio::sync::oneshot;
 
 use super::{
-    connect_error, millis, random_token, within, Claim, ClaimToken, IdempotencyStore, StoreError, DEFAULT_STORE_TIMEOUT,
+    connect_error, fresh_token, millis, within, Claim, ClaimToken, IdempotencyStore, StoreError, DEFAULT_STORE_TIMEOUT,
 };
 
-/// What a completed key holds. Claim tokens are 32 hex digits, so never this.
-const DONE: &str = "done";
-
-/// Marks the key done for the TTL, if `ARGV[1]` still holds the claim.
-const COMPLETE: &str = r"
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  redis.call('SET', KEYS[1], 'done', 'PX', ARGV[2])
-  return 1
+/// One batch of claims, completions and releases, in the order they were asked for.
+/// `KEYS[i]` is the i-th operation's key; `ARGV[3i-2]` what it does, `ARGV[3i-1]` its
+/// token and `ARGV[3i]` its milliseconds (the lease, the TTL, or 0 to release). The
+/// i-th answer: a claim gives 0 (acquired), 1 (done: the key holds `done`, which no
+/// token of 32 hex digits can be) or 2 (held by someone else);
+/// a completion or release 1 when the token still held the key, else 0; and -1 when
+/// Redis refused that one command (a key of another type), without failing the rest.
+const BATCH: &str = r"
+local answers = {}
+for i, key in ipairs(KEYS) do
+  local op, token, ms = ARGV[3 * i - 2], ARGV[3 * i - 1], ARGV[3 * i]
+  local answer
+  if op == 'c' then
+    local previous = redis.pcall('SET', key, token, 'NX', 'PX', ms, 'GET')
+    if type(previous) == 'table' and previous.err then answer = -1
+    elseif not previous then answer = 0
+    elseif previous == 'done' then answer = 1
+    else answer = 2 end
+  else
+    local current = redis.pcall('GET', key)
+    if type(current) == 'table' and current.err then answer = -1
+    elseif current ~= token then answer = 0
+    elseif op == 'd' then redis.call('SET', key, 'done', 'PX', ms); answer = 1
+    else redis.call('DEL', key); answer = 1 end
+  end
+  answers[i] = answer
 end
-return 0
+return answers
 ";
 
-/// Deletes the key, if `ARGV[1]` still holds the claim.
-const RELEASE: &str = r"
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
-end
-return 0
-";
+/// The most operations one script call carries; a larger batch is split, and its
+/// parts sent together.
+const MAX_BATCH: usize = 256;
 
 /// An idempotency store in Redis (7.0 or newer), for receivers on several replicas.
 ///
-/// - **claim** is one atomic command, `SET key token NX PX lease GET`: it sets the key
-///   only if absent and answers what was there (`done`, someone's token, or nothing).
-///   A claimant that dies holds the key only until the lease expires.
-/// - **complete** and **release** run a small Lua script that acts only if the key
-///   still holds the caller's token, so a claimant whose lease ran out cannot touch
-///   the claim that replaced it. A completed key holds `done` and expires after the TTL.
+/// - **claim** is `SET key token NX PX lease GET`: it sets the key only if absent and
+///   answers what was there (`done`, someone's token, or nothing). A claimant that
+///   dies holds the key only until the lease expires.
+/// - **complete** and **release** act only if the key still holds the caller's
+///   token, so a claimant whose lease ran out cannot touch the claim that replaced it.
+///   A completed key holds `done` and expires after the TTL.
+/// - **Batched**: the operations that concurrent deliveries ask for while one round
+///   trip is under way go to Redis together, as one call of one Lua script, which runs
+///   them in order, each as atomic as on its own. Under load a delivery's two round
+///   trips are shared with every other delivery's; alone, it costs what it did.
 ///
 /// Keys are the receiver's (`<namespace>:<provider>:event:<id>`) behind an optional prefix. The
 /// connection is a [`ConnectionManager`], which reconnects after the server comes back;
 /// every operation has a deadline ([`DEFAULT_STORE_TIMEOUT`] unless set), so an outage
-/// makes the receiver answer 503 at once instead of hanging.
+/// makes the receiver answer 503 at once instead of hanging. One server, not a
+/// Redis Cluster: a batch's keys need not share a slot.
 ///
 /// ```no_run
 /// use hookroute_runtime::store::RedisStore;
@@ -53,18 +75,59 @@ return 0
 /// ```
 #[derive(Clone)]
 pub struct RedisStore {
+    batcher: Arc<Batcher>,
+}
+
+/// Gathers operations into batches and sends them, one batch at a time.
+struct Batcher {
     connection: ConnectionManager,
     prefix: String,
     timeout: Duration,
-    complete: Script,
-    release: Script,
+    script: Script,
+    pending: Mutex<Pending>,
+}
+
+/// The operations asked for and not yet sent.
+#[derive(Default)]
+struct Pending {
+    /// Each operation's key (prefix included) and token, back to back.
+    bytes: Vec<u8>,
+    operations: Vec<Operation>,
+    /// Whether a task is sending batches; it takes these when it is ready.
+    sending: bool,
+}
+
+struct Operation {
+    kind: Kind,
+    /// Where its key and its token end in `bytes` (each starts where the previous ends).
+    key_end: usize,
+    token_end: usize,
+    millis: i64,
+    answer: oneshot::Sender<Result<i64, RedisError>>,
+}
+
+#[derive(Clone, Copy)]
+enum Kind {
+    Claim,
+    Complete,
+    Release,
+}
+
+impl Kind {
+    fn code(self) -> &'static str {
+        match self {
+            Self::Claim => "c",
+            Self::Complete => "d",
+            Self::Release => "r",
+        }
+    }
 }
 
 impl fmt::Debug for RedisStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisStore")
-            .field("prefix", &self.prefix)
-            .field("timeout", &self.timeout)
+            .field("prefix", &self.batcher.prefix)
+            .field("timeout", &self.batcher.timeout)
             .finish_non_exhaustive()
     }
 }
@@ -108,12 +171,184 @@ impl RedisStore {
         }
     }
 
-    fn key(&self, key: &str) -> String {
-        let mut full = String::with_capacity(self.prefix.len() + key.len());
-        full.push_str(&self.prefix);
-        full.push_str(key);
-        full
+    /// Asks for one operation: queues it, makes sure a task is sending, and waits for
+    /// its answer, which comes within the timeout of its batch's sending.
+    async fn ask(&self, kind: Kind, key: &str, token: &str, millis: i64) -> Result<i64, StoreError> {
+        let batcher = &self.batcher;
+        let (answer, answered) = oneshot::channel();
+        let start_sending = {
+            let mut pending = batcher.lock();
+            let Pending { bytes, operations, sending } = &mut *pending;
+            bytes.extend_from_slice(batcher.prefix.as_bytes());
+            bytes.extend_from_slice(key.as_bytes());
+            let key_end = bytes.len();
+            bytes.extend_from_slice(token.as_bytes());
+            operations.push(Operation { kind, key_end, token_end: bytes.len(), millis, answer });
+            !std::mem::replace(sending, true)
+        };
+        if start_sending {
+            tokio::spawn(Arc::clone(batcher).send_all());
+        }
+        // No timer of its own: the batch it goes in has one, and when a batch fails for
+        // want of the server, the operations queued behind it fail with it.
+        match answered.await.map_err(|_| StoreError::Unavailable("the Redis batch was dropped".into()))? {
+            Ok(-1) => Err(StoreError::Unavailable(
+                format!("Redis refused the operation on `{key}` (does the key hold another type?)").into(),
+            )),
+            Ok(answer) => Ok(answer),
+            Err(error) => Err(StoreError::Unavailable(Box::new(error))),
+        }
     }
+}
+
+impl Batcher {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Pending> {
+        // Every statement leaves the queue consistent.
+        self.pending.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Sends what is queued, batch after batch, until nothing is; then stops.
+    async fn send_all(self: Arc<Self>) {
+        // Let the tasks that are ready to run ask first: they join this batch.
+        tokio::task::yield_now().await;
+        let mut stop = StopSending { batcher: &self, armed: true };
+        let mut batch = Pending::default();
+        loop {
+            {
+                let mut pending = self.lock();
+                if pending.operations.is_empty() {
+                    // Under the lock: whoever asks next sees that nobody is sending.
+                    pending.sending = false;
+                    stop.armed = false;
+                    return;
+                }
+                std::mem::swap(&mut pending.bytes, &mut batch.bytes);
+                std::mem::swap(&mut pending.operations, &mut batch.operations);
+            }
+            if let Some(error) = self.send(&mut batch).await {
+                let queued = {
+                    let mut pending = self.lock();
+                    pending.bytes.clear();
+                    std::mem::take(&mut pending.operations)
+                };
+                for operation in queued {
+                    let _ = operation.answer.send(Err(error.clone()));
+                }
+            }
+            batch.bytes.clear();
+        }
+    }
+
+    /// Sends one batch, in parts of at most `MAX_BATCH` sent together, and hands each
+    /// operation its answer. Returns the error of a part that failed for want of the
+    /// server (it did not answer in time, or the connection failed).
+    async fn send(&self, batch: &mut Pending) -> Option<RedisError> {
+        let Pending { bytes, operations, .. } = batch;
+        let mut parts = Vec::with_capacity(operations.len().div_ceil(MAX_BATCH));
+        let mut start = 0;
+        for part in operations.chunks(MAX_BATCH) {
+            parts.push(self.run(bytes, start, part));
+            start = part.last().map_or(start, |operation| operation.token_end);
+        }
+        let results = futures_util::future::join_all(parts).await;
+        let unreachable = results.iter().find_map(|result| match result {
+            Err(error) if error.is_timeout() || error.is_io_error() || error.is_connection_dropped() => {
+                Some(error.clone())
+            }
+            _ => None,
+        });
+        let mut operations = operations.drain(..);
+        // The asker may have stopped waiting: then nobody needs the answer.
+        for result in results {
+            match result {
+                // `run` answers once per operation of its part.
+                Ok(answers) => {
+                    for (answer, operation) in answers.into_iter().zip(operations.by_ref()) {
+                        let _ = operation.answer.send(number(answer));
+                    }
+                }
+                Err(error) => {
+                    for operation in operations.by_ref().take(MAX_BATCH) {
+                        let _ = operation.answer.send(Err(error.clone()));
+                    }
+                }
+            }
+        }
+        unreachable
+    }
+
+    /// Runs the script over one part of a batch; `start` is where its first key begins.
+    async fn run(&self, bytes: &[u8], start: usize, part: &[Operation]) -> Result<Vec<Value>, RedisError> {
+        let mut connection = self.connection.clone();
+        let mut command = Self::command("EVALSHA", self.script.get_hash(), bytes, start, part);
+        let answer = match timed(self.timeout, command.query_async(&mut connection)).await {
+            Err(error) if error.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
+                // The server forgot the script (a restart, SCRIPT FLUSH): send it whole.
+                command = Self::command("EVAL", BATCH, bytes, start, part);
+                timed(self.timeout, command.query_async(&mut connection)).await
+            }
+            answer => answer,
+        }?;
+        match answer {
+            Value::Array(answers) if answers.len() == part.len() => Ok(answers),
+            other => {
+                Err(RedisError::from((ErrorKind::Parse, "unexpected answer to the batch script", format!("{other:?}"))))
+            }
+        }
+    }
+
+    /// `<verb> <script> <n> <keys…> <op token millis…>` for one part of a batch.
+    fn command(verb: &str, script: &str, bytes: &[u8], start: usize, part: &[Operation]) -> redis::Cmd {
+        let end = part.last().map_or(start, |operation| operation.token_end);
+        let mut command =
+            redis::Cmd::with_capacity(3 + 4 * part.len(), script.len() + 32 + (end - start) + 24 * part.len());
+        command.arg(verb).arg(script).arg(part.len());
+        let mut at = start;
+        for operation in part {
+            command.arg(&bytes[at..operation.key_end]);
+            at = operation.token_end;
+        }
+        for operation in part {
+            command
+                .arg(operation.kind.code())
+                .arg(&bytes[operation.key_end..operation.token_end])
+                .arg(operation.millis);
+        }
+        command
+    }
+}
+
+/// One operation's answer: the number the script gave it.
+fn number(answer: Value) -> Result<i64, RedisError> {
+    match answer {
+        Value::Int(answer) => Ok(answer),
+        other => Err(RedisError::from((ErrorKind::Parse, "unexpected answer in the batch", format!("{other:?}")))),
+    }
+}
+
+/// If the sending task ends early (its runtime shut down), whoever asks next starts
+/// another, and the operations it had taken fail at once (their answers are dropped).
+struct StopSending<'a> {
+    batcher: &'a Batcher,
+    armed: bool,
+}
+
+impl Drop for StopSending<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.batcher.lock().sending = false;
+        }
+    }
+}
+
+/// `operation` bounded by `timeout`, failing as Redis's own timeouts do.
+async fn timed<T>(timeout: Duration, operation: impl Future<Output = Result<T, RedisError>>) -> Result<T, RedisError> {
+    tokio::time::timeout(timeout, operation).await.unwrap_or_else(|_| {
+        Err(RedisError::from(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "Redis did not answer within the store's timeout",
+        )))
+    })
 }
 
 impl RedisStoreBuilder {
@@ -146,8 +381,18 @@ impl RedisStoreBuilder {
     /// with [`StoreError::InvalidConfig`] when the server may evict keys.
     pub async fn connect(self) -> Result<RedisStore, StoreError> {
         let Self { url, prefix, timeout, allow_eviction } = self;
-        let (connection, _target) = connection(&url, timeout, allow_eviction).await?;
-        Ok(RedisStore { connection, prefix, timeout, complete: Script::new(COMPLETE), release: Script::new(RELEASE) })
+        let (mut connection, _target) = connection(&url, timeout, allow_eviction).await?;
+        let script = Script::new(BATCH);
+        // Loaded now so that the first batch need not be sent twice; were it refused
+        // (an ACL without SCRIPT), each batch would still send it whole when needed.
+        let mut load = redis::cmd("SCRIPT");
+        load.arg("LOAD").arg(BATCH);
+        if let Err(error) = within::<String, _>(timeout, "Redis", load.query_async(&mut connection)).await {
+            tracing::debug!(error = %error, "could not load the store's script ahead");
+        }
+        Ok(RedisStore {
+            batcher: Arc::new(Batcher { connection, prefix, timeout, script, pending: Mutex::new(Pending::default()) }),
+        })
     }
 }
 
@@ -158,32 +403,20 @@ impl IdempotencyStore for RedisStore {
     }
 
     async fn claim(&self, key: &str, lease: Duration) -> Result<Claim, StoreError> {
-        let token = random_token()?;
-        let mut connection = self.connection.clone();
-        let mut command = redis::cmd("SET");
-        command.arg(self.key(key)).arg(token.as_str()).arg("NX").arg("PX").arg(millis(lease)).arg("GET");
-        let previous: Option<String> = within(self.timeout, "Redis", command.query_async(&mut connection)).await?;
-        Ok(match previous.as_deref() {
-            None => Claim::Acquired(token),
-            Some(DONE) => Claim::Done,
-            Some(_) => Claim::InFlight,
+        let token = fresh_token()?;
+        Ok(match self.ask(Kind::Claim, key, token.as_str(), millis(lease)).await? {
+            0 => Claim::Acquired(token),
+            1 => Claim::Done,
+            _ => Claim::InFlight,
         })
     }
 
     async fn complete(&self, key: &str, token: &ClaimToken, ttl: Duration) -> Result<(), StoreError> {
-        let mut connection = self.connection.clone();
-        let mut invocation = self.complete.key(self.key(key));
-        invocation.arg(token.as_str()).arg(millis(ttl));
-        let done: Value = within(self.timeout, "Redis", invocation.invoke_async(&mut connection)).await?;
-        held(key, &done)
+        held(key, self.ask(Kind::Complete, key, token.as_str(), millis(ttl)).await?)
     }
 
     async fn release(&self, key: &str, token: &ClaimToken) -> Result<(), StoreError> {
-        let mut connection = self.connection.clone();
-        let mut invocation = self.release.key(self.key(key));
-        invocation.arg(token.as_str());
-        let released: Value = within(self.timeout, "Redis", invocation.invoke_async(&mut connection)).await?;
-        held(key, &released)
+        held(key, self.ask(Kind::Release, key, token.as_str(), 0).await?)
     }
 }
 
@@ -239,10 +472,10 @@ async fn check_eviction(connection: &mut ConnectionManager, target: &str, timeou
     }
 }
 
-/// The scripts answer 1 when the token held the claim, 0 when it did not.
-fn held(key: &str, answer: &Value) -> Result<(), StoreError> {
+/// The script answers 1 when the token held the claim, 0 when it did not.
+fn held(key: &str, answer: i64) -> Result<(), StoreError> {
     match answer {
-        Value::Int(1) => Ok(()),
+        1 => Ok(()),
         _ => Err(StoreError::ClaimLost { key: key.to_owned() }),
     }
 }

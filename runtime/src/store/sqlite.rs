@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
-use super::{held_if_one_row, millis, random_token, Claim, ClaimToken, IdempotencyStore, StoreError};
+use super::{fresh_token, held_if_one_row, millis, Claim, ClaimToken, IdempotencyStore, StoreError};
 
 /// Expired rows are deleted once every this many claims.
 const SWEEP_EVERY: u32 = 1024;
@@ -143,7 +143,7 @@ impl IdempotencyStore for SqliteStore {
     }
 
     async fn claim(&self, key: &str, lease: Duration) -> Result<Claim, StoreError> {
-        let token = random_token()?;
+        let token = fresh_token()?;
         let key = key.to_owned();
         let sweep = self.claims.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY == SWEEP_EVERY - 1;
         self.run(move |connection| {
