@@ -253,7 +253,7 @@ fn handlers_impl(names: &Names<'_>, block: &ItemImpl, set: &HandlerSet) -> Token
         };
         // Spanned at the return type: a handler that returns something else is reported there.
         let result = quote_spanned!(h.output.0=> #p::into_result(output));
-        quote!(#(#cfgs)* #enum_name::#variant(data) => { let output = #call.await; #result })
+        quote!(#(#cfgs)* #enum_name::#variant(data) => #p::boxed(async move { let output = #call.await; #result }))
     });
     // Which types are handled, from the type alone: the receiver claims only those.
     let listed = if set.handlers.is_empty() {
@@ -272,7 +272,7 @@ fn handlers_impl(names: &Names<'_>, block: &ItemImpl, set: &HandlerSet) -> Token
             let (method, ty) = (&fallback.method, &fallback.event_ty);
             let event = quote_spanned!(ty.span()=> <#ty as #p::IsUnknownEvent>::from_unknown(event));
             let result = quote_spanned!(fallback.output.0=> #p::into_result(output));
-            let arm = quote!(#enum_name::#unknown(event) => { let output = self.#method(#event).await; #result });
+            let arm = quote!(#enum_name::#unknown(event) => #p::boxed(async move { let output = self.#method(#event).await; #result }));
             match cfg_predicate(&fallback.cfgs) {
                 None => (quote!(true), arm, quote!(#p::Parsed::Handled(event))),
                 // Under a `#[cfg]`, the fallback's part of each is chosen the same way.
@@ -280,13 +280,13 @@ fn handlers_impl(names: &Names<'_>, block: &ItemImpl, set: &HandlerSet) -> Token
                     quote!(::core::cfg!(#on) || #listed),
                     quote! {
                         #[cfg(#on)] #arm,
-                        #[cfg(not(#on))] #enum_name::#unknown(_) => #p::Ok(())
+                        #[cfg(not(#on))] #enum_name::#unknown(_) => #p::boxed(async { #p::Ok(()) })
                     },
                     quote!(if ::core::cfg!(#on) { #p::Parsed::Handled(event) } else { #ignore_unknown }),
                 ),
             }
         }
-        None => (listed, quote!(#enum_name::#unknown(_) => #p::Ok(())), ignore_unknown),
+        None => (listed, quote!(#enum_name::#unknown(_) => #p::boxed(async { #p::Ok(()) })), ignore_unknown),
     };
     quote! {
         #[automatically_derived]
@@ -314,11 +314,12 @@ fn handlers_impl(names: &Names<'_>, block: &ItemImpl, set: &HandlerSet) -> Token
                 meta: &'a #p::EventMeta,
             ) -> impl #p::Future<Output = #p::Result<(), #p::HandlerError>> + #p::Send + 'a {
                 let _ = meta;
-                async move {
-                    match event {
-                        #(#dispatch_arms,)*
-                        #fallback_arm,
-                    }
+                // Each arm boxed: the receiver's futures hold a box, not the handlers'
+                // state machines, so editing one handler's body recompiles that handler
+                // and its arm, not the others nor the receiver's code for this impl.
+                match event {
+                    #(#dispatch_arms,)*
+                    #fallback_arm,
                 }
             }
         }

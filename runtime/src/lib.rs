@@ -77,6 +77,15 @@ pub mod __private {
     pub use serde_json;
     pub use serde_json::value::RawValue;
 
+    /// A handler's future behind a box: one type whatever the handlers do (see the
+    /// generated `dispatch`).
+    pub fn boxed<'a, F>(future: F) -> core::pin::Pin<Box<dyn Future<Output = F::Output> + Send + 'a>>
+    where
+        F: Future + Send + 'a,
+    {
+        Box::pin(future)
+    }
+
     /// Deserializes an event's data into the handler's type.
     pub fn from_raw<T: EventData>(data: &RawValue) -> Result<T, serde_json::Error> {
         serde_json::from_str(data.get())
