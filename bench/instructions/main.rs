@@ -1,10 +1,13 @@
 //! Instructions per delivery, for `bench/instructions/run` (built outside the
 //! workspace, against one checkout of hookroute at a time): signs N unique 1 KiB Groq
 //! deliveries, then receives each of them twice (processed, then duplicate), through
-//! `Receiver::receive` (`receive`) or an axum router called in process (`axum`).
+//! `Receiver::receive` (`receive`) or an axum router called in process (`axum`); or
+//! the same through the hand-written receiver of `bench/baselines` (`hand-receive`,
+//! `hand-axum`).
 //! callgrind counts only what runs inside the runtime's `block_on`.
 
 use hookroute::testing::TestEvent;
+use hookroute_bench_baselines::handwritten;
 use hookroute::{webhook_handlers, Groq, HandlerError, Receiver};
 use tower::ServiceExt as _;
 
@@ -32,7 +35,13 @@ fn main() {
         .collect();
     runtime.block_on(async {
         let receiver = Receiver::builder(App).secret("whsec_driver").build().unwrap();
-        let router = axum::Router::new().route("/", hookroute::axum::post(receiver.clone()));
+        let router = match mode.as_str() {
+            "hand-axum" => axum::Router::new()
+                .route("/", axum::routing::post(handwritten::receive))
+                .with_state(std::sync::Arc::new(handwritten::App::new("whsec_driver"))),
+            _ => axum::Router::new().route("/", hookroute::axum::post(receiver.clone())),
+        };
+        let hand = handwritten::App::new("whsec_driver");
         for _pass in 0..2 {
             // Every delivery fresh, then every one again: duplicates.
             for delivery in &deliveries {
@@ -41,6 +50,7 @@ fn main() {
                         let outcome = receiver.receive(&delivery.headers, &delivery.body).await;
                         assert_eq!(outcome.status(), 200);
                     }
+                    "hand-receive" => assert_eq!(hand.receive(&delivery.headers, &delivery.body), 200),
                     _ => {
                         let mut request = axum::http::Request::post("/").body(axum::body::Body::from(delivery.body.clone())).unwrap();
                         *request.headers_mut() = delivery.headers.clone();
