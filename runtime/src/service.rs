@@ -52,7 +52,6 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::{Buf as _, Bytes};
-use futures_util::FutureExt as _;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use http_body::Body;
 use http_body_util::BodyExt as _;
@@ -158,26 +157,21 @@ impl<H: WebhookHandlers, S: IdempotencyStore> Receiver<H, S> {
         let bytes = if rest.is_empty() { first.unwrap_or_default() } else { Bytes::from(rest) };
 
         // Run to the end even if the client hangs up: a started handler is not cut off,
-        // and its completion is recorded. A delivery that is done on its first poll (an
-        // in-process store, a handler that does not wait) cannot be cut off, so it
-        // needs no task of its own; one that waits moves into one, as it is.
+        // and its completion is recorded.
         // The task carries the caller's span: the delivery's span is a child of the
         // HTTP request's (tower-http's `TraceLayer`, say).
         let receiver = self.clone();
-        let mut run = Box::pin(
+        let run = tokio::spawn(
             async move {
                 let outcome = receiver.receive(&parts.headers, &bytes).await;
                 respond(&outcome)
             }
             .in_current_span(),
         );
-        let response = match (&mut run).now_or_never() {
-            Some(response) => response,
-            None => tokio::spawn(run).await.unwrap_or_else(|error| {
-                tracing::error!(error = %error, "a delivery's task failed");
-                json(StatusCode::INTERNAL_SERVER_ERROR, r#"{"error":"internal error"}"#.into())
-            }),
-        };
+        let response = run.await.unwrap_or_else(|error| {
+            tracing::error!(error = %error, "a delivery's task failed");
+            json(StatusCode::INTERNAL_SERVER_ERROR, r#"{"error":"internal error"}"#.into())
+        });
         drop(held);
         response
     }
