@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use hookroute::inbox::MemoryInbox;
-use hookroute::testing::TestEvent;
+use hookroute::inbox::{InboxStats, MemoryInbox};
+use hookroute::testing::{SignedDelivery, TestEvent};
 use hookroute::{webhook_handlers, Groq, HandlerError, Receiver};
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
@@ -179,18 +179,24 @@ fn a_forged_delivery_is_one_warning_and_never_an_error() {
     assert_eq!(receive.fields.get("webhook.event.id"), None, "not read from an unverified body");
 }
 
+/// Queues `delivery` in inbox mode (202), then runs workers until the inbox's stats
+/// satisfy `until`.
+async fn through_a_worker(delivery: SignedDelivery, until: fn(&InboxStats) -> bool) {
+    let receiver = Receiver::builder(App).secret(SECRET).inbox(MemoryInbox::new()).build().unwrap();
+    assert_eq!(receiver.receive(&delivery.headers, &delivery.body).await.status(), 202);
+    let workers = receiver.worker().unwrap().spawn();
+    let inbox = receiver.inbox().unwrap();
+    while !until(&inbox.stats().await.unwrap()) {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    workers.shutdown().await;
+}
+
 #[test]
 fn a_worker_attempt_has_its_span_with_the_attempt_and_the_handler_inside() {
-    let seen = traced(|| async {
-        let receiver = Receiver::builder(App).secret(SECRET).inbox(MemoryInbox::new()).build().unwrap();
+    let seen = traced(|| {
         let delivery = TestEvent::<Groq>::new("resource.created", serde_json::json!({})).id("evt_w").sign(SECRET);
-        assert_eq!(receiver.receive(&delivery.headers, &delivery.body).await.status(), 202);
-        let workers = receiver.worker().unwrap().spawn();
-        let inbox = receiver.inbox().unwrap();
-        while inbox.stats().await.unwrap().done == 0 {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        workers.shutdown().await;
+        through_a_worker(delivery, |stats| stats.done > 0)
     });
     let (receive_id, _) = seen.spans("webhook.receive").remove(0);
     let processes = seen.spans("webhook.process");
@@ -245,16 +251,9 @@ fn the_delivery_span_is_a_child_of_the_callers_span() {
 
 #[test]
 fn a_failed_worker_attempt_marks_its_span_as_an_error() {
-    let seen = traced(|| async {
-        let receiver = Receiver::builder(App).secret(SECRET).inbox(MemoryInbox::new()).build().unwrap();
+    let seen = traced(|| {
         let delivery = TestEvent::<Groq>::new("resource.deleted", serde_json::json!({})).sign(SECRET);
-        assert_eq!(receiver.receive(&delivery.headers, &delivery.body).await.status(), 202);
-        let workers = receiver.worker().unwrap().spawn();
-        let inbox = receiver.inbox().unwrap();
-        while inbox.stats().await.unwrap().retrying == 0 {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        workers.shutdown().await;
+        through_a_worker(delivery, |stats| stats.retrying > 0)
     });
     let (process_id, process) = seen.spans("webhook.process").remove(0);
     let field = |name: &str| process.fields.get(name).map(String::as_str);
