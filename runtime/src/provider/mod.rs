@@ -401,10 +401,21 @@ pub(crate) fn check_field(field: &'static str, value: &str) -> Result<(), Envelo
         return Err(EnvelopeError::TooLong { field, len: value.len(), max: MAX_FIELD_LEN });
     }
     // A line break would forge log lines; a NUL cannot be stored in PostgreSQL text.
-    if value.chars().any(char::is_control) {
+    if has_control(value) {
         return Err(EnvelopeError::ControlCharacter(field));
     }
     Ok(())
+}
+
+/// Whether `text` holds a control character (`char::is_control`: U+0000–U+001F,
+/// U+007F–U+009F). Ids and types are ASCII in practice: their bytes are checked all at
+/// once, and only other text is decoded.
+fn has_control(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    if bytes.iter().fold(true, |plain, &byte| plain & (0x20..0x7f).contains(&byte)) {
+        return false;
+    }
+    text.chars().any(char::is_control)
 }
 
 /// The JSON envelope most providers send: `{"id", "type", "created", "data"}`.
@@ -433,10 +444,12 @@ impl<'a> Created<'a> {
         if !raw.starts_with('"') {
             return Cow::Borrowed(raw);
         }
-        serde_json::from_str::<&'a str>(raw)
-            .map(Cow::Borrowed)
-            .or_else(|_| serde_json::from_str::<String>(raw).map(Cow::Owned))
-            .unwrap_or(Cow::Borrowed(raw))
+        // The parser checked the string: without an escape, its text is what is between
+        // the quotes.
+        if let Some(text) = raw.get(1..raw.len() - 1).filter(|text| !text.contains('\\')) {
+            return Cow::Borrowed(text);
+        }
+        serde_json::from_str::<String>(raw).map_or(Cow::Borrowed(raw), Cow::Owned)
     }
 }
 
@@ -499,6 +512,17 @@ mod tests {
         let escaped = parse(br#"{"id":"e","type":"t","created":"a\"b\u00e9","data":1}"#).unwrap();
         assert_eq!(escaped, "a\"b\u{e9}");
         assert_eq!(parse(br#"{"id":"e","type":"t","data":1}"#), None);
+    }
+
+    #[test]
+    fn control_characters_are_found_in_ascii_and_beyond() {
+        for bad in ["a\nb", "\0", "x\u{7f}", "\u{1b}[31m", "\u{85}", "\u{9f}", "é\t", "évt\u{80}"] {
+            assert!(has_control(bad), "{bad:?}");
+            assert!(matches!(check_field("id", bad), Err(EnvelopeError::ControlCharacter("id"))), "{bad:?}");
+        }
+        for good in ["evt_1", " ~", "évt", "\u{a0}", "\u{2028}", "事件"] {
+            assert!(!has_control(good), "{good:?}");
+        }
     }
 
     #[test]
