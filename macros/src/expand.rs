@@ -39,7 +39,7 @@ pub(crate) fn webhook_handlers(args: TokenStream, item: &TokenStream) -> TokenSt
             return with_errors(item, errors, None::<TokenStream>);
         }
     };
-    if let Some((_, trait_path, _)) = &block.trait_ {
+    if let Some((trait_path, _)) = &block.trait_ {
         errors.at(
             trait_path,
             "#[webhook_handlers] goes on an inherent impl block (`impl App { .. }`), not on a trait impl",

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use proc_macro2::Span;
 use quote::{format_ident, ToTokens};
 use syn::spanned::Spanned;
-use syn::{FnArg, Ident, LitStr, ReturnType, Signature, Type};
+use syn::{FnArg, Ident, LitStr, ReceiverKind, ReturnType, Safety, Signature, Type};
 
 use crate::model::{Fallback, Handler, HandlerSet, ReturnSpan};
 use crate::parse::{Errors, Mark, Marked};
@@ -96,7 +96,7 @@ fn common(sig: &Signature, errors: &mut Errors) -> Option<ReturnSpan> {
     if let Some(constness) = &sig.constness {
         errors.at(constness, format!("handler `{name}` cannot be `const`"));
     }
-    if let Some(unsafety) = &sig.unsafety {
+    if let Safety::Unsafe(unsafety) = &sig.safety {
         errors.at(unsafety, format!("handler `{name}` cannot be `unsafe`"));
     }
     if let Some(abi) = &sig.abi {
@@ -116,18 +116,17 @@ fn common(sig: &Signature, errors: &mut Errors) -> Option<ReturnSpan> {
     }
     match sig.inputs.first() {
         Some(FnArg::Receiver(receiver)) => {
-            if receiver.colon_token.is_some() {
-                errors.at(receiver, format!("handler `{name}` must take `&self`, not a typed `self`"));
-            } else if receiver.reference.is_none() {
-                errors.at(
-                    receiver,
-                    format!("handler `{name}` must take `&self`, not `self` by value: the receiver keeps the handlers and calls them for every event"),
-                );
-            } else if let Some(mutability) = &receiver.mutability {
-                errors.at(
+            match &receiver.kind {
+                ReceiverKind::Reference(_, _, None) => {}
+                ReceiverKind::Reference(_, _, Some(mutability)) => errors.at(
                     mutability,
                     format!("handler `{name}` must take `&self`, not `&mut self`: events are handled concurrently; keep mutable state behind a `Mutex` or an atomic"),
-                );
+                ),
+                ReceiverKind::Value => errors.at(
+                    receiver,
+                    format!("handler `{name}` must take `&self`, not `self` by value: the receiver keeps the handlers and calls them for every event"),
+                ),
+                _ => errors.at(receiver, format!("handler `{name}` must take `&self`, not a typed `self`")),
             }
         }
         _ => errors.at_span(

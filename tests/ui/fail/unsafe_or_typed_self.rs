@@ -1,0 +1,22 @@
+use hookroute::{webhook_handlers, HandlerError};
+
+struct App;
+
+#[webhook_handlers(provider = "groq")]
+impl App {
+    #[event("resource.created")]
+    async unsafe fn created(&self, _data: serde_json::Value) -> Result<(), HandlerError> {
+        Ok(())
+    }
+
+    #[event("resource.updated")]
+    async fn updated(self: Box<Self>, _data: serde_json::Value) -> Result<(), HandlerError> {
+        Ok(())
+    }
+}
+
+// What a user writes next: only the attribute's own error may show.
+fn main() {
+    let receiver = hookroute::Receiver::builder(App).secret("s").build().unwrap();
+    let _app: axum::Router = axum::Router::new().route("/webhooks", hookroute::axum::post(receiver));
+}
