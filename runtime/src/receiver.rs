@@ -85,7 +85,7 @@ pub(crate) struct Inner<H: WebhookHandlers, S> {
     /// Before every key this receiver writes to its store or inbox.
     namespace: String,
     /// The event types answered `ignored` so far, each warned about once.
-    ignored: std::sync::Mutex<hashbrown::HashSet<String>>,
+    ignored: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 /// How many ignored event types a receiver remembers having warned about.

@@ -1,12 +1,11 @@
 //! The embedded default store: one process, bounded memory.
 
-use std::collections::VecDeque;
+use std::collections::{hash_map, HashMap, VecDeque};
 use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use hashbrown::HashMap;
 use siphasher::sip128::{Hasher128, SipHasher13};
 
 use super::{Claim, ClaimToken, IdempotencyStore, StoreError};
@@ -56,8 +55,8 @@ type Millis = u64;
 
 #[derive(Debug, Default)]
 struct State {
-    /// hashbrown's map for its single-lookup `entry`. A fingerprint is already a
-    /// random number: the table takes its low 64 bits as the hash.
+    /// A fingerprint is already a random number: the table takes its low 64 bits as
+    /// the hash.
     entries: HashMap<Fingerprint, Entry, BuildHasherDefault<LowBits>>,
     /// Completed keys in order of completion, for expiry and eviction, as the two
     /// halves of the fingerprint and the end of the TTL (three `u64`s, no padding). An
@@ -209,7 +208,7 @@ impl State {
         };
         let fingerprint = (u128::from(high) << 64) | u128::from(low);
         match self.entries.entry(fingerprint) {
-            hashbrown::hash_map::Entry::Occupied(slot) if slot.get().is_done() && slot.get().until == until => {
+            hash_map::Entry::Occupied(slot) if slot.get().is_done() && slot.get().until == until => {
                 slot.remove();
                 true
             }
