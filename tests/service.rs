@@ -69,6 +69,37 @@ async fn a_request_is_processed_then_a_duplicate() {
     assert_eq!((status, body["status"].as_str()), (200, Some("duplicate")));
 }
 
+/// The service spawns each request's whole handling, body and delivery, as one task:
+/// a caller that stops waiting (its connection closed) does not cancel it. Before, the
+/// body was read in the caller's future and a dropped future dropped the request.
+#[tokio::test]
+async fn a_request_runs_to_its_end_when_the_caller_stops_waiting() {
+    let receiver = Receiver::builder(App).secret(SECRET).build().unwrap();
+    let delivery = delivery("evt_detached");
+    let (half, rest) = delivery.body.split_at(delivery.body.len() / 2);
+    let (sender, chunks) = tokio::sync::mpsc::channel::<Bytes>(2);
+    let body = StreamBody::new(futures_util::stream::unfold(chunks, |mut chunks| async move {
+        chunks.recv().await.map(|chunk| (Ok::<_, Infallible>(Frame::data(chunk)), chunks))
+    }));
+    sender.send(Bytes::copy_from_slice(half)).await.unwrap();
+    let mut waiting = Box::pin(receiver.clone().oneshot(request(&delivery, body)));
+    assert!(tokio::time::timeout(Duration::from_millis(50), waiting.as_mut()).await.is_err(), "half a body");
+    drop(waiting);
+    sender.send(Bytes::copy_from_slice(rest)).await.unwrap();
+    drop(sender);
+    // The request's task read the rest and processed the event: a retry is a duplicate.
+    let mut status = String::new();
+    for _ in 0..200 {
+        let (_, _, body) = answer(&receiver, request(&delivery, Full::new(Bytes::from(delivery.body.clone())))).await;
+        status = body["status"].as_str().unwrap_or("in flight").to_owned();
+        if status != "in flight" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(status, "duplicate");
+}
+
 #[tokio::test]
 async fn a_tampered_body_is_401() {
     let receiver = Receiver::builder(App).secret(SECRET).build().unwrap();

@@ -16,8 +16,9 @@
 //!   and 503 to one that would take the bytes of bodies held unverified past the
 //!   [budget](crate::ReceiverBuilder::unverified_bytes);
 //! - answers 405 to any method but `POST`;
-//! - once the body is read, runs the delivery to its end in a task of its own: a client
-//!   that hangs up does not cancel a handler that has started;
+//! - runs the request in a task of its own (the `Service` spawns the body's reading and
+//!   the delivery as one task; [`Receiver::handle`] reads the body, then spawns the
+//!   delivery): a client that hangs up does not cancel a handler that has started;
 //! - answers JSON (`{"status":"processed"}`, `{"error":"…"}`) with the status of
 //!   [`Outcome::status`], and logs every rejection once.
 //!
@@ -76,8 +77,9 @@ const DRAIN_BYTES: usize = 8 * 1024 * 1024;
 const DRAIN_TIME: Duration = Duration::from_secs(2);
 
 impl<H: WebhookHandlers, S: IdempotencyStore> Receiver<H, S> {
-    /// Answers one HTTP request: what the [`Service`](tower_service::Service) impl runs,
-    /// for stacks whose bodies are not `Send` or that want no boxed future. See the
+    /// Answers one HTTP request as the [`Service`](tower_service::Service) impl does,
+    /// for stacks whose bodies are not `Send`: the body is read in this future, the
+    /// delivery in a task of its own (the `Service` spawns both as one task). See the
     /// [module](crate::service) for what it checks beyond [`receive`](Self::receive).
     pub async fn handle<B>(&self, request: Request<B>) -> Response<ResponseBody>
     where
@@ -87,8 +89,57 @@ impl<H: WebhookHandlers, S: IdempotencyStore> Receiver<H, S> {
         self.answer(request).await.map(ResponseBody::new)
     }
 
-    /// [`handle`](Self::handle), with the body as plain bytes.
+    /// [`handle`](Self::handle), with the body as plain bytes: the body is read here,
+    /// the delivery runs in a task of its own.
     pub(crate) async fn answer<B>(&self, request: Request<B>) -> Response<Bytes>
+    where
+        B: Body,
+        B::Error: Into<BoxError>,
+    {
+        let (parts, bytes, held) = match self.read(request).await {
+            Ok(read) => read,
+            Err(response) => return response,
+        };
+        // Run to the end even if the client hangs up: a started handler is not cut off,
+        // and its completion is recorded.
+        // The task carries the caller's span: the delivery's span is a child of the
+        // HTTP request's (tower-http's `TraceLayer`, say).
+        let receiver = self.clone();
+        let run = tokio::spawn(
+            async move {
+                let outcome = receiver.receive(&parts.headers, &bytes).await;
+                respond(&outcome)
+            }
+            .in_current_span(),
+        );
+        let response = run.await.unwrap_or_else(task_failed);
+        drop(held);
+        response
+    }
+
+    /// What the [`Service`](tower_service::Service) impl runs, already in a task of its
+    /// own: reads the body, then receives the delivery, in that one task.
+    async fn answer_in_task<B>(self, request: Request<B>) -> Response<Bytes>
+    where
+        B: Body,
+        B::Error: Into<BoxError>,
+    {
+        let (parts, bytes, held) = match self.read(request).await {
+            Ok(read) => read,
+            Err(response) => return response,
+        };
+        let outcome = self.receive(&parts.headers, &bytes).await;
+        drop(held);
+        respond(&outcome)
+    }
+
+    /// Reads a `POST`'s body whole within the receiver's bounds (size, time, the budget
+    /// of unverified bytes, whose permit is held until the delivery is answered), or
+    /// answers the request.
+    async fn read<B>(
+        &self,
+        request: Request<B>,
+    ) -> Result<(http::request::Parts, Bytes, Option<tokio::sync::SemaphorePermit<'_>>), Response<Bytes>>
     where
         B: Body,
         B::Error: Into<BoxError>,
@@ -99,7 +150,7 @@ impl<H: WebhookHandlers, S: IdempotencyStore> Receiver<H, S> {
         if parts.method != Method::POST {
             let mut response = json(StatusCode::METHOD_NOT_ALLOWED, r#"{"error":"only POST is accepted"}"#.into());
             response.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));
-            return response;
+            return Err(response);
         }
         let limit = self.body_limit();
         let deadline = Instant::now() + self.body_timeout();
@@ -109,7 +160,7 @@ impl<H: WebhookHandlers, S: IdempotencyStore> Receiver<H, S> {
             .and_then(|value| value.to_str().ok())
             .and_then(|value| value.parse::<u64>().ok());
         if declared.is_some_and(|len| len > limit as u64) {
-            return self.too_large(body, started).await;
+            return Err(self.too_large(body, started).await);
         }
 
         // The bytes of bodies not yet verified are counted against the receiver's
@@ -121,9 +172,13 @@ impl<H: WebhookHandlers, S: IdempotencyStore> Receiver<H, S> {
         let mut read = 0_usize;
         loop {
             let frame = match tokio::time::timeout_at(deadline, body.frame()).await {
-                Err(_elapsed) => return Self::reject(Rejection::BodyTimeout { after: self.body_timeout() }, started),
+                Err(_elapsed) => {
+                    return Err(Self::reject(Rejection::BodyTimeout { after: self.body_timeout() }, started))
+                }
                 Ok(None) => break,
-                Ok(Some(Err(error))) => return Self::reject(Rejection::BodyRead(error.into().to_string()), started),
+                Ok(Some(Err(error))) => {
+                    return Err(Self::reject(Rejection::BodyRead(error.into().to_string()), started))
+                }
                 Ok(Some(Ok(frame))) => frame,
             };
             let Ok(mut data) = frame.into_data() else { continue };
@@ -133,11 +188,11 @@ impl<H: WebhookHandlers, S: IdempotencyStore> Receiver<H, S> {
             }
             read += data.len();
             if read > limit {
-                return self.too_large(body, started).await;
+                return Err(self.too_large(body, started).await);
             }
             let permit = u32::try_from(data.len()).ok().and_then(|bytes| budget.try_acquire_many(bytes).ok());
             let Some(permit) = permit else {
-                return Self::reject(Rejection::Overloaded, started);
+                return Err(Self::reject(Rejection::Overloaded, started));
             };
             match &mut held {
                 Some(held) => held.merge(permit),
@@ -155,25 +210,29 @@ impl<H: WebhookHandlers, S: IdempotencyStore> Receiver<H, S> {
             }
         }
         let bytes = if rest.is_empty() { first.unwrap_or_default() } else { Bytes::from(rest) };
+        Ok((parts, bytes, held))
+    }
+}
 
-        // Run to the end even if the client hangs up: a started handler is not cut off,
-        // and its completion is recorded.
-        // The task carries the caller's span: the delivery's span is a child of the
-        // HTTP request's (tower-http's `TraceLayer`, say).
-        let receiver = self.clone();
-        let run = tokio::spawn(
-            async move {
-                let outcome = receiver.receive(&parts.headers, &bytes).await;
-                respond(&outcome)
-            }
-            .in_current_span(),
-        );
-        let response = run.await.unwrap_or_else(|error| {
-            tracing::error!(error = %error, "a delivery's task failed");
-            json(StatusCode::INTERNAL_SERVER_ERROR, r#"{"error":"internal error"}"#.into())
-        });
-        drop(held);
-        response
+/// The answer when a delivery's task panicked or was cancelled (the runtime shutting
+/// down).
+#[allow(clippy::needless_pass_by_value)] // the shape `unwrap_or_else` calls
+fn task_failed(error: tokio::task::JoinError) -> Response<Bytes> {
+    tracing::error!(error = %error, "a delivery's task failed");
+    json(StatusCode::INTERNAL_SERVER_ERROR, r#"{"error":"internal error"}"#.into())
+}
+
+/// The [`Service`](tower_service::Service) impl's future: the answer of the task that
+/// reads the request's body and receives the delivery. Dropping it (the client hung up)
+/// leaves the task to run to its end.
+#[derive(Debug)]
+pub struct ResponseFuture(tokio::task::JoinHandle<Response<Bytes>>);
+
+impl Future for ResponseFuture {
+    type Output = Result<Response<ResponseBody>, Infallible>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.0).poll(cx).map(|joined| Ok(joined.unwrap_or_else(task_failed).map(ResponseBody::new)))
     }
 }
 
@@ -187,16 +246,20 @@ where
 {
     type Response = Response<ResponseBody>;
     type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
+    type Future = ResponseFuture;
 
     /// Always ready: the receiver bounds its own work (body budget, store, inbox).
     fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         Poll::Ready(Ok(()))
     }
 
+    /// Spawns the request's whole handling, body and delivery, as one task: a client
+    /// that hangs up once the body is read does not cut off a handler that has started,
+    /// and the request costs one task, not a boxed future and a task. The task carries
+    /// the caller's span: the delivery's span is a child of the HTTP request's
+    /// (tower-http's `TraceLayer`, say).
     fn call(&mut self, request: Request<B>) -> Self::Future {
-        let receiver = self.clone();
-        Box::pin(async move { Ok(receiver.handle(request).await) })
+        ResponseFuture(tokio::spawn(self.clone().answer_in_task(request).in_current_span()))
     }
 }
 
