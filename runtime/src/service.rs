@@ -259,7 +259,10 @@ where
     /// the caller's span: the delivery's span is a child of the HTTP request's
     /// (tower-http's `TraceLayer`, say).
     fn call(&mut self, request: Request<B>) -> Self::Future {
-        ResponseFuture(tokio::spawn(self.clone().answer_in_task(request).in_current_span()))
+        // The task's future is about 1.9 KB; tokio moves an unboxed future several
+        // times on its way into the task cell, a box once (measured: 0.2-0.7 µs of CPU
+        // less per request with wrk, bench/e2e).
+        ResponseFuture(tokio::spawn(Box::pin(self.clone().answer_in_task(request).in_current_span())))
     }
 }
 
