@@ -69,9 +69,10 @@ async fn a_request_is_processed_then_a_duplicate() {
     assert_eq!((status, body["status"].as_str()), (200, Some("duplicate")));
 }
 
-/// The service spawns each request's whole handling, body and delivery, as one task:
-/// a caller that stops waiting (its connection closed) does not cancel it. Before, the
-/// body was read in the caller's future and a dropped future dropped the request.
+/// A request's handling that has to wait (here for the rest of its body) moves into a
+/// task of its own: a caller that stops waiting (its connection closed) does not cancel
+/// it. Before, the body was read in the caller's future and a dropped future dropped
+/// the request.
 #[tokio::test]
 async fn a_request_runs_to_its_end_when_the_caller_stops_waiting() {
     let receiver = Receiver::builder(App).secret(SECRET).build().unwrap();
@@ -88,14 +89,16 @@ async fn a_request_runs_to_its_end_when_the_caller_stops_waiting() {
     sender.send(Bytes::copy_from_slice(rest)).await.unwrap();
     drop(sender);
     // The request's task read the rest and processed the event: a retry is a duplicate.
+    // The retry waits first: one that finishes without waiting (in the caller's task)
+    // would otherwise claim the event before the detached task had a turn.
     let mut status = String::new();
     for _ in 0..200 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
         let (_, _, body) = answer(&receiver, request(&delivery, Full::new(Bytes::from(delivery.body.clone())))).await;
         status = body["status"].as_str().unwrap_or("in flight").to_owned();
         if status != "in flight" {
             break;
         }
-        tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert_eq!(status, "duplicate");
 }
@@ -223,4 +226,44 @@ async fn axum_mounts_the_receiver_with_route_service() {
     // Every method reaches the receiver, which answers 405 itself.
     let get = http::Request::get("/webhooks/groq").body(axum::body::Body::empty()).unwrap();
     assert_eq!(router.oneshot(get).await.unwrap().status(), 405);
+}
+
+/// A store that panics: a bug in a user's store, say.
+struct PanickingStore;
+
+#[async_trait::async_trait]
+impl hookroute::store::IdempotencyStore for PanickingStore {
+    async fn claim(&self, _: &str, _: Duration) -> Result<hookroute::store::Claim, hookroute::store::StoreError> {
+        panic!("the store's bug")
+    }
+
+    async fn complete(
+        &self,
+        _: &str,
+        _: &hookroute::store::ClaimToken,
+        _: Duration,
+    ) -> Result<(), hookroute::store::StoreError> {
+        Ok(())
+    }
+
+    async fn release(&self, _: &str, _: &hookroute::store::ClaimToken) -> Result<(), hookroute::store::StoreError> {
+        Ok(())
+    }
+}
+
+/// A panic where the delivery runs (in the caller's task, its first poll finishing
+/// without a wait) is a 500 for that request, not a panic in the caller: a server
+/// would lose the connection, and every request queued on it, with no answer.
+#[tokio::test]
+async fn a_panic_in_the_delivery_is_500() {
+    let receiver = Receiver::builder(App).secret(SECRET).store(PanickingStore).build().unwrap();
+    let delivery = delivery("evt_panic");
+    let response = receiver.oneshot(request(&delivery, Full::new(Bytes::from(delivery.body.clone())))).await.unwrap();
+    let (parts, body) = response.into_parts();
+    let body = body.collect().await.unwrap().to_bytes();
+    assert_eq!(parts.status, 500);
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&body).unwrap(),
+        serde_json::json!({"error": "internal error"})
+    );
 }

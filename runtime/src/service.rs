@@ -16,9 +16,11 @@
 //!   and 503 to one that would take the bytes of bodies held unverified past the
 //!   [budget](crate::ReceiverBuilder::unverified_bytes);
 //! - answers 405 to any method but `POST`;
-//! - runs the request in a task of its own (the `Service` spawns the body's reading and
-//!   the delivery as one task; [`Receiver::handle`] reads the body, then spawns the
-//!   delivery): a client that hangs up does not cancel a handler that has started;
+//! - runs the request to its end even if the client hangs up: the `Service` runs the
+//!   body's reading and the delivery as one future, in the caller's task until it first
+//!   waits and in a task of its own from then on ([`ResponseFuture`]);
+//!   [`Receiver::handle`] reads the body, then spawns the delivery. A handler that has
+//!   started is not cancelled;
 //! - answers JSON (`{"status":"processed"}`, `{"error":"…"}`) with the status of
 //!   [`Outcome::status`], and logs every rejection once.
 //!
@@ -79,7 +81,7 @@ const DRAIN_TIME: Duration = Duration::from_secs(2);
 impl<H: WebhookHandlers, S: IdempotencyStore> Receiver<H, S> {
     /// Answers one HTTP request as the [`Service`](tower_service::Service) impl does,
     /// for stacks whose bodies are not `Send`: the body is read in this future, the
-    /// delivery in a task of its own (the `Service` spawns both as one task). See the
+    /// delivery in a task of its own (the `Service` runs both as one future). See the
     /// [module](crate::service) for what it checks beyond [`receive`](Self::receive).
     pub async fn handle<B>(&self, request: Request<B>) -> Response<ResponseBody>
     where
@@ -117,8 +119,8 @@ impl<H: WebhookHandlers, S: IdempotencyStore> Receiver<H, S> {
         response
     }
 
-    /// What the [`Service`](tower_service::Service) impl runs, already in a task of its
-    /// own: reads the body, then receives the delivery, in that one task.
+    /// What the [`Service`](tower_service::Service) impl runs (see [`ResponseFuture`]):
+    /// reads the body, then receives the delivery, as one future.
     async fn answer_in_task<B>(self, request: Request<B>) -> Response<Bytes>
     where
         B: Body,
@@ -219,20 +221,76 @@ impl<H: WebhookHandlers, S: IdempotencyStore> Receiver<H, S> {
 #[allow(clippy::needless_pass_by_value)] // the shape `unwrap_or_else` calls
 fn task_failed(error: tokio::task::JoinError) -> Response<Bytes> {
     tracing::error!(error = %error, "a delivery's task failed");
+    internal_error()
+}
+
+fn internal_error() -> Response<Bytes> {
     json(StatusCode::INTERNAL_SERVER_ERROR, r#"{"error":"internal error"}"#.into())
 }
 
-/// The [`Service`](tower_service::Service) impl's future: the answer of the task that
-/// reads the request's body and receives the delivery. Dropping it (the client hung up)
-/// leaves the task to run to its end.
-#[derive(Debug)]
-pub struct ResponseFuture(tokio::task::JoinHandle<Response<Bytes>>);
+/// The request's handling, boxed: a future of its own until it waits, then a task.
+type Handling = Pin<Box<dyn Future<Output = Response<Bytes>> + Send>>;
+
+/// The [`Service`](tower_service::Service) impl's future: reads the request's body and
+/// receives the delivery. Its first poll runs the handling in the caller's task; a
+/// delivery that finishes there (a duplicate, a rejection, a fast handler on an
+/// in-memory store) costs no task. One that has to wait (a body still streaming in, a
+/// store's round trip, a slow handler) moves into a task of its own, so that dropping
+/// this future (the client hung up) leaves it to run to its end; a request dropped
+/// before its first poll has not started.
+pub struct ResponseFuture(Stage);
+
+enum Stage {
+    Start(Handling),
+    Task(tokio::task::JoinHandle<Response<Bytes>>),
+    Done,
+}
+
+impl std::fmt::Debug for ResponseFuture {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let stage = match self.0 {
+            Stage::Start(_) => "start",
+            Stage::Task(_) => "task",
+            Stage::Done => "done",
+        };
+        f.debug_tuple("ResponseFuture").field(&stage).finish()
+    }
+}
 
 impl Future for ResponseFuture {
     type Output = Result<Response<ResponseBody>, Infallible>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        Pin::new(&mut self.0).poll(cx).map(|joined| Ok(joined.unwrap_or_else(task_failed).map(ResponseBody::new)))
+        let answer = |response: Response<Bytes>| Poll::Ready(Ok(response.map(ResponseBody::new)));
+        if let Stage::Start(handling) = &mut self.0 {
+            // A panic (in a store, say: handlers' are caught where they run) answers
+            // 500 here as it would in a task, not tear down the caller's connection.
+            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handling.as_mut().poll(cx))) {
+                Ok(Poll::Ready(response)) => {
+                    self.0 = Stage::Done;
+                    return answer(response);
+                }
+                Ok(Poll::Pending) => {
+                    // The task's first poll registers its own waker wherever this one
+                    // was left.
+                    let Stage::Start(handling) = std::mem::replace(&mut self.0, Stage::Done) else {
+                        unreachable!("matched above")
+                    };
+                    self.0 = Stage::Task(tokio::spawn(handling));
+                }
+                Err(panic) => {
+                    self.0 = Stage::Done;
+                    tracing::error!(panic = %crate::receiver::panic_message(panic.as_ref()), "a delivery panicked");
+                    return answer(internal_error());
+                }
+            }
+        }
+        match &mut self.0 {
+            Stage::Task(task) => {
+                Pin::new(task).poll(cx).map(|joined| Ok(joined.unwrap_or_else(task_failed).map(ResponseBody::new)))
+            }
+            Stage::Start(_) | Stage::Done => panic!("ResponseFuture polled after it answered"),
+        }
     }
 }
 
@@ -253,16 +311,13 @@ where
         Poll::Ready(Ok(()))
     }
 
-    /// Spawns the request's whole handling, body and delivery, as one task: a client
-    /// that hangs up once the body is read does not cut off a handler that has started,
-    /// and the request costs one task, not a boxed future and a task. The task carries
-    /// the caller's span: the delivery's span is a child of the HTTP request's
-    /// (tower-http's `TraceLayer`, say).
+    /// Boxes the request's whole handling, body and delivery, as one future: run in
+    /// the caller's task until it first waits, then in a task of its own (see
+    /// [`ResponseFuture`]), so a client that hangs up does not cut off a handler that has
+    /// started. It carries the caller's span: the delivery's span is a child of the
+    /// HTTP request's (tower-http's `TraceLayer`, say).
     fn call(&mut self, request: Request<B>) -> Self::Future {
-        // The task's future is about 1.9 KB; tokio moves an unboxed future several
-        // times on its way into the task cell, a box once (measured: 0.2-0.7 µs of CPU
-        // less per request with wrk, bench/e2e).
-        ResponseFuture(tokio::spawn(Box::pin(self.clone().answer_in_task(request).in_current_span())))
+        ResponseFuture(Stage::Start(Box::pin(self.clone().answer_in_task(request).in_current_span())))
     }
 }
 
