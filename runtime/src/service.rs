@@ -19,8 +19,8 @@
 //! - runs the request to its end even if the client hangs up: the `Service` runs the
 //!   body's reading and the delivery as one future, in the caller's task until it first
 //!   waits and in a task of its own from then on ([`ResponseFuture`]);
-//!   [`Receiver::handle`] reads the body, then spawns the delivery. A handler that has
-//!   started is not cancelled;
+//!   [`Receiver::handle`] reads the body, then runs the delivery the same way. A
+//!   handler that has started is not cancelled;
 //! - answers JSON (`{"status":"processed"}`, `{"error":"…"}`) with the status of
 //!   [`Outcome::status`], and logs every rejection once.
 //!
@@ -81,7 +81,8 @@ const DRAIN_TIME: Duration = Duration::from_secs(2);
 impl<H: WebhookHandlers, S: IdempotencyStore> Receiver<H, S> {
     /// Answers one HTTP request as the [`Service`](tower_service::Service) impl does,
     /// for stacks whose bodies are not `Send`: the body is read in this future, the
-    /// delivery in a task of its own (the `Service` runs both as one future). See the
+    /// delivery here too until it first waits, then in a task of its own (the
+    /// `Service` runs both as one future, see [`ResponseFuture`]). See the
     /// [module](crate::service) for what it checks beyond [`receive`](Self::receive).
     pub async fn handle<B>(&self, request: Request<B>) -> Response<ResponseBody>
     where
@@ -92,7 +93,7 @@ impl<H: WebhookHandlers, S: IdempotencyStore> Receiver<H, S> {
     }
 
     /// [`handle`](Self::handle), with the body as plain bytes: the body is read here,
-    /// the delivery runs in a task of its own.
+    /// the delivery runs to its end even if this future is dropped.
     pub(crate) async fn answer<B>(&self, request: Request<B>) -> Response<Bytes>
     where
         B: Body,
@@ -103,18 +104,17 @@ impl<H: WebhookHandlers, S: IdempotencyStore> Receiver<H, S> {
             Err(response) => return response,
         };
         // Run to the end even if the client hangs up: a started handler is not cut off,
-        // and its completion is recorded.
-        // The task carries the caller's span: the delivery's span is a child of the
-        // HTTP request's (tower-http's `TraceLayer`, say).
+        // and its completion is recorded. It carries the caller's span: the delivery's
+        // span is a child of the HTTP request's (tower-http's `TraceLayer`, say).
         let receiver = self.clone();
-        let run = tokio::spawn(
+        let run = RunToEnd::new(
             async move {
                 let outcome = receiver.receive(&parts.headers, &bytes).await;
                 respond(&outcome)
             }
             .in_current_span(),
         );
-        let response = run.await.unwrap_or_else(task_failed);
+        let response = run.await;
         drop(held);
         response
     }
@@ -228,9 +228,6 @@ fn internal_error() -> Response<Bytes> {
     json(StatusCode::INTERNAL_SERVER_ERROR, r#"{"error":"internal error"}"#.into())
 }
 
-/// The request's handling, boxed: a future of its own until it waits, then a task.
-type Handling = Pin<Box<dyn Future<Output = Response<Bytes>> + Send>>;
-
 /// The [`Service`](tower_service::Service) impl's future: reads the request's body and
 /// receives the delivery. Its first poll runs the handling in the caller's task; a
 /// delivery that finishes there (a duplicate, a rejection, a fast handler on an
@@ -238,58 +235,71 @@ type Handling = Pin<Box<dyn Future<Output = Response<Bytes>> + Send>>;
 /// store's round trip, a slow handler) moves into a task of its own, so that dropping
 /// this future (the client hung up) leaves it to run to its end; a request dropped
 /// before its first poll has not started.
-pub struct ResponseFuture(Stage);
-
-enum Stage {
-    Start(Handling),
-    Task(tokio::task::JoinHandle<Response<Bytes>>),
-    Done,
-}
-
-impl std::fmt::Debug for ResponseFuture {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let stage = match self.0 {
-            Stage::Start(_) => "start",
-            Stage::Task(_) => "task",
-            Stage::Done => "done",
-        };
-        f.debug_tuple("ResponseFuture").field(&stage).finish()
-    }
-}
+#[derive(Debug)]
+pub struct ResponseFuture(RunToEnd);
 
 impl Future for ResponseFuture {
     type Output = Result<Response<ResponseBody>, Infallible>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let answer = |response: Response<Bytes>| Poll::Ready(Ok(response.map(ResponseBody::new)));
-        if let Stage::Start(handling) = &mut self.0 {
+        Pin::new(&mut self.0).poll(cx).map(|response| Ok(response.map(ResponseBody::new)))
+    }
+}
+
+/// Work that runs in the caller's task until it first waits, then in a task of its own
+/// that dropping this future does not cancel ([`ResponseFuture`], [`Receiver::handle`]).
+enum RunToEnd {
+    Start(Pin<Box<dyn Future<Output = Response<Bytes>> + Send>>),
+    Task(tokio::task::JoinHandle<Response<Bytes>>),
+    Done,
+}
+
+impl RunToEnd {
+    fn new(work: impl Future<Output = Response<Bytes>> + Send + 'static) -> Self {
+        Self::Start(Box::pin(work))
+    }
+}
+
+impl std::fmt::Debug for RunToEnd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Start(_) => "Start",
+            Self::Task(_) => "Task",
+            Self::Done => "Done",
+        })
+    }
+}
+
+impl Future for RunToEnd {
+    type Output = Response<Bytes>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        if let Self::Start(work) = &mut *self {
             // A panic (in a store, say: handlers' are caught where they run) answers
             // 500 here as it would in a task, not tear down the caller's connection.
-            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handling.as_mut().poll(cx))) {
+            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work.as_mut().poll(cx))) {
                 Ok(Poll::Ready(response)) => {
-                    self.0 = Stage::Done;
-                    return answer(response);
+                    *self = Self::Done;
+                    return Poll::Ready(response);
                 }
                 Ok(Poll::Pending) => {
                     // The task's first poll registers its own waker wherever this one
                     // was left.
-                    let Stage::Start(handling) = std::mem::replace(&mut self.0, Stage::Done) else {
+                    let Self::Start(work) = std::mem::replace(&mut *self, Self::Done) else {
                         unreachable!("matched above")
                     };
-                    self.0 = Stage::Task(tokio::spawn(handling));
+                    *self = Self::Task(tokio::spawn(work));
                 }
                 Err(panic) => {
-                    self.0 = Stage::Done;
+                    *self = Self::Done;
                     tracing::error!(panic = %crate::receiver::panic_message(panic.as_ref()), "a delivery panicked");
-                    return answer(internal_error());
+                    return Poll::Ready(internal_error());
                 }
             }
         }
-        match &mut self.0 {
-            Stage::Task(task) => {
-                Pin::new(task).poll(cx).map(|joined| Ok(joined.unwrap_or_else(task_failed).map(ResponseBody::new)))
-            }
-            Stage::Start(_) | Stage::Done => panic!("ResponseFuture polled after it answered"),
+        match &mut *self {
+            Self::Task(task) => Pin::new(task).poll(cx).map(|joined| joined.unwrap_or_else(task_failed)),
+            Self::Start(_) | Self::Done => panic!("polled after it answered"),
         }
     }
 }
@@ -317,7 +327,7 @@ where
     /// started. It carries the caller's span: the delivery's span is a child of the
     /// HTTP request's (tower-http's `TraceLayer`, say).
     fn call(&mut self, request: Request<B>) -> Self::Future {
-        ResponseFuture(Stage::Start(Box::pin(self.clone().answer_in_task(request).in_current_span())))
+        ResponseFuture(RunToEnd::new(self.clone().answer_in_task(request).in_current_span()))
     }
 }
 
