@@ -120,8 +120,9 @@ impl<H: WebhookHandlers, S: IdempotencyStore> Receiver<H, S> {
     }
 
     /// What the [`Service`](tower_service::Service) impl runs (see [`ResponseFuture`]):
-    /// reads the body, then receives the delivery, as one future.
-    async fn answer_in_task<B>(self, request: Request<B>) -> Response<Bytes>
+    /// reads the body, then receives the delivery, as one future that owns what it
+    /// needs (a task may take it over).
+    async fn answer_owned<B>(self, request: Request<B>) -> Response<Bytes>
     where
         B: Body,
         B::Error: Into<BoxError>,
@@ -327,7 +328,7 @@ where
     /// started. It carries the caller's span: the delivery's span is a child of the
     /// HTTP request's (tower-http's `TraceLayer`, say).
     fn call(&mut self, request: Request<B>) -> Self::Future {
-        ResponseFuture(RunToEnd::new(self.clone().answer_in_task(request).in_current_span()))
+        ResponseFuture(RunToEnd::new(self.clone().answer_owned(request).in_current_span()))
     }
 }
 
