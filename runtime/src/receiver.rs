@@ -3,6 +3,7 @@
 use std::borrow::Cow;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::{Duration, SystemTime};
@@ -300,7 +301,8 @@ impl<H: WebhookHandlers, S: IdempotencyStore> Receiver<H, S> {
             return Ok(inner.ignored(meta));
         }
         if let Some(mode) = &inner.inbox {
-            return enqueue::<H::Provider>(mode, &inner.namespace, headers, body, meta).await;
+            // Boxed: its 560 bytes would otherwise sit in every delivery's future.
+            return Box::pin(enqueue::<H::Provider>(mode, &inner.namespace, headers, body, meta)).await;
         }
 
         // Claimed before the data is parsed: a duplicate's data is never read.
@@ -518,7 +520,14 @@ impl<'a, H: WebhookHandlers, S: IdempotencyStore> ClaimGuard<'a, H, S> {
 
     /// Gives the claims back unprocessed, so the provider's retry can run the event.
     /// Armed until the store answers: dropped mid-way, it still releases.
-    async fn release(mut self) {
+    ///
+    /// Boxed: only a failed delivery releases, and unboxed, its 320 bytes would sit in
+    /// every delivery's future.
+    fn release(self) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>> {
+        Box::pin(self.release_in_place())
+    }
+
+    async fn release_in_place(mut self) {
         for (key, token) in self.held.iter().flatten() {
             if let Err(error) = self.inner.store_call("release", self.inner.store.release(key, token)).await {
                 tracing::warn!(key = %key, error = %error, "could not release the claim; it frees when its lease ends");
