@@ -22,9 +22,10 @@
 //!
 //! Each request runs [`Receiver::handle`]: the body is read raw within the receiver's
 //! limit, timeout and unverified-bytes budget, and the delivery runs to its end, in a
-//! task of its own once it has to wait (see [`crate::service`]). actix-web's server bounds the rest: it
-//! waits 5 s for a request's headers (`HttpServer::client_request_timeout`) and keeps
-//! an idle connection 5 s (`keep_alive`) by default.
+//! task of its own once it has to wait (see [`crate::service`]). actix-web's server
+//! bounds the rest: it waits 5 s for a request's headers
+//! (`HttpServer::client_request_timeout`) and keeps an idle connection 5 s
+//! (`keep_alive`) by default.
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
