@@ -99,7 +99,8 @@ impl<H: WebhookHandlers, S: IdempotencyStore> Receiver<H, S> {
         B: Body,
         B::Error: Into<BoxError>,
     {
-        let (parts, bytes, held) = match self.read(request).await {
+        let (parts, body) = request.into_parts();
+        let (bytes, held) = match self.read(&parts, body).await {
             Ok(read) => read,
             Err(response) => return response,
         };
@@ -122,18 +123,25 @@ impl<H: WebhookHandlers, S: IdempotencyStore> Receiver<H, S> {
     /// What the [`Service`](tower_service::Service) impl runs (see [`ResponseFuture`]):
     /// reads the body, then receives the delivery, as one future that owns what it
     /// needs (a task may take it over).
-    async fn answer_owned<B>(self, request: Request<B>) -> Response<Bytes>
+    ///
+    /// The request is split before the future is made: an `async fn` would keep the
+    /// whole request (240 bytes) in every state beside the parts taken out of it.
+    fn answer_owned<B>(self, request: Request<B>) -> impl Future<Output = Response<Bytes>> + Send + 'static
     where
-        B: Body,
+        B: Body + Send + 'static,
+        B::Data: Send,
         B::Error: Into<BoxError>,
     {
-        let (parts, bytes, held) = match self.read(request).await {
-            Ok(read) => read,
-            Err(response) => return response,
-        };
-        let outcome = self.receive(&parts.headers, &bytes).await;
-        drop(held);
-        respond(&outcome)
+        let (parts, body) = request.into_parts();
+        async move {
+            let (bytes, held) = match self.read(&parts, body).await {
+                Ok(read) => read,
+                Err(response) => return response,
+            };
+            let outcome = self.receive(&parts.headers, &bytes).await;
+            drop(held);
+            respond(&outcome)
+        }
     }
 
     /// Reads a `POST`'s body whole within the receiver's bounds (size, time, the budget
@@ -141,14 +149,14 @@ impl<H: WebhookHandlers, S: IdempotencyStore> Receiver<H, S> {
     /// answers the request.
     async fn read<B>(
         &self,
-        request: Request<B>,
-    ) -> Result<(http::request::Parts, Bytes, Option<tokio::sync::SemaphorePermit<'_>>), Response<Bytes>>
+        parts: &http::request::Parts,
+        body: B,
+    ) -> Result<(Bytes, Option<tokio::sync::SemaphorePermit<'_>>), Response<Bytes>>
     where
         B: Body,
         B::Error: Into<BoxError>,
     {
         let started = crate::observe::Started::now();
-        let (parts, body) = request.into_parts();
         let mut body = pin!(body);
         if parts.method != Method::POST {
             let mut response = json(StatusCode::METHOD_NOT_ALLOWED, r#"{"error":"only POST is accepted"}"#.into());
@@ -213,7 +221,7 @@ impl<H: WebhookHandlers, S: IdempotencyStore> Receiver<H, S> {
             }
         }
         let bytes = if rest.is_empty() { first.unwrap_or_default() } else { Bytes::from(rest) };
-        Ok((parts, bytes, held))
+        Ok((bytes, held))
     }
 }
 
