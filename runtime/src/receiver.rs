@@ -571,6 +571,10 @@ pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
 #[must_use]
 pub struct Outcome(Result<Delivered, Rejection>);
 
+// Moved from the delivery to its report and its answer: kept to a few vector moves, as
+// `EventMeta` is.
+const _: () = assert!(std::mem::size_of::<Outcome>() <= 128);
+
 impl Outcome {
     /// Wraps a result, for adapters that reject before the receiver runs.
     pub fn new(result: Result<Delivered, Rejection>) -> Self {
