@@ -492,14 +492,23 @@ async fn enqueue<P: Provider>(
 /// Runs `future` for at most `limit`. One that finishes when first polled (a handler
 /// that never waits) sets no timer; the deadline counts from the start either way.
 pub(crate) async fn with_deadline<F: Future>(limit: Duration, future: F) -> Result<F::Output, Elapsed> {
-    let start = tokio::time::Instant::now();
+    by_deadline(tokio::time::Instant::now().checked_add(limit), future).await
+}
+
+/// Runs `future` until `deadline` (`None`: past what the clock can hold, no deadline, as
+/// `tokio::time::timeout` does). One that finishes when first polled (a handler that
+/// never waits, a body frame already read) sets no timer: making and dropping one is
+/// a thread-local lookup and a trip to the timer wheel.
+pub(crate) async fn by_deadline<F: Future>(
+    deadline: Option<tokio::time::Instant>,
+    future: F,
+) -> Result<F::Output, Elapsed> {
     let mut future = std::pin::pin!(future);
     if let Poll::Ready(output) = std::future::poll_fn(|cx| Poll::Ready(future.as_mut().poll(cx))).await {
         return Ok(output);
     }
-    match start.checked_add(limit) {
+    match deadline {
         Some(deadline) => tokio::time::timeout_at(deadline, future).await,
-        // Past what the clock can hold: no deadline, as `tokio::time::timeout` does.
         None => Ok(future.await),
     }
 }

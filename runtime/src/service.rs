@@ -62,7 +62,7 @@ use tokio::time::Instant;
 use tracing::Instrument as _;
 
 use crate::handler::WebhookHandlers;
-use crate::receiver::{Outcome, Receiver, Rejection};
+use crate::receiver::{by_deadline, Outcome, Receiver, Rejection};
 use crate::store::IdempotencyStore;
 
 /// The body of every response: the JSON of [`Outcome::body`], in one piece.
@@ -164,7 +164,7 @@ impl<H: WebhookHandlers, S: IdempotencyStore> Receiver<H, S> {
             return Err(response);
         }
         let limit = self.body_limit();
-        let deadline = Instant::now() + self.body_timeout();
+        let deadline = Instant::now().checked_add(self.body_timeout());
         let declared = parts
             .headers
             .get(header::CONTENT_LENGTH)
@@ -182,7 +182,7 @@ impl<H: WebhookHandlers, S: IdempotencyStore> Receiver<H, S> {
         let mut rest = Vec::new();
         let mut read = 0_usize;
         loop {
-            let frame = match tokio::time::timeout_at(deadline, body.frame()).await {
+            let frame = match by_deadline(deadline, body.frame()).await {
                 Err(_elapsed) => {
                     return Err(Self::reject(Rejection::BodyTimeout { after: self.body_timeout() }, started))
                 }
