@@ -140,6 +140,23 @@ pub async fn receive(State(app): State<Arc<App>>, headers: HeaderMap, body: Byte
     app.receive(&headers, &body)
 }
 
+/// [`receive`], answering as hookroute does: a JSON body with its `content-type`.
+#[allow(clippy::unused_async)] // axum handlers are async
+pub async fn receive_json(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> (StatusCode, [(axum::http::header::HeaderName, &'static str); 1], &'static str) {
+    let status = app.receive(&headers, &body);
+    let answer = match status {
+        StatusCode::OK => r#"{"status":"processed"}"#,
+        StatusCode::UNAUTHORIZED => r#"{"error":"invalid signature"}"#,
+        StatusCode::CONFLICT => r#"{"error":"in flight"}"#,
+        _ => r#"{"error":"bad request"}"#,
+    };
+    (status, [(axum::http::header::CONTENT_TYPE, "application/json")], answer)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -179,5 +196,20 @@ mod tests {
         let bad_data = r#"{"id":"evt_2","type":"resource.deleted","data":{"name":"no id"}}"#;
         assert_eq!(app.receive(&delivery(b"s", now(), bad_data), bad_data.as_bytes()), StatusCode::BAD_REQUEST);
         assert_eq!(lock(&app.events).get("evt_2"), None, "a failed event is released");
+    }
+
+    #[test]
+    fn the_json_answer_has_the_status_of_the_bare_one() {
+        let app = Arc::new(App::new("s"));
+        let body = r#"{"id":"evt_1","type":"resource.created","data":{"id":"r1"}}"#;
+        let runtime = tokio::runtime::Builder::new_current_thread().build().expect("a runtime");
+        let answer = |headers: HeaderMap| {
+            runtime.block_on(receive_json(State(Arc::clone(&app)), headers, Bytes::from_static(body.as_bytes())))
+        };
+        let (status, [(name, value)], text) = answer(delivery(b"s", now(), body));
+        assert_eq!((status, name, value), (StatusCode::OK, axum::http::header::CONTENT_TYPE, "application/json"));
+        assert_eq!(text, r#"{"status":"processed"}"#);
+        let (status, _, text) = answer(delivery(b"other", now(), body));
+        assert_eq!((status, text), (StatusCode::UNAUTHORIZED, r#"{"error":"invalid signature"}"#));
     }
 }

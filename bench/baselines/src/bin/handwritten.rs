@@ -6,7 +6,7 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use hookroute_bench_baselines::handwritten::{receive, App};
+use hookroute_bench_baselines::handwritten::{receive, receive_json, App};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -14,8 +14,8 @@ async fn main() -> ExitCode {
         eprintln!("error: set GROQ_WEBHOOK_SECRET");
         return ExitCode::FAILURE;
     };
-    let router = axum::Router::new()
-        .route("/webhooks/groq", axum::routing::post(receive))
-        .with_state(Arc::new(App::new(secret)));
+    let json = std::env::var_os("HANDWRITTEN_JSON").is_some();
+    let route = if json { axum::routing::post(receive_json) } else { axum::routing::post(receive) };
+    let router = axum::Router::new().route("/webhooks/groq", route).with_state(Arc::new(App::new(secret)));
     hookroute_bench_baselines::serve(router).await
 }
