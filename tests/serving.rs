@@ -246,6 +246,27 @@ async fn a_client_that_writes_a_whole_oversized_body_before_reading_reads_the_41
     }
 }
 
+/// A client that asks `Expect: 100-continue` for a body over the limit is told 413 at
+/// once, never `100 Continue` (which would have it send the whole body for nothing).
+#[tokio::test]
+async fn an_oversized_body_that_waits_for_100_continue_is_refused_before_it_is_sent() {
+    let address = start(|receiver| receiver, |serve| serve).await;
+    let signed = delivery("evt_expect");
+    let mut stream = TcpStream::connect(&address).await.unwrap();
+    let waiting = head(&address, &signed, 2 * 1024 * 1024).replace("\r\n\r\n", "\r\nexpect: 100-continue\r\n\r\n");
+    stream.write_all(waiting.as_bytes()).await.unwrap();
+    let answer = timeout(Duration::from_secs(10), status(&mut stream)).await;
+    assert_eq!(answer.expect("the answer arrives without the body"), 413);
+
+    // Within the limit, the client is asked for its body and the delivery runs.
+    let signed = delivery("evt_expect_small");
+    let mut stream = TcpStream::connect(&address).await.unwrap();
+    let waiting = head(&address, &signed, signed.body.len()).replace("\r\n\r\n", "\r\nexpect: 100-continue\r\n\r\n");
+    stream.write_all(waiting.as_bytes()).await.unwrap();
+    let answer = timeout(Duration::from_secs(10), status(&mut stream)).await;
+    assert_eq!(answer.expect("the server asks for the body"), 100);
+}
+
 /// Stopping answers the request in progress, then returns; nothing new is accepted.
 #[tokio::test]
 async fn a_graceful_stop_finishes_the_request_in_progress() {

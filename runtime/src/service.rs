@@ -171,6 +171,12 @@ impl<H: WebhookHandlers, S: IdempotencyStore> Receiver<H, S> {
             .and_then(|value| value.to_str().ok())
             .and_then(|value| value.parse::<u64>().ok());
         if declared.is_some_and(|len| len > limit as u64) {
+            // A client that waits for `100 Continue` has not sent its body: reading it
+            // would ask for it (hyper answers `100 Continue` on the first read). Answer
+            // at once; the drain is for bodies already on their way.
+            if expects_continue(&parts.headers) {
+                return Err(Self::reject(Rejection::TooLarge { limit }, started));
+            }
             return Err(self.too_large(body, started).await);
         }
 
@@ -223,6 +229,11 @@ impl<H: WebhookHandlers, S: IdempotencyStore> Receiver<H, S> {
         let bytes = if rest.is_empty() { first.unwrap_or_default() } else { Bytes::from(rest) };
         Ok((bytes, held))
     }
+}
+
+/// Whether the client waits for `100 Continue` before it sends the body.
+fn expects_continue(headers: &http::HeaderMap) -> bool {
+    headers.get(header::EXPECT).is_some_and(|value| value.as_bytes().eq_ignore_ascii_case(b"100-continue"))
 }
 
 /// The answer when a delivery's task panicked or was cancelled (the runtime shutting
