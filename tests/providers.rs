@@ -584,3 +584,276 @@ async fn an_id_or_type_with_a_control_character_is_a_400() {
     assert_eq!(status, 400, "{body}");
     assert!(stripe.handlers().0.take().is_empty());
 }
+
+// ---------------------------------------------------------------- what real senders send
+
+/// Now, in unix seconds.
+fn now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
+}
+
+#[derive(Default)]
+struct ProjectsApp(Seen);
+
+#[webhook_handlers(provider = "github")]
+impl ProjectsApp {
+    #[event("projects_v2_item")]
+    async fn item(&self, _item: serde_json::Value, meta: &EventMeta) -> Result<(), HandlerError> {
+        self.0.record("item", meta);
+        Ok(())
+    }
+
+    #[event("ping")]
+    async fn ping(&self, ping: serde_json::Value, meta: &EventMeta) -> Result<(), HandlerError> {
+        assert_eq!(ping["zen"], "Design for failure.");
+        self.0.record("ping", meta);
+        Ok(())
+    }
+
+    #[event("issues.opened")]
+    async fn opened(&self, issue: serde_json::Value, meta: &EventMeta) -> Result<(), HandlerError> {
+        assert_eq!(issue["issue"]["title"], "a & b = c?");
+        self.0.record("opened", meta);
+        Ok(())
+    }
+}
+
+/// `X-GitHub-Event: projects_v2_item` holds a digit: it was answered 400, and GitHub
+/// does not retry, so every such event was lost.
+#[tokio::test]
+async fn github_event_names_with_digits_reach_their_handler() {
+    let github = receiver(ProjectsApp::default());
+    let item = serde_json::json!({"projects_v2_item": {"id": 1}});
+    let (status, body) = deliver(&github, "projects_v2_item.edited", "d-p2", item).await;
+    assert_eq!((status, &*body), (200, r#"{"status":"processed"}"#));
+    assert_eq!(github.handlers().0.take(), ["item projects_v2_item.edited d-p2"]);
+
+    // A header that is no event name is still 400, and the answer names the (escaped)
+    // value and the delivery.
+    let delivery = TestEvent::<GitHub>::new("ping", serde_json::json!({"zen": "Design for failure."}))
+        .id("d-\"bad\"")
+        .sign("whsec_b2xkLXNlY3JldA==");
+    let mut headers = delivery.headers.clone();
+    headers.insert("x-github-event", HeaderValue::from_static("Ping\"x"));
+    let outcome = github.receive(&headers, &delivery.body).await;
+    assert_eq!(outcome.status(), 400);
+    let error = outcome.rejection().unwrap().to_string();
+    assert!(error.contains(r#"is "Ping\"x""#) && error.contains(r#"delivery "d-\"bad\"""#), "{error}");
+}
+
+/// A GitHub body as the `form` content type sends it: `payload=` and the JSON,
+/// percent-encoded, signed as sent.
+fn github_form(event: &str, id: &str, json: &serde_json::Value) -> (HeaderMap, Vec<u8>) {
+    let body = format!("payload={}", percent_encode(&json.to_string())).into_bytes();
+    let mut headers = hookroute::testing::sign_raw::<GitHub>("whsec_b2xkLXNlY3JldA==", 0, &body);
+    headers.insert("x-github-event", HeaderValue::from_str(event).unwrap());
+    headers.insert("x-github-delivery", HeaderValue::from_str(id).unwrap());
+    headers.insert("content-type", HeaderValue::from_static("application/x-www-form-urlencoded"));
+    (headers, body)
+}
+
+/// `application/x-www-form-urlencoded`'s encoding, as browsers and GitHub write it.
+fn percent_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'*' | b'-' | b'.' | b'_' => (b as char).to_string(),
+            b' ' => "+".to_owned(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// A webhook whose content type is `form` (the REST API's default) got 400 on every
+/// delivery, `ping` included.
+#[tokio::test]
+async fn github_form_encoded_deliveries_are_verified_as_sent_and_routed_by_their_payload() {
+    let github = receiver(ProjectsApp::default());
+    let (headers, body) = github_form("ping", "d-f1", &serde_json::json!({"zen": "Design for failure."}));
+    let outcome = github.receive(&headers, &body).await;
+    assert_eq!(outcome.status(), 200, "{}", outcome.body());
+    let issue = serde_json::json!({"action": "opened", "issue": {"title": "a & b = c?"}});
+    let (headers, body) = github_form("issues", "d-f2", &issue);
+    let outcome = github.receive(&headers, &body).await;
+    assert_eq!(outcome.status(), 200, "{}", outcome.body());
+    assert_eq!(github.handlers().0.take(), ["ping ping d-f1", "opened issues.opened d-f2"]);
+
+    // The signature covers the form as sent: a payload changed after signing is 401.
+    let mut tampered = body.clone();
+    let last = tampered.len() - 4;
+    tampered[last] = b'X';
+    assert_eq!(github.receive(&headers, &tampered).await.status(), 401);
+    // A form without a payload is 400 that says so.
+    let mut headers = hookroute::testing::sign_raw::<GitHub>("whsec_b2xkLXNlY3JldA==", 0, b"zen=1");
+    headers.insert("x-github-event", HeaderValue::from_static("ping"));
+    headers.insert("x-github-delivery", HeaderValue::from_static("d-f3"));
+    headers.insert("content-type", HeaderValue::from_static("application/x-www-form-urlencoded"));
+    let outcome = github.receive(&headers, b"zen=1").await;
+    assert_eq!(outcome.status(), 400);
+    assert!(outcome.body().contains("payload"), "{}", outcome.body());
+}
+
+#[derive(serde::Deserialize)]
+struct User {
+    id: String,
+}
+
+#[derive(Default)]
+struct SquashedApp(Seen);
+
+#[webhook_handlers(provider = "standard")]
+impl SquashedApp {
+    #[event("user.created")]
+    async fn created(&self, user: User, meta: &EventMeta) -> Result<(), HandlerError> {
+        assert_eq!(user.id, "u_1");
+        self.0.record("created", meta);
+        Ok(())
+    }
+}
+
+/// Standard Webhooks lets the data be squashed into the top-level object: such bodies
+/// were 400 whichever library signed them.
+#[tokio::test]
+async fn standard_webhooks_bodies_without_data_are_their_own_data() {
+    let standard = receiver(SquashedApp::default());
+    let body = br#"{"type":"user.created","timestamp":"2026-12-06T10:00:00Z","id":"u_1"}"#;
+    let headers = hookroute::testing::sign_raw::<StandardWebhooks>("whsec_b2xkLXNlY3JldA==", now(), body);
+    let outcome = standard.receive(&headers, body).await;
+    assert_eq!(outcome.status(), 200, "{}", outcome.body());
+    let id = headers["webhook-id"].to_str().unwrap().to_owned();
+    assert_eq!(standard.handlers().0.take(), [format!("created user.created {id}")]);
+
+    // Without `type` nothing can route it: 400, saying so.
+    let body = br#"{"id":"u_1"}"#;
+    let headers = hookroute::testing::sign_raw::<StandardWebhooks>("whsec_b2xkLXNlY3JldA==", now(), body);
+    let outcome = standard.receive(&headers, body).await;
+    assert_eq!(outcome.status(), 400);
+    assert_eq!(outcome.body(), r#"{"error":"body has no `type` field"}"#);
+}
+
+/// Both official libraries take a secret whose base64 has lost its `=` padding; it was
+/// refused at start-up.
+#[test]
+fn standard_webhooks_secrets_may_be_unpadded() {
+    let padded: StandardWebhooks = provider(&["whsec_YWI="]);
+    let unpadded: StandardWebhooks = provider(&["whsec_YWI"]);
+    let body = br#"{"type":"t","data":{}}"#;
+    let headers = hookroute::testing::sign_raw::<StandardWebhooks>("whsec_YWI=", now(), body);
+    assert_eq!(padded.verify(&headers, body, SystemTime::now()), Ok(hookroute::provider::Verified::at(Some(now()))));
+    assert!(unpadded.verify(&headers, body, SystemTime::now()).is_ok());
+    // Still base64: a secret that is not is refused.
+    assert!(StandardWebhooks::from_config(ProviderConfig {
+        secrets: vec![Secret::from("whsec_YW=I")],
+        tolerance: Duration::from_secs(300)
+    })
+    .is_err());
+}
+
+/// Slack verifies a Request URL by sending a signed `url_verification` and expecting
+/// its challenge back; hookroute answered its own JSON, so Slack refused the URL.
+#[tokio::test]
+async fn slack_url_verification_is_answered_with_its_challenge_once_signed() {
+    let slack = receiver(SlackApp::default());
+    let body = br#"{"token":"Jhj5dZrVaK7ZwHHjRyZWjbDl","challenge":"3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P","type":"url_verification"}"#;
+    let headers = hookroute::testing::sign_raw::<Slack>("whsec_b2xkLXNlY3JldA==", now(), body);
+    let outcome = slack.receive(&headers, body).await;
+    assert_eq!(outcome.status(), 200);
+    assert_eq!(outcome.body(), r#"{"challenge":"3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P"}"#);
+    assert_eq!(outcome.delivered().unwrap().kind(), hookroute::DeliveredKind::Challenge);
+    assert!(slack.handlers().0.take().is_empty());
+    // Unsigned, it is refused like any delivery: the challenge is not echoed.
+    let outcome = slack.receive(&HeaderMap::new(), body).await;
+    assert_eq!(outcome.status(), 401);
+    assert!(!outcome.body().contains("3eZbrw1a"));
+    // A challenge that needs escaping is escaped.
+    let body = br#"{"challenge":"a\"b","type":"url_verification"}"#;
+    let headers = hookroute::testing::sign_raw::<Slack>("whsec_b2xkLXNlY3JldA==", now(), body);
+    assert_eq!(slack.receive(&headers, body).await.body(), r#"{"challenge":"a\"b"}"#);
+
+    // In inbox mode too: answered, never queued.
+    let inbox = Receiver::builder(SlackApp::default())
+        .secret("whsec_b2xkLXNlY3JldA==")
+        .inbox(hookroute::inbox::MemoryInbox::new())
+        .build()
+        .unwrap();
+    let outcome = inbox.receive(&headers, body).await;
+    assert_eq!((outcome.status().as_u16(), &*outcome.body()), (200, r#"{"challenge":"a\"b"}"#));
+}
+
+#[derive(serde::Deserialize)]
+struct ThinEvent {
+    related_object: RelatedObject,
+}
+
+#[derive(serde::Deserialize)]
+struct RelatedObject {
+    id: String,
+    #[serde(rename = "type")]
+    kind: String,
+}
+
+#[derive(Default)]
+struct ThinApp(Seen);
+
+#[webhook_handlers(provider = "stripe")]
+impl ThinApp {
+    #[event("v1.billing.meter.error_report_triggered", unlisted)]
+    async fn meter_error(&self, event: ThinEvent, meta: &EventMeta) -> Result<(), HandlerError> {
+        assert_eq!((&*event.related_object.id, &*event.related_object.kind), ("mtr_test_1", "billing.meter"));
+        self.0.record("meter_error", meta);
+        Ok(())
+    }
+}
+
+/// Stripe's thin events (event destinations) carry no `data` snapshot: they were 400.
+#[tokio::test]
+async fn stripe_thin_events_are_routed_by_type_with_the_event_as_data() {
+    let stripe = receiver(ThinApp::default());
+    let body = br#"{"id":"evt_test_65R9","object":"v2.core.event","type":"v1.billing.meter.error_report_triggered","livemode":false,"created":"2024-09-17T06:20:52.246Z","related_object":{"id":"mtr_test_1","type":"billing.meter","url":"/v1/billing/meters/mtr_test_1"},"context":null}"#;
+    let headers = hookroute::testing::sign_raw::<Stripe>("whsec_b2xkLXNlY3JldA==", now(), body);
+    let outcome = stripe.receive(&headers, body).await;
+    assert_eq!(outcome.status(), 200, "{}", outcome.body());
+    assert_eq!(outcome.delivered().unwrap().meta().created(), Some("2024-09-17T06:20:52.246Z"));
+    assert_eq!(stripe.handlers().0.take(), ["meter_error v1.billing.meter.error_report_triggered evt_test_65R9"]);
+    // A snapshot event without `data` is still 400, saying what is missing.
+    let body = br#"{"id":"evt_2","object":"event","type":"customer.created","created":1}"#;
+    let headers = hookroute::testing::sign_raw::<Stripe>("whsec_b2xkLXNlY3JldA==", now(), body);
+    assert_eq!(stripe.receive(&headers, body).await.body(), r#"{"error":"body has no `data` field"}"#);
+}
+
+/// Shopify's event subscriptions send the headers without `X-`; they were 401. And
+/// shopify.dev names `X-Shopify-Event-Id` as the key to deduplicate on.
+#[tokio::test]
+async fn shopify_takes_both_header_families_and_deduplicates_on_the_event_id() {
+    let shopify = receiver(ShopifyApp::default());
+    let body = br#"{"id":820982911946154508}"#;
+    let signed = hookroute::testing::sign_raw::<Shopify>("whsec_b2xkLXNlY3JldA==", 0, body);
+    let hmac = signed["x-shopify-hmac-sha256"].clone();
+    let unprefixed = headers(&[
+        ("shopify-topic", "orders/create"),
+        ("shopify-webhook-id", "wh-u1"),
+        ("shopify-shop-domain", "shop.myshopify.com"),
+        ("shopify-api-version", "2026-07"),
+        ("shopify-triggered-at", "2026-12-06T10:00:00Z"),
+    ]);
+    let mut unprefixed = unprefixed;
+    unprefixed.insert("shopify-hmac-sha256", hmac.clone());
+    let outcome = shopify.receive(&unprefixed, body).await;
+    assert_eq!(outcome.status(), 200, "{}", outcome.body());
+    assert_eq!(shopify.handlers().0.take(), ["order orders/create wh-u1"]);
+
+    // Two subscriptions deliver one event: two webhook ids, one event id; it runs once.
+    let body = br#"{"id":2}"#;
+    let hmac =
+        hookroute::testing::sign_raw::<Shopify>("whsec_b2xkLXNlY3JldA==", 0, body)["x-shopify-hmac-sha256"].clone();
+    for webhook_id in ["wh-a", "wh-b"] {
+        let mut headers = headers(&[
+            ("x-shopify-topic", "orders/create"),
+            ("x-shopify-webhook-id", webhook_id),
+            ("x-shopify-event-id", "ev-1"),
+        ]);
+        headers.insert("x-shopify-hmac-sha256", hmac.clone());
+        let outcome = shopify.receive(&headers, body).await;
+        assert_eq!(outcome.status(), 200, "{}", outcome.body());
+    }
+    assert_eq!(shopify.handlers().0.take(), ["order orders/create ev-1"]);
+}

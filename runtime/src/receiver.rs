@@ -294,9 +294,14 @@ impl<H: WebhookHandlers, S: IdempotencyStore> Receiver<H, S> {
             return Err(Rejection::TooLarge { limit });
         }
         let verified = inner.provider.verify(headers, body, now)?;
-        let envelope = H::Provider::envelope(headers, body)?;
+        let mut envelope = H::Provider::envelope(headers, body)?;
+        let challenge = envelope.challenge.take();
         let (meta, data) = envelope.into_meta(&inner.namespace, <H::Provider as Provider>::NAME, verified.timestamp);
         record_event(&tracing::Span::current(), &meta);
+        if let Some(challenge) = challenge {
+            // The provider checks the endpoint (Slack's Request URL): answered, not run.
+            return Ok(Delivered { kind: DeliveredKind::Challenge, meta, challenge: Some(challenge.into()) });
+        }
         if !H::handles(&meta) {
             return Ok(inner.ignored(meta));
         }
@@ -601,7 +606,8 @@ impl Outcome {
     }
 
     /// The JSON body: `{"status":"processed"}` (or `queued`, `duplicate`, `ignored`) when
-    /// acknowledged, a fixed text that costs no allocation; `{"error":".."}` otherwise.
+    /// acknowledged, a fixed text that costs no allocation; `{"challenge":".."}` for a
+    /// provider's check of the endpoint; `{"error":".."}` otherwise.
     /// Never holds a secret or a handler's error text.
     pub fn body(&self) -> Cow<'static, str> {
         match &self.0 {
@@ -610,6 +616,12 @@ impl Outcome {
                 DeliveredKind::Queued => r#"{"status":"queued"}"#,
                 DeliveredKind::Duplicate => r#"{"status":"duplicate"}"#,
                 DeliveredKind::Ignored => r#"{"status":"ignored"}"#,
+                DeliveredKind::Challenge => {
+                    let challenge = delivered.challenge.as_deref().unwrap_or_default();
+                    // A string: serializing cannot fail.
+                    let challenge = serde_json::to_string(challenge).unwrap_or_default();
+                    return Cow::Owned(format!(r#"{{"challenge":{challenge}}}"#));
+                }
             }),
             Err(rejection) => {
                 // A string: serializing cannot fail.
@@ -688,16 +700,20 @@ pub enum DeliveredKind {
     Duplicate,
     /// No handler takes this event type; nothing ran.
     Ignored,
+    /// The provider checked the endpoint (Slack's `url_verification`): answered
+    /// `{"challenge": ..}`; nothing ran, nothing was stored.
+    Challenge,
 }
 
 impl DeliveredKind {
-    /// `processed`, `queued`, `duplicate` or `ignored`.
+    /// `processed`, `queued`, `duplicate`, `ignored` or `challenge`.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Processed => "processed",
             Self::Queued => "queued",
             Self::Duplicate => "duplicate",
             Self::Ignored => "ignored",
+            Self::Challenge => "challenge",
         }
     }
 }
@@ -707,11 +723,13 @@ impl DeliveredKind {
 pub struct Delivered {
     kind: DeliveredKind,
     meta: EventMeta,
+    /// The challenge to echo, for [`DeliveredKind::Challenge`].
+    challenge: Option<Box<str>>,
 }
 
 impl Delivered {
     fn new(kind: DeliveredKind, meta: EventMeta) -> Self {
-        Self { kind, meta }
+        Self { kind, meta, challenge: None }
     }
 
     /// Processed, duplicate or ignored.

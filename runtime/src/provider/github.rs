@@ -6,6 +6,7 @@ use std::time::SystemTime;
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 use serde::Deserialize;
+use serde_json::value::RawValue;
 
 use super::mac::{check_secrets, decode_hex, header_str, hmac, matches_any, Keys};
 use super::{
@@ -17,6 +18,9 @@ use crate::secret::Secret;
 const SIGNATURE: &str = "x-hub-signature-256";
 const EVENT: &str = "x-github-event";
 const DELIVERY: &str = "x-github-delivery";
+/// The content type of a webhook configured as `form` (the REST API's default): the
+/// body is `payload=<the JSON, percent-encoded>`.
+const FORM: &str = "application/x-www-form-urlencoded";
 
 /// GitHub webhooks (repositories, organizations, Apps).
 ///
@@ -27,7 +31,11 @@ const DELIVERY: &str = "x-github-delivery";
 ///   octokit names them: a delivery of `issues` with `"action": "opened"` has type
 ///   `issues.opened` and group `issues`, so `#[event("issues.opened")]` takes it, and
 ///   `#[event("issues")]` takes every `issues` delivery no more specific handler takes.
-/// - **Data**: the whole body.
+///   An event name is lowercase ASCII letters, digits and `_` (`projects_v2_item`).
+/// - **Data**: the whole body, for a webhook whose content type is `json`. One whose
+///   content type is `form` (`application/x-www-form-urlencoded`, the REST API's
+///   default) is verified over the form body as sent, and its data is the JSON in the
+///   form's `payload` field.
 /// - **Replay**: GitHub signs no timestamp and no id (`X-GitHub-Delivery` and
 ///   `X-GitHub-Event` are plain headers), so a replay is caught only by deduplication:
 ///   on the id, and on a digest of the event name and the signed body, so that a
@@ -82,18 +90,41 @@ impl Provider for GitHub {
         let event = envelope_header(headers, EVENT)?;
         // An event name, never `issues.opened`: the action comes from the signed body
         // only, so a re-labelled header cannot route a body to another action's handler.
-        if !event.bytes().all(|b| b.is_ascii_lowercase() || b == b'_') {
-            return Err(EnvelopeError::InvalidHeader { header: EVENT, expected: "a GitHub event name (a-z and _)" });
+        if !is_event_name(event) {
+            return Err(EnvelopeError::invalid_header(EVENT, event, "a GitHub event name (a-z, 0-9 and _)", id));
         }
-        let data = raw_body(body)?;
+        let data = if is_form(headers) { Cow::Owned(form_payload(body)?) } else { Cow::Borrowed(raw_body(body)?) };
         let action: Action<'_> = serde_json::from_str(data.get()).unwrap_or(Action { action: None });
-        match action.action {
-            Some(action) if !action.is_empty() => {
-                Ok(Envelope::new(id, format!("{event}.{action}"), Cow::Borrowed(data))?.group(event))
-            }
-            _ => Envelope::new(id, event, Cow::Borrowed(data)),
+        let action = action.action.filter(|action| !action.is_empty()).map(|action| format!("{event}.{action}"));
+        match action {
+            Some(event_type) => Ok(Envelope::new(id, event_type, data)?.group(event)),
+            None => Envelope::new(id, event, data),
         }
     }
+}
+
+/// Whether `name` can be a GitHub event name: lowercase ASCII letters, digits and `_`,
+/// starting with a letter (`issues`, `projects_v2_item`).
+fn is_event_name(name: &str) -> bool {
+    name.bytes().next().is_some_and(|b| b.is_ascii_lowercase())
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+}
+
+/// Whether the delivery is form-encoded (a webhook whose content type is `form`).
+fn is_form(headers: &HeaderMap) -> bool {
+    headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split(';').next())
+        .is_some_and(|media| media.trim().eq_ignore_ascii_case(FORM))
+}
+
+/// The JSON in a form body's `payload` field.
+fn form_payload(body: &[u8]) -> Result<Box<RawValue>, EnvelopeError> {
+    let payload = form_urlencoded::parse(body)
+        .find_map(|(name, value)| (name == "payload").then_some(value))
+        .ok_or(EnvelopeError::FormField("payload"))?;
+    Ok(RawValue::from_string(payload.into_owned())?)
 }
 
 impl Sign for GitHub {

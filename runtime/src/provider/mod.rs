@@ -284,6 +284,10 @@ pub struct Envelope<'a> {
     pub created: Option<Cow<'a, str>>,
     /// The event's data, unparsed.
     pub data: Cow<'a, RawValue>,
+    /// A check the provider asks the endpoint to pass instead of an event (Slack's
+    /// `url_verification`): the receiver answers `200 {"challenge": ..}` with it, once
+    /// the signature verified, and runs no handler.
+    pub challenge: Option<Cow<'a, str>>,
 }
 
 impl<'a> Envelope<'a> {
@@ -297,7 +301,7 @@ impl<'a> Envelope<'a> {
         let (id, event_type) = (id.into(), event_type.into());
         check_field("id", &id)?;
         check_field("type", &event_type)?;
-        Ok(Self { id, event_type, group: None, created: None, data })
+        Ok(Self { id, event_type, group: None, created: None, data, challenge: None })
     }
 
     /// Sets when the provider says the event was created.
@@ -311,6 +315,14 @@ impl<'a> Envelope<'a> {
     #[must_use]
     pub fn group(mut self, group: impl Into<Cow<'a, str>>) -> Self {
         self.group = Some(group.into());
+        self
+    }
+
+    /// Makes this delivery a check to answer rather than an event to handle: the
+    /// receiver answers `200 {"challenge": <challenge>}` and runs nothing.
+    #[must_use]
+    pub fn challenge(mut self, challenge: impl Into<Cow<'a, str>>) -> Self {
+        self.challenge = Some(challenge.into());
         self
     }
 
@@ -353,13 +365,25 @@ pub enum EnvelopeError {
     ControlCharacter(&'static str),
     /// A header holds a value the scheme never sends: GitHub's `X-GitHub-Event` is an
     /// event name (`issues`), never `issues.opened`.
-    #[error("header `{header}` is not {expected}")]
+    #[error("header `{header}` is \"{value}\", not {expected} (delivery \"{delivery}\")")]
     InvalidHeader {
         /// The header.
         header: &'static str,
         /// What it must be.
         expected: &'static str,
+        /// Its value as sent, escaped (a sender cannot forge a log line with it) and cut
+        /// to 64 characters.
+        value: String,
+        /// The delivery's id as sent, escaped and cut the same way.
+        delivery: String,
     },
+    /// A form-encoded body lacks the field the event is in (GitHub's `payload`).
+    #[error("form body has no `{0}` field")]
+    FormField(&'static str),
+    /// The body is JSON without the field the scheme routes by: a Standard Webhooks
+    /// body needs a `type`.
+    #[error("body has no `{0}` field")]
+    MissingField(&'static str),
     /// The event id or type is longer than [`MAX_FIELD_LEN`].
     #[error("event `{field}` is {len} bytes, longer than the {max} allowed")]
     TooLong {
@@ -370,6 +394,24 @@ pub enum EnvelopeError {
         /// The limit.
         max: usize,
     },
+}
+
+impl EnvelopeError {
+    /// [`EnvelopeError::InvalidHeader`] for `value` of `header` in the delivery `delivery`,
+    /// both escaped and cut short for the log.
+    pub fn invalid_header(header: &'static str, value: &str, expected: &'static str, delivery: &str) -> Self {
+        Self::InvalidHeader { header, expected, value: escaped(value), delivery: escaped(delivery) }
+    }
+}
+
+/// Text a sender chose, fit for a log line: escaped, and cut to 64 characters.
+fn escaped(text: &str) -> String {
+    const MAX: usize = 64;
+    let mut out: String = text.chars().take(MAX).flat_map(char::escape_debug).collect();
+    if text.chars().nth(MAX).is_some() {
+        out.push('…');
+    }
+    out
 }
 
 /// A header the envelope is read from.

@@ -13,17 +13,65 @@ use super::{
 };
 use crate::secret::Secret;
 
-const SIGNATURE: &str = "x-shopify-hmac-sha256";
-const WEBHOOK_ID: &str = "x-shopify-webhook-id";
-const TOPIC: &str = "x-shopify-topic";
-const TRIGGERED_AT: &str = "x-shopify-triggered-at";
+/// The header names of one family: webhooks send `X-Shopify-*`, Shopify's newer event
+/// subscriptions send the same headers without the `X-`.
+struct Names {
+    signature: &'static str,
+    webhook_id: &'static str,
+    event_id: &'static str,
+    topic: &'static str,
+    triggered_at: &'static str,
+    shop_domain: &'static str,
+    api_version: &'static str,
+}
+
+const WEBHOOKS: Names = Names {
+    signature: "x-shopify-hmac-sha256",
+    webhook_id: "x-shopify-webhook-id",
+    event_id: "x-shopify-event-id",
+    topic: "x-shopify-topic",
+    triggered_at: "x-shopify-triggered-at",
+    shop_domain: "x-shopify-shop-domain",
+    api_version: "x-shopify-api-version",
+};
+
+const EVENTS: Names = Names {
+    signature: "shopify-hmac-sha256",
+    webhook_id: "shopify-webhook-id",
+    event_id: "shopify-event-id",
+    topic: "shopify-topic",
+    triggered_at: "shopify-triggered-at",
+    shop_domain: "shopify-shop-domain",
+    api_version: "shopify-api-version",
+};
+
+/// The family a delivery uses, as `@shopify/shopify-api` tells them apart: the
+/// unprefixed one when it carries `Shopify-Hmac-Sha256`, else `X-Shopify-*`.
+fn names(headers: &HeaderMap) -> &'static Names {
+    if headers.contains_key(EVENTS.signature) {
+        &EVENTS
+    } else {
+        &WEBHOOKS
+    }
+}
+
+/// The shop and API version a signer names when not told otherwise; the official
+/// library refuses a delivery without them.
+const DEFAULT_SHOP_DOMAIN: &str = "hookroute-test.myshopify.com";
+const DEFAULT_API_VERSION: &str = "2026-07";
 
 /// Shopify webhooks.
 ///
 /// - **Signature**: `X-Shopify-Hmac-Sha256`, the base64 HMAC-SHA256 of the raw body
 ///   keyed with the app's client secret (`SHOPIFY_WEBHOOK_SECRET`).
-/// - **Id**: `X-Shopify-Webhook-Id`; **type**: `X-Shopify-Topic` (`orders/create`);
-///   **data**: the whole body; `X-Shopify-Triggered-At` is kept as `created`.
+/// - **Id**: `X-Shopify-Event-Id` where the delivery has it (shopify.dev names it the
+///   key to deduplicate on: one event sent to several subscriptions has one), else
+///   `X-Shopify-Webhook-Id`; **type**: `X-Shopify-Topic` (`orders/create`); **data**: the
+///   whole body; `X-Shopify-Triggered-At` is kept as `created`.
+/// - **Header families**: the same headers without the `X-` prefix
+///   (`Shopify-Hmac-Sha256`, `Shopify-Topic`, `Shopify-Webhook-Id`, as Shopify's event
+///   subscriptions send them) are read when `Shopify-Hmac-Sha256` is present, as the
+///   official library reads them.
 /// - **Replay**: Shopify signs no timestamp and no id (`X-Shopify-Webhook-Id` and
 ///   `X-Shopify-Topic` are plain headers), so a replay is caught only by
 ///   deduplication: on the id, and on a digest of the topic and the signed body, so
@@ -42,7 +90,7 @@ impl std::fmt::Debug for Shopify {
 
 impl Shopify {
     /// The header that carries the signature.
-    pub const SIGNATURE_HEADER: &'static str = SIGNATURE;
+    pub const SIGNATURE_HEADER: &'static str = WEBHOOKS.signature;
 }
 
 impl Provider for Shopify {
@@ -56,7 +104,7 @@ impl Provider for Shopify {
     }
 
     fn verify(&self, headers: &HeaderMap, body: &[u8], _now: SystemTime) -> Result<Verified, VerifyError> {
-        let given = decode_base64(header_str(headers, SIGNATURE)?)?;
+        let given = decode_base64(header_str(headers, names(headers).signature)?)?;
         if bool::from(matches_any(self.keys.macs(&[body]).as_slice(), &given)) {
             Ok(Verified::at(None))
         } else {
@@ -65,9 +113,13 @@ impl Provider for Shopify {
     }
 
     fn envelope<'a>(headers: &'a HeaderMap, body: &'a [u8]) -> Result<Envelope<'a>, EnvelopeError> {
-        let id = envelope_header(headers, WEBHOOK_ID)?;
-        let topic = envelope_header(headers, TOPIC)?;
-        let created = envelope_header(headers, TRIGGERED_AT).ok().map(str::to_owned);
+        let names = names(headers);
+        let id = match envelope_header(headers, names.event_id) {
+            Ok(event_id) if !event_id.is_empty() => event_id,
+            _ => envelope_header(headers, names.webhook_id)?,
+        };
+        let topic = envelope_header(headers, names.topic)?;
+        let created = envelope_header(headers, names.triggered_at).ok();
         Ok(Envelope::new(id, topic, Cow::Borrowed(raw_body(body)?))?.created(created))
     }
 }
@@ -77,13 +129,24 @@ impl Sign for Shopify {
         event.data.get().as_bytes().to_vec()
     }
 
+    /// Signs with the `X-Shopify-*` headers, the shop domain and API version included
+    /// (the official library requires both); a header already in `headers` is kept, so
+    /// a caller names its own shop.
     fn sign(secret: &Secret, event: &OutgoingEvent<'_>, body: &[u8], headers: &mut HeaderMap) {
         let signature = encode_base64(&hmac(secret.expose(), &[body]));
-        headers.insert(HeaderName::from_static(SIGNATURE), HeaderValue::try_from(signature).expect("base64 is ASCII"));
-        for (header, value) in [(TOPIC, event.event_type), (WEBHOOK_ID, event.id)] {
+        headers.insert(
+            HeaderName::from_static(WEBHOOKS.signature),
+            HeaderValue::try_from(signature).expect("base64 is ASCII"),
+        );
+        for (header, value) in [(WEBHOOKS.topic, event.event_type), (WEBHOOKS.webhook_id, event.id)] {
             if let Some(value) = text_header(value) {
                 headers.insert(HeaderName::from_static(header), value);
             }
+        }
+        for (header, value) in
+            [(WEBHOOKS.shop_domain, DEFAULT_SHOP_DOMAIN), (WEBHOOKS.api_version, DEFAULT_API_VERSION)]
+        {
+            headers.entry(HeaderName::from_static(header)).or_insert(HeaderValue::from_static(value));
         }
     }
 }

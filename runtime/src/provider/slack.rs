@@ -29,9 +29,10 @@ const TIMESTAMP: &str = "x-slack-request-timestamp";
 /// - **Id, type, data**: an `event_callback`'s `event_id`, its inner `event.type`
 ///   (`app_mention`, `message`) and the inner `event` object; `event_time` is kept as
 ///   `created`. Other envelopes (`url_verification`, `app_rate_limited`) are routed by
-///   their own `type`, with the whole body as data. hookroute answers with its own JSON,
-///   so it does not echo a `url_verification` challenge: verify the URL once with a
-///   route of your own.
+///   their own `type`, with the whole body as data.
+/// - **Request URL check**: a signed `url_verification` request is answered
+///   `200 {"challenge": "<its challenge>"}`, as Slack asks, once its signature and
+///   timestamp verified; no handler runs and nothing is stored.
 pub struct Slack {
     keys: Keys,
     tolerance: Duration,
@@ -60,6 +61,8 @@ struct Outer<'a> {
     event_time: Option<Created<'a>>,
     #[serde(default, borrow)]
     event: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    challenge: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
@@ -108,7 +111,11 @@ impl Provider for Slack {
             // a retry of it is still a duplicate.
             _ => {
                 let id = format!("{}:{}", outer.kind, hex::encode(&Sha256::digest(body)[..16]));
-                Envelope::new(id, outer.kind, Cow::Borrowed(raw_body(body)?))
+                let envelope = Envelope::new(id, outer.kind, Cow::Borrowed(raw_body(body)?))?;
+                match outer.challenge {
+                    Some(challenge) if envelope.event_type == "url_verification" => Ok(envelope.challenge(challenge)),
+                    _ => Ok(envelope),
+                }
             }
         }
     }

@@ -12,8 +12,8 @@ use serde_json::value::RawValue;
 
 use super::mac::{decode_base64, encode_base64, header_str, hmac, matches_any, Keys};
 use super::{
-    check_window, envelope_header, parse_timestamp, text_header, ConfigError, Created, Envelope, EnvelopeError,
-    OutgoingEvent, Provider, ProviderConfig, Sign, Verified, VerifyError,
+    check_window, envelope_header, parse_timestamp, raw_body, text_header, ConfigError, Created, Envelope,
+    EnvelopeError, OutgoingEvent, Provider, ProviderConfig, Sign, Verified, VerifyError,
 };
 use crate::secret::Secret;
 
@@ -46,7 +46,12 @@ fn names(headers: &HeaderMap) -> &'static Names {
 ///   headers work the same.
 /// - **Replay**: `webhook-timestamp` within the tolerance (300 s).
 /// - **Id**: `webhook-id`; **type** and **data**: the body's `type` and `data`; its
-///   `timestamp` is kept as `created`.
+///   `timestamp` is kept as `created`. A body without `data` (the specification allows
+///   the data squashed into the top-level object) is the data itself, `type` and all.
+///   A body without `type` is answered 400 (`body has no \`type\` field`): nothing
+///   could route it.
+/// - **Secret**: `whsec_` and the base64 of the key, with or without `=` padding, as
+///   both official libraries take it.
 pub struct StandardWebhooks {
     keys: Keys,
     tolerance: Duration,
@@ -61,21 +66,31 @@ impl std::fmt::Debug for StandardWebhooks {
     }
 }
 
-/// The key in a `whsec_<base64>` (or bare base64) secret.
+/// Standard base64, with or without its `=` padding: both official libraries take a
+/// secret either way.
+const SECRET_BASE64: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::new(
+    &base64::alphabet::STANDARD,
+    base64::engine::GeneralPurposeConfig::new()
+        .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
+);
+
+/// The key in a `whsec_<base64>` (or bare base64) secret, padded or not.
 fn decode_secret(secret: &Secret) -> Option<Secret> {
     let text = std::str::from_utf8(secret.expose()).ok()?;
     let encoded = text.strip_prefix("whsec_").unwrap_or(text);
-    base64::engine::general_purpose::STANDARD.decode(encoded).ok().filter(|key| !key.is_empty()).map(Secret::new)
+    SECRET_BASE64.decode(encoded).ok().filter(|key| !key.is_empty()).map(Secret::new)
 }
 
+/// The body's routing fields. `data` may be absent: the specification lets a sender
+/// squash the data into the top-level object, and then the whole body is the data.
 #[derive(Deserialize)]
 struct Body<'a> {
-    #[serde(rename = "type", borrow)]
-    event_type: Cow<'a, str>,
+    #[serde(default, rename = "type", borrow)]
+    event_type: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
     timestamp: Option<Created<'a>>,
-    #[serde(borrow)]
-    data: &'a RawValue,
+    #[serde(default, borrow)]
+    data: Option<&'a RawValue>,
 }
 
 impl Provider for StandardWebhooks {
@@ -134,9 +149,13 @@ impl Provider for StandardWebhooks {
 
     fn envelope<'a>(headers: &'a HeaderMap, body: &'a [u8]) -> Result<Envelope<'a>, EnvelopeError> {
         let id = envelope_header(headers, names(headers).id)?;
-        let body: Body<'a> = serde_json::from_slice(body)?;
-        Ok(Envelope::new(id, body.event_type, Cow::Borrowed(body.data))?
-            .created(body.timestamp.map(Created::into_text)))
+        let fields: Body<'a> = serde_json::from_slice(body)?;
+        let event_type = fields.event_type.ok_or(EnvelopeError::MissingField("type"))?;
+        let data = match fields.data {
+            Some(data) => data,
+            None => raw_body(body)?,
+        };
+        Ok(Envelope::new(id, event_type, Cow::Borrowed(data))?.created(fields.timestamp.map(Created::into_text)))
     }
 }
 

@@ -1,18 +1,40 @@
 //! Stripe: `Stripe-Signature: t=<unix s>,v1=<hex>[,v1=<hex>...]`, the HMAC-SHA256 of
 //! `"<t>.<raw body>"`. <https://docs.stripe.com/webhooks#verify-manually>
 
+use std::borrow::Cow;
 use std::time::{Duration, SystemTime};
 
 use http::{HeaderMap, HeaderName, HeaderValue};
+use serde::Deserialize;
+use serde_json::value::RawValue;
 
 use super::mac::{check_any, check_secrets, decode_hex, header_str, hmac, Keys};
 use super::{
-    check_window, parse_timestamp, ConfigError, Envelope, EnvelopeError, JsonEnvelope, OutgoingEvent, Provider,
+    check_window, parse_timestamp, raw_body, ConfigError, Created, Envelope, EnvelopeError, OutgoingEvent, Provider,
     ProviderConfig, Sign, Verified, VerifyError,
 };
 use crate::secret::Secret;
 
 const SIGNATURE: &str = "stripe-signature";
+
+/// The `object` of a thin event, as event destinations send them.
+const THIN_EVENT: &str = "v2.core.event";
+
+/// A Stripe event: a snapshot event (`"object": "event"`, its data under `data`) or a
+/// thin one (`"object": "v2.core.event"`).
+#[derive(Deserialize)]
+struct Event<'a> {
+    #[serde(borrow)]
+    id: Cow<'a, str>,
+    #[serde(rename = "type", borrow)]
+    event_type: Cow<'a, str>,
+    #[serde(default, borrow)]
+    object: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    created: Option<Created<'a>>,
+    #[serde(default, borrow)]
+    data: Option<&'a RawValue>,
+}
 
 /// Stripe webhooks.
 ///
@@ -25,6 +47,11 @@ const SIGNATURE: &str = "stripe-signature";
 /// - **Id, type, data**: the body's `id` (`evt_...`), `type` (`payment_intent.succeeded`)
 ///   and `data` (`{"object": {...}}`: a handler's data type has an `object` field);
 ///   `created` is kept.
+/// - **Thin events** (`"object": "v2.core.event"`, sent to event destinations): routed by
+///   `type` (`v1.billing.meter.error_report_triggered`; write it with `unlisted`, the
+///   catalog lists snapshot events), and a handler's data is **the whole event**: its
+///   `related_object` (`{"id", "type", "url"}`: fetch the object if you need its state),
+///   and its own `data`, `reason`, `context` and `livemode` where it has them.
 pub struct Stripe {
     keys: Keys,
     tolerance: Duration,
@@ -83,7 +110,15 @@ impl Provider for Stripe {
     }
 
     fn envelope<'a>(_headers: &'a HeaderMap, body: &'a [u8]) -> Result<Envelope<'a>, EnvelopeError> {
-        JsonEnvelope::parse(body)
+        let event: Event<'a> = serde_json::from_slice(body)?;
+        let data = match (event.object.as_deref(), event.data) {
+            // A thin event names what changed and carries no snapshot: it is its own data.
+            (Some(THIN_EVENT), _) => raw_body(body)?,
+            (_, Some(data)) => data,
+            (_, None) => return Err(EnvelopeError::MissingField("data")),
+        };
+        Ok(Envelope::new(event.id, event.event_type, Cow::Borrowed(data))?
+            .created(event.created.map(Created::into_text)))
     }
 }
 
