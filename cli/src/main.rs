@@ -137,6 +137,8 @@ struct SendArgs {
     tamper: bool,
     #[command(flatten)]
     secret: SecretArgs,
+    #[command(flatten)]
+    shopify: ShopifyArgs,
     /// Load run: how many requests in all.
     #[arg(long)]
     count: Option<u64>,
@@ -175,6 +177,43 @@ struct SignArgs {
     /// Print a ready curl command for this URL instead of the headers.
     #[arg(long)]
     curl: Option<String>,
+    #[command(flatten)]
+    shopify: ShopifyArgs,
+}
+
+/// What a Shopify delivery names besides its topic: `@shopify/shopify-api` refuses one
+/// without them.
+#[derive(Args)]
+struct ShopifyArgs {
+    /// shopify: the shop the delivery comes from (`X-Shopify-Shop-Domain`; by default
+    /// `hookroute-test.myshopify.com`).
+    #[arg(long, value_name = "DOMAIN")]
+    shop_domain: Option<String>,
+    /// shopify: the Admin API version of the payload (`X-Shopify-API-Version`; by default
+    /// the version of hookroute's Shopify catalog).
+    #[arg(long, value_name = "VERSION")]
+    api_version: Option<String>,
+}
+
+impl ShopifyArgs {
+    /// The headers these flags set, after signing (Shopify signs only the body);
+    /// refused for another provider.
+    fn headers(&self, scheme: &dyn Scheme) -> Result<HeaderMap, Failure> {
+        let flags = [
+            ("x-shopify-shop-domain", &self.shop_domain, "--shop-domain"),
+            ("x-shopify-api-version", &self.api_version, "--api-version"),
+        ];
+        let mut headers = HeaderMap::new();
+        for (header, value, flag) in flags {
+            let Some(value) = value else { continue };
+            if scheme.name() != "shopify" {
+                return Err(format!("{flag} is for --provider shopify, not {}", scheme.name()));
+            }
+            let (name, value) = capture::header(header, value).map_err(|e| format!("{flag} `{value}`: {e}"))?;
+            headers.insert(name, value);
+        }
+        Ok(headers)
+    }
 }
 
 #[derive(Args)]
@@ -223,6 +262,8 @@ struct TriggerArgs {
     headers: Vec<String>,
     #[command(flatten)]
     secret: SecretArgs,
+    #[command(flatten)]
+    shopify: ShopifyArgs,
 }
 
 /// A one-line error for the user.
@@ -340,15 +381,18 @@ fn type_and_data(
     let event_type = event_type.unwrap_or_else(|| samples::default_type(scheme.name())).to_owned();
     let data = match data {
         Some(data) => inline_or_file(data)?,
-        None => samples::find(scheme.name(), &event_type).map_or("{}", |sample| sample.data).as_bytes().to_vec(),
+        None => match samples::find(scheme.name(), &event_type) {
+            Some(sample) => sample.data.as_bytes().to_vec(),
+            None => samples::default_data(scheme.name(), &event_type).into_bytes(),
+        },
     };
     let data = serde_json::from_slice(&data).map_err(|e| format!("--data is not JSON: {e}"))?;
     Ok((event_type, data))
 }
 
-/// `name:value` arguments into headers.
-fn extra_headers(args: &[String]) -> Result<HeaderMap, Failure> {
-    let mut headers = HeaderMap::new();
+/// The headers set after signing: the Shopify flags', then the `name:value` arguments.
+fn extra_headers(shopify: &ShopifyArgs, scheme: &dyn Scheme, args: &[String]) -> Result<HeaderMap, Failure> {
+    let mut headers = shopify.headers(scheme)?;
     for arg in args {
         let (name, value) = arg.split_once(':').ok_or_else(|| format!("--header `{arg}`: expected `name:value`"))?;
         let (name, value) = capture::header(name.trim(), value.trim()).map_err(|e| format!("--header `{arg}`: {e}"))?;
@@ -368,14 +412,14 @@ fn send(args: SendArgs, json: bool) -> Result<ExitCode, Failure> {
     let (event_type, data) = type_and_data(&*scheme, args.event_type.as_deref(), args.data.as_deref())?;
     let raw_body = args.body.as_deref().map(inline_or_file).transpose()?;
     let recipe = Recipe {
-        scheme,
         secret,
         event_type,
         data,
         raw_body,
         timestamp: args.timestamp,
         tamper: args.tamper,
-        extra: extra_headers(&args.headers)?,
+        extra: extra_headers(&args.shopify, &*scheme, &args.headers)?,
+        scheme,
     };
     let url: reqwest::Url = url.parse().map_err(|e| format!("--url `{url}`: {e}"))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -448,15 +492,18 @@ fn trigger(args: TriggerArgs, json: bool) -> Result<ExitCode, Failure> {
     };
     let url = args.url.unwrap_or_else(|| default_url(&*scheme));
     let url: reqwest::Url = url.parse().map_err(|e| format!("--url `{url}`: {e}"))?;
+    // A fresh copy each run, as `stripe trigger` makes: new ids and times, so a second
+    // run is a new event (GitHub and Shopify deduplicate on the body too).
+    let data = samples::fresh(sample.data, unix_now()).map_err(|e| format!("sample data: {e}"))?;
     let recipe = Recipe {
         secret: secret(&args.secret, &*scheme)?,
         event_type: sample.event_type.to_owned(),
-        data: serde_json::from_str(sample.data).map_err(|e| format!("sample data: {e}"))?,
+        data,
+        extra: extra_headers(&args.shopify, &*scheme, &args.headers)?,
         scheme,
         raw_body: None,
         timestamp: None,
         tamper: false,
-        extra: extra_headers(&args.headers)?,
     };
     let id = args.id.unwrap_or_else(|| fresh_id(0));
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -494,7 +541,10 @@ fn sign(args: &SignArgs, json: bool) -> Result<(), Failure> {
         let event_type = args.event_type.clone().unwrap_or_else(|| samples::default_type(scheme.name()).into());
         (event_type, body, false)
     };
-    let headers = scheme.sign(&secret, &args.id, &event_type, timestamp, &body);
+    let mut headers = scheme.sign(&secret, &args.id, &event_type, timestamp, &body);
+    for (name, value) in &args.shopify.headers(&*scheme)? {
+        headers.insert(name, value.clone());
+    }
     let curl = args.curl.as_deref().map(|url| curl_command(url, &headers, &body));
     if json {
         let headers: serde_json::Map<String, serde_json::Value> =

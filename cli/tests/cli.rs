@@ -33,18 +33,114 @@ impl App {
 /// A receiver on its own runtime thread; answers its URL and the handler's record.
 fn receiver() -> (String, App) {
     let app = App::default();
-    let receiver = Receiver::builder(app.clone()).secret(SECRET).build().unwrap();
+    (serve(Receiver::builder(app.clone()).secret(SECRET).build().unwrap()), app)
+}
+
+/// Serves `receiver` on its own runtime thread; answers its URL.
+fn serve<H: hookroute::WebhookHandlers>(receiver: Receiver<H>) -> String {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
         runtime.block_on(async move {
-            let router = axum::Router::new().route("/webhooks/groq", hookroute::axum::post(receiver));
+            let router = axum::Router::new().route("/webhooks/p", hookroute::axum::post(receiver));
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            tx.send(format!("http://{}/webhooks/groq", listener.local_addr().unwrap())).unwrap();
+            tx.send(format!("http://{}/webhooks/p", listener.local_addr().unwrap())).unwrap();
             axum::serve(listener, router).await.unwrap();
         });
     });
-    (rx.recv().unwrap(), app)
+    rx.recv().unwrap()
+}
+
+/// Which GitHub and Stripe events ran.
+#[derive(Clone, Default)]
+struct Seen(Arc<Mutex<Vec<String>>>);
+
+#[derive(Clone, Default)]
+struct GitHubApp(Seen);
+
+#[webhook_handlers(provider = "github")]
+impl GitHubApp {
+    #[event("issues.opened")]
+    async fn opened(&self, _issue: serde_json::Value, meta: &EventMeta) -> Result<(), HandlerError> {
+        (self.0).0.lock().unwrap().push(meta.id().to_owned());
+        Ok(())
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct StripeData {
+    object: StripeObject,
+}
+
+#[derive(serde::Deserialize)]
+struct StripeObject {
+    #[allow(dead_code)]
+    id: String,
+    object: String,
+}
+
+#[derive(Clone, Default)]
+struct StripeApp(Seen);
+
+#[webhook_handlers(provider = "stripe")]
+impl StripeApp {
+    #[event("customer.subscription.paused")]
+    async fn paused(&self, data: StripeData, meta: &EventMeta) -> Result<(), HandlerError> {
+        assert_eq!(data.object.object, "subscription");
+        (self.0).0.lock().unwrap().push(meta.event_type().to_owned());
+        Ok(())
+    }
+
+    #[event("customer.subscription.updated")]
+    async fn updated(&self, data: StripeData, meta: &EventMeta) -> Result<(), HandlerError> {
+        assert_eq!(data.object.object, "subscription");
+        (self.0).0.lock().unwrap().push(meta.event_type().to_owned());
+        Ok(())
+    }
+}
+
+/// `trigger --provider github` sent one body every run, so the second was a
+/// `duplicate` (GitHub deduplicates on the signed body); and `send` without `--data`
+/// sent Stripe `data: {}`, which no typed handler can read.
+#[test]
+fn trigger_makes_a_fresh_event_each_run_and_send_defaults_to_the_providers_shape() {
+    let github = GitHubApp::default();
+    let url = serve(Receiver::builder(github.clone()).secret(SECRET).build().unwrap());
+    for _ in 0..2 {
+        let mut trigger = hookroute();
+        trigger.args(["trigger", "--provider", "github", "issues.opened", "--url", &url, "--secret", SECRET]);
+        trigger.assert().success().stdout(predicate::str::starts_with("200 {\"status\":\"processed\"}"));
+    }
+    assert_eq!((github.0).0.lock().unwrap().len(), 2);
+
+    let stripe = StripeApp::default();
+    let url = serve(Receiver::builder(stripe.clone()).secret(SECRET).build().unwrap());
+    for event_type in ["customer.subscription.paused", "customer.subscription.updated"] {
+        let mut send = hookroute();
+        send.args(["send", "--provider", "stripe", "--type", event_type, "--url", &url, "--secret", SECRET]);
+        send.assert().success().stdout(predicate::str::starts_with("200 {\"status\":\"processed\"}"));
+    }
+    assert_eq!(*(stripe.0).0.lock().unwrap(), ["customer.subscription.paused", "customer.subscription.updated"]);
+}
+
+/// `@shopify/shopify-api` refuses a delivery without `X-Shopify-Shop-Domain` and
+/// `X-Shopify-API-Version`; the command left both out.
+#[test]
+fn shopify_deliveries_name_their_shop_and_api_version() {
+    let sign = |extra: &[&str]| -> serde_json::Value {
+        let mut sign = hookroute();
+        sign.args(["sign", "--provider", "shopify", "--secret", SECRET, "--json", "--data", "{}"]).args(extra);
+        serde_json::from_slice(&sign.assert().success().get_output().stdout).unwrap()
+    };
+    let signed = sign(&[]);
+    assert_eq!(signed["headers"]["x-shopify-shop-domain"], "hookroute-test.myshopify.com", "{signed}");
+    assert_eq!(signed["headers"]["x-shopify-api-version"], "2026-07", "{signed}");
+    let signed = sign(&["--shop-domain", "acme.myshopify.com", "--api-version", "2025-10"]);
+    assert_eq!(signed["headers"]["x-shopify-shop-domain"], "acme.myshopify.com", "{signed}");
+    assert_eq!(signed["headers"]["x-shopify-api-version"], "2025-10", "{signed}");
+    let mut wrong = hookroute();
+    wrong.args(["sign", "--provider", "groq", "--secret", SECRET, "--data", "{}", "--shop-domain", "a.myshopify.com"]);
+    wrong.assert().code(2).stderr(predicate::str::contains("--shop-domain is for --provider shopify"));
 }
 
 fn hookroute() -> Command {

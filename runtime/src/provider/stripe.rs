@@ -10,8 +10,8 @@ use serde_json::value::RawValue;
 
 use super::mac::{check_any, check_secrets, decode_hex, header_str, hmac, Keys};
 use super::{
-    check_window, parse_timestamp, raw_body, ConfigError, Created, Envelope, EnvelopeError, OutgoingEvent, Provider,
-    ProviderConfig, Sign, Verified, VerifyError,
+    check_window, parse_timestamp, raw_body, rfc3339, ConfigError, Created, Envelope, EnvelopeError, OutgoingEvent,
+    Provider, ProviderConfig, Sign, Verified, VerifyError,
 };
 use crate::secret::Secret;
 
@@ -123,7 +123,21 @@ impl Provider for Stripe {
 }
 
 impl Sign for Stripe {
+    /// A snapshot event around the data; or, for data with a `related_object` (what a
+    /// thin event's handler reads), a thin event of those fields.
     fn encode(event: &OutgoingEvent<'_>) -> Vec<u8> {
+        let data: serde_json::Value = serde_json::from_str(event.data.get()).unwrap_or_default();
+        if let Some(fields) = data.as_object().filter(|fields| fields.contains_key("related_object")) {
+            let mut thin = serde_json::Map::new();
+            thin.insert("id".into(), event.id.into());
+            thin.insert("object".into(), THIN_EVENT.into());
+            thin.insert("type".into(), event.event_type.into());
+            thin.insert("created".into(), rfc3339(event.timestamp).into());
+            for (name, value) in fields {
+                thin.entry(name.clone()).or_insert_with(|| value.clone());
+            }
+            return serde_json::to_vec(&thin).expect("a JSON value always serializes");
+        }
         serde_json::to_vec(&serde_json::json!({
             "id": event.id,
             "object": "event",
