@@ -161,3 +161,32 @@ async fn the_metrics_example_counts_deliveries_at_its_metrics_endpoint() {
     assert_eq!(support::prometheus_sample(&text, "hookroute_handler_duration_count", &handlers), Some(2.0), "{text}");
     assert!(text.contains("# HELP hookroute_deliveries"), "described: {text}");
 }
+
+/// One application, two providers (`examples/two_providers.rs`): each route verifies with
+/// its own secret and queues in its own inbox, each provider's workers run its handlers,
+/// and SIGTERM stops the server, then the workers, and exits cleanly.
+#[tokio::test]
+async fn the_two_provider_example_queues_each_to_its_own_workers_and_stops_cleanly() {
+    let mut command = Command::new(support::example_path("two_providers"));
+    command.env("GITHUB_WEBHOOK_SECRET", "gh_examples").env("STRIPE_WEBHOOK_SECRET", SECRET);
+    command.env_remove("GITHUB_INBOX").env_remove("STRIPE_INBOX");
+    let (mut example, address) = support::Example::start(command);
+    let issue = serde_json::json!({
+        "action": "opened",
+        "issue": {"number": 7, "title": "Two providers"},
+        "repository": {"full_name": "octo-org/app"},
+    });
+    let github = TestEvent::<hookroute::GitHub>::new("issues.opened", issue).id("d-two").sign("gh_examples");
+    let subscription = serde_json::json!({"object": {"id": "sub_1", "customer": "cus_1", "status": "active"}});
+    let stripe =
+        TestEvent::<hookroute::Stripe>::new("customer.subscription.updated", subscription).id("evt_two").sign(SECRET);
+    let queued = (202, r#"{"status":"queued"}"#.to_owned());
+    assert_eq!(send(&format!("http://{address}/webhooks/github"), &github).await, queued);
+    assert_eq!(send(&format!("http://{address}/webhooks/stripe"), &stripe).await, queued);
+    // Each route knows only its own provider's secret.
+    assert_eq!(send(&format!("http://{address}/webhooks/stripe"), &github).await.0, 401);
+    let within = std::time::Duration::from_secs(10);
+    assert!(example.wait_for("issue opened", within).contains("number=7"));
+    assert!(example.wait_for("subscription updated", within).contains("cus_1"));
+    assert!(example.terminate().success());
+}

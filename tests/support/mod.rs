@@ -226,7 +226,11 @@ pub fn example_path(name: &str) -> std::path::PathBuf {
 
 /// An example receiver running as a child process, killed when dropped.
 #[derive(Debug)]
-pub struct Example(Child);
+pub struct Example {
+    child: Child,
+    /// Every line it writes to stdout, in order.
+    log: std::sync::mpsc::Receiver<String>,
+}
 
 impl Example {
     /// Runs `command` with `PORT=0` and `RUST_LOG=info`, and waits for the address it
@@ -242,29 +246,46 @@ impl Example {
             .spawn()
             .unwrap();
         let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
-        let example = Self(child);
-        let (found, address) = std::sync::mpsc::channel();
+        let (lines, log) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
-            let mut found = Some(found);
             for line in stdout.lines().map_while(Result::ok) {
-                if let Some(at) = line.find("listening on http://") {
-                    let rest = &line[at + "listening on http://".len()..];
-                    let address = rest.split('/').next().unwrap_or_default().to_owned();
-                    if let Some(found) = found.take() {
-                        let _ = found.send(address);
-                    }
+                if lines.send(line).is_err() {
+                    break;
                 }
             }
         });
-        let address = address.recv_timeout(Duration::from_secs(60)).expect("the example receiver starts");
+        let mut example = Self { child, log };
+        let line = example.wait_for("listening on http://", Duration::from_secs(60));
+        let rest = &line[line.find("listening on http://").unwrap() + "listening on http://".len()..];
+        let address = rest.split('/').next().unwrap_or_default().to_owned();
         (example, address)
+    }
+
+    /// The next line of its log that holds `needle`, waiting up to `within`.
+    pub fn wait_for(&mut self, needle: &str, within: Duration) -> String {
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.log.recv_timeout(left) {
+                Ok(line) if line.contains(needle) => return line,
+                Ok(_) => {}
+                Err(error) => panic!("the example never logged `{needle}` within {within:?}: {error}"),
+            }
+        }
+    }
+
+    /// Sends SIGTERM and waits for it to exit; answers how it exited.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+        self.child.wait().unwrap()
     }
 }
 
 impl Drop for Example {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
