@@ -857,3 +857,29 @@ async fn shopify_takes_both_header_families_and_deduplicates_on_the_event_id() {
     }
     assert_eq!(shopify.handlers().0.take(), ["order orders/create ev-1"]);
 }
+
+/// In inbox mode the worker reads the stored form body again, by its stored
+/// content type: the payload's JSON reaches the handler.
+#[tokio::test]
+async fn a_queued_github_form_delivery_runs_in_a_worker() {
+    let receiver = Receiver::builder(ProjectsApp::default())
+        .secret("whsec_b2xkLXNlY3JldA==")
+        .inbox(hookroute::inbox::MemoryInbox::new())
+        .build()
+        .unwrap();
+    let issue = serde_json::json!({"action": "opened", "issue": {"title": "a & b = c?"}});
+    let (headers, body) = github_form("issues", "d-q1", &issue);
+    let outcome = receiver.receive(&headers, &body).await;
+    assert_eq!(outcome.status(), 202, "{}", outcome.body());
+    let workers = receiver.worker().unwrap().spawn();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let ran = loop {
+        let ran = receiver.handlers().0.take();
+        if !ran.is_empty() || tokio::time::Instant::now() > deadline {
+            break ran;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    workers.shutdown().await;
+    assert_eq!(ran, ["opened issues.opened d-q1"]);
+}
