@@ -10,13 +10,16 @@
 //! direction (what `hookroute sign` prints, checked by the same libraries' verifiers) is
 //! in `cli/tests/official_verifiers.rs`.
 
+mod support;
+
 use std::collections::BTreeMap;
+use std::future::IntoFuture as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Mutex;
 
 use base64::Engine as _;
 use hookroute::{webhook_handlers, EventMeta, HandlerError, Receiver, UnknownEvent};
+use support::events::{Seen, StripeData, ThinEvent};
 
 /// The Standard Webhooks key, `whsec_` + base64 with its `=` padding (20 bytes).
 const STANDARD_SECRET: &str = "whsec_aG9va3JvdXRlLXNlbmRlcnMtMjA=";
@@ -104,22 +107,6 @@ async fn send(client: &reqwest::Client, url: &str, delivery: &Signed) -> (u16, S
     let response = request.send().await.unwrap();
     (response.status().as_u16(), response.text().await.unwrap())
 }
-
-/// What the handlers saw: `<handler> <type> <id>`.
-#[derive(Default)]
-struct Seen(Mutex<Vec<String>>);
-
-impl Seen {
-    fn record(&self, handler: &str, meta: &EventMeta) {
-        self.0.lock().unwrap().push(format!("{handler} {} {}", meta.event_type(), meta.id()));
-    }
-
-    fn take(&self) -> Vec<String> {
-        std::mem::take(&mut *self.0.lock().unwrap())
-    }
-}
-
-use std::future::IntoFuture as _;
 
 // ---------------------------------------------------------------- GitHub
 
@@ -238,29 +225,6 @@ async fn standard_webhooks_from_four_libraries_with_and_without_data() {
 }
 
 // ---------------------------------------------------------------- Stripe
-
-#[derive(serde::Deserialize)]
-struct StripeData {
-    object: StripeObject,
-}
-
-#[derive(serde::Deserialize)]
-struct StripeObject {
-    id: String,
-    object: String,
-}
-
-#[derive(serde::Deserialize)]
-struct ThinEvent {
-    related_object: RelatedObject,
-}
-
-#[derive(serde::Deserialize)]
-struct RelatedObject {
-    id: String,
-    #[serde(rename = "type")]
-    kind: String,
-}
 
 #[derive(Default)]
 struct StripeApp(Seen);

@@ -10,6 +10,9 @@ use hookroute::{
     StandardWebhooks, Stripe, VerifyError,
 };
 use http::{HeaderMap, HeaderName, HeaderValue};
+use support::events::{Seen, StripeData, ThinEvent};
+
+mod support;
 
 fn at(secs: u64) -> SystemTime {
     UNIX_EPOCH + Duration::from_secs(secs)
@@ -281,30 +284,6 @@ fn shopify_accepts_the_base64_hmac_of_the_body() {
 }
 
 // ---------------------------------------------------------------- every scheme, end to end
-
-/// Which handler ran, with the event's type and id.
-#[derive(Default)]
-struct Seen(std::sync::Mutex<Vec<String>>);
-
-impl Seen {
-    fn record(&self, handler: &str, meta: &EventMeta) {
-        self.0.lock().unwrap().push(format!("{handler} {} {}", meta.event_type(), meta.id()));
-    }
-
-    fn take(&self) -> Vec<String> {
-        std::mem::take(&mut *self.0.lock().unwrap())
-    }
-}
-
-#[derive(serde::Deserialize)]
-struct StripeData {
-    object: StripeObject,
-}
-
-#[derive(serde::Deserialize)]
-struct StripeObject {
-    id: String,
-}
 
 #[derive(Default)]
 struct GitHubApp(Seen);
@@ -777,18 +756,6 @@ async fn slack_url_verification_is_answered_with_its_challenge_once_signed() {
         .unwrap();
     let outcome = inbox.receive(&headers, body).await;
     assert_eq!((outcome.status().as_u16(), &*outcome.body()), (200, r#"{"challenge":"a\"b"}"#));
-}
-
-#[derive(serde::Deserialize)]
-struct ThinEvent {
-    related_object: RelatedObject,
-}
-
-#[derive(serde::Deserialize)]
-struct RelatedObject {
-    id: String,
-    #[serde(rename = "type")]
-    kind: String,
 }
 
 #[derive(Default)]

@@ -187,12 +187,12 @@ pub(crate) fn default_data(provider: &str, event_type: &str) -> String {
 /// kind (a number, or the same prefix before `_`), every time (a field ending `_at`, a
 /// string) now.
 pub(crate) fn fresh(data: &str, now: u64) -> Result<Box<serde_json::value::RawValue>, serde_json::Error> {
+    // Two runs in one microsecond still differ.
+    static RUNS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let mut value: serde_json::Value = serde_json::from_str(data)?;
     let seed = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |since| u64::try_from(since.as_micros()).unwrap_or(u64::MAX));
-    // Two runs in one microsecond still differ.
-    static RUNS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let mut counter = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed) * 1_000;
     refresh(
         &mut value,

@@ -2,6 +2,7 @@
 //! and exports their URLs (see `scripts/services`).
 #![allow(dead_code, unreachable_pub)]
 
+pub mod events;
 pub mod gateway;
 
 use std::net::{SocketAddr, TcpListener};

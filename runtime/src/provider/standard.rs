@@ -48,7 +48,7 @@ fn names(headers: &HeaderMap) -> &'static Names {
 /// - **Id**: `webhook-id`; **type** and **data**: the body's `type` and `data`; its
 ///   `timestamp` is kept as `created`. A body without `data` (the specification allows
 ///   the data squashed into the top-level object) is the data itself, `type` and all.
-///   A body without `type` is answered 400 (`body has no \`type\` field`): nothing
+///   A body without `type` is answered 400, saying it has no `type` field: nothing
 ///   could route it.
 /// - **Secret**: `whsec_` and the base64 of the key, with or without `=` padding, as
 ///   both official libraries take it.

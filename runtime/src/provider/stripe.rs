@@ -27,7 +27,7 @@ struct Event<'a> {
     #[serde(borrow)]
     id: Cow<'a, str>,
     #[serde(rename = "type", borrow)]
-    event_type: Cow<'a, str>,
+    kind: Cow<'a, str>,
     #[serde(default, borrow)]
     object: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
@@ -117,8 +117,7 @@ impl Provider for Stripe {
             (_, Some(data)) => data,
             (_, None) => return Err(EnvelopeError::MissingField("data")),
         };
-        Ok(Envelope::new(event.id, event.event_type, Cow::Borrowed(data))?
-            .created(event.created.map(Created::into_text)))
+        Ok(Envelope::new(event.id, event.kind, Cow::Borrowed(data))?.created(event.created.map(Created::into_text)))
     }
 }
 
