@@ -98,21 +98,25 @@ function standard(paddedSecret) {
   }
 }
 
-// A Stripe event of every type in hookroute's catalog, and a thin event, signed by
-// stripe-node's `webhooks.generateTestHeaderString` and checked by `constructEvent`.
+// A Stripe event of every type in hookroute's catalog, built on Stripe's published
+// fixture object for its resource (stripe-fixtures.json, from Stripe's OpenAPI
+// repository), and a thin event; signed by stripe-node's
+// `webhooks.generateTestHeaderString` and checked by its `constructEvent` (or
+// `parseEventNotification` for the thin one).
 function stripe(secret, catalogPath) {
   const client = new Stripe("sk_test_hookroute");
+  const fixtures = JSON.parse(readFileSync(new URL("./stripe-fixtures.json", import.meta.url), "utf8"));
   const types = readFileSync(catalogPath, "utf8").split("\n").filter((line) => line && !line.startsWith("#"));
   const created = Math.floor(Date.now() / 1000);
   const events = types.map((type) => {
-    const resource = type.slice(0, type.lastIndexOf("."));
-    const object = resource.startsWith("customer.") && resource !== "customer.tax_id" ? resource.slice(9) : resource;
+    const resource = fixtures.events[type];
+    if (!resource) throw new Error(`stripe-fixtures.json has no object for \`${type}\`: refresh it from Stripe's fixtures3.json`);
     return {
       id: `evt_${randomUUID().replaceAll("-", "")}`,
       object: "event",
       api_version: "2026-07-29.dahlia",
       created,
-      data: { object: { id: `obj_${randomUUID().slice(0, 8)}`, object } },
+      data: { object: fixtures.resources[resource] },
       livemode: false,
       pending_webhooks: 1,
       request: { id: null, idempotency_key: null },
