@@ -732,7 +732,7 @@ impl Delivered {
         Self { kind, meta, challenge: None }
     }
 
-    /// Processed, duplicate or ignored.
+    /// Processed, queued, duplicate, ignored, or a challenge answered.
     pub fn kind(&self) -> DeliveredKind {
         self.kind
     }
