@@ -264,15 +264,31 @@ impl Example {
 
     /// The next line of its log that holds `needle`, waiting up to `within`.
     pub fn wait_for(&mut self, needle: &str, within: Duration) -> String {
+        self.wait_for_all(&[needle], within).remove(0)
+    }
+
+    /// For each of `needles`, the first line of its log from now on that holds it,
+    /// whatever order they come in, waiting up to `within` for all of them.
+    pub fn wait_for_all(&mut self, needles: &[&str], within: Duration) -> Vec<String> {
         let deadline = std::time::Instant::now() + within;
-        loop {
+        let mut found: Vec<Option<String>> = vec![None; needles.len()];
+        while found.iter().any(Option::is_none) {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             match self.log.recv_timeout(left) {
-                Ok(line) if line.contains(needle) => return line,
-                Ok(_) => {}
-                Err(error) => panic!("the example never logged `{needle}` within {within:?}: {error}"),
+                Ok(line) => {
+                    let hit =
+                        needles.iter().zip(&found).position(|(needle, seen)| seen.is_none() && line.contains(needle));
+                    if let Some(at) = hit {
+                        found[at] = Some(line);
+                    }
+                }
+                Err(error) => {
+                    let missing: Vec<_> = needles.iter().zip(&found).filter(|(_, seen)| seen.is_none()).collect();
+                    panic!("the example never logged {missing:?} within {within:?}: {error}");
+                }
             }
         }
+        found.into_iter().flatten().collect()
     }
 
     /// Sends SIGTERM and waits for it to exit; answers how it exited.
