@@ -21,8 +21,6 @@ struct Names {
     event_id: &'static str,
     topic: &'static str,
     triggered_at: &'static str,
-    shop_domain: &'static str,
-    api_version: &'static str,
 }
 
 const WEBHOOKS: Names = Names {
@@ -31,8 +29,6 @@ const WEBHOOKS: Names = Names {
     event_id: "x-shopify-event-id",
     topic: "x-shopify-topic",
     triggered_at: "x-shopify-triggered-at",
-    shop_domain: "x-shopify-shop-domain",
-    api_version: "x-shopify-api-version",
 };
 
 const EVENTS: Names = Names {
@@ -41,8 +37,6 @@ const EVENTS: Names = Names {
     event_id: "shopify-event-id",
     topic: "shopify-topic",
     triggered_at: "shopify-triggered-at",
-    shop_domain: "shopify-shop-domain",
-    api_version: "shopify-api-version",
 };
 
 /// The family a delivery uses, as `@shopify/shopify-api` tells them apart: the
@@ -55,10 +49,11 @@ fn names(headers: &HeaderMap) -> &'static Names {
     }
 }
 
-/// The shop and API version a signer names when not told otherwise; the official
-/// library refuses a delivery without them.
-const DEFAULT_SHOP_DOMAIN: &str = "hookroute-test.myshopify.com";
-const DEFAULT_API_VERSION: &str = "2026-07";
+/// The shop and API version headers a signer sends, and what it names when not told
+/// otherwise: the official library refuses a delivery without them. Verifying reads
+/// neither.
+const SHOP_DOMAIN: (&str, &str) = ("x-shopify-shop-domain", "hookroute-test.myshopify.com");
+const API_VERSION: (&str, &str) = ("x-shopify-api-version", "2026-07");
 
 /// Shopify webhooks.
 ///
@@ -143,9 +138,7 @@ impl Sign for Shopify {
                 headers.insert(HeaderName::from_static(header), value);
             }
         }
-        for (header, value) in
-            [(WEBHOOKS.shop_domain, DEFAULT_SHOP_DOMAIN), (WEBHOOKS.api_version, DEFAULT_API_VERSION)]
-        {
+        for (header, value) in [SHOP_DOMAIN, API_VERSION] {
             headers.entry(HeaderName::from_static(header)).or_insert(HeaderValue::from_static(value));
         }
     }
