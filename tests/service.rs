@@ -158,11 +158,25 @@ impl http_body::Body for Stalled {
 
 #[tokio::test(start_paused = true)]
 async fn a_stalled_body_is_408_after_the_body_timeout() {
-    let receiver = Receiver::builder(App).secret(SECRET).body_timeout(Duration::from_secs(3)).build().unwrap();
+    let receiver =
+        Receiver::builder(App).secret(SECRET).body_timeout(Duration::from_secs(3)).min_body_rate(0).build().unwrap();
     let started = tokio::time::Instant::now();
     let (status, headers, _) = answer(&receiver, request(&delivery("evt_stalled"), Stalled(false))).await;
     assert_eq!((status, headers["connection"].to_str().unwrap()), (408, "close"));
     assert_eq!(started.elapsed(), Duration::from_secs(3));
+}
+
+/// With the floor rate (the default), a body that stalls is ended when the second after
+/// its first brings nothing, not after the body timeout (60 s here); its bytes are let go.
+#[tokio::test(start_paused = true)]
+async fn a_stalled_body_is_408_when_it_falls_below_the_floor_rate() {
+    let receiver = Receiver::builder(App).secret(SECRET).body_timeout(Duration::from_secs(60)).build().unwrap();
+    let started = tokio::time::Instant::now();
+    let (status, _, body) = answer(&receiver, request(&delivery("evt_crawl"), Stalled(false))).await;
+    assert_eq!(status, 408, "{body}");
+    assert_eq!(body["error"], "the request body arrived slower than 16384 bytes a second");
+    assert_eq!(started.elapsed(), Duration::from_secs(2));
+    assert_eq!(receiver.unverified_budget().available(), receiver.unverified_budget().total());
 }
 
 #[tokio::test]
@@ -178,7 +192,7 @@ async fn stalled_bodies_past_the_unverified_budget_are_503() {
         let receiver = receiver.clone();
         async move { receiver.oneshot(request(&delivery("evt_a"), Stalled(false))).await }
     });
-    while receiver.unverified_budget().available_permits() == 10 {
+    while receiver.unverified_budget().available() == 10 {
         tokio::task::yield_now().await;
     }
     let (status, _, body) = answer(&receiver, request(&delivery("evt_b"), Stalled(false))).await;

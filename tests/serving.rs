@@ -295,3 +295,167 @@ async fn a_graceful_stop_finishes_the_request_in_progress() {
     timeout(Duration::from_secs(10), server).await.expect("the server returns").unwrap().unwrap();
     assert!(TcpStream::connect(&address).await.is_err(), "nothing listens any more");
 }
+
+/// Connects from `from` (another loopback address: another client as the server
+/// counts them) and sends a request head declaring `length` body bytes, then `sent` of
+/// them; the body stalls there.
+async fn stalled_upload(address: &str, from: &str, length: usize, sent: usize) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(format!("{from}:0").parse().unwrap()).unwrap();
+    let mut stream = socket.connect(address.parse().unwrap()).await.unwrap();
+    let signed = delivery("evt_stalled_upload");
+    stream.write_all(head(address, &signed, length).as_bytes()).await.unwrap();
+    stream.write_all(&vec![b' '; sent]).await.unwrap();
+    stream
+}
+
+/// The first attack, in small: one client fills the whole unverified budget
+/// with stalled uploads. Before, every genuine delivery was 503 while they stalled;
+/// now that client holds at most its share and the rest is left for others.
+#[tokio::test]
+async fn one_client_cannot_take_the_whole_unverified_budget() {
+    let address = start(
+        |receiver| {
+            receiver
+                .unverified_bytes(400_000)
+                .body_limit(100_000)
+                .min_body_rate(0)
+                .body_timeout(Duration::from_secs(60))
+        },
+        |serve| serve,
+    )
+    .await;
+    let mut attacker = Vec::new();
+    let mut refused = 0;
+    for _ in 0..5 {
+        let mut stream = stalled_upload(&address, "127.0.0.2", 100_000, 80_000).await;
+        match timeout(Duration::from_millis(500), status(&mut stream)).await {
+            Ok(status) => {
+                assert_eq!(status, 503);
+                refused += 1;
+            }
+            Err(_) => attacker.push(stream), // still held
+        }
+    }
+    assert_eq!((attacker.len(), refused), (1, 4), "one client holds at most its share (100,000 bytes)");
+    for n in 0..3 {
+        assert_eq!(genuine(&address, &format!("evt_share_{n}")).await, 200);
+    }
+}
+
+/// Large stalled uploads from many clients fill the budget but for the reserve kept for
+/// small bodies: an ordinary delivery still gets in. Before, it was 503.
+#[tokio::test]
+async fn large_uploads_leave_the_reserve_for_small_deliveries() {
+    let address = start(
+        |receiver| {
+            receiver
+                .unverified_bytes(400_000)
+                .unverified_bytes_per_peer(usize::MAX)
+                .body_limit(200_000)
+                .min_body_rate(0)
+                .body_timeout(Duration::from_secs(60))
+        },
+        |serve| serve,
+    )
+    .await;
+    let mut held = Vec::new();
+    for (n, sent) in [150_000, 150_000, 100_000].into_iter().enumerate() {
+        let mut stream = stalled_upload(&address, &format!("127.0.0.{}", n + 2), 200_000, sent).await;
+        let answer = timeout(Duration::from_millis(500), status(&mut stream)).await;
+        held.push((sent, answer.ok(), stream));
+    }
+    assert_eq!(
+        held.iter().map(|(sent, answer, _)| (*sent, *answer)).collect::<Vec<_>>(),
+        [(150_000, None), (150_000, None), (100_000, Some(503))],
+        "large bodies fill the general part only"
+    );
+    for n in 0..3 {
+        assert_eq!(genuine(&address, &format!("evt_reserve_{n}")).await, 200);
+    }
+}
+
+/// An upload that stalls is ended by the floor rate within a couple of seconds, its
+/// bytes let go, not held for the whole body timeout (60 s here, which the old code
+/// waited out).
+#[tokio::test]
+async fn an_upload_below_the_floor_rate_is_ended_early() {
+    let address = start(|receiver| receiver.body_timeout(Duration::from_secs(60)), |serve| serve).await;
+    let mut stream = stalled_upload(&address, "127.0.0.2", 100_000, 50_000).await;
+    let started = std::time::Instant::now();
+    let answer = timeout(Duration::from_secs(10), status(&mut stream)).await;
+    assert_eq!(answer.expect("the crawling upload is answered well before the body timeout"), 408);
+    assert!(started.elapsed() >= Duration::from_millis(900), "the first second is free: {:?}", started.elapsed());
+
+    // A body that keeps above the floor, however long it takes within the timeout, is
+    // received.
+    let padding = " ".repeat(60_000);
+    let signed = TestEvent::<Groq>::new("resource.created", serde_json::json!({ "padding": padding }))
+        .id("evt_steady")
+        .sign(SECRET);
+    let mut steady = TcpStream::connect(&address).await.unwrap();
+    steady.write_all(head(&address, &signed, signed.body.len()).as_bytes()).await.unwrap();
+    for piece in signed.body.chunks(20_000) {
+        steady.write_all(piece).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(700)).await;
+    }
+    assert_eq!(timeout(Duration::from_secs(10), status(&mut steady)).await.unwrap(), 200);
+}
+
+/// The second attack, in small: every connection slot held by a client that
+/// sends its headers, then a body byte now and then. Before, a genuine delivery waited
+/// for one of them to end (the body timeout, 60 s here); now the server closes the
+/// oldest crawling one to take it. The receiver's own floor is off, so the server's
+/// shedding is what is tested.
+#[tokio::test]
+async fn crawling_bodies_at_the_connection_cap_are_shed_for_a_genuine_delivery() {
+    let address = start(
+        |receiver| receiver.min_body_rate(0).body_timeout(Duration::from_secs(60)),
+        |serve| serve.max_connections(8),
+    )
+    .await;
+    let mut crawling = Vec::new();
+    for _ in 0..8 {
+        crawling.push(stalled_upload(&address, "127.0.0.2", 10_000, 1).await);
+    }
+    let trickle = tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            for stream in &mut crawling {
+                let _ = stream.write_all(b" ").await;
+            }
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for n in 0..3 {
+        let answered = timeout(Duration::from_secs(5), genuine(&address, &format!("evt_shed_{n}"))).await;
+        assert_eq!(answered.expect("a genuine delivery is served while crawling bodies hold every slot"), 200);
+    }
+    trickle.abort();
+}
+
+/// At the cap, a client that holds its share of the connections is refused at once
+/// (its connection closed unanswered), so its reconnecting sockets cannot fill the
+/// listen backlog ahead of everybody else; another client is served. Before, the
+/// server stopped accepting and every client waited in the backlog alike.
+#[tokio::test]
+async fn at_the_cap_a_client_holding_its_share_is_refused_and_others_are_served() {
+    let address = start(
+        |receiver| receiver.min_body_rate(0).body_timeout(Duration::from_secs(60)),
+        |serve| serve.max_connections(8).max_connections_per_peer(4).min_body_rate(0),
+    )
+    .await;
+    let mut held = Vec::new();
+    for _ in 0..8 {
+        held.push(stalled_upload(&address, "127.0.0.2", 10_000, 1).await);
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut refused = stalled_upload(&address, "127.0.0.2", 10_000, 1).await;
+    let mut buffer = [0_u8; 64];
+    let read = timeout(Duration::from_secs(5), refused.read(&mut buffer)).await;
+    assert!(matches!(read, Ok(Ok(0) | Err(_))), "closed at once, unanswered: {read:?}");
+    // Nothing to shed (every body is busy and the floor is off): the other client is
+    // taken past the cap.
+    let answered = timeout(Duration::from_secs(5), genuine(&address, "evt_other_client")).await;
+    assert_eq!(answered.expect("another client is served at the cap"), 200);
+}

@@ -24,6 +24,7 @@
 // docs.rs: each item gated on a feature says which (`doc_cfg` marks them itself).
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod budget;
 mod event;
 mod handler;
 pub mod inbox;
@@ -53,7 +54,7 @@ pub use provider::{
 };
 pub use receiver::{
     Delivered, DeliveredKind, HandlerFailure, Outcome, Receiver, ReceiverBuilder, Rejection, DEFAULT_BODY_LIMIT,
-    DEFAULT_BODY_TIMEOUT, DEFAULT_HANDLER_TIMEOUT, DEFAULT_LEASE, DEFAULT_UNVERIFIED_BYTES,
+    DEFAULT_BODY_TIMEOUT, DEFAULT_HANDLER_TIMEOUT, DEFAULT_LEASE, DEFAULT_MIN_BODY_RATE, DEFAULT_UNVERIFIED_BYTES,
 };
 pub use secret::{Secret, SecretError};
 pub use store::{IdempotencyStore, MemoryStore};

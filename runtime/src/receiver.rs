@@ -41,6 +41,10 @@ pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(10);
 /// across all requests to one receiver: 64 MiB.
 pub const DEFAULT_UNVERIFIED_BYTES: usize = 64 * 1024 * 1024;
 
+/// The least a body still arriving must send in each second after its first, by
+/// default: 16 KiB.
+pub const DEFAULT_MIN_BODY_RATE: u32 = 16 * 1024;
+
 /// Verifies, deduplicates and dispatches deliveries to a set of handlers.
 ///
 /// The order of checks is fixed: body size → signature headers → timestamp window →
@@ -81,8 +85,8 @@ pub(crate) struct Inner<H: WebhookHandlers, S> {
     pub(crate) settings: Settings,
     /// Set in inbox mode: deliveries are stored, and workers run the handlers.
     pub(crate) inbox: Option<InboxMode>,
-    /// One permit per byte of body held before verification, across requests.
-    unverified: tokio::sync::Semaphore,
+    /// The bytes of bodies held before verification, across requests.
+    unverified: crate::budget::UnverifiedBudget,
     /// Before every key this receiver writes to its store or inbox.
     namespace: String,
     /// The event types answered `ignored` so far, each warned about once.
@@ -149,7 +153,9 @@ pub(crate) struct Settings {
     pub(crate) ttl: Duration,
     pub(crate) handler_timeout: Duration,
     body_timeout: Duration,
+    min_body_rate: u32,
     unverified_bytes: usize,
+    unverified_per_peer: Option<usize>,
 }
 
 impl<H: WebhookHandlers, S: IdempotencyStore> Clone for Receiver<H, S> {
@@ -192,7 +198,9 @@ impl<H: WebhookHandlers> Receiver<H> {
                 ttl: DEFAULT_TTL,
                 handler_timeout: DEFAULT_HANDLER_TIMEOUT,
                 body_timeout: DEFAULT_BODY_TIMEOUT,
+                min_body_rate: DEFAULT_MIN_BODY_RATE,
                 unverified_bytes: DEFAULT_UNVERIFIED_BYTES,
+                unverified_per_peer: None,
             },
         }
     }
@@ -225,9 +233,15 @@ impl<H: WebhookHandlers, S: IdempotencyStore> Receiver<H, S> {
         self.inner.settings.body_timeout
     }
 
-    /// The budget of bytes an HTTP adapter may hold in bodies not yet verified, one
-    /// permit per byte, shared by every request to this receiver (and its clones).
-    pub fn unverified_budget(&self) -> &tokio::sync::Semaphore {
+    /// The least a body must send in each second after its first (bytes); 0 when
+    /// there is no floor.
+    pub fn min_body_rate(&self) -> u32 {
+        self.inner.settings.min_body_rate
+    }
+
+    /// The budget of bytes an HTTP adapter may hold in bodies not yet verified, shared
+    /// by every request to this receiver (and its clones).
+    pub fn unverified_budget(&self) -> &crate::budget::UnverifiedBudget {
         &self.inner.unverified
     }
 
@@ -829,6 +843,12 @@ pub enum Rejection {
         /// The body timeout.
         after: Duration,
     },
+    /// The body arrived slower than the floor rate (408).
+    #[error("the request body arrived slower than {rate} bytes a second")]
+    BodyTooSlow {
+        /// The floor rate, bytes a second.
+        rate: u32,
+    },
     /// Too many bytes of unverified bodies are held already; nothing was read (503).
     #[error("too many request bodies are being received at once; retry later")]
     Overloaded,
@@ -838,7 +858,7 @@ impl Rejection {
     /// A short fixed name for the cause, for metrics, spans and dashboards:
     /// `too_large`, `unverified`, `bad_envelope`, `bad_data`, `in_flight`,
     /// `handler_failed`, `store_unavailable`, `inbox_unavailable`, `body_read_failed`,
-    /// `body_timeout` or `overloaded`.
+    /// `body_timeout`, `body_too_slow` or `overloaded`.
     pub fn kind(&self) -> &'static str {
         match self {
             Self::TooLarge { .. } => "too_large",
@@ -851,6 +871,7 @@ impl Rejection {
             Self::Inbox(_) => "inbox_unavailable",
             Self::BodyRead(_) => "body_read_failed",
             Self::BodyTimeout { .. } => "body_timeout",
+            Self::BodyTooSlow { .. } => "body_too_slow",
             Self::Overloaded => "overloaded",
         }
     }
@@ -863,7 +884,7 @@ impl Rejection {
             Self::Envelope(_) | Self::Data { .. } | Self::BodyRead(_) => StatusCode::BAD_REQUEST,
             Self::InFlight { .. } => StatusCode::CONFLICT,
             Self::Handler { .. } => StatusCode::INTERNAL_SERVER_ERROR,
-            Self::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
+            Self::BodyTimeout { .. } | Self::BodyTooSlow { .. } => StatusCode::REQUEST_TIMEOUT,
             Self::Store(_) | Self::Inbox(_) | Self::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
@@ -951,11 +972,34 @@ impl<H: WebhookHandlers, S: IdempotencyStore> ReceiverBuilder<H, S> {
         self
     }
 
+    /// Sets the floor rate of a body: after its first second, a body still arriving
+    /// must send at least `bytes_per_second` in each second, or it is answered 408 and
+    /// its bytes are let go (default 16 KiB/s; 0 for no floor). A stalled upload holds
+    /// its bytes for a second or two, not the whole [body timeout](Self::body_timeout);
+    /// any server sending webhooks is many times faster.
+    pub fn min_body_rate(mut self, bytes_per_second: u32) -> Self {
+        self.settings.min_body_rate = bytes_per_second;
+        self
+    }
+
     /// Sets how many bytes of bodies not yet verified an HTTP adapter holds at once,
     /// across all requests (default 64 MiB). A request whose body would go past it is
-    /// answered 503 at once: stalled uploads cannot pin the process's memory.
+    /// answered 503 at once: stalled uploads cannot pin the process's memory. A quarter
+    /// of it is kept for bodies of at most 64 KiB, so large uploads cannot keep
+    /// ordinary deliveries out; see [`budget`](crate::budget).
     pub fn unverified_bytes(mut self, bytes: usize) -> Self {
         self.settings.unverified_bytes = bytes;
+        self
+    }
+
+    /// Sets how many [unverified bytes](Self::unverified_bytes) one client (an address,
+    /// or an IPv6 /64) may hold at once (default an eighth of the budget, at least the
+    /// [body limit](Self::body_limit)), so that one sender cannot take the whole
+    /// budget. Counted where the server puts the client's
+    /// [`ClientAddr`](crate::budget::ClientAddr) in the request (as
+    /// `hookroute::axum::serve` does).
+    pub fn unverified_bytes_per_peer(mut self, bytes: usize) -> Self {
+        self.settings.unverified_per_peer = Some(bytes);
         self
     }
 
@@ -1074,8 +1118,11 @@ impl<H: WebhookHandlers, S: IdempotencyStore> ReceiverBuilder<H, S> {
                 inbox,
                 namespace,
                 ignored: std::sync::Mutex::default(),
-                unverified: tokio::sync::Semaphore::new(
-                    self.settings.unverified_bytes.min(tokio::sync::Semaphore::MAX_PERMITS),
+                unverified: crate::budget::UnverifiedBudget::new(
+                    self.settings.unverified_bytes,
+                    self.settings
+                        .unverified_per_peer
+                        .unwrap_or((self.settings.unverified_bytes / 8).max(self.settings.body_limit)),
                 ),
             }),
         })

@@ -12,9 +12,11 @@
 //! - reads the body raw, up to the receiver's [body limit](crate::ReceiverBuilder::body_limit):
 //!   a larger one, by its `Content-Length` or as it streams in, is answered 413 before it
 //!   is held whole;
-//! - answers 408 to a body not read whole within the [body timeout](crate::ReceiverBuilder::body_timeout),
-//!   and 503 to one that would take the bytes of bodies held unverified past the
-//!   [budget](crate::ReceiverBuilder::unverified_bytes);
+//! - answers 408 to a body not read whole within the [body timeout](crate::ReceiverBuilder::body_timeout)
+//!   or arriving below the [floor rate](crate::ReceiverBuilder::min_body_rate), and 503 to
+//!   one that would take the bytes of bodies held unverified past the
+//!   [budget](crate::ReceiverBuilder::unverified_bytes) or its client's share of it
+//!   (see [`budget`](crate::budget));
 //! - answers 405 to any method but `POST`;
 //! - runs the request to its end even if the client hangs up: the `Service` runs the
 //!   body's reading and the delivery as one future, in the caller's task until it first
@@ -151,7 +153,7 @@ impl<H: WebhookHandlers, S: IdempotencyStore> Receiver<H, S> {
         &self,
         parts: &http::request::Parts,
         body: B,
-    ) -> Result<(Bytes, Option<tokio::sync::SemaphorePermit<'_>>), Response<Bytes>>
+    ) -> Result<(Bytes, crate::budget::Held<'_>), Response<Bytes>>
     where
         B: Body,
         B::Error: Into<BoxError>,
@@ -181,16 +183,22 @@ impl<H: WebhookHandlers, S: IdempotencyStore> Receiver<H, S> {
         }
 
         // The bytes of bodies not yet verified are counted against the receiver's
-        // budget while they are held.
-        let budget = self.unverified_budget();
-        let mut held = None::<tokio::sync::SemaphorePermit<'_>>;
+        // budget while they are held, and against the client's share of it.
+        let mut held = self.unverified_budget().hold(parts.extensions.get::<crate::budget::ClientAddr>());
+        let mut pace = Pace::new(self.min_body_rate(), deadline);
         let mut first = None::<Bytes>;
         let mut rest = Vec::new();
         let mut read = 0_usize;
         loop {
-            let frame = match by_deadline(deadline, body.frame()).await {
+            let frame = match by_deadline(pace.wait_until(), body.frame()).await {
                 Err(_elapsed) => {
-                    return Err(Self::reject(Rejection::BodyTimeout { after: self.body_timeout() }, started))
+                    if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
+                        return Err(Self::reject(Rejection::BodyTimeout { after: self.body_timeout() }, started));
+                    }
+                    if let Some(rate) = pace.behind() {
+                        return Err(Self::reject(Rejection::BodyTooSlow { rate }, started));
+                    }
+                    continue; // a second that brought enough has ended
                 }
                 Ok(None) => break,
                 Ok(Some(Err(error))) => {
@@ -207,13 +215,11 @@ impl<H: WebhookHandlers, S: IdempotencyStore> Receiver<H, S> {
             if read > limit {
                 return Err(self.too_large(body, started).await);
             }
-            let permit = u32::try_from(data.len()).ok().and_then(|bytes| budget.try_acquire_many(bytes).ok());
-            let Some(permit) = permit else {
+            if let Some(rate) = pace.arrived(data.len()) {
+                return Err(Self::reject(Rejection::BodyTooSlow { rate }, started));
+            }
+            if !held.take(data.len(), read) {
                 return Err(Self::reject(Rejection::Overloaded, started));
-            };
-            match &mut held {
-                Some(held) => held.merge(permit),
-                None => held = Some(permit),
             }
             match &first {
                 None => first = Some(data),
@@ -228,6 +234,59 @@ impl<H: WebhookHandlers, S: IdempotencyStore> Receiver<H, S> {
         }
         let bytes = if rest.is_empty() { first.unwrap_or_default() } else { Bytes::from(rest) };
         Ok((bytes, held))
+    }
+}
+
+/// The floor rate of a body: after its first second, each second must bring at least
+/// `rate` bytes (or the end of the body).
+struct Pace {
+    rate: u32,
+    /// The body timeout's deadline.
+    deadline: Option<Instant>,
+    /// When the current second ends, and what it has brought so far.
+    second_ends: Instant,
+    this_second: u64,
+}
+
+impl Pace {
+    const SECOND: Duration = Duration::from_secs(1);
+
+    fn new(rate: u32, deadline: Option<Instant>) -> Self {
+        // The first second is free.
+        Self { rate, deadline, second_ends: Instant::now() + Self::SECOND, this_second: u64::from(rate) }
+    }
+
+    /// Until when to wait for the next frame.
+    fn wait_until(&self) -> Option<Instant> {
+        if self.rate == 0 {
+            return self.deadline;
+        }
+        Some(self.deadline.map_or(self.second_ends, |deadline| deadline.min(self.second_ends)))
+    }
+
+    /// Rolls past every second that has ended; the floor rate when one of them brought
+    /// less than it.
+    fn behind(&mut self) -> Option<u32> {
+        if self.rate == 0 {
+            return None;
+        }
+        let now = Instant::now();
+        while now >= self.second_ends {
+            if self.this_second < u64::from(self.rate) {
+                return Some(self.rate);
+            }
+            self.this_second = 0;
+            self.second_ends += Self::SECOND;
+        }
+        None
+    }
+
+    /// Counts `bytes` that just arrived; the floor rate when a second that ended
+    /// before them brought less than it.
+    fn arrived(&mut self, bytes: usize) -> Option<u32> {
+        let behind = self.behind();
+        self.this_second = self.this_second.saturating_add(bytes as u64);
+        behind
     }
 }
 

@@ -26,7 +26,9 @@ use crate::receiver::Receiver;
 use crate::store::IdempotencyStore;
 
 mod serve;
-pub use serve::{serve, Serve, DEFAULT_HEADER_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_HEADER_BYTES};
+pub use serve::{
+    default_max_connections, serve, Serve, DEFAULT_HEADER_TIMEOUT, DEFAULT_MAX_HEADER_BYTES, MAX_CONNECTIONS_CEILING,
+};
 
 /// A `POST` route that feeds every request to `receiver`: `axum::routing::post_service`
 /// over the receiver's [`Service`](tower_service::Service) impl, which reads the body
