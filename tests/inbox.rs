@@ -505,3 +505,50 @@ async fn redis_storage_does_not_grow_with_deliveries() {
     }
     assert!(entries <= 10, "{entries} entries kept after {PROCESSED} deliveries, in {keys:?}");
 }
+
+/// The hung handlers: 2 deliveries whose handler never returns, on a worker
+/// running 2 at once, then 20 ordinary ones. Workers take the receiver's handler
+/// timeout (1 s here, 30 s by default): the hung ones fail their attempt and are
+/// retried, and the ordinary ones all run. Before, workers had no timeout and ignored
+/// the receiver's: the two held both slots for ever and none of the 20 ran.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hung_handlers_time_out_under_the_receivers_handler_timeout() {
+    let inbox: Arc<dyn Inbox> = Arc::new(MemoryInbox::new());
+    let app = Arc::new(App::default());
+    let receiver = Receiver::builder(Arc::clone(&app))
+        .secret(SECRET)
+        .inbox(Arc::clone(&inbox))
+        .handler_timeout(Duration::from_secs(1))
+        .lease(Duration::from_secs(3))
+        .retry_schedule(RetrySchedule::new([100, 200, 300].map(Duration::from_millis)).jitter(0.0))
+        .build()
+        .unwrap();
+    let workers = receiver.worker().unwrap().concurrency(2).poll_interval(Duration::from_millis(20)).spawn();
+    let hung = [unique("hung"), unique("hung")];
+    let ordinary: Vec<String> = (0..20).map(|_| unique("ordinary")).collect();
+    for (id, gate) in hung.iter().map(|id| (id, true)).chain(ordinary.iter().map(|id| (id, false))) {
+        let delivery =
+            TestEvent::<Groq>::new("job.run", serde_json::json!({ "wait_for_gate": gate })).id(id).sign(SECRET);
+        assert_eq!(receiver.receive(&delivery.headers, &delivery.body).await.status(), 202);
+    }
+    let deadline = Instant::now() + Duration::from_secs(15);
+    for id in &ordinary {
+        while app.runs.count(id) == 0 {
+            assert!(Instant::now() < deadline, "{id} never ran behind the hung handlers");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    for id in &hung {
+        let stored = inbox.get(&key(id)).await.unwrap().unwrap();
+        assert!(
+            stored.state == DeliveryState::Retrying || stored.attempts >= 2,
+            "a hung handler's attempt timed out and is retried: {stored:?}"
+        );
+        assert!(
+            stored.last_error.as_deref().is_some_and(|error| error.contains("did not finish within 1s")),
+            "{stored:?}"
+        );
+    }
+    app.gate.add_permits(100);
+    workers.shutdown().await;
+}

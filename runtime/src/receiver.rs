@@ -149,7 +149,9 @@ impl InboxMode {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Settings {
     body_limit: usize,
-    lease: Duration,
+    pub(crate) lease: Duration,
+    /// Whether the lease was set, not left at its default: workers take it then.
+    pub(crate) lease_set: bool,
     pub(crate) ttl: Duration,
     pub(crate) handler_timeout: Duration,
     body_timeout: Duration,
@@ -195,6 +197,7 @@ impl<H: WebhookHandlers> Receiver<H> {
             settings: Settings {
                 body_limit: DEFAULT_BODY_LIMIT,
                 lease: DEFAULT_LEASE,
+                lease_set: false,
                 ttl: DEFAULT_TTL,
                 handler_timeout: DEFAULT_HANDLER_TIMEOUT,
                 body_timeout: DEFAULT_BODY_TIMEOUT,
@@ -1006,6 +1009,7 @@ impl<H: WebhookHandlers, S: IdempotencyStore> ReceiverBuilder<H, S> {
     /// Sets how long a claim holds before another delivery may take over (default 60 s).
     pub fn lease(mut self, lease: Duration) -> Self {
         self.settings.lease = lease;
+        self.settings.lease_set = true;
         self
     }
 

@@ -96,8 +96,10 @@ impl<H: WebhookHandlers, S: IdempotencyStore> fmt::Debug for Worker<H, S> {
 }
 
 impl<H: WebhookHandlers, S: IdempotencyStore> Receiver<H, S> {
-    /// A worker for this receiver's inbox, with its handlers, retry schedule and TTL.
-    /// Fails when the receiver is not in inbox mode.
+    /// A worker for this receiver's inbox, with its handlers, retry schedule, TTL and
+    /// [handler timeout](crate::ReceiverBuilder::handler_timeout) (30 s unless set),
+    /// and its [lease](crate::ReceiverBuilder::lease) where one was set. Fails when
+    /// the receiver is not in inbox mode.
     pub fn worker(&self) -> Result<Worker<H, S>, ConfigError> {
         if self.inner.inbox.is_none() {
             return Err(ConfigError::Invalid(
@@ -108,10 +110,10 @@ impl<H: WebhookHandlers, S: IdempotencyStore> Receiver<H, S> {
             receiver: self.clone(),
             settings: WorkerSettings {
                 concurrency: DEFAULT_CONCURRENCY,
-                lease: DEFAULT_WORKER_LEASE,
+                lease: if self.inner.settings.lease_set { self.inner.settings.lease } else { DEFAULT_WORKER_LEASE },
                 poll_interval: Duration::from_millis(200),
                 grace: Duration::from_secs(30),
-                handler_timeout: None,
+                handler_timeout: Some(self.inner.settings.handler_timeout),
                 ttl: self.inner.settings.ttl,
                 stats_interval: DEFAULT_STATS_INTERVAL,
             },
@@ -127,8 +129,9 @@ impl<H: WebhookHandlers, S: IdempotencyStore> Worker<H, S> {
         self
     }
 
-    /// How long a delivery is leased ([`DEFAULT_WORKER_LEASE`] unless set): renewed
-    /// every third of it while the handler runs, so only a dead worker loses it.
+    /// How long a delivery is leased (the receiver's [lease](crate::ReceiverBuilder::lease)
+    /// where one was set, else [`DEFAULT_WORKER_LEASE`]): renewed every third of it
+    /// while the handler runs, so only a dead worker loses it.
     #[must_use]
     pub fn lease(mut self, lease: Duration) -> Self {
         self.settings.lease = lease.max(Duration::from_millis(30));
@@ -151,8 +154,11 @@ impl<H: WebhookHandlers, S: IdempotencyStore> Worker<H, S> {
         self
     }
 
-    /// Stops a handler that runs longer than `limit` and counts it as a failed attempt.
-    /// None by default: the lease is renewed for as long as the handler runs.
+    /// Stops a handler that runs longer than `limit` and counts it as a failed attempt
+    /// (retried on the schedule, dead-lettered when the attempts are used up). The
+    /// receiver's [handler timeout](crate::ReceiverBuilder::handler_timeout) by default
+    /// (30 s): a handler that hangs does not hold its worker for ever. `None`: no limit,
+    /// the lease is renewed for as long as the handler runs.
     #[must_use]
     pub fn handler_timeout(mut self, limit: Option<Duration>) -> Self {
         self.settings.handler_timeout = limit;
