@@ -552,3 +552,31 @@ async fn hung_handlers_time_out_under_the_receivers_handler_timeout() {
     app.gate.add_permits(100);
     workers.shutdown().await;
 }
+
+/// The silent stall: Redis loses the stream's consumer group (a restart
+/// without persistence, FLUSHALL, a failover to an empty replica). Workers create it
+/// again when a take meets it missing, and the deliveries sent afterwards are handled.
+/// Before, every take failed with NOGROUP while HTTP kept answering 202, and none ran.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_workers_recreate_a_lost_consumer_group() {
+    let server = support::OwnRedis::start();
+    let inbox: Arc<dyn Inbox> = Arc::new(hookroute::inbox::RedisInbox::builder(server.url()).connect().await.unwrap());
+    let served = Served::start(Arc::clone(&inbox), 2).await;
+    let before = unique("before_flush");
+    assert_eq!(served.send(&before, serde_json::json!({})).await.0, 202);
+    served.until(&before, DeliveryState::Done).await;
+
+    let client = ::redis::Client::open(server.url()).unwrap();
+    let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+    ::redis::cmd("FLUSHALL").query_async::<()>(&mut connection).await.unwrap();
+
+    let after: Vec<String> = (0..3).map(|_| unique("after_flush")).collect();
+    for id in &after {
+        assert_eq!(served.send(id, serde_json::json!({})).await.0, 202);
+    }
+    for id in &after {
+        served.until(id, DeliveryState::Done).await;
+        assert_eq!(served.app.runs.count(id), 1);
+    }
+    served.stop().await;
+}

@@ -412,13 +412,10 @@ impl RedisInboxBuilder {
         let Self { url, prefix, timeout, allow_eviction } = self;
         let (mut connection, target) = crate::store::redis_connection(&url, timeout, allow_eviction).await?;
         let keys = ["stream", "delayed", "dead", "done", "leases"].map(|name| format!("{prefix}{name}"));
-        let mut create = redis::cmd("XGROUP");
-        create.arg("CREATE").arg(&keys[0]).arg(GROUP).arg("0").arg("MKSTREAM");
-        match within(timeout, "Redis", create.query_async::<()>(&mut connection)).await {
-            Ok(()) => {}
-            Err(InboxError::Unavailable(err)) if err.to_string().contains("BUSYGROUP") => {}
-            Err(err) => return Err(connect_error("Redis", target, err)),
+        if let Err(err) = create_group(&mut connection, &keys[0], timeout).await {
+            return Err(connect_error("Redis", target, err));
         }
+        warn_without_persistence(&mut connection, &target, timeout).await;
         Ok(RedisInbox {
             connection,
             records: format!("{prefix}d:"),
@@ -428,6 +425,41 @@ impl RedisInboxBuilder {
             timeout,
             scripts: Scripts::new(),
         })
+    }
+}
+
+/// Creates the stream and its consumer group where they are missing.
+async fn create_group(
+    connection: &mut redis::aio::ConnectionManager,
+    stream: &str,
+    timeout: Duration,
+) -> Result<(), InboxError> {
+    let mut create = redis::cmd("XGROUP");
+    create.arg("CREATE").arg(stream).arg(GROUP).arg("0").arg("MKSTREAM");
+    match within(timeout, "Redis", create.query_async::<()>(connection)).await {
+        Ok(()) => Ok(()),
+        Err(InboxError::Unavailable(err)) if err.to_string().contains("BUSYGROUP") => Ok(()),
+        Err(err) => Err(err),
+    }
+}
+
+/// Says, loudly, when the server keeps no append-only file: a restart (or a failover
+/// to a replica that had not caught up) loses every delivery that was answered 202.
+async fn warn_without_persistence(connection: &mut redis::aio::ConnectionManager, target: &str, timeout: Duration) {
+    let mut get = redis::cmd("CONFIG");
+    get.arg("GET").arg("appendonly");
+    let answer = within(timeout, "Redis", get.query_async::<Vec<String>>(connection)).await;
+    match answer.as_deref() {
+        Ok([_, value]) if value == "no" => tracing::warn!(
+            target = %target,
+            "Redis at {target} keeps no append-only file (appendonly no): a restart loses every queued delivery \
+             that was already answered 202, and the provider will not send them again. \
+             Run it with `appendonly yes` (and `appendfsync everysec` or `always`)"
+        ),
+        Ok(_) => {}
+        Err(error) => {
+            tracing::debug!(target = %target, %error, "cannot read Redis's appendonly setting; make sure it is yes")
+        }
     }
 }
 
@@ -479,7 +511,21 @@ impl Inbox for RedisInbox {
         let token = lease_token();
         let mut invocation = self.script(&self.scripts.take);
         invocation.arg(&self.consumer).arg(&token).arg(millis(lease));
-        let answer: Value = self.run(&invocation).await?;
+        let answer: Value = match self.run(&invocation).await {
+            // The stream's consumer group is gone: the server restarted without
+            // persistence, was flushed, or failed over to an empty replica. Create it
+            // again, or no worker ever takes another delivery.
+            Err(InboxError::Unavailable(error)) if error.to_string().contains("NOGROUP") => {
+                tracing::warn!(
+                    stream = %self.keys[0],
+                    "the inbox's consumer group was gone (Redis restarted without persistence, or was flushed): \
+                     created it again; deliveries queued before are lost"
+                );
+                create_group(&mut self.connection.clone(), &self.keys[0], self.timeout).await?;
+                self.run(&invocation).await?
+            }
+            answer => answer?,
+        };
         let fields = match answer {
             Value::Array(fields) if fields.len() == 10 => fields,
             Value::Nil | Value::Boolean(false) => return Ok(None),
