@@ -559,14 +559,14 @@ async fn hung_handlers_time_out_under_the_receivers_handler_timeout() {
 /// Before, every take failed with NOGROUP while HTTP kept answering 202, and none ran.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_workers_recreate_a_lost_consumer_group() {
-    let server = support::OwnRedis::start();
-    let inbox: Arc<dyn Inbox> = Arc::new(hookroute::inbox::RedisInbox::builder(server.url()).connect().await.unwrap());
+    let own = support::OwnRedis::start();
+    let inbox: Arc<dyn Inbox> = Arc::new(hookroute::inbox::RedisInbox::builder(own.url()).connect().await.unwrap());
     let served = Served::start(Arc::clone(&inbox), 2).await;
     let before = unique("before_flush");
     assert_eq!(served.send(&before, serde_json::json!({})).await.0, 202);
     served.until(&before, DeliveryState::Done).await;
 
-    let client = ::redis::Client::open(server.url()).unwrap();
+    let client = ::redis::Client::open(own.url()).unwrap();
     let mut connection = client.get_multiplexed_async_connection().await.unwrap();
     ::redis::cmd("FLUSHALL").query_async::<()>(&mut connection).await.unwrap();
 
@@ -579,4 +579,58 @@ async fn redis_workers_recreate_a_lost_consumer_group() {
         assert_eq!(served.app.runs.count(id), 1);
     }
     served.stop().await;
+}
+
+/// A worker that cannot take (the inbox cut off) is a stall that HTTP never shows:
+/// after a few polls the receiver's health says so, and `/healthz` answers 503 with the
+/// reason, until the inbox answers again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_says_when_workers_cannot_take() {
+    let (mut proxy, url) = support::Proxy::postgres();
+    let inbox = hookroute::inbox::PostgresInbox::builder(&url)
+        .table(unique("inbox_health"))
+        .timeout(Duration::from_millis(300))
+        .connect()
+        .await
+        .unwrap();
+    let receiver = Receiver::builder(Arc::new(App::default())).secret(SECRET).inbox(inbox).build().unwrap();
+    let workers = receiver.worker().unwrap().poll_interval(Duration::from_millis(20)).spawn();
+    let router = axum::Router::new().route("/healthz", hookroute::axum::health(receiver.clone()));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let healthz = format!("http://{}/healthz", listener.local_addr().unwrap());
+    tokio::spawn(async move { hookroute::axum::serve(listener, router).await.unwrap() });
+    let client = reqwest::Client::new();
+    let check = || async {
+        let response = client.get(&healthz).send().await.unwrap();
+        let status = response.status().as_u16();
+        (status, serde_json::from_str::<serde_json::Value>(&response.text().await.unwrap()).unwrap())
+    };
+
+    let health = receiver.health().await;
+    assert!(health.is_ready(), "{health:?}");
+    assert_eq!((health.workers, health.inbox_reachable), (1, Some(true)));
+    assert_eq!(check().await.0, 200);
+
+    proxy.cut();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let (status, body) = loop {
+        let (status, body) = check().await;
+        if status == 503 && body["workers_taking"] == false {
+            break (status, body);
+        }
+        assert!(Instant::now() < deadline, "the stall never showed: {status} {body}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(status, 503);
+    assert_eq!(body["ready"], false, "{body}");
+    assert_eq!(body["inbox"], "unreachable", "{body}");
+    assert!(body["take_error"].as_str().is_some_and(|error| !error.is_empty()), "{body}");
+
+    proxy.resume();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while check().await.0 != 200 {
+        assert!(Instant::now() < deadline, "never ready again");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    workers.shutdown().await;
 }

@@ -156,3 +156,43 @@ fn store_calls_are_timed_and_their_failures_counted() {
     let unavailable = [("webhook_event_type", "unknown"), ("hookroute_outcome", "store_unavailable")];
     assert_eq!(support::prometheus_sample(&text, "hookroute_deliveries", &unavailable), Some(1.0), "{text}");
 }
+
+/// Two inboxes in one process (two providers, say) are two series of the inbox gauges,
+/// labelled by their receivers' namespaces. Before, both wrote the same series and one
+/// inbox's dead letter showed as the other's too (or vanished under it).
+#[test]
+fn two_inboxes_in_one_process_are_two_series() {
+    let text = recorded(|| async {
+        let mut workers = Vec::new();
+        for (namespace, event_type) in [("billing", "resource.deleted"), ("repos", "resource.created")] {
+            let inbox = Arc::new(MemoryInbox::new());
+            let receiver = Receiver::builder(App::default())
+                .secret(SECRET)
+                .namespace(namespace)
+                .inbox(Arc::clone(&inbox))
+                .build()
+                .unwrap();
+            let delivery = TestEvent::<Groq>::new(event_type, serde_json::json!({})).id("evt_1").sign(SECRET);
+            assert_eq!(receiver.receive(&delivery.headers, &delivery.body).await.status(), 202);
+            workers.push((inbox, receiver.worker().unwrap().stats_interval(Duration::from_millis(100)).spawn()));
+        }
+        for (inbox, _) in &workers {
+            while inbox.stats().await.unwrap().queued + inbox.stats().await.unwrap().running > 0 {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        for (_, handle) in workers {
+            handle.shutdown().await;
+        }
+    });
+    let depth = |inbox, state| {
+        support::prometheus_sample(
+            &text,
+            "hookroute_inbox_depth",
+            &[("hookroute_inbox", inbox), ("hookroute_inbox_state", state)],
+        )
+    };
+    assert_eq!((depth("billing", "dead"), depth("billing", "done")), (Some(1.0), Some(0.0)), "{text}");
+    assert_eq!((depth("repos", "dead"), depth("repos", "done")), (Some(0.0), Some(1.0)), "{text}");
+}

@@ -27,6 +27,7 @@
 pub mod budget;
 mod event;
 mod handler;
+pub mod health;
 pub mod inbox;
 #[cfg(feature = "metrics")]
 pub mod metrics;

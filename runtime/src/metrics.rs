@@ -19,8 +19,9 @@
 //! | [`hookroute.store.errors`](STORE_ERRORS) | counter | `db.system.name`, `db.operation.name` |
 //! | [`hookroute.inbox.operation.duration`](INBOX_DURATION) | histogram, s | `db.system.name`, `db.operation.name` |
 //! | [`hookroute.inbox.errors`](INBOX_ERRORS) | counter | `db.system.name`, `db.operation.name` |
-//! | [`hookroute.inbox.depth`](INBOX_DEPTH) | gauge | `db.system.name`, `hookroute.inbox.state` |
-//! | [`hookroute.inbox.oldest_age`](INBOX_OLDEST_AGE) | gauge, s | `db.system.name` |
+//! | [`hookroute.inbox.depth`](INBOX_DEPTH) | gauge | `db.system.name`, `hookroute.inbox`, `hookroute.inbox.state` |
+//! | [`hookroute.inbox.oldest_age`](INBOX_OLDEST_AGE) | gauge, s | `db.system.name`, `hookroute.inbox` |
+//! | [`hookroute.inbox.workers_stalled`](WORKERS_STALLED) | gauge | `webhook.provider`, `hookroute.inbox` |
 //! | [`hookroute.inbox.attempts`](INBOX_ATTEMPTS) | counter | `webhook.provider`, `webhook.event.type`, `hookroute.attempt.result` |
 //! | [`hookroute.inbox.dead_letters`](INBOX_DEAD_LETTERS) | counter | `webhook.provider`, `webhook.event.type` |
 //!
@@ -29,7 +30,8 @@
 //! `handler_failed`, …). `hookroute.handler.result` is `ok`, `error`, `panic` or
 //! `timeout`; `hookroute.attempt.result` is `done`, `retry`, `dead`, `stopped` (given back
 //! at shutdown) or `lost` (the lease ran out before the attempt was recorded).
-//! The inbox gauges are read from [`Inbox::stats`](crate::inbox::Inbox::stats) by
+//! `hookroute.inbox` is the receiver's [namespace](crate::Receiver::namespace), so two
+//! inboxes in one process are two series. The inbox gauges are read from [`Inbox::stats`](crate::inbox::Inbox::stats) by
 //! every [`Worker`](crate::Worker), each [`stats_interval`](crate::Worker::stats_interval).
 
 /// Deliveries answered, by provider, event type and outcome.
@@ -52,6 +54,9 @@ pub const INBOX_ERRORS: &str = "hookroute.inbox.errors";
 pub const INBOX_DEPTH: &str = "hookroute.inbox.depth";
 /// How long the delivery due longest has waited for a worker, in seconds (0 when none).
 pub const INBOX_OLDEST_AGE: &str = "hookroute.inbox.oldest_age";
+/// 1 while a receiver's workers in this process have failed to take deliveries for
+/// longer than a few polls (see [`Receiver::health`](crate::Receiver::health)), else 0.
+pub const WORKERS_STALLED: &str = "hookroute.inbox.workers_stalled";
 /// Handler attempts the workers made, by provider, event type and result.
 pub const INBOX_ATTEMPTS: &str = "hookroute.inbox.attempts";
 /// Deliveries moved to the dead letters, by provider and event type.
@@ -71,6 +76,7 @@ pub fn describe() {
     describe_counter!(INBOX_ERRORS, Unit::Count, "Inbox calls that failed");
     describe_gauge!(INBOX_DEPTH, Unit::Count, "Deliveries in the inbox, by state");
     describe_gauge!(INBOX_OLDEST_AGE, Unit::Seconds, "How long the delivery due longest has waited for a worker");
+    describe_gauge!(WORKERS_STALLED, Unit::Count, "1 while the inbox workers cannot take deliveries");
     describe_counter!(INBOX_ATTEMPTS, Unit::Count, "Handler attempts made by inbox workers");
     describe_counter!(INBOX_DEAD_LETTERS, Unit::Count, "Deliveries moved to the dead letters");
 }

@@ -118,24 +118,37 @@ pub(crate) async fn call<T, E>(
     }
 }
 
-/// The inbox's depth by state and the age of its oldest due delivery, as gauges.
+/// The inbox's depth by state and the age of its oldest due delivery, as gauges, by
+/// backend and the namespace of the receiver whose worker read them (two inboxes in
+/// one process are two series).
 #[cfg(feature = "metrics")]
-pub(crate) fn inbox_stats(system: &'static str, stats: &crate::inbox::InboxStats) {
-    {
-        use crate::metrics::{INBOX_DEPTH, INBOX_OLDEST_AGE};
-        for (state, count) in [
-            ("queued", stats.queued),
-            ("running", stats.running),
-            ("retrying", stats.retrying),
-            ("done", stats.done),
-            ("dead", stats.dead),
-        ] {
-            #[allow(clippy::cast_precision_loss)] // counts far below 2^52
-            metrics::gauge!(INBOX_DEPTH, "db.system.name" => system, "hookroute.inbox.state" => state)
-                .set(count as f64);
-        }
-        metrics::gauge!(INBOX_OLDEST_AGE, "db.system.name" => system).set(stats.oldest_due_age.unwrap_or_default());
+pub(crate) fn inbox_stats(system: &'static str, namespace: &str, stats: &crate::inbox::InboxStats) {
+    use crate::metrics::{INBOX_DEPTH, INBOX_OLDEST_AGE};
+    for (state, count) in [
+        ("queued", stats.queued),
+        ("running", stats.running),
+        ("retrying", stats.retrying),
+        ("done", stats.done),
+        ("dead", stats.dead),
+    ] {
+        #[allow(clippy::cast_precision_loss)] // counts far below 2^52
+        metrics::gauge!(INBOX_DEPTH, "db.system.name" => system, "hookroute.inbox" => namespace.to_owned(), "hookroute.inbox.state" => state)
+            .set(count as f64);
     }
+    metrics::gauge!(INBOX_OLDEST_AGE, "db.system.name" => system, "hookroute.inbox" => namespace.to_owned())
+        .set(stats.oldest_due_age.unwrap_or_default());
+}
+
+/// Whether a receiver's workers in this process are stalled (1) or taking (0).
+#[cfg_attr(not(feature = "metrics"), allow(clippy::extra_unused_type_parameters))]
+pub(crate) fn workers_stalled<H: WebhookHandlers>(namespace: &str, stalled: bool) {
+    #[cfg(feature = "metrics")]
+    metrics::gauge!(
+        crate::metrics::WORKERS_STALLED,
+        "webhook.provider" => <H::Provider as Provider>::NAME,
+        "hookroute.inbox" => namespace.to_owned()
+    )
+    .set(if stalled { 1.0 } else { 0.0 });
     #[cfg(not(feature = "metrics"))]
-    let _ = (system, stats);
+    let _ = (namespace, stalled);
 }

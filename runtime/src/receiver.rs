@@ -133,6 +133,8 @@ pub(crate) struct InboxMode {
     pub(crate) schedule: RetrySchedule,
     /// Wakes this process's workers when a delivery was queued here.
     pub(crate) wake: tokio::sync::Notify,
+    /// Whether this process's workers can take deliveries.
+    pub(crate) taking: crate::health::Taking,
 }
 
 impl InboxMode {
@@ -1111,8 +1113,12 @@ impl<H: WebhookHandlers, S: IdempotencyStore> ReceiverBuilder<H, S> {
         let provider = H::Provider::from_config(ProviderConfig { secrets, tolerance: self.tolerance })?;
         #[cfg(feature = "metrics")]
         crate::metrics::describe();
-        let inbox =
-            self.inbox.map(|inbox| InboxMode { inbox, schedule: self.schedule, wake: tokio::sync::Notify::new() });
+        let inbox = self.inbox.map(|inbox| InboxMode {
+            inbox,
+            schedule: self.schedule,
+            wake: tokio::sync::Notify::new(),
+            taking: crate::health::Taking::default(),
+        });
         Ok(Receiver {
             inner: Arc::new(Inner {
                 handlers: self.handlers,

@@ -196,7 +196,16 @@ impl<H: WebhookHandlers, S: IdempotencyStore> Worker<H, S> {
         tracing::debug!(concurrency = settings.concurrency, lease = ?settings.lease, "inbox worker started");
         // Ends with this function, however it ends (dropped mid-way too).
         #[cfg(feature = "metrics")]
-        let _stats = AbortOnDrop(tokio::spawn(read_stats(Arc::clone(&mode.inbox), settings.stats_interval)));
+        let _stats = AbortOnDrop(tokio::spawn(read_stats(
+            Arc::clone(&mode.inbox),
+            receiver.namespace().to_owned(),
+            settings.stats_interval,
+        )));
+        // Counted as running in the receiver's health while this function runs.
+        mode.taking.started();
+        let _counted = StoppedOnDrop(&mode.taking);
+        // Takes failing for this long are a stall: an error, a gauge, and not ready.
+        let stall_after = (settings.poll_interval * 5).max(Duration::from_secs(1));
         // While the inbox cannot be reached: how long to wait before asking again,
         // doubling up to MAX_TAKE_BACKOFF, and one warning per outage, not per poll.
         let mut backoff: Option<Duration> = None;
@@ -210,8 +219,14 @@ impl<H: WebhookHandlers, S: IdempotencyStore> Worker<H, S> {
                 },
             };
             let taken = mode.call("take", mode.inbox.take(settings.lease)).await;
-            if taken.is_ok() && backoff.take().is_some() {
-                tracing::info!("the inbox can be reached again; taking deliveries");
+            if taken.is_ok() {
+                let stall_ended = mode.taking.took();
+                if stall_ended {
+                    observe::workers_stalled::<H>(receiver.namespace(), false);
+                }
+                if backoff.take().is_some() || stall_ended {
+                    tracing::info!("the inbox can be reached again; taking deliveries");
+                }
             }
             match taken {
                 Ok(Some(leased)) => {
@@ -226,6 +241,15 @@ impl<H: WebhookHandlers, S: IdempotencyStore> Worker<H, S> {
                 Ok(None) => drop(permit),
                 Err(error) => {
                     drop(permit);
+                    if mode.taking.failed(&error.to_string(), stall_after) {
+                        observe::workers_stalled::<H>(receiver.namespace(), true);
+                        tracing::error!(
+                            %error,
+                            failing_for = ?stall_after,
+                            "inbox workers cannot take deliveries: they stay queued, unhandled, while HTTP answers 202 \
+                             (see Receiver::health); trying again until the inbox answers"
+                        );
+                    }
                     backoff = Some(match backoff {
                         None => {
                             tracing::warn!(%error, "could not take a delivery from the inbox; trying again until it answers");
@@ -260,6 +284,15 @@ impl<H: WebhookHandlers, S: IdempotencyStore> Worker<H, S> {
     }
 }
 
+/// Counts a worker as stopped in its receiver's health when dropped.
+struct StoppedOnDrop<'a>(&'a crate::health::Taking);
+
+impl Drop for StoppedOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.stopped();
+    }
+}
+
 /// A task stopped when this is dropped.
 #[cfg(feature = "metrics")]
 struct AbortOnDrop(tokio::task::JoinHandle<()>);
@@ -273,14 +306,14 @@ impl Drop for AbortOnDrop {
 
 /// Reads the inbox's stats into the gauges, every `interval`, until aborted.
 #[cfg(feature = "metrics")]
-async fn read_stats(inbox: Arc<dyn Inbox>, interval: Duration) {
+async fn read_stats(inbox: Arc<dyn Inbox>, namespace: String, interval: Duration) {
     let mut every = tokio::time::interval(interval);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         every.tick().await;
         // A failure is counted in `hookroute.inbox.errors`; the take loop says it.
         if let Ok(stats) = observe::call(observe::Backend::Inbox(inbox.backend()), "stats", inbox.stats()).await {
-            observe::inbox_stats(inbox.backend(), &stats);
+            observe::inbox_stats(inbox.backend(), &namespace, &stats);
         }
     }
 }

@@ -45,3 +45,23 @@ where
 {
     axum::routing::post_service(receiver)
 }
+
+/// A `GET` route answering the receiver's [health](crate::health) as JSON: 200 when
+/// it is ready (in inbox mode: the inbox answers and this process's workers take
+/// deliveries), 503 when not. Mount it where your orchestrator looks:
+/// `.route("/healthz", hookroute::axum::health(receiver.clone()))`.
+pub fn health<H, S, St>(receiver: Receiver<H, S>) -> MethodRouter<St>
+where
+    H: WebhookHandlers,
+    S: IdempotencyStore,
+    St: Clone + Send + Sync + 'static,
+{
+    axum::routing::get(move || {
+        let receiver = receiver.clone();
+        async move {
+            let health = receiver.health().await;
+            let status = http::StatusCode::from_u16(health.status()).unwrap_or(http::StatusCode::SERVICE_UNAVAILABLE);
+            (status, [(http::header::CONTENT_TYPE, "application/json")], health.to_json())
+        }
+    })
+}

@@ -458,7 +458,7 @@ async fn warn_without_persistence(connection: &mut redis::aio::ConnectionManager
         ),
         Ok(_) => {}
         Err(error) => {
-            tracing::debug!(target = %target, %error, "cannot read Redis's appendonly setting; make sure it is yes")
+            tracing::debug!(target = %target, %error, "cannot read Redis's appendonly setting; make sure it is yes");
         }
     }
 }
