@@ -850,3 +850,79 @@ async fn a_queued_github_form_delivery_runs_in_a_worker() {
     workers.shutdown().await;
     assert_eq!(ran, ["opened issues.opened d-q1"]);
 }
+
+#[derive(Default)]
+struct GitHubFallbackApp(Seen);
+
+#[webhook_handlers(provider = "github")]
+impl GitHubFallbackApp {
+    #[event("deployment_review", unlisted)]
+    async fn review(&self, _data: serde_json::Value, meta: &EventMeta) -> Result<(), HandlerError> {
+        self.0.record("review", meta);
+        Ok(())
+    }
+
+    #[fallback]
+    async fn other(&self, event: hookroute::UnknownEvent) -> Result<(), HandlerError> {
+        self.0.record("fallback", event.meta());
+        Ok(())
+    }
+}
+
+#[derive(Default)]
+struct ShopifyFallbackApp(Seen);
+
+#[webhook_handlers(provider = "shopify")]
+impl ShopifyFallbackApp {
+    #[fallback]
+    async fn other(&self, event: hookroute::UnknownEvent) -> Result<(), HandlerError> {
+        self.0.record("fallback", event.meta());
+        Ok(())
+    }
+}
+
+/// The issue's unsigned type headers: one captured body resent under 30 invented
+/// `X-GitHub-Event` / `X-Shopify-Topic` values with fresh ids ran 31 times through a
+/// `#[fallback]` (the body claim covers the unsigned type). The fallback takes only the
+/// provider's catalog now (and a handler its declared `unlisted` name): invented types
+/// are answered `ignored` and run nothing.
+#[tokio::test]
+async fn invented_type_headers_do_not_reach_a_fallback() {
+    const IGNORED: &str = r#"200 {"status":"ignored"}"#;
+    let github = receiver(GitHubFallbackApp::default());
+    let captured = TestEvent::<GitHub>::new("issues.opened", serde_json::json!({"issue": {"number": 7}}))
+        .id("d-real")
+        .sign("whsec_b2xkLXNlY3JldA==");
+    assert_eq!(github.receive(&captured.headers, &captured.body).await.status(), 200);
+    for n in 0..30 {
+        let mut headers = captured.headers.clone();
+        headers.insert("x-github-event", HeaderValue::from_str(&format!("invented_{n}")).unwrap());
+        headers.insert("x-github-delivery", HeaderValue::from_str(&format!("d-{n}")).unwrap());
+        let outcome = github.receive(&headers, &captured.body).await;
+        assert_eq!(format!("{} {}", outcome.status().as_u16(), outcome.body()), IGNORED);
+    }
+    assert_eq!(github.handlers().0.take(), ["fallback issues.opened d-real"]);
+    // Catalogued names with digits reach the fallback; an `unlisted` name its handler.
+    let (status, _) = deliver(&github, "projects_v2_item.edited", "d-p2", serde_json::json!({})).await;
+    let (review, _) = deliver(&github, "deployment_review.approved", "d-review", serde_json::json!({})).await;
+    assert_eq!((status, review), (200, 200));
+    assert_eq!(
+        github.handlers().0.take(),
+        ["fallback projects_v2_item.edited d-p2", "review deployment_review.approved d-review"]
+    );
+
+    let shopify = receiver(ShopifyFallbackApp::default());
+    let captured = TestEvent::<Shopify>::new("orders/create", serde_json::json!({"id": 7}))
+        .id("wh-real")
+        .sign("whsec_b2xkLXNlY3JldA==");
+    assert_eq!(shopify.receive(&captured.headers, &captured.body).await.status(), 200);
+    for n in 0..30 {
+        let mut headers = captured.headers.clone();
+        headers.insert("x-shopify-topic", HeaderValue::from_str(&format!("invented/{n}")).unwrap());
+        headers.insert("x-shopify-webhook-id", HeaderValue::from_str(&format!("wh-{n}")).unwrap());
+        headers.insert("x-shopify-event-id", HeaderValue::from_str(&format!("ev-{n}")).unwrap());
+        let outcome = shopify.receive(&headers, &captured.body).await;
+        assert_eq!(format!("{} {}", outcome.status().as_u16(), outcome.body()), IGNORED);
+    }
+    assert_eq!(shopify.handlers().0.take(), ["fallback orders/create wh-real"]);
+}

@@ -124,7 +124,8 @@ fn generate(args: &Args, block: &ItemImpl, set: &HandlerSet) -> TokenStream {
     };
     let alias = enum_alias(&names, args, block);
     let event_enum = event_enum(&names, block, set);
-    let handlers_impl = handlers_impl(&names, block, set);
+    let guard = args.known.and_then(|known| known.guard(&names.p));
+    let handlers_impl = handlers_impl(&names, block, set, guard);
     quote! {
         #alias
         const _: () = {
@@ -238,7 +239,10 @@ fn event_enum(names: &Names<'_>, block: &ItemImpl, set: &HandlerSet) -> TokenStr
 }
 
 /// The `WebhookHandlers` impl: parsing into the enum and dispatching to the methods.
-fn handlers_impl(names: &Names<'_>, block: &ItemImpl, set: &HandlerSet) -> TokenStream {
+///
+/// `guard`, for a provider whose type header is not signed, is true for the types its
+/// catalog lists: the fallback takes only those (a declared handler takes its own).
+fn handlers_impl(names: &Names<'_>, block: &ItemImpl, set: &HandlerSet, guard: Option<TokenStream>) -> TokenStream {
     let Names { p, provider, enum_name, unknown, .. } = names;
     let self_ty = &block.self_ty;
     let (impl_generics, _, where_clause) = block.generics.split_for_impl();
@@ -273,16 +277,24 @@ fn handlers_impl(names: &Names<'_>, block: &ItemImpl, set: &HandlerSet) -> Token
             let event = quote_spanned!(ty.span()=> <#ty as #p::IsUnknownEvent>::from_unknown(event));
             let result = quote_spanned!(fallback.output.0=> #p::into_result(output));
             let arm = quote!(#enum_name::#unknown(event) => #p::boxed(async move { let output = self.#method(#event).await; #result }));
+            // Where the type header is unsigned, the fallback takes only the listed
+            // types: a captured body resent under invented types runs at most once per
+            // real one.
+            let takes = guard.unwrap_or_else(|| quote!(true));
             match cfg_predicate(&fallback.cfgs) {
-                None => (quote!(true), arm, quote!(#p::Parsed::Handled(event))),
+                None => (
+                    quote!((#takes) || #listed),
+                    arm,
+                    quote!(if #takes { #p::Parsed::Handled(event) } else { #ignore_unknown }),
+                ),
                 // Under a `#[cfg]`, the fallback's part of each is chosen the same way.
                 Some(on) => (
-                    quote!(::core::cfg!(#on) || #listed),
+                    quote!((::core::cfg!(#on) && (#takes)) || #listed),
                     quote! {
                         #[cfg(#on)] #arm,
                         #[cfg(not(#on))] #enum_name::#unknown(_) => #p::boxed(async { #p::Ok(()) })
                     },
-                    quote!(if ::core::cfg!(#on) { #p::Parsed::Handled(event) } else { #ignore_unknown }),
+                    quote!(if ::core::cfg!(#on) && (#takes) { #p::Parsed::Handled(event) } else { #ignore_unknown }),
                 ),
             }
         }

@@ -18,18 +18,27 @@ pub(crate) struct Known {
     /// Whether a name may carry an `.action` suffix (GitHub's `issues.opened`), checked
     /// only up to the first `.`.
     actions: bool,
+    /// Whether the type comes in a header the signature does not cover (GitHub's
+    /// `X-GitHub-Event`, Shopify's `X-Shopify-Topic`): a `#[fallback]` then takes only
+    /// the names of this list, or one captured body could run once per invented type.
+    unsigned_type: bool,
 }
 
 const fn known(label: &'static str, catalog: &'static str, actions: bool) -> Known {
-    Known { label, catalog, actions }
+    Known { label, catalog, actions, unsigned_type: false }
+}
+
+/// A provider whose type header is not signed.
+const fn unsigned(label: &'static str, catalog: &'static str, actions: bool) -> Known {
+    Known { label, catalog, actions, unsigned_type: true }
 }
 
 /// Every catalog, by the provider name users write.
 pub(crate) const CATALOGS: &[(&str, Known)] = &[
     ("coreweave", known("CoreWeave", include_str!("../catalogs/coreweave.txt"), false)),
-    ("github", known("GitHub", include_str!("../catalogs/github.txt"), true)),
+    ("github", unsigned("GitHub", include_str!("../catalogs/github.txt"), true)),
     ("groq", known("Groq", include_str!("../catalogs/groq.txt"), false)),
-    ("shopify", known("Shopify", include_str!("../catalogs/shopify.txt"), false)),
+    ("shopify", unsigned("Shopify", include_str!("../catalogs/shopify.txt"), false)),
     ("slack", known("Slack", include_str!("../catalogs/slack.txt"), false)),
     ("stripe", known("Stripe", include_str!("../catalogs/stripe.txt"), false)),
 ];
@@ -43,6 +52,22 @@ impl Known {
     /// The names, in catalog order (sorted).
     fn events(&self) -> impl Iterator<Item = &'static str> {
         self.catalog.lines().map(str::trim).filter(|line| !line.is_empty() && !line.starts_with('#'))
+    }
+
+    /// For a provider whose type header is not signed, an expression over `meta` that
+    /// is true when the delivery's type is one of this list (its name up to the first
+    /// `.` for GitHub).
+    pub(crate) fn guard(&self, p: &proc_macro2::TokenStream) -> Option<proc_macro2::TokenStream> {
+        if !self.unsigned_type {
+            return None;
+        }
+        let names = self.events();
+        let name = if self.actions {
+            quote::quote!(#p::EventMeta::event_group(meta).unwrap_or(#p::EventMeta::event_type(meta)))
+        } else {
+            quote::quote!(#p::EventMeta::event_type(meta))
+        };
+        Some(quote::quote!(::core::matches!(#name, #(#names)|*)))
     }
 
     /// Records an error at `event` if its name is not one the provider sends.
