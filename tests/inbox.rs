@@ -297,13 +297,55 @@ async fn a_replay_runs_past_the_timestamp_window(inbox: Arc<dyn Inbox>) {
     served.stop().await;
 }
 
+/// The two apps on one inbox (default prefix or table): 37 of 100 events ran in
+/// the other app's handlers. The inbox now belongs to the first receiver's namespace:
+/// a second app (another secret) is refused, 503 on every delivery, its workers take
+/// nothing, and every event of the first runs in the first's handlers. A key rotation
+/// (the new secret first, the old beside it) keeps the inbox.
+async fn a_second_app_on_one_inbox_is_refused(inbox: Arc<dyn Inbox>) {
+    let first = Served::start(Arc::clone(&inbox), 1).await;
+    let other_app = Arc::new(App::default());
+    let other = Receiver::builder(Arc::clone(&other_app))
+        .secret("whsec_another_app")
+        .inbox(Arc::clone(&inbox))
+        .build()
+        .unwrap();
+    let other_workers = other.worker().unwrap().poll_interval(Duration::from_millis(20)).spawn();
+    let ids: Vec<String> = (0..10).map(|_| unique("first_app")).collect();
+    for id in &ids {
+        assert_eq!(first.send(id, serde_json::json!({})).await.0, 202);
+        let delivery = TestEvent::<Groq>::new("job.run", serde_json::json!({})).id(id).sign("whsec_another_app");
+        let outcome = other.receive(&delivery.headers, &delivery.body).await;
+        assert_eq!(outcome.status(), 503, "{}", outcome.body());
+    }
+    for id in &ids {
+        first.until(id, DeliveryState::Done).await;
+        assert_eq!(first.app.runs.count(id), 1);
+    }
+    assert_eq!(other_app.runs.events(), 0, "the other app ran none of the first's events");
+    let health = other.health().await;
+    assert!(health.take_error.as_deref().is_some_and(|error| error.contains("another receiver")), "{health:?}");
+    other_workers.shutdown().await;
+
+    // The first app rotates its secret: the new one first, the old one beside it.
+    let rotated = Receiver::builder(Arc::new(App::default()))
+        .secret("whsec_rotated")
+        .secret(SECRET)
+        .inbox(Arc::clone(&inbox))
+        .build()
+        .unwrap();
+    let delivery = TestEvent::<Groq>::new("job.run", serde_json::json!({})).id(unique("rotated")).sign("whsec_rotated");
+    assert_eq!(rotated.receive(&delivery.headers, &delivery.body).await.status(), 202);
+    first.stop().await;
+}
+
 /// The tests above, each a `#[tokio::test]` in module `$module` on the inbox `$make`.
 macro_rules! on_backend {
     ($module:ident, $make:expr) => {
         on_backend!(@tests $module, $make,
             answers_before_the_handler_finishes retries_then_dead_letters_then_replays a_replayed_dead_letter_is_done
             a_lost_answer_makes_the_retry_a_duplicate a_replay_runs_past_the_timestamp_window
-            a_delivery_that_kills_its_workers_is_dead_lettered);
+            a_delivery_that_kills_its_workers_is_dead_lettered a_second_app_on_one_inbox_is_refused);
     };
     (@tests $module:ident, $make:expr, $($test:ident)+) => {
         mod $module {

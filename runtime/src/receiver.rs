@@ -135,9 +135,23 @@ pub(crate) struct InboxMode {
     pub(crate) wake: tokio::sync::Notify,
     /// Whether this process's workers can take deliveries.
     pub(crate) taking: crate::health::Taking,
+    /// Set once the inbox accepted this receiver's namespace ([`Inbox::bind`]).
+    bound: tokio::sync::OnceCell<()>,
+    /// The namespaces this receiver answered to under its other secrets.
+    also: Vec<String>,
 }
 
 impl InboxMode {
+    /// Binds the inbox to `namespace` once (see [`Inbox::bind`]); a refusal is logged
+    /// each time it is met and answered again on the next call.
+    pub(crate) async fn bound(&self, namespace: &str) -> Result<(), StoreError> {
+        let bound = self.bound.get_or_try_init(|| self.call("bind", self.inbox.bind(namespace, &self.also))).await;
+        if let Err(error @ StoreError::InvalidConfig(_)) = &bound {
+            tracing::error!(%error, "the inbox refused this receiver");
+        }
+        bound.map(|&()| ())
+    }
+
     /// Runs one call to the inbox, timed and counted (feature `metrics`).
     pub(crate) fn call<'a, T: 'a>(
         &self,
@@ -503,6 +517,9 @@ async fn enqueue<P: Provider>(
         body,
         signed_at: meta.timestamp(),
     };
+    if let Err(error) = mode.bound(namespace).await {
+        return Err(Rejection::Inbox(error));
+    }
     match mode.call("enqueue", mode.inbox.enqueue(&delivery)).await {
         Ok(Enqueued::Queued) => {
             mode.wake.notify_one();
@@ -1110,6 +1127,7 @@ impl<H: WebhookHandlers, S: IdempotencyStore> ReceiverBuilder<H, S> {
             Some(namespace) => check_namespace(namespace)?,
             None => secrets[0].fingerprint(),
         };
+        let fingerprints: Vec<String> = secrets.iter().map(Secret::fingerprint).collect();
         let provider = H::Provider::from_config(ProviderConfig { secrets, tolerance: self.tolerance })?;
         #[cfg(feature = "metrics")]
         crate::metrics::describe();
@@ -1118,6 +1136,8 @@ impl<H: WebhookHandlers, S: IdempotencyStore> ReceiverBuilder<H, S> {
             schedule: self.schedule,
             wake: tokio::sync::Notify::new(),
             taking: crate::health::Taking::default(),
+            bound: tokio::sync::OnceCell::new(),
+            also: fingerprints.into_iter().filter(|earlier| *earlier != namespace).collect(),
         });
         Ok(Receiver {
             inner: Arc::new(Inner {

@@ -218,7 +218,10 @@ impl<H: WebhookHandlers, S: IdempotencyStore> Worker<H, S> {
                     Err(_closed) => break,
                 },
             };
-            let taken = mode.call("take", mode.inbox.take(settings.lease)).await;
+            let taken = match mode.bound(receiver.namespace()).await {
+                Ok(()) => mode.call("take", mode.inbox.take(settings.lease)).await,
+                Err(refused) => Err(refused),
+            };
             if taken.is_ok() {
                 let stall_ended = mode.taking.took();
                 if stall_ended {

@@ -39,6 +39,8 @@ struct State {
     /// ones), then by arrival.
     due: BTreeMap<(i64, u64), String>,
     sequence: u64,
+    /// The namespace whose deliveries these are, once a receiver bound it.
+    owner: Option<String>,
 }
 
 struct Record {
@@ -116,6 +118,15 @@ impl State {
 impl Inbox for MemoryInbox {
     fn backend(&self) -> &'static str {
         "memory"
+    }
+
+    async fn bind(&self, namespace: &str, also: &[String]) -> Result<(), InboxError> {
+        let mut state = self.lock();
+        let owner = state.owner.get_or_insert_with(|| namespace.to_owned());
+        if let Some(new) = super::bind_owner(owner, namespace, also, "another `MemoryInbox`")? {
+            new.clone_into(owner);
+        }
+        Ok(())
     }
 
     async fn enqueue(&self, delivery: &NewDelivery<'_>) -> Result<Enqueued, InboxError> {

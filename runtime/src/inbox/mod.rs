@@ -315,6 +315,21 @@ pub trait Inbox: Send + Sync + 'static {
         "custom"
     }
 
+    /// Records whose deliveries this inbox holds: those of the receiver whose
+    /// [namespace](crate::Receiver::namespace) is `namespace`. A receiver calls it
+    /// before its first enqueue and its workers before their first take. An inbox
+    /// that holds another namespace's deliveries refuses ([`InboxError::InvalidConfig`]):
+    /// two apps on one inbox would run each other's events. One of `also` (the
+    /// namespaces the receiver answered to before, from its other secrets) is taken
+    /// over: a key rotation keeps its inbox.
+    ///
+    /// The default accepts every namespace; the built-in backends keep the owner
+    /// ([`bind_owner`] decides).
+    async fn bind(&self, namespace: &str, also: &[String]) -> Result<(), InboxError> {
+        let _ = (namespace, also);
+        Ok(())
+    }
+
     /// Replays every dead letter and answers how many.
     async fn replay_dead(&self) -> Result<u64, InboxError> {
         let mut replayed = 0;
@@ -330,6 +345,30 @@ pub trait Inbox: Send + Sync + 'static {
             }
         }
     }
+}
+
+/// What an inbox whose recorded owner is `owner` does when the receiver of `namespace`
+/// (which answered to `also` before) binds it: `Ok(None)` to keep the owner,
+/// `Ok(Some(namespace))` to record `namespace` instead (one of `also` is taken over),
+/// or the error to answer. `where_` says how to give an app its own inbox.
+pub fn bind_owner<'a>(
+    owner: &str,
+    namespace: &'a str,
+    also: &[String],
+    where_: &str,
+) -> Result<Option<&'a str>, InboxError> {
+    if owner == namespace {
+        return Ok(None);
+    }
+    if also.iter().any(|earlier| earlier == owner) {
+        return Ok(Some(namespace));
+    }
+    Err(InboxError::InvalidConfig(format!(
+        "this inbox holds the deliveries of another receiver (namespace `{owner}`), not of this one \
+         (namespace `{namespace}`): two apps on one inbox would run each other's events. Give each app an inbox \
+         of its own ({where_}), or, if this is the same app under a new first secret, name its namespace with \
+         `.namespace(\"{owner}\")`"
+    )))
 }
 
 /// A shared or boxed inbox is an inbox: `Arc<PostgresInbox>`, `Box<dyn Inbox>`.
@@ -372,6 +411,9 @@ macro_rules! forward_inbox {
             }
             async fn purge_done(&self, older_than: Duration) -> Result<u64, InboxError> {
                 (**self).purge_done(older_than).await
+            }
+            async fn bind(&self, namespace: &str, also: &[String]) -> Result<(), InboxError> {
+                (**self).bind(namespace, also).await
             }
             async fn replay_dead(&self) -> Result<u64, InboxError> {
                 (**self).replay_dead().await

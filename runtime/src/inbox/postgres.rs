@@ -278,6 +278,7 @@ impl PostgresInboxBuilder {
              );
              CREATE INDEX IF NOT EXISTS {t}_due ON {t} (due_at) WHERE state IN ('queued', 'retrying', 'running');
              CREATE INDEX IF NOT EXISTS {t}_state ON {t} (state, updated_at);
+             CREATE TABLE IF NOT EXISTS {t}_owner (id integer PRIMARY KEY CHECK (id = 1), namespace text NOT NULL);
              COMMIT;",
             t = inner.table
         );
@@ -318,6 +319,23 @@ fn read(row: &Row) -> Result<StoredDelivery, InboxError> {
 impl Inbox for PostgresInbox {
     fn backend(&self) -> &'static str {
         "postgresql"
+    }
+
+    async fn bind(&self, namespace: &str, also: &[String]) -> Result<(), InboxError> {
+        let t = &self.inner.table;
+        let insert = format!("INSERT INTO {t}_owner (id, namespace) VALUES (1, $1) ON CONFLICT (id) DO NOTHING");
+        self.execute(&insert, &[&namespace]).await?;
+        let rows = self.query(&format!("SELECT namespace FROM {t}_owner WHERE id = 1"), &[]).await?;
+        let owner: String = rows
+            .first()
+            .and_then(|row| row.try_get(0).ok())
+            .ok_or_else(|| InboxError::Unavailable(format!("{t}_owner has no row").into()))?;
+        if let Some(new) = super::bind_owner(&owner, namespace, also, "`?table=` another table")? {
+            // Only from the namespace read: two receivers taking over at once agree.
+            let update = format!("UPDATE {t}_owner SET namespace = $1 WHERE id = 1 AND namespace = $2");
+            self.execute(&update, &[&new, &owner]).await?;
+        }
+        Ok(())
     }
 
     async fn enqueue(&self, delivery: &NewDelivery<'_>) -> Result<Enqueued, InboxError> {

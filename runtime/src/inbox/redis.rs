@@ -498,6 +498,22 @@ impl Inbox for RedisInbox {
         "redis"
     }
 
+    async fn bind(&self, namespace: &str, also: &[String]) -> Result<(), InboxError> {
+        let key = format!("{}owner", self.prefix);
+        let mut connection = self.connection.clone();
+        let mut set = redis::cmd("SET");
+        set.arg(&key).arg(namespace).arg("NX").arg("GET");
+        // SET .. NX GET answers the value that was there (nil when it set it).
+        let owner: Option<String> = within(self.timeout, "Redis", set.query_async(&mut connection)).await?;
+        let Some(owner) = owner else { return Ok(()) };
+        if let Some(new) = super::bind_owner(&owner, namespace, also, "`?prefix=` another prefix")? {
+            let mut take_over = redis::cmd("SET");
+            take_over.arg(&key).arg(new);
+            within(self.timeout, "Redis", take_over.query_async::<()>(&mut connection)).await?;
+        }
+        Ok(())
+    }
+
     async fn enqueue(&self, delivery: &NewDelivery<'_>) -> Result<Enqueued, InboxError> {
         let signed_at = delivery.signed_at.map(|at| at.to_string()).unwrap_or_default();
         let mut invocation = self.script(&self.scripts.enqueue);

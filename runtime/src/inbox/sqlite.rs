@@ -40,6 +40,10 @@ const SCHEMA: &str = "
     CREATE INDEX IF NOT EXISTS hookroute_inbox_due ON hookroute_inbox (due_at, seq)
         WHERE state IN ('queued', 'retrying', 'running');
     CREATE INDEX IF NOT EXISTS hookroute_inbox_state ON hookroute_inbox (state, updated_at);
+    CREATE TABLE IF NOT EXISTS hookroute_inbox_owner (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        namespace TEXT NOT NULL
+    );
 ";
 
 const COLUMNS: &str = "key, event_id, event_type, headers, body, signed_at, state, attempts, last_error, received_at";
@@ -182,6 +186,26 @@ fn read(row: &Row<'_>) -> rusqlite::Result<StoredDelivery> {
 impl Inbox for SqliteInbox {
     fn backend(&self) -> &'static str {
         "sqlite"
+    }
+
+    async fn bind(&self, namespace: &str, also: &[String]) -> Result<(), InboxError> {
+        let (namespace, also) = (namespace.to_owned(), also.to_vec());
+        self.run(move |connection, _now| {
+            let transaction = connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            transaction
+                .execute("INSERT OR IGNORE INTO hookroute_inbox_owner (id, namespace) VALUES (1, ?1)", [&namespace])?;
+            let owner: String =
+                transaction
+                    .query_row("SELECT namespace FROM hookroute_inbox_owner WHERE id = 1", [], |row| row.get(0))?;
+            let decided =
+                super::bind_owner(&owner, &namespace, &also, "another file").map(|new| new.map(str::to_owned));
+            if let Ok(Some(new)) = &decided {
+                transaction.execute("UPDATE hookroute_inbox_owner SET namespace = ?1 WHERE id = 1", [new])?;
+            }
+            transaction.commit()?;
+            Ok(decided.map(|_| ()))
+        })
+        .await?
     }
 
     async fn enqueue(&self, delivery: &NewDelivery<'_>) -> Result<Enqueued, InboxError> {
