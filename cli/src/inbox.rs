@@ -21,6 +21,10 @@ pub(crate) struct InboxArgs {
     /// Redis: the inbox's key prefix, when the receiver set one.
     #[arg(long)]
     prefix: Option<String>,
+    /// The receiver's namespace, to look an event id up under (by default the one the
+    /// inbox belongs to).
+    #[arg(long)]
+    namespace: Option<String>,
     #[command(subcommand)]
     command: InboxCommand,
 }
@@ -39,7 +43,8 @@ enum InboxCommand {
     },
     /// One delivery: its facts, last error, headers and body as received.
     Show {
-        /// The event id, or the whole key (`<namespace>:groq:event:evt_1`).
+        /// The event id, or the whole key `list` prints (`<namespace>:groq:event:evt_1`,
+        /// `<namespace>:github:body:<digest>`).
         id: String,
     },
     /// Run a delivery again now, with a fresh retry schedule (no timestamp window:
@@ -93,7 +98,7 @@ pub(crate) fn run(args: InboxArgs, json: bool) -> Result<ExitCode, Failure> {
                 list_lines(&found, state, json).into_iter().for_each(&mut print);
             }
             InboxCommand::Show { id } => {
-                let Some(delivery) = find(&*inbox, &id).await.map_err(fail)? else {
+                let Some(delivery) = find(&*inbox, &id, args.namespace.as_deref()).await.map_err(fail)? else {
                     return Ok(not_found(&id));
                 };
                 if json {
@@ -103,7 +108,7 @@ pub(crate) fn run(args: InboxArgs, json: bool) -> Result<ExitCode, Failure> {
                 }
             }
             InboxCommand::Retry { id: Some(id), .. } => {
-                let Some(delivery) = find(&*inbox, &id).await.map_err(fail)? else {
+                let Some(delivery) = find(&*inbox, &id, args.namespace.as_deref()).await.map_err(fail)? else {
                     return Ok(not_found(&id));
                 };
                 if !inbox.replay(&delivery.key).await.map_err(fail)? {
@@ -136,7 +141,7 @@ pub(crate) fn run(args: InboxArgs, json: bool) -> Result<ExitCode, Failure> {
                 });
             }
             InboxCommand::Verify { id, secret, tolerance } => {
-                let Some(delivery) = find(&*inbox, &id).await.map_err(fail)? else {
+                let Some(delivery) = find(&*inbox, &id, args.namespace.as_deref()).await.map_err(fail)? else {
                     return Ok(not_found(&id));
                 };
                 return verify(&delivery, &secret, Duration::from_secs(tolerance), json, print);
@@ -146,28 +151,58 @@ pub(crate) fn run(args: InboxArgs, json: bool) -> Result<ExitCode, Failure> {
     })
 }
 
-/// Every fact of a stored delivery, its headers one per line, then its body.
+/// Every fact of a stored delivery, its headers one per line, then its body; control
+/// characters escaped (a signed event can carry ESC sequences that would retitle or
+/// clear the operator's terminal).
 fn show(delivery: &StoredDelivery, mut print: impl FnMut(String)) {
-    print(format!("key:        {}", delivery.key));
-    print(format!("type:       {}", delivery.event_type));
+    print(format!("key:        {}", line(&delivery.key)));
+    print(format!("id:         {}", line(&delivery.id)));
+    print(format!("type:       {}", line(&delivery.event_type)));
     print(format!("state:      {}", delivery.state));
     print(format!("attempts:   {}", delivery.attempts));
     print(format!("received:   {}", received(delivery)));
     if let Some(signed_at) = delivery.signed_at {
         print(format!("signed at:  {signed_at}"));
     }
-    print(format!("last error: {}", delivery.last_error.as_deref().unwrap_or("-")));
+    print(format!("last error: {}", line(delivery.last_error.as_deref().unwrap_or("-"))));
     print("headers:".to_owned());
     match decode_headers(&delivery.headers) {
         Ok(headers) => {
             for (name, value) in &headers {
-                print(format!("  {name}: {}", String::from_utf8_lossy(value.as_bytes())));
+                print(format!("  {name}: {}", line(&String::from_utf8_lossy(value.as_bytes()))));
             }
         }
-        Err(error) => print(format!("  (stored headers do not read: {error})")),
+        Err(error) => print(format!("  (stored headers do not read: {})", line(&error.to_string()))),
     }
     print(format!("body ({} bytes):", delivery.body.len()));
-    print(String::from_utf8_lossy(&delivery.body).into_owned());
+    print(text(&String::from_utf8_lossy(&delivery.body)).into_owned());
+}
+
+/// `value` for one line of a terminal: every control character (C0, DEL, C1, line
+/// breaks too) written as an escape.
+fn line(value: &str) -> std::borrow::Cow<'_, str> {
+    escape(value, false)
+}
+
+/// `value` as lines of text: control characters escaped, but for line breaks and tabs.
+fn text(value: &str) -> std::borrow::Cow<'_, str> {
+    escape(value, true)
+}
+
+fn escape(value: &str, keep_lines: bool) -> std::borrow::Cow<'_, str> {
+    let escaped = |c: char| c.is_control() && !(keep_lines && matches!(c, '\n' | '\t'));
+    if !value.chars().any(escaped) {
+        return std::borrow::Cow::Borrowed(value);
+    }
+    let mut out = String::with_capacity(value.len() + 8);
+    for c in value.chars() {
+        if escaped(c) {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 /// `stats`: a line per state and the oldest wait, or one JSON object.
@@ -207,6 +242,7 @@ fn list_lines(found: &[StoredDelivery], state: DeliveryState, json: bool) -> Vec
             .map(|delivery| {
                 serde_json::json!({
                     "key": delivery.key,
+                    "id": delivery.id,
                     "type": delivery.event_type,
                     "attempts": delivery.attempts,
                     "received": received(delivery),
@@ -216,15 +252,17 @@ fn list_lines(found: &[StoredDelivery], state: DeliveryState, json: bool) -> Vec
             .collect();
         return vec![serde_json::json!({ "state": state.to_string(), "deliveries": rows }).to_string()];
     }
-    let mut lines = vec![format!("{:<40} {:<24} {:>8} {:<20} last error", "key", "type", "attempts", "received")];
+    let mut lines =
+        vec![format!("{:<40} {:<24} {:<24} {:>8} {:<20} last error", "key", "id", "type", "attempts", "received")];
     for delivery in found {
         lines.push(format!(
-            "{:<40} {:<24} {:>8} {:<20} {}",
-            delivery.key,
-            delivery.event_type,
+            "{:<40} {:<24} {:<24} {:>8} {:<20} {}",
+            line(&delivery.key),
+            line(&delivery.id),
+            line(&delivery.event_type),
             delivery.attempts,
             received(delivery),
-            delivery.last_error.as_deref().unwrap_or("-")
+            line(delivery.last_error.as_deref().unwrap_or("-"))
         ));
     }
     lines.push(format!("{} {state}", found.len()));
@@ -235,6 +273,7 @@ fn list_lines(found: &[StoredDelivery], state: DeliveryState, json: bool) -> Vec
 fn show_json(delivery: &StoredDelivery) -> serde_json::Value {
     let mut out = serde_json::json!({
         "key": delivery.key,
+        "id": delivery.id,
         "type": delivery.event_type,
         "state": delivery.state.to_string(),
         "attempts": delivery.attempts,
@@ -329,22 +368,29 @@ async fn open(args: &InboxArgs) -> Result<Box<dyn Inbox>, Failure> {
     opened.map_err(|error| format!("{url}: {error}"))
 }
 
-/// The delivery under a whole key (`billing:groq:event:evt_1`), or with the event id
-/// `id`: under `<provider>:event:<id>` for any provider, else among every delivery
-/// kept (in any receiver's namespace).
-async fn find(inbox: &dyn Inbox, id: &str) -> Result<Option<StoredDelivery>, inbox::InboxError> {
-    if id.contains(":event:") {
+/// The delivery under a whole key, as `list` prints it (`billing:groq:event:evt_1`,
+/// `billing:github:body:<digest>`), or with the event id `id` under the inbox's
+/// namespace (the one given, else the one the inbox is bound to) for any provider: one
+/// record read per provider, never a scan of the inbox.
+async fn find(
+    inbox: &dyn Inbox,
+    id: &str,
+    namespace: Option<&str>,
+) -> Result<Option<StoredDelivery>, inbox::InboxError> {
+    if id.contains(":event:") || id.contains(":body:") {
         return inbox.get(id).await;
     }
+    let namespace = match namespace {
+        Some(namespace) => Some(namespace.to_owned()),
+        None => inbox.owner().await?,
+    };
     for info in scheme::PROVIDERS {
-        if let Some(delivery) = inbox.get(&format!("{}:event:{id}", info.name)).await? {
-            return Ok(Some(delivery));
-        }
-    }
-    for state in DeliveryState::ALL {
-        let found = inbox.list(state, usize::MAX).await?.into_iter().find(|delivery| delivery.id == id);
-        if found.is_some() {
-            return Ok(found);
+        let under = namespace.iter().map(|namespace| format!("{namespace}:{}:event:{id}", info.name));
+        // Keys without a namespace, as receivers wrote them before namespaces.
+        for key in under.chain(std::iter::once(format!("{}:event:{id}", info.name))) {
+            if let Some(delivery) = inbox.get(&key).await? {
+                return Ok(Some(delivery));
+            }
         }
     }
     Ok(None)
@@ -359,7 +405,11 @@ fn provider_of(key: &str) -> &str {
 }
 
 fn not_found(id: &str) -> ExitCode {
-    eprintln!("no delivery `{id}` in this inbox");
+    eprintln!(
+        "no delivery `{}` in this inbox (an event id is looked up under the inbox's namespace; give the whole key \
+         `inbox list` prints, or --namespace)",
+        line(id)
+    );
     ExitCode::FAILURE
 }
 

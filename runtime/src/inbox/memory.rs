@@ -120,6 +120,10 @@ impl Inbox for MemoryInbox {
         "memory"
     }
 
+    async fn owner(&self) -> Result<Option<String>, InboxError> {
+        Ok(self.lock().owner.clone())
+    }
+
     async fn bind(&self, namespace: &str, also: &[String]) -> Result<(), InboxError> {
         let mut state = self.lock();
         let owner = state.owner.get_or_insert_with(|| namespace.to_owned());

@@ -330,6 +330,12 @@ pub trait Inbox: Send + Sync + 'static {
         Ok(())
     }
 
+    /// The namespace this inbox was [bound](Self::bind) to, if any: where an operator
+    /// looks an event id up. `None` by default.
+    async fn owner(&self) -> Result<Option<String>, InboxError> {
+        Ok(None)
+    }
+
     /// Replays every dead letter and answers how many.
     async fn replay_dead(&self) -> Result<u64, InboxError> {
         let mut replayed = 0;
@@ -414,6 +420,9 @@ macro_rules! forward_inbox {
             }
             async fn bind(&self, namespace: &str, also: &[String]) -> Result<(), InboxError> {
                 (**self).bind(namespace, also).await
+            }
+            async fn owner(&self) -> Result<Option<String>, InboxError> {
+                (**self).owner().await
             }
             async fn replay_dead(&self) -> Result<u64, InboxError> {
                 (**self).replay_dead().await

@@ -321,6 +321,11 @@ impl Inbox for PostgresInbox {
         "postgresql"
     }
 
+    async fn owner(&self) -> Result<Option<String>, InboxError> {
+        let rows = self.query(&format!("SELECT namespace FROM {}_owner WHERE id = 1", self.inner.table), &[]).await?;
+        Ok(rows.first().and_then(|row| row.try_get(0).ok()))
+    }
+
     async fn bind(&self, namespace: &str, also: &[String]) -> Result<(), InboxError> {
         let t = &self.inner.table;
         let insert = format!("INSERT INTO {t}_owner (id, namespace) VALUES (1, $1) ON CONFLICT (id) DO NOTHING");

@@ -498,6 +498,12 @@ impl Inbox for RedisInbox {
         "redis"
     }
 
+    async fn owner(&self) -> Result<Option<String>, InboxError> {
+        let mut get = redis::cmd("GET");
+        get.arg(format!("{}owner", self.prefix));
+        within(self.timeout, "Redis", get.query_async(&mut self.connection.clone())).await
+    }
+
     async fn bind(&self, namespace: &str, also: &[String]) -> Result<(), InboxError> {
         let key = format!("{}owner", self.prefix);
         let mut connection = self.connection.clone();

@@ -188,6 +188,16 @@ impl Inbox for SqliteInbox {
         "sqlite"
     }
 
+    async fn owner(&self) -> Result<Option<String>, InboxError> {
+        self.run(|connection, _now| {
+            use rusqlite::OptionalExtension as _;
+            connection
+                .query_row("SELECT namespace FROM hookroute_inbox_owner WHERE id = 1", [], |row| row.get(0))
+                .optional()
+        })
+        .await
+    }
+
     async fn bind(&self, namespace: &str, also: &[String]) -> Result<(), InboxError> {
         let (namespace, also) = (namespace.to_owned(), also.to_vec());
         self.run(move |connection, _now| {
