@@ -190,3 +190,27 @@ async fn the_two_provider_example_queues_each_to_its_own_workers_and_stops_clean
     assert!(logged[0].contains("number=7") && logged[1].contains("cus_1"), "{logged:?}");
     assert!(example.terminate().success());
 }
+
+/// The two-provider example on PostgreSQL inboxes, started twice on the same tables:
+/// the second start found its tables and logged six `NOTICE ... already exists,
+/// skipping` lines at INFO (eight now, with the owner table). None now.
+#[tokio::test]
+async fn a_postgres_inbox_starts_without_the_servers_notices() {
+    let url = support::postgres_url();
+    let table = format!(
+        "notice_{}_{}",
+        std::process::id(),
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis()
+    );
+    for _ in 0..2 {
+        let mut command = Command::new(support::example_path("two_providers"));
+        command.env("GITHUB_WEBHOOK_SECRET", "gh_examples").env("STRIPE_WEBHOOK_SECRET", SECRET);
+        command
+            .env("GITHUB_INBOX", format!("{url}?table={table}_gh"))
+            .env("STRIPE_INBOX", format!("{url}?table={table}_st"));
+        let (mut example, _address) = support::Example::start(command);
+        let notices: Vec<&String> = example.logged().iter().filter(|line| line.contains("NOTICE")).collect();
+        assert!(notices.is_empty(), "{notices:?}");
+        assert!(example.terminate().success());
+    }
+}

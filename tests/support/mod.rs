@@ -231,6 +231,8 @@ pub struct Example {
     child: Child,
     /// Every line it writes to stdout, in order.
     log: std::sync::mpsc::Receiver<String>,
+    /// The lines read from `log` so far.
+    seen: Vec<String>,
 }
 
 impl Example {
@@ -255,7 +257,7 @@ impl Example {
                 }
             }
         });
-        let mut example = Self { child, log };
+        let mut example = Self { child, log, seen: Vec::new() };
         let line = example.wait_for("listening on http://", Duration::from_secs(60));
         let rest = &line[line.find("listening on http://").unwrap() + "listening on http://".len()..];
         let address = rest.split('/').next().unwrap_or_default().to_owned();
@@ -276,6 +278,7 @@ impl Example {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             match self.log.recv_timeout(left) {
                 Ok(line) => {
+                    self.seen.push(line.clone());
                     let hit =
                         needles.iter().zip(&found).position(|(needle, seen)| seen.is_none() && line.contains(needle));
                     if let Some(at) = hit {
@@ -289,6 +292,12 @@ impl Example {
             }
         }
         found.into_iter().flatten().collect()
+    }
+
+    /// Every line it logged that a wait has read so far.
+    #[allow(dead_code)] // not every test binary looks
+    pub fn logged(&self) -> &[String] {
+        &self.seen
     }
 
     /// Sends SIGTERM and waits for it to exit; answers how it exited.

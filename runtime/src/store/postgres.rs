@@ -150,6 +150,7 @@ impl Database {
         options: Option<&str>,
     ) -> Result<(Self, String), StoreError> {
         super::Location::of(url).plain_postgres()?;
+        refuse_prefer(url)?;
         // libpq's `sslrootcert`, which the driver does not read: the CA file to trust.
         let (url, root_cert) = super::take_param(url, "sslrootcert");
         let mut config: tokio_postgres::Config = url.parse().map_err(|err| StoreError::Connect {
@@ -220,11 +221,29 @@ impl Database {
         .await
     }
 
-    /// Runs a migration batch (one transaction) within the deadline.
+    /// Runs a migration batch (one transaction) within the deadline. The server's
+    /// notices (`relation ... already exists, skipping`, at every start) are not sent:
+    /// the driver would log each one at INFO.
     pub(crate) async fn migrate(&self, batch: &str) -> Result<(), StoreError> {
         let client = self.client().await?;
-        within(self.timeout, "PostgreSQL", client.batch_execute(batch)).await
+        let quiet = format!("SET client_min_messages = warning; {batch}");
+        within(self.timeout, "PostgreSQL", client.batch_execute(&quiet)).await
     }
+}
+
+/// `sslmode=prefer` written in the URL: libpq tries TLS first, but the driver here
+/// would connect in plain text without a word. Refused, saying what to write instead.
+fn refuse_prefer(url: &str) -> Result<(), StoreError> {
+    let prefer = url.split(['?', '&', ' ']).any(|part| part.trim().eq_ignore_ascii_case("sslmode=prefer"));
+    if prefer {
+        return Err(StoreError::InvalidConfig(
+            "`sslmode=prefer` would connect in plain text here, without a word (libpq tries TLS first; this driver does not): write \
+             `sslmode=require` for TLS (feature `postgres-tls`, `sslrootcert=` for a private CA), or \
+             `sslmode=disable` for plain text on a trusted network"
+                .to_owned(),
+        ));
+    }
+    Ok(())
 }
 
 /// A table name must be a plain identifier: it is written into the statements.
@@ -447,6 +466,17 @@ mod tls {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sslmode_prefer_is_refused_with_what_to_write() {
+        for url in
+            ["postgres://app@db/x?sslmode=prefer", "postgres://app@db/x?a=1&sslmode=PREFER", "host=db sslmode=prefer"]
+        {
+            let error = Database::new(url, Duration::from_secs(1), 1).err().map(|e| e.to_string()).unwrap_or_default();
+            assert!(error.contains("sslmode=require"), "{url}: {error}");
+        }
+        assert!(Database::new("postgres://app@db/x?sslmode=disable", Duration::from_secs(1), 1).is_ok());
+    }
 
     #[test]
     fn table_names_are_plain_identifiers() {
