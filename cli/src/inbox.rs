@@ -335,7 +335,9 @@ fn verify(
     }
 }
 
-/// The inbox `args` names, with the table or prefix it was given.
+/// The inbox `args` names, with the table or prefix it was given: only one that exists
+/// (no command here creates storage; a misspelt table or prefix is an error that names
+/// the inboxes that are there).
 async fn open(args: &InboxArgs) -> Result<Box<dyn Inbox>, Failure> {
     let url = args.url.as_str();
     let postgres = url.starts_with("postgres://") || url.starts_with("postgresql://");
@@ -346,24 +348,17 @@ async fn open(args: &InboxArgs) -> Result<Box<dyn Inbox>, Failure> {
         (Some(table), _) => PostgresInbox::builder(url)
             .table(table)
             .sweep_every(None)
+            .existing_only()
             .connect()
             .await
             .map(|inbox| Box::new(inbox) as Box<dyn Inbox>),
-        (_, Some(prefix)) => {
-            RedisInbox::builder(url).prefix(prefix).connect().await.map(|inbox| Box::new(inbox) as Box<dyn Inbox>)
-        }
-        (None, None) if url.is_empty() || url == "memory:" => {
-            return Err("a memory inbox lives inside its receiver's process; give the URL of a durable one".to_owned())
-        }
-        (None, None) => {
-            // Opening a SQLite path creates it: a typo would show an empty inbox.
-            if let Some(path) = url.strip_prefix("sqlite:") {
-                if !std::path::Path::new(path).exists() {
-                    return Err(format!("{url}: no such file; give the path the receiver uses"));
-                }
-            }
-            inbox::connect(url).await
-        }
+        (_, Some(prefix)) => RedisInbox::builder(url)
+            .prefix(prefix)
+            .existing_only()
+            .connect()
+            .await
+            .map(|inbox| Box::new(inbox) as Box<dyn Inbox>),
+        (None, None) => inbox::connect_existing(url).await,
     };
     opened.map_err(|error| format!("{url}: {error}"))
 }

@@ -217,3 +217,44 @@ async fn every_key_list_prints_works_and_terminal_output_is_escaped() {
     assert_eq!(json["deliveries"][0]["id"], "d-escape");
     inbox_cli(&path).args(["retry", &body_key]).assert().success().stdout(predicate::str::contains("queued again"));
 }
+
+/// A test server's URL, which `scripts/test` exports.
+fn server(var: &str) -> String {
+    std::env::var(var).unwrap_or_else(|_| panic!("{var} is not set: run `scripts/test`, which starts the servers"))
+}
+
+/// The read-only commands that created storage: a misspelt `--table` created
+/// tables in PostgreSQL and a misspelt `--prefix` a Redis stream, and both reported an
+/// empty inbox with exit 0. Now nothing is created and the error names the inboxes that
+/// are there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_misspelt_table_or_prefix_creates_nothing_and_names_what_exists() {
+    use hookroute::inbox::{PostgresInbox, RedisInbox};
+    let n = std::process::id();
+    let postgres = server("HOOKROUTE_TEST_POSTGRES_URL");
+    PostgresInbox::builder(&postgres).table(format!("cli_real_{n}")).connect().await.unwrap();
+    let cli = || {
+        let mut command = Command::cargo_bin("hookroute").unwrap();
+        command.env_remove("HOOKROUTE_INBOX");
+        command
+    };
+    cli().args(["inbox", "--url", &postgres, "--table", &format!("cli_typo_{n}"), "stats"]).assert().code(2).stderr(
+        predicate::str::contains(format!("no inbox table `cli_typo_{n}`"))
+            .and(predicate::str::contains(format!("cli_real_{n}"))),
+    );
+    let typo = PostgresInbox::builder(&postgres).table(format!("cli_typo_{n}")).existing_only().connect().await;
+    assert!(typo.is_err(), "the misspelt table was not created");
+
+    let redis = server("HOOKROUTE_TEST_REDIS_URL");
+    RedisInbox::builder(&redis).prefix(format!("clireal{n}:")).connect().await.unwrap();
+    cli()
+        .args(["inbox", "--url", &redis, "--prefix", &format!("clitypo{n}:"), "list", "--state", "dead"])
+        .assert()
+        .code(2)
+        .stderr(
+            predicate::str::contains(format!("no inbox under the prefix `clitypo{n}:`"))
+                .and(predicate::str::contains(format!("clireal{n}:"))),
+        );
+    let typo = RedisInbox::builder(&redis).prefix(format!("clitypo{n}:")).existing_only().connect().await;
+    assert!(typo.is_err(), "the misspelt prefix made no stream");
+}

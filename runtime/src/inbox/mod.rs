@@ -459,16 +459,33 @@ forward_inbox!(Box);
 /// ```
 #[allow(clippy::unused_async)] // awaits only with a shared-backend feature on
 pub async fn connect(url: &str) -> Result<Box<dyn Inbox>, InboxError> {
+    open(url, false).await
+}
+
+/// The inbox `url` names, as [`connect`] opens it, but only if it exists: nothing is
+/// created, and a missing one is an error that names those that exist (PostgreSQL
+/// tables, Redis prefixes) or the missing file (SQLite). For operators' tools.
+pub async fn connect_existing(url: &str) -> Result<Box<dyn Inbox>, InboxError> {
+    open(url, true).await
+}
+
+async fn open(url: &str, existing: bool) -> Result<Box<dyn Inbox>, InboxError> {
     let location = Location::of(url);
     match Backend::of(&location.url, "inbox", "inbox.db")? {
         Backend::Memory => {
             location.plain("inbox")?;
+            if existing {
+                return Err(InboxError::InvalidConfig(
+                    "a memory inbox lives inside its receiver's process; give the URL of a durable one".to_owned(),
+                ));
+            }
             Ok(Box::new(MemoryInbox::new()))
         }
         #[cfg(feature = "redis")]
         Backend::Redis => {
             let prefix = location.prefix("inbox")?;
             let builder = RedisInbox::builder(location.url);
+            let builder = if existing { builder.existing_only() } else { builder };
             Ok(Box::new(
                 match prefix {
                     Some(prefix) => builder.prefix(prefix),
@@ -482,6 +499,7 @@ pub async fn connect(url: &str) -> Result<Box<dyn Inbox>, InboxError> {
         Backend::Postgres => {
             let table = location.table("inbox")?;
             let builder = PostgresInbox::builder(location.url);
+            let builder = if existing { builder.existing_only().sweep_every(None) } else { builder };
             Ok(Box::new(
                 match table {
                     Some(table) => builder.table(table),
@@ -494,6 +512,11 @@ pub async fn connect(url: &str) -> Result<Box<dyn Inbox>, InboxError> {
         #[cfg(feature = "sqlite")]
         Backend::Sqlite(path) => {
             location.plain("inbox")?;
+            if existing && !std::path::Path::new(&path).exists() {
+                return Err(InboxError::InvalidConfig(format!(
+                    "{path}: no such file; give the path the receiver uses"
+                )));
+            }
             Ok(Box::new(SqliteInbox::open(path).await?))
         }
     }

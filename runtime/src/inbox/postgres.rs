@@ -166,6 +166,7 @@ pub struct PostgresInboxBuilder {
     timeout: Duration,
     pool_size: usize,
     sweep_every: Option<Duration>,
+    existing: bool,
 }
 
 impl fmt::Debug for PostgresInboxBuilder {
@@ -195,6 +196,7 @@ impl PostgresInbox {
             timeout: DEFAULT_STORE_TIMEOUT,
             pool_size: 16,
             sweep_every: Some(Duration::from_secs(300)),
+            existing: false,
         }
     }
 
@@ -250,9 +252,19 @@ impl PostgresInboxBuilder {
         self
     }
 
-    /// Connects, creates the table if it is missing, and starts the sweeper.
+    /// Opens only an inbox that exists: [`connect`](Self::connect) creates nothing,
+    /// and a table that is not there is an error naming the inbox tables that are (an
+    /// operator's tool looking at a misspelt table must not make an empty inbox).
+    #[must_use]
+    pub fn existing_only(mut self) -> Self {
+        self.existing = true;
+        self
+    }
+
+    /// Connects, creates the table if it is missing (unless
+    /// [`existing_only`](Self::existing_only)), and starts the sweeper.
     pub async fn connect(self) -> Result<PostgresInbox, InboxError> {
-        let Self { url, table, timeout, pool_size, sweep_every } = self;
+        let Self { url, table, timeout, pool_size, sweep_every, existing } = self;
         check_table(&table)?;
         let (db, target) = Database::new(&url, timeout, pool_size)?;
         let (marks, _) = Database::with_options(&url, timeout, pool_size, Some("-c synchronous_commit=off"))?;
@@ -282,7 +294,11 @@ impl PostgresInboxBuilder {
              COMMIT;",
             t = inner.table
         );
-        inner.db.migrate(&migration).await.map_err(failed)?;
+        if existing {
+            inner.check_exists().await.map_err(failed)?;
+        } else {
+            inner.db.migrate(&migration).await.map_err(failed)?;
+        }
         if let Some(every) = sweep_every {
             // Expired done rows go while the inbox lives.
             tokio::spawn(sweep_while_alive(Arc::downgrade(&inner), every, |inner| async move {
@@ -293,6 +309,36 @@ impl PostgresInboxBuilder {
             }));
         }
         Ok(PostgresInbox { inner })
+    }
+}
+
+impl Inner {
+    /// Fails unless the inbox's table exists, naming the inbox tables that do.
+    async fn check_exists(&self) -> Result<(), InboxError> {
+        let found = self.db.query("SELECT to_regclass($1)::text", &[&self.table]).await?;
+        if found.first().and_then(|row| row.try_get::<_, Option<String>>(0).ok()).flatten().is_some() {
+            return Ok(());
+        }
+        // An inbox table has these columns, whatever its name.
+        let tables = self
+            .db
+            .query(
+                "SELECT table_name::text FROM information_schema.columns
+                 WHERE table_schema = current_schema() AND column_name IN ('event_id', 'due_at', 'token', 'attempts')
+                 GROUP BY table_name HAVING count(*) = 4 ORDER BY table_name",
+                &[],
+            )
+            .await?;
+        let names: Vec<String> = tables.iter().filter_map(|row| row.try_get(0).ok()).collect();
+        Err(InboxError::InvalidConfig(format!(
+            "there is no inbox table `{}`; {}",
+            self.table,
+            if names.is_empty() {
+                "this database holds none".to_owned()
+            } else {
+                format!("the inbox tables here: {}", names.join(", "))
+            }
+        )))
     }
 }
 
@@ -322,7 +368,13 @@ impl Inbox for PostgresInbox {
     }
 
     async fn owner(&self) -> Result<Option<String>, InboxError> {
-        let rows = self.query(&format!("SELECT namespace FROM {}_owner WHERE id = 1", self.inner.table), &[]).await?;
+        let owner_table = format!("{}_owner", self.inner.table);
+        // An inbox made before owners were kept has no such table.
+        let exists = self.query("SELECT to_regclass($1)::text", &[&owner_table]).await?;
+        if exists.first().and_then(|row| row.try_get::<_, Option<String>>(0).ok()).flatten().is_none() {
+            return Ok(None);
+        }
+        let rows = self.query(&format!("SELECT namespace FROM {owner_table} WHERE id = 1"), &[]).await?;
         Ok(rows.first().and_then(|row| row.try_get(0).ok()))
     }
 

@@ -317,6 +317,7 @@ pub struct RedisInboxBuilder {
     prefix: String,
     timeout: Duration,
     allow_eviction: bool,
+    existing: bool,
 }
 
 impl fmt::Debug for RedisInboxBuilder {
@@ -342,6 +343,7 @@ impl RedisInbox {
             prefix: DEFAULT_INBOX_PREFIX.to_owned(),
             timeout: DEFAULT_STORE_TIMEOUT,
             allow_eviction: false,
+            existing: false,
         }
     }
 
@@ -406,13 +408,28 @@ impl RedisInboxBuilder {
         self
     }
 
-    /// Connects and creates the stream and its consumer group if they are missing. A
-    /// server whose `maxmemory-policy` may evict keys is refused.
+    /// Opens only an inbox that exists: [`connect`](Self::connect) creates nothing,
+    /// and a prefix with no inbox stream is an error naming the prefixes that have one
+    /// (an operator's tool looking at a misspelt prefix must not make an empty inbox).
+    #[must_use]
+    pub fn existing_only(mut self) -> Self {
+        self.existing = true;
+        self
+    }
+
+    /// Connects and creates the stream and its consumer group if they are missing
+    /// (unless [`existing_only`](Self::existing_only)). A server whose
+    /// `maxmemory-policy` may evict keys is refused.
     pub async fn connect(self) -> Result<RedisInbox, InboxError> {
-        let Self { url, prefix, timeout, allow_eviction } = self;
+        let Self { url, prefix, timeout, allow_eviction, existing } = self;
         let (mut connection, target) = crate::store::redis_connection(&url, timeout, allow_eviction).await?;
         let keys = ["stream", "delayed", "dead", "done", "leases"].map(|name| format!("{prefix}{name}"));
-        if let Err(err) = create_group(&mut connection, &keys[0], timeout).await {
+        let ready = if existing {
+            check_exists(&mut connection, &prefix, &keys[0], timeout).await
+        } else {
+            create_group(&mut connection, &keys[0], timeout).await
+        };
+        if let Err(err) = ready {
             return Err(connect_error("Redis", target, err));
         }
         warn_without_persistence(&mut connection, &target, timeout).await;
@@ -441,6 +458,41 @@ async fn create_group(
         Err(InboxError::Unavailable(err)) if err.to_string().contains("BUSYGROUP") => Ok(()),
         Err(err) => Err(err),
     }
+}
+
+/// Fails unless `stream` exists, naming the prefixes whose inbox stream does.
+async fn check_exists(
+    connection: &mut redis::aio::ConnectionManager,
+    prefix: &str,
+    stream: &str,
+    timeout: Duration,
+) -> Result<(), InboxError> {
+    let mut exists = redis::cmd("EXISTS");
+    exists.arg(stream);
+    if within(timeout, "Redis", exists.query_async::<u64>(connection)).await? == 1 {
+        return Ok(());
+    }
+    let mut prefixes = Vec::new();
+    let mut cursor = 0_u64;
+    loop {
+        let mut scan = redis::cmd("SCAN");
+        scan.arg(cursor).arg("MATCH").arg("*stream").arg("COUNT").arg(1000).arg("TYPE").arg("stream");
+        let (next, keys): (u64, Vec<String>) = within(timeout, "Redis", scan.query_async(connection)).await?;
+        prefixes.extend(keys.into_iter().filter_map(|key| key.strip_suffix("stream").map(str::to_owned)));
+        if next == 0 || prefixes.len() > 50 {
+            break;
+        }
+        cursor = next;
+    }
+    prefixes.sort();
+    Err(InboxError::InvalidConfig(format!(
+        "there is no inbox under the prefix `{prefix}`; {}",
+        if prefixes.is_empty() {
+            "this server holds none".to_owned()
+        } else {
+            format!("the inbox prefixes here: {}", prefixes.join(", "))
+        }
+    )))
 }
 
 /// Says, loudly, when the server keeps no append-only file: a restart (or a failover
