@@ -22,6 +22,26 @@ use crate::{capture, Failure, SecretArgs};
 /// The largest body `listen` takes; providers send far less.
 const MAX_BODY: usize = 16 * 1024 * 1024;
 
+/// How many connections `listen` serves at once; more wait to be accepted.
+const MAX_CONNECTIONS: usize = 64;
+
+/// Headers that belong to one connection, never forwarded to the next (RFC 9110
+/// 7.6.1), beside those the `Connection` header names.
+const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    // Framing and routing: the client sets its own.
+    "host",
+    "content-length",
+];
+
 #[derive(Args)]
 pub(crate) struct ListenArgs {
     /// The port to listen on (0: any free one; the address is printed first).
@@ -41,12 +61,17 @@ pub(crate) struct ListenArgs {
     /// one fails.
     #[arg(long)]
     provider: Option<String>,
+    /// How long a body may take to arrive whole (a receiver's default: 10 s); a slower
+    /// one is answered 408.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "10s")]
+    body_timeout: Duration,
     #[command(flatten)]
     secret: SecretArgs,
 }
 
 struct State {
     seq: AtomicU64,
+    body_timeout: Duration,
     save: Option<PathBuf>,
     forward: Option<reqwest::Url>,
     client: reqwest::Client,
@@ -71,11 +96,21 @@ pub(crate) fn run(args: ListenArgs, json: bool) -> Result<std::process::ExitCode
         }
         None => None,
     };
+    // A redirect would send the signed body somewhere the operator did not name.
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
+        .redirect(reqwest::redirect::Policy::none())
         .build()
         .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
-    let state = Arc::new(State { seq: AtomicU64::new(0), save: args.save, forward, client, check, json });
+    let state = Arc::new(State {
+        seq: AtomicU64::new(0),
+        body_timeout: args.body_timeout,
+        save: args.save,
+        forward,
+        client,
+        check,
+        json,
+    });
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -92,7 +127,9 @@ async fn serve(addr: SocketAddr, state: Arc<State>) -> Result<std::process::Exit
         let forward = state.forward.as_ref().map(|url| format!(", forwarding to {url}")).unwrap_or_default();
         println!("listening on http://{local}{forward} (Ctrl-C to stop)");
     }
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
+        let Ok(slot) = Arc::clone(&slots).acquire_owned().await else { return Ok(std::process::ExitCode::SUCCESS) };
         let (stream, _) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
@@ -114,6 +151,7 @@ async fn serve(addr: SocketAddr, state: Arc<State>) -> Result<std::process::Exit
             if let Err(error) = connection.await {
                 eprintln!("connection: {error}");
             }
+            drop(slot);
         });
     }
 }
@@ -129,11 +167,17 @@ async fn handle(state: Arc<State>, request: Request<Incoming>) -> Result<Respons
     let (parts, body) = request.into_parts();
     let target = parts.uri.path_and_query().map_or("/", |path| path.as_str());
     let request_line = format!("{} {target} HTTP/1.1", parts.method);
-    let body = match Limited::new(body, MAX_BODY).collect().await {
-        Ok(body) => body.to_bytes(),
-        Err(error) => {
+    let body = match tokio::time::timeout(state.body_timeout, Limited::new(body, MAX_BODY).collect()).await {
+        Ok(Ok(body)) => body.to_bytes(),
+        Ok(Err(error)) => {
             eprintln!("{request_line}: body not read: {error}");
             return Ok(answer(StatusCode::PAYLOAD_TOO_LARGE, r#"{"error":"body not read"}"#));
+        }
+        Err(_elapsed) => {
+            eprintln!("{request_line}: the body did not arrive within {:?}", state.body_timeout);
+            let mut response = answer(StatusCode::REQUEST_TIMEOUT, r#"{"error":"the body did not arrive in time"}"#);
+            response.headers_mut().insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
+            return Ok(response);
         }
     };
     let n = state.seq.fetch_add(1, Ordering::Relaxed) + 1;
@@ -175,11 +219,7 @@ async fn forward(
     body: Bytes,
     report: &mut serde_json::Value,
 ) -> Response<Full<Bytes>> {
-    let mut outgoing = headers.clone();
-    // Hop-by-hop and framing headers belong to this connection, not the next one.
-    for name in ["host", "connection", "content-length", "transfer-encoding", "keep-alive", "upgrade", "te"] {
-        outgoing.remove(name);
-    }
+    let outgoing = forwarded_headers(headers);
     match client.post(url.clone()).headers(outgoing).body(body).send().await {
         Ok(response) => {
             let status = response.status();
@@ -195,6 +235,23 @@ async fn forward(
             answer(StatusCode::BAD_GATEWAY, r#"{"error":"the forward target did not answer"}"#)
         }
     }
+}
+
+/// The headers to send on: all but the hop-by-hop ones, and those `Connection` names.
+fn forwarded_headers(headers: &HeaderMap) -> HeaderMap {
+    let named: Vec<String> = headers
+        .get_all(http::header::CONNECTION)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .map(|name| name.trim().to_ascii_lowercase())
+        .filter(|name| !name.is_empty())
+        .collect();
+    let mut outgoing = headers.clone();
+    for name in HOP_BY_HOP.iter().copied().chain(named.iter().map(String::as_str)) {
+        outgoing.remove(name);
+    }
+    outgoing
 }
 
 fn print_report(report: &serde_json::Value, json: bool) {

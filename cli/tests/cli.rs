@@ -578,3 +578,74 @@ fn sign_builds_the_envelope_from_data_and_its_output_verifies() {
     verify.args(["verify", "--provider", "stripe", "--secret", SECRET]).arg(&path);
     verify.assert().success().stdout(predicate::str::starts_with("valid: stripe signature"));
 }
+
+/// The path and headers of each request a target saw.
+type Requests = Arc<Mutex<Vec<(String, http::HeaderMap)>>>;
+
+/// A forward target: answers 307 to `/moved` on `/hook`, records every request's path
+/// and headers.
+fn recording_target() -> (String, Requests) {
+    let seen: Requests = Arc::default();
+    let record = Arc::clone(&seen);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        runtime.block_on(async move {
+            let router = axum::Router::new().fallback(move |request: axum::extract::Request| {
+                let record = Arc::clone(&record);
+                async move {
+                    let path = request.uri().path().to_owned();
+                    record.lock().unwrap().push((path.clone(), request.headers().clone()));
+                    if path == "/hook" {
+                        (http::StatusCode::TEMPORARY_REDIRECT, [(http::header::LOCATION, "/moved")], "moved")
+                    } else {
+                        (http::StatusCode::OK, [(http::header::LOCATION, "-")], "ok")
+                    }
+                }
+            });
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            tx.send(format!("http://{}", listener.local_addr().unwrap())).unwrap();
+            axum::serve(listener, router).await.unwrap();
+        });
+    });
+    (rx.recv().unwrap(), seen)
+}
+
+/// The issue's `listen --forward-to` findings: it forwarded `Proxy-Authorization` and
+/// headers named in `Connection`, followed a 307 with the signed body, and waited for
+/// stalled uploads without end. Now hop-by-hop headers stay, a redirect is answered to
+/// the sender as it came, and a stalled body is 408 after the body timeout.
+#[test]
+fn listen_forwards_only_end_to_end_headers_never_follows_redirects_and_ends_stalled_bodies() {
+    use std::io::{Read as _, Write as _};
+    let (target, seen) = recording_target();
+    let listener = Listener::start(&["--forward-to", &format!("{target}/hook"), "--body-timeout", "1s"]);
+    let address = listener.url.trim_start_matches("http://").to_owned();
+    let mut stream = std::net::TcpStream::connect(&address).unwrap();
+    stream.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+    let request = "POST /hook HTTP/1.1\r\nhost: x\r\ncontent-length: 2\r\nproxy-authorization: Basic c2VjcmV0\r\n\
+                   connection: keep-alive, x-hop\r\nx-hop: 1\r\nx-kept: yes\r\n\r\n{}";
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut answer = [0_u8; 512];
+    let n = stream.read(&mut answer).unwrap();
+    let answer = String::from_utf8_lossy(&answer[..n]).into_owned();
+    assert!(answer.starts_with("HTTP/1.1 307"), "the redirect is the sender's answer: {answer}");
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.iter().map(|(path, _)| path.as_str()).collect::<Vec<_>>(), ["/hook"], "never followed");
+    let headers = &seen[0].1;
+    assert_eq!(headers.get("x-kept").map(|v| v.to_str().unwrap()), Some("yes"));
+    for hop in ["proxy-authorization", "x-hop"] {
+        assert!(headers.get(hop).is_none(), "{hop} was forwarded: {headers:?}");
+    }
+
+    let mut stalled = std::net::TcpStream::connect(&address).unwrap();
+    stalled.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+    stalled.write_all(b"POST /hook HTTP/1.1\r\nhost: x\r\ncontent-length: 1000\r\n\r\n{\"a\":").unwrap();
+    let mut answer = [0_u8; 256];
+    let n = stalled.read(&mut answer).expect("answered before the read timeout");
+    assert!(
+        String::from_utf8_lossy(&answer[..n]).starts_with("HTTP/1.1 408"),
+        "{:?}",
+        String::from_utf8_lossy(&answer[..n])
+    );
+}
