@@ -339,13 +339,50 @@ async fn a_second_app_on_one_inbox_is_refused(inbox: Arc<dyn Inbox>) {
     first.stop().await;
 }
 
+/// The unbounded inbox: 300 signed deliveries into an inbox with no workers were
+/// all 202, without end. Past `max_waiting` deliveries waiting, a new one is 503
+/// `inbox_full` (the provider retries later); once workers drain it, 202 again.
+async fn a_full_inbox_answers_503_until_it_drains(inbox: Arc<dyn Inbox>) {
+    let app = Arc::new(App::default());
+    let receiver =
+        Receiver::builder(Arc::clone(&app)).secret(SECRET).inbox(Arc::clone(&inbox)).max_waiting(5).build().unwrap();
+    let send = |id: String| {
+        let receiver = receiver.clone();
+        async move {
+            let delivery = TestEvent::<Groq>::new("job.run", serde_json::json!({})).id(id).sign(SECRET);
+            let outcome = receiver.receive(&delivery.headers, &delivery.body).await;
+            (outcome.status().as_u16(), outcome.body().into_owned())
+        }
+    };
+    for _ in 0..5 {
+        assert_eq!(send(unique("fill")).await.0, 202);
+    }
+    for _ in 0..3 {
+        let (status, body) = send(unique("past")).await;
+        assert_eq!(status, 503, "{body}");
+        assert!(body.contains("5 deliveries waiting, its limit is 5"), "{body}");
+    }
+    let workers = receiver.worker().unwrap().poll_interval(Duration::from_millis(20)).spawn();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, _) = send(unique("after")).await;
+        if status == 202 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the drained inbox never took deliveries again");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    workers.shutdown().await;
+}
+
 /// The tests above, each a `#[tokio::test]` in module `$module` on the inbox `$make`.
 macro_rules! on_backend {
     ($module:ident, $make:expr) => {
         on_backend!(@tests $module, $make,
             answers_before_the_handler_finishes retries_then_dead_letters_then_replays a_replayed_dead_letter_is_done
             a_lost_answer_makes_the_retry_a_duplicate a_replay_runs_past_the_timestamp_window
-            a_delivery_that_kills_its_workers_is_dead_lettered a_second_app_on_one_inbox_is_refused);
+            a_delivery_that_kills_its_workers_is_dead_lettered a_second_app_on_one_inbox_is_refused
+            a_full_inbox_answers_503_until_it_drains);
     };
     (@tests $module:ident, $make:expr, $($test:ident)+) => {
         mod $module {

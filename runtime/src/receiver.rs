@@ -41,6 +41,10 @@ pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(10);
 /// across all requests to one receiver: 64 MiB.
 pub const DEFAULT_UNVERIFIED_BYTES: usize = 64 * 1024 * 1024;
 
+/// How many deliveries may wait in an inbox (queued or retrying) before new ones are
+/// answered 503, by default.
+pub const DEFAULT_MAX_WAITING: u64 = 100_000;
+
 /// The least a body still arriving must send in each second after its first, by
 /// default: 16 KiB.
 pub const DEFAULT_MIN_BODY_RATE: u32 = 16 * 1024;
@@ -137,11 +141,57 @@ pub(crate) struct InboxMode {
     pub(crate) taking: crate::health::Taking,
     /// Set once the inbox accepted this receiver's namespace ([`Inbox::bind`]).
     bound: tokio::sync::OnceCell<()>,
+    /// The most deliveries waiting (queued or retrying) before new ones are refused.
+    max_waiting: u64,
+    /// How many were waiting when last counted, and when.
+    waiting: std::sync::Mutex<Option<(tokio::time::Instant, u64)>>,
+    /// Set while one request counts them again.
+    counting: std::sync::atomic::AtomicBool,
     /// The namespaces this receiver answered to under its other secrets.
     also: Vec<String>,
 }
 
 impl InboxMode {
+    /// Refuses a new delivery while the inbox holds `max_waiting` deliveries waiting,
+    /// counted from its stats at most 5 s before (250 ms once past half the limit). A
+    /// stats call that fails refuses nothing: the enqueue says whether the inbox is up.
+    async fn room(&self) -> Result<(), Rejection> {
+        use std::sync::atomic::Ordering;
+        if self.max_waiting == u64::MAX {
+            return Ok(());
+        }
+        let last = *self.waiting.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let fresh_for = match last {
+            Some((_, waiting)) if waiting < self.max_waiting / 2 => Duration::from_secs(5),
+            _ => Duration::from_millis(250),
+        };
+        let stale = last.is_none_or(|(at, _)| at.elapsed() >= fresh_for);
+        let mut counted = last;
+        if stale && !self.counting.swap(true, Ordering::AcqRel) {
+            match self.call("stats", self.inbox.stats()).await {
+                Ok(stats) => {
+                    counted = Some((tokio::time::Instant::now(), stats.queued + stats.retrying));
+                    *self.waiting.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = counted;
+                }
+                Err(error) => tracing::debug!(%error, "could not count the deliveries waiting in the inbox"),
+            }
+            self.counting.store(false, Ordering::Release);
+        }
+        match counted {
+            Some((_, waiting)) if waiting >= self.max_waiting => {
+                Err(Rejection::InboxFull { waiting, limit: self.max_waiting })
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Counts one more delivery waiting, until the next count.
+    fn queued_one(&self) {
+        if let Some((_, waiting)) = self.waiting.lock().unwrap_or_else(std::sync::PoisonError::into_inner).as_mut() {
+            *waiting += 1;
+        }
+    }
+
     /// Binds the inbox to `namespace` once (see [`Inbox::bind`]); a refusal is logged
     /// each time it is met and answered again on the next call.
     pub(crate) async fn bound(&self, namespace: &str) -> Result<(), StoreError> {
@@ -174,6 +224,7 @@ pub(crate) struct Settings {
     min_body_rate: u32,
     unverified_bytes: usize,
     unverified_per_peer: Option<usize>,
+    max_waiting: u64,
 }
 
 impl<H: WebhookHandlers, S: IdempotencyStore> Clone for Receiver<H, S> {
@@ -220,6 +271,7 @@ impl<H: WebhookHandlers> Receiver<H> {
                 min_body_rate: DEFAULT_MIN_BODY_RATE,
                 unverified_bytes: DEFAULT_UNVERIFIED_BYTES,
                 unverified_per_peer: None,
+                max_waiting: DEFAULT_MAX_WAITING,
             },
         }
     }
@@ -520,8 +572,10 @@ async fn enqueue<P: Provider>(
     if let Err(error) = mode.bound(namespace).await {
         return Err(Rejection::Inbox(error));
     }
+    mode.room().await?;
     match mode.call("enqueue", mode.inbox.enqueue(&delivery)).await {
         Ok(Enqueued::Queued) => {
+            mode.queued_one();
             mode.wake.notify_one();
             Ok(Delivered::new(DeliveredKind::Queued, meta))
         }
@@ -865,6 +919,15 @@ pub enum Rejection {
         /// The body timeout.
         after: Duration,
     },
+    /// Inbox mode: the inbox holds as many deliveries waiting as it may; nothing was
+    /// stored (503).
+    #[error("the inbox holds {waiting} deliveries waiting, its limit is {limit}; retry later")]
+    InboxFull {
+        /// Deliveries queued or retrying when last counted.
+        waiting: u64,
+        /// The receiver's [`max_waiting`](ReceiverBuilder::max_waiting).
+        limit: u64,
+    },
     /// The body arrived slower than the floor rate (408).
     #[error("the request body arrived slower than {rate} bytes a second")]
     BodyTooSlow {
@@ -880,7 +943,7 @@ impl Rejection {
     /// A short fixed name for the cause, for metrics, spans and dashboards:
     /// `too_large`, `unverified`, `bad_envelope`, `bad_data`, `in_flight`,
     /// `handler_failed`, `store_unavailable`, `inbox_unavailable`, `body_read_failed`,
-    /// `body_timeout`, `body_too_slow` or `overloaded`.
+    /// `body_timeout`, `body_too_slow`, `inbox_full` or `overloaded`.
     pub fn kind(&self) -> &'static str {
         match self {
             Self::TooLarge { .. } => "too_large",
@@ -894,6 +957,7 @@ impl Rejection {
             Self::BodyRead(_) => "body_read_failed",
             Self::BodyTimeout { .. } => "body_timeout",
             Self::BodyTooSlow { .. } => "body_too_slow",
+            Self::InboxFull { .. } => "inbox_full",
             Self::Overloaded => "overloaded",
         }
     }
@@ -907,7 +971,9 @@ impl Rejection {
             Self::InFlight { .. } => StatusCode::CONFLICT,
             Self::Handler { .. } => StatusCode::INTERNAL_SERVER_ERROR,
             Self::BodyTimeout { .. } | Self::BodyTooSlow { .. } => StatusCode::REQUEST_TIMEOUT,
-            Self::Store(_) | Self::Inbox(_) | Self::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Store(_) | Self::Inbox(_) | Self::InboxFull { .. } | Self::Overloaded => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
         }
     }
 
@@ -1091,6 +1157,17 @@ impl<H: WebhookHandlers, S: IdempotencyStore> ReceiverBuilder<H, S> {
         self
     }
 
+    /// Inbox mode: how many deliveries may wait (queued or retrying) before new ones are
+    /// answered 503 `inbox_full`, so the provider retries later instead of the inbox
+    /// growing without bound (default [`DEFAULT_MAX_WAITING`], 100,000; `u64::MAX` for
+    /// no bound). Counted from the inbox's stats at most 5 s before, 250 ms once past
+    /// half of it: a burst may go a little past it. With 1 MiB bodies, 100,000 waiting
+    /// deliveries are up to 100 GiB: size it to the backend's room.
+    pub fn max_waiting(mut self, deliveries: u64) -> Self {
+        self.settings.max_waiting = deliveries;
+        self
+    }
+
     /// Inbox mode: when failed deliveries run again, and how many attempts they get
     /// before the dead letters. [`RetrySchedule::standard`] by default.
     pub fn retry_schedule(mut self, schedule: RetrySchedule) -> Self {
@@ -1138,6 +1215,9 @@ impl<H: WebhookHandlers, S: IdempotencyStore> ReceiverBuilder<H, S> {
             taking: crate::health::Taking::default(),
             bound: tokio::sync::OnceCell::new(),
             also: fingerprints.into_iter().filter(|earlier| *earlier != namespace).collect(),
+            max_waiting: self.settings.max_waiting,
+            waiting: std::sync::Mutex::new(None),
+            counting: std::sync::atomic::AtomicBool::new(false),
         });
         Ok(Receiver {
             inner: Arc::new(Inner {
