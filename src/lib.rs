@@ -125,7 +125,7 @@ pub use hookroute_runtime::{
     Provider, Receiver, ReceiverBuilder, Rejection, Secret, SecretError, Shopify, Slack, StandardWebhooks, Stripe,
     UnknownEvent, VerifyError, WebhookHandlers, Worker, WorkerHandle, DEFAULT_BODY_LIMIT, DEFAULT_BODY_TIMEOUT,
     DEFAULT_CONCURRENCY, DEFAULT_HANDLER_TIMEOUT, DEFAULT_LEASE, DEFAULT_MAX_WAITING, DEFAULT_MIN_BODY_RATE,
-    DEFAULT_STATS_INTERVAL, DEFAULT_UNVERIFIED_BYTES, DEFAULT_WORKER_LEASE,
+    DEFAULT_PAYLOAD_RETENTION, DEFAULT_STATS_INTERVAL, DEFAULT_UNVERIFIED_BYTES, DEFAULT_WORKER_LEASE,
 };
 
 /// The [`Receiver`] as a tower `Service` over any `http_body::Body`: hyper, tonic,

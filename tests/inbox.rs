@@ -375,6 +375,49 @@ async fn a_full_inbox_answers_503_until_it_drains(inbox: Arc<dyn Inbox>) {
     workers.shutdown().await;
 }
 
+/// The issue's done records that kept their body and headers for the whole 7-day TTL
+/// (+306 MB for 300 handled 1 MiB deliveries). The payload goes after its own
+/// retention (1 s here, a day by default); the key stays, so a redelivery is still a
+/// duplicate; a replay past it is dead-lettered, saying why.
+async fn a_done_payload_goes_after_its_retention_and_its_key_stays(inbox: Arc<dyn Inbox>) {
+    let app = Arc::new(App::default());
+    let receiver = Receiver::builder(Arc::clone(&app))
+        .secret(SECRET)
+        .inbox(Arc::clone(&inbox))
+        .payload_retention(Duration::from_secs(1))
+        .build()
+        .unwrap();
+    let workers = receiver.worker().unwrap().poll_interval(Duration::from_millis(20)).spawn();
+    let id = unique("retained");
+    let delivery =
+        TestEvent::<Groq>::new("job.run", serde_json::json!({"padding": "x".repeat(10_000)})).id(&id).sign(SECRET);
+    assert_eq!(receiver.receive(&delivery.headers, &delivery.body).await.status(), 202);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let stored = inbox.get(&key(&id)).await.unwrap().expect("the record stays");
+        if stored.state == DeliveryState::Done && stored.body.is_empty() && stored.headers.is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the payload was kept past its retention: {stored:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let again = receiver.receive(&delivery.headers, &delivery.body).await;
+    assert_eq!((again.status().as_u16(), again.body().into_owned()), (200, r#"{"status":"duplicate"}"#.to_owned()));
+    assert!(inbox.replay(&key(&id)).await.unwrap());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let dead = loop {
+        let stored = inbox.get(&key(&id)).await.unwrap().unwrap();
+        if stored.state == DeliveryState::Dead {
+            break stored;
+        }
+        assert!(Instant::now() < deadline, "{stored:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(dead.last_error.as_deref().is_some_and(|error| error.contains("payload was dropped")), "{dead:?}");
+    assert_eq!(app.runs.count(&id), 1);
+    workers.shutdown().await;
+}
+
 /// The tests above, each a `#[tokio::test]` in module `$module` on the inbox `$make`.
 macro_rules! on_backend {
     ($module:ident, $make:expr) => {
@@ -382,7 +425,7 @@ macro_rules! on_backend {
             answers_before_the_handler_finishes retries_then_dead_letters_then_replays a_replayed_dead_letter_is_done
             a_lost_answer_makes_the_retry_a_duplicate a_replay_runs_past_the_timestamp_window
             a_delivery_that_kills_its_workers_is_dead_lettered a_second_app_on_one_inbox_is_refused
-            a_full_inbox_answers_503_until_it_drains);
+            a_full_inbox_answers_503_until_it_drains a_done_payload_goes_after_its_retention_and_its_key_stays);
     };
     (@tests $module:ident, $make:expr, $($test:ident)+) => {
         mod $module {

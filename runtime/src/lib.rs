@@ -56,7 +56,7 @@ pub use provider::{
 pub use receiver::{
     Delivered, DeliveredKind, HandlerFailure, Outcome, Receiver, ReceiverBuilder, Rejection, DEFAULT_BODY_LIMIT,
     DEFAULT_BODY_TIMEOUT, DEFAULT_HANDLER_TIMEOUT, DEFAULT_LEASE, DEFAULT_MAX_WAITING, DEFAULT_MIN_BODY_RATE,
-    DEFAULT_UNVERIFIED_BYTES,
+    DEFAULT_PAYLOAD_RETENTION, DEFAULT_UNVERIFIED_BYTES,
 };
 pub use secret::{Secret, SecretError};
 pub use store::{IdempotencyStore, MemoryStore};

@@ -41,6 +41,10 @@ pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(10);
 /// across all requests to one receiver: 64 MiB.
 pub const DEFAULT_UNVERIFIED_BYTES: usize = 64 * 1024 * 1024;
 
+/// How long a done delivery's body and headers are kept in the inbox by default: a day
+/// (its key stays for the [TTL](ReceiverBuilder::ttl), 7 days).
+pub const DEFAULT_PAYLOAD_RETENTION: Duration = Duration::from_secs(24 * 3600);
+
 /// How many deliveries may wait in an inbox (queued or retrying) before new ones are
 /// answered 503, by default.
 pub const DEFAULT_MAX_WAITING: u64 = 100_000;
@@ -225,6 +229,7 @@ pub(crate) struct Settings {
     unverified_bytes: usize,
     unverified_per_peer: Option<usize>,
     max_waiting: u64,
+    pub(crate) payload_retention: Duration,
 }
 
 impl<H: WebhookHandlers, S: IdempotencyStore> Clone for Receiver<H, S> {
@@ -272,6 +277,7 @@ impl<H: WebhookHandlers> Receiver<H> {
                 unverified_bytes: DEFAULT_UNVERIFIED_BYTES,
                 unverified_per_peer: None,
                 max_waiting: DEFAULT_MAX_WAITING,
+                payload_retention: DEFAULT_PAYLOAD_RETENTION,
             },
         }
     }
@@ -1165,6 +1171,17 @@ impl<H: WebhookHandlers, S: IdempotencyStore> ReceiverBuilder<H, S> {
     /// deliveries are up to 100 GiB: size it to the backend's room.
     pub fn max_waiting(mut self, deliveries: u64) -> Self {
         self.settings.max_waiting = deliveries;
+        self
+    }
+
+    /// Inbox mode: how long a done delivery's body and headers are kept (default
+    /// [`DEFAULT_PAYLOAD_RETENTION`], a day); its key stays for the [TTL](Self::ttl), so
+    /// a redelivery is still a duplicate. Workers drop older payloads as they run
+    /// ([`Inbox::forget_payloads`]); a done delivery replayed after that is
+    /// dead-lettered at once, with nothing to run. Payloads hold personal data: keep
+    /// them no longer than you need to replay.
+    pub fn payload_retention(mut self, retention: Duration) -> Self {
+        self.settings.payload_retention = retention;
         self
     }
 

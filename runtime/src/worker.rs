@@ -201,6 +201,11 @@ impl<H: WebhookHandlers, S: IdempotencyStore> Worker<H, S> {
             receiver.namespace().to_owned(),
             settings.stats_interval,
         )));
+        // Payloads past their retention go while the worker runs.
+        let _forget = AbortOnDrop(tokio::spawn(forget_payloads(
+            Arc::clone(&mode.inbox),
+            receiver.inner.settings.payload_retention.min(settings.ttl),
+        )));
         // Counted as running in the receiver's health while this function runs.
         mode.taking.started();
         let _counted = StoppedOnDrop(&mode.taking);
@@ -297,13 +302,33 @@ impl Drop for StoppedOnDrop<'_> {
 }
 
 /// A task stopped when this is dropped.
-#[cfg(feature = "metrics")]
 struct AbortOnDrop(tokio::task::JoinHandle<()>);
 
-#[cfg(feature = "metrics")]
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
         self.0.abort();
+    }
+}
+
+/// Drops the payloads of done deliveries older than `retention`, every quarter of it
+/// (between 1 s and a minute), until aborted.
+async fn forget_payloads(inbox: Arc<dyn Inbox>, retention: Duration) {
+    let every = (retention / 4).clamp(Duration::from_secs(1), Duration::from_secs(60));
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        match observe::call(
+            observe::Backend::Inbox(inbox.backend()),
+            "forget_payloads",
+            inbox.forget_payloads(retention),
+        )
+        .await
+        {
+            Ok(0) => {}
+            Ok(forgotten) => tracing::debug!(forgotten, "dropped the payloads of done deliveries past their retention"),
+            Err(error) => tracing::debug!(%error, "could not drop the payloads of done deliveries"),
+        }
     }
 }
 
@@ -461,6 +486,11 @@ fn failed(error: &HandlerError) -> Attempt {
 /// An error (a stored record that does not read back, data that does not fit the
 /// handler's type) cannot be mended by a retry.
 fn prepare<H: WebhookHandlers>(delivery: &StoredDelivery) -> Result<Option<(H::Event, EventMeta)>, String> {
+    if delivery.headers.is_empty() && delivery.body.is_empty() {
+        return Err("its payload was dropped after the payload retention (a replay of a done delivery past it): \
+                    nothing is left to run"
+            .to_owned());
+    }
     let headers = decode_headers(&delivery.headers).map_err(|error| error.to_string())?;
     let envelope = H::Provider::envelope(&headers, &delivery.body).map_err(|error| error.to_string())?;
     let (meta, data) = envelope.into_meta("", <H::Provider as Provider>::NAME, delivery.signed_at);

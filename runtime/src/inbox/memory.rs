@@ -124,6 +124,21 @@ impl Inbox for MemoryInbox {
         Ok(self.lock().owner.clone())
     }
 
+    async fn forget_payloads(&self, older_than: Duration) -> Result<u64, InboxError> {
+        let cutoff = now().saturating_sub(i64::try_from(older_than.as_millis()).unwrap_or(i64::MAX));
+        let mut state = self.lock();
+        let mut forgotten = 0;
+        for record in state.records.values_mut() {
+            let delivery = &mut record.delivery;
+            if delivery.state == DeliveryState::Done && record.updated_at <= cutoff && !delivery.body.is_empty() {
+                delivery.body = Vec::new();
+                delivery.headers = Vec::new();
+                forgotten += 1;
+            }
+        }
+        Ok(forgotten)
+    }
+
     async fn bind(&self, namespace: &str, also: &[String]) -> Result<(), InboxError> {
         let mut state = self.lock();
         let owner = state.owner.get_or_insert_with(|| namespace.to_owned());

@@ -330,6 +330,17 @@ pub trait Inbox: Send + Sync + 'static {
         Ok(())
     }
 
+    /// Drops the body and headers of the done deliveries completed at least
+    /// `older_than` ago, keeping their records (a redelivery stays a duplicate for the
+    /// TTL); answers how many. Workers call it with the receiver's
+    /// [payload retention](crate::ReceiverBuilder::payload_retention). A replay of such a
+    /// delivery is dead-lettered at once: there is nothing left to run. The default
+    /// keeps payloads for the whole TTL and answers 0.
+    async fn forget_payloads(&self, older_than: Duration) -> Result<u64, InboxError> {
+        let _ = older_than;
+        Ok(0)
+    }
+
     /// The namespace this inbox was [bound](Self::bind) to, if any: where an operator
     /// looks an event id up. `None` by default.
     async fn owner(&self) -> Result<Option<String>, InboxError> {
@@ -423,6 +434,9 @@ macro_rules! forward_inbox {
             }
             async fn owner(&self) -> Result<Option<String>, InboxError> {
                 (**self).owner().await
+            }
+            async fn forget_payloads(&self, older_than: Duration) -> Result<u64, InboxError> {
+                (**self).forget_payloads(older_than).await
             }
             async fn replay_dead(&self) -> Result<u64, InboxError> {
                 (**self).replay_dead().await

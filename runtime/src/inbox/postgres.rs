@@ -367,6 +367,16 @@ impl Inbox for PostgresInbox {
         "postgresql"
     }
 
+    async fn forget_payloads(&self, older_than: Duration) -> Result<u64, InboxError> {
+        let forget = format!(
+            "UPDATE {} SET body = ''::bytea, headers = ''::bytea
+             WHERE state = 'done' AND updated_at <= now() - $1::bigint * interval '1 millisecond'
+               AND octet_length(body) > 0",
+            self.inner.table
+        );
+        self.execute(&forget, &[&millis(older_than)]).await
+    }
+
     async fn owner(&self) -> Result<Option<String>, InboxError> {
         let owner_table = format!("{}_owner", self.inner.table);
         // An inbox made before owners were kept has no such table.

@@ -22,7 +22,7 @@ const GROUP: &str = "hookroute";
 /// The server's clock in milliseconds, the same for every replica.
 const NOW: &str = "local t = redis.call('TIME') local now = t[1] * 1000 + math.floor(t[2] / 1000)\n";
 
-/// KEYS: stream, delayed, dead, done, leases. ARGV[1]: the record prefix.
+/// KEYS: stream, delayed, dead, done, leases, payloads. ARGV[1]: the record prefix.
 /// Stores the record and appends it to the stream, unless the key is known.
 const ENQUEUE: &str = r"
 local rec = ARGV[1] .. ARGV[2]
@@ -101,13 +101,32 @@ return 1
 ";
 
 /// ARGV[4]: the TTL in ms. Done records expire on their own; the done set is scored
-/// by expiry and trimmed here.
+/// by expiry and trimmed here. The payloads set (done keys by completion, for
+/// `FORGET_PAYLOADS`) loses here the keys whose records have expired.
 const COMPLETE: &str = r"
 redis.call('HSET', rec, 'state', 'done', 'updated_at', now)
 redis.call('PEXPIRE', rec, ARGV[4])
 redis.call('ZADD', KEYS[4], now + tonumber(ARGV[4]), ARGV[2])
 redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now)
+redis.call('ZREMRANGEBYSCORE', KEYS[6], '-inf', now - tonumber(ARGV[4]))
+redis.call('ZADD', KEYS[6], now, ARGV[2])
 return 1
+";
+
+/// ARGV: prefix, age ms. Empties the body and headers of done records completed at
+/// least that long ago (the payloads set holds done keys by completion), 1,000 a call.
+const FORGET_PAYLOADS: &str = r"
+local forgotten = 0
+local keys = redis.call('ZRANGEBYSCORE', KEYS[6], '-inf', now - tonumber(ARGV[2]), 'LIMIT', 0, 1000)
+for _, key in ipairs(keys) do
+  local rec = ARGV[1] .. key
+  if redis.call('HGET', rec, 'state') == 'done' then
+    redis.call('HSET', rec, 'body', '', 'headers', '')
+    forgotten = forgotten + 1
+  end
+  redis.call('ZREM', KEYS[6], key)
+end
+return {forgotten, #keys}
 ";
 
 /// ARGV[4]: the delay in ms, ARGV[5]: the error.
@@ -259,7 +278,7 @@ pub struct RedisInbox {
     prefix: String,
     /// What every record's key starts with: `<prefix>d:`.
     records: String,
-    keys: [String; 5],
+    keys: [String; 6],
     consumer: String,
     timeout: Duration,
     scripts: Scripts,
@@ -278,6 +297,7 @@ struct Scripts {
     stats: Script,
     list: Script,
     purge_done: Script,
+    forget_payloads: Script,
 }
 
 impl Scripts {
@@ -296,6 +316,7 @@ impl Scripts {
             stats: with_now(&format!("{LAST_DELIVERED}{STATS}")),
             list: with_now(&format!("{LAST_DELIVERED}{LIST}")),
             purge_done: with_now(PURGE_DONE),
+            forget_payloads: with_now(FORGET_PAYLOADS),
         }
     }
 }
@@ -423,7 +444,7 @@ impl RedisInboxBuilder {
     pub async fn connect(self) -> Result<RedisInbox, InboxError> {
         let Self { url, prefix, timeout, allow_eviction, existing } = self;
         let (mut connection, target) = crate::store::redis_connection(&url, timeout, allow_eviction).await?;
-        let keys = ["stream", "delayed", "dead", "done", "leases"].map(|name| format!("{prefix}{name}"));
+        let keys = ["stream", "delayed", "dead", "done", "leases", "payloads"].map(|name| format!("{prefix}{name}"));
         let ready = if existing {
             check_exists(&mut connection, &prefix, &keys[0], timeout).await
         } else {
@@ -548,6 +569,19 @@ fn corrupt(what: &str) -> InboxError {
 impl Inbox for RedisInbox {
     fn backend(&self) -> &'static str {
         "redis"
+    }
+
+    async fn forget_payloads(&self, older_than: Duration) -> Result<u64, InboxError> {
+        let mut forgotten = 0;
+        loop {
+            let mut invocation = self.script(&self.scripts.forget_payloads);
+            invocation.arg(millis(older_than));
+            let (batch, looked_at): (u64, u64) = self.run(&invocation).await?;
+            forgotten += batch;
+            if looked_at < 1000 {
+                return Ok(forgotten);
+            }
+        }
     }
 
     async fn owner(&self) -> Result<Option<String>, InboxError> {

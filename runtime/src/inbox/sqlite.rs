@@ -188,6 +188,20 @@ impl Inbox for SqliteInbox {
         "sqlite"
     }
 
+    async fn forget_payloads(&self, older_than: Duration) -> Result<u64, InboxError> {
+        let age = millis(older_than);
+        let forgotten = self
+            .run(move |connection, now| {
+                connection.execute(
+                    "UPDATE hookroute_inbox SET body = x'', headers = x''
+                     WHERE state = 'done' AND updated_at <= ?1 AND length(body) > 0",
+                    [now.saturating_sub(age)],
+                )
+            })
+            .await?;
+        Ok(forgotten as u64)
+    }
+
     async fn owner(&self) -> Result<Option<String>, InboxError> {
         self.run(|connection, _now| {
             use rusqlite::OptionalExtension as _;
