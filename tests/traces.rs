@@ -16,6 +16,9 @@ use tracing_subscriber::layer::{Context, SubscriberExt as _};
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::Layer;
 
+#[cfg(feature = "redis")]
+mod support;
+
 const SECRET: &str = "whsec_traces";
 
 struct App;
@@ -262,4 +265,22 @@ fn a_failed_worker_attempt_marks_its_span_as_an_error() {
     let warnings = seen.at_least(Level::WARN);
     assert_eq!(warnings.len(), 1, "one warning for the failed attempt: {warnings:?}");
     assert_eq!((warnings[0].level, warnings[0].span), (Level::WARN, Some(process_id)));
+}
+
+/// A Redis inbox on a server with `appendonly no` (as the test server runs) loses every
+/// queued delivery when it restarts: connecting says so, loudly, once. Before, nothing
+/// was said.
+#[cfg(feature = "redis")]
+#[test]
+fn a_redis_inbox_without_an_append_only_file_is_a_warning() {
+    let seen = traced(|| async {
+        let prefix = format!("aof_{}_{}:", std::process::id(), line!());
+        hookroute::inbox::RedisInbox::builder(support::redis_url()).prefix(prefix).connect().await.unwrap();
+    });
+    let warnings: Vec<_> = seen
+        .at_least(Level::WARN)
+        .into_iter()
+        .filter(|event| event.fields.get("message").is_some_and(|message| message.contains("appendonly no")))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{:?}", seen.events);
 }
