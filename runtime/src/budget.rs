@@ -122,10 +122,12 @@ pub(crate) struct Held<'a> {
 #[cfg(feature = "tower")]
 impl Held<'_> {
     /// Takes `bytes` more, the body being `body` bytes long with them. False when they
-    /// would go past the client's share or the pool (nothing more is taken then).
-    pub(crate) fn take(&mut self, bytes: usize, body: usize) -> bool {
+    /// would go past the client's share or the pool (nothing more is taken then). A
+    /// body `whole` with them is not waited for again: a client cannot hold its bytes
+    /// by stalling it, so they are not counted in its share (no lock taken).
+    pub(crate) fn take(&mut self, bytes: usize, body: usize, whole: bool) -> bool {
         let Ok(count) = u32::try_from(bytes) else { return false };
-        if let Some(peer) = self.peer {
+        if let Some(peer) = self.peer.filter(|_| !whole) {
             let mut peers = self.budget.peers.lock().unwrap_or_else(PoisonError::into_inner);
             let held = peers.entry(peer).or_insert(0);
             if held.saturating_add(bytes) > self.budget.per_peer {
@@ -145,7 +147,9 @@ impl Held<'_> {
             Err(_) => None,
         };
         let Some((permit, reserved)) = permit else {
-            self.give_back_peer(bytes);
+            if self.peer.is_some() && !whole {
+                self.give_back_peer(bytes);
+            }
             return false;
         };
         let (general, reserve) = self.permits.get_or_insert((None, None));
@@ -193,26 +197,26 @@ mod tests {
         let budget = UnverifiedBudget::new(1000, 300);
         let attacker = client("10.0.0.1");
         let mut held = budget.hold(Some(&attacker));
-        assert!(held.take(300, 300_000));
+        assert!(held.take(300, 300_000, false));
         let mut more = budget.hold(Some(&attacker));
-        assert!(!more.take(1, 300_000), "past the share");
+        assert!(!more.take(1, 300_000, false), "past the share");
         assert_eq!(budget.held_by(attacker.0.ip()), 300);
         let mut other = budget.hold(Some(&client("10.0.0.2")));
-        assert!(other.take(300, 300_000));
+        assert!(other.take(300, 300_000, false));
         drop(held);
         assert_eq!(budget.held_by(attacker.0.ip()), 0);
-        assert!(more.take(1, 300_000), "let go when dropped");
+        assert!(more.take(1, 300_000, false), "let go when dropped");
     }
 
     #[test]
     fn the_reserve_takes_small_bodies_only() {
         let budget = UnverifiedBudget::new(400 * 1024, usize::MAX);
         let mut large = budget.hold(None);
-        assert!(large.take(300 * 1024, 300 * 1024), "the general part");
+        assert!(large.take(300 * 1024, 300 * 1024, false), "the general part");
         let mut next_large = budget.hold(None);
-        assert!(!next_large.take(70 * 1024, 70 * 1024), "a large body does not go into the reserve");
+        assert!(!next_large.take(70 * 1024, 70 * 1024, false), "a large body does not go into the reserve");
         let mut small = budget.hold(None);
-        assert!(small.take(10 * 1024, 10 * 1024), "a small one does");
+        assert!(small.take(10 * 1024, 10 * 1024, false), "a small one does");
         assert_eq!(budget.available(), 90 * 1024);
         drop(small);
         drop(large);
@@ -223,11 +227,11 @@ mod tests {
     fn an_ipv6_client_is_counted_by_its_slash_64() {
         let budget = UnverifiedBudget::new(1000, 300);
         let mut one = budget.hold(Some(&client("2001:db8::1")));
-        assert!(one.take(300, 300));
+        assert!(one.take(300, 300, false));
         let mut same_network = budget.hold(Some(&client("2001:db8::ffff:1")));
-        assert!(!same_network.take(1, 1));
+        assert!(!same_network.take(1, 1, false));
         let mut mapped = budget.hold(Some(&client("::ffff:10.0.0.1")));
-        assert!(mapped.take(1, 1));
+        assert!(mapped.take(1, 1, false));
         assert_eq!(budget.held_by("10.0.0.1".parse().unwrap()), 1);
     }
 }

@@ -185,7 +185,7 @@ impl<H: WebhookHandlers, S: IdempotencyStore> Receiver<H, S> {
         // The bytes of bodies not yet verified are counted against the receiver's
         // budget while they are held, and against the client's share of it.
         let mut held = self.unverified_budget().hold(parts.extensions.get::<crate::budget::ClientAddr>());
-        let mut pace = Pace::new(self.min_body_rate(), deadline);
+        let mut pace = Pace::new(self.min_body_rate(), deadline, self.body_timeout());
         let mut first = None::<Bytes>;
         let mut rest = Vec::new();
         let mut read = 0_usize;
@@ -215,10 +215,15 @@ impl<H: WebhookHandlers, S: IdempotencyStore> Receiver<H, S> {
             if read > limit {
                 return Err(self.too_large(body, started).await);
             }
-            if let Some(rate) = pace.arrived(data.len()) {
-                return Err(Self::reject(Rejection::BodyTooSlow { rate }, started));
+            // A body whole in hand (most webhooks, in their first frame) is not waited
+            // for again: neither its pace nor its client's share needs counting.
+            let whole = declared.is_some_and(|len| len == read as u64);
+            if !whole {
+                if let Some(rate) = pace.arrived(data.len()) {
+                    return Err(Self::reject(Rejection::BodyTooSlow { rate }, started));
+                }
             }
-            if !held.take(data.len(), read) {
+            if !held.take(data.len(), read, whole) {
                 return Err(Self::reject(Rejection::Overloaded, started));
             }
             match &first {
@@ -251,9 +256,12 @@ struct Pace {
 impl Pace {
     const SECOND: Duration = Duration::from_secs(1);
 
-    fn new(rate: u32, deadline: Option<Instant>) -> Self {
+    /// The body's pace, its timeout ending at `deadline`: it started `timeout` before
+    /// (no clock read for it).
+    fn new(rate: u32, deadline: Option<Instant>, timeout: Duration) -> Self {
+        let started = deadline.and_then(|deadline| deadline.checked_sub(timeout)).unwrap_or_else(Instant::now);
         // The first second is free.
-        Self { rate, deadline, second_ends: Instant::now() + Self::SECOND, this_second: u64::from(rate) }
+        Self { rate, deadline, second_ends: started + Self::SECOND, this_second: u64::from(rate) }
     }
 
     /// Until when to wait for the next frame.

@@ -15,7 +15,6 @@ use axum::body::Body;
 use axum::extract::Request;
 use axum::response::Response;
 use axum::Router;
-use http_body::Body as _;
 use hyper::body::{Frame, Incoming, SizeHint};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
@@ -535,18 +534,18 @@ async fn serve_connection(
 struct Counted {
     inner: Incoming,
     state: Arc<ConnectionState>,
+    epoch: Instant,
+    /// Set once the body had to be waited for (its start is then recorded).
+    waited: bool,
 }
 
 impl Counted {
+    /// A body counted from when it first has to be waited for: one whole in hand when
+    /// read costs no clock read.
     fn new(inner: Incoming, state: &Arc<ConnectionState>, epoch: Instant) -> Self {
-        let started = if inner.is_end_stream() {
-            u64::MAX
-        } else {
-            u64::try_from(epoch.elapsed().as_millis()).unwrap_or(u64::MAX - 1)
-        };
         state.body_bytes.store(0, Ordering::Release);
-        state.body_started.store(started, Ordering::Release);
-        Self { inner, state: Arc::clone(state) }
+        state.body_started.store(u64::MAX, Ordering::Release);
+        Self { inner, state: Arc::clone(state), epoch, waited: false }
     }
 
     fn finished(&self) {
@@ -572,6 +571,11 @@ impl http_body::Body for Counted {
                 }
             }
             Poll::Ready(_) => self.finished(),
+            Poll::Pending if !self.waited => {
+                self.waited = true;
+                let started = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX - 1);
+                self.state.body_started.store(started, Ordering::Release);
+            }
             Poll::Pending => {}
         }
         polled
