@@ -211,6 +211,8 @@ async fn a_postgres_inbox_starts_without_the_servers_notices() {
         let (mut example, _address) = support::Example::start(command);
         let notices: Vec<&String> = example.logged().iter().filter(|line| line.contains("NOTICE")).collect();
         assert!(notices.is_empty(), "{notices:?}");
-        assert!(example.terminate().success());
+        // Stopped at once (killed on drop): a SIGTERM this early can come before the
+        // example listens for it, and how it stops is another test's business.
+        drop(example);
     }
 }
