@@ -208,7 +208,7 @@ async fn a_postgres_inbox_starts_without_the_servers_notices() {
         command
             .env("GITHUB_INBOX", format!("{url}?table={table}_gh"))
             .env("STRIPE_INBOX", format!("{url}?table={table}_st"));
-        let (mut example, _address) = support::Example::start(command);
+        let (example, _address) = support::Example::start(command);
         let notices: Vec<&String> = example.logged().iter().filter(|line| line.contains("NOTICE")).collect();
         assert!(notices.is_empty(), "{notices:?}");
         // Stopped at once (killed on drop): a SIGTERM this early can come before the
