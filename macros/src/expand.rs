@@ -5,8 +5,9 @@ use quote::{format_ident, quote, quote_spanned, ToTokens};
 use syn::spanned::Spanned;
 use syn::{Attribute, GenericParam, Ident, Item, ItemImpl, Meta, Type, Visibility};
 
+use crate::ctxt::Errors;
 use crate::model::{Args, HandlerSet};
-use crate::parse::{self, Errors};
+use crate::parse;
 use crate::validate::{self, UNKNOWN_VARIANT};
 
 /// The whole attribute: parse, validate, expand.

@@ -7,7 +7,7 @@
 
 use syn::LitStr;
 
-use crate::parse::{edit_distance, Errors};
+use crate::ctxt::{edit_distance, Errors};
 
 /// A provider's published event names.
 pub(crate) struct Known {

@@ -6,6 +6,7 @@
 
 #![warn(clippy::unwrap_used)]
 
+mod ctxt;
 mod expand;
 mod known;
 mod model;

@@ -5,6 +5,7 @@ use quote::quote;
 use syn::spanned::Spanned;
 use syn::{Attribute, ImplItem, ItemImpl, LitStr, Meta, Signature};
 
+use crate::ctxt::{edit_distance, Errors};
 use crate::model::Args;
 
 /// The built-in providers: the name users write and the runtime type it names.
@@ -20,36 +21,6 @@ pub(crate) const PROVIDERS: &[(&str, &str)] = &[
 
 /// The keys the attribute takes.
 const KEYS: &str = "`provider = \"groq\"` (or `provider = path::To::Scheme`) and `event_enum = Name`";
-
-/// Every mistake found, reported together.
-#[derive(Default)]
-pub(crate) struct Errors(Vec<syn::Error>);
-
-impl Errors {
-    pub(crate) fn push(&mut self, error: syn::Error) {
-        self.0.push(error);
-    }
-
-    pub(crate) fn at(&mut self, tokens: impl quote::ToTokens, message: impl std::fmt::Display) {
-        self.0.push(syn::Error::new_spanned(tokens, message));
-    }
-
-    pub(crate) fn at_span(&mut self, span: Span, message: impl std::fmt::Display) {
-        self.0.push(syn::Error::new(span, message));
-    }
-
-    pub(crate) fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    /// All errors as one, if there were any.
-    pub(crate) fn finish(self) -> Option<syn::Error> {
-        self.0.into_iter().reduce(|mut all, next| {
-            all.combine(next);
-            all
-        })
-    }
-}
 
 /// Parses `provider = "groq", event_enum = pub Name`.
 pub(crate) fn args(tokens: TokenStream) -> syn::Result<Args> {
@@ -127,22 +98,6 @@ fn provider_path(lit: &LitStr) -> syn::Result<TokenStream> {
         message = format!("{message}\nhelp: did you mean `{close}`?");
     }
     Err(syn::Error::new(lit.span(), message))
-}
-
-/// Levenshtein distance, for "did you mean".
-pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut diagonal = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let above = row[j + 1];
-            row[j + 1] = (above + 1).min(row[j] + 1).min(diagonal + usize::from(ca != *cb));
-            diagonal = above;
-        }
-    }
-    row[b.len()]
 }
 
 /// What marks a method as a handler.

@@ -7,8 +7,9 @@ use quote::{format_ident, ToTokens};
 use syn::spanned::Spanned;
 use syn::{FnArg, Ident, LitStr, ReceiverKind, ReturnType, Safety, Signature, Type};
 
+use crate::ctxt::Errors;
 use crate::model::{Fallback, Handler, HandlerSet, ReturnSpan};
-use crate::parse::{Errors, Mark, Marked};
+use crate::parse::{Mark, Marked};
 
 /// The variant that carries events no handler names.
 pub(crate) const UNKNOWN_VARIANT: &str = "Unknown";
