@@ -26,6 +26,7 @@
 
 pub mod budget;
 mod event;
+mod future;
 mod handler;
 pub mod health;
 pub mod inbox;

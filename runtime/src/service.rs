@@ -63,8 +63,9 @@ use http_body_util::BodyExt as _;
 use tokio::time::Instant;
 use tracing::Instrument as _;
 
+use crate::future::by_deadline;
 use crate::handler::WebhookHandlers;
-use crate::receiver::{by_deadline, Outcome, Receiver, Rejection};
+use crate::receiver::{Outcome, Receiver, Rejection};
 use crate::store::IdempotencyStore;
 
 /// The body of every response: the JSON of [`Outcome::body`], in one piece.
@@ -379,7 +380,7 @@ impl Future for RunToEnd {
                 }
                 Err(panic) => {
                     *self = Self::Done;
-                    tracing::error!(panic = %crate::receiver::panic_message(panic.as_ref()), "a delivery panicked");
+                    tracing::error!(panic = %crate::future::panic_message(panic.as_ref()), "a delivery panicked");
                     return Poll::Ready(internal_error());
                 }
             }

@@ -13,11 +13,13 @@ use tokio::time::Instant;
 use tracing::Instrument as _;
 
 use crate::event::EventMeta;
+use crate::future::{panic_message, with_deadline};
 use crate::handler::{HandlerError, Parsed, WebhookHandlers};
+use crate::inbox::mode::InboxMode;
 use crate::inbox::{decode_headers, Inbox, InboxError, Lease, Leased, StoredDelivery};
 use crate::observe;
 use crate::provider::{ConfigError, Provider};
-use crate::receiver::{handler_span, panic_message, with_deadline, InboxMode, Receiver};
+use crate::receiver::{handler_span, Receiver};
 use crate::store::IdempotencyStore;
 
 /// How long a worker's lease lasts by default; it is renewed every third of it while

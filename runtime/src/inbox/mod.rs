@@ -33,6 +33,7 @@ use std::time::{Duration, SystemTime};
 use http::{HeaderMap, HeaderName, HeaderValue};
 
 mod memory;
+pub(crate) mod mode;
 #[cfg(feature = "postgres")]
 mod postgres;
 #[cfg(feature = "redis")]
