@@ -2,16 +2,14 @@
 //! hookroute verifies.
 
 mod capture;
-mod inbox;
-mod listen;
+mod commands;
 mod load;
 mod samples;
 mod scheme;
 
-use std::io::Read;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use clap::{Args, Parser, Subcommand};
 use hookroute_runtime::Secret;
@@ -48,26 +46,26 @@ Examples:
   hookroute send --provider groq --url ... --type resource.created --tamper                           # wrong signature: 401
   hookroute send --provider groq --url ... --type resource.created --count 10000 --concurrency 64 --duplicates 1"
     )]
-    Send(SendArgs),
+    Send(commands::send::SendArgs),
     /// Send a realistic, correctly signed sample event of a provider's type, like `stripe trigger`.
     #[command(after_help = "Examples:
   hookroute trigger --provider groq resource.created          # to http://127.0.0.1:3000/webhooks/groq
   hookroute trigger --provider stripe payment_intent.succeeded --url http://127.0.0.1:3000/webhooks/stripe
   hookroute trigger --list                                     # every provider's sample types")]
-    Trigger(TriggerArgs),
+    Trigger(commands::trigger::TriggerArgs),
     /// Capture deliveries on a local port (and check, save and forward them), like `stripe listen`.
     #[command(after_help = "Examples:
   hookroute listen --port 4000 --save captures/                 # then: hookroute verify --provider groq captures/0001-*.http
   hookroute listen --port 4000 --forward-to http://127.0.0.1:3000/webhooks/groq --provider groq
 
 Each delivery is answered 200 {\"status\":\"captured\"}, or with the --forward-to target's answer.")]
-    Listen(listen::ListenArgs),
+    Listen(commands::listen::ListenArgs),
     /// Print the headers that sign a body (from --data as `send` builds it, or stdin).
     #[command(after_help = "Examples:
   hookroute sign --provider groq --type resource.created --data '{\"id\":\"r1\"}'     # the body, then its headers
   echo -n '{\"id\":\"evt_1\",\"type\":\"t\",\"data\":{}}' | hookroute sign --provider groq --secret-file secret.txt
   hookroute sign --provider github --id d-1 --type push --curl http://127.0.0.1:3000/webhooks/github < body.json")]
-    Sign(SignArgs),
+    Sign(commands::sign::SignArgs),
     /// Say whether a captured delivery verifies, and if not, exactly why.
     #[command(after_help = "Exit status: 0 valid, 1 invalid, 2 usage error.
 
@@ -78,7 +76,7 @@ Examples:
 
 A capture is the request as it came: request line, headers, a blank line, the body.
 The headers file holds one `name: value` per line, as `hookroute sign` prints them.")]
-    Verify(VerifyArgs),
+    Verify(commands::verify::VerifyArgs),
     /// Look into a receiver's inbox: stats, list, show, retry, purge, verify.
     #[command(after_help = "Examples:
   hookroute inbox --url postgres://app@127.0.0.1/app stats
@@ -89,7 +87,7 @@ The headers file holds one `name: value` per line, as `hookroute sign` prints th
   hookroute inbox --url ... verify evt_1 --secret-file secret.txt
 
 --url defaults to $HOOKROUTE_INBOX. Exit status: 0 done, 1 not found / invalid / refused, 2 usage or connection error.")]
-    Inbox(inbox::InboxArgs),
+    Inbox(commands::inbox::InboxArgs),
     /// List the schemes, their headers and their replay protection.
     #[command(after_help = "Examples:\n  hookroute providers")]
     Providers,
@@ -105,86 +103,10 @@ pub(crate) struct SecretArgs {
     secret_file: Option<PathBuf>,
 }
 
-#[derive(Args)]
-struct SendArgs {
-    /// The scheme: groq, coreweave, standard, stripe, github, slack, shopify.
-    #[arg(long)]
-    provider: String,
-    /// Where to send; by default `http://127.0.0.1:3000/webhooks/<provider>`, where the
-    /// example receivers listen.
-    #[arg(long)]
-    url: Option<String>,
-    /// The event type; the provider's first sample type by default.
-    #[arg(long = "type")]
-    event_type: Option<String>,
-    /// The event's data as JSON, or @file; the type's sample data by default (else `{}`).
-    #[arg(long, conflicts_with = "body")]
-    data: Option<String>,
-    /// An extra header, `name:value`, set after signing (repeatable; replaces a signed one).
-    #[arg(long = "header", value_name = "NAME:VALUE")]
-    headers: Vec<String>,
-    /// A whole raw body from @file, sent as it is (instead of an envelope built from --data).
-    #[arg(long)]
-    body: Option<String>,
-    /// The event id (fixed, to test deduplication); a fresh one per event otherwise.
-    #[arg(long)]
-    id: Option<String>,
-    /// The signing time in unix seconds (to test the replay window); now by default.
-    #[arg(long)]
-    timestamp: Option<u64>,
-    /// Send a wrong signature on purpose.
-    #[arg(long)]
-    tamper: bool,
-    #[command(flatten)]
-    secret: SecretArgs,
-    #[command(flatten)]
-    shopify: ShopifyArgs,
-    /// Load run: how many requests in all.
-    #[arg(long)]
-    count: Option<u64>,
-    /// Load run: how many in flight at once.
-    #[arg(long, default_value_t = 16, requires = "count")]
-    concurrency: usize,
-    /// Load run: how many extra copies of each event (a provider's retries).
-    #[arg(long, default_value_t = 0, requires = "count")]
-    duplicates: u64,
-    /// Load run: allow a target that is not loopback.
-    #[arg(long)]
-    allow_remote: bool,
-}
-
-#[derive(Args)]
-struct SignArgs {
-    /// The scheme: groq, coreweave, standard, stripe, github, slack, shopify.
-    #[arg(long)]
-    provider: String,
-    #[command(flatten)]
-    secret: SecretArgs,
-    /// The signing time in unix seconds; now by default.
-    #[arg(long)]
-    timestamp: Option<u64>,
-    /// The event id, for schemes that sign or send it in a header.
-    #[arg(long, default_value = "evt_cli")]
-    id: String,
-    /// The event type (in the envelope --data builds, and in the headers of github and
-    /// shopify); the provider's first sample type by default.
-    #[arg(long = "type")]
-    event_type: Option<String>,
-    /// Build the body from this event data (JSON, or @file) as `send` does, instead of
-    /// reading it from stdin.
-    #[arg(long)]
-    data: Option<String>,
-    /// Print a ready curl command for this URL instead of the headers.
-    #[arg(long)]
-    curl: Option<String>,
-    #[command(flatten)]
-    shopify: ShopifyArgs,
-}
-
 /// What a Shopify delivery names besides its topic: `@shopify/shopify-api` refuses one
 /// without them.
 #[derive(Args)]
-struct ShopifyArgs {
+pub(crate) struct ShopifyArgs {
     /// shopify: the shop the delivery comes from (`X-Shopify-Shop-Domain`; by default
     /// `hookroute-test.myshopify.com`).
     #[arg(long, value_name = "DOMAIN")]
@@ -216,56 +138,6 @@ impl ShopifyArgs {
     }
 }
 
-#[derive(Args)]
-struct VerifyArgs {
-    /// The scheme: groq, coreweave, standard, stripe, github, slack, shopify.
-    #[arg(long)]
-    provider: String,
-    #[command(flatten)]
-    secret: SecretArgs,
-    /// A raw HTTP capture: request line, headers, blank line, body (as `listen --save` writes).
-    #[arg(conflicts_with_all = ["headers", "body"], required_unless_present_all = ["headers", "body"])]
-    capture: Option<PathBuf>,
-    /// The captured headers: one `name: value` per line.
-    #[arg(long, requires = "body")]
-    headers: Option<PathBuf>,
-    /// The captured raw body.
-    #[arg(long, requires = "headers")]
-    body: Option<PathBuf>,
-    /// Check as if it were this unix time (for old captures); now by default.
-    #[arg(long)]
-    now: Option<u64>,
-    /// The replay window in seconds.
-    #[arg(long, default_value_t = 300)]
-    tolerance: u64,
-}
-
-#[derive(Args)]
-struct TriggerArgs {
-    /// The scheme: groq, coreweave, standard, stripe, github, slack, shopify.
-    #[arg(long, required_unless_present = "list")]
-    provider: Option<String>,
-    /// The event type to send a sample of.
-    #[arg(required_unless_present = "list")]
-    event_type: Option<String>,
-    /// List every provider's sample types instead.
-    #[arg(long)]
-    list: bool,
-    /// Where to send; by default `http://127.0.0.1:3000/webhooks/<provider>`.
-    #[arg(long)]
-    url: Option<String>,
-    /// The event id; a fresh one by default.
-    #[arg(long)]
-    id: Option<String>,
-    /// An extra header, `name:value`, set after signing (repeatable).
-    #[arg(long = "header", value_name = "NAME:VALUE")]
-    headers: Vec<String>,
-    #[command(flatten)]
-    secret: SecretArgs,
-    #[command(flatten)]
-    shopify: ShopifyArgs,
-}
-
 /// A one-line error for the user.
 type Failure = String;
 
@@ -273,14 +145,14 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let json = cli.json;
     let result = match cli.command {
-        Command::Send(args) => send(args, json),
-        Command::Trigger(args) => trigger(args, json),
-        Command::Listen(args) => listen::run(args, json),
-        Command::Sign(args) => sign(&args, json).map(|()| ExitCode::SUCCESS),
-        Command::Verify(args) => verify(&args, json),
-        Command::Inbox(args) => inbox::run(args, json),
+        Command::Send(args) => commands::send::run(args, json),
+        Command::Trigger(args) => commands::trigger::run(args, json),
+        Command::Listen(args) => commands::listen::run(args, json),
+        Command::Sign(args) => commands::sign::run(&args, json).map(|()| ExitCode::SUCCESS),
+        Command::Verify(args) => commands::verify::run(&args, json),
+        Command::Inbox(args) => commands::inbox::run(args, json),
         Command::Providers => {
-            providers(json);
+            commands::providers::run(json);
             Ok(ExitCode::SUCCESS)
         }
     };
@@ -403,274 +275,4 @@ fn extra_headers(shopify: &ShopifyArgs, scheme: &dyn Scheme, args: &[String]) ->
 
 fn default_url(scheme: &dyn Scheme) -> String {
     format!("http://127.0.0.1:3000/webhooks/{}", scheme.name())
-}
-
-fn send(args: SendArgs, json: bool) -> Result<ExitCode, Failure> {
-    let scheme = scheme(&args.provider)?;
-    let url = args.url.clone().unwrap_or_else(|| default_url(&*scheme));
-    let secret = secret(&args.secret, &*scheme)?;
-    let (event_type, data) = type_and_data(&*scheme, args.event_type.as_deref(), args.data.as_deref())?;
-    let raw_body = args.body.as_deref().map(inline_or_file).transpose()?;
-    let recipe = Recipe {
-        secret,
-        event_type,
-        data,
-        raw_body,
-        timestamp: args.timestamp,
-        tamper: args.tamper,
-        extra: extra_headers(&args.shopify, &*scheme, &args.headers)?,
-        scheme,
-    };
-    let url: reqwest::Url = url.parse().map_err(|e| format!("--url `{url}`: {e}"))?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start the runtime: {e}"))?;
-    if let Some(count) = args.count {
-        let plan = load::Plan {
-            count,
-            concurrency: args.concurrency.max(1),
-            copies: args.duplicates + 1,
-            allow_remote: args.allow_remote,
-            fixed_id: args.id,
-            json,
-        };
-        return runtime.block_on(load::run(recipe, url, plan));
-    }
-    let id = args.id.unwrap_or_else(|| fresh_id(0));
-    runtime.block_on(send_one(&recipe, &url, &id, json))
-}
-
-/// Sends one delivery and prints the answer: `<status> <body>`, or a JSON object.
-async fn send_one(recipe: &Recipe, url: &reqwest::Url, id: &str, json: bool) -> Result<ExitCode, Failure> {
-    let (headers, body) = recipe.build(id);
-    let response = reqwest::Client::new()
-        .post(url.clone())
-        .headers(headers)
-        .body(body)
-        .send()
-        .await
-        .map_err(|e| format!("could not reach {url}: {e}"))?;
-    let status = response.status();
-    let text = response.text().await.unwrap_or_default();
-    if json {
-        let body = serde_json::from_str::<serde_json::Value>(&text).unwrap_or(serde_json::Value::String(text));
-        let line = serde_json::json!({
-            "url": url.as_str(),
-            "id": id,
-            "type": recipe.event_type,
-            "status": status.as_u16(),
-            "body": body,
-        });
-        println!("{line}");
-    } else {
-        println!("{} {text}", status.as_u16());
-    }
-    Ok(if status.is_success() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
-}
-
-fn trigger(args: TriggerArgs, json: bool) -> Result<ExitCode, Failure> {
-    if args.list {
-        list_samples(json);
-        return Ok(ExitCode::SUCCESS);
-    }
-    let (Some(provider), Some(event_type)) = (args.provider, args.event_type) else {
-        return Err("give --provider and an event type, or --list".into());
-    };
-    let scheme = scheme(&provider)?;
-    let Some(sample) = samples::find(scheme.name(), &event_type) else {
-        let known: Vec<&str> = samples::types(scheme.name()).collect();
-        let hint = match nearest(&event_type, known.iter().copied(), 3) {
-            Some(known) => format!(" did you mean `{known}`?"),
-            None => String::new(),
-        };
-        return Err(format!(
-            "no {} sample of `{event_type}`;{hint} samples: {} (or send your own: hookroute send --type {event_type} --data ...)",
-            scheme.name(),
-            known.join(", ")
-        ));
-    };
-    let url = args.url.unwrap_or_else(|| default_url(&*scheme));
-    let url: reqwest::Url = url.parse().map_err(|e| format!("--url `{url}`: {e}"))?;
-    // A fresh copy each run, as `stripe trigger` makes: new ids and times, so a second
-    // run is a new event (GitHub and Shopify deduplicate on the body too).
-    let data = samples::fresh(sample.data, unix_now()).map_err(|e| format!("sample data: {e}"))?;
-    let recipe = Recipe {
-        secret: secret(&args.secret, &*scheme)?,
-        event_type: sample.event_type.to_owned(),
-        data,
-        extra: extra_headers(&args.shopify, &*scheme, &args.headers)?,
-        scheme,
-        raw_body: None,
-        timestamp: None,
-        tamper: false,
-    };
-    let id = args.id.unwrap_or_else(|| fresh_id(0));
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start the runtime: {e}"))?;
-    runtime.block_on(send_one(&recipe, &url, &id, json))
-}
-
-fn list_samples(json: bool) {
-    if json {
-        let rows: Vec<_> = samples::SAMPLES
-            .iter()
-            .map(|sample| serde_json::json!({ "provider": sample.provider, "type": sample.event_type }))
-            .collect();
-        println!("{}", serde_json::Value::Array(rows));
-        return;
-    }
-    for provider in hookroute_runtime::provider::BUILT_IN {
-        println!("{provider:<10} {}", samples::types(provider).collect::<Vec<_>>().join(", "));
-    }
-}
-
-fn sign(args: &SignArgs, json: bool) -> Result<(), Failure> {
-    let scheme = scheme(&args.provider)?;
-    let secret = secret(&args.secret, &*scheme)?;
-    let timestamp = args.timestamp.unwrap_or_else(unix_now);
-    let (event_type, body, built) = if let Some(data) = &args.data {
-        let (event_type, data) = type_and_data(&*scheme, args.event_type.as_deref(), Some(data))?;
-        let body = scheme.encode(&args.id, &event_type, &data, timestamp);
-        (event_type, body, true)
-    } else {
-        let mut body = Vec::new();
-        std::io::stdin().read_to_end(&mut body).map_err(|e| format!("cannot read the body from stdin: {e}"))?;
-        let event_type = args.event_type.clone().unwrap_or_else(|| samples::default_type(scheme.name()).into());
-        (event_type, body, false)
-    };
-    let mut headers = scheme.sign(&secret, &args.id, &event_type, timestamp, &body);
-    for (name, value) in &args.shopify.headers(&*scheme)? {
-        headers.insert(name, value.clone());
-    }
-    let curl = args.curl.as_deref().map(|url| curl_command(url, &headers, &body));
-    if json {
-        let headers: serde_json::Map<String, serde_json::Value> =
-            headers.iter().map(|(name, value)| (name.to_string(), value.to_str().unwrap_or_default().into())).collect();
-        let mut out = serde_json::json!({ "headers": headers });
-        if built {
-            out["body"] = String::from_utf8_lossy(&body).into();
-        }
-        if let Some(curl) = curl {
-            out["curl"] = curl.into();
-        }
-        println!("{out}");
-        return Ok(());
-    }
-    if let Some(curl) = curl {
-        println!("{curl}");
-        return Ok(());
-    }
-    for (name, value) in &headers {
-        println!("{name}: {}", value.to_str().unwrap_or_default());
-    }
-    if built {
-        // The body these headers sign, after a blank line, as a request carries it.
-        println!("\n{}", String::from_utf8_lossy(&body));
-    }
-    Ok(())
-}
-
-/// A curl command that sends exactly `body` with `headers`.
-fn curl_command(url: &str, headers: &HeaderMap, body: &[u8]) -> String {
-    let quote = |text: &str| format!("'{}'", text.replace('\'', r"'\''"));
-    let mut parts = vec!["curl -sS -X POST".to_owned(), quote(url)];
-    for (name, value) in headers {
-        parts.push(format!("-H {}", quote(&format!("{name}: {}", value.to_str().unwrap_or_default()))));
-    }
-    // Exactly the signed bytes: inline when a shell word can carry them and curl reads
-    // them as data (not `@file`), else decoded from base64 into stdin.
-    match std::str::from_utf8(body) {
-        Ok(text) if !text.contains('\0') && !text.starts_with('@') => {
-            parts.push(format!("--data-binary {}", quote(text)));
-            parts.join(" ")
-        }
-        _ => {
-            use base64::Engine as _;
-            let encoded = base64::engine::general_purpose::STANDARD.encode(body);
-            parts.push("--data-binary @-".to_owned());
-            format!("printf '%s' '{encoded}' | base64 -d | {}", parts.join(" "))
-        }
-    }
-}
-
-/// `name: value` lines into headers; blank lines and `#` comments are skipped.
-fn parse_headers(text: &str) -> Result<HeaderMap, Failure> {
-    let mut headers = HeaderMap::new();
-    for (n, line) in text.lines().enumerate() {
-        let line = line.trim_end_matches('\r');
-        if line.trim().is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let (name, value) =
-            line.split_once(':').ok_or_else(|| format!("headers line {}: expected `name: value`", n + 1))?;
-        let (name, value) =
-            capture::header(name.trim(), value.trim()).map_err(|e| format!("headers line {}: {e}", n + 1))?;
-        headers.append(name, value);
-    }
-    Ok(headers)
-}
-
-fn verify(args: &VerifyArgs, json: bool) -> Result<ExitCode, Failure> {
-    let scheme = scheme(&args.provider)?;
-    let secret = secret(&args.secret, &*scheme)?;
-    let mut request = None;
-    let (headers, body) = match (&args.capture, &args.headers, &args.body) {
-        (Some(path), _, _) => {
-            let capture = capture::read(path)?;
-            request = Some(capture.request_line);
-            (capture.headers, capture.body)
-        }
-        (None, Some(headers), Some(body)) => {
-            let headers = std::fs::read_to_string(headers)
-                .map_err(|e| format!("cannot read {}: {e}", headers.display()))
-                .and_then(|text| parse_headers(&text))?;
-            let body = std::fs::read(body).map_err(|e| format!("cannot read {}: {e}", body.display()))?;
-            (headers, body)
-        }
-        _ => return Err("give a capture file, or --headers and --body".into()),
-    };
-    let now = args.now.map_or_else(SystemTime::now, |now| UNIX_EPOCH + Duration::from_secs(now));
-    let verdict = scheme.verify(secret, Duration::from_secs(args.tolerance), &headers, &body, now);
-    if json {
-        let mut out = match &verdict {
-            Ok(timestamp) => serde_json::json!({ "valid": true, "provider": scheme.name(), "timestamp": timestamp }),
-            Err(reason) => serde_json::json!({ "valid": false, "provider": scheme.name(), "reason": reason }),
-        };
-        if let Some(request) = request {
-            out["request"] = request.into();
-        }
-        println!("{out}");
-    } else {
-        match &verdict {
-            Ok(Some(timestamp)) => println!("valid: {} signature, signed at {timestamp}", scheme.name()),
-            Ok(None) => println!("valid: {} signature (the scheme signs no timestamp)", scheme.name()),
-            Err(reason) => println!("invalid: {reason}"),
-        }
-    }
-    Ok(if verdict.is_ok() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
-}
-
-fn providers(json: bool) {
-    if json {
-        let rows: Vec<_> = scheme::PROVIDERS
-            .iter()
-            .map(|info| {
-                serde_json::json!({
-                    "name": info.name,
-                    "signature": info.signature,
-                    "timestamp": info.timestamp,
-                    "id_and_type": info.id_and_type,
-                })
-            })
-            .collect();
-        println!("{}", serde_json::Value::Array(rows));
-        return;
-    }
-    println!("{:<10} {:<48} {:<26} id / type", "provider", "signature", "timestamp (±300 s)");
-    for info in scheme::PROVIDERS {
-        println!("{:<10} {:<48} {:<26} {}", info.name, info.signature, info.timestamp, info.id_and_type);
-    }
 }
