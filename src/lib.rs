@@ -77,10 +77,14 @@
 //! implementing [`Provider`]) and, optionally, `event_enum = pub Name` to name the
 //! generated enum and make it visible.
 //!
-//! ## Stores and features
+//! ## Stores, the inbox, and features
 //!
 //! Exactly-once needs a store shared by every replica. [`MemoryStore`] (in-process,
-//! bounded) is the default; the others each sit behind a cargo feature:
+//! bounded) is the default; the others each sit behind a cargo feature. In **inbox
+//! mode** (`Receiver::builder(app).inbox(..)`) a verified delivery is stored durably and
+//! answered `202`, and a [`Worker`] runs its handler with retries, dead letters and
+//! replay: [`inbox::MemoryInbox`], or Redis, PostgreSQL and SQLite inboxes behind the
+//! same features:
 //!
 //! | feature | adds |
 //! | --- | --- |
@@ -89,10 +93,10 @@
 //! | `lambda` | `lambda::run`: the receiver as an AWS Lambda function (API Gateway, function URLs, ALB) |
 //! | `metrics` | deliveries, durations, store and inbox calls, inbox depth through the `metrics` facade |
 //! | `tower` (with `axum`) | [`Receiver`] is a tower `Service` over any `http_body::Body`: hyper, tonic, Lambda |
-//! | `redis` | `store::RedisStore`: many replicas, one Redis 7+ |
-//! | `postgres` | `store::PostgresStore`: many replicas, one PostgreSQL |
-//! | `sqlite` | `store::SqliteStore`: one node, durable across restarts |
-//! | `testing` | `testing::conformance` and `store_conformance_tests!`: the checks every store passes |
+//! | `redis` | `store::RedisStore`, `inbox::RedisInbox`: many replicas, one Redis 7+ |
+//! | `postgres` | `store::PostgresStore`, `inbox::PostgresInbox`: many replicas, one PostgreSQL |
+//! | `sqlite` | `store::SqliteStore`, `inbox::SqliteInbox`: one node, durable across restarts |
+//! | `testing` | `testing::conformance`, `store_conformance_tests!` and `inbox_conformance_tests!`: the checks every store and inbox passes |
 //!
 //! [`store::connect`] opens one from a URL (`memory:`, `redis://…`, `postgres://…`,
 //! `sqlite:<path>`), for apps that choose by configuration.

@@ -297,9 +297,8 @@ async fn a_replay_runs_past_the_timestamp_window(inbox: Arc<dyn Inbox>) {
     served.stop().await;
 }
 
-/// The two apps on one inbox (default prefix or table): 37 of 100 events ran in
-/// the other app's handlers. The inbox now belongs to the first receiver's namespace:
-/// a second app (another secret) is refused, 503 on every delivery, its workers take
+/// Two apps on one inbox (the default prefix or table): the inbox belongs to the first
+/// receiver's namespace, so a second app (another secret) is refused, 503 on every delivery, its workers take
 /// nothing, and every event of the first runs in the first's handlers. A key rotation
 /// (the new secret first, the old beside it) keeps the inbox.
 async fn a_second_app_on_one_inbox_is_refused(inbox: Arc<dyn Inbox>) {
@@ -339,8 +338,8 @@ async fn a_second_app_on_one_inbox_is_refused(inbox: Arc<dyn Inbox>) {
     first.stop().await;
 }
 
-/// The unbounded inbox: 300 signed deliveries into an inbox with no workers were
-/// all 202, without end. Past `max_waiting` deliveries waiting, a new one is 503
+/// An inbox with no workers does not take deliveries without end: past `max_waiting`
+/// deliveries waiting, a new one is 503
 /// `inbox_full` (the provider retries later); once workers drain it, 202 again.
 async fn a_full_inbox_answers_503_until_it_drains(inbox: Arc<dyn Inbox>) {
     let app = Arc::new(App::default());
@@ -375,8 +374,8 @@ async fn a_full_inbox_answers_503_until_it_drains(inbox: Arc<dyn Inbox>) {
     workers.shutdown().await;
 }
 
-/// The done records that kept their body and headers for the whole 7-day TTL
-/// (+306 MB for 300 handled 1 MiB deliveries). The payload goes after its own
+/// A done record does not keep its body and headers for the whole TTL: the payload goes
+/// after its own
 /// retention (1 s here, a day by default); the key stays, so a redelivery is still a
 /// duplicate; a replay past it is dead-lettered, saying why.
 async fn a_done_payload_goes_after_its_retention_and_its_key_stays(inbox: Arc<dyn Inbox>) {
@@ -628,11 +627,11 @@ async fn redis_storage_does_not_grow_with_deliveries() {
     assert!(entries <= 10, "{entries} entries kept after {PROCESSED} deliveries, in {keys:?}");
 }
 
-/// The hung handlers: 2 deliveries whose handler never returns, on a worker
+/// Hung handlers: 2 deliveries whose handler never returns, on a worker
 /// running 2 at once, then 20 ordinary ones. Workers take the receiver's handler
 /// timeout (1 s here, 30 s by default): the hung ones fail their attempt and are
-/// retried, and the ordinary ones all run. Before, workers had no timeout and ignored
-/// the receiver's: the two held both slots for ever and none of the 20 ran.
+/// retried, and the ordinary ones all run: two hung handlers do not hold both slots
+/// for ever.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hung_handlers_time_out_under_the_receivers_handler_timeout() {
     let inbox: Arc<dyn Inbox> = Arc::new(MemoryInbox::new());
@@ -675,10 +674,10 @@ async fn hung_handlers_time_out_under_the_receivers_handler_timeout() {
     workers.shutdown().await;
 }
 
-/// The silent stall: Redis loses the stream's consumer group (a restart
+/// Redis loses the stream's consumer group (a restart
 /// without persistence, FLUSHALL, a failover to an empty replica). Workers create it
-/// again when a take meets it missing, and the deliveries sent afterwards are handled.
-/// Before, every take failed with NOGROUP while HTTP kept answering 202, and none ran.
+/// again when a take meets it missing, and the deliveries sent afterwards are handled:
+/// a take does not keep failing with NOGROUP while HTTP answers 202.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_workers_recreate_a_lost_consumer_group() {
     let own = support::OwnRedis::start();

@@ -158,8 +158,8 @@ fn store_calls_are_timed_and_their_failures_counted() {
 }
 
 /// Two inboxes in one process (two providers, say) are two series of the inbox gauges,
-/// labelled by their receivers' namespaces. Before, both wrote the same series and one
-/// inbox's dead letter showed as the other's too (or vanished under it).
+/// labelled by their receivers' namespaces: one inbox's dead letter never shows as the
+/// other's.
 #[test]
 fn two_inboxes_in_one_process_are_two_series() {
     let text = recorded(|| async {

@@ -881,11 +881,11 @@ impl ShopifyFallbackApp {
     }
 }
 
-/// The issue's unsigned type headers: one captured body resent under 30 invented
-/// `X-GitHub-Event` / `X-Shopify-Topic` values with fresh ids ran 31 times through a
-/// `#[fallback]` (the body claim covers the unsigned type). The fallback takes only the
-/// provider's catalog now (and a handler its declared `unlisted` name): invented types
-/// are answered `ignored` and run nothing.
+/// The type headers of GitHub and Shopify are not signed: one captured body resent
+/// under 30 invented `X-GitHub-Event` / `X-Shopify-Topic` values with fresh ids (the
+/// body claim covers the type) reaches a `#[fallback]` only under the provider's
+/// catalog names (a handler takes its declared `unlisted` name): invented types are
+/// answered `ignored` and run nothing.
 #[tokio::test]
 async fn invented_type_headers_do_not_reach_a_fallback() {
     const IGNORED: &str = r#"200 {"status":"ignored"}"#;

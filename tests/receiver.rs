@@ -272,7 +272,7 @@ fn a_handler_timeout_not_shorter_than_the_lease_is_refused() {
         .build()
         .unwrap_err();
     assert!(matches!(error, ConfigError::Invalid(message) if message.contains("shorter than the lease")));
-    // The 999 ms against a 1 s lease left no time to give the claim back.
+    // 999 ms against a 1 s lease leaves no time to give the claim back.
     let timed = |lease: Duration, handler_timeout: Duration| {
         Receiver::builder(Recorder::default()).secret("s").lease(lease).handler_timeout(handler_timeout).build()
     };

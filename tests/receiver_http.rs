@@ -358,8 +358,8 @@ async fn an_unreachable_store_is_503_and_no_handler_runs(stack: Stack) {
 
 /// A provider that hangs up (its timeout) does not cut off a handler that started:
 /// it finishes, its event is recorded as done, and the provider's retry is a
-/// duplicate. Before, the hang-up dropped the handler mid-way and the retry ran the
-/// event again.
+/// duplicate: the hang-up does not drop the handler mid-way, and the retry does not run
+/// the event again.
 async fn a_client_that_hangs_up_mid_handler_does_not_cut_it_off(stack: Stack) {
     let server = Server::start(stack).await;
     let delivery = event("resource.lengthy", "evt_hangup");

@@ -75,8 +75,7 @@ async fn a_request_is_processed_then_a_duplicate() {
 
 /// A request's handling that has to wait (here for the rest of its body) moves into a
 /// task of its own: a caller that stops waiting (its connection closed) does not cancel
-/// it. Before, the body was read in the caller's future and a dropped future dropped
-/// the request.
+/// it, even while its body is still being read.
 #[tokio::test]
 async fn a_request_runs_to_its_end_when_the_caller_stops_waiting() {
     let receiver = Receiver::builder(App).secret(SECRET).build().unwrap();

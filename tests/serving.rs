@@ -118,11 +118,10 @@ async fn idle_clients_past_the_connection_cap_do_not_stop_a_genuine_delivery() {
     }
 }
 
-/// The attack on the example receiver as users run it: 1,024 file descriptors,
-/// 1,100 idle sockets. Before, `accept()` failed with "Too many open files" for as
-/// long as the sockets stayed open, and the genuine delivery timed out. At 1,024 the
-/// connection cap (512) makes room; at 256 descriptors, below the cap, running out of
-/// them does.
+/// The example receiver as users run it, under attack: 1,024 file descriptors,
+/// 1,100 idle sockets. `accept()` failing with "Too many open files" does not stop a
+/// genuine delivery for as long as the sockets stay open: the connection cap, three
+/// quarters of the descriptors (768 and 192), makes room for it.
 #[tokio::test]
 async fn idle_sockets_past_the_descriptor_limit_do_not_stop_the_example_receiver() {
     for (descriptors, sockets) in [(1_024, 1_100), (256, 400)] {
@@ -309,9 +308,9 @@ async fn stalled_upload(address: &str, from: &str, length: usize, sent: usize) -
     stream
 }
 
-/// The first attack, in small: one client fills the whole unverified budget
-/// with stalled uploads. Before, every genuine delivery was 503 while they stalled;
-/// now that client holds at most its share and the rest is left for others.
+/// One client fills the whole unverified budget
+/// with stalled uploads: that client holds at most its share and the rest is left for
+/// others, whose genuine deliveries are answered 200, not 503.
 #[tokio::test]
 async fn one_client_cannot_take_the_whole_unverified_budget() {
     let address = start(
@@ -344,7 +343,7 @@ async fn one_client_cannot_take_the_whole_unverified_budget() {
 }
 
 /// Large stalled uploads from many clients fill the budget but for the reserve kept for
-/// small bodies: an ordinary delivery still gets in. Before, it was 503.
+/// small bodies: an ordinary delivery still gets in (200, not 503).
 #[tokio::test]
 async fn large_uploads_leave_the_reserve_for_small_deliveries() {
     let address = start(
@@ -402,9 +401,9 @@ async fn an_upload_below_the_floor_rate_is_ended_early() {
     assert_eq!(timeout(Duration::from_secs(10), status(&mut steady)).await.unwrap(), 200);
 }
 
-/// The second attack, in small: every connection slot held by a client that
-/// sends its headers, then a body byte now and then. Before, a genuine delivery waited
-/// for one of them to end (the body timeout, 60 s here); now the server closes the
+/// Every connection slot held by a client that
+/// sends its headers, then a body byte now and then. A genuine delivery does not wait
+/// for one of them to end (the body timeout, 60 s here): the server closes the
 /// oldest crawling one to take it. The receiver's own floor is off, so the server's
 /// shedding is what is tested.
 #[tokio::test]
@@ -436,8 +435,7 @@ async fn crawling_bodies_at_the_connection_cap_are_shed_for_a_genuine_delivery()
 
 /// At the cap, a client that holds its share of the connections is refused at once
 /// (its connection closed unanswered), so its reconnecting sockets cannot fill the
-/// listen backlog ahead of everybody else; another client is served. Before, the
-/// server stopped accepting and every client waited in the backlog alike.
+/// listen backlog ahead of everybody else; another client is served at once.
 #[tokio::test]
 async fn at_the_cap_a_client_holding_its_share_is_refused_and_others_are_served() {
     let address = start(

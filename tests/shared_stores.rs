@@ -1,7 +1,7 @@
 //! What goes into a shared store. Two apps (two endpoints, two secrets) sharing one
 //! store: Stripe and Svix send the same event id to every endpoint, so each receiver
-//! keeps its keys in a namespace of its own. Before, keys were `<provider>:event:<id>`
-//! for everybody, and the second app answered `duplicate` without running its handler.
+//! keeps its keys in a namespace of its own, and the second app runs its handler
+//! instead of answering `duplicate`.
 
 mod support;
 
@@ -149,8 +149,8 @@ async fn store_and_inbox_urls_carry_a_prefix_or_a_table() {
 }
 
 /// An id no provider sends: a NUL (PostgreSQL text cannot hold one) or a line break (it
-/// would forge a log line). Before, the NUL was a 503 "store unavailable" on every
-/// retry, for ever; now it is a 400 that says why, and the store is never asked.
+/// would forge a log line) is a 400 that says why, not a 503 "store unavailable" on
+/// every retry for ever, and the store is never asked.
 #[tokio::test]
 async fn an_id_with_a_control_character_is_a_400_before_the_store() {
     let store = hookroute::store::PostgresStore::builder(support::postgres_url())

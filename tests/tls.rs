@@ -1,7 +1,6 @@
 //! TLS to managed servers: `rediss://` and `sslmode=require`, against the test Redis's
 //! TLS port and the test PostgreSQL with `ssl = on`, both with a certificate for
-//! 127.0.0.1 from a CA of `scripts/services` (`HOOKROUTE_TEST_TLS_CA`). Before, the
-//! redis crate was built without TLS and `PostgresStore` hard-coded `NoTls`.
+//! 127.0.0.1 from a CA of `scripts/services` (`HOOKROUTE_TEST_TLS_CA`).
 //!
 //! One test: it sets `SSL_CERT_FILE`, which the Redis client reads, for the process.
 

@@ -268,8 +268,7 @@ fn a_failed_worker_attempt_marks_its_span_as_an_error() {
 }
 
 /// A Redis inbox on a server with `appendonly no` (as the test server runs) loses every
-/// queued delivery when it restarts: connecting says so, loudly, once. Before, nothing
-/// was said.
+/// queued delivery when it restarts: connecting says so, loudly, once.
 #[cfg(feature = "redis")]
 #[test]
 fn a_redis_inbox_without_an_append_only_file_is_a_warning() {

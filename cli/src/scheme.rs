@@ -27,9 +27,10 @@ pub(crate) trait Scheme: Send + Sync {
     ) -> Result<Option<u64>, String>;
 }
 
-struct Of<P>(PhantomData<P>);
+/// A runtime provider (`hookroute_runtime::provider::Stripe`, …) as the CLI's [`Scheme`].
+struct BuiltIn<P>(PhantomData<P>);
 
-impl<P: Sign> Scheme for Of<P> {
+impl<P: Sign> Scheme for BuiltIn<P> {
     fn name(&self) -> &'static str {
         P::NAME
     }
@@ -128,7 +129,7 @@ macro_rules! by_name {
         /// The scheme called `name`.
         pub(crate) fn by_name(name: &str) -> Option<Box<dyn Scheme>> {
             match name {
-                $(stringify!($name) => Some(Box::new(Of::<hookroute_runtime::provider::$ty>(PhantomData))),)*
+                $(stringify!($name) => Some(Box::new(BuiltIn::<hookroute_runtime::provider::$ty>(PhantomData))),)*
                 _ => None,
             }
         }

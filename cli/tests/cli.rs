@@ -611,10 +611,10 @@ fn recording_target() -> (String, Requests) {
     (rx.recv().unwrap(), seen)
 }
 
-/// The issue's `listen --forward-to` findings: it forwarded `Proxy-Authorization` and
-/// headers named in `Connection`, followed a 307 with the signed body, and waited for
-/// stalled uploads without end. Now hop-by-hop headers stay, a redirect is answered to
-/// the sender as it came, and a stalled body is 408 after the body timeout.
+/// `listen --forward-to` forwards end-to-end headers only (`Proxy-Authorization` and
+/// the headers `Connection` names stay behind), answers a redirect to the sender as it
+/// came instead of following it with the signed body, and ends a stalled body with 408
+/// after the body timeout.
 #[test]
 fn listen_forwards_only_end_to_end_headers_never_follows_redirects_and_ends_stalled_bodies() {
     use std::io::{Read as _, Write as _};

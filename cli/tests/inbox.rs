@@ -159,11 +159,10 @@ impl GitHubApp {
     }
 }
 
-/// The operator findings: `list` printed errors and bodies raw (ESC sequences
-/// from a signed event retitled the terminal) and no delivery id; `show|retry|verify`
-/// refused the `:body:` key `list` prints for GitHub; `show <id>` scanned every record.
-/// Now every key `list` prints works everywhere an id is taken, an id is looked up
-/// under the inbox's namespace, and text output escapes control characters while the
+/// Every key `list` prints (a GitHub delivery's `:body:` key too) works everywhere an
+/// id is taken, `list` shows the delivery id, an id is looked up under the inbox's
+/// namespace (never by reading every record), and text output escapes control
+/// characters (ESC sequences from a signed event cannot retitle the terminal) while the
 /// JSON stays exact.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_key_list_prints_works_and_terminal_output_is_escaped() {
@@ -223,10 +222,8 @@ fn server(var: &str) -> String {
     std::env::var(var).unwrap_or_else(|_| panic!("{var} is not set: run `scripts/test`, which starts the servers"))
 }
 
-/// The read-only commands that created storage: a misspelt `--table` created
-/// tables in PostgreSQL and a misspelt `--prefix` a Redis stream, and both reported an
-/// empty inbox with exit 0. Now nothing is created and the error names the inboxes that
-/// are there.
+/// A misspelt `--table` (PostgreSQL) or `--prefix` (Redis) creates nothing and is an
+/// error (exit 2) that names the inboxes that are there, not an empty inbox.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_misspelt_table_or_prefix_creates_nothing_and_names_what_exists() {
     use hookroute::inbox::{PostgresInbox, RedisInbox};

@@ -1,5 +1,6 @@
 //! The runtime of [hookroute](https://docs.rs/hookroute): signature schemes, the
-//! [`Receiver`], idempotency stores and HTTP adapters.
+//! [`Receiver`], idempotency stores, the durable inbox and its workers, and HTTP
+//! adapters.
 //!
 //! Most users depend on the `hookroute` crate, which re-exports this one beside the
 //! `#[webhook_handlers]` attribute that writes the [`WebhookHandlers`] impl.
@@ -9,7 +10,13 @@
 //!   exactly-once: [`MemoryStore`], the embedded default, and behind features
 //!   `RedisStore` (`redis`), `PostgresStore` (`postgres`), `SqliteStore` (`sqlite`).
 //! - [`Receiver`]: body limit → headers → timestamp → signature → envelope → claim →
-//!   handler → complete or release, with an [`Outcome`] mapped to HTTP statuses.
+//!   handler → complete or release, with an [`Outcome`] mapped to HTTP statuses; in
+//!   inbox mode, verify → store durably → `202`.
+//! - [`inbox`]: the durable queue of inbox mode ([`inbox::Inbox`]): `MemoryInbox`, and
+//!   behind features `RedisInbox`, `PostgresInbox`, `SqliteInbox`; retries on a
+//!   [`inbox::RetrySchedule`], dead letters, replay. A [`Worker`] runs its handlers.
+//! - [`health`]: whether a receiver can do its work now, for a readiness route.
+//! - [`budget`]: the bytes held in bodies not yet verified, shared per client.
 //! - `service` (feature `tower`, on with `axum`): the receiver as a tower `Service`
 //!   over any `http_body::Body`: axum, hyper, tonic, AWS Lambda.
 //! - `axum_adapter` (feature `axum`): mount a receiver on a route, and serve it.
@@ -18,7 +25,7 @@
 //! - `metrics` (feature `metrics`): what a receiver and its workers report through
 //!   the `metrics` facade, and under which names.
 //! - [`testing`]: build correctly signed deliveries in tests; with the `testing`
-//!   feature, the conformance suite every store passes.
+//!   feature, the conformance suites every store and every inbox passes.
 
 #![warn(clippy::unwrap_used)]
 // docs.rs: each item gated on a feature says which (`doc_cfg` marks them itself).

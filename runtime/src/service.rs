@@ -128,7 +128,7 @@ impl<H: WebhookHandlers, S: IdempotencyStore> Receiver<H, S> {
     /// needs (a task may take it over).
     ///
     /// The request is split before the future is made: an `async fn` would keep the
-    /// whole request (240 bytes) in every state beside the parts taken out of it.
+    /// whole request in every state beside the parts taken out of it.
     fn answer_owned<B>(self, request: Request<B>) -> impl Future<Output = Response<Bytes>> + Send + 'static
     where
         B: Body + Send + 'static,

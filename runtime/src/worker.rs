@@ -366,7 +366,7 @@ impl WorkerHandle {
 }
 
 /// What became of one attempt.
-enum Attempt {
+enum AttemptOutcome {
     /// The handler succeeded, or no handler takes the type any more.
     Done,
     /// The handler failed; retried unless `permanent` or out of attempts.
@@ -393,10 +393,10 @@ async fn run_one<H: WebhookHandlers, S: IdempotencyStore>(
         error.type = tracing::field::Empty,
         otel.status_code = tracing::field::Empty,
     );
-    attempt(receiver, leased, settings, aborted).instrument(span).await;
+    run_attempt(receiver, leased, settings, aborted).instrument(span).await;
 }
 
-async fn attempt<H: WebhookHandlers, S: IdempotencyStore>(
+async fn run_attempt<H: WebhookHandlers, S: IdempotencyStore>(
     receiver: &Receiver<H, S>,
     leased: Leased,
     settings: WorkerSettings,
@@ -419,8 +419,8 @@ async fn attempt<H: WebhookHandlers, S: IdempotencyStore>(
         prepare::<H>(&delivery)
     };
     let outcome = match prepared {
-        Err(error) => Attempt::Failed { error, permanent: true },
-        Ok(None) => Attempt::Done,
+        Err(error) => AttemptOutcome::Failed { error, permanent: true },
+        Ok(None) => AttemptOutcome::Done,
         Ok(Some((event, meta))) => {
             let handler = AssertUnwindSafe(receiver.inner.handlers.dispatch(event, &meta)).catch_unwind();
             let handler = handler.instrument(handler_span(&meta, Some(attempt)));
@@ -438,18 +438,18 @@ async fn attempt<H: WebhookHandlers, S: IdempotencyStore>(
                     biased;
                     finished = &mut handler => {
                         let (outcome, result) = match finished {
-                            Ok(Ok(Ok(()))) => (Attempt::Done, "ok"),
+                            Ok(Ok(Ok(()))) => (AttemptOutcome::Done, "ok"),
                             Ok(Ok(Err(error))) => (failed(&error), "error"),
-                            Ok(Err(panic)) => (Attempt::Failed {
+                            Ok(Err(panic)) => (AttemptOutcome::Failed {
                                 error: format!("panicked: {}", panic_message(panic.as_ref())),
                                 permanent: false,
                             }, "panic"),
-                            Err(limit) => (Attempt::Failed { error: format!("did not finish within {limit:?}"), permanent: false }, "timeout"),
+                            Err(limit) => (AttemptOutcome::Failed { error: format!("did not finish within {limit:?}"), permanent: false }, "timeout"),
                         };
                         observe::handler::<H>(meta.event_type(), result, started);
                         break outcome;
                     }
-                    () = stopped(&mut aborted) => break Attempt::Stopped,
+                    () = stopped(&mut aborted) => break AttemptOutcome::Stopped,
                     _ = renewals.tick() => match mode.call("renew", mode.inbox.renew(&lease, settings.lease)).await {
                         Ok(()) => {}
                         Err(InboxError::ClaimLost { .. }) => {
@@ -480,8 +480,8 @@ async fn stopped(aborted: &mut watch::Receiver<bool>) {
     }
 }
 
-fn failed(error: &HandlerError) -> Attempt {
-    Attempt::Failed { error: error.message().to_owned(), permanent: error.is_permanent() }
+fn failed(error: &HandlerError) -> AttemptOutcome {
+    AttemptOutcome::Failed { error: error.message().to_owned(), permanent: error.is_permanent() }
 }
 
 /// The stored delivery as the handler's event: `None` when no handler takes its type.
@@ -513,22 +513,26 @@ async fn settle(
     lease: &Lease,
     id: &str,
     attempt: u32,
-    outcome: Attempt,
+    outcome: AttemptOutcome,
     settings: WorkerSettings,
 ) -> &'static str {
     let inbox = &*mode.inbox;
     let retry_in = match &outcome {
-        Attempt::Failed { permanent: false, .. } => mode.schedule.delay_after(attempt),
+        AttemptOutcome::Failed { permanent: false, .. } => mode.schedule.delay_after(attempt),
         _ => None,
     };
     let deadline = Instant::now() + settings.lease;
     let mut pause = Duration::from_millis(50);
     loop {
         let result = match (&outcome, retry_in) {
-            (Attempt::Done, _) => mode.call("complete", inbox.complete(lease, settings.ttl)).await,
-            (Attempt::Failed { error, .. }, Some(delay)) => mode.call("retry", inbox.retry(lease, delay, error)).await,
-            (Attempt::Failed { error, .. }, None) => mode.call("dead_letter", inbox.dead_letter(lease, error)).await,
-            (Attempt::Stopped, _) => mode.call("release", inbox.release(lease)).await,
+            (AttemptOutcome::Done, _) => mode.call("complete", inbox.complete(lease, settings.ttl)).await,
+            (AttemptOutcome::Failed { error, .. }, Some(delay)) => {
+                mode.call("retry", inbox.retry(lease, delay, error)).await
+            }
+            (AttemptOutcome::Failed { error, .. }, None) => {
+                mode.call("dead_letter", inbox.dead_letter(lease, error)).await
+            }
+            (AttemptOutcome::Stopped, _) => mode.call("release", inbox.release(lease)).await,
         };
         match result {
             Ok(()) => break,
@@ -555,19 +559,19 @@ async fn settle(
         }
     }
     match (&outcome, retry_in) {
-        (Attempt::Done, _) => {
+        (AttemptOutcome::Done, _) => {
             tracing::info!("handled event={id} attempt={attempt}");
             "done"
         }
-        (Attempt::Failed { error, .. }, Some(delay)) => {
+        (AttemptOutcome::Failed { error, .. }, Some(delay)) => {
             tracing::warn!(%error, retry_in = ?delay, "failed event={id} attempt={attempt}");
             "retry"
         }
-        (Attempt::Failed { error, permanent }, None) => {
+        (AttemptOutcome::Failed { error, permanent }, None) => {
             tracing::error!(%error, permanent, "failed event={id} attempt={attempt}; dead-lettered event={id}");
             "dead"
         }
-        (Attempt::Stopped, _) => {
+        (AttemptOutcome::Stopped, _) => {
             tracing::info!("stopped event={id} attempt={attempt}; given back to the inbox");
             "stopped"
         }

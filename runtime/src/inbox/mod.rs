@@ -21,7 +21,7 @@
 //! | [`MemoryInbox`] | | tests and demos: **not durable**, lost with the process |
 //! | `SqliteInbox` | `sqlite` | one node, durable (WAL, `synchronous = FULL`) |
 //! | `PostgresInbox` | `postgres` | many replicas: `FOR UPDATE SKIP LOCKED` |
-//! | `RedisInbox` | `redis` | many replicas: Redis Streams, a consumer group, `XAUTOCLAIM` |
+//! | `RedisInbox` | `redis` | many replicas: Redis Streams, a consumer group, a sorted set of leases (`XCLAIM`) |
 //!
 //! [`connect`] opens any of them from a URL. Every one passes the conformance suite in
 //! `testing::inbox_conformance` (feature `testing`), which a backend of your own (SQS,

@@ -255,7 +255,10 @@ return purged
 ///   into the stream when due;
 /// - a **dead-letter stream** (`<prefix>dead`) with each dead delivery's last error;
 /// - a sorted set of **done** keys (`<prefix>done`, by expiry); done hashes expire
-///   after the TTL on their own.
+///   after the TTL on their own;
+/// - a sorted set of done keys by completion (`<prefix>payloads`), whose bodies and
+///   headers go after the payload retention;
+/// - the namespace the inbox belongs to (`<prefix>owner`).
 ///
 /// Every operation is one Lua script, atomic on the server. The server's clock
 /// decides every time. Not for Redis Cluster (the scripts touch keys they compute).

@@ -16,16 +16,16 @@ use crate::event::EventMeta;
 use crate::secret::{Secret, SecretError};
 
 mod github;
+mod groq_coreweave;
 pub mod kit;
 mod mac;
-mod seed;
 mod shopify;
 mod slack;
 mod standard;
 mod stripe;
 
 pub use github::GitHub;
-pub use seed::{Coreweave, Groq};
+pub use groq_coreweave::{Coreweave, Groq};
 pub use shopify::Shopify;
 pub use slack::Slack;
 pub use standard::StandardWebhooks;

@@ -104,7 +104,7 @@ impl<'a, H: WebhookHandlers, S: IdempotencyStore> ClaimGuard<'a, H, S> {
     /// Gives the claims back unprocessed, so the provider's retry can run the event.
     /// Armed until the store answers: dropped mid-way, it still releases.
     ///
-    /// Boxed: only a failed delivery releases, and unboxed, its 320 bytes would sit in
+    /// Boxed: only a failed delivery releases, and unboxed, its state would sit in
     /// every delivery's future.
     pub(super) fn release(self) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>> {
         Box::pin(self.release_in_place())

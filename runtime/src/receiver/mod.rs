@@ -331,7 +331,7 @@ impl<H: WebhookHandlers, S: IdempotencyStore> Receiver<H, S> {
             return Ok(inner.ignored(meta));
         }
         if let Some(mode) = &inner.inbox {
-            // Boxed: its 560 bytes would otherwise sit in every delivery's future.
+            // Boxed: its state would otherwise sit in every delivery's future.
             return Box::pin(enqueue::<H::Provider>(mode, &inner.namespace, headers, body, meta)).await;
         }
 

@@ -1,4 +1,4 @@
-//! The seeds' scheme, shared by `groq` and `coreweave`:
+//! Groq's and CoreWeave's scheme (one, under each provider's header names):
 //! `x-<provider>-signature` is the lowercase hex HMAC-SHA256 of
 //! `"<timestamp>.<raw body>"`, `x-<provider>-timestamp` is unix seconds.
 
@@ -13,19 +13,19 @@ use super::{
 };
 use crate::secret::Secret;
 
-/// Header names of one seed provider.
-struct SeedHeaders {
+/// Header names of one of the two providers.
+struct SchemeHeaders {
     signature: &'static str,
     timestamp: &'static str,
 }
 
-/// Secrets and window, checked the same way for every seed provider.
-struct SeedVerifier {
+/// Secrets and window, checked the same way for both providers.
+struct SchemeVerifier {
     keys: Keys,
     tolerance: Duration,
 }
 
-impl SeedVerifier {
+impl SchemeVerifier {
     fn new(config: &ProviderConfig, provider: &'static str) -> Result<Self, ConfigError> {
         check_secrets(config, provider)?;
         Ok(Self { keys: Keys::new(&config.secrets), tolerance: config.tolerance })
@@ -33,7 +33,7 @@ impl SeedVerifier {
 
     fn verify(
         &self,
-        names: &SeedHeaders,
+        names: &SchemeHeaders,
         headers: &HeaderMap,
         body: &[u8],
         now: SystemTime,
@@ -61,7 +61,13 @@ fn mac(secret: &Secret, timestamp: &[u8], body: &[u8]) -> [u8; MAC_LEN] {
     hmac(secret.expose(), &[timestamp, b".", body])
 }
 
-fn sign_seed(names: &SeedHeaders, secret: &Secret, event: &OutgoingEvent<'_>, body: &[u8], headers: &mut HeaderMap) {
+fn sign_timestamped(
+    names: &SchemeHeaders,
+    secret: &Secret,
+    event: &OutgoingEvent<'_>,
+    body: &[u8],
+    headers: &mut HeaderMap,
+) {
     let timestamp = event.timestamp.to_string();
     let signature = hex::encode(mac(secret, timestamp.as_bytes(), body));
     // Both values are ASCII digits and hex digits, always valid header values.
@@ -72,7 +78,7 @@ fn sign_seed(names: &SeedHeaders, secret: &Secret, event: &OutgoingEvent<'_>, bo
     );
 }
 
-fn encode_seed(event: &OutgoingEvent<'_>) -> Vec<u8> {
+fn encode_body(event: &OutgoingEvent<'_>) -> Vec<u8> {
     #[derive(serde::Serialize)]
     struct Body<'a> {
         id: &'a str,
@@ -85,17 +91,17 @@ fn encode_seed(event: &OutgoingEvent<'_>) -> Vec<u8> {
         .expect("an envelope of strings, a number and raw JSON always serializes")
 }
 
-macro_rules! seed_provider {
+macro_rules! timestamped_provider {
     ($(#[$doc:meta])* $ty:ident, $name:literal, $signature:literal, $timestamp:literal, $env:literal) => {
         $(#[$doc])*
-        pub struct $ty(SeedVerifier);
+        pub struct $ty(SchemeVerifier);
 
         impl $ty {
             /// The header that carries the hex signature.
             pub const SIGNATURE_HEADER: &'static str = $signature;
             /// The header that carries the unix-seconds timestamp.
             pub const TIMESTAMP_HEADER: &'static str = $timestamp;
-            const HEADERS: SeedHeaders = SeedHeaders { signature: $signature, timestamp: $timestamp };
+            const HEADERS: SchemeHeaders = SchemeHeaders { signature: $signature, timestamp: $timestamp };
         }
 
         impl std::fmt::Debug for $ty {
@@ -112,7 +118,7 @@ macro_rules! seed_provider {
             const SECRET_ENV: &'static str = $env;
 
             fn from_config(config: ProviderConfig) -> Result<Self, ConfigError> {
-                SeedVerifier::new(&config, $name).map(Self)
+                SchemeVerifier::new(&config, $name).map(Self)
             }
 
             fn verify(&self, headers: &HeaderMap, body: &[u8], now: SystemTime) -> Result<Verified, VerifyError> {
@@ -126,17 +132,17 @@ macro_rules! seed_provider {
 
         impl Sign for $ty {
             fn encode(event: &OutgoingEvent<'_>) -> Vec<u8> {
-                encode_seed(event)
+                encode_body(event)
             }
 
             fn sign(secret: &Secret, event: &OutgoingEvent<'_>, body: &[u8], headers: &mut HeaderMap) {
-                sign_seed(&Self::HEADERS, secret, event, body, headers);
+                sign_timestamped(&Self::HEADERS, secret, event, body, headers);
             }
         }
     };
 }
 
-seed_provider!(
+timestamped_provider!(
     /// Groq: `x-groq-signature` (hex HMAC-SHA256 of `"<timestamp>.<body>"`) and
     /// `x-groq-timestamp` (unix seconds); secret in `GROQ_WEBHOOK_SECRET`.
     Groq,
@@ -146,7 +152,7 @@ seed_provider!(
     "GROQ_WEBHOOK_SECRET"
 );
 
-seed_provider!(
+timestamped_provider!(
     /// `CoreWeave`: `x-coreweave-signature` (hex HMAC-SHA256 of `"<timestamp>.<body>"`)
     /// and `x-coreweave-timestamp` (unix seconds); secret in `COREWEAVE_WEBHOOK_SECRET`.
     Coreweave,
