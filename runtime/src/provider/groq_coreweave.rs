@@ -1,4 +1,4 @@
-//! Groq's and CoreWeave's scheme (one, under each provider's header names):
+//! The scheme of `groq` and `coreweave` (one, under each provider's header names):
 //! `x-<provider>-signature` is the lowercase hex HMAC-SHA256 of
 //! `"<timestamp>.<raw body>"`, `x-<provider>-timestamp` is unix seconds.
 
