@@ -42,6 +42,7 @@ pub mod metrics;
 mod observe;
 pub mod provider;
 mod receiver;
+mod run;
 mod secret;
 pub mod store;
 pub mod testing;

@@ -2,24 +2,22 @@
 
 use std::fmt;
 use std::future::Future;
-use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::FutureExt;
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tracing::Instrument as _;
 
 use crate::event::EventMeta;
-use crate::future::{panic_message, with_deadline};
 use crate::handler::{HandlerError, Parsed, WebhookHandlers};
 use crate::inbox::mode::InboxMode;
 use crate::inbox::{decode_headers, Inbox, InboxError, Lease, Leased, StoredDelivery};
 use crate::observe;
 use crate::provider::{ConfigError, Provider};
-use crate::receiver::{handler_span, Receiver};
+use crate::receiver::Receiver;
+use crate::run::{run_handler, Ran};
 use crate::store::IdempotencyStore;
 
 /// How long a worker's lease lasts by default; it is renewed every third of it while
@@ -422,33 +420,22 @@ async fn run_attempt<H: WebhookHandlers, S: IdempotencyStore>(
         Err(error) => AttemptOutcome::Failed { error, permanent: true },
         Ok(None) => AttemptOutcome::Done,
         Ok(Some((event, meta))) => {
-            let handler = AssertUnwindSafe(receiver.inner.handlers.dispatch(event, &meta)).catch_unwind();
-            let handler = handler.instrument(handler_span(&meta, Some(attempt)));
-            let started = observe::Started::now();
-            let handler = async {
-                match settings.handler_timeout {
-                    Some(limit) => with_deadline(limit, handler).await.map_err(|_| limit),
-                    None => Ok(handler.await),
-                }
-            };
+            let handler = run_handler(&receiver.inner.handlers, event, &meta, Some(attempt), settings.handler_timeout);
             let mut handler = std::pin::pin!(handler);
             let mut renewals = tokio::time::interval_at(Instant::now() + settings.lease / 3, settings.lease / 3);
             loop {
                 tokio::select! {
                     biased;
-                    finished = &mut handler => {
-                        let (outcome, result) = match finished {
-                            Ok(Ok(Ok(()))) => (AttemptOutcome::Done, "ok"),
-                            Ok(Ok(Err(error))) => (failed(&error), "error"),
-                            Ok(Err(panic)) => (AttemptOutcome::Failed {
-                                error: format!("panicked: {}", panic_message(panic.as_ref())),
-                                permanent: false,
-                            }, "panic"),
-                            Err(limit) => (AttemptOutcome::Failed { error: format!("did not finish within {limit:?}"), permanent: false }, "timeout"),
-                        };
-                        observe::handler::<H>(meta.event_type(), result, started);
-                        break outcome;
-                    }
+                    ran = &mut handler => break match ran {
+                        Ran::Done => AttemptOutcome::Done,
+                        Ran::Failed(error) => failed(&error),
+                        Ran::Panicked(message) => {
+                            AttemptOutcome::Failed { error: format!("panicked: {message}"), permanent: false }
+                        }
+                        Ran::TimedOut(limit) => {
+                            AttemptOutcome::Failed { error: format!("did not finish within {limit:?}"), permanent: false }
+                        }
+                    },
                     () = stopped(&mut aborted) => break AttemptOutcome::Stopped,
                     _ = renewals.tick() => match mode.call("renew", mode.inbox.renew(&lease, settings.lease)).await {
                         Ok(()) => {}

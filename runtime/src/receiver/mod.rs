@@ -10,21 +10,19 @@
 //! Inbox mode's part of the pipeline lives beside the inbox (`inbox/mode.rs`).
 
 use std::future::Future;
-use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use futures_util::FutureExt;
 use http::HeaderMap;
 use tracing::Instrument as _;
 
 use crate::event::EventMeta;
-use crate::future::{panic_message, with_deadline};
 use crate::handler::{Parsed, WebhookHandlers};
 use crate::inbox::mode::{enqueue, InboxMode};
 use crate::inbox::{Inbox, RetrySchedule};
 use crate::observe;
 use crate::provider::{ConfigError, Provider, DEFAULT_TOLERANCE};
+use crate::run::{run_handler, Ran};
 use crate::store::{IdempotencyStore, MemoryStore, StoreError, DEFAULT_TTL};
 
 mod builder;
@@ -369,16 +367,13 @@ impl<H: WebhookHandlers, S: IdempotencyStore> Receiver<H, S> {
             }
         };
 
-        let handler = AssertUnwindSafe(inner.handlers.dispatch(event, &meta)).catch_unwind();
-        let handler = handler.instrument(handler_span(&meta, None));
-        let started = observe::Started::now();
-        let failure = match with_deadline(inner.settings.handler_timeout, handler).await {
-            Ok(Ok(Ok(()))) => None,
-            Ok(Ok(Err(error))) => Some(HandlerFailure::Error(error.to_string())),
-            Ok(Err(panic)) => Some(HandlerFailure::Panic(panic_message(panic.as_ref()))),
-            Err(_elapsed) => Some(HandlerFailure::Timeout(inner.settings.handler_timeout)),
+        let ran = run_handler(&inner.handlers, event, &meta, None, Some(inner.settings.handler_timeout)).await;
+        let failure = match ran {
+            Ran::Done => None,
+            Ran::Failed(error) => Some(HandlerFailure::Error(error.to_string())),
+            Ran::Panicked(message) => Some(HandlerFailure::Panic(message)),
+            Ran::TimedOut(after) => Some(HandlerFailure::Timeout(after)),
         };
-        observe::handler::<H>(meta.event_type(), failure.as_ref().map_or("ok", HandlerFailure::as_str), started);
         match failure {
             None => {
                 // The handler ran: the provider is told so whatever the store says, and
@@ -406,9 +401,4 @@ impl<H: WebhookHandlers, S: IdempotencyStore> Receiver<H, S> {
 pub(crate) fn record_event(span: &tracing::Span, meta: &EventMeta) {
     span.record("webhook.event.type", meta.event_type());
     span.record("webhook.event.id", tracing::field::display(meta.id().escape_debug()));
-}
-
-/// The span a handler runs in, inside its delivery's.
-pub(crate) fn handler_span(meta: &EventMeta, attempt: Option<u32>) -> tracing::Span {
-    tracing::info_span!("webhook.handler", webhook.event.type = meta.event_type(), webhook.attempt = attempt)
 }
