@@ -8,7 +8,7 @@ use super::{
     from_unix_millis, lease_token, unix_millis, DeliveryState, Enqueued, Inbox, InboxError, InboxStats, Lease, Leased,
     NewDelivery, StoredDelivery,
 };
-use crate::store::millis;
+use crate::backend::millis;
 
 /// Done records past their TTL are swept once every this many enqueues.
 const SWEEP_EVERY: u64 = 1024;

@@ -51,8 +51,8 @@ pub use schedule::RetrySchedule;
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteInbox;
 
+use crate::backend::{Backend, Location};
 pub use crate::store::StoreError as InboxError;
-use crate::store::{Backend, Location};
 
 /// A verified delivery to store: the event's key and facts, and the raw request as
 /// received, so it can be parsed (and its signature checked again) later.

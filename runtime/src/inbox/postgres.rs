@@ -11,7 +11,9 @@ use super::{
     from_unix_millis, lease_token, DeliveryState, Enqueued, Inbox, InboxError, InboxStats, Lease, Leased, NewDelivery,
     StoredDelivery,
 };
-use crate::store::{check_table, connect_error, millis, sweep_while_alive, Database, DEFAULT_STORE_TIMEOUT};
+use crate::backend::postgres::{check_table, sweep_while_alive, Database};
+use crate::backend::{connect_error, millis};
+use crate::store::DEFAULT_STORE_TIMEOUT;
 
 /// The table a [`PostgresInbox`] keeps deliveries in unless told otherwise.
 pub const DEFAULT_INBOX_TABLE: &str = "hookroute_inbox";

@@ -13,7 +13,8 @@ use super::{
     from_unix_millis, lease_token, unix_millis, DeliveryState, Enqueued, Inbox, InboxError, InboxStats, Lease, Leased,
     NewDelivery, StoredDelivery,
 };
-use crate::store::{millis, SqliteFile};
+use crate::backend::millis;
+use crate::backend::sqlite::SqliteFile;
 
 /// The one table. `due_at` is when something next happens to a record: a queued or
 /// retrying one runs, a running one's lease ends, a done one expires. `seq` keeps

@@ -11,7 +11,8 @@ use super::{
     from_unix_millis, lease_token, DeliveryState, Enqueued, Inbox, InboxError, InboxStats, Lease, Leased, NewDelivery,
     StoredDelivery,
 };
-use crate::store::{connect_error, millis, within, DEFAULT_STORE_TIMEOUT};
+use crate::backend::{connect_error, millis, within};
+use crate::store::DEFAULT_STORE_TIMEOUT;
 
 mod scripts;
 use scripts::Scripts;
@@ -193,7 +194,7 @@ impl RedisInboxBuilder {
     /// `maxmemory-policy` may evict keys is refused.
     pub async fn connect(self) -> Result<RedisInbox, InboxError> {
         let Self { url, prefix, timeout, allow_eviction, existing } = self;
-        let (mut connection, target) = crate::store::redis_connection(&url, timeout, allow_eviction).await?;
+        let (mut connection, target) = crate::backend::redis::connection(&url, timeout, allow_eviction).await?;
         let keys = ["stream", "delayed", "dead", "done", "leases", "payloads"].map(|name| format!("{prefix}{name}"));
         let ready = if existing {
             check_exists(&mut connection, &prefix, &keys[0], timeout).await

@@ -1,0 +1,198 @@
+//! The drivers' layer: what the idempotency stores (`store/`) and the inboxes
+//! (`inbox/`) of one database share. URLs and their schemes, connecting (pools, TLS,
+//! server checks), deadlines on every call, and the errors a failed connection makes.
+//! A store or inbox imports from here, never from its sibling.
+
+use std::time::Duration;
+
+use crate::store::StoreError;
+
+#[cfg(feature = "postgres")]
+pub(crate) mod postgres;
+#[cfg(feature = "redis")]
+pub(crate) mod redis;
+#[cfg(feature = "sqlite")]
+pub(crate) mod sqlite;
+
+/// A store or inbox URL with hookroute's own parameters taken out: `?prefix=` (Redis)
+/// and `?table=` (PostgreSQL). The others stay for the driver (`sslmode=…`).
+pub(crate) struct Location {
+    /// The URL without hookroute's parameters.
+    pub(crate) url: String,
+    prefix: Option<String>,
+    table: Option<String>,
+}
+
+impl Location {
+    pub(crate) fn of(url: &str) -> Self {
+        let (url, prefix) = take_param(url, "prefix");
+        let (url, table) = take_param(&url, "table");
+        Self { url, prefix, table }
+    }
+
+    /// The `?prefix=` of a Redis URL; a `?table=` there is an error.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn prefix(&self, what: &str) -> Result<Option<String>, StoreError> {
+        if self.table.is_some() {
+            return Err(StoreError::InvalidConfig(format!(
+                "a Redis {what} takes `?prefix=` (its keys' prefix), not `?table=`"
+            )));
+        }
+        Ok(self.prefix.clone())
+    }
+
+    /// The `?table=` of a PostgreSQL URL; a `?prefix=` there is an error.
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+    pub(crate) fn table(&self, what: &str) -> Result<Option<String>, StoreError> {
+        if self.prefix.is_some() {
+            return Err(StoreError::InvalidConfig(format!(
+                "a PostgreSQL {what} takes `?table=` (its table's name), not `?prefix=`"
+            )));
+        }
+        Ok(self.table.clone())
+    }
+
+    /// For a URL given to a PostgreSQL builder, which names its table with `.table()`.
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+    pub(crate) fn plain_postgres(&self) -> Result<(), StoreError> {
+        if self.prefix.is_some() || self.table.is_some() {
+            return Err(StoreError::InvalidConfig(
+                "`?table=` is read by `store::connect` and `inbox::connect`; with a builder, call `.table(..)`"
+                    .to_owned(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// For backends that hold one app's data by themselves (a file, the process).
+    pub(crate) fn plain(&self, what: &str) -> Result<(), StoreError> {
+        if self.prefix.is_some() || self.table.is_some() {
+            return Err(StoreError::InvalidConfig(format!(
+                "`?prefix=` and `?table=` are for Redis and PostgreSQL; give each app its own {what} file or process instead"
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// `url` without its query parameter `name`, and the parameter's value (the last one
+/// given); the other parameters stay as they were.
+pub(crate) fn take_param(url: &str, name: &str) -> (String, Option<String>) {
+    let Some((base, query)) = url.split_once('?') else {
+        return (url.to_owned(), None);
+    };
+    let mut value = None;
+    let mut rest = Vec::new();
+    for pair in query.split('&').filter(|pair| !pair.is_empty()) {
+        match pair.split_once('=') {
+            Some((key, found)) if key == name => value = Some(found.to_owned()),
+            _ => rest.push(pair),
+        }
+    }
+    let url = if rest.is_empty() { base.to_owned() } else { format!("{base}?{}", rest.join("&")) };
+    (url, value)
+}
+
+/// The backend a URL names, for [`connect`] and `inbox::connect`.
+pub(crate) enum Backend {
+    Memory,
+    #[cfg(feature = "redis")]
+    Redis,
+    #[cfg(feature = "postgres")]
+    Postgres,
+    /// The file's path.
+    #[cfg(feature = "sqlite")]
+    Sqlite(String),
+}
+
+impl Backend {
+    /// Reads the scheme of `url`. `what` (`store`, `inbox`) and `example` (a file name)
+    /// word the errors: a backend whose feature is off, an unknown scheme, a `sqlite:`
+    /// URL without a path.
+    // `example` is unused without SQLite, `feature_off` with every backend on.
+    #[cfg_attr(
+        any(not(feature = "sqlite"), all(feature = "redis", feature = "postgres", feature = "sqlite")),
+        allow(unused_variables)
+    )]
+    pub(crate) fn of(url: &str, what: &str, example: &str) -> Result<Self, StoreError> {
+        let scheme = url.split_once(':').map_or(url, |(scheme, _)| scheme).to_ascii_lowercase();
+        let feature_off = |feature: &str| {
+            StoreError::InvalidConfig(format!(
+                "a `{scheme}:` {what} needs hookroute's `{feature}` feature, which this build lacks"
+            ))
+        };
+        match scheme.as_str() {
+            "" | "memory" => Ok(Self::Memory),
+            #[cfg(feature = "redis")]
+            "redis" | "rediss" => Ok(Self::Redis),
+            #[cfg(feature = "postgres")]
+            "postgres" | "postgresql" => Ok(Self::Postgres),
+            #[cfg(feature = "sqlite")]
+            "sqlite" => {
+                let path = url.split_once(':').map_or("", |(_, path)| path.trim_start_matches("//"));
+                if path.is_empty() {
+                    // SQLite would open a private temporary database: not what was asked for.
+                    return Err(StoreError::InvalidConfig(format!(
+                        "a sqlite: {what} needs a file path: sqlite:{example}"
+                    )));
+                }
+                Ok(Self::Sqlite(path.to_owned()))
+            }
+            #[cfg(not(feature = "redis"))]
+            "redis" | "rediss" => Err(feature_off("redis")),
+            #[cfg(not(feature = "postgres"))]
+            "postgres" | "postgresql" => Err(feature_off("postgres")),
+            #[cfg(not(feature = "sqlite"))]
+            "sqlite" => Err(feature_off("sqlite")),
+            _ => Err(StoreError::InvalidConfig(format!(
+                "unknown kind of {what} `{scheme}`: use memory:, redis://…, postgres://… or sqlite:<path>"
+            ))),
+        }
+    }
+}
+
+/// A duration in whole milliseconds for a server: at least 1, at most 100 years (a
+/// "forever" lease or TTL must not overflow the server's clock arithmetic).
+pub(crate) fn millis(duration: Duration) -> i64 {
+    const MAX: i64 = 100 * 365 * 24 * 3600 * 1000;
+    i64::try_from(duration.as_millis()).unwrap_or(MAX).clamp(1, MAX)
+}
+
+/// A failure while setting a store up, as [`StoreError::Connect`] (not wrapping an
+/// `Unavailable` inside it, which would say "unavailable" twice).
+#[cfg(any(feature = "redis", feature = "postgres"))]
+pub(crate) fn connect_error(store: &'static str, target: String, error: StoreError) -> StoreError {
+    let source: Box<dyn std::error::Error + Send + Sync> = match error {
+        StoreError::Unavailable(source) => source,
+        other => Box::new(other),
+    };
+    // Drivers keep the useful part ("Connection refused") a few sources down; say it.
+    let mut message = source.to_string();
+    let mut cause = source.source();
+    while let Some(error) = cause {
+        let text = error.to_string();
+        if !message.contains(&text) {
+            message = format!("{message}: {text}");
+        }
+        cause = error.source();
+    }
+    StoreError::Connect { store, target, source: message.into() }
+}
+
+/// Runs a store operation with a deadline, so a server that stopped answering turns
+/// into [`StoreError::Unavailable`] instead of a request that hangs.
+#[cfg(any(feature = "redis", feature = "postgres"))]
+pub(crate) async fn within<T, E>(
+    timeout: Duration,
+    what: &'static str,
+    operation: impl std::future::Future<Output = Result<T, E>>,
+) -> Result<T, StoreError>
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    match tokio::time::timeout(timeout, operation).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(err)) => Err(StoreError::Unavailable(Box::new(err))),
+        Err(_) => Err(StoreError::Unavailable(format!("{what} did not answer within {timeout:?}").into())),
+    }
+}
