@@ -105,7 +105,13 @@ impl UnverifiedBudget {
     #[cfg(feature = "tower")]
     /// Starts holding one request's body, counted against `client`'s share if known.
     pub(crate) fn hold(&self, client: Option<&ClientAddr>) -> Held<'_> {
-        Held { budget: self, peer: client.map(|client| Peer::of(client.0.ip())), peer_bytes: 0, permits: None }
+        Held {
+            budget: self,
+            peer: client.map(|client| Peer::of(client.0.ip())),
+            peer_bytes: 0,
+            general: None,
+            reserve: None,
+        }
     }
 }
 
@@ -116,7 +122,8 @@ pub(crate) struct Held<'a> {
     budget: &'a UnverifiedBudget,
     peer: Option<Peer>,
     peer_bytes: usize,
-    permits: Option<(Option<SemaphorePermit<'a>>, Option<SemaphorePermit<'a>>)>,
+    general: Option<SemaphorePermit<'a>>,
+    reserve: Option<SemaphorePermit<'a>>,
 }
 
 #[cfg(feature = "tower")]
@@ -152,8 +159,7 @@ impl Held<'_> {
             }
             return false;
         };
-        let (general, reserve) = self.permits.get_or_insert((None, None));
-        let slot = if reserved { reserve } else { general };
+        let slot = if reserved { &mut self.reserve } else { &mut self.general };
         match slot {
             Some(held) => held.merge(permit),
             None => *slot = Some(permit),

@@ -48,10 +48,16 @@ const HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
 pub(crate) struct Taking {
     /// Workers running now.
     workers: AtomicUsize,
-    /// Since when takes have failed, and the last error; `None` while they succeed.
-    failing: Mutex<Option<(Instant, String)>>,
-    /// Set once the failure has lasted long enough to be called a stall.
-    stalled: Mutex<bool>,
+    /// While takes fail: since when, the last error, and whether it has lasted long
+    /// enough to be called a stall.
+    failing: Mutex<Option<Failing>>,
+}
+
+#[derive(Debug, Clone)]
+struct Failing {
+    since: Instant,
+    error: String,
+    stalled: bool,
 }
 
 impl Taking {
@@ -63,31 +69,31 @@ impl Taking {
         self.workers.fetch_sub(1, Ordering::AcqRel);
     }
 
+    fn failing(&self) -> std::sync::MutexGuard<'_, Option<Failing>> {
+        self.failing.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// A take succeeded. True when it ends a stall.
     pub(crate) fn took(&self) -> bool {
-        *self.failing.lock().unwrap_or_else(PoisonError::into_inner) = None;
-        std::mem::take(&mut *self.stalled.lock().unwrap_or_else(PoisonError::into_inner))
+        self.failing().take().is_some_and(|failing| failing.stalled)
     }
 
     /// A take failed with `error`. True when the failures have now lasted `stall_after`
     /// for the first time (a stall begins).
     pub(crate) fn failed(&self, error: &str, stall_after: Duration) -> bool {
-        let mut failing = self.failing.lock().unwrap_or_else(PoisonError::into_inner);
-        let since = failing.as_ref().map_or_else(Instant::now, |(since, _)| *since);
-        *failing = Some((since, error.to_owned()));
-        drop(failing);
-        let mut stalled = self.stalled.lock().unwrap_or_else(PoisonError::into_inner);
-        if !*stalled && since.elapsed() >= stall_after {
-            *stalled = true;
-            return true;
-        }
-        false
+        let mut failing = self.failing();
+        let failing =
+            failing.get_or_insert_with(|| Failing { since: Instant::now(), error: String::new(), stalled: false });
+        error.clone_into(&mut failing.error);
+        let begins = !failing.stalled && failing.since.elapsed() >= stall_after;
+        failing.stalled |= begins;
+        begins
     }
 
     fn snapshot(&self) -> (usize, bool, Option<(Duration, String)>) {
-        let failing = self.failing.lock().unwrap_or_else(PoisonError::into_inner).clone();
-        let stalled = *self.stalled.lock().unwrap_or_else(PoisonError::into_inner);
-        (self.workers.load(Ordering::Acquire), stalled, failing.map(|(since, error)| (since.elapsed(), error)))
+        let failing = self.failing().clone();
+        let stalled = failing.as_ref().is_some_and(|failing| failing.stalled);
+        (self.workers.load(Ordering::Acquire), stalled, failing.map(|failing| (failing.since.elapsed(), failing.error)))
     }
 }
 

@@ -4,7 +4,6 @@ use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::future::{Future, IntoFuture};
 use std::io;
-use std::net::IpAddr;
 use std::pin::{pin, Pin};
 use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -45,12 +44,20 @@ pub fn default_max_connections() -> usize {
     limit.map_or(512, |limit| (limit / 4 * 3).clamp(64, MAX_CONNECTIONS_CEILING))
 }
 
-/// A connection is not shed for being idle in its first half second: it has just been
-/// taken, perhaps in place of another, and has not had time to send its headers.
-const IDLE_GRACE: Duration = Duration::from_millis(500);
+/// A connection is not shed for being idle in its first half second (milliseconds): it
+/// has just been taken, perhaps in place of another, and has not had time to send its
+/// headers.
+const IDLE_GRACE_MS: u64 = 500;
 
-/// A body in progress is not taken for a slow one before this much of it has passed.
-const SLOW_BODY_GRACE: Duration = Duration::from_millis(250);
+/// A body in progress is not taken for a slow one before this much of it has passed
+/// (milliseconds).
+const SLOW_BODY_GRACE_MS: u64 = 250;
+
+/// Milliseconds since `epoch`: the clock connections and bodies are timed by
+/// (`u64::MAX` stays free to mean "none").
+fn millis_since(epoch: Instant) -> u64 {
+    u64::try_from(epoch.elapsed().as_millis()).unwrap_or(u64::MAX - 1)
+}
 
 /// "Too many open files" in the process (Linux's `EMFILE`) and in the system (`ENFILE`).
 const EMFILE: i32 = 24;
@@ -253,11 +260,12 @@ impl<F: Future<Output = ()> + Send + 'static> Serve<F> {
             // refused at once (accepting and closing is cheap, and keeps the backlog
             // moving for everybody else); for any other, the connection idle the
             // longest, or one whose body crawls, is asked to close.
-            let (live, going, of_peer) = connections.counts(peer.ip());
+            let client = Peer::of(peer.ip());
+            let (live, going, of_peer) = connections.counts(client);
             if live >= self.max_connections {
                 if of_peer >= per_peer {
                     // It may be replacing a connection it keeps idle.
-                    if !connections.condemn_idle_of(peer.ip()) {
+                    if !connections.condemn_idle_of(client) {
                         tracing::debug!(peer = %peer, "at the connection cap, refusing a client holding its share");
                         drop(stream);
                         continue;
@@ -268,7 +276,7 @@ impl<F: Future<Output = ()> + Send + 'static> Serve<F> {
             }
             let _ = stream.set_nodelay(true);
             next_id += 1;
-            let state = connections.open(next_id, peer.ip());
+            let state = connections.open(next_id, client);
             let task = serve_connection(
                 Arc::clone(&http),
                 (stream, peer),
@@ -280,7 +288,7 @@ impl<F: Future<Output = ()> + Send + 'static> Serve<F> {
             let connections = Arc::clone(&connections);
             tokio::spawn(async move {
                 task.await;
-                connections.close(next_id, peer.ip());
+                connections.close(next_id, client);
             });
         }
     }
@@ -328,12 +336,20 @@ struct Open {
     by_peer: std::collections::HashMap<Peer, usize>,
 }
 
+impl Open {
+    /// Asks `state`'s connection to close, for the reason `why`, counting it as going.
+    fn condemn(&mut self, state: &ConnectionState, why: u8) {
+        state.condemned.store(why, Ordering::Release);
+        self.going += 1;
+        state.shed.notify_one();
+    }
+}
+
 /// Why a connection was asked to close.
 const KEPT: u8 = 0;
 const IDLE: u8 = 1;
 const SLOW: u8 = 2;
 
-#[derive(Default)]
 struct ConnectionState {
     /// Requests in progress on this connection.
     busy: AtomicUsize,
@@ -345,7 +361,7 @@ struct ConnectionState {
     /// When it opened, milliseconds after the server's epoch.
     opened: u64,
     /// The client.
-    peer: Option<Peer>,
+    peer: Peer,
     /// The request body being read: when it started (milliseconds after the
     /// server's epoch; `u64::MAX` while there is none) and its bytes so far.
     body_started: AtomicU64,
@@ -354,7 +370,15 @@ struct ConnectionState {
 
 impl ConnectionState {
     fn new(opened: u64, peer: Peer) -> Self {
-        Self { body_started: AtomicU64::new(u64::MAX), opened, peer: Some(peer), ..Self::default() }
+        Self {
+            busy: AtomicUsize::new(0),
+            shed: Notify::new(),
+            condemned: AtomicU8::new(KEPT),
+            opened,
+            peer,
+            body_started: AtomicU64::new(u64::MAX),
+            body_bytes: AtomicU64::new(0),
+        }
     }
 }
 
@@ -365,7 +389,7 @@ impl Connections {
 
     /// Milliseconds since the server started.
     fn now(&self) -> u64 {
-        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX - 1)
+        millis_since(self.epoch)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Open> {
@@ -378,22 +402,22 @@ impl Connections {
 
     /// The connections open, how many of them are on their way out, and how many
     /// `peer` holds.
-    fn counts(&self, peer: IpAddr) -> (usize, usize, usize) {
+    fn counts(&self, peer: Peer) -> (usize, usize, usize) {
         let open = self.lock();
-        (open.by_age.len(), open.going, open.by_peer.get(&Peer::of(peer)).copied().unwrap_or(0))
+        (open.by_age.len(), open.going, open.by_peer.get(&peer).copied().unwrap_or(0))
     }
 
-    fn open(&self, id: u64, peer: IpAddr) -> Arc<ConnectionState> {
-        let state = Arc::new(ConnectionState::new(self.now(), Peer::of(peer)));
+    fn open(&self, id: u64, peer: Peer) -> Arc<ConnectionState> {
+        let state = Arc::new(ConnectionState::new(self.now(), peer));
         let mut open = self.lock();
         open.by_age.insert(id, Arc::clone(&state));
-        *open.by_peer.entry(Peer::of(peer)).or_insert(0) += 1;
+        *open.by_peer.entry(peer).or_insert(0) += 1;
         state
     }
 
-    fn close(&self, id: u64, peer: IpAddr) {
+    fn close(&self, id: u64, peer: Peer) {
         let mut open = self.lock();
-        if let std::collections::hash_map::Entry::Occupied(mut held) = open.by_peer.entry(Peer::of(peer)) {
+        if let std::collections::hash_map::Entry::Occupied(mut held) = open.by_peer.entry(peer) {
             *held.get_mut() -= 1;
             if *held.get() == 0 {
                 held.remove();
@@ -410,8 +434,7 @@ impl Connections {
 
     /// Asks the oldest connection of `peer` with no request in progress to close. False
     /// when it has none.
-    fn condemn_idle_of(&self, peer: IpAddr) -> bool {
-        let peer = Some(Peer::of(peer));
+    fn condemn_idle_of(&self, peer: Peer) -> bool {
         let mut open = self.lock();
         let idle = open.by_age.values().find(|state| {
             state.peer == peer
@@ -419,9 +442,7 @@ impl Connections {
                 && state.busy.load(Ordering::Acquire) == 0
         });
         let Some(idle) = idle.map(Arc::clone) else { return false };
-        idle.condemned.store(IDLE, Ordering::Release);
-        open.going += 1;
-        idle.shed.notify_one();
+        open.condemn(&idle, IDLE);
         true
     }
 
@@ -431,12 +452,10 @@ impl Connections {
     /// none.
     fn condemn(&self) -> bool {
         let now = self.now();
-        let idle_grace = u64::try_from(IDLE_GRACE.as_millis()).unwrap_or(u64::MAX);
-        let slow_grace = u64::try_from(SLOW_BODY_GRACE.as_millis()).unwrap_or(u64::MAX);
         let mut open = self.lock();
         let kept = || open.by_age.values().filter(|state| state.condemned.load(Ordering::Acquire) == KEPT);
         let idle = kept()
-            .find(|state| state.busy.load(Ordering::Acquire) == 0 && now.saturating_sub(state.opened) >= idle_grace)
+            .find(|state| state.busy.load(Ordering::Acquire) == 0 && now.saturating_sub(state.opened) >= IDLE_GRACE_MS)
             .map(|state| (Arc::clone(state), IDLE));
         let chosen = idle.or_else(|| {
             if self.min_body_rate == 0 {
@@ -447,16 +466,14 @@ impl Connections {
                     let started = state.body_started.load(Ordering::Acquire);
                     let elapsed = now.saturating_sub(started);
                     started != u64::MAX
-                        && elapsed >= slow_grace
+                        && elapsed >= SLOW_BODY_GRACE_MS
                         && state.body_bytes.load(Ordering::Acquire).saturating_mul(1000)
                             < self.min_body_rate.saturating_mul(elapsed)
                 })
                 .map(|state| (Arc::clone(state), SLOW))
         });
         let Some((state, why)) = chosen else { return false };
-        state.condemned.store(why, Ordering::Release);
-        open.going += 1;
-        state.shed.notify_one();
+        open.condemn(&state, why);
         true
     }
 }
@@ -573,8 +590,7 @@ impl http_body::Body for Counted {
             Poll::Ready(_) => self.finished(),
             Poll::Pending if !self.waited => {
                 self.waited = true;
-                let started = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX - 1);
-                self.state.body_started.store(started, Ordering::Release);
+                self.state.body_started.store(millis_since(self.epoch), Ordering::Release);
             }
             Poll::Pending => {}
         }

@@ -315,10 +315,15 @@ impl PostgresInboxBuilder {
 }
 
 impl Inner {
+    /// Whether a table of that name exists (in the search path).
+    async fn exists(&self, table: &str) -> Result<bool, InboxError> {
+        let found = self.db.query("SELECT to_regclass($1)::text", &[&table]).await?;
+        Ok(found.first().and_then(|row| row.try_get::<_, Option<String>>(0).ok()).flatten().is_some())
+    }
+
     /// Fails unless the inbox's table exists, naming the inbox tables that do.
     async fn check_exists(&self) -> Result<(), InboxError> {
-        let found = self.db.query("SELECT to_regclass($1)::text", &[&self.table]).await?;
-        if found.first().and_then(|row| row.try_get::<_, Option<String>>(0).ok()).flatten().is_some() {
+        if self.exists(&self.table).await? {
             return Ok(());
         }
         // An inbox table has these columns, whatever its name.
@@ -382,8 +387,7 @@ impl Inbox for PostgresInbox {
     async fn owner(&self) -> Result<Option<String>, InboxError> {
         let owner_table = format!("{}_owner", self.inner.table);
         // An inbox made before owners were kept has no such table.
-        let exists = self.query("SELECT to_regclass($1)::text", &[&owner_table]).await?;
-        if exists.first().and_then(|row| row.try_get::<_, Option<String>>(0).ok()).flatten().is_none() {
+        if !self.inner.exists(&owner_table).await? {
             return Ok(None);
         }
         let rows = self.query(&format!("SELECT namespace FROM {owner_table} WHERE id = 1"), &[]).await?;
