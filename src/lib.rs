@@ -124,10 +124,10 @@ struct ReadmeDoctests;
 #[doc = include_str!("webhook_handlers.md")]
 pub use hookroute_macros::webhook_handlers;
 pub use hookroute_runtime::{
-    budget, health, inbox, provider, store, testing, ConfigError, Coreweave, Delivered, DeliveredKind, EventMeta,
-    GitHub, Groq, HandlerError, HandlerFailure, HandlerOutput, IdempotencyStore, MemoryStore, Outcome, Parsed,
-    Provider, Receiver, ReceiverBuilder, Rejection, Secret, SecretError, Shopify, Slack, StandardWebhooks, Stripe,
-    UnknownEvent, VerifyError, WebhookHandlers, Worker, WorkerHandle, DEFAULT_BODY_LIMIT, DEFAULT_BODY_TIMEOUT,
+    backend, budget, health, inbox, provider, store, testing, ConfigError, Coreweave, Delivered, DeliveredKind,
+    EventMeta, GitHub, Groq, HandlerError, HandlerFailure, HandlerOutput, IdempotencyStore, MemoryStore, Outcome,
+    Parsed, Provider, Receiver, ReceiverBuilder, Rejection, Secret, SecretError, Shopify, Slack, StandardWebhooks,
+    Stripe, UnknownEvent, VerifyError, WebhookHandlers, Worker, WorkerHandle, DEFAULT_BODY_LIMIT, DEFAULT_BODY_TIMEOUT,
     DEFAULT_CONCURRENCY, DEFAULT_HANDLER_TIMEOUT, DEFAULT_LEASE, DEFAULT_MAX_WAITING, DEFAULT_MIN_BODY_RATE,
     DEFAULT_PAYLOAD_RETENTION, DEFAULT_STATS_INTERVAL, DEFAULT_UNVERIFIED_BYTES, DEFAULT_WORKER_LEASE,
 };

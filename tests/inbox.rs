@@ -505,6 +505,12 @@ async fn a_backend_that_cannot_be_reached_says_where() {
     let error = hookroute::inbox::connect(&url).await.err().expect("nothing listens there");
     assert!(matches!(error, InboxError::Connect { .. }), "{error}");
     assert!(error.to_string().contains("127.0.0.1"), "{error}");
+    // An inbox's errors say "inbox", never a store's words.
+    assert!(error.to_string().starts_with("cannot reach the Redis inbox at "), "{error}");
+    let error = hookroute::inbox::connect(&format!("{url}?table=x")).await.err().expect("a Redis URL has no table");
+    assert!(error.to_string().starts_with("invalid inbox configuration: a Redis inbox takes"), "{error}");
+    let error = InboxError::from(hookroute::store::StoreError::Unavailable("timed out".into()));
+    assert_eq!(error.to_string(), "inbox unavailable: timed out");
 }
 
 /// The inbox goes away after a handler succeeded, while its delivery is being marked

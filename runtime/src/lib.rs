@@ -31,7 +31,7 @@
 // docs.rs: each item gated on a feature says which (`doc_cfg` marks them itself).
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-mod backend;
+pub mod backend;
 pub mod budget;
 mod event;
 mod future;

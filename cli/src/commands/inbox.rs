@@ -340,8 +340,8 @@ fn verify(
 /// the inboxes that are there).
 async fn open(args: &InboxArgs) -> Result<Box<dyn Inbox>, Failure> {
     let url = args.url.as_str();
-    let postgres = url.starts_with("postgres://") || url.starts_with("postgresql://");
-    let redis = url.starts_with("redis://") || url.starts_with("rediss://");
+    let kind = hookroute_runtime::backend::Kind::of(url).map(|kind| kind.name);
+    let (postgres, redis) = (kind == Some("postgres"), kind == Some("redis"));
     let opened = match (&args.table, &args.prefix) {
         (Some(_), _) if !postgres => return Err("--table is for a PostgreSQL inbox".to_owned()),
         (_, Some(_)) if !redis => return Err("--prefix is for a Redis inbox".to_owned()),

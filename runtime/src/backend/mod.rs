@@ -2,6 +2,10 @@
 //! (`inbox/`) of one database share. URLs and their schemes, connecting (pools, TLS,
 //! server checks), deadlines on every call, and the errors a failed connection makes.
 //! A store or inbox imports from here, never from its sibling.
+//!
+//! Public here: [`KINDS`], the one table of the URLs [`store::connect`](crate::store::connect),
+//! [`inbox::connect`](crate::inbox::connect) and the CLI accept, and each database's
+//! builder, which its store and its inbox share.
 
 use std::time::Duration;
 
@@ -13,6 +17,62 @@ pub(crate) mod postgres;
 pub(crate) mod redis;
 #[cfg(feature = "sqlite")]
 pub(crate) mod sqlite;
+
+#[cfg(feature = "postgres")]
+pub use postgres::PostgresBuilder;
+#[cfg(feature = "redis")]
+pub use redis::RedisBuilder;
+
+/// A kind of backend a store or inbox URL can name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Kind {
+    /// Its name: `memory`, `redis`, `postgres`, `sqlite`.
+    pub name: &'static str,
+    /// The URL schemes that name it, lower case (`""` is an empty URL).
+    pub schemes: &'static [&'static str],
+    /// How its URLs look, for help and errors.
+    pub form: &'static str,
+    /// The hookroute feature it needs, if any.
+    pub feature: Option<&'static str>,
+    /// Whether this build has that feature.
+    pub enabled: bool,
+}
+
+/// Every backend a URL can name, in the order help lists them.
+pub const KINDS: [Kind; 4] = [
+    Kind { name: "memory", schemes: &["", "memory"], form: "memory:", feature: None, enabled: true },
+    Kind {
+        name: "redis",
+        schemes: &["redis", "rediss"],
+        form: "redis://…",
+        feature: Some("redis"),
+        enabled: cfg!(feature = "redis"),
+    },
+    Kind {
+        name: "postgres",
+        schemes: &["postgres", "postgresql"],
+        form: "postgres://…",
+        feature: Some("postgres"),
+        enabled: cfg!(feature = "postgres"),
+    },
+    Kind {
+        name: "sqlite",
+        schemes: &["sqlite"],
+        form: "sqlite:<path>",
+        feature: Some("sqlite"),
+        enabled: cfg!(feature = "sqlite"),
+    },
+];
+
+impl Kind {
+    /// The kind of backend `url`'s scheme names (case-insensitive), if any.
+    #[must_use]
+    pub fn of(url: &str) -> Option<&'static Kind> {
+        let scheme = url.split_once(':').map_or(url, |(scheme, _)| scheme);
+        KINDS.iter().find(|kind| kind.schemes.iter().any(|known| known.eq_ignore_ascii_case(scheme)))
+    }
+}
 
 /// A store or inbox URL with hookroute's own parameters taken out: `?prefix=` (Redis)
 /// and `?table=` (PostgreSQL). The others stay for the driver (`sslmode=…`).
@@ -50,6 +110,28 @@ impl Location {
             )));
         }
         Ok(self.table.clone())
+    }
+
+    /// `builder` with the URL's `?prefix=`, if it gives one.
+    #[cfg(feature = "redis")]
+    pub(crate) fn redis<T>(&self, what: &str, builder: RedisBuilder<T>) -> Result<RedisBuilder<T>, StoreError> {
+        Ok(match self.prefix(what)? {
+            Some(prefix) => builder.prefix(prefix),
+            None => builder,
+        })
+    }
+
+    /// `builder` with the URL's `?table=`, if it gives one.
+    #[cfg(feature = "postgres")]
+    pub(crate) fn postgres<T>(
+        &self,
+        what: &str,
+        builder: PostgresBuilder<T>,
+    ) -> Result<PostgresBuilder<T>, StoreError> {
+        Ok(match self.table(what)? {
+            Some(table) => builder.table(table),
+            None => builder,
+        })
     }
 
     /// For a URL given to a PostgreSQL builder, which names its table with `.table()`.
@@ -106,27 +188,32 @@ pub(crate) enum Backend {
 }
 
 impl Backend {
-    /// Reads the scheme of `url`. `what` (`store`, `inbox`) and `example` (a file name)
-    /// word the errors: a backend whose feature is off, an unknown scheme, a `sqlite:`
-    /// URL without a path.
-    // `example` is unused without SQLite, `feature_off` with every backend on.
-    #[cfg_attr(
-        any(not(feature = "sqlite"), all(feature = "redis", feature = "postgres", feature = "sqlite")),
-        allow(unused_variables)
-    )]
+    /// Reads the scheme of `url` from [`KINDS`]. `what` (`store`, `inbox`) and
+    /// `example` (a file name) word the errors: a backend whose feature is off, an
+    /// unknown scheme, a `sqlite:` URL without a path.
     pub(crate) fn of(url: &str, what: &str, example: &str) -> Result<Self, StoreError> {
+        let Some(kind) = Kind::of(url) else {
+            let scheme = url.split_once(':').map_or(url, |(scheme, _)| scheme);
+            let forms: Vec<&str> = KINDS.iter().map(|kind| kind.form).collect();
+            return Err(StoreError::InvalidConfig(format!(
+                "unknown kind of {what} `{scheme}`: use {} or {}",
+                forms[..forms.len() - 1].join(", "),
+                forms[forms.len() - 1]
+            )));
+        };
         let scheme = url.split_once(':').map_or(url, |(scheme, _)| scheme).to_ascii_lowercase();
-        let feature_off = |feature: &str| {
+        let feature_off = || {
             StoreError::InvalidConfig(format!(
-                "a `{scheme}:` {what} needs hookroute's `{feature}` feature, which this build lacks"
+                "a `{scheme}:` {what} needs hookroute's `{}` feature, which this build lacks",
+                kind.feature.unwrap_or(kind.name)
             ))
         };
-        match scheme.as_str() {
-            "" | "memory" => Ok(Self::Memory),
+        match kind.name {
+            "memory" => Ok(Self::Memory),
             #[cfg(feature = "redis")]
-            "redis" | "rediss" => Ok(Self::Redis),
+            "redis" => Ok(Self::Redis),
             #[cfg(feature = "postgres")]
-            "postgres" | "postgresql" => Ok(Self::Postgres),
+            "postgres" => Ok(Self::Postgres),
             #[cfg(feature = "sqlite")]
             "sqlite" => {
                 let path = url.split_once(':').map_or("", |(_, path)| path.trim_start_matches("//"));
@@ -138,15 +225,8 @@ impl Backend {
                 }
                 Ok(Self::Sqlite(path.to_owned()))
             }
-            #[cfg(not(feature = "redis"))]
-            "redis" | "rediss" => Err(feature_off("redis")),
-            #[cfg(not(feature = "postgres"))]
-            "postgres" | "postgresql" => Err(feature_off("postgres")),
-            #[cfg(not(feature = "sqlite"))]
-            "sqlite" => Err(feature_off("sqlite")),
-            _ => Err(StoreError::InvalidConfig(format!(
-                "unknown kind of {what} `{scheme}`: use memory:, redis://…, postgres://… or sqlite:<path>"
-            ))),
+            // A kind of the table whose feature this build lacks.
+            _ => Err(feature_off()),
         }
     }
 }
@@ -158,14 +238,39 @@ pub(crate) fn millis(duration: Duration) -> i64 {
     i64::try_from(duration.as_millis()).unwrap_or(MAX).clamp(1, MAX)
 }
 
-/// A failure while setting a store up, as [`StoreError::Connect`] (not wrapping an
-/// `Unavailable` inside it, which would say "unavailable" twice).
+/// The errors of the drivers' callers: a store's ([`StoreError`]) and an inbox's
+/// ([`InboxError`](crate::inbox::InboxError)), each made from what this layer says.
 #[cfg(any(feature = "redis", feature = "postgres"))]
-pub(crate) fn connect_error(store: &'static str, target: String, error: StoreError) -> StoreError {
-    let source: Box<dyn std::error::Error + Send + Sync> = match error {
-        StoreError::Unavailable(source) => source,
-        other => Box::new(other),
-    };
+pub(crate) trait DriverError: From<StoreError> + std::error::Error + Send + Sync + 'static {
+    /// What went wrong: the source of an `Unavailable`, else the error itself.
+    fn into_cause(self) -> Box<dyn std::error::Error + Send + Sync>;
+}
+
+#[cfg(any(feature = "redis", feature = "postgres"))]
+impl DriverError for StoreError {
+    fn into_cause(self) -> Box<dyn std::error::Error + Send + Sync> {
+        match self {
+            Self::Unavailable(source) => source,
+            other => Box::new(other),
+        }
+    }
+}
+
+#[cfg(any(feature = "redis", feature = "postgres"))]
+impl DriverError for crate::inbox::InboxError {
+    fn into_cause(self) -> Box<dyn std::error::Error + Send + Sync> {
+        match self {
+            Self::Unavailable(source) => source,
+            other => Box::new(other),
+        }
+    }
+}
+
+/// A failure while setting a store or inbox up, as its `Connect` error (not wrapping
+/// an `Unavailable` inside it, which would say "unavailable" twice).
+#[cfg(any(feature = "redis", feature = "postgres"))]
+pub(crate) fn connect_error<E: DriverError>(store: &'static str, target: String, error: E) -> E {
+    let source = error.into_cause();
     // Drivers keep the useful part ("Connection refused") a few sources down; say it.
     let mut message = source.to_string();
     let mut cause = source.source();
@@ -176,7 +281,7 @@ pub(crate) fn connect_error(store: &'static str, target: String, error: StoreErr
         }
         cause = error.source();
     }
-    StoreError::Connect { store, target, source: message.into() }
+    E::from(StoreError::Connect { store, target, source: message.into() })
 }
 
 /// Runs a store operation with a deadline, so a server that stopped answering turns

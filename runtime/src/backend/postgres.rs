@@ -222,6 +222,91 @@ mod tls {
     }
 }
 
+/// Sets up a PostgreSQL store or inbox: [`PostgresStoreBuilder`](crate::store::PostgresStoreBuilder)
+/// (from [`PostgresStore::builder`](crate::store::PostgresStore::builder)) and
+/// [`PostgresInboxBuilder`](crate::inbox::PostgresInboxBuilder) (from
+/// [`PostgresInbox::builder`](crate::inbox::PostgresInbox::builder)) are this type, so
+/// a database's settings are named and checked once for both.
+pub struct PostgresBuilder<T> {
+    pub(crate) url: String,
+    pub(crate) table: String,
+    pub(crate) timeout: Duration,
+    pub(crate) pool_size: usize,
+    pub(crate) sweep_every: Option<Duration>,
+    /// Open only a table that exists (an inbox for operators' tools).
+    pub(crate) existing: bool,
+    of: std::marker::PhantomData<fn() -> T>,
+}
+
+impl<T> Clone for PostgresBuilder<T> {
+    fn clone(&self) -> Self {
+        Self { url: self.url.clone(), table: self.table.clone(), of: std::marker::PhantomData, ..*self }
+    }
+}
+
+impl<T> std::fmt::Debug for PostgresBuilder<T> {
+    // The URL may hold a password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresBuilder")
+            .field("table", &self.table)
+            .field("timeout", &self.timeout)
+            .field("pool_size", &self.pool_size)
+            .field("sweep_every", &self.sweep_every)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T> PostgresBuilder<T> {
+    /// The defaults: `table`, [`DEFAULT_STORE_TIMEOUT`](crate::store::DEFAULT_STORE_TIMEOUT),
+    /// a pool of 16, a sweep every five minutes.
+    pub(crate) fn new(url: String, table: &str) -> Self {
+        Self {
+            url,
+            table: table.to_owned(),
+            timeout: crate::store::DEFAULT_STORE_TIMEOUT,
+            pool_size: 16,
+            sweep_every: Some(Duration::from_secs(300)),
+            existing: false,
+            of: std::marker::PhantomData,
+        }
+    }
+
+    /// The table to keep records in: a plain identifier (letters, digits, `_`), at most
+    /// 48 characters. `hookroute_events` for a store and `hookroute_inbox` for an inbox
+    /// by default.
+    #[must_use]
+    pub fn table(mut self, table: impl Into<String>) -> Self {
+        self.table = table.into();
+        self
+    }
+
+    /// How long to wait for a connection or for one statement before giving up:
+    /// [`DEFAULT_STORE_TIMEOUT`](crate::store::DEFAULT_STORE_TIMEOUT) by default. An
+    /// inbox insert that does not commit within it is answered 503.
+    #[must_use]
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// How many connections the pool may open: 16 by default.
+    #[must_use]
+    pub fn pool_size(mut self, size: usize) -> Self {
+        self.pool_size = size.max(1);
+        self
+    }
+
+    /// How often a background task deletes expired rows (done events past their TTL,
+    /// claims past their lease), or `None` for never (then call the store's
+    /// [`purge_expired`](crate::store::PostgresStore::purge_expired) yourself). Every five
+    /// minutes by default.
+    #[must_use]
+    pub fn sweep_every(mut self, every: Option<Duration>) -> Self {
+        self.sweep_every = every;
+        self
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

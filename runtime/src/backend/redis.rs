@@ -60,3 +60,75 @@ async fn check_eviction(connection: &mut ConnectionManager, target: &str, timeou
         ))),
     }
 }
+
+/// Sets up a Redis store or inbox: [`RedisStoreBuilder`](crate::store::RedisStoreBuilder)
+/// (from [`RedisStore::builder`](crate::store::RedisStore::builder)) and
+/// [`RedisInboxBuilder`](crate::inbox::RedisInboxBuilder) (from
+/// [`RedisInbox::builder`](crate::inbox::RedisInbox::builder)) are this type, so a
+/// server's settings are named and checked once for both.
+pub struct RedisBuilder<T> {
+    pub(crate) url: String,
+    pub(crate) prefix: String,
+    pub(crate) timeout: Duration,
+    pub(crate) allow_eviction: bool,
+    /// Open only an inbox that exists (operators' tools).
+    pub(crate) existing: bool,
+    of: std::marker::PhantomData<fn() -> T>,
+}
+
+impl<T> Clone for RedisBuilder<T> {
+    fn clone(&self) -> Self {
+        Self { url: self.url.clone(), prefix: self.prefix.clone(), of: std::marker::PhantomData, ..*self }
+    }
+}
+
+impl<T> std::fmt::Debug for RedisBuilder<T> {
+    // The URL may hold a password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisBuilder")
+            .field("prefix", &self.prefix)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T> RedisBuilder<T> {
+    /// The defaults: `prefix`, [`DEFAULT_STORE_TIMEOUT`](crate::store::DEFAULT_STORE_TIMEOUT),
+    /// no eviction.
+    pub(crate) fn new(url: String, prefix: &str) -> Self {
+        Self {
+            url,
+            prefix: prefix.to_owned(),
+            timeout: crate::store::DEFAULT_STORE_TIMEOUT,
+            allow_eviction: false,
+            existing: false,
+            of: std::marker::PhantomData,
+        }
+    }
+
+    /// What every key starts with, e.g. `"billing:"` when several services share one
+    /// server: empty for a store (its keys are the receiver's as they are) and
+    /// `hookroute:inbox:` for an inbox by default.
+    #[must_use]
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// How long to wait for the server to connect or to answer one operation before
+    /// giving up: [`DEFAULT_STORE_TIMEOUT`](crate::store::DEFAULT_STORE_TIMEOUT) by default.
+    #[must_use]
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Accepts a server whose `maxmemory-policy` may evict keys (anything but
+    /// `noeviction`), which `connect` refuses by default: an evicted done mark is an
+    /// event processed again, an evicted delivery is lost, silently.
+    #[must_use]
+    pub fn allow_eviction(mut self) -> Self {
+        self.allow_eviction = true;
+        self
+    }
+}

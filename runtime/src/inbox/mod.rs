@@ -52,7 +52,53 @@ pub use schedule::RetrySchedule;
 pub use sqlite::SqliteInbox;
 
 use crate::backend::{Backend, Location};
-pub use crate::store::StoreError as InboxError;
+use crate::store::StoreError;
+
+/// Why an inbox operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum InboxError {
+    /// The inbox could not be reached or failed; the receiver answers 503 and the
+    /// provider sends the delivery again.
+    #[error("inbox unavailable: {0}")]
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The inbox could not be reached when it was set up: a wrong address, a server
+    /// that is down, or one that did not answer within the timeout.
+    #[error("cannot reach the {backend} inbox at {target}: {source}")]
+    Connect {
+        /// The kind of server: `Redis`, `PostgreSQL`, `SQLite`.
+        backend: &'static str,
+        /// Where it was looked for, without any password.
+        target: String,
+        /// What went wrong.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The inbox was configured wrongly (a bad table name, a URL of the wrong kind,
+    /// one that does not exist for an operator's tool).
+    #[error("invalid inbox configuration: {0}")]
+    InvalidConfig(String),
+    /// The lease does not hold the delivery any more (it ran out and another worker
+    /// took the delivery, or it was settled already).
+    #[error("the lease on `{key}` is no longer held")]
+    ClaimLost {
+        /// The delivery's key.
+        key: String,
+    },
+}
+
+/// The drivers' layer (`backend/`) speaks in store errors; an inbox says them as its own.
+impl From<StoreError> for InboxError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Connect { store, target, source } => Self::Connect { backend: store, target, source },
+            StoreError::InvalidConfig(message) => Self::InvalidConfig(message),
+            StoreError::ClaimLost { key } => Self::ClaimLost { key },
+            StoreError::Unavailable(source) => Self::Unavailable(source),
+            full @ StoreError::Full { .. } => Self::Unavailable(Box::new(full)),
+        }
+    }
+}
 
 /// A verified delivery to store: the event's key and facts, and the raw request as
 /// received, so it can be parsed (and its signature checked again) later.
@@ -498,31 +544,15 @@ async fn open(url: &str, existing: bool) -> Result<Box<dyn Inbox>, InboxError> {
         }
         #[cfg(feature = "redis")]
         Backend::Redis => {
-            let prefix = location.prefix("inbox")?;
-            let builder = RedisInbox::builder(location.url);
+            let builder = location.redis("inbox", RedisInbox::builder(&location.url))?;
             let builder = if existing { builder.existing_only() } else { builder };
-            Ok(Box::new(
-                match prefix {
-                    Some(prefix) => builder.prefix(prefix),
-                    None => builder,
-                }
-                .connect()
-                .await?,
-            ))
+            Ok(Box::new(builder.connect().await?))
         }
         #[cfg(feature = "postgres")]
         Backend::Postgres => {
-            let table = location.table("inbox")?;
-            let builder = PostgresInbox::builder(location.url);
+            let builder = location.postgres("inbox", PostgresInbox::builder(&location.url))?;
             let builder = if existing { builder.existing_only().sweep_every(None) } else { builder };
-            Ok(Box::new(
-                match table {
-                    Some(table) => builder.table(table),
-                    None => builder,
-                }
-                .connect()
-                .await?,
-            ))
+            Ok(Box::new(builder.connect().await?))
         }
         #[cfg(feature = "sqlite")]
         Backend::Sqlite(path) => {

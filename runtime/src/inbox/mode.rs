@@ -8,11 +8,11 @@ use std::time::Duration;
 use http::HeaderMap;
 
 use crate::event::EventMeta;
+use crate::inbox::InboxError;
 use crate::inbox::{encode_headers, Enqueued, Inbox, NewDelivery, RetrySchedule};
 use crate::observe;
 use crate::provider::Provider;
 use crate::receiver::{body_key, Delivered, DeliveredKind, Rejection};
-use crate::store::StoreError;
 
 /// What a receiver in inbox mode shares with its workers.
 pub(crate) struct InboxMode {
@@ -77,9 +77,9 @@ impl InboxMode {
 
     /// Binds the inbox to `namespace` once (see [`Inbox::bind`]); a refusal is logged
     /// each time it is met and answered again on the next call.
-    pub(crate) async fn bound(&self, namespace: &str) -> Result<(), StoreError> {
+    pub(crate) async fn bound(&self, namespace: &str) -> Result<(), InboxError> {
         let bound = self.bound.get_or_try_init(|| self.call("bind", self.inbox.bind(namespace, &self.also))).await;
-        if let Err(error @ StoreError::InvalidConfig(_)) = &bound {
+        if let Err(error @ InboxError::InvalidConfig(_)) = &bound {
             tracing::error!(%error, "the inbox refused this receiver");
         }
         bound.map(|&()| ())
@@ -89,8 +89,8 @@ impl InboxMode {
     pub(crate) fn call<'a, T: 'a>(
         &self,
         operation: &'static str,
-        call: impl Future<Output = Result<T, StoreError>> + 'a,
-    ) -> impl Future<Output = Result<T, StoreError>> + 'a {
+        call: impl Future<Output = Result<T, InboxError>> + 'a,
+    ) -> impl Future<Output = Result<T, InboxError>> + 'a {
         observe::call(observe::Backend::Inbox(self.inbox.backend()), operation, call)
     }
 }

@@ -11,9 +11,8 @@ use super::{
     from_unix_millis, lease_token, DeliveryState, Enqueued, Inbox, InboxError, InboxStats, Lease, Leased, NewDelivery,
     StoredDelivery,
 };
-use crate::backend::postgres::{check_table, sweep_while_alive, Database};
+use crate::backend::postgres::{check_table, sweep_while_alive, Database, PostgresBuilder};
 use crate::backend::{connect_error, millis};
-use crate::store::DEFAULT_STORE_TIMEOUT;
 
 /// The table a [`PostgresInbox`] keeps deliveries in unless told otherwise.
 pub const DEFAULT_INBOX_TABLE: &str = "hookroute_inbox";
@@ -161,27 +160,7 @@ impl fmt::Debug for PostgresInbox {
 }
 
 /// Sets up a [`PostgresInbox`]; from [`PostgresInbox::builder`].
-#[derive(Clone)]
-pub struct PostgresInboxBuilder {
-    url: String,
-    table: String,
-    timeout: Duration,
-    pool_size: usize,
-    sweep_every: Option<Duration>,
-    existing: bool,
-}
-
-impl fmt::Debug for PostgresInboxBuilder {
-    // The URL may hold a password.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PostgresInboxBuilder")
-            .field("table", &self.table)
-            .field("timeout", &self.timeout)
-            .field("pool_size", &self.pool_size)
-            .field("sweep_every", &self.sweep_every)
-            .finish_non_exhaustive()
-    }
-}
+pub type PostgresInboxBuilder = PostgresBuilder<PostgresInbox>;
 
 impl PostgresInbox {
     /// Connects to the database at `url` with the default settings, creating the
@@ -192,22 +171,15 @@ impl PostgresInbox {
 
     /// Starts configuring an inbox for the database at `url`.
     pub fn builder(url: impl Into<String>) -> PostgresInboxBuilder {
-        PostgresInboxBuilder {
-            url: url.into(),
-            table: DEFAULT_INBOX_TABLE.to_owned(),
-            timeout: DEFAULT_STORE_TIMEOUT,
-            pool_size: 16,
-            sweep_every: Some(Duration::from_secs(300)),
-            existing: false,
-        }
+        PostgresBuilder::new(url.into(), DEFAULT_INBOX_TABLE)
     }
 
     async fn execute(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64, InboxError> {
-        self.inner.db.execute(sql, params).await
+        Ok(self.inner.db.execute(sql, params).await?)
     }
 
     async fn query(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>, InboxError> {
-        self.inner.db.query(sql, params).await
+        Ok(self.inner.db.query(sql, params).await?)
     }
 
     /// A lease operation that must touch exactly the leased row.
@@ -223,37 +195,6 @@ impl PostgresInbox {
 }
 
 impl PostgresInboxBuilder {
-    /// The table to keep deliveries in: a plain identifier (letters, digits, `_`), at
-    /// most 48 characters. `hookroute_inbox` by default.
-    #[must_use]
-    pub fn table(mut self, table: impl Into<String>) -> Self {
-        self.table = table.into();
-        self
-    }
-
-    /// How long to wait for a connection or one statement: [`DEFAULT_STORE_TIMEOUT`]
-    /// by default. An insert that does not commit within it is answered 503.
-    #[must_use]
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
-        self
-    }
-
-    /// How many connections the pool may open: 16 by default.
-    #[must_use]
-    pub fn pool_size(mut self, size: usize) -> Self {
-        self.pool_size = size.max(1);
-        self
-    }
-
-    /// How often expired done rows are deleted, or `None` for never. Five minutes by
-    /// default.
-    #[must_use]
-    pub fn sweep_every(mut self, every: Option<Duration>) -> Self {
-        self.sweep_every = every;
-        self
-    }
-
     /// Opens only an inbox that exists: [`connect`](Self::connect) creates nothing,
     /// and a table that is not there is an error naming the inbox tables that are (an
     /// operator's tool looking at a misspelt table must not make an empty inbox).
@@ -266,7 +207,7 @@ impl PostgresInboxBuilder {
     /// Connects, creates the table if it is missing (unless
     /// [`existing_only`](Self::existing_only)), and starts the sweeper.
     pub async fn connect(self) -> Result<PostgresInbox, InboxError> {
-        let Self { url, table, timeout, pool_size, sweep_every, existing } = self;
+        let PostgresBuilder { url, table, timeout, pool_size, sweep_every, existing, .. } = self;
         check_table(&table)?;
         let (db, target) = Database::new(&url, timeout, pool_size)?;
         let (marks, _) = Database::with_options(&url, timeout, pool_size, Some("-c synchronous_commit=off"))?;
@@ -299,7 +240,7 @@ impl PostgresInboxBuilder {
         if existing {
             inner.check_exists().await.map_err(failed)?;
         } else {
-            inner.db.migrate(&migration).await.map_err(failed)?;
+            inner.db.migrate(&migration).await.map_err(|err| failed(err.into()))?;
         }
         if let Some(every) = sweep_every {
             // Expired done rows go while the inbox lives.

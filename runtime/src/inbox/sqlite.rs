@@ -107,7 +107,7 @@ impl SqliteInbox {
         &self,
         work: impl FnOnce(&mut Connection, i64) -> rusqlite::Result<T> + Send + 'static,
     ) -> Result<T, InboxError> {
-        SqliteFile::run(&self.file, move |connection| work(connection, unix_millis(SystemTime::now()))).await
+        Ok(SqliteFile::run(&self.file, move |connection| work(connection, unix_millis(SystemTime::now()))).await?)
     }
 
     /// Runs an update `WHERE key = ?1 AND token = ?2 AND state = 'running'` with the

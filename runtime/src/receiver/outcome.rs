@@ -250,7 +250,7 @@ pub enum Rejection {
     Store(StoreError),
     /// Inbox mode: the inbox could not store the delivery; nothing was acknowledged (503).
     #[error("could not store the delivery in the inbox: {0}")]
-    Inbox(StoreError),
+    Inbox(crate::inbox::InboxError),
     /// The body could not be read from the connection (400).
     #[error("could not read the request body: {0}")]
     BodyRead(String),

@@ -180,30 +180,10 @@ pub async fn connect(url: &str) -> Result<Box<dyn IdempotencyStore>, StoreError>
     match Backend::of(&location.url, "store", "events.db")? {
         Backend::Memory => location.plain("store").map(|()| Box::new(MemoryStore::new()) as Box<dyn IdempotencyStore>),
         #[cfg(feature = "redis")]
-        Backend::Redis => {
-            let prefix = location.prefix("store")?;
-            let builder = RedisStore::builder(location.url);
-            Ok(Box::new(
-                match prefix {
-                    Some(prefix) => builder.prefix(prefix),
-                    None => builder,
-                }
-                .connect()
-                .await?,
-            ))
-        }
+        Backend::Redis => Ok(Box::new(location.redis("store", RedisStore::builder(&location.url))?.connect().await?)),
         #[cfg(feature = "postgres")]
         Backend::Postgres => {
-            let table = location.table("store")?;
-            let builder = PostgresStore::builder(location.url);
-            Ok(Box::new(
-                match table {
-                    Some(table) => builder.table(table),
-                    None => builder,
-                }
-                .connect()
-                .await?,
-            ))
+            Ok(Box::new(location.postgres("store", PostgresStore::builder(&location.url))?.connect().await?))
         }
         #[cfg(feature = "sqlite")]
         Backend::Sqlite(path) => {

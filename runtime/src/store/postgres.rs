@@ -4,8 +4,8 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{fresh_token, held_if_one_row, Claim, ClaimToken, IdempotencyStore, StoreError, DEFAULT_STORE_TIMEOUT};
-use crate::backend::postgres::{check_table, sweep_while_alive, Database};
+use super::{fresh_token, held_if_one_row, Claim, ClaimToken, IdempotencyStore, StoreError};
+use crate::backend::postgres::{check_table, sweep_while_alive, Database, PostgresBuilder};
 use crate::backend::{connect_error, millis};
 
 /// The table a [`PostgresStore`] keeps its records in unless told otherwise.
@@ -30,7 +30,7 @@ const MIGRATION_LOCK: i64 = 0x686f_6f6b_726f_7574; // "hookrout"
 ///   minutes by default) while the store lives, or by [`purge_expired`].
 ///
 /// Connections come from a pool (16 unless set); every operation has a deadline
-/// ([`DEFAULT_STORE_TIMEOUT`] unless set), so an outage makes the receiver answer 503.
+/// ([`DEFAULT_STORE_TIMEOUT`](super::DEFAULT_STORE_TIMEOUT) unless set), so an outage makes the receiver answer 503.
 ///
 /// ```no_run
 /// use hookroute_runtime::store::PostgresStore;
@@ -67,26 +67,7 @@ impl fmt::Debug for PostgresStore {
 }
 
 /// Sets up a [`PostgresStore`]; from [`PostgresStore::builder`].
-#[derive(Clone)]
-pub struct PostgresStoreBuilder {
-    url: String,
-    table: String,
-    timeout: Duration,
-    pool_size: usize,
-    sweep_every: Option<Duration>,
-}
-
-impl fmt::Debug for PostgresStoreBuilder {
-    // The URL may hold a password.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PostgresStoreBuilder")
-            .field("table", &self.table)
-            .field("timeout", &self.timeout)
-            .field("pool_size", &self.pool_size)
-            .field("sweep_every", &self.sweep_every)
-            .finish_non_exhaustive()
-    }
-}
+pub type PostgresStoreBuilder = PostgresBuilder<PostgresStore>;
 
 impl PostgresStore {
     /// Connects to the database at `url` (`postgres://user[:password]@host[:port]/db`
@@ -100,13 +81,7 @@ impl PostgresStore {
 
     /// Starts configuring a store for the database at `url`.
     pub fn builder(url: impl Into<String>) -> PostgresStoreBuilder {
-        PostgresStoreBuilder {
-            url: url.into(),
-            table: DEFAULT_TABLE.to_owned(),
-            timeout: DEFAULT_STORE_TIMEOUT,
-            pool_size: 16,
-            sweep_every: Some(Duration::from_secs(300)),
-        }
+        PostgresBuilder::new(url.into(), DEFAULT_TABLE)
     }
 
     /// Deletes every expired row (done events past their TTL, claims past their lease)
@@ -123,40 +98,9 @@ impl Inner {
 }
 
 impl PostgresStoreBuilder {
-    /// The table to keep records in: a plain identifier (letters, digits, `_`), at most
-    /// 48 characters. `hookroute_events` by default.
-    #[must_use]
-    pub fn table(mut self, table: impl Into<String>) -> Self {
-        self.table = table.into();
-        self
-    }
-
-    /// How long to wait for a connection or for one statement before giving up:
-    /// [`DEFAULT_STORE_TIMEOUT`] by default.
-    #[must_use]
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
-        self
-    }
-
-    /// How many connections the pool may open: 16 by default.
-    #[must_use]
-    pub fn pool_size(mut self, size: usize) -> Self {
-        self.pool_size = size.max(1);
-        self
-    }
-
-    /// How often the background task deletes expired rows, or `None` for never (call
-    /// [`PostgresStore::purge_expired`] yourself). Every five minutes by default.
-    #[must_use]
-    pub fn sweep_every(mut self, every: Option<Duration>) -> Self {
-        self.sweep_every = every;
-        self
-    }
-
     /// Connects, creates the table if it is missing, and starts the sweeper.
     pub async fn connect(self) -> Result<PostgresStore, StoreError> {
-        let Self { url, table, timeout, pool_size, sweep_every } = self;
+        let PostgresBuilder { url, table, timeout, pool_size, sweep_every, .. } = self;
         check_table(&table)?;
         let (db, target) = Database::new(&url, timeout, pool_size)?;
         let failed = |err: StoreError| connect_error("PostgreSQL", target.clone(), err);

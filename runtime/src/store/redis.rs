@@ -9,8 +9,8 @@ use redis::aio::ConnectionManager;
 use redis::{ErrorKind, RedisError, Script, ServerErrorKind, Value};
 use tokio::sync::oneshot;
 
-use super::{fresh_token, Claim, ClaimToken, IdempotencyStore, StoreError, DEFAULT_STORE_TIMEOUT};
-use crate::backend::redis::connection;
+use super::{fresh_token, Claim, ClaimToken, IdempotencyStore, StoreError};
+use crate::backend::redis::{connection, RedisBuilder};
 use crate::backend::{millis, within};
 
 /// One batch of claims, completions and releases, in the order they were asked for.
@@ -62,7 +62,7 @@ const MAX_BATCH: usize = 256;
 ///
 /// Keys are the receiver's (`<namespace>:<provider>:event:<id>`) behind an optional prefix. The
 /// connection is a [`ConnectionManager`], which reconnects after the server comes back;
-/// every operation has a deadline ([`DEFAULT_STORE_TIMEOUT`] unless set), so an outage
+/// every operation has a deadline ([`DEFAULT_STORE_TIMEOUT`](super::DEFAULT_STORE_TIMEOUT) unless set), so an outage
 /// makes the receiver answer 503 at once instead of hanging. One server, not a
 /// Redis Cluster: a batch's keys need not share a slot.
 ///
@@ -133,23 +133,7 @@ impl fmt::Debug for RedisStore {
 }
 
 /// Sets up a [`RedisStore`]; from [`RedisStore::builder`].
-#[derive(Clone)]
-pub struct RedisStoreBuilder {
-    url: String,
-    prefix: String,
-    timeout: Duration,
-    allow_eviction: bool,
-}
-
-impl fmt::Debug for RedisStoreBuilder {
-    // The URL may hold a password.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RedisStoreBuilder")
-            .field("prefix", &self.prefix)
-            .field("timeout", &self.timeout)
-            .finish_non_exhaustive()
-    }
-}
+pub type RedisStoreBuilder = RedisBuilder<RedisStore>;
 
 impl RedisStore {
     /// Connects to the Redis server at `url` (`redis://[:password@]host[:port][/db]`)
@@ -163,12 +147,7 @@ impl RedisStore {
 
     /// Starts configuring a store for the server at `url`.
     pub fn builder(url: impl Into<String>) -> RedisStoreBuilder {
-        RedisStoreBuilder {
-            url: url.into(),
-            prefix: String::new(),
-            timeout: DEFAULT_STORE_TIMEOUT,
-            allow_eviction: false,
-        }
+        RedisBuilder::new(url.into(), "")
     }
 
     /// Asks for one operation: queues it, makes sure a task is sending, and waits for
@@ -352,35 +331,10 @@ async fn timed<T>(timeout: Duration, operation: impl Future<Output = Result<T, R
 }
 
 impl RedisStoreBuilder {
-    /// A prefix put before every key, e.g. `"billing:"` when several services share
-    /// one server. Empty by default, so keys are the receiver's as they are.
-    #[must_use]
-    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
-        self.prefix = prefix.into();
-        self
-    }
-
-    /// How long to wait for the server to connect or to answer one operation before
-    /// giving up: [`DEFAULT_STORE_TIMEOUT`] by default.
-    #[must_use]
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
-        self
-    }
-
-    /// Accepts a server whose `maxmemory-policy` may evict keys (anything but
-    /// `noeviction`), which [`connect`](Self::connect) refuses by default: an evicted
-    /// done mark is an event processed again, silently.
-    #[must_use]
-    pub fn allow_eviction(mut self) -> Self {
-        self.allow_eviction = true;
-        self
-    }
-
     /// Connects, failing with [`StoreError::Connect`] rather than waiting forever, and
     /// with [`StoreError::InvalidConfig`] when the server may evict keys.
     pub async fn connect(self) -> Result<RedisStore, StoreError> {
-        let Self { url, prefix, timeout, allow_eviction } = self;
+        let RedisBuilder { url, prefix, timeout, allow_eviction, .. } = self;
         let (mut connection, _target) = connection(&url, timeout, allow_eviction).await?;
         let script = Script::new(BATCH);
         // Loaded now so that the first batch need not be sent twice; were it refused

@@ -11,8 +11,9 @@ use super::{
     from_unix_millis, lease_token, DeliveryState, Enqueued, Inbox, InboxError, InboxStats, Lease, Leased, NewDelivery,
     StoredDelivery,
 };
+use crate::backend::redis::RedisBuilder;
 use crate::backend::{connect_error, millis, within};
-use crate::store::DEFAULT_STORE_TIMEOUT;
+use crate::store::StoreError;
 
 mod scripts;
 use scripts::Scripts;
@@ -83,24 +84,7 @@ impl fmt::Debug for RedisInbox {
 }
 
 /// Sets up a [`RedisInbox`]; from [`RedisInbox::builder`].
-#[derive(Clone)]
-pub struct RedisInboxBuilder {
-    url: String,
-    prefix: String,
-    timeout: Duration,
-    allow_eviction: bool,
-    existing: bool,
-}
-
-impl fmt::Debug for RedisInboxBuilder {
-    // The URL may hold a password.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RedisInboxBuilder")
-            .field("prefix", &self.prefix)
-            .field("timeout", &self.timeout)
-            .finish_non_exhaustive()
-    }
-}
+pub type RedisInboxBuilder = RedisBuilder<RedisInbox>;
 
 impl RedisInbox {
     /// Connects to the server at `url` with the default settings.
@@ -110,13 +94,7 @@ impl RedisInbox {
 
     /// Starts configuring an inbox for the server at `url`.
     pub fn builder(url: impl Into<String>) -> RedisInboxBuilder {
-        RedisInboxBuilder {
-            url: url.into(),
-            prefix: DEFAULT_INBOX_PREFIX.to_owned(),
-            timeout: DEFAULT_STORE_TIMEOUT,
-            allow_eviction: false,
-            existing: false,
-        }
+        RedisBuilder::new(url.into(), DEFAULT_INBOX_PREFIX)
     }
 
     /// An invocation of `script` with the inbox's keys and the record prefix as
@@ -132,7 +110,7 @@ impl RedisInbox {
 
     async fn run<T: redis::FromRedisValue>(&self, invocation: &ScriptInvocation<'_>) -> Result<T, InboxError> {
         let mut connection = self.connection.clone();
-        within(self.timeout, "Redis", invocation.invoke_async(&mut connection)).await
+        Ok(within(self.timeout, "Redis", invocation.invoke_async(&mut connection)).await?)
     }
 
     /// Runs a lease script: `ARGV[2..3]` are the lease's key and token, `more` adds
@@ -156,30 +134,6 @@ impl RedisInbox {
 }
 
 impl RedisInboxBuilder {
-    /// What every key starts with: `hookroute:inbox:` by default. Give each app (each
-    /// endpoint) its own when several share one server.
-    #[must_use]
-    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
-        self.prefix = prefix.into();
-        self
-    }
-
-    /// How long to wait for the server to connect or to answer one operation:
-    /// [`DEFAULT_STORE_TIMEOUT`] by default.
-    #[must_use]
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
-        self
-    }
-
-    /// Accepts a server whose `maxmemory-policy` may evict keys, which
-    /// [`connect`](Self::connect) refuses by default: an evicted delivery is lost.
-    #[must_use]
-    pub fn allow_eviction(mut self) -> Self {
-        self.allow_eviction = true;
-        self
-    }
-
     /// Opens only an inbox that exists: [`connect`](Self::connect) creates nothing,
     /// and a prefix with no inbox stream is an error naming the prefixes that have one
     /// (an operator's tool looking at a misspelt prefix must not make an empty inbox).
@@ -193,7 +147,7 @@ impl RedisInboxBuilder {
     /// (unless [`existing_only`](Self::existing_only)). A server whose
     /// `maxmemory-policy` may evict keys is refused.
     pub async fn connect(self) -> Result<RedisInbox, InboxError> {
-        let Self { url, prefix, timeout, allow_eviction, existing } = self;
+        let RedisBuilder { url, prefix, timeout, allow_eviction, existing, .. } = self;
         let (mut connection, target) = crate::backend::redis::connection(&url, timeout, allow_eviction).await?;
         let keys = ["stream", "delayed", "dead", "done", "leases", "payloads"].map(|name| format!("{prefix}{name}"));
         let ready = if existing {
@@ -227,8 +181,8 @@ async fn create_group(
     create.arg("CREATE").arg(stream).arg(GROUP).arg("0").arg("MKSTREAM");
     match within(timeout, "Redis", create.query_async::<()>(connection)).await {
         Ok(()) => Ok(()),
-        Err(InboxError::Unavailable(err)) if err.to_string().contains("BUSYGROUP") => Ok(()),
-        Err(err) => Err(err),
+        Err(StoreError::Unavailable(err)) if err.to_string().contains("BUSYGROUP") => Ok(()),
+        Err(err) => Err(err.into()),
     }
 }
 
@@ -338,7 +292,7 @@ impl Inbox for RedisInbox {
     async fn owner(&self) -> Result<Option<String>, InboxError> {
         let mut get = redis::cmd("GET");
         get.arg(format!("{}owner", self.prefix));
-        within(self.timeout, "Redis", get.query_async(&mut self.connection.clone())).await
+        Ok(within(self.timeout, "Redis", get.query_async(&mut self.connection.clone())).await?)
     }
 
     async fn bind(&self, namespace: &str, also: &[String]) -> Result<(), InboxError> {
