@@ -170,7 +170,7 @@ impl<H: WebhookHandlers, S: IdempotencyStore> Receiver<H, S> {
     /// for its stats (within 2 s) and reads whether this process's workers take
     /// deliveries. See the [module](crate::health).
     pub async fn health(&self) -> Health {
-        let Some(mode) = self.inner.inbox.as_ref() else {
+        let Some(mode) = self.inbox_mode() else {
             return Health {
                 inbox_reachable: None,
                 inbox_error: None,

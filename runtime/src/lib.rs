@@ -43,6 +43,7 @@ pub mod metrics;
 mod observe;
 pub mod provider;
 mod receiver;
+mod retry;
 mod run;
 mod secret;
 pub mod store;

@@ -17,6 +17,7 @@ use crate::inbox::{decode_headers, Inbox, InboxError, Lease, Leased, StoredDeliv
 use crate::observe;
 use crate::provider::{ConfigError, Provider};
 use crate::receiver::Receiver;
+use crate::retry::{GaveUp, UntilLease};
 use crate::run::{run_handler, Ran};
 use crate::store::IdempotencyStore;
 
@@ -101,7 +102,7 @@ impl<H: WebhookHandlers, S: IdempotencyStore> Receiver<H, S> {
     /// and its [lease](crate::ReceiverBuilder::lease) where one was set. Fails when
     /// the receiver is not in inbox mode.
     pub fn worker(&self) -> Result<Worker<H, S>, ConfigError> {
-        if self.inner.inbox.is_none() {
+        if self.inbox_mode().is_none() {
             return Err(ConfigError::Invalid(
                 "this receiver has no inbox: build it with `.inbox(..)` to run workers".to_owned(),
             ));
@@ -110,11 +111,11 @@ impl<H: WebhookHandlers, S: IdempotencyStore> Receiver<H, S> {
             receiver: self.clone(),
             settings: WorkerSettings {
                 concurrency: DEFAULT_CONCURRENCY,
-                lease: if self.inner.settings.lease_set { self.inner.settings.lease } else { DEFAULT_WORKER_LEASE },
+                lease: if self.settings().lease_set { self.settings().lease } else { DEFAULT_WORKER_LEASE },
                 poll_interval: Duration::from_millis(200),
                 grace: Duration::from_secs(30),
-                handler_timeout: Some(self.inner.settings.handler_timeout),
-                ttl: self.inner.settings.ttl,
+                handler_timeout: Some(self.settings().handler_timeout),
+                ttl: self.settings().ttl,
                 stats_interval: DEFAULT_STATS_INTERVAL,
             },
         })
@@ -188,7 +189,7 @@ impl<H: WebhookHandlers, S: IdempotencyStore> Worker<H, S> {
     /// handlers finish within the grace period and gives back what still runs.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send) {
         let Self { receiver, settings } = self;
-        let Some(mode) = receiver.inner.inbox.as_ref() else { return };
+        let Some(mode) = receiver.inbox_mode() else { return };
         let permits = Arc::new(Semaphore::new(settings.concurrency));
         let (abort, aborted) = watch::channel(false);
         let mut running = JoinSet::new();
@@ -204,7 +205,7 @@ impl<H: WebhookHandlers, S: IdempotencyStore> Worker<H, S> {
         // Payloads past their retention go while the worker runs.
         let _forget = AbortOnDrop(tokio::spawn(forget_payloads(
             Arc::clone(&mode.inbox),
-            receiver.inner.settings.payload_retention.min(settings.ttl),
+            receiver.settings().payload_retention.min(settings.ttl),
         )));
         // Counted as running in the receiver's health while this function runs.
         mode.taking.started();
@@ -400,7 +401,7 @@ async fn run_attempt<H: WebhookHandlers, S: IdempotencyStore>(
     settings: WorkerSettings,
     mut aborted: watch::Receiver<bool>,
 ) {
-    let Some(mode) = receiver.inner.inbox.as_ref() else { return };
+    let Some(mode) = receiver.inbox_mode() else { return };
     let Leased { delivery, lease } = leased;
     let attempt = delivery.attempts;
     let id = delivery.id.as_str();
@@ -420,7 +421,7 @@ async fn run_attempt<H: WebhookHandlers, S: IdempotencyStore>(
         Err(error) => AttemptOutcome::Failed { error, permanent: true },
         Ok(None) => AttemptOutcome::Done,
         Ok(Some((event, meta))) => {
-            let handler = run_handler(&receiver.inner.handlers, event, &meta, Some(attempt), settings.handler_timeout);
+            let handler = run_handler(receiver.handlers(), event, &meta, Some(attempt), settings.handler_timeout);
             let mut handler = std::pin::pin!(handler);
             let mut renewals = tokio::time::interval_at(Instant::now() + settings.lease / 3, settings.lease / 3);
             loop {
@@ -508,41 +509,45 @@ async fn settle(
         AttemptOutcome::Failed { permanent: false, .. } => mode.schedule.delay_after(attempt),
         _ => None,
     };
-    let deadline = Instant::now() + settings.lease;
-    let mut pause = Duration::from_millis(50);
-    loop {
-        let result = match (&outcome, retry_in) {
-            (AttemptOutcome::Done, _) => mode.call("complete", inbox.complete(lease, settings.ttl)).await,
-            (AttemptOutcome::Failed { error, .. }, Some(delay)) => {
-                mode.call("retry", inbox.retry(lease, delay, error)).await
-            }
-            (AttemptOutcome::Failed { error, .. }, None) => {
-                mode.call("dead_letter", inbox.dead_letter(lease, error)).await
-            }
-            (AttemptOutcome::Stopped, _) => mode.call("release", inbox.release(lease)).await,
-        };
-        match result {
-            Ok(()) => break,
-            Err(InboxError::ClaimLost { .. }) => {
-                // Another worker took the delivery after the lease ran out, or an
-                // earlier try that seemed to fail (its answer lost) went through.
-                tracing::warn!(event = id, attempt, "the lease on the delivery is gone; leaving it as it is");
-                return "lost";
-            }
-            Err(error) if Instant::now() + pause < deadline => {
-                tracing::warn!(event = id, attempt, %error, "could not record the attempt; trying again");
-                tokio::time::sleep(pause).await;
-                pause = (pause * 2).min(Duration::from_secs(2));
-            }
-            Err(error) => {
-                tracing::error!(
-                    event = id,
-                    attempt,
-                    %error,
-                    "could not record the attempt before the lease ran out; another worker will run it again"
-                );
-                return "lost";
-            }
+    let retry = UntilLease {
+        until: Instant::now() + settings.lease,
+        pause: Duration::from_millis(50),
+        longest: Duration::from_secs(2),
+        tried: 0,
+    };
+    let recorded = retry
+        .run(
+            || match (&outcome, retry_in) {
+                (AttemptOutcome::Done, _) => mode.call("complete", inbox.complete(lease, settings.ttl)),
+                (AttemptOutcome::Failed { error, .. }, Some(delay)) => {
+                    mode.call("retry", inbox.retry(lease, delay, error))
+                }
+                (AttemptOutcome::Failed { error, .. }, None) => {
+                    mode.call("dead_letter", inbox.dead_letter(lease, error))
+                }
+                (AttemptOutcome::Stopped, _) => mode.call("release", inbox.release(lease)),
+            },
+            |error| matches!(error, InboxError::ClaimLost { .. }),
+            |error| tracing::warn!(event = id, attempt, %error, "could not record the attempt; trying again"),
+        )
+        .await;
+    match recorded {
+        Ok(((), _)) => {}
+        Err(GaveUp::Final { error, .. }) => {
+            // Another worker took the delivery after the lease ran out, or an earlier
+            // try that seemed to fail (its answer lost) went through.
+            tracing::warn!(event = id, attempt, %error, "the lease on the delivery is gone; leaving it as it is");
+            return "lost";
+        }
+        Err(GaveUp::OutOfTime { last, .. }) => {
+            let error = last.map_or_else(|| "no answer".to_owned(), |error| error.to_string());
+            tracing::error!(
+                event = id,
+                attempt,
+                %error,
+                "could not record the attempt before the lease ran out; another worker will run it again"
+            );
+            return "lost";
         }
     }
     match (&outcome, retry_in) {

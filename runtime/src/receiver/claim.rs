@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use crate::event::EventMeta;
 use crate::handler::WebhookHandlers;
+use crate::retry::UntilLease;
 use crate::store::{Claim, ClaimToken, IdempotencyStore, StoreError};
 
 use super::{Delivered, DeliveredKind, Inner, Rejection};
@@ -61,29 +62,21 @@ pub(super) async fn complete_until<H: WebhookHandlers, S: IdempotencyStore>(
     token: ClaimToken,
     until: tokio::time::Instant,
 ) {
-    let mut pause = Duration::from_millis(25);
-    let mut tries = 1_u32;
-    loop {
-        if tokio::time::Instant::now() + pause >= until {
-            tracing::error!(
-                key = %key,
-                tries,
-                "event processed but not recorded as done before its lease ended; a retry of it may run it again"
-            );
-            return;
-        }
-        tokio::time::sleep(pause).await;
-        pause = (pause * 2).min(Duration::from_secs(1));
-        tries += 1;
-        let complete = inner.store_call("complete", inner.store.complete(&key, &token, inner.settings.ttl));
-        match tokio::time::timeout_at(until, complete).await {
-            Ok(Ok(())) => {
-                tracing::info!(key = %key, tries, "event recorded as done");
-                return;
-            }
-            Ok(Err(error)) => tracing::debug!(key = %key, error = %error, "recording the event as done failed again"),
-            Err(_) => {}
-        }
+    let retry = UntilLease { until, pause: Duration::from_millis(25), longest: Duration::from_secs(1), tried: 1 };
+    let completed = retry
+        .run(
+            || inner.store_call("complete", inner.store.complete(&key, &token, inner.settings.ttl)),
+            |_| false,
+            |error| tracing::debug!(key = %key, error = %error, "recording the event as done failed again"),
+        )
+        .await;
+    match completed {
+        Ok(((), tries)) => tracing::info!(key = %key, tries, "event recorded as done"),
+        Err(gave_up) => tracing::error!(
+            key = %key,
+            tries = gave_up.tries(),
+            "event processed but not recorded as done before its lease ended; a retry of it may run it again"
+        ),
     }
 }
 

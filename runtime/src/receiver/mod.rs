@@ -100,12 +100,12 @@ pub struct Receiver<H: WebhookHandlers, S: IdempotencyStore = MemoryStore> {
 }
 
 pub(crate) struct Inner<H: WebhookHandlers, S> {
-    pub(crate) handlers: H,
-    pub(crate) provider: H::Provider,
+    handlers: H,
+    provider: H::Provider,
     store: S,
-    pub(crate) settings: Settings,
+    settings: Settings,
     /// Set in inbox mode: deliveries are stored, and workers run the handlers.
-    pub(crate) inbox: Option<InboxMode>,
+    inbox: Option<InboxMode>,
     /// The bytes of bodies held before verification, across requests.
     unverified: crate::budget::UnverifiedBudget,
     /// Before every key this receiver writes to its store or inbox.
@@ -252,6 +252,17 @@ impl<H: WebhookHandlers, S: IdempotencyStore> Receiver<H, S> {
     /// by every request to this receiver (and its clones).
     pub fn unverified_budget(&self) -> &crate::budget::UnverifiedBudget {
         &self.inner.unverified
+    }
+
+    /// What the workers and the health check share with the receiver in inbox mode:
+    /// the inbox, its retry schedule, the wake-up and the count of taking workers.
+    pub(crate) fn inbox_mode(&self) -> Option<&InboxMode> {
+        self.inner.inbox.as_ref()
+    }
+
+    /// The settings workers inherit (lease, TTL, handler timeout, payload retention).
+    pub(crate) fn settings(&self) -> &Settings {
+        &self.inner.settings
     }
 
     /// The inbox deliveries are stored in, in inbox mode.
