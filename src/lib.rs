@@ -124,13 +124,21 @@ struct ReadmeDoctests;
 #[doc = include_str!("webhook_handlers.md")]
 pub use hookroute_macros::webhook_handlers;
 pub use hookroute_runtime::{
-    backend, budget, health, inbox, provider, store, testing, ConfigError, Coreweave, Delivered, DeliveredKind,
-    EventMeta, GitHub, Groq, HandlerError, HandlerFailure, HandlerOutput, IdempotencyStore, MemoryStore, Outcome,
-    Parsed, Provider, Receiver, ReceiverBuilder, Rejection, Secret, SecretError, Shopify, Slack, StandardWebhooks,
-    Stripe, UnknownEvent, VerifyError, WebhookHandlers, Worker, WorkerHandle, DEFAULT_BODY_LIMIT, DEFAULT_BODY_TIMEOUT,
-    DEFAULT_CONCURRENCY, DEFAULT_HANDLER_TIMEOUT, DEFAULT_LEASE, DEFAULT_MAX_WAITING, DEFAULT_MIN_BODY_RATE,
-    DEFAULT_PAYLOAD_RETENTION, DEFAULT_STATS_INTERVAL, DEFAULT_UNVERIFIED_BYTES, DEFAULT_WORKER_LEASE,
+    backend, budget, health, inbox, provider, store, testing, ConfigError, Delivered, DeliveredKind, EventMeta,
+    HandlerError, HandlerFailure, HandlerOutput, IdempotencyStore, MemoryStore, Outcome, Parsed, Provider, Receiver,
+    ReceiverBuilder, Rejection, Secret, SecretError, UnknownEvent, VerifyError, WebhookHandlers, Worker, WorkerHandle,
+    DEFAULT_BODY_LIMIT, DEFAULT_BODY_TIMEOUT, DEFAULT_CONCURRENCY, DEFAULT_HANDLER_TIMEOUT, DEFAULT_LEASE,
+    DEFAULT_MAX_WAITING, DEFAULT_MIN_BODY_RATE, DEFAULT_PAYLOAD_RETENTION, DEFAULT_STATS_INTERVAL,
+    DEFAULT_UNVERIFIED_BYTES, DEFAULT_WORKER_LEASE,
 };
+
+/// Every built-in provider's type (`hookroute::GitHub`), from the runtime's one list.
+macro_rules! export_built_in {
+    ($($name:ident => $ty:ident,)*) => {
+        pub use hookroute_runtime::{$($ty),*};
+    };
+}
+hookroute_runtime::__with_built_in_providers!(export_built_in);
 
 /// The [`Receiver`] as a tower `Service` over any `http_body::Body`: hyper, tonic,
 /// AWS Lambda, axum's `route_service`.

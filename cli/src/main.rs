@@ -165,7 +165,7 @@ fn main() -> ExitCode {
 pub(crate) fn scheme(name: &str) -> Result<Box<dyn Scheme>, Failure> {
     scheme::by_name(name).ok_or_else(|| {
         let lowercase = name.to_ascii_lowercase();
-        match nearest(&lowercase, scheme::PROVIDERS.iter().map(|info| info.name), 2) {
+        match nearest(&lowercase, hookroute_runtime::provider::BUILT_IN.iter().copied(), 2) {
             Some(known) => {
                 format!("unknown provider `{name}`: did you mean `{known}`? known: {}", scheme::names())
             }

@@ -3,7 +3,7 @@
 use std::marker::PhantomData;
 use std::time::{Duration, SystemTime};
 
-use hookroute_runtime::provider::{OutgoingEvent, ProviderConfig, Sign};
+use hookroute_runtime::provider::{OutgoingEvent, ProviderConfig, Sign, BUILT_IN};
 use hookroute_runtime::{Secret, VerifyError};
 use http::HeaderMap;
 use serde_json::value::RawValue;
@@ -71,59 +71,6 @@ fn explain(error: &VerifyError) -> String {
     }
 }
 
-/// One row of `hookroute providers`.
-pub(crate) struct Info {
-    pub(crate) name: &'static str,
-    pub(crate) signature: &'static str,
-    pub(crate) timestamp: &'static str,
-    pub(crate) id_and_type: &'static str,
-}
-
-pub(crate) const PROVIDERS: &[Info] = &[
-    Info {
-        name: "groq",
-        signature: "x-groq-signature (hex)",
-        timestamp: "x-groq-timestamp",
-        id_and_type: "body id / type",
-    },
-    Info {
-        name: "coreweave",
-        signature: "x-coreweave-signature (hex)",
-        timestamp: "x-coreweave-timestamp",
-        id_and_type: "body id / type",
-    },
-    Info {
-        name: "standard",
-        signature: "webhook-signature (v1,<base64> list; svix-* too)",
-        timestamp: "webhook-timestamp",
-        id_and_type: "webhook-id / body type",
-    },
-    Info {
-        name: "stripe",
-        signature: "stripe-signature (t=..,v1=<hex>)",
-        timestamp: "t= in stripe-signature",
-        id_and_type: "body id / type",
-    },
-    Info {
-        name: "github",
-        signature: "x-hub-signature-256 (sha256=<hex>)",
-        timestamp: "none (dedup only)",
-        id_and_type: "x-github-delivery / x-github-event + action",
-    },
-    Info {
-        name: "slack",
-        signature: "x-slack-signature (v0=<hex>)",
-        timestamp: "x-slack-request-timestamp",
-        id_and_type: "event_id / event.type",
-    },
-    Info {
-        name: "shopify",
-        signature: "x-shopify-hmac-sha256 (base64)",
-        timestamp: "none (dedup only)",
-        id_and_type: "x-shopify-webhook-id / x-shopify-topic",
-    },
-];
-
 macro_rules! by_name {
     ($($name:ident => $ty:ident,)*) => {
         /// The scheme called `name`.
@@ -139,19 +86,16 @@ hookroute_runtime::__with_built_in_providers!(by_name);
 
 /// `groq, coreweave, ...`, for error messages.
 pub(crate) fn names() -> String {
-    PROVIDERS.iter().map(|info| info.name).collect::<Vec<_>>().join(", ")
+    BUILT_IN.join(", ")
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{by_name, PROVIDERS};
+    use super::by_name;
 
-    /// The command's table of headers must describe every built-in provider, in the
-    /// runtime's order, and each must resolve to its scheme.
+    /// Every built-in provider resolves to its scheme.
     #[test]
-    fn every_built_in_provider_has_a_scheme_and_a_row() {
-        let rows: Vec<&str> = PROVIDERS.iter().map(|info| info.name).collect();
-        assert_eq!(rows, hookroute_runtime::provider::BUILT_IN);
+    fn every_built_in_provider_has_a_scheme() {
         for name in hookroute_runtime::provider::BUILT_IN {
             assert_eq!(by_name(name).map(|scheme| scheme.name()), Some(*name));
         }

@@ -33,8 +33,8 @@ pub fn webhook_handlers(args: TokenStream, item: TokenStream) -> TokenStream {
 #[doc(hidden)]
 #[proc_macro]
 pub fn __built_in_providers(_: TokenStream) -> TokenStream {
-    let rows = parse::PROVIDERS.iter().map(|(name, _)| {
-        let catalog = known::for_provider(name).is_some();
+    let rows = known::PROVIDERS.iter().map(|provider| {
+        let (name, catalog) = (provider.name, provider.known.is_some());
         quote::quote!((#name, #catalog))
     });
     quote::quote!(&[#(#rows),*]).into()

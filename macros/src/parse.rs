@@ -6,18 +6,8 @@ use syn::spanned::Spanned;
 use syn::{Attribute, ImplItem, ItemImpl, LitStr, Meta, Signature};
 
 use crate::ctxt::{edit_distance, Errors};
+use crate::known::PROVIDERS;
 use crate::model::Args;
-
-/// The built-in providers: the name users write and the runtime type it names.
-pub(crate) const PROVIDERS: &[(&str, &str)] = &[
-    ("coreweave", "Coreweave"),
-    ("github", "GitHub"),
-    ("groq", "Groq"),
-    ("shopify", "Shopify"),
-    ("slack", "Slack"),
-    ("standard", "StandardWebhooks"),
-    ("stripe", "Stripe"),
-];
 
 /// The keys the attribute takes.
 const KEYS: &str = "`provider = \"groq\"` (or `provider = path::To::Scheme`) and `event_enum = Name`";
@@ -45,7 +35,7 @@ pub(crate) fn args(tokens: TokenStream) -> syn::Result<Args> {
                 })?;
                 if let Some(ident) = path.get_ident() {
                     let name = ident.to_string();
-                    if PROVIDERS.iter().any(|(known, _)| *known == name) {
+                    if PROVIDERS.iter().any(|known| known.name == name) {
                         return Err(syn::Error::new(
                             ident.span(),
                             format!("a built-in provider is named by a string: `provider = \"{name}\"`"),
@@ -83,19 +73,19 @@ pub(crate) fn args(tokens: TokenStream) -> syn::Result<Args> {
 }
 
 fn known_list() -> String {
-    let names: Vec<String> = PROVIDERS.iter().map(|(name, _)| format!("`{name}`")).collect();
+    let names: Vec<String> = PROVIDERS.iter().map(|known| format!("`{}`", known.name)).collect();
     format!("known providers: {}", names.join(", "))
 }
 
 fn provider_path(lit: &LitStr) -> syn::Result<TokenStream> {
     let name = lit.value();
-    if let Some((_, ty)) = PROVIDERS.iter().find(|(known, _)| *known == name) {
-        let ty = syn::Ident::new(ty, lit.span());
+    if let Some(known) = PROVIDERS.iter().find(|known| known.name == name) {
+        let ty = syn::Ident::new(known.ty, lit.span());
         return Ok(quote!(::hookroute::__private::#ty));
     }
     let mut message = format!("unknown provider `{name}`; {}", known_list());
-    if let Some((close, _)) = PROVIDERS.iter().find(|(known, _)| edit_distance(known, &name.to_lowercase()) <= 2) {
-        message = format!("{message}\nhelp: did you mean `{close}`?");
+    if let Some(close) = PROVIDERS.iter().find(|known| edit_distance(known.name, &name.to_lowercase()) <= 2) {
+        message = format!("{message}\nhelp: did you mean `{}`?", close.name);
     }
     Err(syn::Error::new(lit.span(), message))
 }

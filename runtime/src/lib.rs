@@ -61,9 +61,16 @@ pub mod service;
 
 pub use event::{EventMeta, UnknownEvent};
 pub use handler::{HandlerError, HandlerOutput, Parsed, WebhookHandlers};
-pub use provider::{
-    ConfigError, Coreweave, GitHub, Groq, Provider, Shopify, Slack, StandardWebhooks, Stripe, VerifyError,
-};
+pub use provider::{ConfigError, Provider, VerifyError};
+
+/// Every built-in provider's type at the crate's root (`hookroute_runtime::GitHub`)
+/// and in `__private`, from the one list in `provider/mod.rs`.
+macro_rules! export_built_in {
+    ($($name:ident => $ty:ident,)*) => {
+        pub use crate::provider::{$($ty),*};
+    };
+}
+__with_built_in_providers!(export_built_in);
 pub use receiver::{
     Delivered, DeliveredKind, HandlerFailure, Outcome, Receiver, ReceiverBuilder, Rejection, DEFAULT_BODY_LIMIT,
     DEFAULT_BODY_TIMEOUT, DEFAULT_HANDLER_TIMEOUT, DEFAULT_LEASE, DEFAULT_MAX_WAITING, DEFAULT_MIN_BODY_RATE,
@@ -80,9 +87,9 @@ pub mod __private {
     pub use crate::handler::{
         EventData, HandlerError, HandlerOutput, IsEventMeta, IsUnknownEvent, Parsed, WebhookHandlers,
     };
-    pub use crate::provider::{
-        Coreweave, EnvelopeError, GitHub, Groq, Provider, Shopify, Slack, StandardWebhooks, Stripe,
-    };
+    pub use crate::provider::{EnvelopeError, Provider};
+    // Every built-in provider's type, which `provider = "github"` names.
+    crate::__with_built_in_providers!(export_built_in);
     pub use core::future::Future;
     pub use core::marker::Send;
     pub use core::matches;

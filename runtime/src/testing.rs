@@ -28,7 +28,7 @@ use std::time::SystemTime;
 use http::HeaderMap;
 use serde_json::value::RawValue;
 
-use crate::provider::{unix_seconds, OutgoingEvent, Sign};
+use crate::provider::{unix_seconds, BuiltIn, OutgoingEvent, Sign};
 use crate::secret::Secret;
 
 /// A signed delivery: the headers and body a provider would send.
@@ -99,6 +99,35 @@ impl<P: Sign> TestEvent<P> {
         P::sign(&secret.into(), &event, &body, &mut headers);
         SignedDelivery { headers, body }
     }
+}
+
+/// A delivery of `event_type` carrying `data`, signed now with `secret` as the built-in
+/// `provider` signs, under `id` (a fresh unique one if `None`): for tools that choose
+/// the provider at run time.
+///
+/// ```
+/// use hookroute_runtime::provider::built_in;
+/// use hookroute_runtime::testing::sign_as;
+///
+/// let github = built_in("github").unwrap();
+/// let sample = &github.description().samples[0];
+/// let data = serde_json::value::RawValue::from_string(sample.data.to_owned()).unwrap();
+/// let delivery = sign_as(github, "dev", sample.event_type, None, &data);
+/// assert!(delivery.headers.contains_key(github.description().signature_header));
+/// ```
+pub fn sign_as(
+    provider: &BuiltIn,
+    secret: impl Into<Secret>,
+    event_type: &str,
+    id: Option<&str>,
+    data: &RawValue,
+) -> SignedDelivery {
+    let id = id.map_or_else(fresh_id, str::to_owned);
+    let event = OutgoingEvent { id: &id, event_type, data, timestamp: unix_seconds(SystemTime::now()) };
+    let body = provider.encode(&event);
+    let mut headers = HeaderMap::new();
+    provider.sign(&secret.into(), &event, &body, &mut headers);
+    SignedDelivery { headers, body }
 }
 
 /// Signs a raw `body` for provider `P` at `timestamp`, for bodies built by hand

@@ -379,10 +379,10 @@ async fn find(
         Some(namespace) => Some(namespace.to_owned()),
         None => inbox.owner().await?,
     };
-    for info in scheme::PROVIDERS {
-        let under = namespace.iter().map(|namespace| format!("{namespace}:{}:event:{id}", info.name));
+    for provider in hookroute_runtime::provider::BUILT_IN {
+        let under = namespace.iter().map(|namespace| format!("{namespace}:{provider}:event:{id}"));
         // Keys without a namespace, as receivers wrote them before namespaces.
-        for key in under.chain(std::iter::once(format!("{}:event:{id}", info.name))) {
+        for key in under.chain(std::iter::once(format!("{provider}:event:{id}"))) {
             if let Some(delivery) = inbox.get(&key).await? {
                 return Ok(Some(delivery));
             }

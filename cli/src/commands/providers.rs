@@ -1,17 +1,19 @@
-//! `hookroute providers`: the schemes, their headers and their replay protection.
+//! `hookroute providers`: the schemes, their headers and their replay protection, as
+//! each provider describes itself (`hookroute_runtime::provider::PROVIDERS`).
 
-use crate::scheme as schemes;
+use hookroute_runtime::provider::PROVIDERS;
 
 pub(crate) fn run(json: bool) {
     if json {
-        let rows: Vec<_> = schemes::PROVIDERS
+        let rows: Vec<_> = PROVIDERS
             .iter()
-            .map(|info| {
+            .map(|provider| {
+                let about = provider.description();
                 serde_json::json!({
-                    "name": info.name,
-                    "signature": info.signature,
-                    "timestamp": info.timestamp,
-                    "id_and_type": info.id_and_type,
+                    "name": provider.name(),
+                    "signature": about.signature,
+                    "timestamp": about.timestamp,
+                    "id_and_type": about.id_and_type,
                 })
             })
             .collect();
@@ -19,7 +21,8 @@ pub(crate) fn run(json: bool) {
         return;
     }
     println!("{:<10} {:<48} {:<26} id / type", "provider", "signature", "timestamp (±300 s)");
-    for info in schemes::PROVIDERS {
-        println!("{:<10} {:<48} {:<26} {}", info.name, info.signature, info.timestamp, info.id_and_type);
+    for provider in PROVIDERS {
+        let about = provider.description();
+        println!("{:<10} {:<48} {:<26} {}", provider.name(), about.signature, about.timestamp, about.id_and_type);
     }
 }

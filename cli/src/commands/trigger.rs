@@ -60,7 +60,7 @@ pub(crate) fn run(args: TriggerArgs, json: bool) -> Result<ExitCode, Failure> {
     let url: reqwest::Url = url.parse().map_err(|e| format!("--url `{url}`: {e}"))?;
     // A fresh copy each run, as `stripe trigger` makes: new ids and times, so a second
     // run is a new event (GitHub and Shopify deduplicate on the body too).
-    let data = samples::fresh(sample.data, unix_now()).map_err(|e| format!("sample data: {e}"))?;
+    let data = samples::fresh(sample, unix_now()).map_err(|e| format!("sample data: {e}"))?;
     let recipe = Recipe {
         secret: secret(&args.secret, &*scheme)?,
         event_type: sample.event_type.to_owned(),
@@ -81,9 +81,15 @@ pub(crate) fn run(args: TriggerArgs, json: bool) -> Result<ExitCode, Failure> {
 
 fn list_samples(json: bool) {
     if json {
-        let rows: Vec<_> = samples::SAMPLES
+        let rows: Vec<_> = hookroute_runtime::provider::PROVIDERS
             .iter()
-            .map(|sample| serde_json::json!({ "provider": sample.provider, "type": sample.event_type }))
+            .flat_map(|provider| {
+                provider
+                    .description()
+                    .samples
+                    .iter()
+                    .map(|sample| serde_json::json!({ "provider": provider.name(), "type": sample.event_type }))
+            })
             .collect();
         println!("{}", serde_json::Value::Array(rows));
         return;

@@ -191,6 +191,8 @@ impl Backend {
     /// Reads the scheme of `url` from [`KINDS`]. `what` (`store`, `inbox`) and
     /// `example` (a file name) word the errors: a backend whose feature is off, an
     /// unknown scheme, a `sqlite:` URL without a path.
+    // `example` is unused without SQLite.
+    #[cfg_attr(not(feature = "sqlite"), allow(unused_variables))]
     pub(crate) fn of(url: &str, what: &str, example: &str) -> Result<Self, StoreError> {
         let Some(kind) = Kind::of(url) else {
             let scheme = url.split_once(':').map_or(url, |(scheme, _)| scheme);
@@ -242,35 +244,42 @@ pub(crate) fn millis(duration: Duration) -> i64 {
 /// ([`InboxError`](crate::inbox::InboxError)), each made from what this layer says.
 #[cfg(any(feature = "redis", feature = "postgres"))]
 pub(crate) trait DriverError: From<StoreError> + std::error::Error + Send + Sync + 'static {
-    /// What went wrong: the source of an `Unavailable`, else the error itself.
-    fn into_cause(self) -> Box<dyn std::error::Error + Send + Sync>;
+    /// What went wrong: the source of an `Unavailable`, else the error itself; or the
+    /// error as it is when it is not about reaching the server (a configuration error).
+    fn into_cause(self) -> Result<Box<dyn std::error::Error + Send + Sync>, Self>;
 }
 
 #[cfg(any(feature = "redis", feature = "postgres"))]
 impl DriverError for StoreError {
-    fn into_cause(self) -> Box<dyn std::error::Error + Send + Sync> {
+    fn into_cause(self) -> Result<Box<dyn std::error::Error + Send + Sync>, Self> {
         match self {
-            Self::Unavailable(source) => source,
-            other => Box::new(other),
+            Self::Unavailable(source) => Ok(source),
+            Self::InvalidConfig(_) => Err(self),
+            other => Ok(Box::new(other)),
         }
     }
 }
 
 #[cfg(any(feature = "redis", feature = "postgres"))]
 impl DriverError for crate::inbox::InboxError {
-    fn into_cause(self) -> Box<dyn std::error::Error + Send + Sync> {
+    fn into_cause(self) -> Result<Box<dyn std::error::Error + Send + Sync>, Self> {
         match self {
-            Self::Unavailable(source) => source,
-            other => Box::new(other),
+            Self::Unavailable(source) => Ok(source),
+            Self::InvalidConfig(_) => Err(self),
+            other => Ok(Box::new(other)),
         }
     }
 }
 
 /// A failure while setting a store or inbox up, as its `Connect` error (not wrapping
-/// an `Unavailable` inside it, which would say "unavailable" twice).
+/// an `Unavailable` inside it, which would say "unavailable" twice); a configuration
+/// error (an evicting server, a missing inbox) stays one.
 #[cfg(any(feature = "redis", feature = "postgres"))]
 pub(crate) fn connect_error<E: DriverError>(store: &'static str, target: String, error: E) -> E {
-    let source = error.into_cause();
+    let source = match error.into_cause() {
+        Ok(source) => source,
+        Err(config) => return config,
+    };
     // Drivers keep the useful part ("Connection refused") a few sources down; say it.
     let mut message = source.to_string();
     let mut cause = source.source();

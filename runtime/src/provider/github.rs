@@ -148,3 +148,41 @@ impl Sign for GitHub {
         }
     }
 }
+
+/// What the `hookroute` command and `examples/send_event` show and send (see
+/// [`Describe`](super::Describe)): samples shaped after the provider's published examples.
+impl super::Describe for GitHub {
+    const DESCRIPTION: super::Description = super::Description::new(
+        "GitHub",
+        "x-hub-signature-256",
+        "x-hub-signature-256 (sha256=<hex>)",
+        "none (dedup only)",
+        "x-github-delivery / x-github-event + action",
+        &[
+            super::Sample::new(
+                "issues.opened",
+                r#"{"action":"opened","issue":{"number":1347,"title":"Found a bug","state":"open","user":{"login":"octocat"}},"repository":{"id":1296269,"full_name":"octocat/Hello-World"},"sender":{"login":"octocat"}}"#,
+            ),
+            super::Sample::new(
+                "issues.closed",
+                r#"{"action":"closed","issue":{"number":1347,"title":"Found a bug","state":"closed","user":{"login":"octocat"}},"repository":{"id":1296269,"full_name":"octocat/Hello-World"},"sender":{"login":"octocat"}}"#,
+            ),
+            super::Sample::new(
+                "push",
+                r#"{"ref":"refs/heads/main","before":"6113728f27ae82c7b1a177c8d03f9e96e0adf246","after":"0000000000000000000000000000000000000000","commits":[],"repository":{"id":1296269,"full_name":"octocat/Hello-World"},"pusher":{"name":"octocat"}}"#,
+            ),
+            super::Sample::new(
+                "pull_request.opened",
+                r#"{"action":"opened","number":2,"pull_request":{"id":279147437,"number":2,"title":"Update the README with new information.","state":"open","updated_at":"2026-11-23T10:00:00Z","head":{"ref":"changes","sha":"ec26c3e57ca3a959ca5aad62de7213c562f8c821"},"base":{"ref":"main"},"user":{"login":"Codertocat"}},"repository":{"id":186853002,"full_name":"Codertocat/Hello-World"},"sender":{"login":"Codertocat"}}"#,
+            ),
+            super::Sample::new(
+                "projects_v2_item.edited",
+                r#"{"action":"edited","projects_v2_item":{"id":73213,"node_id":"PVTI_lADOA3aKfM4AAeYfzgAGNi0","project_node_id":"PVT_kwDOA3aKfM4AAeYf","content_node_id":"I_kwDOA3aKfM5V9JtE","content_type":"Issue","updated_at":"2026-11-23T10:00:00Z"},"organization":{"login":"octo-org"},"sender":{"login":"octocat"}}"#,
+            ),
+            super::Sample::new(
+                "ping",
+                r#"{"zen":"Keep it logically awesome.","hook_id":12345678,"hook":{"type":"Repository","active":true}}"#,
+            ),
+        ],
+    );
+}

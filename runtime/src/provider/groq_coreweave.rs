@@ -161,3 +161,37 @@ timestamped_provider!(
     "x-coreweave-timestamp",
     "COREWEAVE_WEBHOOK_SECRET"
 );
+
+/// What the `hookroute` command and `examples/send_event` show and send (see
+/// [`Describe`](super::Describe)): samples shaped after the provider's published examples.
+impl super::Describe for Groq {
+    const DESCRIPTION: super::Description = super::Description::new(
+        "Groq",
+        "x-groq-signature",
+        "x-groq-signature (hex)",
+        "x-groq-timestamp",
+        "body id / type",
+        &[
+            super::Sample::new("resource.created", r#"{"id":"res_01jq8f3k2m","name":"batch-embeddings"}"#),
+            super::Sample::new("resource.updated", r#"{"id":"res_01jq8f3k2m","name":"batch-embeddings-v2"}"#),
+            super::Sample::new("resource.deleted", r#"{"id":"res_01jq8f3k2m"}"#),
+        ],
+    );
+}
+
+/// What the `hookroute` command and `examples/send_event` show and send (see
+/// [`Describe`](super::Describe)): samples shaped after the provider's published examples.
+impl super::Describe for Coreweave {
+    const DESCRIPTION: super::Description = super::Description::new(
+        "CoreWeave",
+        "x-coreweave-signature",
+        "x-coreweave-signature (hex)",
+        "x-coreweave-timestamp",
+        "body id / type",
+        &[
+            super::Sample::new("resource.created", r#"{"id":"res_7f3c9a","name":"gpu-node-pool"}"#),
+            super::Sample::new("resource.updated", r#"{"id":"res_7f3c9a","name":"gpu-node-pool-a100"}"#),
+            super::Sample::new("resource.deleted", r#"{"id":"res_7f3c9a"}"#),
+        ],
+    );
+}

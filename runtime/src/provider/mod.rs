@@ -15,6 +15,7 @@ use serde_json::value::RawValue;
 use crate::event::EventMeta;
 use crate::secret::{Secret, SecretError};
 
+mod described;
 mod github;
 mod groq_coreweave;
 pub mod kit;
@@ -24,6 +25,7 @@ mod slack;
 mod standard;
 mod stripe;
 
+pub use described::{built_in, BuiltIn, Describe, Description, Sample, PROVIDERS};
 pub use github::GitHub;
 pub use groq_coreweave::{Coreweave, Groq};
 pub use shopify::Shopify;

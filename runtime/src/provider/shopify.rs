@@ -143,3 +143,37 @@ impl Sign for Shopify {
         }
     }
 }
+
+/// What the `hookroute` command and `examples/send_event` show and send (see
+/// [`Describe`](super::Describe)): samples shaped after the provider's published examples.
+impl super::Describe for Shopify {
+    const DESCRIPTION: super::Description = super::Description::new(
+        "Shopify",
+        "x-shopify-hmac-sha256",
+        "x-shopify-hmac-sha256 (base64)",
+        "none (dedup only)",
+        "x-shopify-webhook-id / x-shopify-topic",
+        &[
+            super::Sample::new(
+                "orders/create",
+                r#"{"id":820982911946154508,"email":"jon@example.com","created_at":"2026-11-23T10:00:00-05:00","total_price":"403.00","currency":"USD","financial_status":"paid","line_items":[{"id":866550311766439020,"title":"IPod Nano - 8GB","quantity":1,"price":"199.00"}]}"#,
+            ),
+            super::Sample::new(
+                "orders/paid",
+                r#"{"id":820982911946154508,"email":"jon@example.com","updated_at":"2026-11-23T10:05:00-05:00","total_price":"403.00","currency":"USD","financial_status":"paid"}"#,
+            ),
+            super::Sample::new(
+                "products/update",
+                r#"{"id":788032119674292922,"title":"Example T-Shirt","handle":"example-t-shirt","updated_at":"2026-11-23T10:00:00-05:00","variants":[{"id":642667041472713922,"price":"19.99","sku":"example-shirt-s"}]}"#,
+            ),
+            super::Sample::new(
+                "customers/create",
+                r#"{"id":706405506930370084,"email":"bob@biller.com","first_name":"Bob","last_name":"Biller","created_at":"2026-11-23T10:00:00-05:00"}"#,
+            ),
+            super::Sample::new(
+                "app/uninstalled",
+                r#"{"id":548380009,"name":"Super Toys","email":"super@supertoys.com","domain":"super.myshopify.com"}"#,
+            ),
+        ],
+    );
+}

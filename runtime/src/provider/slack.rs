@@ -145,3 +145,25 @@ impl Sign for Slack {
         headers.insert(HeaderName::from_static(SIGNATURE), HeaderValue::try_from(value).expect("hex is ASCII"));
     }
 }
+
+/// What the `hookroute` command and `examples/send_event` show and send (see
+/// [`Describe`](super::Describe)): samples shaped after the provider's published examples.
+impl super::Describe for Slack {
+    const DESCRIPTION: super::Description = super::Description::new(
+        "Slack",
+        "x-slack-signature",
+        "x-slack-signature (v0=<hex>)",
+        "x-slack-request-timestamp",
+        "event_id / event.type",
+        &[
+            super::Sample::new(
+                "app_mention",
+                r#"{"type":"app_mention","user":"U061F7AUR","text":"<@U0LAN0Z89> is it everything a river should be?","ts":"1515449522.000016","channel":"C123ABC456","event_ts":"1515449522000016"}"#,
+            ),
+            super::Sample::new(
+                "message",
+                r#"{"type":"message","channel":"C123ABC456","user":"U123ABC456","text":"Live long and prospect.","ts":"1355517523.000005","channel_type":"channel"}"#,
+            ),
+        ],
+    );
+}

@@ -183,3 +183,19 @@ impl Sign for StandardWebhooks {
         headers.insert(HeaderName::from_static(WEBHOOK.signature), HeaderValue::try_from(signature).expect("base64"));
     }
 }
+
+/// What the `hookroute` command and `examples/send_event` show and send (see
+/// [`Describe`](super::Describe)): samples shaped after the provider's published examples.
+impl super::Describe for StandardWebhooks {
+    const DESCRIPTION: super::Description = super::Description::new(
+        "Standard Webhooks",
+        "webhook-signature",
+        "webhook-signature (v1,<base64> list; svix-* too)",
+        "webhook-timestamp",
+        "webhook-id / body type",
+        &[super::Sample::new(
+            "user.created",
+            r#"{"id":"1f81eb52-5198-4599-803e-771906343485","type":"user","name":"Jane Doe","email":"jane@example.com"}"#,
+        )],
+    );
+}

@@ -154,3 +154,67 @@ impl Sign for Stripe {
         headers.insert(HeaderName::from_static(SIGNATURE), HeaderValue::try_from(value).expect("digits and hex"));
     }
 }
+
+/// What the `hookroute` command and `examples/send_event` show and send (see
+/// [`Describe`](super::Describe)): samples shaped after the provider's published examples.
+impl super::Describe for Stripe {
+    const DESCRIPTION: super::Description = super::Description::new(
+        "Stripe",
+        "stripe-signature",
+        "stripe-signature (t=..,v1=<hex>)",
+        "t= in stripe-signature",
+        "body id / type",
+        &[
+            super::Sample::new(
+                "payment_intent.succeeded",
+                r#"{"object":{"id":"pi_3MtwBwLkdIwHu7ix28a3tqPa","object":"payment_intent","amount":2000,"amount_received":2000,"currency":"usd","customer":"cus_NffrFeUfNV2Hib","status":"succeeded","livemode":false}}"#,
+            ),
+            super::Sample::new(
+                "payment_intent.payment_failed",
+                r#"{"object":{"id":"pi_3MtwBwLkdIwHu7ix28a3tqPa","object":"payment_intent","amount":2000,"currency":"usd","status":"requires_payment_method","last_payment_error":{"code":"card_declined","decline_code":"generic_decline"}}}"#,
+            ),
+            super::Sample::new(
+                "customer.subscription.deleted",
+                r#"{"object":{"id":"sub_1MowQVLkdIwHu7ixeRlqHVzs","object":"subscription","customer":"cus_NffrFeUfNV2Hib","status":"canceled","cancel_at_period_end":false}}"#,
+            ),
+            super::Sample::new(
+                "customer.subscription.created",
+                r#"{"object":{"id":"sub_1MowQVLkdIwHu7ixeRlqHVzs","object":"subscription","customer":"cus_NffrFeUfNV2Hib","status":"active","cancel_at_period_end":false,"current_period_start":1679609767,"current_period_end":1682288167,"items":{"object":"list","data":[{"id":"si_NcLYdDxLHxlFo7","object":"subscription_item","price":{"id":"price_1MowQULkdIwHu7ixraBm864M","object":"price","unit_amount":1000,"currency":"usd","recurring":{"interval":"month"}},"quantity":1}]},"latest_invoice":"in_1MowQWLkdIwHu7ixuzkSPfKd","livemode":false}}"#,
+            ),
+            super::Sample::new(
+                "customer.subscription.updated",
+                r#"{"object":{"id":"sub_1MowQVLkdIwHu7ixeRlqHVzs","object":"subscription","customer":"cus_NffrFeUfNV2Hib","status":"past_due","cancel_at_period_end":true,"current_period_start":1679609767,"current_period_end":1682288167,"livemode":false},"previous_attributes":{"status":"active","cancel_at_period_end":false}}"#,
+            ),
+            super::Sample::new(
+                "customer.subscription.trial_will_end",
+                r#"{"object":{"id":"sub_1MowQVLkdIwHu7ixeRlqHVzs","object":"subscription","customer":"cus_NffrFeUfNV2Hib","status":"trialing","trial_end":1682288167,"livemode":false}}"#,
+            ),
+            super::Sample::new(
+                "customer.created",
+                r#"{"object":{"id":"cus_NffrFeUfNV2Hib","object":"customer","email":"jennyrosen@example.com","name":"Jenny Rosen","created":1680893993,"livemode":false}}"#,
+            ),
+            super::Sample::new(
+                "checkout.session.completed",
+                r#"{"object":{"id":"cs_test_a11YYufWQzNY63zpQ6QSNRQhkUpVph4WRmzW0zWJO2znZKdVujZ0N0S22u","object":"checkout.session","mode":"subscription","status":"complete","payment_status":"paid","customer":"cus_NffrFeUfNV2Hib","subscription":"sub_1MowQVLkdIwHu7ixeRlqHVzs","amount_total":1000,"currency":"usd","client_reference_id":"user_42","livemode":false}}"#,
+            ),
+            super::Sample::new(
+                "invoice.payment_failed",
+                r#"{"object":{"id":"in_1MtHbELkdIwHu7ixl4OzzPMv","object":"invoice","customer":"cus_NffrFeUfNV2Hib","subscription":"sub_1MowQVLkdIwHu7ixeRlqHVzs","amount_due":2000,"attempt_count":1,"next_payment_attempt":1680980393,"currency":"usd","status":"open"}}"#,
+            ),
+            super::Sample::new(
+                "charge.refunded",
+                r#"{"object":{"id":"ch_3MmlLrLkdIwHu7ix0snN0B15","object":"charge","amount":1099,"amount_refunded":1099,"currency":"usd","payment_intent":"pi_3MmlLrLkdIwHu7ix0uke3Ezy","refunded":true,"status":"succeeded"}}"#,
+            ),
+            // A thin event (event destinations): the event itself, `related_object` and all; the
+            // signer sends it as it is (`"object": "v2.core.event"`).
+            super::Sample::new(
+                "v1.billing.meter.error_report_triggered",
+                r#"{"related_object":{"id":"mtr_test_61R9IeFvqUtaxp4nH41IeFvqUtaxpAKO","type":"billing.meter","url":"/v1/billing/meters/mtr_test_61R9IeFvqUtaxp4nH41IeFvqUtaxpAKO"},"livemode":false,"context":null,"data":{"developer_message_summary":"There is 1 invalid event","reason":{"error_count":1,"error_types":[{"code":"meter_event_no_customer_defined","error_count":1}]}}}"#,
+            ),
+            super::Sample::new(
+                "invoice.paid",
+                r#"{"object":{"id":"in_1MtHbELkdIwHu7ixl4OzzPMv","object":"invoice","customer":"cus_NffrFeUfNV2Hib","amount_paid":2000,"currency":"usd","status":"paid"}}"#,
+            ),
+        ],
+    );
+}
