@@ -2,9 +2,8 @@
 //! TLS port and the test PostgreSQL with `ssl = on`, both with a certificate for
 //! 127.0.0.1 from a CA of `scripts/services` (`HOOKROUTE_TEST_TLS_CA`).
 //!
-//! One test: it sets `SSL_CERT_FILE`, which the Redis client reads, for the process.
-
-mod support;
+//! One test: it sets `SSL_CERT_FILE`, which the Redis client reads, for the process
+//! (no other test speaks TLS).
 
 use std::time::Duration;
 

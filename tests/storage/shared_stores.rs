@@ -3,7 +3,7 @@
 //! keeps its keys in a namespace of its own, and the second app runs its handler
 //! instead of answering `duplicate`.
 
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 

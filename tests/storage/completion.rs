@@ -3,7 +3,7 @@
 //! the failed completion was only logged: the claim ran out, and the provider's retry
 //! ran the event a second time.
 
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 use std::time::Duration;

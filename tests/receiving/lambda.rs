@@ -2,7 +2,7 @@
 //! here as the gateway sends them, go through `lambda_http`'s own conversion into the
 //! receiver's tower service. No cloud.
 
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 

@@ -3,7 +3,7 @@
 //! oversized body before they read. Each test bounds how long it waits; a wait that
 //! runs out means the server held on to what it should have let go.
 
-mod support;
+use crate::support;
 
 use std::future::IntoFuture;
 use std::process::Command;

@@ -3,7 +3,7 @@
 //! outage is a 503 with nothing acknowledged, and an answer lost after the insert
 //! makes the provider's retry a duplicate. Run against every backend.
 
-mod support;
+use crate::support;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;

@@ -12,7 +12,7 @@ use hookroute::{
 use http::{HeaderMap, HeaderName, HeaderValue};
 use support::events::{Seen, StripeData, ThinEvent};
 
-mod support;
+use crate::support;
 
 fn at(secs: u64) -> SystemTime {
     UNIX_EPOCH + Duration::from_secs(secs)

@@ -1,7 +1,7 @@
 //! What a receiver and its workers record through the `metrics` facade, read back
 //! from a Prometheus recorder installed for this test's thread only.
 
-mod support;
+use crate::support;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;

@@ -2,8 +2,6 @@
 //! dir), PostgreSQL and Redis (the servers `scripts/test` starts). Each check gets an
 //! inbox of its own: a fresh file, table or key prefix.
 
-mod support;
-
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// A name no other check or run uses.
@@ -26,7 +24,7 @@ mod sqlite_inbox {
 
 mod postgres_inbox {
     hookroute::inbox_conformance_tests!(hookroute::inbox::PostgresInbox::builder(crate::support::postgres_url())
-        .table(crate::unique("inbox"))
+        .table(super::unique("inbox"))
         .connect()
         .await
         .unwrap());
@@ -34,7 +32,7 @@ mod postgres_inbox {
 
 mod redis_inbox {
     hookroute::inbox_conformance_tests!(hookroute::inbox::RedisInbox::builder(crate::support::redis_url())
-        .prefix(format!("{}:", crate::unique("inbox")))
+        .prefix(format!("{}:", super::unique("inbox")))
         .connect()
         .await
         .unwrap());

@@ -2,7 +2,7 @@
 //! same tests for axum, for the bare tower service under hyper, and for actix-web
 //! (feature `actix`).
 
-mod support;
+use crate::support;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -10,7 +10,7 @@
 //! direction (what `hookroute sign` prints, checked by the same libraries' verifiers) is
 //! in `cli/tests/official_verifiers.rs`.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::future::IntoFuture as _;

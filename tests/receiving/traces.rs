@@ -17,7 +17,7 @@ use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::Layer;
 
 #[cfg(feature = "redis")]
-mod support;
+use crate::support;
 
 const SECRET: &str = "whsec_traces";
 

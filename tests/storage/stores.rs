@@ -1,7 +1,7 @@
 //! Every store runs the public conformance suite, against real servers for Redis and
 //! PostgreSQL (started by `scripts/test`), plus what is particular to each backend.
 
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
