@@ -30,11 +30,7 @@
 //! With axum, `hookroute::axum::health(receiver)` is a `GET` route that answers this
 //! JSON with 200 when ready and 503 when not.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
-
-use tokio::time::Instant;
 
 use crate::handler::WebhookHandlers;
 use crate::receiver::Receiver;
@@ -42,60 +38,6 @@ use crate::store::IdempotencyStore;
 
 /// How long [`Receiver::health`] waits for the inbox to answer.
 const HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// Whether the workers of one receiver in this process can take deliveries.
-#[derive(Debug, Default)]
-pub(crate) struct Taking {
-    /// Workers running now.
-    workers: AtomicUsize,
-    /// While takes fail: since when, the last error, and whether it has lasted long
-    /// enough to be called a stall.
-    failing: Mutex<Option<Failing>>,
-}
-
-#[derive(Debug, Clone)]
-struct Failing {
-    since: Instant,
-    error: String,
-    stalled: bool,
-}
-
-impl Taking {
-    pub(crate) fn started(&self) {
-        self.workers.fetch_add(1, Ordering::AcqRel);
-    }
-
-    pub(crate) fn stopped(&self) {
-        self.workers.fetch_sub(1, Ordering::AcqRel);
-    }
-
-    fn failing(&self) -> std::sync::MutexGuard<'_, Option<Failing>> {
-        self.failing.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// A take succeeded. True when it ends a stall.
-    pub(crate) fn took(&self) -> bool {
-        self.failing().take().is_some_and(|failing| failing.stalled)
-    }
-
-    /// A take failed with `error`. True when the failures have now lasted `stall_after`
-    /// for the first time (a stall begins).
-    pub(crate) fn failed(&self, error: &str, stall_after: Duration) -> bool {
-        let mut failing = self.failing();
-        let failing =
-            failing.get_or_insert_with(|| Failing { since: Instant::now(), error: String::new(), stalled: false });
-        error.clone_into(&mut failing.error);
-        let begins = !failing.stalled && failing.since.elapsed() >= stall_after;
-        failing.stalled |= begins;
-        begins
-    }
-
-    fn snapshot(&self) -> (usize, bool, Option<(Duration, String)>) {
-        let failing = self.failing().clone();
-        let stalled = failing.as_ref().is_some_and(|failing| failing.stalled);
-        (self.workers.load(Ordering::Acquire), stalled, failing.map(|failing| (failing.since.elapsed(), failing.error)))
-    }
-}
 
 /// What [`Receiver::health`] found. See the [module](self).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -294,7 +294,7 @@ impl<H: WebhookHandlers, S: IdempotencyStore> Worker<H, S> {
 }
 
 /// Counts a worker as stopped in its receiver's health when dropped.
-struct StoppedOnDrop<'a>(&'a crate::health::Taking);
+struct StoppedOnDrop<'a>(&'a crate::inbox::taking::Taking);
 
 impl Drop for StoppedOnDrop<'_> {
     fn drop(&mut self) {

@@ -9,7 +9,11 @@
 
 use std::time::Duration;
 
-use crate::store::StoreError;
+use crate::store::error::StoreError;
+
+/// How long a shared store or inbox waits for its server by default before it gives
+/// up on an operation (and the receiver answers 503): 2 seconds.
+pub const DEFAULT_STORE_TIMEOUT: Duration = Duration::from_secs(2);
 
 #[cfg(feature = "postgres")]
 pub(crate) mod postgres;
@@ -251,17 +255,6 @@ pub(crate) trait DriverError: From<StoreError> + std::error::Error + Send + Sync
 
 #[cfg(any(feature = "redis", feature = "postgres"))]
 impl DriverError for StoreError {
-    fn into_cause(self) -> Result<Box<dyn std::error::Error + Send + Sync>, Self> {
-        match self {
-            Self::Unavailable(source) => Ok(source),
-            Self::InvalidConfig(_) => Err(self),
-            other => Ok(Box::new(other)),
-        }
-    }
-}
-
-#[cfg(any(feature = "redis", feature = "postgres"))]
-impl DriverError for crate::inbox::InboxError {
     fn into_cause(self) -> Result<Box<dyn std::error::Error + Send + Sync>, Self> {
         match self {
             Self::Unavailable(source) => Ok(source),

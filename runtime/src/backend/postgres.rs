@@ -10,7 +10,7 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row};
 
 use super::within;
-use crate::store::StoreError;
+use crate::store::error::StoreError;
 
 /// A pool of connections to one database, every wait bounded by `timeout`: what the
 /// store and the inbox share.
@@ -185,7 +185,7 @@ mod tls {
     use rustls::pki_types::pem::PemObject as _;
     use rustls::pki_types::CertificateDer;
 
-    use crate::store::StoreError;
+    use crate::store::error::StoreError;
 
     pub(super) fn connector(root_cert: Option<&str>) -> Result<tokio_postgres_rustls::MakeRustlsConnect, StoreError> {
         let invalid = |what: String| StoreError::InvalidConfig(what);
@@ -213,7 +213,7 @@ mod tls {
 /// Without the `postgres-tls` feature, a URL that requires TLS is refused.
 #[cfg(not(feature = "postgres-tls"))]
 mod tls {
-    use crate::store::StoreError;
+    use crate::store::error::StoreError;
 
     pub(super) fn connector(_root_cert: Option<&str>) -> Result<tokio_postgres::NoTls, StoreError> {
         Err(StoreError::InvalidConfig(
@@ -263,7 +263,7 @@ impl<T> PostgresBuilder<T> {
         Self {
             url,
             table: table.to_owned(),
-            timeout: crate::store::DEFAULT_STORE_TIMEOUT,
+            timeout: super::DEFAULT_STORE_TIMEOUT,
             pool_size: 16,
             sweep_every: Some(Duration::from_secs(300)),
             existing: false,

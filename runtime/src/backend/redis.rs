@@ -7,7 +7,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::Client;
 
 use super::{connect_error, within};
-use crate::store::StoreError;
+use crate::store::error::StoreError;
 
 /// A connection to the server at `url` that reconnects after an outage, with every
 /// wait bounded by `timeout`, and where it points (without the password). A server
@@ -99,7 +99,7 @@ impl<T> RedisBuilder<T> {
         Self {
             url,
             prefix: prefix.to_owned(),
-            timeout: crate::store::DEFAULT_STORE_TIMEOUT,
+            timeout: super::DEFAULT_STORE_TIMEOUT,
             allow_eviction: false,
             existing: false,
             of: std::marker::PhantomData,

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use rusqlite::Connection;
 
-use crate::store::StoreError;
+use crate::store::error::StoreError;
 
 /// One SQLite file and its connection, used from Tokio's blocking pool: what the
 /// store and the inbox share.

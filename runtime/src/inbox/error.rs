@@ -1,6 +1,6 @@
 //! What an inbox operation fails with.
 
-use crate::store::StoreError;
+use crate::store::error::StoreError;
 
 /// Why an inbox operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +44,17 @@ impl From<StoreError> for InboxError {
             StoreError::ClaimLost { key } => Self::ClaimLost { key },
             StoreError::Unavailable(source) => Self::Unavailable(source),
             full @ StoreError::Full { .. } => Self::Unavailable(Box::new(full)),
+        }
+    }
+}
+
+#[cfg(any(feature = "redis", feature = "postgres"))]
+impl crate::backend::DriverError for InboxError {
+    fn into_cause(self) -> Result<Box<dyn std::error::Error + Send + Sync>, Self> {
+        match self {
+            Self::Unavailable(source) => Ok(source),
+            Self::InvalidConfig(_) => Err(self),
+            other => Ok(Box::new(other)),
         }
     }
 }

@@ -12,7 +12,8 @@ use crate::inbox::InboxError;
 use crate::inbox::{encode_headers, Enqueued, Inbox, NewDelivery, RetrySchedule};
 use crate::observe;
 use crate::provider::Provider;
-use crate::receiver::{body_key, Delivered, DeliveredKind, Rejection};
+use crate::receiver::claim::body_key;
+use crate::receiver::outcome::{Delivered, DeliveredKind, Rejection};
 
 /// What a receiver in inbox mode shares with its workers.
 pub(crate) struct InboxMode {
@@ -21,7 +22,7 @@ pub(crate) struct InboxMode {
     /// Wakes this process's workers when a delivery was queued here.
     pub(crate) wake: tokio::sync::Notify,
     /// Whether this process's workers can take deliveries.
-    pub(crate) taking: crate::health::Taking,
+    pub(crate) taking: crate::inbox::taking::Taking,
     /// Set once the inbox accepted this receiver's namespace ([`Inbox::bind`]).
     pub(crate) bound: tokio::sync::OnceCell<()>,
     /// The most deliveries waiting (queued or retrying) before new ones are refused.

@@ -245,7 +245,7 @@ impl<H: WebhookHandlers, S: IdempotencyStore> ReceiverBuilder<H, S> {
             inbox,
             schedule: self.schedule,
             wake: tokio::sync::Notify::new(),
-            taking: crate::health::Taking::default(),
+            taking: crate::inbox::taking::Taking::default(),
             bound: tokio::sync::OnceCell::new(),
             also: fingerprints.into_iter().filter(|earlier| *earlier != namespace).collect(),
             max_waiting: self.settings.max_waiting,

@@ -26,12 +26,11 @@ use crate::run::{run_handler, Ran};
 use crate::store::{IdempotencyStore, MemoryStore, StoreError, DEFAULT_TTL};
 
 mod builder;
-mod claim;
-mod outcome;
+pub(crate) mod claim;
+pub(crate) mod outcome;
 
 pub use builder::ReceiverBuilder;
-pub(crate) use claim::body_key;
-use claim::{complete_until, ClaimGuard, NotAcquired};
+use claim::{body_key, complete_until, ClaimGuard, NotAcquired};
 pub use outcome::{Delivered, DeliveredKind, HandlerFailure, Outcome, Rejection};
 
 /// The largest body accepted by default: 1 MiB.

@@ -20,8 +20,8 @@
 
 use std::time::Duration;
 
-use crate::backend::{Backend, Location};
-
+mod connect;
+pub(crate) mod error;
 mod memory;
 #[cfg(feature = "postgres")]
 mod postgres;
@@ -30,6 +30,8 @@ mod redis;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 
+pub use connect::connect;
+pub use error::StoreError;
 pub use memory::{MemoryStore, DEFAULT_CAPACITY};
 #[cfg(feature = "postgres")]
 pub use postgres::{PostgresStore, PostgresStoreBuilder, DEFAULT_TABLE};
@@ -38,9 +40,7 @@ pub use redis::{RedisStore, RedisStoreBuilder};
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteStore;
 
-/// How long a shared store waits for its server by default before it gives up on an
-/// operation (and the receiver answers 503): 2 seconds.
-pub const DEFAULT_STORE_TIMEOUT: Duration = Duration::from_secs(2);
+pub use crate::backend::DEFAULT_STORE_TIMEOUT;
 
 /// How long a completed event is remembered by default: 7 days.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(7 * 24 * 60 * 60);
@@ -71,43 +71,6 @@ impl ClaimToken {
     pub fn as_str(&self) -> &str {
         &self.0
     }
-}
-
-/// Why a store operation failed.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum StoreError {
-    /// The store could not be reached or failed; the receiver fails closed (503).
-    #[error("idempotency store unavailable: {0}")]
-    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
-    /// The store holds as many live claims as it may, none of which can be evicted.
-    #[error("idempotency store is full: {capacity} events in flight")]
-    Full {
-        /// The store's capacity.
-        capacity: usize,
-    },
-    /// The store (or inbox) could not be reached when it was set up: a wrong address, a server
-    /// that is down, or one that did not answer within the timeout.
-    #[error("cannot reach {store} at {target}: {source}")]
-    Connect {
-        /// The kind of store: `Redis`, `PostgreSQL`, `SQLite`.
-        store: &'static str,
-        /// Where it was looked for, without any password.
-        target: String,
-        /// What went wrong.
-        #[source]
-        source: Box<dyn std::error::Error + Send + Sync>,
-    },
-    /// The store was configured wrongly (a bad table name, say).
-    #[error("invalid idempotency store configuration: {0}")]
-    InvalidConfig(String),
-    /// The token does not hold the key's claim any more (its lease ran out and another
-    /// caller claimed it, or it was completed or released already).
-    #[error("the claim on `{key}` is no longer held by this token")]
-    ClaimLost {
-        /// The key.
-        key: String,
-    },
 }
 
 /// An atomic claim/complete/release store of event ids.
@@ -146,50 +109,6 @@ pub trait IdempotencyStore: Send + Sync + 'static {
     /// `sqlite`, `memory`; `custom` unless a store says otherwise.
     fn backend(&self) -> &'static str {
         "custom"
-    }
-}
-
-/// Opens the store a URL names, for apps that pick their backend by configuration:
-///
-/// | URL | store | feature |
-/// | --- | --- | --- |
-/// | `memory:` (or empty) | [`MemoryStore`] | |
-/// | `redis://…`, `rediss://…` | `RedisStore` | `redis` |
-/// | `postgres://…`, `postgresql://…` | `PostgresStore` | `postgres` |
-/// | `sqlite:path/to/events.db` | `SqliteStore` | `sqlite` |
-///
-/// `?prefix=billing:` on a Redis URL and `?table=billing_events` on a PostgreSQL URL
-/// keep one app's keys apart from another's on a shared server (on top of the
-/// receiver's [namespace](crate::ReceiverBuilder::namespace)).
-///
-/// A URL for a backend whose feature is off, or of no known kind, is
-/// [`StoreError::InvalidConfig`] saying which; a server that cannot be reached is
-/// [`StoreError::Connect`]. Typed code can call each store's own `connect` instead.
-///
-/// ```
-/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
-/// let store = hookroute_runtime::store::connect("memory:").await?;
-/// let receiver_store: Box<dyn hookroute_runtime::IdempotencyStore> = store;
-/// assert!(hookroute_runtime::store::connect("mongodb://x").await.is_err());
-/// # Ok::<(), hookroute_runtime::store::StoreError>(())
-/// # }).unwrap();
-/// ```
-#[allow(clippy::unused_async)] // awaits only with a shared-store feature on
-pub async fn connect(url: &str) -> Result<Box<dyn IdempotencyStore>, StoreError> {
-    let location = Location::of(url);
-    match Backend::of(&location.url, "store", "events.db")? {
-        Backend::Memory => location.plain("store").map(|()| Box::new(MemoryStore::new()) as Box<dyn IdempotencyStore>),
-        #[cfg(feature = "redis")]
-        Backend::Redis => Ok(Box::new(location.redis("store", RedisStore::builder(&location.url))?.connect().await?)),
-        #[cfg(feature = "postgres")]
-        Backend::Postgres => {
-            Ok(Box::new(location.postgres("store", PostgresStore::builder(&location.url))?.connect().await?))
-        }
-        #[cfg(feature = "sqlite")]
-        Backend::Sqlite(path) => {
-            location.plain("store")?;
-            Ok(Box::new(SqliteStore::open(path).await?))
-        }
     }
 }
 
