@@ -303,6 +303,10 @@ async fn a_replay_runs_past_the_timestamp_window(inbox: Arc<dyn Inbox>) {
 /// (the new secret first, the old beside it) keeps the inbox.
 async fn a_second_app_on_one_inbox_is_refused(inbox: Arc<dyn Inbox>) {
     let first = Served::start(Arc::clone(&inbox), 1).await;
+    // The first delivery binds the inbox to the first app (an inbox belongs to the
+    // receiver that uses it first): before the other app's workers could.
+    let bound = unique("first_app");
+    assert_eq!(first.send(&bound, serde_json::json!({})).await.0, 202);
     let other_app = Arc::new(App::default());
     let other = Receiver::builder(Arc::clone(&other_app))
         .secret("whsec_another_app")
@@ -317,7 +321,7 @@ async fn a_second_app_on_one_inbox_is_refused(inbox: Arc<dyn Inbox>) {
         let outcome = other.receive(&delivery.headers, &delivery.body).await;
         assert_eq!(outcome.status(), 503, "{}", outcome.body());
     }
-    for id in &ids {
+    for id in ids.iter().chain([&bound]) {
         first.until(id, DeliveryState::Done).await;
         assert_eq!(first.app.runs.count(id), 1);
     }

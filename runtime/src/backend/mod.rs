@@ -237,6 +237,29 @@ impl Backend {
     }
 }
 
+/// The inboxes (tables, prefixes) that exist, for the error about one that does not:
+/// at most 20, nearest to `wanted` first (the most characters shared at the start and
+/// at the end, as a typo leaves them), and how many more there are.
+#[cfg(any(feature = "redis", feature = "postgres"))]
+pub(crate) fn nearest_first(wanted: &str, mut names: Vec<String>) -> String {
+    const SHOWN: usize = 20;
+    let shared = |name: &str| {
+        let start = wanted.bytes().zip(name.bytes()).take_while(|(a, b)| a == b).count();
+        let end = wanted.bytes().rev().zip(name.bytes().rev()).take_while(|(a, b)| a == b).count();
+        (start + end).min(wanted.len().min(name.len()))
+    };
+    names.sort_by(|a, b| shared(b).cmp(&shared(a)).then_with(|| a.cmp(b)));
+    names.dedup();
+    let more = names.len().saturating_sub(SHOWN);
+    names.truncate(SHOWN);
+    let list = names.join(", ");
+    if more > 0 {
+        format!("{list} (and {more} more)")
+    } else {
+        list
+    }
+}
+
 /// A duration in whole milliseconds for a server: at least 1, at most 100 years (a
 /// "forever" lease or TTL must not overflow the server's clock arithmetic).
 pub(crate) fn millis(duration: Duration) -> i64 {
@@ -301,5 +324,30 @@ where
         Ok(Ok(value)) => Ok(value),
         Ok(Err(err)) => Err(StoreError::Unavailable(Box::new(err))),
         Err(_) => Err(StoreError::Unavailable(format!("{what} did not answer within {timeout:?}").into())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[cfg(any(feature = "redis", feature = "postgres"))]
+    #[test]
+    fn the_names_nearest_a_typo_come_first_and_the_list_is_bounded() {
+        let mut names: Vec<String> = (0..30).map(|n| format!("inbox_{n:02}_x:")).collect();
+        names.push("billing:".to_owned());
+        names.push("billling_x:".to_owned());
+        let list = super::nearest_first("billing_x:", names);
+        assert!(list.starts_with("billling_x:, billing:, "), "{list}");
+        assert!(list.ends_with(" (and 12 more)"), "{list}");
+    }
+
+    #[test]
+    fn every_scheme_names_one_kind() {
+        for kind in super::KINDS {
+            for scheme in kind.schemes {
+                assert_eq!(super::Kind::of(&format!("{scheme}:x")).map(|found| found.name), Some(kind.name));
+            }
+        }
+        assert!(super::Kind::of("kafka://x").is_none());
+        assert_eq!(super::Kind::of("PostgreSQL://x").map(|kind| kind.name), Some("postgres"));
     }
 }

@@ -12,7 +12,7 @@ use super::{
     StoredDelivery,
 };
 use crate::backend::postgres::{check_table, sweep_while_alive, Database, PostgresBuilder};
-use crate::backend::{connect_error, millis};
+use crate::backend::{connect_error, millis, nearest_first};
 
 /// The table a [`PostgresInbox`] keeps deliveries in unless told otherwise.
 pub const DEFAULT_INBOX_TABLE: &str = "hookroute_inbox";
@@ -284,7 +284,7 @@ impl Inner {
             if names.is_empty() {
                 "this database holds none".to_owned()
             } else {
-                format!("the inbox tables here: {}", names.join(", "))
+                format!("the inbox tables here, nearest first: {}", nearest_first(&self.table, names))
             }
         )))
     }

@@ -12,7 +12,7 @@ use super::{
     StoredDelivery,
 };
 use crate::backend::redis::RedisBuilder;
-use crate::backend::{connect_error, millis, within};
+use crate::backend::{connect_error, millis, nearest_first, within};
 use crate::store::StoreError;
 
 mod scripts;
@@ -199,24 +199,25 @@ async fn check_exists(
         return Ok(());
     }
     let mut prefixes = Vec::new();
-    let mut cursor = 0_u64;
+    let (mut cursor, mut scans) = (0_u64, 0_u32);
     loop {
         let mut scan = redis::cmd("SCAN");
         scan.arg(cursor).arg("MATCH").arg("*stream").arg("COUNT").arg(1000).arg("TYPE").arg("stream");
         let (next, keys): (u64, Vec<String>) = within(timeout, "Redis", scan.query_async(connection)).await?;
         prefixes.extend(keys.into_iter().filter_map(|key| key.strip_suffix("stream").map(str::to_owned)));
-        if next == 0 || prefixes.len() > 50 {
+        // Bounded, however many keys the server holds: a hundred scans of a thousand.
+        if next == 0 || prefixes.len() > 10_000 || scans > 100 {
             break;
         }
+        scans += 1;
         cursor = next;
     }
-    prefixes.sort();
     Err(InboxError::InvalidConfig(format!(
         "there is no inbox under the prefix `{prefix}`; {}",
         if prefixes.is_empty() {
             "this server holds none".to_owned()
         } else {
-            format!("the inbox prefixes here: {}", prefixes.join(", "))
+            format!("the inbox prefixes here, nearest first: {}", nearest_first(prefix, prefixes))
         }
     )))
 }
