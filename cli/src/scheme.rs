@@ -84,6 +84,11 @@ macro_rules! by_name {
 }
 hookroute_runtime::__with_built_in_providers!(by_name);
 
+/// `--provider`'s help, from the runtime's list of built-in providers.
+pub(crate) fn provider_help() -> String {
+    format!("The scheme: {}.", names())
+}
+
 /// `groq, coreweave, ...`, for error messages.
 pub(crate) fn names() -> String {
     BUILT_IN.join(", ")

@@ -9,8 +9,7 @@ use crate::{load, scheme, secret, Failure, Recipe, SecretArgs, ShopifyArgs};
 
 #[derive(Args)]
 pub(crate) struct SendArgs {
-    /// The scheme: groq, coreweave, standard, stripe, github, slack, shopify.
-    #[arg(long)]
+    #[arg(help = crate::scheme::provider_help(), long)]
     provider: String,
     /// Where to send; by default `http://127.0.0.1:3000/webhooks/<provider>`, where the
     /// example receivers listen.

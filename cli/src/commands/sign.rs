@@ -10,8 +10,7 @@ use crate::{type_and_data, unix_now};
 
 #[derive(Args)]
 pub(crate) struct SignArgs {
-    /// The scheme: groq, coreweave, standard, stripe, github, slack, shopify.
-    #[arg(long)]
+    #[arg(help = crate::scheme::provider_help(), long)]
     provider: String,
     #[command(flatten)]
     secret: SecretArgs,

@@ -11,8 +11,7 @@ use crate::{samples, scheme, secret, Failure, Recipe, SecretArgs, ShopifyArgs};
 
 #[derive(Args)]
 pub(crate) struct TriggerArgs {
-    /// The scheme: groq, coreweave, standard, stripe, github, slack, shopify.
-    #[arg(long, required_unless_present = "list")]
+    #[arg(help = crate::scheme::provider_help(), long, required_unless_present = "list")]
     provider: Option<String>,
     /// The event type to send a sample of.
     #[arg(required_unless_present = "list")]

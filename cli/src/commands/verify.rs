@@ -11,8 +11,7 @@ use crate::{capture, scheme, secret, Failure, SecretArgs};
 
 #[derive(Args)]
 pub(crate) struct VerifyArgs {
-    /// The scheme: groq, coreweave, standard, stripe, github, slack, shopify.
-    #[arg(long)]
+    #[arg(help = crate::scheme::provider_help(), long)]
     provider: String,
     #[command(flatten)]
     secret: SecretArgs,
