@@ -118,7 +118,13 @@ impl Backend {
     /// Starts a worker process on this inbox; its output lines arrive on `lines`.
     fn spawn_worker(&self, lease: Duration, hang: bool, lines: mpsc::Sender<String>) -> WorkerProcess {
         let mut child = Command::new(std::env::current_exe().unwrap())
-            .args([&test_name("worker_process"), "--exact", "--ignored", "--nocapture", "--test-threads=1"])
+            .args([
+                &support::test_name(module_path!(), "worker_process"),
+                "--exact",
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
             .env("WORKER_INBOX", self.kind)
             .env("WORKER_INBOX_URL", &self.url)
             .env("WORKER_INBOX_NAME", &self.name)
@@ -437,11 +443,4 @@ async fn postgres_replicas_and_worker_processes_run_each_event_exactly_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_replicas_and_worker_processes_run_each_event_exactly_once() {
     replicas_and_worker_processes_run_each_event_exactly_once(Backend::redis()).await;
-}
-
-/// The full name of this module's test `name`, as the test binary lists it
-/// (`inbox_processes::worker_process`), to run it alone in a child process.
-fn test_name(name: &str) -> String {
-    let module = module_path!().split_once("::").map_or("", |(_, module)| module);
-    format!("{module}::{name}")
 }

@@ -274,7 +274,13 @@ async fn serve_child<S: IdempotencyStore>(app: Arc<App>, store: S) -> String {
 /// after it, a redelivery is processed.
 async fn a_replica_killed_mid_handler_holds_only_a_lease<S: IdempotencyStore>(kind: &str, url: &str, store: S) {
     let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([&test_name("replica_process"), "--exact", "--ignored", "--nocapture", "--test-threads=1"])
+        .args([
+            &support::test_name(module_path!(), "replica_process"),
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env("REPLICA_STORE", kind)
         .env("REPLICA_STORE_URL", url)
         .stdout(Stdio::piped())
@@ -425,11 +431,4 @@ async fn postgres_cut_off_fails_closed_and_loses_nothing() {
         stores.push(PostgresStore::builder(&url).timeout(Duration::from_millis(500)).connect().await.unwrap());
     }
     an_outage_fails_closed_and_loses_nothing(proxy, stores).await;
-}
-
-/// The full name of this module's test `name`, as the test binary lists it
-/// (`replicas::replica_process`), to run it alone in a child process.
-fn test_name(name: &str) -> String {
-    let module = module_path!().split_once("::").map_or("", |(_, module)| module);
-    format!("{module}::{name}")
 }

@@ -354,3 +354,10 @@ impl hookroute::IdempotencyStore for DownStore {
         "down"
     }
 }
+
+/// The full name of test `name` in the module `module` (its `module_path!()`), as the
+/// test binary lists it (`replicas::replica_process`), to run it alone in a child process.
+pub fn test_name(module: &str, name: &str) -> String {
+    let module = module.split_once("::").map_or("", |(_, module)| module);
+    format!("{module}::{name}")
+}

@@ -73,9 +73,14 @@ impl Kind {
     /// The kind of backend `url`'s scheme names (case-insensitive), if any.
     #[must_use]
     pub fn of(url: &str) -> Option<&'static Kind> {
-        let scheme = url.split_once(':').map_or(url, |(scheme, _)| scheme);
+        let scheme = scheme_of(url);
         KINDS.iter().find(|kind| kind.schemes.iter().any(|known| known.eq_ignore_ascii_case(scheme)))
     }
+}
+
+/// The scheme of `url`, as written: what comes before the first `:`.
+fn scheme_of(url: &str) -> &str {
+    url.split_once(':').map_or(url, |(scheme, _)| scheme)
 }
 
 /// A store or inbox URL with hookroute's own parameters taken out: `?prefix=` (Redis)
@@ -198,8 +203,8 @@ impl Backend {
     // `example` is unused without SQLite.
     #[cfg_attr(not(feature = "sqlite"), allow(unused_variables))]
     pub(crate) fn of(url: &str, what: &str, example: &str) -> Result<Self, StoreError> {
+        let scheme = scheme_of(url).to_ascii_lowercase();
         let Some(kind) = Kind::of(url) else {
-            let scheme = url.split_once(':').map_or(url, |(scheme, _)| scheme);
             let forms: Vec<&str> = KINDS.iter().map(|kind| kind.form).collect();
             return Err(StoreError::InvalidConfig(format!(
                 "unknown kind of {what} `{scheme}`: use {} or {}",
@@ -207,7 +212,6 @@ impl Backend {
                 forms[forms.len() - 1]
             )));
         };
-        let scheme = url.split_once(':').map_or(url, |(scheme, _)| scheme).to_ascii_lowercase();
         let feature_off = || {
             StoreError::InvalidConfig(format!(
                 "a `{scheme}:` {what} needs hookroute's `{}` feature, which this build lacks",
