@@ -113,6 +113,10 @@ impl Inbox for QueueInbox {
                 attempts: 0,
                 last_error: None,
                 received_at: now,
+                // This queue does not order (`Inbox::orders` is false): a receiver
+                // whose handlers declare `key = ..` refuses it at `build()`.
+                order_key: None,
+                created_at: now,
             },
             visible_at: now,
             receipt: None,
@@ -141,7 +145,8 @@ impl Inbox for QueueInbox {
         message.visible_at = now + lease;
         message.receipt = Some(receipt.clone());
         message.updated_at = now;
-        Ok(Some(Leased { delivery: message.delivery.clone(), lease: Lease::new(&message.delivery.key, receipt) }))
+        let lease = Lease::new(&message.delivery.key, receipt);
+        Ok(Some(Leased { delivery: message.delivery.clone(), lease, superseded: false }))
     }
 
     // Change the message's visibility timeout.

@@ -57,7 +57,7 @@ pub(crate) fn webhook_handlers(args: TokenStream, item: &TokenStream) -> TokenSt
     let marked = parse::take_marks(&mut block, &mut errors);
     if let Some(known) = args.as_ref().and_then(|args| args.known) {
         for marked in &marked {
-            if let parse::Mark::Event(event, false) = &marked.mark {
+            if let parse::Mark::Event(event, false, _) = &marked.mark {
                 known.check(event, &mut errors);
             }
         }
@@ -247,6 +247,10 @@ fn handlers_impl(names: &Names<'_>, block: &ItemImpl, set: &HandlerSet, guard: O
     let Names { p, provider, enum_name, unknown, .. } = names;
     let self_ty = &block.self_ty;
     let (impl_generics, _, where_clause) = block.generics.split_for_impl();
+    let rules = set.handlers.iter().filter(|h| !h.ordering.is_empty()).map(|h| {
+        let (cfgs, rule) = (&h.cfgs, h.ordering.rule(p, &h.event));
+        quote!(#(#cfgs)* #rule)
+    });
     let dispatch_arms = set.handlers.iter().map(|h| {
         let (variant, method, cfgs) = (&h.variant, &h.method, &h.cfgs);
         let call = match &h.meta_ty {
@@ -307,6 +311,7 @@ fn handlers_impl(names: &Names<'_>, block: &ItemImpl, set: &HandlerSet, guard: O
             type Provider = #provider;
             type Event = #enum_name;
             const EVENT_TYPES: &'static [&'static str] = #enum_name::EVENT_TYPES;
+            const RULES: &'static [#p::Rule] = &[#(#rules),*];
 
             fn parse(
                 meta: &#p::EventMeta,

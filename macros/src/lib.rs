@@ -10,6 +10,7 @@ mod ctxt;
 mod expand;
 mod known;
 mod model;
+mod order;
 mod parse;
 mod validate;
 

@@ -29,6 +29,8 @@ pub(crate) struct Handler {
     pub(crate) output: ReturnSpan,
     /// The method's `#[cfg(..)]` attributes, repeated on everything generated for it.
     pub(crate) cfgs: Vec<Attribute>,
+    /// Its ordering key and limits, if it declared any.
+    pub(crate) ordering: crate::order::Ordering,
 }
 
 /// The `#[fallback]` handler for event types no handler names.

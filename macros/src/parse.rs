@@ -92,9 +92,9 @@ fn provider_path(lit: &LitStr) -> syn::Result<TokenStream> {
 
 /// What marks a method as a handler.
 pub(crate) enum Mark {
-    /// `#[event("resource.created")]`, and whether it says `unlisted` (not checked
-    /// against the provider's known event types).
-    Event(LitStr, bool),
+    /// `#[event("resource.created")]`, whether it says `unlisted` (not checked
+    /// against the provider's known event types), and its ordering and limits.
+    Event(LitStr, bool, crate::order::Ordering),
     /// `#[fallback]`, with the attribute's span.
     Fallback(Span),
 }
@@ -155,8 +155,8 @@ fn helper(attr: &Attribute, errors: &mut Errors) -> Option<Mark> {
     }
     match &attr.meta {
         Meta::List(list) => match list.parse_args_with(event_args) {
-            Ok((event, unlisted)) => return Some(Mark::Event(event, unlisted)),
-            Err(error) if error.to_string() == UNLISTED => errors.push(error),
+            Ok((event, unlisted, ordering)) => return Some(Mark::Event(event, unlisted, ordering)),
+            Err(error) if !error.to_string().starts_with("expected string literal") => errors.push(error),
             Err(_) => errors.at(&list.tokens, USAGE),
         },
         Meta::Path(path) => errors.at(path, USAGE),
@@ -165,20 +165,26 @@ fn helper(attr: &Attribute, errors: &mut Errors) -> Option<Mark> {
     None
 }
 
-const UNLISTED: &str = "after the event type, only `unlisted` may follow: `#[event(\"new.type\", unlisted)]`";
-
-/// `"resource.created"` or `"resource.created", unlisted`.
-fn event_args(input: syn::parse::ParseStream<'_>) -> syn::Result<(LitStr, bool)> {
+/// `"resource.created"`, then any of `unlisted`, `key = ".."`, `in_flight = N`,
+/// `concurrency = N`, `rate = ".."`, `stale = ".."`.
+fn event_args(input: syn::parse::ParseStream<'_>) -> syn::Result<(LitStr, bool, crate::order::Ordering)> {
     let event: LitStr = input.parse()?;
-    if input.is_empty() {
-        return Ok((event, false));
+    let (mut unlisted, mut ordering) = (false, crate::order::Ordering::default());
+    let after = || format!("after the event type, `#[event]` takes {}", crate::order::NAMES);
+    while !input.is_empty() {
+        input.parse::<syn::Token![,]>()?;
+        if input.is_empty() {
+            break;
+        }
+        let word: syn::Ident = input.parse().map_err(|error| syn::Error::new(error.span(), after()))?;
+        if word == "unlisted" {
+            unlisted = true;
+        } else if !ordering.parse_one(&word, input)? {
+            return Err(syn::Error::new(word.span(), format!("unknown `{word}`: {}", after())));
+        }
     }
-    input.parse::<syn::Token![,]>()?;
-    let word: syn::Ident = input.parse().map_err(|error| syn::Error::new(error.span(), UNLISTED))?;
-    if word != "unlisted" || !input.is_empty() {
-        return Err(syn::Error::new(word.span(), UNLISTED));
-    }
-    Ok((event, true))
+    ordering.check(event.span())?;
+    Ok((event, unlisted, ordering))
 }
 
 #[cfg(test)]

@@ -30,7 +30,7 @@ pub(crate) fn handler_set(marked: Vec<Marked>, block_span: Span, errors: &mut Er
         let cfg_key = cfgs.iter().map(|attr| attr.to_token_stream().to_string()).collect::<Vec<_>>().join(" ");
         let checked = common(&sig, errors);
         match mark {
-            Mark::Event(event, _) => {
+            Mark::Event(event, _, ordering) => {
                 let variant = variant_name(&event, errors);
                 let params = checked.and_then(|output| event_params(&sig, errors).map(|params| (output, params)));
                 let taken = by_event.entry(event.value()).or_default();
@@ -62,7 +62,7 @@ pub(crate) fn handler_set(marked: Vec<Marked>, block_span: Span, errors: &mut Er
                 taken.push((cfg_key, event.clone()));
                 if let Some((output, (data_ty, meta_ty))) = params {
                     let method = sig.ident.clone();
-                    handlers.push(Handler { event, variant, method, data_ty, meta_ty, output, cfgs });
+                    handlers.push(Handler { event, variant, method, data_ty, meta_ty, output, cfgs, ordering });
                 }
             }
             Mark::Fallback(span) => {

@@ -31,8 +31,13 @@ pub struct EventMeta {
     created_end: Option<NonZeroUsize>,
     /// Where the group ends, if there is one; it starts where the creation time ends.
     group_end: Option<NonZeroUsize>,
-    timestamp: Option<u64>,
+    /// The signed timestamp (0, the epoch, is no signed time: `None`).
+    timestamp: Option<std::num::NonZeroU64>,
     attempt: Option<u32>,
+    /// Where the ordering key ends (in inbox mode, when the handler declared one); it
+    /// starts where the group ends.
+    key_end: Option<std::num::NonZeroU32>,
+    superseded: bool,
 }
 
 // A delivery's facts are moved from step to step (into its `Outcome`, into the answer):
@@ -75,6 +80,8 @@ impl EventMeta {
             group_end: None,
             timestamp: None,
             attempt: None,
+            key_end: None,
+            superseded: false,
         }
     }
 
@@ -97,7 +104,7 @@ impl EventMeta {
         if let Some(group) = group {
             meta.group_end = meta.push(group);
         }
-        meta.timestamp = timestamp;
+        meta.timestamp = timestamp.and_then(std::num::NonZeroU64::new);
         meta
     }
 
@@ -127,7 +134,7 @@ impl EventMeta {
     /// Sets the signed delivery timestamp, in unix seconds.
     #[must_use]
     pub fn with_timestamp(mut self, timestamp: u64) -> Self {
-        self.timestamp = Some(timestamp);
+        self.timestamp = std::num::NonZeroU64::new(timestamp);
         self
     }
 
@@ -187,7 +194,39 @@ impl EventMeta {
 
     /// The signed timestamp of this delivery, in unix seconds, for schemes that sign one.
     pub fn timestamp(&self) -> Option<u64> {
-        self.timestamp
+        self.timestamp.map(std::num::NonZeroU64::get)
+    }
+
+    /// Sets the ordering key and whether a newer event of that key was already
+    /// handled (inbox mode; for calling a handler directly in a test too).
+    #[must_use]
+    pub fn with_order(mut self, key: Option<&str>, superseded: bool) -> Self {
+        self.text.truncate(self.key_start());
+        self.key_end = key.and_then(|key| {
+            self.text.push_str(key);
+            u32::try_from(self.text.len()).ok().and_then(std::num::NonZeroU32::new)
+        });
+        self.superseded = superseded;
+        self
+    }
+
+    /// Where the ordering key starts: after the group.
+    fn key_start(&self) -> usize {
+        self.group_end.map_or(self.group_start(), NonZeroUsize::get)
+    }
+
+    /// In inbox mode, the ordering key of the event when its handler declared one
+    /// (`#[event(.., key = "data.object.customer")]`): `cus_123`.
+    pub fn order_key(&self) -> Option<&str> {
+        self.key_end.map(|end| &self.text[self.key_start()..end.get() as usize])
+    }
+
+    /// In inbox mode, whether an event of the same [ordering key](Self::order_key)
+    /// created after this one was already handled: this one is stale (a retry that
+    /// arrived late, say). A handler may then skip it; `stale = "skip"` in the
+    /// attribute acknowledges such events without running the handler.
+    pub fn superseded(&self) -> bool {
+        self.superseded
     }
 
     /// In inbox mode, which attempt at the event this run is: 1 for the first, more
@@ -207,7 +246,7 @@ impl std::fmt::Debug for EventMeta {
             .field("id", &self.id())
             .field("event_type", &self.event_type())
             .field("created", &self.created())
-            .field("timestamp", &self.timestamp)
+            .field("timestamp", &self.timestamp())
             .field("group", &self.event_group())
             .finish()
     }

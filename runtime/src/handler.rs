@@ -6,6 +6,7 @@ use std::future::Future;
 use serde_json::value::RawValue;
 
 use crate::event::{EventMeta, UnknownEvent};
+use crate::inbox::Rule;
 use crate::provider::Provider;
 
 /// A set of typed event handlers: what `#[webhook_handlers]` implements for an impl
@@ -23,6 +24,16 @@ pub trait WebhookHandlers: Send + Sync + 'static {
 
     /// Every event type a handler names.
     const EVENT_TYPES: &'static [&'static str];
+
+    /// What the handlers declared about ordering and limits (`key = ..`,
+    /// `concurrency = ..`), one rule per event type that declared any. A receiver
+    /// with rules needs an inbox that [orders](crate::inbox::Inbox::orders).
+    const RULES: &'static [Rule] = &[];
+
+    /// The rule of `event_type`, if its handler declared one.
+    fn rule(event_type: &str) -> Option<&'static Rule> {
+        Self::RULES.iter().find(|rule| rule.event_type == event_type)
+    }
 
     /// Parses an event's data into the handler's type. [`Parsed::Ignored`] when no
     /// handler (and no fallback) takes the type; an error when the data does not fit
@@ -55,6 +66,7 @@ impl<H: WebhookHandlers> WebhookHandlers for std::sync::Arc<H> {
     type Provider = H::Provider;
     type Event = H::Event;
     const EVENT_TYPES: &'static [&'static str] = H::EVENT_TYPES;
+    const RULES: &'static [Rule] = H::RULES;
 
     fn parse(meta: &EventMeta, data: &RawValue) -> Result<Parsed<Self::Event>, serde_json::Error> {
         H::parse(meta, data)

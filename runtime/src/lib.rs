@@ -87,12 +87,14 @@ pub mod __private {
     pub use crate::handler::{
         EventData, HandlerError, HandlerOutput, IsEventMeta, IsUnknownEvent, Parsed, WebhookHandlers,
     };
+    pub use crate::inbox::{Limits, Rule};
     pub use crate::provider::{EnvelopeError, Provider};
     // Every built-in provider's type, which `provider = "github"` names.
     crate::__with_built_in_providers!(export_built_in);
     pub use core::future::Future;
     pub use core::marker::Send;
     pub use core::matches;
+    pub use core::option::Option::{None, Some};
     pub use core::result::Result::{self, Err, Ok};
     pub use http::HeaderMap;
     pub use serde_json;

@@ -402,7 +402,7 @@ async fn run_attempt<H: WebhookHandlers, S: IdempotencyStore>(
     mut aborted: watch::Receiver<bool>,
 ) {
     let Some(mode) = receiver.inbox_mode() else { return };
-    let Leased { delivery, lease } = leased;
+    let Leased { delivery, lease, superseded } = leased;
     let attempt = delivery.attempts;
     let id = delivery.id.as_str();
     let allowed = mode.schedule.attempts();
@@ -415,7 +415,7 @@ async fn run_attempt<H: WebhookHandlers, S: IdempotencyStore>(
             delivery.last_error.as_deref().map(|last| format!("; the last error reported: {last}")).unwrap_or_default()
         ))
     } else {
-        prepare::<H>(&delivery)
+        prepare::<H>(&delivery, superseded)
     };
     let outcome = match prepared {
         Err(error) => AttemptOutcome::Failed { error, permanent: true },
@@ -475,7 +475,10 @@ fn failed(error: &HandlerError) -> AttemptOutcome {
 /// The stored delivery as the handler's event: `None` when no handler takes its type.
 /// An error (a stored record that does not read back, data that does not fit the
 /// handler's type) cannot be mended by a retry.
-fn prepare<H: WebhookHandlers>(delivery: &StoredDelivery) -> Result<Option<(H::Event, EventMeta)>, String> {
+fn prepare<H: WebhookHandlers>(
+    delivery: &StoredDelivery,
+    superseded: bool,
+) -> Result<Option<(H::Event, EventMeta)>, String> {
     if delivery.headers.is_empty() && delivery.body.is_empty() {
         return Err("its payload was dropped after the payload retention (a replay of a done delivery past it): \
                     nothing is left to run"
@@ -484,7 +487,12 @@ fn prepare<H: WebhookHandlers>(delivery: &StoredDelivery) -> Result<Option<(H::E
     let headers = decode_headers(&delivery.headers).map_err(|error| error.to_string())?;
     let envelope = H::Provider::envelope(&headers, &delivery.body).map_err(|error| error.to_string())?;
     let (meta, data) = envelope.into_meta("", <H::Provider as Provider>::NAME, delivery.signed_at);
-    let meta = meta.with_attempt(delivery.attempts);
+    let meta = meta.with_attempt(delivery.attempts).with_order(delivery.order_key.as_deref(), superseded);
+    if superseded && H::rule(meta.event_type()).is_some_and(|rule| rule.skip_stale) {
+        // `stale = "skip"`: a newer event of its key was handled; acknowledged unrun.
+        tracing::info!(event.id = meta.id(), key = meta.order_key(), "stale: a newer event of its key was handled");
+        return Ok(None);
+    }
     match H::parse(&meta, &data) {
         Ok(Parsed::Handled(event)) => Ok(Some((event, meta))),
         Ok(Parsed::Ignored) => Ok(None),

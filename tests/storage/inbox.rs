@@ -25,7 +25,15 @@ fn key(id: &str) -> String {
 /// `signed_at`: queued. Answers its key.
 async fn stored_as_received(inbox: &dyn Inbox, delivery: &SignedDelivery, id: &str, signed_at: Option<u64>) -> String {
     let (headers, key) = (hookroute::inbox::encode_headers(&delivery.headers), key(id));
-    let new = NewDelivery { key: &key, id, event_type: "job.run", headers: &headers, body: &delivery.body, signed_at };
+    let new = NewDelivery {
+        key: &key,
+        id,
+        event_type: "job.run",
+        headers: &headers,
+        body: &delivery.body,
+        signed_at,
+        order: hookroute::inbox::Order::NONE,
+    };
     assert_eq!(inbox.enqueue(&new).await.unwrap(), Enqueued::Queued);
     key
 }
@@ -579,7 +587,15 @@ async fn process_many(inbox: &dyn Inbox) {
             tokio::time::sleep(Duration::from_millis(300)).await;
         }
         let (id, key) = (format!("{run}_{n}"), format!("groq:event:{run}_{n}"));
-        let new = NewDelivery { key: &key, id: &id, event_type: "job.run", headers: b"", body: b"{}", signed_at: None };
+        let new = NewDelivery {
+            key: &key,
+            id: &id,
+            event_type: "job.run",
+            headers: b"",
+            body: b"{}",
+            signed_at: None,
+            order: hookroute::inbox::Order::NONE,
+        };
         assert_eq!(inbox.enqueue(&new).await.unwrap(), Enqueued::Queued);
         let leased = inbox.take(Duration::from_secs(30)).await.unwrap().expect("the delivery just queued");
         inbox.complete(&leased.lease, Duration::from_millis(1)).await.unwrap();

@@ -12,18 +12,18 @@ fn unique(kind: &str) -> String {
 }
 
 mod memory_inbox {
-    hookroute::inbox_conformance_tests!(hookroute::inbox::MemoryInbox::new());
+    hookroute::inbox_conformance_tests!(ordered: hookroute::inbox::MemoryInbox::new());
 }
 
 mod sqlite_inbox {
-    hookroute::inbox_conformance_tests!({
+    hookroute::inbox_conformance_tests!(ordered: {
         let dir = tempfile::tempdir().unwrap().keep();
         hookroute::inbox::SqliteInbox::open(dir.join("inbox.db")).await.unwrap()
     });
 }
 
 mod postgres_inbox {
-    hookroute::inbox_conformance_tests!(hookroute::inbox::PostgresInbox::builder(crate::support::postgres_url())
+    hookroute::inbox_conformance_tests!(ordered: hookroute::inbox::PostgresInbox::builder(crate::support::postgres_url())
         .table(super::unique("inbox"))
         .connect()
         .await
@@ -31,7 +31,7 @@ mod postgres_inbox {
 }
 
 mod redis_inbox {
-    hookroute::inbox_conformance_tests!(hookroute::inbox::RedisInbox::builder(crate::support::redis_url())
+    hookroute::inbox_conformance_tests!(ordered: hookroute::inbox::RedisInbox::builder(crate::support::redis_url())
         .prefix(format!("{}:", super::unique("inbox")))
         .connect()
         .await

@@ -15,6 +15,8 @@ mod inbox;
 mod inbox_backends;
 #[cfg(all(feature = "redis", feature = "postgres", feature = "axum"))]
 mod inbox_processes;
+#[cfg(feature = "testing")]
+mod ordering;
 #[cfg(all(feature = "redis", feature = "postgres", feature = "axum"))]
 mod replicas;
 #[cfg(all(feature = "redis", feature = "postgres", feature = "sqlite"))]

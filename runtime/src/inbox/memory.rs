@@ -1,12 +1,12 @@
 //! An inbox in this process's memory: for tests and demos, not durable.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use super::{
     from_unix_millis, lease_token, unix_millis, DeliveryState, Enqueued, Inbox, InboxError, InboxStats, Lease, Leased,
-    NewDelivery, StoredDelivery,
+    Limits, NewDelivery, StoredDelivery,
 };
 use crate::backend::millis;
 
@@ -41,6 +41,22 @@ struct State {
     sequence: u64,
     /// The namespace whose deliveries these are, once a receiver bound it.
     owner: Option<String>,
+    /// Each ordering key's pending deliveries and history.
+    lanes: HashMap<String, Lane>,
+    /// The keys of the running deliveries of each event type with a fleet-wide cap.
+    running_by_type: HashMap<String, BTreeSet<String>>,
+}
+
+/// One ordering key.
+#[derive(Default)]
+struct Lane {
+    /// Its queued, retrying and running deliveries, in order: (created, arrival, key).
+    pending: BTreeSet<(i64, u64, String)>,
+    /// When its last delivery started (for a rate).
+    last_start: Option<i64>,
+    /// The newest creation time among its done deliveries, and when the last of them
+    /// expires.
+    done: Option<(i64, i64)>,
 }
 
 struct Record {
@@ -49,6 +65,20 @@ struct Record {
     slot: (i64, u64),
     token: Option<String>,
     updated_at: i64,
+    /// Its place in its lane: (created, arrival).
+    place: (i64, u64),
+    limits: Limits,
+}
+
+impl Record {
+    fn lane_entry(&self) -> Option<(&str, (i64, u64, String))> {
+        let lane = self.delivery.order_key.as_deref()?;
+        Some((lane, (self.place.0, self.place.1, self.delivery.key.clone())))
+    }
+
+    fn running_until(&self, now: i64) -> bool {
+        self.delivery.state == DeliveryState::Running && self.slot.0 > now
+    }
 }
 
 impl MemoryInbox {
@@ -102,15 +132,91 @@ impl State {
         if let Some(error) = error {
             record.delivery.last_error = Some(error.to_owned());
         }
+        let (lane, typed) = (record.lane_entry(), record.limits.type_concurrency.map(|_| &record.delivery.event_type));
+        let (lane, typed) = (lane.map(|(lane, entry)| (lane.to_owned(), entry)), typed.cloned());
         self.due.remove(&old);
         if matches!(state, DeliveryState::Queued | DeliveryState::Retrying) {
             self.due.insert(slot, lease.key().to_owned());
         }
+        if let Some(running) = typed.and_then(|event_type| self.running_by_type.get_mut(&event_type)) {
+            running.remove(lease.key());
+        }
+        if let Some((name, entry)) = lane {
+            let lane = self.lanes.entry(name).or_default();
+            if matches!(state, DeliveryState::Done | DeliveryState::Dead) {
+                lane.pending.remove(&entry);
+            }
+            if state == DeliveryState::Done {
+                let (newest, expires) = lane.done.unwrap_or((i64::MIN, i64::MIN));
+                lane.done = Some((newest.max(entry.0), expires.max(at)));
+            }
+            // The lane goes to the back of the line: its next delivery is due no
+            // earlier than now.
+            let next = lane.pending.iter().find(|(_, _, key)| key != lease.key()).map(|(_, _, key)| key.clone());
+            if let Some(next) = next {
+                self.behind(&next, now);
+            }
+        }
         Ok(())
+    }
+
+    /// Makes the queued delivery under `key` due no earlier than `at`.
+    fn behind(&mut self, key: &str, at: i64) {
+        let Some(record) = self.records.get(key) else { return };
+        if record.delivery.state == DeliveryState::Running || record.slot.0 >= at {
+            return;
+        }
+        let old = record.slot;
+        let slot = self.next_slot(at);
+        if let Some(record) = self.records.get_mut(key) {
+            record.slot = slot;
+        }
+        self.due.remove(&old);
+        self.due.insert(slot, key.to_owned());
+    }
+
+    /// Whether the record's ordering key and limits let it run now.
+    fn may_run(&self, record: &Record, now: i64) -> bool {
+        let limits = record.limits;
+        if let Some((name, entry)) = record.lane_entry() {
+            let Some(lane) = self.lanes.get(name) else { return true };
+            let in_flight = limits.in_flight as usize;
+            if lane.pending.range(..entry).take(in_flight).count() >= in_flight {
+                return false;
+            }
+            let running = lane
+                .pending
+                .iter()
+                .filter(|(_, _, key)| *key != record.delivery.key)
+                .filter(|(_, _, key)| self.records.get(key).is_some_and(|other| other.running_until(now)))
+                .take(in_flight)
+                .count();
+            if running >= in_flight {
+                return false;
+            }
+            if let (Some(interval), Some(last)) = (limits.key_interval_ms, lane.last_start) {
+                if now < last.saturating_add(i64::try_from(interval).unwrap_or(i64::MAX)) {
+                    return false;
+                }
+            }
+        }
+        if let Some(cap) = limits.type_concurrency {
+            let running = self.running_by_type.get(&record.delivery.event_type).map_or(0, |keys| {
+                keys.iter()
+                    .filter(|key| **key != record.delivery.key)
+                    .filter(|key| self.records.get(*key).is_some_and(|other| other.running_until(now)))
+                    .count()
+            });
+            if running >= cap as usize {
+                return false;
+            }
+        }
+        true
     }
 
     fn sweep(&mut self, now: i64) {
         self.records.retain(|_, record| !(record.delivery.state == DeliveryState::Done && record.slot.0 <= now));
+        self.lanes.retain(|_, lane| !lane.pending.is_empty() || lane.done.is_some_and(|(_, expires)| expires > now));
     }
 }
 
@@ -118,6 +224,10 @@ impl State {
 impl Inbox for MemoryInbox {
     fn backend(&self) -> &'static str {
         "memory"
+    }
+
+    fn orders(&self) -> bool {
+        true
     }
 
     async fn owner(&self) -> Result<Option<String>, InboxError> {
@@ -161,6 +271,7 @@ impl Inbox for MemoryInbox {
         if slot.1 % SWEEP_EVERY == 0 {
             state.sweep(now);
         }
+        let created = delivery.order.created_ms.map_or(now, |at| i64::try_from(at).unwrap_or(i64::MAX));
         let record = Record {
             delivery: StoredDelivery {
                 key: delivery.key.to_owned(),
@@ -173,11 +284,18 @@ impl Inbox for MemoryInbox {
                 attempts: 0,
                 last_error: None,
                 received_at: from_unix_millis(now),
+                order_key: delivery.order.key.map(str::to_owned),
+                created_at: from_unix_millis(created),
             },
             slot,
             token: None,
             updated_at: now,
+            place: (created, slot.1),
+            limits: delivery.order.limits,
         };
+        if let Some((lane, entry)) = record.lane_entry() {
+            state.lanes.entry(lane.to_owned()).or_default().pending.insert(entry);
+        }
         state.records.insert(delivery.key.to_owned(), record);
         state.due.insert(slot, delivery.key.to_owned());
         Ok(Enqueued::Queued)
@@ -186,10 +304,13 @@ impl Inbox for MemoryInbox {
     async fn take(&self, lease: Duration) -> Result<Option<Leased>, InboxError> {
         let now = now();
         let mut state = self.lock();
-        let Some((&old, _)) = state.due.first_key_value() else { return Ok(None) };
-        if old.0 > now {
-            return Ok(None);
-        }
+        let state = &mut *state;
+        let found = state
+            .due
+            .range(..(now.saturating_add(1), 0))
+            .find(|(_, key)| state.records.get(*key).is_some_and(|record| state.may_run(record, now)))
+            .map(|(&slot, _)| slot);
+        let Some(old) = found else { return Ok(None) };
         let key = state.due.remove(&old).unwrap_or_default();
         let slot = state.next_slot(after(now, lease));
         let token = lease_token();
@@ -202,8 +323,17 @@ impl Inbox for MemoryInbox {
         record.delivery.state = DeliveryState::Running;
         record.delivery.attempts += 1;
         let delivery = record.delivery.clone();
+        let (place, typed) = (record.place.0, record.limits.type_concurrency.is_some());
         state.due.insert(slot, key.clone());
-        Ok(Some(Leased { delivery, lease: Lease::new(key, token) }))
+        if typed {
+            state.running_by_type.entry(delivery.event_type.clone()).or_default().insert(key.clone());
+        }
+        let mut superseded = false;
+        if let Some(lane) = delivery.order_key.as_ref().and_then(|lane| state.lanes.get_mut(lane)) {
+            lane.last_start = Some(now);
+            superseded = lane.done.is_some_and(|(newest, expires)| newest > place && expires > now);
+        }
+        Ok(Some(Leased { delivery, lease: Lease::new(key, token), superseded }))
     }
 
     async fn renew(&self, lease: &Lease, duration: Duration) -> Result<(), InboxError> {
@@ -283,8 +413,12 @@ impl Inbox for MemoryInbox {
         record.delivery.state = DeliveryState::Queued;
         record.delivery.attempts = 0;
         record.updated_at = now;
+        let lane = record.lane_entry().map(|(lane, entry)| (lane.to_owned(), entry));
         state.due.remove(&old);
         state.due.insert(slot, key.to_owned());
+        if let Some((lane, entry)) = lane {
+            state.lanes.entry(lane).or_default().pending.insert(entry);
+        }
         Ok(true)
     }
 

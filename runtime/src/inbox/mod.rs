@@ -36,6 +36,7 @@ mod connect;
 mod error;
 mod memory;
 pub(crate) mod mode;
+mod order;
 #[cfg(feature = "postgres")]
 mod postgres;
 #[cfg(feature = "redis")]
@@ -48,6 +49,8 @@ pub(crate) mod taking;
 pub use connect::{connect, connect_existing};
 pub use error::InboxError;
 pub use memory::MemoryInbox;
+pub(crate) use order::created_ms;
+pub use order::{Limits, Order, Rule};
 #[cfg(feature = "postgres")]
 pub use postgres::{PostgresInbox, PostgresInboxBuilder, DEFAULT_INBOX_TABLE};
 #[cfg(feature = "redis")]
@@ -72,6 +75,9 @@ pub struct NewDelivery<'a> {
     pub body: &'a [u8],
     /// The signed timestamp of the delivery, for schemes that sign one.
     pub signed_at: Option<u64>,
+    /// Its ordering key, creation time and limits ([`Order::NONE`] when its handler
+    /// declared none).
+    pub order: Order<'a>,
 }
 
 /// The answer to [`Inbox::enqueue`].
@@ -155,6 +161,11 @@ pub struct StoredDelivery {
     pub last_error: Option<String>,
     /// When it was received, to the millisecond.
     pub received_at: SystemTime,
+    /// Its ordering key, if its handler declared one.
+    pub order_key: Option<String>,
+    /// When the provider created it (its place in its key's order), else when it was
+    /// received; to the millisecond.
+    pub created_at: SystemTime,
 }
 
 // The body may hold personal data; show its size, not its bytes.
@@ -166,6 +177,7 @@ impl fmt::Debug for StoredDelivery {
             .field("state", &self.state)
             .field("attempts", &self.attempts)
             .field("last_error", &self.last_error)
+            .field("order_key", &self.order_key)
             .field("body_len", &self.body.len())
             .finish_non_exhaustive()
     }
@@ -178,6 +190,9 @@ pub struct Leased {
     pub delivery: StoredDelivery,
     /// Proof of the lease, required to renew, complete, retry, dead-letter or release.
     pub lease: Lease,
+    /// A delivery of the same ordering key created after this one was already handled
+    /// (done): this one is stale. Always `false` without a key.
+    pub superseded: bool,
 }
 
 /// Proof that a worker holds a delivery. A worker whose lease ran out and whose
@@ -251,13 +266,14 @@ impl InboxStats {
 ///
 /// ```
 /// use std::time::Duration;
-/// use hookroute_runtime::inbox::{Enqueued, Inbox, MemoryInbox, NewDelivery};
+/// use hookroute_runtime::inbox::{Enqueued, Inbox, MemoryInbox, NewDelivery, Order};
 ///
 /// # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
 /// let inbox = MemoryInbox::new();
 /// let delivery = NewDelivery {
 ///     key: "groq:event:evt_1", id: "evt_1", event_type: "resource.created",
 ///     headers: b"x-groq-timestamp: 1700000000\r\n", body: b"{}", signed_at: Some(1_700_000_000),
+///     order: Order::NONE,
 /// };
 /// assert_eq!(inbox.enqueue(&delivery).await?, Enqueued::Queued);
 /// assert_eq!(inbox.enqueue(&delivery).await?, Enqueued::Duplicate);
@@ -278,6 +294,9 @@ pub trait Inbox: Send + Sync + 'static {
 
     /// Leases the delivery that has been due longest (queued, retrying and due, or
     /// running with a lease that ran out) for `lease`, counting one more attempt.
+    ///
+    /// An inbox that [orders](Self::orders) takes only a delivery its [`Order`]
+    /// allows.
     async fn take(&self, lease: Duration) -> Result<Option<Leased>, InboxError>;
 
     /// Extends the lease to `lease` from now.
@@ -316,6 +335,15 @@ pub trait Inbox: Send + Sync + 'static {
     /// `sqlite`, `memory`; `custom` unless an inbox says otherwise.
     fn backend(&self) -> &'static str {
         "custom"
+    }
+
+    /// Whether [`take`](Self::take) keeps each delivery's [`Order`]: its ordering key
+    /// and limits (the ordering checks of `testing::inbox_conformance` prove it). A
+    /// receiver whose handlers declare a key or a limit refuses, at `build()`, an
+    /// inbox that does not. `false` unless an inbox says otherwise; every built-in one
+    /// orders.
+    fn orders(&self) -> bool {
+        false
     }
 
     /// Records whose deliveries this inbox holds: those of the receiver whose
@@ -446,6 +474,9 @@ macro_rules! forward_inbox {
             }
             fn backend(&self) -> &'static str {
                 (**self).backend()
+            }
+            fn orders(&self) -> bool {
+                (**self).orders()
             }
         }
     };

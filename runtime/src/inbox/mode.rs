@@ -9,7 +9,7 @@ use http::HeaderMap;
 
 use crate::event::EventMeta;
 use crate::inbox::InboxError;
-use crate::inbox::{encode_headers, Enqueued, Inbox, NewDelivery, RetrySchedule};
+use crate::inbox::{created_ms, encode_headers, Enqueued, Inbox, NewDelivery, Order, RetrySchedule, Rule};
 use crate::observe;
 use crate::provider::Provider;
 use crate::receiver::claim::body_key;
@@ -105,8 +105,27 @@ pub(crate) async fn enqueue<P: Provider>(
     headers: &HeaderMap,
     body: &[u8],
     meta: EventMeta,
+    rule: Option<&Rule>,
 ) -> Result<Delivered, Rejection> {
     let headers = encode_headers(headers);
+    let order_key = rule.and_then(|rule| rule.key_of(body));
+    if let (Some(rule), None) = (rule, &order_key) {
+        if !rule.key.is_empty() {
+            tracing::warn!(
+                event.id = meta.id(),
+                event.type = meta.event_type(),
+                key = %rule.key_path(),
+                "the delivery has no ordering key at `{}`: it runs in no lane, unordered",
+                rule.key_path()
+            );
+        }
+    }
+    let order = match rule {
+        Some(rule) => {
+            Order { key: order_key.as_deref(), created_ms: meta.created().and_then(created_ms), limits: rule.limits }
+        }
+        None => Order::NONE,
+    };
     // An id the signature does not cover cannot tell a replay from a new event: the
     // signed bytes can.
     let body_key = (!P::SIGNS_ID).then(|| body_key(namespace, &meta, body));
@@ -117,6 +136,7 @@ pub(crate) async fn enqueue<P: Provider>(
         headers: &headers,
         body,
         signed_at: meta.timestamp(),
+        order,
     };
     if let Err(error) = mode.bound(namespace).await {
         return Err(Rejection::Inbox(error));

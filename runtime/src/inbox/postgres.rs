@@ -22,7 +22,10 @@ const MIGRATION_LOCK: i64 = 0x686f_6f6b_696e_6278; // "hookinbx"
 
 /// The columns [`read`] expects, in its order.
 const COLUMNS: &str = "key, event_id, event_type, headers, body, signed_at, state, attempts, last_error, \
-                       (extract(epoch from received_at) * 1000)::bigint";
+                       (extract(epoch from received_at) * 1000)::bigint, order_key, created_ms";
+
+/// The milliseconds since the Unix epoch, in SQL.
+const NOW_MS: &str = "(extract(epoch from now()) * 1000)::bigint";
 
 /// An inbox in PostgreSQL, for any number of HTTP replicas and worker processes.
 ///
@@ -90,41 +93,58 @@ struct Statements {
 impl Statements {
     fn new(t: &str) -> Self {
         let held = "WHERE key = $1 AND token = $2 AND state = 'running'";
+        // After an attempt of a delivery with an ordering key, the key's next delivery
+        // is due no earlier than now: the key goes to the back of the line.
+        let settle = |set: &str| {
+            format!(
+                "WITH s AS (UPDATE {t} SET {set} {held} RETURNING key, order_key),
+                 b AS (UPDATE {t} SET due_at = greatest({t}.due_at, now())
+                       WHERE {t}.key = (SELECT o.key FROM {t} o, s WHERE o.order_key = s.order_key
+                                          AND o.state IN ('queued', 'retrying') AND o.key <> s.key
+                                        ORDER BY o.created_ms, o.seq LIMIT 1))
+                 SELECT 1 FROM s"
+            )
+        };
         Self {
             enqueue: format!(
                 "INSERT INTO {t} (key, event_id, event_type, headers, body, signed_at, state, attempts, due_at,
-                     received_at, updated_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, 'queued', 0, now(), now(), now())
+                     received_at, updated_at, order_key, created_ms, in_flight, type_cap, key_interval)
+                 VALUES ($1, $2, $3, $4, $5, $6, 'queued', 0, now(), now(), now(), $7, coalesce($8, {NOW_MS}),
+                     $9, $10, $11)
                  ON CONFLICT (key) DO UPDATE SET event_id = excluded.event_id, event_type = excluded.event_type,
                      headers = excluded.headers, body = excluded.body, signed_at = excluded.signed_at,
                      state = 'queued', attempts = 0, due_at = now(), token = NULL, last_error = NULL,
-                     received_at = now(), updated_at = now()
+                     received_at = now(), updated_at = now(), order_key = excluded.order_key,
+                     created_ms = excluded.created_ms, in_flight = excluded.in_flight, type_cap = excluded.type_cap,
+                     key_interval = excluded.key_interval, started_at = NULL
                    WHERE {t}.state = 'done' AND {t}.due_at <= now()
                  RETURNING 1"
             ),
             take: format!(
                 "UPDATE {t} SET state = 'running', attempts = attempts + 1, token = $1,
-                     due_at = now() + $2::bigint * interval '1 millisecond', updated_at = now()
-                 WHERE key = (SELECT key FROM {t} WHERE state IN ('queued', 'retrying', 'running') AND due_at <= now()
+                     due_at = now() + $2::bigint * interval '1 millisecond', updated_at = now(), started_at = now()
+                 WHERE key = (SELECT key FROM {t} r WHERE state IN ('queued', 'retrying', 'running') AND due_at <= now()
+                                AND (order_key IS NULL AND type_cap IS NULL
+                                     OR {t}_may_run(key, order_key, created_ms, seq, in_flight, event_type, type_cap,
+                                                    key_interval))
                               ORDER BY due_at LIMIT 1 FOR UPDATE SKIP LOCKED)
-                 RETURNING {COLUMNS}"
+                 RETURNING {COLUMNS}, order_key IS NOT NULL AND EXISTS (SELECT 1 FROM {t} d
+                     WHERE d.order_key = {t}.order_key AND d.state = 'done' AND d.due_at > now()
+                       AND d.created_ms > {t}.created_ms)"
             ),
             renew: format!("UPDATE {t} SET due_at = now() + $3::bigint * interval '1 millisecond' {held}"),
-            complete: format!(
-                "UPDATE {t} SET state = 'done', token = NULL, due_at = now() + $3::bigint * interval '1 millisecond',
-                     updated_at = now() {held}"
+            complete: settle(
+                "state = 'done', token = NULL, due_at = now() + $3::bigint * interval '1 millisecond',
+                 updated_at = now()",
             ),
-            retry: format!(
-                "UPDATE {t} SET state = 'retrying', token = NULL, last_error = $4,
-                     due_at = now() + $3::bigint * interval '1 millisecond', updated_at = now() {held}"
+            retry: settle(
+                "state = 'retrying', token = NULL, last_error = $4,
+                 due_at = now() + $3::bigint * interval '1 millisecond', updated_at = now()",
             ),
-            dead: format!(
-                "UPDATE {t} SET state = 'dead', token = NULL, last_error = $3, due_at = 'infinity',
-                     updated_at = now() {held}"
-            ),
-            release: format!(
-                "UPDATE {t} SET attempts = attempts - 1, token = NULL, due_at = now(), updated_at = now(),
-                     state = CASE WHEN attempts > 1 THEN 'retrying' ELSE 'queued' END {held}"
+            dead: settle("state = 'dead', token = NULL, last_error = $3, due_at = 'infinity', updated_at = now()"),
+            release: settle(
+                "attempts = attempts - 1, token = NULL, due_at = now(), updated_at = now(),
+                 state = CASE WHEN attempts > 1 THEN 'retrying' ELSE 'queued' END",
             ),
             counts: format!("SELECT state, count(*) FROM {t} WHERE state <> 'done' OR due_at > now() GROUP BY state"),
             oldest: format!(
@@ -234,8 +254,10 @@ impl PostgresInboxBuilder {
              CREATE INDEX IF NOT EXISTS {t}_due ON {t} (due_at) WHERE state IN ('queued', 'retrying', 'running');
              CREATE INDEX IF NOT EXISTS {t}_state ON {t} (state, updated_at);
              CREATE TABLE IF NOT EXISTS {t}_owner (id integer PRIMARY KEY CHECK (id = 1), namespace text NOT NULL);
+             {order}
              COMMIT;",
-            t = inner.table
+            t = inner.table,
+            order = order_migration(&inner.table),
         );
         if existing {
             inner.check_exists().await.map_err(failed)?;
@@ -290,6 +312,51 @@ impl Inner {
     }
 }
 
+/// The columns, indexes and function of ordered lanes and type caps (see
+/// [`Order`](super::Order)); idempotent, for tables made before them too.
+///
+/// `{t}_may_run` decides whether a row may run. It takes a transaction-level advisory
+/// lock on the row's key (and type) without waiting, so two takes never decide on one
+/// key at once, and, being `VOLATILE`, reads with a snapshot taken after the lock: it
+/// sees every take of the key that committed before.
+fn order_migration(t: &str) -> String {
+    format!(
+        "ALTER TABLE {t} ADD COLUMN IF NOT EXISTS seq bigserial,
+             ADD COLUMN IF NOT EXISTS order_key text,
+             ADD COLUMN IF NOT EXISTS created_ms bigint NOT NULL DEFAULT 0,
+             ADD COLUMN IF NOT EXISTS in_flight integer NOT NULL DEFAULT 1,
+             ADD COLUMN IF NOT EXISTS type_cap integer,
+             ADD COLUMN IF NOT EXISTS key_interval bigint,
+             ADD COLUMN IF NOT EXISTS started_at timestamptz;
+         CREATE INDEX IF NOT EXISTS {t}_lane ON {t} (order_key, created_ms, seq) WHERE order_key IS NOT NULL;
+         CREATE INDEX IF NOT EXISTS {t}_running_type ON {t} (event_type)
+             WHERE state = 'running' AND type_cap IS NOT NULL;
+         CREATE OR REPLACE FUNCTION {t}_may_run(p_k text, p_lane text, p_created bigint, p_s bigint, p_in_flight integer,
+                                                p_etype text, p_type_cap integer, p_key_interval bigint)
+         RETURNS boolean LANGUAGE plpgsql VOLATILE AS $fn$
+         BEGIN
+           IF p_lane IS NOT NULL THEN
+             IF NOT pg_try_advisory_xact_lock(hashtext('{t}:lane'), hashtext(p_lane)) THEN RETURN false; END IF;
+             IF (SELECT count(*) FROM (SELECT 1 FROM {t} o WHERE o.order_key = p_lane
+                   AND o.state IN ('queued', 'retrying', 'running') AND (o.created_ms, o.seq) < (p_created, p_s)
+                   LIMIT p_in_flight) x) >= p_in_flight THEN RETURN false; END IF;
+             IF (SELECT count(*) FROM (SELECT 1 FROM {t} o WHERE o.order_key = p_lane AND o.state = 'running'
+                   AND o.due_at > now() AND o.key <> p_k LIMIT p_in_flight) x) >= p_in_flight THEN RETURN false; END IF;
+             IF p_key_interval IS NOT NULL AND EXISTS (SELECT 1 FROM {t} o WHERE o.order_key = p_lane
+                   AND o.started_at > now() - p_key_interval * interval '1 millisecond') THEN RETURN false; END IF;
+           END IF;
+           IF p_type_cap IS NOT NULL THEN
+             IF NOT pg_try_advisory_xact_lock(hashtext('{t}:type'), hashtext(p_etype)) THEN RETURN false; END IF;
+             IF (SELECT count(*) FROM (SELECT 1 FROM {t} o WHERE o.event_type = p_etype AND o.state = 'running'
+                   AND o.type_cap IS NOT NULL AND o.due_at > now() AND o.key <> p_k LIMIT p_type_cap) x) >= p_type_cap
+             THEN RETURN false; END IF;
+           END IF;
+           RETURN true;
+         END
+         $fn$;"
+    )
+}
+
 fn read(row: &Row) -> Result<StoredDelivery, InboxError> {
     let unavailable = |err: tokio_postgres::Error| InboxError::Unavailable(Box::new(err));
     let state: String = row.try_get(6).map_err(unavailable)?;
@@ -306,6 +373,8 @@ fn read(row: &Row) -> Result<StoredDelivery, InboxError> {
         attempts: u32::try_from(attempts).unwrap_or(0),
         last_error: row.try_get(8).map_err(unavailable)?,
         received_at: from_unix_millis(row.try_get(9).map_err(unavailable)?),
+        order_key: row.try_get(10).map_err(unavailable)?,
+        created_at: from_unix_millis(row.try_get(11).map_err(unavailable)?),
     })
 }
 
@@ -313,6 +382,10 @@ fn read(row: &Row) -> Result<StoredDelivery, InboxError> {
 impl Inbox for PostgresInbox {
     fn backend(&self) -> &'static str {
         "postgresql"
+    }
+
+    fn orders(&self) -> bool {
+        true
     }
 
     async fn forget_payloads(&self, older_than: Duration) -> Result<u64, InboxError> {
@@ -354,10 +427,27 @@ impl Inbox for PostgresInbox {
 
     async fn enqueue(&self, delivery: &NewDelivery<'_>) -> Result<Enqueued, InboxError> {
         let signed_at = delivery.signed_at.and_then(|at| i64::try_from(at).ok());
+        let order = &delivery.order;
+        let created_ms = order.created_ms.map(|at| i64::try_from(at).unwrap_or(i64::MAX));
+        let in_flight = i32::try_from(order.limits.in_flight.max(1)).unwrap_or(i32::MAX);
+        let type_cap = order.limits.type_concurrency.map(|cap| i32::try_from(cap.max(1)).unwrap_or(i32::MAX));
+        let key_interval = order.limits.key_interval_ms.map(|every| i64::try_from(every).unwrap_or(i64::MAX));
         let rows = self
             .query(
                 &self.inner.sql.enqueue,
-                &[&delivery.key, &delivery.id, &delivery.event_type, &delivery.headers, &delivery.body, &signed_at],
+                &[
+                    &delivery.key,
+                    &delivery.id,
+                    &delivery.event_type,
+                    &delivery.headers,
+                    &delivery.body,
+                    &signed_at,
+                    &order.key,
+                    &created_ms,
+                    &in_flight,
+                    &type_cap,
+                    &key_interval,
+                ],
             )
             .await?;
         Ok(if rows.is_empty() { Enqueued::Duplicate } else { Enqueued::Queued })
@@ -368,7 +458,8 @@ impl Inbox for PostgresInbox {
         let rows = self.inner.marks.query(&self.inner.sql.take, &[&token, &millis(lease)]).await?;
         let Some(row) = rows.first() else { return Ok(None) };
         let delivery = read(row)?;
-        Ok(Some(Leased { lease: Lease::new(delivery.key.clone(), token), delivery }))
+        let superseded = row.try_get(12).map_err(|err| InboxError::Unavailable(Box::new(err)))?;
+        Ok(Some(Leased { lease: Lease::new(delivery.key.clone(), token), delivery, superseded }))
     }
 
     async fn renew(&self, lease: &Lease, duration: Duration) -> Result<(), InboxError> {

@@ -229,6 +229,7 @@ impl<H: WebhookHandlers, S: IdempotencyStore> ReceiverBuilder<H, S> {
                  or a delivery replayed inside its signature's window would run again"
             )));
         }
+        check_rules::<H>(self.inbox.as_deref())?;
         let mut secrets = self.secrets;
         if secrets.is_empty() {
             secrets.push(Secret::from_env(<H::Provider as Provider>::SECRET_ENV)?);
@@ -269,6 +270,31 @@ impl<H: WebhookHandlers, S: IdempotencyStore> ReceiverBuilder<H, S> {
                 ),
             }),
         })
+    }
+}
+
+/// Ordering keys and limits hold across requests only in an inbox that orders: a
+/// receiver whose handlers declare them refuses inline mode and other inboxes.
+fn check_rules<H: WebhookHandlers>(inbox: Option<&dyn crate::inbox::Inbox>) -> Result<(), ConfigError> {
+    let Some(rule) = H::RULES.first() else { return Ok(()) };
+    let declared = if rule.key.is_empty() {
+        format!("a limit (`concurrency = ..`) on `{}`", rule.event_type)
+    } else {
+        format!("an ordering key (`key = \"{}\"`) on `{}`", rule.key_path(), rule.event_type)
+    };
+    match inbox {
+        None => Err(ConfigError::Invalid(format!(
+            "the handlers declare {declared}, which needs an inbox: inline mode runs each event inside its \
+             request and cannot order or limit across requests. Add one with `.inbox(..)` \
+             (`hookroute::inbox::connect(\"postgres://..\")`, `redis://..`, `sqlite:..`), or remove the declaration"
+        ))),
+        Some(inbox) if !inbox.orders() => Err(ConfigError::Invalid(format!(
+            "the handlers declare {declared}, but this inbox (`{}`) does not order deliveries (`Inbox::orders` is \
+             false): use a built-in inbox, or implement ordering in it and pass the ordering checks of \
+             `testing::inbox_conformance`",
+            inbox.backend()
+        ))),
+        Some(_) => Ok(()),
     }
 }
 

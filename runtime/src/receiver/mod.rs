@@ -340,7 +340,8 @@ impl<H: WebhookHandlers, S: IdempotencyStore> Receiver<H, S> {
         }
         if let Some(mode) = &inner.inbox {
             // Boxed: its state would otherwise sit in every delivery's future.
-            return Box::pin(enqueue::<H::Provider>(mode, &inner.namespace, headers, body, meta)).await;
+            let rule = H::rule(meta.event_type());
+            return Box::pin(enqueue::<H::Provider>(mode, &inner.namespace, headers, body, meta, rule)).await;
         }
 
         // Claimed before the data is parsed: a duplicate's data is never read.

@@ -25,7 +25,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::inbox::{DeliveryState, Enqueued, Inbox, InboxError, Lease, Leased, NewDelivery};
+use crate::inbox::{DeliveryState, Enqueued, Inbox, InboxError, Lease, Leased, Limits, NewDelivery, Order};
 
 /// A lease or TTL long enough never to run out during a check.
 const LONG: Duration = Duration::from_secs(300);
@@ -60,6 +60,18 @@ where
     purge_deletes_old_done_records(&make().await).await;
     stats_count_every_state(&make().await).await;
     concurrent_takes_lease_each_once(&Arc::new(make().await)).await;
+    let probe = make().await;
+    if probe.orders() {
+        a_key_runs_one_at_a_time_oldest_first(&probe).await;
+        a_retrying_delivery_holds_its_key_and_a_dead_one_frees_it(&make().await).await;
+        an_expired_lease_holds_its_key_until_it_ends(&make().await).await;
+        in_flight_lets_that_many_of_a_key_run(&make().await).await;
+        a_busy_key_goes_to_the_back_of_the_line(&make().await).await;
+        a_type_cap_holds_across_keys(&make().await).await;
+        a_key_rate_spaces_its_starts(&make().await).await;
+        a_stale_delivery_is_superseded(&make().await).await;
+        concurrent_takes_keep_each_key_in_order(&Arc::new(make().await)).await;
+    }
 }
 
 /// A new key is queued; the same key again is a duplicate; the record keeps the
@@ -75,6 +87,7 @@ pub async fn enqueue_stores_once_exactly_as_received<I: Inbox>(inbox: &I) {
         headers,
         body,
         signed_at: Some(1_700_000_000),
+        order: Order::NONE,
     };
     assert_eq!(ok(check, "enqueue", inbox.enqueue(&new).await), Enqueued::Queued, "{check}: first enqueue");
     assert_eq!(ok(check, "enqueue", inbox.enqueue(&new).await), Enqueued::Duplicate, "{check}: second enqueue");
@@ -368,6 +381,222 @@ pub async fn concurrent_takes_lease_each_once<I: Inbox>(inbox: &Arc<I>) {
     assert_eq!(ok(check, "stats", inbox.stats().await).done, MANY as u64, "{check}");
 }
 
+/// A delivery of an ordering key, created at `created` (ms), with `limits`.
+fn keyed<'a>(key: &'a str, lane: &'a str, created: u64, limits: Limits) -> NewDelivery<'a> {
+    NewDelivery { order: Order { key: Some(lane), created_ms: Some(created), limits }, ..delivery(key) }
+}
+
+async fn enqueue_keyed<I: Inbox + ?Sized>(check: &str, inbox: &I, new: &NewDelivery<'_>) {
+    let enqueued = ok(check, "enqueue", inbox.enqueue(new).await);
+    assert_eq!(enqueued, Enqueued::Queued, "inbox conformance `{check}`: enqueue of a new key `{}`", new.key);
+}
+
+async fn nothing<I: Inbox + ?Sized>(check: &str, inbox: &I, why: &str) {
+    if let Some(taken) = ok(check, "take", inbox.take(LONG).await) {
+        panic!("inbox conformance `{check}`: took `{}` though {why}", taken.delivery.key);
+    }
+}
+
+/// The deliveries of one ordering key run one at a time, the one created first first
+/// (whatever the order they arrived in); other deliveries run beside them; the key
+/// and creation time are kept.
+pub async fn a_key_runs_one_at_a_time_oldest_first<I: Inbox>(inbox: &I) {
+    let check = "a_key_runs_one_at_a_time_oldest_first";
+    for (n, created) in [(1, 3000), (2, 1000), (3, 2000)] {
+        enqueue_keyed(check, inbox, &keyed(&format!("groq:event:k{n}"), "cus_1", created, Limits::NONE)).await;
+    }
+    enqueue(check, inbox, "groq:event:free").await;
+    let first = take(check, inbox).await;
+    assert_eq!(first.delivery.key, "groq:event:k2", "{check}: not the key's oldest first");
+    assert_eq!(first.delivery.order_key.as_deref(), Some("cus_1"), "{check}: the ordering key is not kept");
+    assert_eq!(first.delivery.created_at, std::time::UNIX_EPOCH + Duration::from_secs(1), "{check}: creation time");
+    assert!(!first.superseded, "{check}");
+    assert_eq!(take(check, inbox).await.delivery.key, "groq:event:free", "{check}: an unordered one must run beside");
+    nothing(check, inbox, "its key's delivery is running").await;
+    ok(check, "complete", inbox.complete(&first.lease, LONG).await);
+    let second = take(check, inbox).await;
+    assert_eq!(second.delivery.key, "groq:event:k3", "{check}: not the next oldest");
+    nothing(check, inbox, "its key's delivery is running").await;
+    ok(check, "complete", inbox.complete(&second.lease, LONG).await);
+    assert_eq!(take(check, inbox).await.delivery.key, "groq:event:k1", "{check}");
+}
+
+/// A delivery waiting for its retry holds its key: the later ones wait behind it. A
+/// dead letter frees it.
+pub async fn a_retrying_delivery_holds_its_key_and_a_dead_one_frees_it<I: Inbox>(inbox: &I) {
+    let check = "a_retrying_delivery_holds_its_key_and_a_dead_one_frees_it";
+    enqueue_keyed(check, inbox, &keyed("groq:event:a", "cus_1", 1000, Limits::NONE)).await;
+    enqueue_keyed(check, inbox, &keyed("groq:event:b", "cus_1", 2000, Limits::NONE)).await;
+    let a = take(check, inbox).await;
+    assert_eq!(a.delivery.key, "groq:event:a", "{check}");
+    ok(check, "retry", inbox.retry(&a.lease, SHORT, "boom").await);
+    nothing(check, inbox, "the key's older delivery waits for its retry").await;
+    tokio::time::sleep(SHORT + MARGIN).await;
+    let again = take(check, inbox).await;
+    assert_eq!((again.delivery.key.as_str(), again.delivery.attempts), ("groq:event:a", 2), "{check}");
+    ok(check, "dead_letter", inbox.dead_letter(&again.lease, "boom").await);
+    assert_eq!(take(check, inbox).await.delivery.key, "groq:event:b", "{check}: a dead letter must free its key");
+}
+
+/// A worker that died holds its key until its lease ends; then the same delivery is
+/// taken again, before the key's later ones.
+pub async fn an_expired_lease_holds_its_key_until_it_ends<I: Inbox>(inbox: &I) {
+    let check = "an_expired_lease_holds_its_key_until_it_ends";
+    enqueue_keyed(check, inbox, &keyed("groq:event:a", "cus_1", 1000, Limits::NONE)).await;
+    enqueue_keyed(check, inbox, &keyed("groq:event:b", "cus_1", 2000, Limits::NONE)).await;
+    let a = ok(check, "take", inbox.take(SHORT).await).unwrap_or_else(|| panic!("{check}: nothing to take"));
+    assert_eq!(a.delivery.key, "groq:event:a", "{check}");
+    nothing(check, inbox, "the lease on its key's delivery holds").await;
+    tokio::time::sleep(SHORT + MARGIN).await;
+    let again = take(check, inbox).await;
+    assert_eq!((again.delivery.key.as_str(), again.delivery.attempts), ("groq:event:a", 2), "{check}");
+}
+
+/// `in_flight = 2` lets two deliveries of a key run at once, the two oldest.
+pub async fn in_flight_lets_that_many_of_a_key_run<I: Inbox>(inbox: &I) {
+    let check = "in_flight_lets_that_many_of_a_key_run";
+    let two = Limits { in_flight: 2, ..Limits::NONE };
+    for n in 1..=3 {
+        enqueue_keyed(check, inbox, &keyed(&format!("groq:event:k{n}"), "cus_1", 1000 * n, two)).await;
+    }
+    let (a, b) = (take(check, inbox).await, take(check, inbox).await);
+    assert_eq!([a.delivery.key.as_str(), b.delivery.key.as_str()], ["groq:event:k1", "groq:event:k2"], "{check}");
+    nothing(check, inbox, "two of its key run").await;
+    ok(check, "complete", inbox.complete(&b.lease, LONG).await);
+    assert_eq!(take(check, inbox).await.delivery.key, "groq:event:k3", "{check}");
+}
+
+/// After a delivery of a busy key finished, the deliveries of other keys queued
+/// before the busy key's next one run first: one key never holds the line.
+pub async fn a_busy_key_goes_to_the_back_of_the_line<I: Inbox>(inbox: &I) {
+    let check = "a_busy_key_goes_to_the_back_of_the_line";
+    for n in 1..=3 {
+        enqueue_keyed(check, inbox, &keyed(&format!("groq:event:busy{n}"), "busy", n, Limits::NONE)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    for n in 1..=3 {
+        enqueue_keyed(check, inbox, &keyed(&format!("groq:event:other{n}"), &format!("other{n}"), n, Limits::NONE))
+            .await;
+    }
+    let busy = take(check, inbox).await;
+    assert_eq!(busy.delivery.key, "groq:event:busy1", "{check}");
+    ok(check, "complete", inbox.complete(&busy.lease, LONG).await);
+    for n in 1..=3 {
+        let taken = take(check, inbox).await;
+        assert_eq!(taken.delivery.key, format!("groq:event:other{n}"), "{check}: the busy key went first");
+        ok(check, "complete", inbox.complete(&taken.lease, LONG).await);
+    }
+    assert_eq!(take(check, inbox).await.delivery.key, "groq:event:busy2", "{check}");
+}
+
+/// `concurrency = 2` on a type: at most two of its deliveries run at once, whatever
+/// their keys; other types run beside them.
+pub async fn a_type_cap_holds_across_keys<I: Inbox>(inbox: &I) {
+    let check = "a_type_cap_holds_across_keys";
+    let capped = Limits { type_concurrency: Some(2), ..Limits::NONE };
+    for n in 1..=3 {
+        let key = format!("groq:event:c{n}");
+        let new = NewDelivery {
+            event_type: "charge.succeeded",
+            order: Order { key: None, created_ms: None, limits: capped },
+            ..delivery(&key)
+        };
+        enqueue_keyed(check, inbox, &new).await;
+    }
+    enqueue(check, inbox, "groq:event:free").await;
+    let (a, b) = (take(check, inbox).await, take(check, inbox).await);
+    assert_eq!(take(check, inbox).await.delivery.key, "groq:event:free", "{check}: another type must run beside");
+    nothing(check, inbox, "two of its type run").await;
+    ok(check, "complete", inbox.complete(&a.lease, LONG).await);
+    assert_eq!(take(check, inbox).await.delivery.key, "groq:event:c3", "{check}");
+    nothing(check, inbox, "two of its type run").await;
+    ok(check, "retry", inbox.retry(&b.lease, LONG, "boom").await);
+}
+
+/// A key's rate spaces its starts: the next one waits until the interval passed.
+pub async fn a_key_rate_spaces_its_starts<I: Inbox>(inbox: &I) {
+    let check = "a_key_rate_spaces_its_starts";
+    let slow = Limits { key_interval_ms: Some(u64::try_from(SHORT.as_millis()).unwrap_or(1000)), ..Limits::NONE };
+    enqueue_keyed(check, inbox, &keyed("groq:event:a", "cus_1", 1000, slow)).await;
+    enqueue_keyed(check, inbox, &keyed("groq:event:b", "cus_1", 2000, slow)).await;
+    let started = Instant::now();
+    let a = take(check, inbox).await;
+    ok(check, "complete", inbox.complete(&a.lease, LONG).await);
+    if let Some(early) = ok(check, "take", inbox.take(LONG).await) {
+        assert!(started.elapsed() >= SHORT, "{check}: took `{}` before the key's interval", early.delivery.key);
+        return;
+    }
+    tokio::time::sleep(SHORT + MARGIN).await;
+    assert_eq!(take(check, inbox).await.delivery.key, "groq:event:b", "{check}");
+}
+
+/// A delivery of a key whose newer delivery (created later) is already done is
+/// taken as superseded.
+pub async fn a_stale_delivery_is_superseded<I: Inbox>(inbox: &I) {
+    let check = "a_stale_delivery_is_superseded";
+    let two = Limits { in_flight: 2, ..Limits::NONE };
+    enqueue_keyed(check, inbox, &keyed("groq:event:old", "cus_1", 1000, two)).await;
+    enqueue_keyed(check, inbox, &keyed("groq:event:new", "cus_1", 2000, two)).await;
+    let (old, new) = (take(check, inbox).await, take(check, inbox).await);
+    assert!(!old.superseded && !new.superseded, "{check}: nothing newer was done yet");
+    ok(check, "complete", inbox.complete(&new.lease, LONG).await);
+    ok(check, "retry", inbox.retry(&old.lease, Duration::from_millis(1), "boom").await);
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let again = take(check, inbox).await;
+    assert_eq!(again.delivery.key, "groq:event:old", "{check}");
+    assert!(again.superseded, "{check}: a newer delivery of its key is done");
+}
+
+/// [`RACERS`] workers drain 20 keys × 5 deliveries: no two runs of a key overlap,
+/// and each key's deliveries run in creation order.
+pub async fn concurrent_takes_keep_each_key_in_order<I: Inbox>(inbox: &Arc<I>) {
+    let check = "concurrent_takes_keep_each_key_in_order";
+    for n in (0..5).rev() {
+        for key in 0..20 {
+            let name = format!("groq:event:k{key}_{n}");
+            enqueue_keyed(check, &**inbox, &keyed(&name, &format!("cus_{key}"), 1000 + n, Limits::NONE)).await;
+        }
+    }
+    let runs = Arc::new(Mutex::new(Vec::new()));
+    let workers: Vec<_> = (0..RACERS)
+        .map(|_| {
+            let (inbox, runs) = (Arc::clone(inbox), Arc::clone(&runs));
+            tokio::spawn(async move {
+                let mut idle = 0;
+                while idle < 3 {
+                    let Some(taken) = inbox.take(LONG).await.expect("take") else {
+                        idle += 1;
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                        continue;
+                    };
+                    idle = 0;
+                    let start = Instant::now();
+                    tokio::time::sleep(Duration::from_millis(fastrand::u64(0..3))).await;
+                    let end = Instant::now();
+                    let lane = taken.delivery.order_key.clone().unwrap_or_default();
+                    runs.lock().expect("not poisoned").push((lane, taken.delivery.created_at, start, end));
+                    inbox.complete(&taken.lease, LONG).await.expect("complete");
+                }
+            })
+        })
+        .collect();
+    for worker in workers {
+        if let Err(join) = worker.await {
+            panic!("{check}: a worker failed: {join}");
+        }
+    }
+    let mut runs = runs.lock().expect("not poisoned").clone();
+    assert_eq!(runs.len(), 100, "{check}: {} runs of 100 deliveries", runs.len());
+    runs.sort_by_key(|(lane, _, start, _)| (lane.clone(), *start));
+    for pair in runs.windows(2) {
+        let [(lane, created, _, end), (next_lane, next_created, next_start, _)] = pair else { continue };
+        if lane == next_lane {
+            assert!(end <= next_start, "{check}: two runs of `{lane}` overlapped");
+            assert!(created < next_created, "{check}: `{lane}` ran out of creation order");
+        }
+    }
+}
+
 fn delivery(key: &str) -> NewDelivery<'_> {
     let id = key.rsplit(':').next().unwrap_or(key);
     NewDelivery {
@@ -377,6 +606,7 @@ fn delivery(key: &str) -> NewDelivery<'_> {
         headers: b"x-groq-timestamp: 1700000000\r\n",
         body: b"{}",
         signed_at: None,
+        order: Order::NONE,
     }
 }
 
@@ -414,7 +644,8 @@ async fn state<I: Inbox + ?Sized>(check: &str, inbox: &I, key: &str) -> Delivery
 /// builds (an expression evaluated in an `async` block for each check, so it may
 /// `.await`; each evaluation must give an empty inbox no other check sees). Needs
 /// `tokio` with the `macros` and `rt-multi-thread` features among the caller's
-/// dev-dependencies.
+/// dev-dependencies. `inbox_conformance_tests!(ordered: $make)` adds the ordering
+/// checks, for an inbox that [orders](crate::inbox::Inbox::orders).
 ///
 /// ```ignore
 /// mod sqlite_inbox {
@@ -425,6 +656,16 @@ async fn state<I: Inbox + ?Sized>(check: &str, inbox: &I, key: &str) -> Delivery
 /// ```
 #[macro_export]
 macro_rules! inbox_conformance_tests {
+    // The ordering checks, for an inbox that orders (`Inbox::orders`).
+    (ordered: $make:expr) => {
+        $crate::inbox_conformance_tests!($make);
+        $crate::inbox_conformance_tests!(@checks ($make)
+            a_key_runs_one_at_a_time_oldest_first a_retrying_delivery_holds_its_key_and_a_dead_one_frees_it
+            an_expired_lease_holds_its_key_until_it_ends in_flight_lets_that_many_of_a_key_run
+            a_busy_key_goes_to_the_back_of_the_line a_type_cap_holds_across_keys a_key_rate_spaces_its_starts
+            a_stale_delivery_is_superseded);
+        $crate::inbox_conformance_tests!(@shared ($make) concurrent_takes_keep_each_key_in_order);
+    };
     ($make:expr) => {
         $crate::inbox_conformance_tests!(@checks ($make)
             enqueue_stores_once_exactly_as_received take_leases_the_oldest_due_delivery

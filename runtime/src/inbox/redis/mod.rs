@@ -271,10 +271,61 @@ fn corrupt(what: &str) -> InboxError {
     InboxError::Unavailable(format!("the Redis inbox answered an unexpected {what}").into())
 }
 
+impl RedisInbox {
+    /// One take script: `Some(None)` when nothing is due, `None` when it parked
+    /// deliveries and took none (look again).
+    async fn take_once(&self, lease: Duration) -> Result<Option<Option<Leased>>, InboxError> {
+        let token = lease_token();
+        let mut invocation = self.script(&self.scripts.take);
+        invocation.arg(&self.consumer).arg(&token).arg(millis(lease));
+        let answer: Value = match self.run(&invocation).await {
+            // The stream's consumer group is gone: the server restarted without
+            // persistence, was flushed, or failed over to an empty replica. Create it
+            // again, or no worker ever takes another delivery.
+            Err(InboxError::Unavailable(error)) if error.to_string().contains("NOGROUP") => {
+                tracing::warn!(
+                    stream = %self.keys[0],
+                    "the inbox's consumer group was gone (Redis restarted without persistence, or was flushed): \
+                     created it again; deliveries queued before are lost"
+                );
+                create_group(&mut self.connection.clone(), &self.keys[0], self.timeout).await?;
+                self.run(&invocation).await?
+            }
+            answer => answer?,
+        };
+        let fields = match answer {
+            Value::Array(fields) if fields.len() == 13 => fields,
+            Value::Nil | Value::Boolean(false) => return Ok(Some(None)),
+            ref again if text(again) == "again" => return Ok(None),
+            _ => return Err(corrupt("answer to a take")),
+        };
+        let key = text(&fields[0]);
+        let delivery = StoredDelivery {
+            key: key.clone(),
+            id: text(&fields[1]),
+            event_type: text(&fields[2]),
+            headers: bytes(&fields[3]),
+            body: bytes(&fields[4]),
+            signed_at: signed_at(&fields[5]),
+            state: DeliveryState::Running,
+            attempts: u32::try_from(number(&fields[6])).unwrap_or(0),
+            last_error: (number(&fields[9]) == 1).then(|| text(&fields[7])),
+            received_at: from_unix_millis(number(&fields[8])),
+            order_key: Some(text(&fields[10])).filter(|lane| !lane.is_empty()),
+            created_at: from_unix_millis(number(&fields[11])),
+        };
+        Ok(Some(Some(Leased { delivery, lease: Lease::new(key, token), superseded: number(&fields[12]) == 1 })))
+    }
+}
+
 #[async_trait::async_trait]
 impl Inbox for RedisInbox {
     fn backend(&self) -> &'static str {
         "redis"
+    }
+
+    fn orders(&self) -> bool {
+        true
     }
 
     async fn forget_payloads(&self, older_than: Duration) -> Result<u64, InboxError> {
@@ -317,48 +368,25 @@ impl Inbox for RedisInbox {
         let mut invocation = self.script(&self.scripts.enqueue);
         invocation.arg(delivery.key).arg(delivery.id).arg(delivery.event_type);
         invocation.arg(delivery.headers).arg(delivery.body).arg(signed_at);
+        let order = &delivery.order;
+        let text = |value: Option<u64>| value.map(|value| value.to_string()).unwrap_or_default();
+        invocation.arg(order.key.unwrap_or("")).arg(text(order.created_ms));
+        invocation.arg(order.limits.in_flight.max(1));
+        invocation.arg(text(order.limits.type_concurrency.map(|cap| u64::from(cap.max(1)))));
+        invocation.arg(text(order.limits.key_interval_ms));
         let queued: i64 = self.run(&invocation).await?;
         Ok(if queued == 1 { Enqueued::Queued } else { Enqueued::Duplicate })
     }
 
     async fn take(&self, lease: Duration) -> Result<Option<Leased>, InboxError> {
-        let token = lease_token();
-        let mut invocation = self.script(&self.scripts.take);
-        invocation.arg(&self.consumer).arg(&token).arg(millis(lease));
-        let answer: Value = match self.run(&invocation).await {
-            // The stream's consumer group is gone: the server restarted without
-            // persistence, was flushed, or failed over to an empty replica. Create it
-            // again, or no worker ever takes another delivery.
-            Err(InboxError::Unavailable(error)) if error.to_string().contains("NOGROUP") => {
-                tracing::warn!(
-                    stream = %self.keys[0],
-                    "the inbox's consumer group was gone (Redis restarted without persistence, or was flushed): \
-                     created it again; deliveries queued before are lost"
-                );
-                create_group(&mut self.connection.clone(), &self.keys[0], self.timeout).await?;
-                self.run(&invocation).await?
+        // A take that parked deliveries whose order does not let them run yet, and
+        // found none that could, looks again: the stream may hold more.
+        for _ in 0..16 {
+            if let Some(taken) = self.take_once(lease).await? {
+                return Ok(taken);
             }
-            answer => answer?,
-        };
-        let fields = match answer {
-            Value::Array(fields) if fields.len() == 10 => fields,
-            Value::Nil | Value::Boolean(false) => return Ok(None),
-            _ => return Err(corrupt("answer to a take")),
-        };
-        let key = text(&fields[0]);
-        let delivery = StoredDelivery {
-            key: key.clone(),
-            id: text(&fields[1]),
-            event_type: text(&fields[2]),
-            headers: bytes(&fields[3]),
-            body: bytes(&fields[4]),
-            signed_at: signed_at(&fields[5]),
-            state: DeliveryState::Running,
-            attempts: u32::try_from(number(&fields[6])).unwrap_or(0),
-            last_error: (number(&fields[9]) == 1).then(|| text(&fields[7])),
-            received_at: from_unix_millis(number(&fields[8])),
-        };
-        Ok(Some(Leased { delivery, lease: Lease::new(key, token) }))
+        }
+        Ok(None)
     }
 
     async fn renew(&self, lease: &Lease, duration: Duration) -> Result<(), InboxError> {
@@ -447,6 +475,8 @@ impl Inbox for RedisInbox {
             attempts: u32::try_from(number(field("attempts"))).unwrap_or(0),
             last_error: fields.get("last_error").map(text),
             received_at: from_unix_millis(number(field("received_at"))),
+            order_key: fields.get("lane").map(text),
+            created_at: from_unix_millis(number(fields.get("created").unwrap_or(field("received_at")))),
         }))
     }
 

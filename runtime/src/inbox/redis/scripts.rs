@@ -6,30 +6,149 @@ use redis::Script;
 /// The server's clock in milliseconds, the same for every replica.
 const NOW: &str = "local t = redis.call('TIME') local now = t[1] * 1000 + math.floor(t[2] / 1000)\n";
 
+/// Ordered lanes and type caps (see `Order`). Each key of a delivery with an ordering
+/// key has `<prefix>lp:<key>` (its pending deliveries by creation time, members
+/// `<16-digit arrival>:<record key>`), `<prefix>lr:<key>` (its running ones by lease
+/// end), `<prefix>lw:<key>` (the ones parked until it frees up) and `<prefix>ls:<key>`
+/// (its last start and the newest creation time done). A capped type has
+/// `<prefix>tr:<type>` (running, by lease end) and `<prefix>tw:<type>` (parked). A take
+/// that reads a delivery that may not run parks it there; whatever frees the key or
+/// the type puts the oldest parked one back at the stream's end (the back of the line).
+/// `<prefix>parked` and `<prefix>parked_rate` count the parked ones for stats.
+const ORDER: &str = r"
+local base = string.sub(ARGV[1], 1, -3)
+local function order_of(rec)
+  return redis.call('HMGET', rec, 'lane', 'member', 'in_flight', 'interval', 'type_cap', 'type', 'created')
+end
+-- Why the delivery may not run now ('lane', 'type' or 'rate' with when), or nil.
+local function blocked(o, key)
+  if o[1] then
+    local n = tonumber(o[3])
+    local rank = redis.call('ZRANK', base .. 'lp:' .. o[1], o[2])
+    if rank and rank >= n then return 'lane' end
+    local lr = base .. 'lr:' .. o[1]
+    local live = redis.call('ZCOUNT', lr, '(' .. now, '+inf')
+    local mine = redis.call('ZSCORE', lr, key)
+    if mine and tonumber(mine) > now then live = live - 1 end
+    if live >= n then return 'lane' end
+    if o[4] then
+      local last = redis.call('HGET', base .. 'ls:' .. o[1], 'start')
+      if last and now < tonumber(last) + tonumber(o[4]) then return 'rate', tonumber(last) + tonumber(o[4]) end
+    end
+  end
+  if o[5] then
+    local tr = base .. 'tr:' .. o[6]
+    local live = redis.call('ZCOUNT', tr, '(' .. now, '+inf')
+    local mine = redis.call('ZSCORE', tr, key)
+    if mine and tonumber(mine) > now then live = live - 1 end
+    if live >= tonumber(o[5]) then return 'type' end
+  end
+  return nil
+end
+local function park(o, key, why, at)
+  if why == 'lane' then
+    redis.call('ZADD', base .. 'lw:' .. o[1], o[7], o[2])
+    redis.call('INCR', base .. 'parked')
+  elseif why == 'type' then
+    redis.call('RPUSH', base .. 'tw:' .. o[6], key)
+    redis.call('INCR', base .. 'parked')
+  else
+    redis.call('ZADD', KEYS[2], at, key)
+    redis.call('INCR', base .. 'parked_rate')
+  end
+end
+local function requeue(key)
+  local r = ARGV[1] .. key
+  local state = redis.call('HGET', r, 'state')
+  if state == 'queued' or state == 'retrying' then
+    redis.call('HSET', r, 'entry', redis.call('XADD', KEYS[1], '*', 'key', key))
+  end
+end
+-- Puts back the oldest parked deliveries of the key (up to its in-flight limit).
+local function unpark_lane(o)
+  local lw = base .. 'lw:' .. o[1]
+  for _, member in ipairs(redis.call('ZRANGE', lw, 0, tonumber(o[3]) - 1)) do
+    redis.call('ZREM', lw, member)
+    redis.call('DECR', base .. 'parked')
+    requeue(string.sub(member, 18))
+  end
+end
+local function unpark_type(o)
+  local key = redis.call('LPOP', base .. 'tw:' .. o[6])
+  if key then
+    redis.call('DECR', base .. 'parked')
+    requeue(key)
+  end
+end
+-- The key's next deliveries waiting in the stream go to its end: the back of the line.
+local function behind(o, key)
+  for _, member in ipairs(redis.call('ZRANGE', base .. 'lp:' .. o[1], 0, tonumber(o[3]) - 1)) do
+    local k = string.sub(member, 18)
+    local r = ARGV[1] .. k
+    local entry = redis.call('HGET', r, 'entry')
+    local state = redis.call('HGET', r, 'state')
+    if k ~= key and entry and (state == 'queued' or state == 'retrying') then
+      redis.call('XDEL', KEYS[1], entry)
+      redis.call('HSET', r, 'entry', redis.call('XADD', KEYS[1], '*', 'key', k))
+    end
+  end
+end
+-- After an attempt ended: the delivery no longer runs; a finished one leaves its key.
+local function freed(o, key, finished)
+  if o[1] then
+    redis.call('ZREM', base .. 'lr:' .. o[1], key)
+    if finished then
+      redis.call('ZREM', base .. 'lp:' .. o[1], o[2])
+      behind(o, key)
+      unpark_lane(o)
+    end
+  end
+  if o[5] then
+    redis.call('ZREM', base .. 'tr:' .. o[6], key)
+    unpark_type(o)
+  end
+end
+";
+
 /// KEYS: stream, delayed, dead, done, leases, payloads. ARGV[1]: the record prefix.
-/// Stores the record and appends it to the stream, unless the key is known.
+/// Stores the record and appends it to the stream, unless the key is known. ARGV[8..12]:
+/// the ordering key, creation time, in-flight limit, type cap and key interval (empty
+/// when none).
 const ENQUEUE: &str = r"
 local rec = ARGV[1] .. ARGV[2]
 if redis.call('EXISTS', rec) == 1 then return 0 end
 redis.call('HSET', rec, 'id', ARGV[3], 'type', ARGV[4], 'headers', ARGV[5], 'body', ARGV[6], 'signed_at', ARGV[7],
   'state', 'queued', 'attempts', 0, 'received_at', now, 'updated_at', now)
+if ARGV[8] ~= '' then
+  local created = ARGV[9] ~= '' and ARGV[9] or now
+  local member = string.format('%016d', redis.call('INCR', base .. 'seq')) .. ':' .. ARGV[2]
+  redis.call('HSET', rec, 'lane', ARGV[8], 'created', created, 'member', member, 'in_flight', ARGV[10])
+  if ARGV[12] ~= '' then redis.call('HSET', rec, 'interval', ARGV[12]) end
+  redis.call('ZADD', base .. 'lp:' .. ARGV[8], created, member)
+end
+if ARGV[11] ~= '' then redis.call('HSET', rec, 'type_cap', ARGV[11]) end
 redis.call('HSET', rec, 'entry', redis.call('XADD', KEYS[1], '*', 'key', ARGV[2]))
 return 1
 ";
 
-/// ARGV: prefix, consumer, token, lease ms. Moves due retries into the stream, then
-/// takes over an expired lease (XCLAIM) or reads a new entry (XREADGROUP).
+/// ARGV: prefix, consumer, token, lease ms. Moves due retries (and deliveries a key's
+/// rate held back) into the stream, then takes over an expired lease (XCLAIM) or reads
+/// a new entry (XREADGROUP), parking each one its order does not let run yet. Answers
+/// `again` when it parked many and found none.
 const TAKE: &str = r"
 local due = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, 100)
 for _, key in ipairs(due) do
   redis.call('ZREM', KEYS[2], key)
   local rec = ARGV[1] .. key
-  if redis.call('HGET', rec, 'state') == 'retrying' then
+  local state = redis.call('HGET', rec, 'state')
+  if state == 'queued' then redis.call('DECR', base .. 'parked_rate') end
+  if state == 'retrying' or state == 'queued' then
     redis.call('HSET', rec, 'entry', redis.call('XADD', KEYS[1], '*', 'key', key))
   end
 end
 local key, rec
-for _ = 1, 16 do
+local parked = 0
+for _ = 1, 64 do
   local expired = redis.call('ZRANGEBYSCORE', KEYS[5], '-inf', now, 'LIMIT', 0, 1)
   if #expired > 0 then
     key = expired[1]
@@ -48,19 +167,45 @@ for _ = 1, 16 do
     key = read[1][2][1][2][2]
     rec = ARGV[1] .. key
     local state = redis.call('HGET', rec, 'state')
-    if redis.call('HGET', rec, 'entry') == entry and (state == 'queued' or state == 'retrying') then break end
-    -- An entry its record no longer points at: drop it.
+    local current = redis.call('HGET', rec, 'entry') == entry and (state == 'queued' or state == 'retrying')
+    local why, at
+    if current then
+      why, at = blocked(order_of(rec), key)
+      if not why then break end
+    end
+    -- An entry its record no longer points at, or one parked until its order allows.
     redis.call('XACK', KEYS[1], 'hookroute', entry)
     redis.call('XDEL', KEYS[1], entry)
+    if why then
+      redis.call('HDEL', rec, 'entry')
+      park(order_of(rec), key, why, at)
+      parked = parked + 1
+    end
     key = nil
   end
 end
-if not key then return false end
+if not key then
+  if parked > 0 then return 'again' end
+  return false
+end
 local attempts = redis.call('HINCRBY', rec, 'attempts', 1)
 redis.call('HSET', rec, 'state', 'running', 'token', ARGV[3], 'updated_at', now)
-redis.call('ZADD', KEYS[5], now + tonumber(ARGV[4]), key)
+local until_ = now + tonumber(ARGV[4])
+redis.call('ZADD', KEYS[5], until_, key)
+local o = order_of(rec)
+local superseded = 0
+if o[1] then
+  local ls = base .. 'ls:' .. o[1]
+  redis.call('ZADD', base .. 'lr:' .. o[1], until_, key)
+  redis.call('HSET', ls, 'start', now)
+  if redis.call('PTTL', ls) < 0 then redis.call('PEXPIRE', ls, 86400000) end
+  local done = redis.call('HGET', ls, 'done')
+  if done and tonumber(done) > tonumber(o[7]) then superseded = 1 end
+end
+if o[5] then redis.call('ZADD', base .. 'tr:' .. o[6], until_, key) end
 local f = redis.call('HMGET', rec, 'id', 'type', 'headers', 'body', 'signed_at', 'last_error', 'received_at')
-return {key, f[1], f[2], f[3], f[4], f[5], attempts, f[6] or '', f[7], f[6] and 1 or 0}
+return {key, f[1], f[2], f[3], f[4], f[5], attempts, f[6] or '', f[7], f[6] and 1 or 0, o[1] or '', o[7] or f[7],
+  superseded}
 ";
 
 /// ARGV: prefix, key, token. Checks the lease, then leaves `rec` for the caller.
@@ -80,7 +225,11 @@ redis.call('HDEL', rec, 'token', 'entry')
 
 /// ARGV[4]: the new lease in ms.
 const RENEW: &str = r"
-redis.call('ZADD', KEYS[5], now + tonumber(ARGV[4]), ARGV[2])
+local until_ = now + tonumber(ARGV[4])
+redis.call('ZADD', KEYS[5], until_, ARGV[2])
+local o = order_of(rec)
+if o[1] then redis.call('ZADD', base .. 'lr:' .. o[1], 'XX', until_, ARGV[2]) end
+if o[5] then redis.call('ZADD', base .. 'tr:' .. o[6], 'XX', until_, ARGV[2]) end
 return 1
 ";
 
@@ -88,6 +237,14 @@ return 1
 /// by expiry and trimmed here. The payloads set (done keys by completion, for
 /// `FORGET_PAYLOADS`) loses here the keys whose records have expired.
 const COMPLETE: &str = r"
+local o = order_of(rec)
+freed(o, ARGV[2], true)
+if o[1] then
+  local ls = base .. 'ls:' .. o[1]
+  local done = redis.call('HGET', ls, 'done')
+  if not done or tonumber(done) < tonumber(o[7]) then redis.call('HSET', ls, 'done', o[7]) end
+  if redis.call('PTTL', ls) < tonumber(ARGV[4]) then redis.call('PEXPIRE', ls, ARGV[4]) end
+end
 redis.call('HSET', rec, 'state', 'done', 'updated_at', now)
 redis.call('PEXPIRE', rec, ARGV[4])
 redis.call('ZADD', KEYS[4], now + tonumber(ARGV[4]), ARGV[2])
@@ -115,6 +272,7 @@ return {forgotten, #keys}
 
 /// ARGV[4]: the delay in ms, ARGV[5]: the error.
 const RETRY: &str = r"
+freed(order_of(rec), ARGV[2], false)
 redis.call('HSET', rec, 'state', 'retrying', 'last_error', ARGV[5], 'updated_at', now)
 redis.call('ZADD', KEYS[2], now + tonumber(ARGV[4]), ARGV[2])
 return 1
@@ -122,12 +280,14 @@ return 1
 
 /// ARGV[4]: the error.
 const DEAD: &str = r"
+freed(order_of(rec), ARGV[2], true)
 redis.call('HSET', rec, 'state', 'dead', 'last_error', ARGV[4], 'updated_at', now)
 redis.call('HSET', rec, 'dead_entry', redis.call('XADD', KEYS[3], '*', 'key', ARGV[2], 'error', ARGV[4]))
 return 1
 ";
 
 const RELEASE: &str = r"
+freed(order_of(rec), ARGV[2], false)
 local attempts = redis.call('HINCRBY', rec, 'attempts', -1)
 redis.call('HSET', rec, 'state', attempts > 0 and 'retrying' or 'queued', 'updated_at', now)
 redis.call('HSET', rec, 'entry', redis.call('XADD', KEYS[1], '*', 'key', ARGV[2]))
@@ -149,6 +309,8 @@ elseif state == 'done' then
   redis.call('ZREM', KEYS[4], ARGV[2])
 end
 redis.call('HSET', rec, 'attempts', 0, 'updated_at', now)
+local o = order_of(rec)
+if o[1] and (state == 'dead' or state == 'done') then redis.call('ZADD', base .. 'lp:' .. o[1], o[7], o[2]) end
 if state ~= 'queued' then
   redis.call('HSET', rec, 'state', 'queued', 'entry', redis.call('XADD', KEYS[1], '*', 'key', ARGV[2]))
 end
@@ -171,13 +333,15 @@ end
 /// Counts per state, and the age of the delivery due longest.
 const STATS: &str = r"
 local running = redis.call('ZCARD', KEYS[5])
-local queued = redis.call('XLEN', KEYS[1]) - running
+local parked = tonumber(redis.call('GET', base .. 'parked') or '0')
+local parked_rate = tonumber(redis.call('GET', base .. 'parked_rate') or '0')
+local queued = redis.call('XLEN', KEYS[1]) - running + parked + parked_rate
 local oldest = -1
 local first = redis.call('XRANGE', KEYS[1], '(' .. last_delivered(), '+', 'COUNT', 1)
 if #first > 0 then oldest = now - tonumber(string.match(first[1][1], '^(%d+)')) end
 local due = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'WITHSCORES', 'LIMIT', 0, 1)
 if #due > 0 then oldest = math.max(oldest, now - tonumber(due[2])) end
-return {queued, running, redis.call('ZCARD', KEYS[2]), redis.call('ZCOUNT', KEYS[4], now, '+inf'),
+return {queued, running, redis.call('ZCARD', KEYS[2]) - parked_rate, redis.call('ZCOUNT', KEYS[4], now, '+inf'),
   redis.call('XLEN', KEYS[3]), oldest}
 ";
 
@@ -241,17 +405,18 @@ pub(super) struct Scripts {
 impl Scripts {
     pub(super) fn new() -> Self {
         let with_now = |body: &str| Script::new(&format!("{NOW}{body}"));
-        let held = |body: &str| Script::new(&format!("{NOW}{HELD}{UNLEASE}{body}"));
+        let ordered = |body: &str| Script::new(&format!("{NOW}{ORDER}{body}"));
+        let held = |body: &str| Script::new(&format!("{NOW}{ORDER}{HELD}{UNLEASE}{body}"));
         Self {
-            enqueue: with_now(ENQUEUE),
-            take: with_now(TAKE),
-            renew: Script::new(&format!("{NOW}{HELD}{RENEW}")),
+            enqueue: ordered(ENQUEUE),
+            take: ordered(TAKE),
+            renew: Script::new(&format!("{NOW}{ORDER}{HELD}{RENEW}")),
             complete: held(COMPLETE),
             retry: held(RETRY),
             dead: held(DEAD),
             release: held(RELEASE),
-            replay: with_now(REPLAY),
-            stats: with_now(&format!("{LAST_DELIVERED}{STATS}")),
+            replay: ordered(REPLAY),
+            stats: ordered(&format!("{LAST_DELIVERED}{STATS}")),
             list: with_now(&format!("{LAST_DELIVERED}{LIST}")),
             purge_done: with_now(PURGE_DONE),
             forget_payloads: with_now(FORGET_PAYLOADS),
