@@ -392,7 +392,15 @@ async fn run_one<H: WebhookHandlers, S: IdempotencyStore>(
         error.type = tracing::field::Empty,
         otel.status_code = tracing::field::Empty,
     );
+    // A delivery with an ordering key or a type cap held something the deliveries
+    // waiting behind it need: once it is settled, the take loop looks again at once.
+    let held = leased.delivery.order_key.is_some() || H::rule(&leased.delivery.event_type).is_some();
     run_attempt(receiver, leased, settings, aborted).instrument(span).await;
+    if held {
+        if let Some(mode) = receiver.inbox_mode() {
+            mode.wake.notify_one();
+        }
+    }
 }
 
 async fn run_attempt<H: WebhookHandlers, S: IdempotencyStore>(

@@ -15,6 +15,8 @@ mod inbox;
 mod inbox_backends;
 #[cfg(all(feature = "redis", feature = "postgres", feature = "axum"))]
 mod inbox_processes;
+#[cfg(all(feature = "redis", feature = "postgres", feature = "sqlite", feature = "axum", feature = "testing"))]
+mod ordered_fleet;
 #[cfg(feature = "testing")]
 mod ordering;
 #[cfg(all(feature = "redis", feature = "postgres", feature = "axum"))]

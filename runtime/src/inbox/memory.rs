@@ -38,6 +38,8 @@ struct State {
     /// Queued and running records by when they are due (the lease's end for running
     /// ones), then by arrival.
     due: BTreeMap<(i64, u64), String>,
+    /// The places in `due` of the running records (by when their leases end).
+    leases: BTreeSet<(i64, u64)>,
     sequence: u64,
     /// The namespace whose deliveries these are, once a receiver bound it.
     owner: Option<String>,
@@ -135,6 +137,7 @@ impl State {
         let (lane, typed) = (record.lane_entry(), record.limits.type_concurrency.map(|_| &record.delivery.event_type));
         let (lane, typed) = (lane.map(|(lane, entry)| (lane.to_owned(), entry)), typed.cloned());
         self.due.remove(&old);
+        self.leases.remove(&old);
         if matches!(state, DeliveryState::Queued | DeliveryState::Retrying) {
             self.due.insert(slot, lease.key().to_owned());
         }
@@ -305,12 +308,24 @@ impl Inbox for MemoryInbox {
         let now = now();
         let mut state = self.lock();
         let state = &mut *state;
-        let found = state
-            .due
-            .range(..(now.saturating_add(1), 0))
-            .find(|(_, key)| state.records.get(*key).is_some_and(|record| state.may_run(record, now)))
-            .map(|(&slot, _)| slot);
+        let may_run = |slot: &(i64, u64)| {
+            let key = state.due.get(slot);
+            key.and_then(|key| state.records.get(key)).is_some_and(|record| state.may_run(record, now))
+        };
+        // An expired lease first: its delivery is the oldest, and with an ordering key it
+        // holds the key until taken again. Then the delivery due longest.
+        let due = ..(now.saturating_add(1), 0);
+        let expired = state.leases.range(due).find(|slot| may_run(slot)).copied();
+        let found = expired.or_else(|| {
+            state
+                .due
+                .range(due)
+                .map(|(slot, _)| slot)
+                .find(|slot| !state.leases.contains(slot) && may_run(slot))
+                .copied()
+        });
         let Some(old) = found else { return Ok(None) };
+        state.leases.remove(&old);
         let key = state.due.remove(&old).unwrap_or_default();
         let slot = state.next_slot(after(now, lease));
         let token = lease_token();
@@ -325,6 +340,7 @@ impl Inbox for MemoryInbox {
         let delivery = record.delivery.clone();
         let (place, typed) = (record.place.0, record.limits.type_concurrency.is_some());
         state.due.insert(slot, key.clone());
+        state.leases.insert(slot);
         if typed {
             state.running_by_type.entry(delivery.event_type.clone()).or_default().insert(key.clone());
         }
@@ -342,7 +358,9 @@ impl Inbox for MemoryInbox {
         let record = state.held(lease)?;
         let old = std::mem::replace(&mut record.slot, slot);
         state.due.remove(&old);
+        state.leases.remove(&old);
         state.due.insert(slot, lease.key().to_owned());
+        state.leases.insert(slot);
         Ok(())
     }
 

@@ -98,7 +98,8 @@ impl Statements {
         let settle = |set: &str| {
             format!(
                 "WITH s AS (UPDATE {t} SET {set} {held} RETURNING key, order_key),
-                 b AS (UPDATE {t} SET due_at = greatest({t}.due_at, now())
+                 b AS (UPDATE {t} SET due_at = CASE WHEN {t}.due_at = 'infinity' THEN now()
+                                                    ELSE greatest({t}.due_at, now()) END
                        WHERE {t}.key = (SELECT o.key FROM {t} o, s WHERE o.order_key = s.order_key
                                           AND o.state IN ('queued', 'retrying') AND o.key <> s.key
                                         ORDER BY o.created_ms, o.seq LIMIT 1))
@@ -120,18 +121,53 @@ impl Statements {
                    WHERE {t}.state = 'done' AND {t}.due_at <= now()
                  RETURNING 1"
             ),
-            take: format!(
-                "UPDATE {t} SET state = 'running', attempts = attempts + 1, token = $1,
-                     due_at = now() + $2::bigint * interval '1 millisecond', updated_at = now(), started_at = now()
-                 WHERE key = (SELECT key FROM {t} r WHERE state IN ('queued', 'retrying', 'running') AND due_at <= now()
-                                AND (order_key IS NULL AND type_cap IS NULL
-                                     OR {t}_may_run(key, order_key, created_ms, seq, in_flight, event_type, type_cap,
-                                                    key_interval))
-                              ORDER BY due_at LIMIT 1 FOR UPDATE SKIP LOCKED)
-                 RETURNING {COLUMNS}, order_key IS NOT NULL AND EXISTS (SELECT 1 FROM {t} d
-                     WHERE d.order_key = {t}.order_key AND d.state = 'done' AND d.due_at > now()
-                       AND d.created_ms > {t}.created_ms)"
-            ),
+            take: {
+                // An expired lease first: its delivery is the oldest, and with an ordering
+                // key it holds the key until taken again. Then the delivery due longest.
+                // Rows that are plainly not allowed (behind older ones of their key, or of a
+                // type at its cap, as this statement's snapshot sees it) are passed over
+                // without `_may_run`, which locks their key and reads again.
+                let behind = format!(
+                    "(order_key IS NOT NULL AND (SELECT count(*) FROM (SELECT 1 FROM {t} o
+                        WHERE o.order_key = r.order_key AND o.state IN ('queued', 'retrying', 'running')
+                          AND (o.created_ms, o.seq) < (r.created_ms, r.seq) LIMIT r.in_flight) x) >= r.in_flight)"
+                );
+                let full = format!(
+                    "(type_cap IS NOT NULL AND (SELECT count(*) FROM (SELECT 1 FROM {t} o
+                        WHERE o.event_type = r.event_type AND o.state = 'running' AND o.type_cap IS NOT NULL
+                          AND o.due_at > now() AND o.key <> r.key LIMIT r.type_cap) x) >= r.type_cap)"
+                );
+                let next = |states: &str| {
+                    format!(
+                        "SELECT key FROM {t} r WHERE state IN ({states}) AND due_at <= now()
+                           AND CASE WHEN order_key IS NULL AND type_cap IS NULL THEN true
+                                    WHEN {behind} OR {full} THEN false
+                                    ELSE {t}_may_run(key, order_key, created_ms, seq, in_flight, event_type,
+                                                     type_cap, key_interval) END
+                         ORDER BY due_at LIMIT 1 FOR UPDATE SKIP LOCKED"
+                    )
+                };
+                // Taking a delivery of a key (one at a time) parks the key's other queued
+                // ones (due at infinity: no take reads them) until it is settled, which
+                // makes the next one due (`settle`'s `b`): a take never walks past a
+                // busy key's backlog.
+                format!(
+                    "WITH taken AS (
+                       UPDATE {t} SET state = 'running', attempts = attempts + 1, token = $1,
+                           due_at = now() + $2::bigint * interval '1 millisecond', updated_at = now(), started_at = now()
+                       WHERE key = coalesce(({}), ({}))
+                       RETURNING {COLUMNS}, order_key IS NOT NULL AND EXISTS (SELECT 1 FROM {t} d
+                           WHERE d.order_key = {t}.order_key AND d.state = 'done' AND d.due_at > now()
+                             AND d.created_ms > {t}.created_ms), in_flight),
+                     parked AS (
+                       UPDATE {t} p SET due_at = 'infinity' FROM taken
+                       WHERE taken.in_flight = 1 AND p.order_key = taken.order_key AND p.state = 'queued'
+                         AND p.key <> taken.key AND p.due_at <> 'infinity')
+                     SELECT * FROM taken",
+                    next("'running'"),
+                    next("'queued', 'retrying'")
+                )
+            },
             renew: format!("UPDATE {t} SET due_at = now() + $3::bigint * interval '1 millisecond' {held}"),
             complete: settle(
                 "state = 'done', token = NULL, due_at = now() + $3::bigint * interval '1 millisecond',
@@ -329,6 +365,7 @@ fn order_migration(t: &str) -> String {
              ADD COLUMN IF NOT EXISTS key_interval bigint,
              ADD COLUMN IF NOT EXISTS started_at timestamptz;
          CREATE INDEX IF NOT EXISTS {t}_lane ON {t} (order_key, created_ms, seq) WHERE order_key IS NOT NULL;
+         CREATE INDEX IF NOT EXISTS {t}_lease ON {t} (due_at) WHERE state = 'running';
          CREATE INDEX IF NOT EXISTS {t}_running_type ON {t} (event_type)
              WHERE state = 'running' AND type_cap IS NOT NULL;
          CREATE OR REPLACE FUNCTION {t}_may_run(p_k text, p_lane text, p_created bigint, p_s bigint, p_in_flight integer,

@@ -69,6 +69,7 @@ const ORDER_INDEXES: &str = "
         WHERE order_key IS NOT NULL;
     CREATE INDEX IF NOT EXISTS hookroute_inbox_running_type ON hookroute_inbox (event_type)
         WHERE state = 'running' AND type_cap IS NOT NULL;
+    CREATE INDEX IF NOT EXISTS hookroute_inbox_lease ON hookroute_inbox (due_at, seq) WHERE state = 'running';
 ";
 
 const COLUMNS: &str = "key, event_id, event_type, headers, body, signed_at, state, attempts, last_error, received_at, \
@@ -97,14 +98,26 @@ const MAY_RUN: &str = "(r.order_key IS NULL OR (
 fn next_allowed() -> String {
     format!(
         "SELECT seq FROM hookroute_inbox r INDEXED BY hookroute_inbox_due
-         WHERE state IN ('queued', 'retrying', 'running') AND due_at <= ?3 AND {MAY_RUN}
+         WHERE state IN ('queued', 'retrying', 'running') AND state <> 'running' AND due_at <= ?3 AND {MAY_RUN}
+         ORDER BY due_at, seq LIMIT 1"
+    )
+}
+
+/// The expired lease held longest, among those their ordering key and limits let run:
+/// taken before anything queued (its delivery is the oldest, and with an ordering key
+/// it holds the key until taken again).
+fn next_expired() -> String {
+    format!(
+        "SELECT seq FROM hookroute_inbox r INDEXED BY hookroute_inbox_lease
+         WHERE state = 'running' AND due_at <= ?3 AND {MAY_RUN}
          ORDER BY due_at, seq LIMIT 1"
     )
 }
 
 /// After a delivery of the key `?1` (record `?2`) finished an attempt, the key's next
 /// delivery is due no earlier than now (`?3`): the key goes to the back of the line.
-const BEHIND: &str = "UPDATE hookroute_inbox SET due_at = max(due_at, ?3)
+const BEHIND: &str = "UPDATE hookroute_inbox SET due_at = CASE WHEN due_at = 9223372036854775807 THEN ?3
+                                                       ELSE max(due_at, ?3) END
     WHERE seq = (SELECT seq FROM hookroute_inbox WHERE order_key = ?1 AND state IN ('queued', 'retrying')
                  AND seq <> ?2 ORDER BY created_ms, seq LIMIT 1)";
 
@@ -365,14 +378,27 @@ impl Inbox for SqliteInbox {
             let sql = format!(
                 "UPDATE hookroute_inbox SET state = 'running', attempts = attempts + 1, token = ?1, due_at = ?2,
                      updated_at = ?3, started_at = ?3
-                 WHERE seq = ({})
+                 WHERE seq = coalesce(({}), ({}))
                  RETURNING {COLUMNS}",
+                next_expired(),
                 next_allowed()
             );
             let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let delivery =
                 transaction.query_row(&sql, params![token, now.saturating_add(lease), now], read).optional()?;
             let Some(delivery) = delivery else { return Ok(None) };
+            // Taking a delivery of a key (one at a time) parks the key's other queued
+            // ones (due at the end of time: no take reads them) until it is settled,
+            // which makes the next one due (BEHIND): a take never walks past a busy
+            // key's backlog.
+            if let Some(lane) = &delivery.order_key {
+                transaction.execute(
+                    "UPDATE hookroute_inbox SET due_at = 9223372036854775807
+                     WHERE order_key = ?1 AND state = 'queued' AND key <> ?2 AND due_at <> 9223372036854775807
+                       AND (SELECT in_flight FROM hookroute_inbox WHERE key = ?2) = 1",
+                    params![lane, delivery.key],
+                )?;
+            }
             // Stale: a delivery of its key created after it is already done.
             let superseded = match &delivery.order_key {
                 Some(lane) => transaction.query_row(

@@ -439,7 +439,8 @@ pub async fn a_retrying_delivery_holds_its_key_and_a_dead_one_frees_it<I: Inbox>
 }
 
 /// A worker that died holds its key until its lease ends; then the same delivery is
-/// taken again, before the key's later ones.
+/// taken again, before the key's later ones and before deliveries queued while it
+/// ran (a backlog must not hold the key for longer than the lease).
 pub async fn an_expired_lease_holds_its_key_until_it_ends<I: Inbox>(inbox: &I) {
     let check = "an_expired_lease_holds_its_key_until_it_ends";
     enqueue_keyed(check, inbox, &keyed("groq:event:a", "cus_1", 1000, Limits::NONE)).await;
@@ -447,6 +448,7 @@ pub async fn an_expired_lease_holds_its_key_until_it_ends<I: Inbox>(inbox: &I) {
     let a = ok(check, "take", inbox.take(SHORT).await).unwrap_or_else(|| panic!("{check}: nothing to take"));
     assert_eq!(a.delivery.key, "groq:event:a", "{check}");
     nothing(check, inbox, "the lease on its key's delivery holds").await;
+    enqueue(check, inbox, "groq:event:backlog").await;
     tokio::time::sleep(SHORT + MARGIN).await;
     let again = take(check, inbox).await;
     assert_eq!((again.delivery.key.as_str(), again.delivery.attempts), ("groq:event:a", 2), "{check}");
