@@ -257,3 +257,50 @@ async fn a_misspelt_table_or_prefix_creates_nothing_and_names_what_exists() {
     let typo = RedisInbox::builder(&redis).prefix(format!("clitypo{n}:")).existing_only().connect().await;
     assert!(typo.is_err(), "the misspelt prefix made no stream");
 }
+
+/// Groq's `resource.*` events ordered by the resource's `owner`.
+struct Ordered;
+
+#[webhook_handlers(provider = "groq")]
+impl Ordered {
+    #[event("resource.updated", key = "data.owner")]
+    async fn updated(&self, _data: serde_json::Value) -> Result<(), HandlerError> {
+        Ok(())
+    }
+}
+
+/// `list --key` shows one ordering key's pending deliveries in the order they run
+/// (the retrying head first), and `stats` counts the keys held by a failing head.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_by_key_shows_what_runs_next_and_stats_count_held_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("inbox.db");
+    let inbox = SqliteInbox::open(&path).await.unwrap();
+    let receiver =
+        Receiver::builder(Ordered).secret(SECRET).inbox(SqliteInbox::open(&path).await.unwrap()).build().unwrap();
+    for (id, owner) in [("evt_a1", "acme"), ("evt_b1", "bolt"), ("evt_a2", "acme"), ("evt_a3", "acme")] {
+        let data = serde_json::json!({ "id": id, "owner": owner });
+        let delivery = TestEvent::<Groq>::new("resource.updated", data).id(id).sign(SECRET);
+        assert_eq!(receiver.receive(&delivery.headers, &delivery.body).await.status(), 202);
+    }
+    let head = inbox.take(Duration::from_secs(30)).await.unwrap().unwrap();
+    assert_eq!(head.delivery.id, "evt_a1");
+    inbox.retry(&head.lease, Duration::from_secs(3600), "the CRM is down").await.unwrap();
+
+    inbox_cli(&path).args(["list", "--key", "acme"]).assert().success().stdout(
+        predicate::str::is_match(
+            "(?s)evt_a1 .*retrying.*the CRM is down.*evt_a2 .*queued.*evt_a3 .*queued.*3 pending for key acme",
+        )
+        .unwrap()
+        .and(predicate::str::contains("evt_b1").not()),
+    );
+    let output = inbox_cli(&path).args(["list", "--key", "acme", "--json"]).output().unwrap();
+    let listed: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let ids: Vec<&str> = listed["deliveries"].as_array().unwrap().iter().map(|d| d["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["evt_a1", "evt_a2", "evt_a3"]);
+    inbox_cli(&path).arg("stats").assert().success().stdout(
+        predicate::str::contains("ordering keys with deliveries waiting 1")
+            .and(predicate::str::contains("ordering keys held by a retrying delivery 1")),
+    );
+    inbox_cli(&path).args(["list"]).assert().failure().stderr(predicate::str::contains("--state"));
+}

@@ -118,12 +118,13 @@ pub enum Parsed<E> {
 pub struct HandlerError {
     message: String,
     permanent: bool,
+    releases_key: bool,
 }
 
 impl HandlerError {
     /// A failure with a message.
     pub fn msg(message: impl fmt::Display) -> Self {
-        Self { message: message.to_string(), permanent: false }
+        Self { message: message.to_string(), permanent: false, releases_key: false }
     }
 
     /// A failure no retry can mend (the event refers to something that will never
@@ -139,12 +140,35 @@ impl HandlerError {
     /// assert!(!HandlerError::msg("database busy").is_permanent());
     /// ```
     pub fn permanent(message: impl fmt::Display) -> Self {
-        Self { message: message.to_string(), permanent: true }
+        Self { message: message.to_string(), permanent: true, releases_key: false }
     }
 
     /// Whether no retry can help.
     pub fn is_permanent(&self) -> bool {
         self.permanent
+    }
+
+    /// In inbox mode, for a handler with an ordering key: the retry does not hold the
+    /// key. By default a delivery waiting for its retry holds its key, and the key's
+    /// later events wait behind it; with this, they run while it waits, and it takes
+    /// its place in the key's order again once its retry is due.
+    ///
+    /// ```
+    /// use hookroute_runtime::HandlerError;
+    ///
+    /// let error = HandlerError::msg("the CRM is down").releasing_key();
+    /// assert!(error.releases_key());
+    /// ```
+    #[must_use]
+    pub fn releasing_key(mut self) -> Self {
+        self.releases_key = true;
+        self
+    }
+
+    /// Whether the retry lets the key's later events run (see
+    /// [`releasing_key`](Self::releasing_key)).
+    pub fn releases_key(&self) -> bool {
+        self.releases_key
     }
 
     /// The failure's message.
@@ -159,6 +183,9 @@ impl fmt::Debug for HandlerError {
         debug.field(&self.message);
         if self.permanent {
             debug.field(&"permanent");
+        }
+        if self.releases_key {
+            debug.field(&"releasing_key");
         }
         debug.finish()
     }
@@ -180,7 +207,7 @@ impl<E: std::error::Error + Send + Sync + 'static> From<E> for HandlerError {
             message.push_str(&cause.to_string());
             source = cause.source();
         }
-        Self { message, permanent: false }
+        Self { message, permanent: false, releases_key: false }
     }
 }
 

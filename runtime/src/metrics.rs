@@ -21,6 +21,7 @@
 //! | [`hookroute.inbox.errors`](INBOX_ERRORS) | counter | `db.system.name`, `db.operation.name` |
 //! | [`hookroute.inbox.depth`](INBOX_DEPTH) | gauge | `db.system.name`, `hookroute.inbox`, `hookroute.inbox.state` |
 //! | [`hookroute.inbox.oldest_age`](INBOX_OLDEST_AGE) | gauge, s | `db.system.name`, `hookroute.inbox` |
+//! | [`hookroute.inbox.keys_waiting`](INBOX_KEYS_WAITING) | gauge | `db.system.name`, `hookroute.inbox`, `hookroute.inbox.held_by` |
 //! | [`hookroute.inbox.workers_stalled`](WORKERS_STALLED) | gauge | `webhook.provider`, `hookroute.inbox` |
 //! | [`hookroute.inbox.attempts`](INBOX_ATTEMPTS) | counter | `webhook.provider`, `webhook.event.type`, `hookroute.attempt.result` |
 //! | [`hookroute.inbox.dead_letters`](INBOX_DEAD_LETTERS) | counter | `webhook.provider`, `webhook.event.type` |
@@ -54,6 +55,10 @@ pub const INBOX_ERRORS: &str = "hookroute.inbox.errors";
 pub const INBOX_DEPTH: &str = "hookroute.inbox.depth";
 /// How long the delivery due longest has waited for a worker, in seconds (0 when none).
 pub const INBOX_OLDEST_AGE: &str = "hookroute.inbox.oldest_age";
+/// Ordering keys whose deliveries wait behind others of the key: `hookroute.inbox.held_by`
+/// `any` (more pending than the key's `in_flight`) and `retry` (held by a delivery
+/// waiting for its retry: a failing head). Not set by inboxes that do not count them.
+pub const INBOX_KEYS_WAITING: &str = "hookroute.inbox.keys_waiting";
 /// 1 while a receiver's workers in this process have failed to take deliveries for
 /// longer than a few polls (see [`Receiver::health`](crate::Receiver::health)), else 0.
 pub const WORKERS_STALLED: &str = "hookroute.inbox.workers_stalled";
@@ -76,6 +81,7 @@ pub fn describe() {
     describe_counter!(INBOX_ERRORS, Unit::Count, "Inbox calls that failed");
     describe_gauge!(INBOX_DEPTH, Unit::Count, "Deliveries in the inbox, by state");
     describe_gauge!(INBOX_OLDEST_AGE, Unit::Seconds, "How long the delivery due longest has waited for a worker");
+    describe_gauge!(INBOX_KEYS_WAITING, Unit::Count, "Ordering keys with deliveries waiting behind others of the key");
     describe_gauge!(WORKERS_STALLED, Unit::Count, "1 while the inbox workers cannot take deliveries");
     describe_counter!(INBOX_ATTEMPTS, Unit::Count, "Handler attempts made by inbox workers");
     describe_counter!(INBOX_DEAD_LETTERS, Unit::Count, "Deliveries moved to the dead letters");

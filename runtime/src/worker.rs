@@ -368,8 +368,9 @@ impl WorkerHandle {
 enum AttemptOutcome {
     /// The handler succeeded, or no handler takes the type any more.
     Done,
-    /// The handler failed; retried unless `permanent` or out of attempts.
-    Failed { error: String, permanent: bool },
+    /// The handler failed; retried unless `permanent` or out of attempts, holding its
+    /// ordering key unless `releases_key`.
+    Failed { error: String, permanent: bool, releases_key: bool },
     /// Shutdown's grace ran out: given back.
     Stopped,
 }
@@ -426,7 +427,7 @@ async fn run_attempt<H: WebhookHandlers, S: IdempotencyStore>(
         prepare::<H>(&delivery, superseded)
     };
     let outcome = match prepared {
-        Err(error) => AttemptOutcome::Failed { error, permanent: true },
+        Err(error) => AttemptOutcome::Failed { error, permanent: true, releases_key: false },
         Ok(None) => AttemptOutcome::Done,
         Ok(Some((event, meta))) => {
             let handler = run_handler(receiver.handlers(), event, &meta, Some(attempt), settings.handler_timeout);
@@ -439,10 +440,18 @@ async fn run_attempt<H: WebhookHandlers, S: IdempotencyStore>(
                         Ran::Done => AttemptOutcome::Done,
                         Ran::Failed(error) => failed(&error),
                         Ran::Panicked(message) => {
-                            AttemptOutcome::Failed { error: format!("panicked: {message}"), permanent: false }
+                            AttemptOutcome::Failed {
+                                error: format!("panicked: {message}"),
+                                permanent: false,
+                                releases_key: false,
+                            }
                         }
                         Ran::TimedOut(limit) => {
-                            AttemptOutcome::Failed { error: format!("did not finish within {limit:?}"), permanent: false }
+                            AttemptOutcome::Failed {
+                                error: format!("did not finish within {limit:?}"),
+                                permanent: false,
+                                releases_key: false,
+                            }
                         }
                     },
                     () = stopped(&mut aborted) => break AttemptOutcome::Stopped,
@@ -477,7 +486,11 @@ async fn stopped(aborted: &mut watch::Receiver<bool>) {
 }
 
 fn failed(error: &HandlerError) -> AttemptOutcome {
-    AttemptOutcome::Failed { error: error.message().to_owned(), permanent: error.is_permanent() }
+    AttemptOutcome::Failed {
+        error: error.message().to_owned(),
+        permanent: error.is_permanent(),
+        releases_key: error.releases_key(),
+    }
 }
 
 /// The stored delivery as the handler's event: `None` when no handler takes its type.
@@ -535,6 +548,9 @@ async fn settle(
         .run(
             || match (&outcome, retry_in) {
                 (AttemptOutcome::Done, _) => mode.call("complete", inbox.complete(lease, settings.ttl)),
+                (AttemptOutcome::Failed { error, releases_key: true, .. }, Some(delay)) => {
+                    mode.call("retry", inbox.retry_releasing(lease, delay, error))
+                }
                 (AttemptOutcome::Failed { error, .. }, Some(delay)) => {
                     mode.call("retry", inbox.retry(lease, delay, error))
                 }
@@ -575,7 +591,7 @@ async fn settle(
             tracing::warn!(%error, retry_in = ?delay, "failed event={id} attempt={attempt}");
             "retry"
         }
-        (AttemptOutcome::Failed { error, permanent }, None) => {
+        (AttemptOutcome::Failed { error, permanent, .. }, None) => {
             tracing::error!(%error, permanent, "failed event={id} attempt={attempt}; dead-lettered event={id}");
             "dead"
         }

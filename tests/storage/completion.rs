@@ -83,6 +83,7 @@ async fn a_store_outage_while_completing(mut outage: impl support::Outage, store
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_a_store_outage_while_completing() {
+    let _alone = support::exclusive().await;
     let (proxy, url) = support::Proxy::postgres();
     let store = hookroute::store::PostgresStore::builder(&url)
         .table(unique("completion"))

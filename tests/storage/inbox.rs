@@ -474,6 +474,7 @@ on_backend!(
 /// back, the provider's retries are queued once each.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_inbox_outage_is_a_503_and_the_retries_queue_once() {
+    let _alone = support::exclusive().await;
     let (mut proxy, url) = support::Proxy::postgres();
     let inbox = hookroute::inbox::PostgresInbox::builder(&url)
         .table(unique("inbox_outage"))
@@ -556,6 +557,7 @@ async fn an_outage_while_marking_done(mut outage: impl support::Outage, inbox: A
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_an_outage_while_marking_done() {
+    let _alone = support::exclusive().await;
     let (proxy, url) = support::Proxy::postgres();
     let inbox = hookroute::inbox::PostgresInbox::builder(&url)
         .table(unique("inbox_marking"))
@@ -733,6 +735,7 @@ async fn redis_workers_recreate_a_lost_consumer_group() {
 /// reason, until the inbox answers again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_says_when_workers_cannot_take() {
+    let _alone = support::exclusive().await;
     let (mut proxy, url) = support::Proxy::postgres();
     let inbox = hookroute::inbox::PostgresInbox::builder(&url)
         .table(unique("inbox_health"))

@@ -67,24 +67,31 @@ impl Fleet {
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
             .stdout(Stdio::piped())
-            .stderr(Stdio::null());
+            .stderr(Stdio::piped());
         for (key, value) in env {
             command.env(key, value);
         }
         let mut child = command.spawn().unwrap();
-        let stdout = BufReader::new(child.stdout.take().unwrap());
-        let (send, owner) = (self.send_line.clone(), name.to_owned());
-        std::thread::spawn(move || {
-            for line in stdout.lines().map_while(Result::ok) {
-                if send.send((owner.clone(), line)).is_err() {
-                    break;
+        let stdout: Box<dyn std::io::Read + Send> = Box::new(child.stdout.take().unwrap());
+        let stderr: Box<dyn std::io::Read + Send> = Box::new(child.stderr.take().unwrap());
+        for output in [stdout, stderr] {
+            let (send, owner) = (self.send_line.clone(), name.to_owned());
+            std::thread::spawn(move || {
+                for line in BufReader::new(output).lines().map_while(Result::ok) {
+                    if send.send((owner.clone(), line)).is_err() {
+                        break;
+                    }
                 }
-            }
-        });
+            });
+        }
         self.processes.push(Process { child, name: name.to_owned() });
-        self.wait_for(|(owner, line)| owner == name && line.contains(ready), Duration::from_secs(60))
-            .unwrap_or_else(|| panic!("{name} did not say `{ready}`"))
-            .1
+        let said = self.wait_for(|(owner, line)| owner == name && line.contains(ready), Duration::from_secs(120));
+        said.unwrap_or_else(|| {
+            let own: Vec<&str> =
+                self.seen.iter().filter(|(owner, _)| owner == name).map(|(_, line)| line.as_str()).collect();
+            panic!("{name} did not say `{ready}`; it said:\n{}", own[own.len().saturating_sub(20)..].join("\n"))
+        })
+        .1
     }
 
     /// An HTTP replica without workers; answers its URL.
@@ -341,12 +348,14 @@ async fn fleet_keeps_order(inbox: String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_fleet_on_postgres_keeps_each_customer_in_order() {
+    let _alone = support::exclusive().await;
     let table = format!("ordered_fleet_{}_{}", std::process::id(), now_s());
     fleet_keeps_order(format!("{}?table={table}", support::postgres_url())).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_fleet_on_redis_keeps_each_customer_in_order() {
+    let _alone = support::exclusive().await;
     let prefix = format!("ordered_fleet:{}:{}:", std::process::id(), now_s());
     fleet_keeps_order(format!("{}?prefix={prefix}", support::redis_url())).await;
 }
@@ -356,6 +365,7 @@ async fn a_fleet_on_redis_keeps_each_customer_in_order() {
 /// older event may arrive after a newer one ran).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sqlite_and_memory_keep_each_customer_one_at_a_time() {
+    let _alone = support::exclusive().await;
     let dir = tempfile::tempdir().unwrap();
     let mut rng = fastrand::Rng::with_seed(SEED + 1);
     let events = workload(&mut rng, 200, 40);
@@ -386,6 +396,7 @@ async fn sqlite_and_memory_keep_each_customer_one_at_a_time() {
 /// the 200 finishes before the busy customer's 20th event starts.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_busy_customer_does_not_hold_back_the_others() {
+    let _alone = support::exclusive().await;
     for inbox in [
         format!("{}?table=ordered_fair_{}_{}", support::postgres_url(), std::process::id(), now_s()),
         format!("{}?prefix=ordered_fair:{}:{}:", support::redis_url(), std::process::id(), now_s()),

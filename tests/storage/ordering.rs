@@ -120,3 +120,32 @@ async fn workers_run_a_keys_deliveries_one_at_a_time_in_order() {
     let overlapped = runs.iter().any(|a| runs.iter().any(|b| a.1 != b.1 && a.2 < b.3 && b.2 < a.3));
     assert!(overlapped, "the two keys never ran at once: {runs:?}");
 }
+
+/// An inbox table made before ordered lanes (its columns as they were) gains them when
+/// a receiver of this version connects, and what it held still runs.
+#[cfg(feature = "postgres")]
+#[tokio::test]
+async fn a_postgres_inbox_made_before_ordering_is_upgraded() {
+    let url = crate::support::postgres_url();
+    let table = format!("old_inbox_{}_{}", std::process::id(), fastrand::u32(..));
+    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(connection);
+    client
+        .batch_execute(&format!(
+            "CREATE TABLE {table} (key text PRIMARY KEY, event_id text NOT NULL, event_type text NOT NULL,
+                 headers bytea NOT NULL, body bytea NOT NULL, signed_at bigint, state text NOT NULL,
+                 attempts integer NOT NULL, due_at timestamptz NOT NULL, token text, last_error text,
+                 received_at timestamptz NOT NULL, updated_at timestamptz NOT NULL);
+             INSERT INTO {table} VALUES ('groq:event:old', 'old', 'resource.created', '', '{{}}', NULL, 'queued', 0,
+                 now(), NULL, NULL, now(), now());"
+        ))
+        .await
+        .unwrap();
+    let inbox = hookroute::inbox::PostgresInbox::builder(&url).table(&table).connect().await.unwrap();
+    let taken = inbox.take(Duration::from_secs(30)).await.unwrap().expect("the old row is due");
+    assert_eq!((taken.delivery.key.as_str(), taken.delivery.order_key.as_deref()), ("groq:event:old", None));
+    inbox.complete(&taken.lease, Duration::from_secs(60)).await.unwrap();
+    // Connecting again changes nothing (no ALTER on a table that has the columns).
+    hookroute::inbox::PostgresInbox::builder(&url).table(&table).connect().await.unwrap();
+    assert_eq!(inbox.stats().await.unwrap().done, 1);
+}

@@ -425,6 +425,7 @@ async fn redis_killed_fails_closed_and_loses_nothing() {
 /// PostgreSQL cut off: every connection dropped, new ones refused, then restored.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_cut_off_fails_closed_and_loses_nothing() {
+    let _alone = support::exclusive().await;
     let (proxy, url) = support::Proxy::postgres();
     let mut stores = Vec::new();
     for _ in 0..2 {

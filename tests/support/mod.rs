@@ -118,6 +118,8 @@ impl Proxy {
     }
 
     /// A proxy in front of the test PostgreSQL, and the URL that reaches it through it.
+    /// Tests that cut it off time their clients tightly: they hold [`exclusive`] so the
+    /// load tests never run beside them.
     pub fn postgres() -> (Self, String) {
         let config: tokio_postgres::Config = postgres_url().parse().unwrap();
         let proxy = Self::start(([127, 0, 0, 1], config.get_ports()[0]).into());
@@ -360,4 +362,12 @@ impl hookroute::IdempotencyStore for DownStore {
 pub fn test_name(module: &str, name: &str) -> String {
     let module = module.split_once("::").map_or("", |(_, module)| module);
     format!("{module}::{name}")
+}
+
+/// Held by the load tests (thousands of deliveries through child processes) and by the
+/// fault tests that time their clients tightly, so that neither runs beside the other
+/// on a two-core machine.
+pub async fn exclusive() -> tokio::sync::MutexGuard<'static, ()> {
+    static LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    LOCK.lock().await
 }

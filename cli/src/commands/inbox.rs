@@ -33,11 +33,16 @@ pub(crate) struct InboxArgs {
 enum InboxCommand {
     /// How many deliveries are in each state, and how long the oldest due one has waited.
     Stats,
-    /// The deliveries in one state, oldest first.
+    /// The deliveries in one state, oldest first; or, with --key, the pending
+    /// deliveries of one ordering key in the order they run.
     List {
         /// queued, running, retrying, done or dead.
+        #[arg(long, required_unless_present = "key", conflicts_with = "key")]
+        state: Option<DeliveryState>,
+        /// An ordering key (`cus_123` for a handler declared with
+        /// `key = "data.object.customer"`): its queued, retrying and running deliveries.
         #[arg(long)]
-        state: DeliveryState,
+        key: Option<String>,
         #[arg(long, default_value_t = 20)]
         limit: usize,
     },
@@ -93,9 +98,14 @@ pub(crate) fn run(args: InboxArgs, json: bool) -> Result<ExitCode, Failure> {
                 let stats = inbox.stats().await.map_err(fail)?;
                 stats_lines(&stats, json).into_iter().for_each(&mut print);
             }
-            InboxCommand::List { state, limit } => {
+            InboxCommand::List { state: Some(state), limit, .. } => {
                 let found = inbox.list(state, limit).await.map_err(fail)?;
                 list_lines(&found, state, json).into_iter().for_each(&mut print);
+            }
+            InboxCommand::List { state: None, key, limit } => {
+                let key = key.unwrap_or_default();
+                let found = inbox.list_key(&key, limit).await.map_err(fail)?;
+                key_lines(&found, &key, json).into_iter().for_each(&mut print);
             }
             InboxCommand::Show { id } => {
                 let Some(delivery) = find(&*inbox, &id, args.namespace.as_deref()).await.map_err(fail)? else {
@@ -216,6 +226,8 @@ fn stats_lines(stats: &inbox::InboxStats, json: bool) -> Vec<String> {
             "done": stats.done,
             "dead": stats.dead,
             "oldest_due_age_secs": oldest,
+            "keys_waiting": stats.keys_waiting,
+            "keys_held_by_retry": stats.keys_held_by_retry,
         })
         .to_string()];
     }
@@ -231,6 +243,12 @@ fn stats_lines(stats: &inbox::InboxStats, json: bool) -> Vec<String> {
     .collect();
     let oldest = stats.oldest_due_age.map_or_else(|| "-".to_owned(), |age| format!("{age:.1?}"));
     lines.push(format!("oldest due waited {oldest}"));
+    if let Some(waiting) = stats.keys_waiting {
+        lines.push(format!("ordering keys with deliveries waiting {waiting}"));
+    }
+    if let Some(held) = stats.keys_held_by_retry {
+        lines.push(format!("ordering keys held by a retrying delivery {held}"));
+    }
     lines
 }
 
@@ -266,6 +284,45 @@ fn list_lines(found: &[StoredDelivery], state: DeliveryState, json: bool) -> Vec
         ));
     }
     lines.push(format!("{} {state}", found.len()));
+    lines
+}
+
+/// `list --key`: the key's pending deliveries in the order they run, or one JSON object.
+fn key_lines(found: &[StoredDelivery], key: &str, json: bool) -> Vec<String> {
+    let created = |delivery: &StoredDelivery| {
+        delivery.created_at.duration_since(std::time::UNIX_EPOCH).map_or(0, |since| since.as_millis())
+    };
+    if json {
+        let rows: Vec<_> = found
+            .iter()
+            .map(|delivery| {
+                serde_json::json!({
+                    "key": delivery.key,
+                    "id": delivery.id,
+                    "type": delivery.event_type,
+                    "state": delivery.state.to_string(),
+                    "attempts": delivery.attempts,
+                    "created_ms": created(delivery),
+                    "last_error": delivery.last_error,
+                })
+            })
+            .collect();
+        return vec![serde_json::json!({ "order_key": key, "deliveries": rows }).to_string()];
+    }
+    let mut lines =
+        vec![format!("{:<24} {:<24} {:<9} {:>8} {:>15} last error", "id", "type", "state", "attempts", "created (ms)")];
+    for delivery in found {
+        lines.push(format!(
+            "{:<24} {:<24} {:<9} {:>8} {:>15} {}",
+            line(&delivery.id),
+            line(&delivery.event_type),
+            delivery.state,
+            delivery.attempts,
+            created(delivery),
+            line(delivery.last_error.as_deref().unwrap_or("-"))
+        ));
+    }
+    lines.push(format!("{} pending for key {}", found.len(), line(key)));
     lines
 }
 

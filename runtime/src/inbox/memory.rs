@@ -70,6 +70,8 @@ struct Record {
     /// Its place in its lane: (created, arrival).
     place: (i64, u64),
     limits: Limits,
+    /// Waiting for a retry that does not hold its key: until when.
+    releases_until: Option<i64>,
 }
 
 impl Record {
@@ -184,7 +186,10 @@ impl State {
         if let Some((name, entry)) = record.lane_entry() {
             let Some(lane) = self.lanes.get(name) else { return true };
             let in_flight = limits.in_flight as usize;
-            if lane.pending.range(..entry).take(in_flight).count() >= in_flight {
+            let holds = |key: &String| {
+                self.records.get(key).is_none_or(|other| other.releases_until.is_none_or(|until| until <= now))
+            };
+            if lane.pending.range(..entry).filter(|(_, _, key)| holds(key)).take(in_flight).count() >= in_flight {
                 return false;
             }
             let running = lane
@@ -295,6 +300,7 @@ impl Inbox for MemoryInbox {
             updated_at: now,
             place: (created, slot.1),
             limits: delivery.order.limits,
+            releases_until: None,
         };
         if let Some((lane, entry)) = record.lane_entry() {
             state.lanes.entry(lane.to_owned()).or_default().pending.insert(entry);
@@ -337,6 +343,7 @@ impl Inbox for MemoryInbox {
         record.updated_at = now;
         record.delivery.state = DeliveryState::Running;
         record.delivery.attempts += 1;
+        record.releases_until = None;
         let delivery = record.delivery.clone();
         let (place, typed) = (record.place.0, record.limits.type_concurrency.is_some());
         state.due.insert(slot, key.clone());
@@ -372,6 +379,13 @@ impl Inbox for MemoryInbox {
         self.lock().settle(lease, DeliveryState::Retrying, after(now(), delay), Some(error))
     }
 
+    async fn retry_releasing(&self, lease: &Lease, delay: Duration, error: &str) -> Result<(), InboxError> {
+        let mut state = self.lock();
+        let until = after(now(), delay);
+        state.held(lease)?.releases_until = Some(until);
+        state.settle(lease, DeliveryState::Retrying, until, Some(error))
+    }
+
     async fn dead_letter(&self, lease: &Lease, error: &str) -> Result<(), InboxError> {
         self.lock().settle(lease, DeliveryState::Dead, i64::MAX, Some(error))
     }
@@ -394,6 +408,19 @@ impl Inbox for MemoryInbox {
                 stats.add(record.delivery.state, 1);
             }
         }
+        let (mut waiting, mut held) = (0, 0);
+        for lane in inbox.lanes.values() {
+            let records: Vec<&Record> = lane.pending.iter().filter_map(|(_, _, key)| inbox.records.get(key)).collect();
+            let in_flight = records.first().map_or(1, |record| record.limits.in_flight as usize);
+            waiting += u64::from(records.len() > in_flight);
+            held += u64::from(
+                records
+                    .iter()
+                    .take(in_flight)
+                    .any(|record| record.delivery.state == DeliveryState::Retrying && record.releases_until.is_none()),
+            );
+        }
+        (stats.keys_waiting, stats.keys_held_by_retry) = (Some(waiting), Some(held));
         stats.oldest_due_age = inbox
             .due
             .iter()
@@ -417,6 +444,13 @@ impl Inbox for MemoryInbox {
 
     async fn get(&self, key: &str) -> Result<Option<StoredDelivery>, InboxError> {
         Ok(self.lock().records.get(key).map(|record| record.delivery.clone()))
+    }
+
+    async fn list_key(&self, order_key: &str, limit: usize) -> Result<Vec<StoredDelivery>, InboxError> {
+        let state = self.lock();
+        let Some(lane) = state.lanes.get(order_key) else { return Ok(Vec::new()) };
+        let pending = lane.pending.iter().filter_map(|(_, _, key)| state.records.get(key));
+        Ok(pending.take(limit).map(|record| record.delivery.clone()).collect())
     }
 
     async fn replay(&self, key: &str) -> Result<bool, InboxError> {

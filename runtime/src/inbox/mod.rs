@@ -241,6 +241,12 @@ pub struct InboxStats {
     pub dead: u64,
     /// How long the delivery that has been due longest has waited for a worker.
     pub oldest_due_age: Option<Duration>,
+    /// Ordering keys with deliveries waiting behind others of the key (more pending
+    /// than their `in_flight`); `None` when the inbox does not count them.
+    pub keys_waiting: Option<u64>,
+    /// Ordering keys held by a delivery waiting for its retry (a failing head: the
+    /// key's later deliveries wait behind it); `None` when the inbox does not count them.
+    pub keys_held_by_retry: Option<u64>,
 }
 
 impl InboxStats {
@@ -308,6 +314,18 @@ pub trait Inbox: Send + Sync + 'static {
     /// Schedules the next attempt `delay` from now, keeping `error` for the operator.
     async fn retry(&self, lease: &Lease, delay: Duration, error: &str) -> Result<(), InboxError>;
 
+    /// [`retry`](Self::retry), and while the delivery waits for its retry it does not
+    /// hold its ordering key: the key's later deliveries may run; once due, it takes its
+    /// place in the key's order again. The handler asked for it
+    /// ([`HandlerError::releasing_key`](crate::HandlerError::releasing_key)).
+    ///
+    /// The default holds the key, as `retry` does: an inbox that
+    /// [orders](Self::orders) overrides it (the conformance check
+    /// `a_retry_releasing_its_key_lets_later_ones_run` proves it).
+    async fn retry_releasing(&self, lease: &Lease, delay: Duration, error: &str) -> Result<(), InboxError> {
+        self.retry(lease, delay, error).await
+    }
+
     /// Moves the delivery to the dead letters with its last `error`.
     async fn dead_letter(&self, lease: &Lease, error: &str) -> Result<(), InboxError>;
 
@@ -320,6 +338,20 @@ pub trait Inbox: Send + Sync + 'static {
 
     /// Up to `limit` deliveries in `state`, oldest first.
     async fn list(&self, state: DeliveryState, limit: usize) -> Result<Vec<StoredDelivery>, InboxError>;
+
+    /// The pending deliveries (queued, retrying, running) of the ordering key
+    /// `order_key`, in the key's order, up to `limit`: what runs next, and what waits
+    /// behind it. The default reads every pending delivery through [`list`](Self::list).
+    async fn list_key(&self, order_key: &str, limit: usize) -> Result<Vec<StoredDelivery>, InboxError> {
+        let mut found = Vec::new();
+        for state in [DeliveryState::Running, DeliveryState::Retrying, DeliveryState::Queued] {
+            let listed = self.list(state, 100_000).await?;
+            found.extend(listed.into_iter().filter(|delivery| delivery.order_key.as_deref() == Some(order_key)));
+        }
+        found.sort_by_key(|delivery| (delivery.created_at, delivery.received_at));
+        found.truncate(limit);
+        Ok(found)
+    }
 
     /// The delivery stored under `key`.
     async fn get(&self, key: &str) -> Result<Option<StoredDelivery>, InboxError>;
@@ -439,6 +471,9 @@ macro_rules! forward_inbox {
             async fn retry(&self, lease: &Lease, delay: Duration, error: &str) -> Result<(), InboxError> {
                 (**self).retry(lease, delay, error).await
             }
+            async fn retry_releasing(&self, lease: &Lease, delay: Duration, error: &str) -> Result<(), InboxError> {
+                (**self).retry_releasing(lease, delay, error).await
+            }
             async fn dead_letter(&self, lease: &Lease, error: &str) -> Result<(), InboxError> {
                 (**self).dead_letter(lease, error).await
             }
@@ -453,6 +488,9 @@ macro_rules! forward_inbox {
             }
             async fn get(&self, key: &str) -> Result<Option<StoredDelivery>, InboxError> {
                 (**self).get(key).await
+            }
+            async fn list_key(&self, order_key: &str, limit: usize) -> Result<Vec<StoredDelivery>, InboxError> {
+                (**self).list_key(order_key, limit).await
             }
             async fn replay(&self, key: &str) -> Result<bool, InboxError> {
                 (**self).replay(key).await

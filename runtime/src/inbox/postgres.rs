@@ -79,10 +79,13 @@ struct Statements {
     renew: String,
     complete: String,
     retry: String,
+    retry_releasing: String,
     dead: String,
     release: String,
     counts: String,
     oldest: String,
+    keys: String,
+    list_key: String,
     list: String,
     get: String,
     replay: String,
@@ -121,53 +124,7 @@ impl Statements {
                    WHERE {t}.state = 'done' AND {t}.due_at <= now()
                  RETURNING 1"
             ),
-            take: {
-                // An expired lease first: its delivery is the oldest, and with an ordering
-                // key it holds the key until taken again. Then the delivery due longest.
-                // Rows that are plainly not allowed (behind older ones of their key, or of a
-                // type at its cap, as this statement's snapshot sees it) are passed over
-                // without `_may_run`, which locks their key and reads again.
-                let behind = format!(
-                    "(order_key IS NOT NULL AND (SELECT count(*) FROM (SELECT 1 FROM {t} o
-                        WHERE o.order_key = r.order_key AND o.state IN ('queued', 'retrying', 'running')
-                          AND (o.created_ms, o.seq) < (r.created_ms, r.seq) LIMIT r.in_flight) x) >= r.in_flight)"
-                );
-                let full = format!(
-                    "(type_cap IS NOT NULL AND (SELECT count(*) FROM (SELECT 1 FROM {t} o
-                        WHERE o.event_type = r.event_type AND o.state = 'running' AND o.type_cap IS NOT NULL
-                          AND o.due_at > now() AND o.key <> r.key LIMIT r.type_cap) x) >= r.type_cap)"
-                );
-                let next = |states: &str| {
-                    format!(
-                        "SELECT key FROM {t} r WHERE state IN ({states}) AND due_at <= now()
-                           AND CASE WHEN order_key IS NULL AND type_cap IS NULL THEN true
-                                    WHEN {behind} OR {full} THEN false
-                                    ELSE {t}_may_run(key, order_key, created_ms, seq, in_flight, event_type,
-                                                     type_cap, key_interval) END
-                         ORDER BY due_at LIMIT 1 FOR UPDATE SKIP LOCKED"
-                    )
-                };
-                // Taking a delivery of a key (one at a time) parks the key's other queued
-                // ones (due at infinity: no take reads them) until it is settled, which
-                // makes the next one due (`settle`'s `b`): a take never walks past a
-                // busy key's backlog.
-                format!(
-                    "WITH taken AS (
-                       UPDATE {t} SET state = 'running', attempts = attempts + 1, token = $1,
-                           due_at = now() + $2::bigint * interval '1 millisecond', updated_at = now(), started_at = now()
-                       WHERE key = coalesce(({}), ({}))
-                       RETURNING {COLUMNS}, order_key IS NOT NULL AND EXISTS (SELECT 1 FROM {t} d
-                           WHERE d.order_key = {t}.order_key AND d.state = 'done' AND d.due_at > now()
-                             AND d.created_ms > {t}.created_ms), in_flight),
-                     parked AS (
-                       UPDATE {t} p SET due_at = 'infinity' FROM taken
-                       WHERE taken.in_flight = 1 AND p.order_key = taken.order_key AND p.state = 'queued'
-                         AND p.key <> taken.key AND p.due_at <> 'infinity')
-                     SELECT * FROM taken",
-                    next("'running'"),
-                    next("'queued', 'retrying'")
-                )
-            },
+            take: take_statement(t),
             renew: format!("UPDATE {t} SET due_at = now() + $3::bigint * interval '1 millisecond' {held}"),
             complete: settle(
                 "state = 'done', token = NULL, due_at = now() + $3::bigint * interval '1 millisecond',
@@ -175,6 +132,10 @@ impl Statements {
             ),
             retry: settle(
                 "state = 'retrying', token = NULL, last_error = $4,
+                 due_at = now() + $3::bigint * interval '1 millisecond', updated_at = now()",
+            ),
+            retry_releasing: settle(
+                "state = 'retrying', token = NULL, last_error = $4, releases = true,
                  due_at = now() + $3::bigint * interval '1 millisecond', updated_at = now()",
             ),
             dead: settle("state = 'dead', token = NULL, last_error = $3, due_at = 'infinity', updated_at = now()"),
@@ -186,6 +147,17 @@ impl Statements {
             oldest: format!(
                 "SELECT (extract(epoch from now() - min(due_at)) * 1000)::bigint FROM {t}
                  WHERE state IN ('queued', 'retrying') AND due_at <= now()"
+            ),
+            keys: format!(
+                "SELECT count(*) FILTER (WHERE pending > in_flight), count(*) FILTER (WHERE held) FROM (
+                     SELECT count(*) AS pending, max(in_flight) AS in_flight,
+                            bool_or(state = 'retrying' AND NOT releases) AS held
+                     FROM {t} WHERE order_key IS NOT NULL AND state IN ('queued', 'retrying', 'running')
+                     GROUP BY order_key) k"
+            ),
+            list_key: format!(
+                "SELECT {COLUMNS} FROM {t} WHERE order_key = $1 AND state IN ('queued', 'retrying', 'running')
+                 ORDER BY created_ms, seq LIMIT $2"
             ),
             list: format!(
                 "SELECT {COLUMNS} FROM {t} WHERE state = $1 AND (state <> 'done' OR due_at > now())
@@ -203,6 +175,59 @@ impl Statements {
             sweep: format!("DELETE FROM {t} WHERE state = 'done' AND due_at <= now()"),
         }
     }
+}
+
+/// The take: an expired lease first, then the delivery due longest, among those their
+/// ordering key and limits let run; taking a delivery of a key parks the key's others.
+fn take_statement(t: &str) -> String {
+    // An expired lease first: its delivery is the oldest, and with an ordering
+    // key it holds the key until taken again. Then the delivery due longest.
+    // Rows that are plainly not allowed (behind older ones of their key, or of a
+    // type at its cap, as this statement's snapshot sees it) are passed over
+    // without `_may_run`, which locks their key and reads again.
+    let behind = format!(
+        "(order_key IS NOT NULL AND (SELECT count(*) FROM (SELECT 1 FROM {t} o
+                WHERE o.order_key = r.order_key AND o.state IN ('queued', 'retrying', 'running')
+                  AND (o.created_ms, o.seq) < (r.created_ms, r.seq)
+                  AND NOT (o.state = 'retrying' AND o.releases AND o.due_at > now())
+                LIMIT r.in_flight) x) >= r.in_flight)"
+    );
+    let full = format!(
+        "(type_cap IS NOT NULL AND (SELECT count(*) FROM (SELECT 1 FROM {t} o
+                WHERE o.event_type = r.event_type AND o.state = 'running' AND o.type_cap IS NOT NULL
+                  AND o.due_at > now() AND o.key <> r.key LIMIT r.type_cap) x) >= r.type_cap)"
+    );
+    let next = |states: &str| {
+        format!(
+            "SELECT key FROM {t} r WHERE state IN ({states}) AND due_at <= now()
+                   AND CASE WHEN order_key IS NULL AND type_cap IS NULL THEN true
+                            WHEN {behind} OR {full} THEN false
+                            ELSE {t}_may_run(key, order_key, created_ms, seq, in_flight, event_type,
+                                             type_cap, key_interval) END
+                 ORDER BY due_at LIMIT 1 FOR UPDATE SKIP LOCKED"
+        )
+    };
+    // Taking a delivery of a key (one at a time) parks the key's other queued
+    // ones (due at infinity: no take reads them) until it is settled, which
+    // makes the next one due (`settle`'s `b`): a take never walks past a
+    // busy key's backlog.
+    format!(
+        "WITH taken AS (
+               UPDATE {t} SET state = 'running', attempts = attempts + 1, token = $1,
+                   due_at = now() + $2::bigint * interval '1 millisecond', updated_at = now(), started_at = now(),
+                   releases = false
+               WHERE key = coalesce(({}), ({}))
+               RETURNING {COLUMNS}, order_key IS NOT NULL AND EXISTS (SELECT 1 FROM {t} d
+                   WHERE d.order_key = {t}.order_key AND d.state = 'done' AND d.due_at > now()
+                     AND d.created_ms > {t}.created_ms), in_flight),
+             parked AS (
+               UPDATE {t} p SET due_at = 'infinity' FROM taken
+               WHERE taken.in_flight = 1 AND p.order_key = taken.order_key AND p.state = 'queued'
+                 AND p.key <> taken.key AND p.due_at <> 'infinity')
+             SELECT * FROM taken",
+        next("'running'"),
+        next("'queued', 'retrying'")
+    )
 }
 
 impl fmt::Debug for PostgresInbox {
@@ -357,17 +382,25 @@ impl Inner {
 /// sees every take of the key that committed before.
 fn order_migration(t: &str) -> String {
     format!(
-        "ALTER TABLE {t} ADD COLUMN IF NOT EXISTS seq bigserial,
-             ADD COLUMN IF NOT EXISTS order_key text,
-             ADD COLUMN IF NOT EXISTS created_ms bigint NOT NULL DEFAULT 0,
-             ADD COLUMN IF NOT EXISTS in_flight integer NOT NULL DEFAULT 1,
-             ADD COLUMN IF NOT EXISTS type_cap integer,
-             ADD COLUMN IF NOT EXISTS key_interval bigint,
-             ADD COLUMN IF NOT EXISTS started_at timestamptz;
-         CREATE INDEX IF NOT EXISTS {t}_lane ON {t} (order_key, created_ms, seq) WHERE order_key IS NOT NULL;
-         CREATE INDEX IF NOT EXISTS {t}_lease ON {t} (due_at) WHERE state = 'running';
-         CREATE INDEX IF NOT EXISTS {t}_running_type ON {t} (event_type)
-             WHERE state = 'running' AND type_cap IS NOT NULL;
+        "DO $do$ BEGIN
+           -- ALTER TABLE locks the table: only when a column is missing (a table made
+           -- before ordered lanes), never on every connect of a busy fleet.
+           IF NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = '{t}'::regclass AND attname = 'releases'
+                          AND NOT attisdropped) THEN
+             ALTER TABLE {t} ADD COLUMN IF NOT EXISTS seq bigserial,
+                 ADD COLUMN IF NOT EXISTS order_key text,
+                 ADD COLUMN IF NOT EXISTS created_ms bigint NOT NULL DEFAULT 0,
+                 ADD COLUMN IF NOT EXISTS in_flight integer NOT NULL DEFAULT 1,
+                 ADD COLUMN IF NOT EXISTS type_cap integer,
+                 ADD COLUMN IF NOT EXISTS key_interval bigint,
+                 ADD COLUMN IF NOT EXISTS started_at timestamptz,
+                 ADD COLUMN IF NOT EXISTS releases boolean NOT NULL DEFAULT false;
+             CREATE INDEX IF NOT EXISTS {t}_lane ON {t} (order_key, created_ms, seq) WHERE order_key IS NOT NULL;
+             CREATE INDEX IF NOT EXISTS {t}_lease ON {t} (due_at) WHERE state = 'running';
+             CREATE INDEX IF NOT EXISTS {t}_running_type ON {t} (event_type)
+                 WHERE state = 'running' AND type_cap IS NOT NULL;
+           END IF;
+         END $do$;
          CREATE OR REPLACE FUNCTION {t}_may_run(p_k text, p_lane text, p_created bigint, p_s bigint, p_in_flight integer,
                                                 p_etype text, p_type_cap integer, p_key_interval bigint)
          RETURNS boolean LANGUAGE plpgsql VOLATILE AS $fn$
@@ -376,6 +409,7 @@ fn order_migration(t: &str) -> String {
              IF NOT pg_try_advisory_xact_lock(hashtext('{t}:lane'), hashtext(p_lane)) THEN RETURN false; END IF;
              IF (SELECT count(*) FROM (SELECT 1 FROM {t} o WHERE o.order_key = p_lane
                    AND o.state IN ('queued', 'retrying', 'running') AND (o.created_ms, o.seq) < (p_created, p_s)
+                   AND NOT (o.state = 'retrying' AND o.releases AND o.due_at > now())
                    LIMIT p_in_flight) x) >= p_in_flight THEN RETURN false; END IF;
              IF (SELECT count(*) FROM (SELECT 1 FROM {t} o WHERE o.order_key = p_lane AND o.state = 'running'
                    AND o.due_at > now() AND o.key <> p_k LIMIT p_in_flight) x) >= p_in_flight THEN RETURN false; END IF;
@@ -511,6 +545,10 @@ impl Inbox for PostgresInbox {
         self.held(lease, &self.inner.sql.retry, &[&millis(delay), &error]).await
     }
 
+    async fn retry_releasing(&self, lease: &Lease, delay: Duration, error: &str) -> Result<(), InboxError> {
+        self.held(lease, &self.inner.sql.retry_releasing, &[&millis(delay), &error]).await
+    }
+
     async fn dead_letter(&self, lease: &Lease, error: &str) -> Result<(), InboxError> {
         self.held(lease, &self.inner.sql.dead, &[&error]).await
     }
@@ -532,6 +570,13 @@ impl Inbox for PostgresInbox {
             None => None,
         };
         stats.oldest_due_age = millis.map(|ms| Duration::from_millis(ms.unsigned_abs()));
+        if let Some(row) = self.query(&self.inner.sql.keys, &[]).await?.first() {
+            let count = |at: usize| -> Result<Option<u64>, InboxError> {
+                let count: i64 = row.try_get(at).map_err(|err| InboxError::Unavailable(Box::new(err)))?;
+                Ok(Some(count.unsigned_abs()))
+            };
+            (stats.keys_waiting, stats.keys_held_by_retry) = (count(0)?, count(1)?);
+        }
         Ok(stats)
     }
 
@@ -544,6 +589,12 @@ impl Inbox for PostgresInbox {
     async fn get(&self, key: &str) -> Result<Option<StoredDelivery>, InboxError> {
         let rows = self.query(&self.inner.sql.get, &[&key]).await?;
         rows.first().map(read).transpose()
+    }
+
+    async fn list_key(&self, order_key: &str, limit: usize) -> Result<Vec<StoredDelivery>, InboxError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = self.query(&self.inner.sql.list_key, &[&order_key, &limit]).await?;
+        rows.iter().map(read).collect()
     }
 
     async fn replay(&self, key: &str) -> Result<bool, InboxError> {

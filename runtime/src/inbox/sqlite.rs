@@ -42,7 +42,8 @@ const SCHEMA: &str = "
         in_flight INTEGER NOT NULL DEFAULT 1,
         type_cap INTEGER,
         key_interval INTEGER,
-        started_at INTEGER
+        started_at INTEGER,
+        releases INTEGER NOT NULL DEFAULT 0
     );
     CREATE INDEX IF NOT EXISTS hookroute_inbox_due ON hookroute_inbox (due_at, seq)
         WHERE state IN ('queued', 'retrying', 'running');
@@ -54,13 +55,14 @@ const SCHEMA: &str = "
 ";
 
 /// The columns an inbox made before ordered lanes lacks, added when it opens.
-const ORDER_COLUMNS: [(&str, &str); 6] = [
+const ORDER_COLUMNS: [(&str, &str); 7] = [
     ("order_key", "TEXT"),
     ("created_ms", "INTEGER NOT NULL DEFAULT 0"),
     ("in_flight", "INTEGER NOT NULL DEFAULT 1"),
     ("type_cap", "INTEGER"),
     ("key_interval", "INTEGER"),
     ("started_at", "INTEGER"),
+    ("releases", "INTEGER NOT NULL DEFAULT 0"),
 ];
 
 /// The indexes of ordered lanes and type caps (after [`ORDER_COLUMNS`]).
@@ -76,13 +78,13 @@ const COLUMNS: &str = "key, event_id, event_type, headers, body, signed_at, stat
                        order_key, created_ms";
 
 /// Whether the record `r` may run now (`?3`) under its ordering key and limits (see
-/// [`Order`]): no more than `in_flight` older deliveries of its key pending, nor
-/// running; its key's last start `key_interval` ago; fewer than `type_cap` of its type
+/// [`Order`]): no more than `in_flight` older deliveries of its key pending (a retry
+/// that releases its key does not count until it is due), nor running; its key's last start `key_interval` ago; fewer than `type_cap` of its type
 /// running.
 const MAY_RUN: &str = "(r.order_key IS NULL OR (
         (SELECT count(*) FROM hookroute_inbox o WHERE o.order_key = r.order_key
-            AND o.state IN ('queued', 'retrying', 'running') AND (o.created_ms, o.seq) < (r.created_ms, r.seq))
-            < r.in_flight
+            AND o.state IN ('queued', 'retrying', 'running') AND (o.created_ms, o.seq) < (r.created_ms, r.seq)
+            AND NOT (o.state = 'retrying' AND o.releases = 1 AND o.due_at > ?3)) < r.in_flight
         AND (SELECT count(*) FROM hookroute_inbox o WHERE o.order_key = r.order_key
             AND o.state = 'running' AND o.due_at > ?3 AND o.seq <> r.seq) < r.in_flight
         AND (r.key_interval IS NULL OR NOT EXISTS (SELECT 1 FROM hookroute_inbox o
@@ -377,7 +379,7 @@ impl Inbox for SqliteInbox {
         self.run(move |connection, now| {
             let sql = format!(
                 "UPDATE hookroute_inbox SET state = 'running', attempts = attempts + 1, token = ?1, due_at = ?2,
-                     updated_at = ?3, started_at = ?3
+                     updated_at = ?3, started_at = ?3, releases = 0
                  WHERE seq = coalesce(({}), ({}))
                  RETURNING {COLUMNS}",
                 next_expired(),
@@ -452,6 +454,19 @@ impl Inbox for SqliteInbox {
         .await
     }
 
+    async fn retry_releasing(&self, lease: &Lease, delay: Duration, error: &str) -> Result<(), InboxError> {
+        let delay = millis(delay);
+        self.settle(
+            lease,
+            "UPDATE hookroute_inbox SET state = 'retrying', releases = 1, token = NULL, due_at = ?3, updated_at = ?4,
+                 last_error = ?5
+             WHERE key = ?1 AND token = ?2 AND state = 'running' RETURNING seq, order_key",
+            move |now| now.saturating_add(delay),
+            Some(error),
+        )
+        .await
+    }
+
     async fn dead_letter(&self, lease: &Lease, error: &str) -> Result<(), InboxError> {
         self.settle(
             lease,
@@ -492,6 +507,17 @@ impl Inbox for SqliteInbox {
                 |row| row.get(0),
             )?;
             stats.oldest_due_age = oldest.map(|due| Duration::from_millis((now - due).unsigned_abs()));
+            let (waiting, held): (i64, i64) = connection.query_row(
+                "SELECT count(*) FILTER (WHERE pending > in_flight), count(*) FILTER (WHERE held > 0) FROM (
+                     SELECT count(*) AS pending, max(in_flight) AS in_flight,
+                            sum(state = 'retrying' AND releases = 0) AS held
+                     FROM hookroute_inbox WHERE order_key IS NOT NULL AND state IN ('queued', 'retrying', 'running')
+                     GROUP BY order_key)",
+                [],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )?;
+            stats.keys_waiting = Some(waiting.unsigned_abs());
+            stats.keys_held_by_retry = Some(held.unsigned_abs());
             Ok(stats)
         })
         .await
@@ -516,6 +542,20 @@ impl Inbox for SqliteInbox {
         self.run(move |connection, _| {
             let sql = format!("SELECT {COLUMNS} FROM hookroute_inbox WHERE key = ?1");
             connection.query_row(&sql, [key], read).optional()
+        })
+        .await
+    }
+
+    async fn list_key(&self, order_key: &str, limit: usize) -> Result<Vec<StoredDelivery>, InboxError> {
+        let (order_key, limit) = (order_key.to_owned(), i64::try_from(limit).unwrap_or(i64::MAX));
+        self.run(move |connection, _| {
+            let sql = format!(
+                "SELECT {COLUMNS} FROM hookroute_inbox WHERE order_key = ?1
+                   AND state IN ('queued', 'retrying', 'running') ORDER BY created_ms, seq LIMIT ?2"
+            );
+            let mut statement = connection.prepare(&sql)?;
+            let rows = statement.query_map(params![order_key, limit], read)?;
+            rows.collect()
         })
         .await
     }

@@ -64,6 +64,7 @@ where
     if probe.orders() {
         a_key_runs_one_at_a_time_oldest_first(&probe).await;
         a_retrying_delivery_holds_its_key_and_a_dead_one_frees_it(&make().await).await;
+        a_retry_releasing_its_key_lets_later_ones_run(&make().await).await;
         an_expired_lease_holds_its_key_until_it_ends(&make().await).await;
         in_flight_lets_that_many_of_a_key_run(&make().await).await;
         a_busy_key_goes_to_the_back_of_the_line(&make().await).await;
@@ -438,6 +439,23 @@ pub async fn a_retrying_delivery_holds_its_key_and_a_dead_one_frees_it<I: Inbox>
     assert_eq!(take(check, inbox).await.delivery.key, "groq:event:b", "{check}: a dead letter must free its key");
 }
 
+/// A retry that releases its key (`Inbox::retry_releasing`) lets the key's later
+/// deliveries run while it waits; once due, it runs again.
+pub async fn a_retry_releasing_its_key_lets_later_ones_run<I: Inbox>(inbox: &I) {
+    let check = "a_retry_releasing_its_key_lets_later_ones_run";
+    enqueue_keyed(check, inbox, &keyed("groq:event:a", "cus_1", 1000, Limits::NONE)).await;
+    enqueue_keyed(check, inbox, &keyed("groq:event:b", "cus_1", 2000, Limits::NONE)).await;
+    let a = take(check, inbox).await;
+    assert_eq!(a.delivery.key, "groq:event:a", "{check}");
+    ok(check, "retry_releasing", inbox.retry_releasing(&a.lease, SHORT, "boom").await);
+    let b = take(check, inbox).await;
+    assert_eq!(b.delivery.key, "groq:event:b", "{check}: the key's later delivery must run while `a` waits");
+    ok(check, "complete", inbox.complete(&b.lease, LONG).await);
+    tokio::time::sleep(SHORT + MARGIN).await;
+    let again = take(check, inbox).await;
+    assert_eq!((again.delivery.key.as_str(), again.delivery.attempts), ("groq:event:a", 2), "{check}");
+}
+
 /// A worker that died holds its key until its lease ends; then the same delivery is
 /// taken again, before the key's later ones and before deliveries queued while it
 /// ran (a backlog must not hold the key for longer than the lease).
@@ -663,6 +681,7 @@ macro_rules! inbox_conformance_tests {
         $crate::inbox_conformance_tests!($make);
         $crate::inbox_conformance_tests!(@checks ($make)
             a_key_runs_one_at_a_time_oldest_first a_retrying_delivery_holds_its_key_and_a_dead_one_frees_it
+            a_retry_releasing_its_key_lets_later_ones_run
             an_expired_lease_holds_its_key_until_it_ends in_flight_lets_that_many_of_a_key_run
             a_busy_key_goes_to_the_back_of_the_line a_type_cap_holds_across_keys a_key_rate_spaces_its_starts
             a_stale_delivery_is_superseded);

@@ -405,7 +405,14 @@ impl Inbox for RedisInbox {
 
     async fn retry(&self, lease: &Lease, delay: Duration, error: &str) -> Result<(), InboxError> {
         self.held(&self.scripts.retry, lease, |script| {
-            script.arg(millis(delay)).arg(error);
+            script.arg(millis(delay)).arg(error).arg(0);
+        })
+        .await
+    }
+
+    async fn retry_releasing(&self, lease: &Lease, delay: Duration, error: &str) -> Result<(), InboxError> {
+        self.held(&self.scripts.retry, lease, |script| {
+            script.arg(millis(delay)).arg(error).arg(1);
         })
         .await
     }
@@ -434,6 +441,9 @@ impl Inbox for RedisInbox {
             done: count(done),
             dead: count(dead),
             oldest_due_age: u64::try_from(oldest).ok().map(Duration::from_millis),
+            // Counting keys would mean scanning every key's sets: not counted here.
+            keys_waiting: None,
+            keys_held_by_retry: None,
         })
     }
 
@@ -478,6 +488,25 @@ impl Inbox for RedisInbox {
             order_key: fields.get("lane").map(text),
             created_at: from_unix_millis(number(fields.get("created").unwrap_or(field("received_at")))),
         }))
+    }
+
+    async fn list_key(&self, order_key: &str, limit: usize) -> Result<Vec<StoredDelivery>, InboxError> {
+        let limit = limit.min(100_000);
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let mut range = redis::cmd("ZRANGE");
+        range.arg(format!("{}lp:{order_key}", self.prefix)).arg(0).arg(limit - 1);
+        let members: Vec<String> =
+            within(self.timeout, "Redis", range.query_async(&mut self.connection.clone())).await?;
+        let mut found = Vec::with_capacity(members.len());
+        // A member is `<16-digit arrival>:<record key>`.
+        for member in members {
+            if let Some(delivery) = self.get(member.get(17..).unwrap_or_default()).await? {
+                found.push(delivery);
+            }
+        }
+        Ok(found)
     }
 
     async fn replay(&self, key: &str) -> Result<bool, InboxError> {

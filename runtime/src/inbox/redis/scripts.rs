@@ -142,6 +142,11 @@ for _, key in ipairs(due) do
   local rec = ARGV[1] .. key
   local state = redis.call('HGET', rec, 'state')
   if state == 'queued' then redis.call('DECR', base .. 'parked_rate') end
+  if redis.call('HDEL', rec, 'releases') == 1 then
+    -- A retry that released its key takes its place in the key's order again.
+    local o = order_of(rec)
+    if o[1] then redis.call('ZADD', base .. 'lp:' .. o[1], o[7], o[2]) end
+  end
   if state == 'retrying' or state == 'queued' then
     redis.call('HSET', rec, 'entry', redis.call('XADD', KEYS[1], '*', 'key', key))
   end
@@ -270,9 +275,17 @@ end
 return {forgotten, #keys}
 ";
 
-/// ARGV[4]: the delay in ms, ARGV[5]: the error.
+/// ARGV[4]: the delay in ms, ARGV[5]: the error, ARGV[6]: `1` when the retry releases
+/// its ordering key (it leaves the key's pending set until due).
 const RETRY: &str = r"
-freed(order_of(rec), ARGV[2], false)
+local o = order_of(rec)
+freed(o, ARGV[2], false)
+if ARGV[6] == '1' and o[1] then
+  redis.call('ZREM', base .. 'lp:' .. o[1], o[2])
+  redis.call('HSET', rec, 'releases', 1)
+  behind(o, ARGV[2])
+  unpark_lane(o)
+end
 redis.call('HSET', rec, 'state', 'retrying', 'last_error', ARGV[5], 'updated_at', now)
 redis.call('ZADD', KEYS[2], now + tonumber(ARGV[4]), ARGV[2])
 return 1
