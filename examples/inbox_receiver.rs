@@ -19,6 +19,7 @@
 //! | `HANDLER_DELAY_MS` | each handler sleeps this long | 0 |
 //! | `RETRY_SCHEDULE_MS` | delays between attempts, e.g. `100,200,400` | Standard Webhooks |
 //! | `LEASE_MS` | a worker's lease, renewed while its handler runs | 30000 |
+//! | `ORDER_KEY` | `1`: each resource's events run one at a time, oldest first (`key = "data.id"`) | unset |
 //!
 //! A handler fails its first N attempts when the event's `data` holds `"fail_times": N`,
 //! and fails permanently (dead letter at once) with `"fail": "permanent"`. The worker
@@ -81,6 +82,28 @@ impl App {
     }
 }
 
+/// The same handlers, with the events of one resource in an ordered lane
+/// (`ORDER_KEY=1`; `bench/inbox` compares the two).
+struct Ordered(App);
+
+#[webhook_handlers(provider = "groq")]
+impl Ordered {
+    #[event("resource.created", key = "data.id")]
+    async fn created(&self, data: Resource, meta: &EventMeta) -> Result<(), HandlerError> {
+        self.0.handle(data, meta).await
+    }
+
+    #[event("resource.updated", key = "data.id")]
+    async fn updated(&self, data: Resource, meta: &EventMeta) -> Result<(), HandlerError> {
+        self.0.handle(data, meta).await
+    }
+
+    #[event("resource.deleted", key = "data.id")]
+    async fn deleted(&self, data: Resource, meta: &EventMeta) -> Result<(), HandlerError> {
+        self.0.handle(data, meta).await
+    }
+}
+
 /// Reads a variable, or its default when unset; a value that does not parse is an error.
 fn var<T: std::str::FromStr>(name: &str, default: T) -> Result<T, String> {
     match std::env::var(name) {
@@ -123,6 +146,15 @@ async fn main() -> ExitCode {
 }
 
 async fn run() -> Result<(), String> {
+    let delay = Duration::from_millis(var("HANDLER_DELAY_MS", 0)?);
+    if var("ORDER_KEY", 0_u8)? == 1 {
+        serve(Ordered(App { delay })).await
+    } else {
+        serve(App { delay }).await
+    }
+}
+
+async fn serve<H: hookroute::WebhookHandlers>(app: H) -> Result<(), String> {
     let port: u16 = var("PORT", 3000)?;
     let workers: usize = var("WORKERS", hookroute::DEFAULT_CONCURRENCY)?;
     let worker_only = match std::env::var("ROLE").unwrap_or_default().as_str() {
@@ -130,7 +162,6 @@ async fn run() -> Result<(), String> {
         "worker" => true,
         other => return Err(format!("ROLE=`{other}`: use `worker` (workers only) or leave it unset")),
     };
-    let delay = Duration::from_millis(var("HANDLER_DELAY_MS", 0)?);
     let lease = Duration::from_millis(var("LEASE_MS", 30_000)?);
     let schedule = match std::env::var("RETRY_SCHEDULE_MS") {
         Ok(list) => RetrySchedule::from_millis_list(&list).map_err(|error| format!("RETRY_SCHEDULE_MS: {error}"))?,
@@ -138,7 +169,7 @@ async fn run() -> Result<(), String> {
     };
     let url = std::env::var("HOOKROUTE_INBOX").unwrap_or_default();
     let inline = url == "inline";
-    let mut builder = Receiver::builder(App { delay });
+    let mut builder = Receiver::builder(app);
     if !inline {
         let inbox = hookroute::inbox::connect(&url).await.map_err(|error| format!("HOOKROUTE_INBOX: {error}"))?;
         builder = builder.inbox(inbox).retry_schedule(schedule);

@@ -187,24 +187,25 @@ fn take_statement(t: &str) -> String {
     // without `_may_run`, which locks their key and reads again.
     let behind = format!(
         "(order_key IS NOT NULL AND (SELECT count(*) FROM (SELECT 1 FROM {t} o
-                WHERE o.order_key = r.order_key AND o.state IN ('queued', 'retrying', 'running')
-                  AND (o.created_ms, o.seq) < (r.created_ms, r.seq)
+                WHERE o.order_key = r.order_key AND (o.created_ms, o.seq) < (r.created_ms, r.seq)
+                  AND o.state IN ('queued', 'retrying', 'running')
                   AND NOT (o.state = 'retrying' AND o.releases AND o.due_at > now())
-                LIMIT r.in_flight) x) >= r.in_flight)"
+                ORDER BY o.order_key, o.created_ms, o.seq LIMIT r.in_flight) x) >= r.in_flight)"
     );
     let full = format!(
         "(type_cap IS NOT NULL AND (SELECT count(*) FROM (SELECT 1 FROM {t} o
                 WHERE o.event_type = r.event_type AND o.state = 'running' AND o.type_cap IS NOT NULL
                   AND o.due_at > now() AND o.key <> r.key LIMIT r.type_cap) x) >= r.type_cap)"
     );
+    let allowed = format!(
+        "CASE WHEN order_key IS NULL AND type_cap IS NULL THEN true
+              WHEN {behind} OR {full} THEN false
+              ELSE {t}_may_run(key, order_key, created_ms, seq, in_flight, event_type, type_cap, key_interval) END"
+    );
     let next = |states: &str| {
         format!(
-            "SELECT key FROM {t} r WHERE state IN ({states}) AND due_at <= now()
-                   AND CASE WHEN order_key IS NULL AND type_cap IS NULL THEN true
-                            WHEN {behind} OR {full} THEN false
-                            ELSE {t}_may_run(key, order_key, created_ms, seq, in_flight, event_type,
-                                             type_cap, key_interval) END
-                 ORDER BY due_at LIMIT 1 FOR UPDATE SKIP LOCKED"
+            "SELECT key FROM {t} r WHERE state IN ({states}) AND due_at <= now() AND {allowed}
+             ORDER BY due_at LIMIT 1 FOR UPDATE SKIP LOCKED"
         )
     };
     // Taking a delivery of a key (one at a time) parks the key's other queued
@@ -291,7 +292,16 @@ impl PostgresInboxBuilder {
         let PostgresBuilder { url, table, timeout, pool_size, sweep_every, existing, .. } = self;
         check_table(&table)?;
         let (db, target) = Database::new(&url, timeout, pool_size)?;
-        let (marks, _) = Database::with_options(&url, timeout, pool_size, Some("-c synchronous_commit=off"))?;
+        // No bitmap scans for takes and marks: a table filled in a burst has no
+        // statistics yet, and the planner then read every waiting row through two
+        // bitmaps and sorted them, checking each one's key (a second a take); the due
+        // index, read in order, stops at the first delivery that may run.
+        let (marks, _) = Database::with_options(
+            &url,
+            timeout,
+            pool_size,
+            Some("-c synchronous_commit=off -c enable_bitmapscan=off"),
+        )?;
         let failed = |err: InboxError| connect_error("PostgreSQL", target.clone(), err);
         let inner = Arc::new(Inner { db, marks, sql: Statements::new(&table), table });
         let migration = format!(

@@ -62,14 +62,17 @@ fn run_prefix() -> String {
     format!("{:x}", SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |since| since.as_nanos()))
 }
 
-fn write_requests(secret: &[u8], count: u64) -> std::io::Result<()> {
+/// `keys`: event `i` is about resource `i % keys` (for an ordered receiver keyed by
+/// the resource); by default resource `i / 3`.
+fn write_requests(secret: &[u8], count: u64, keys: Option<u64>) -> std::io::Result<()> {
     let now = now();
     let run = run_prefix();
     let mut out = BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
     for i in 0..count {
         let id = format!("evt_{run}_{i}");
         let event_type = TYPES[usize::try_from(i % 3).expect("below 3")];
-        let request = request(secret, now, &body(&id, event_type, now, i / 3));
+        let resource = keys.map_or(i / 3, |keys| i % keys.max(1));
+        let request = request(secret, now, &body(&id, event_type, now, resource));
         writeln!(out, "{}", request.len())?;
         out.write_all(&request)?;
     }
@@ -125,23 +128,57 @@ fn prime(path: &str, address: &str) -> Result<(), String> {
     expect(address, "the first delivery", &request, 200)
 }
 
-const USAGE: &str = "usage: presign unique <count> | presign duplicates | presign check <host:port> \
-                     | presign prime <file> <host:port>   (secret in GROQ_WEBHOOK_SECRET)";
+/// Sends every request of a file, 8 at a time; each must be answered 2xx.
+fn fill(path: &str, address: &str) -> Result<(), String> {
+    let file = std::fs::File::open(path).map_err(|error| format!("cannot read {path}: {error}"))?;
+    let mut reader = BufReader::new(file);
+    let mut requests = Vec::new();
+    let mut length = String::new();
+    while reader.read_line(&mut length).map_err(|error| format!("cannot read {path}: {error}"))? > 0 {
+        let size: usize = length.trim().parse().map_err(|_| format!("{path} is not a requests file"))?;
+        let mut request = vec![0; size];
+        reader.read_exact(&mut request).map_err(|error| format!("cannot read {path}: {error}"))?;
+        requests.push(request);
+        length.clear();
+    }
+    let chunk = requests.len().div_ceil(8).max(1);
+    std::thread::scope(|scope| {
+        let senders: Vec<_> = requests
+            .chunks(chunk)
+            .map(|part| {
+                scope.spawn(move || {
+                    part.iter().try_for_each(|request| match send(address, request)? {
+                        200..=299 => Ok(()),
+                        status => Err(format!("{address} answered {status}")),
+                    })
+                })
+            })
+            .collect();
+        senders.into_iter().try_for_each(|sender| sender.join().unwrap_or_else(|_| Err("a sender panicked".into())))
+    })
+}
+
+const USAGE: &str = "usage: presign unique <count> [keys] | presign duplicates | presign check <host:port> \
+                     | presign prime <file> <host:port> | presign fill <file> <host:port>   \
+                     (secret in GROQ_WEBHOOK_SECRET)";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let secret = std::env::var("GROQ_WEBHOOK_SECRET").unwrap_or_default();
-    if secret.is_empty() && !matches!(args.first(), Some(&"prime")) {
+    if secret.is_empty() && !matches!(args.first(), Some(&("prime" | "fill"))) {
         eprintln!("error: set GROQ_WEBHOOK_SECRET");
         return ExitCode::from(2);
     }
     let outcome = match args[..] {
-        ["unique", count] => match count.parse() {
-            Ok(count) => write_requests(secret.as_bytes(), count).map_err(|error| format!("cannot write: {error}")),
-            Err(_) => Err(format!("count must be a number, not {count:?}")),
-        },
-        ["duplicates"] => write_requests(secret.as_bytes(), 1).map_err(|error| format!("cannot write: {error}")),
+        ["unique", count] | ["unique", count, _] => match (count.parse(), args.get(2).map(|keys| keys.parse())) {
+            (Ok(count), None) => write_requests(secret.as_bytes(), count, None),
+            (Ok(count), Some(Ok(keys))) => write_requests(secret.as_bytes(), count, Some(keys)),
+            _ => Err(std::io::Error::other(format!("count and keys must be numbers, not {:?}", &args[1..]))),
+        }
+        .map_err(|error| format!("cannot write: {error}")),
+        ["duplicates"] => write_requests(secret.as_bytes(), 1, None).map_err(|error| format!("cannot write: {error}")),
+        ["fill", path, address] => fill(path, address),
         ["check", address] => check(secret.as_bytes(), address),
         ["prime", path, address] => prime(path, address),
         _ => {
