@@ -19,6 +19,7 @@
 //! | `HANDLER_DELAY_MS` | each handler sleeps this long | 0 |
 //! | `RETRY_SCHEDULE_MS` | delays between attempts, e.g. `100,200,400` | Standard Webhooks |
 //! | `LEASE_MS` | a worker's lease, renewed while its handler runs | 30000 |
+//! | `MAX_WAITING` | deliveries waiting before new ones are refused 503 | 100000 |
 //! | `ORDER_KEY` | `1`: each resource's events run one at a time, oldest first (`key = "data.id"`) | unset |
 //!
 //! A handler fails its first N attempts when the event's `data` holds `"fail_times": N`,
@@ -169,7 +170,7 @@ async fn serve<H: hookroute::WebhookHandlers>(app: H) -> Result<(), String> {
     };
     let url = std::env::var("HOOKROUTE_INBOX").unwrap_or_default();
     let inline = url == "inline";
-    let mut builder = Receiver::builder(app);
+    let mut builder = Receiver::builder(app).max_waiting(var("MAX_WAITING", hookroute::DEFAULT_MAX_WAITING)?);
     if !inline {
         let inbox = hookroute::inbox::connect(&url).await.map_err(|error| format!("HOOKROUTE_INBOX: {error}"))?;
         builder = builder.inbox(inbox).retry_schedule(schedule);

@@ -88,21 +88,111 @@ impl Rule {
         if self.key.is_empty() {
             return None;
         }
-        let value: serde_json::Value = serde_json::from_slice(body).ok()?;
-        let found = self.key.iter().try_fold(&value, |value, step| match value {
-            serde_json::Value::Array(items) => step.parse::<usize>().ok().and_then(|at| items.get(at)),
-            other => other.get(step),
-        })?;
-        match found {
-            serde_json::Value::String(text) if !text.is_empty() => Some(text.clone()),
-            serde_json::Value::Number(number) => Some(number.to_string()),
-            _ => None,
-        }
+        // Walks to the key without building the document: the values beside the path
+        // are skipped, not kept.
+        let mut reader = serde_json::Deserializer::from_slice(body);
+        serde::de::DeserializeSeed::deserialize(Seek(self.key), &mut reader).ok().flatten()
     }
 
     /// The key path as declared: `data.object.customer`.
     pub fn key_path(&self) -> String {
         self.key.join(".")
+    }
+}
+
+/// Finds the value at a path in a JSON document: its text, for a non-empty string or a
+/// number; `None` for anything else or nothing there.
+struct Seek<'p>(&'p [&'p str]);
+
+impl<'de> serde::de::DeserializeSeed<'de> for Seek<'_> {
+    type Value = Option<String>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Seek<'_> {
+    type Value = Option<String>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_str<E>(self, text: &str) -> Result<Self::Value, E> {
+        Ok((self.0.is_empty() && !text.is_empty()).then(|| text.to_owned()))
+    }
+
+    fn visit_u64<E>(self, number: u64) -> Result<Self::Value, E> {
+        Ok(self.0.is_empty().then(|| number.to_string()))
+    }
+
+    fn visit_i64<E>(self, number: i64) -> Result<Self::Value, E> {
+        Ok(self.0.is_empty().then(|| number.to_string()))
+    }
+
+    fn visit_f64<E>(self, number: f64) -> Result<Self::Value, E> {
+        Ok(self.0.is_empty().then(|| serde_json::Number::from_f64(number).map(|n| n.to_string())).flatten())
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut found = None;
+        while let Some(wanted) = map.next_key_seed(KeyIs(self.0.first().copied()))? {
+            if wanted {
+                // The last of duplicate names wins, as in `serde_json::Value`.
+                found = map.next_value_seed(Seek(&self.0[1..]))?;
+            } else {
+                map.next_value::<serde::de::IgnoredAny>()?;
+            }
+        }
+        Ok(found)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut items: A) -> Result<Self::Value, A::Error> {
+        let at = self.0.first().and_then(|step| step.parse::<usize>().ok());
+        let (mut found, mut index) = (None, 0);
+        loop {
+            let item = if Some(index) == at {
+                items.next_element_seed(Seek(&self.0[1..]))?.map(|value| found = value)
+            } else {
+                items.next_element::<serde::de::IgnoredAny>()?.map(|_| ())
+            };
+            if item.is_none() {
+                return Ok(found);
+            }
+            index += 1;
+        }
+    }
+}
+
+/// Whether an object's member name is the path's next step (never, at its end).
+struct KeyIs<'p>(Option<&'p str>);
+
+impl<'de> serde::de::DeserializeSeed<'de> for KeyIs<'_> {
+    type Value = bool;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<bool, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl serde::de::Visitor<'_> for KeyIs<'_> {
+    type Value = bool;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a member name")
+    }
+
+    fn visit_str<E>(self, name: &str) -> Result<bool, E> {
+        Ok(self.0 == Some(name))
     }
 }
 
@@ -145,6 +235,14 @@ mod tests {
         assert_eq!(CUSTOMER.key_of(br#"{"data":{}}"#), None);
         assert_eq!(CUSTOMER.key_of(b"not json"), None);
         assert_eq!(Rule { key: &[], ..CUSTOMER }.key_of(body), None);
+        // Escaped names and values read as the JSON says; the last duplicate wins.
+        let escaped = br#"{"d\u0061ta":{"object":{"customer":"cus_\u00e9","customer":"cus_2"}},"x":[1,{"y":2}]}"#;
+        assert_eq!(CUSTOMER.key_of(escaped).as_deref(), Some("cus_2"));
+        assert_eq!(Rule { key: &["x", "1", "y"], ..CUSTOMER }.key_of(escaped).as_deref(), Some("2"));
+        assert_eq!(Rule { key: &["data", "object"], ..CUSTOMER }.key_of(escaped), None);
+        assert_eq!(Rule { key: &["x", "9"], ..CUSTOMER }.key_of(escaped), None);
+        assert_eq!(CUSTOMER.key_of(br#"{"data":{"object":{"customer":1.5}}}"#).as_deref(), Some("1.5"));
+        assert_eq!(CUSTOMER.key_of(br#"{"data":{"object":{"customer":""}}}"#), None);
     }
 
     #[test]

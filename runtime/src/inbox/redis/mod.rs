@@ -379,14 +379,16 @@ impl Inbox for RedisInbox {
     }
 
     async fn take(&self, lease: Duration) -> Result<Option<Leased>, InboxError> {
-        // A take that parked deliveries whose order does not let them run yet, and
-        // found none that could, looks again: the stream may hold more.
-        for _ in 0..16 {
+        // A take that parked deliveries whose order does not let them run yet (64 at
+        // most per script, so that no script holds the server long), and found none
+        // that could, looks again: the stream may hold more. Each round parks at least
+        // one, so this ends; answering `None` early would idle the worker for a poll
+        // while deliveries that may run wait behind a busy key's backlog.
+        loop {
             if let Some(taken) = self.take_once(lease).await? {
                 return Ok(taken);
             }
         }
-        Ok(None)
     }
 
     async fn renew(&self, lease: &Lease, duration: Duration) -> Result<(), InboxError> {

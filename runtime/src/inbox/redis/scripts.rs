@@ -115,6 +115,7 @@ end
 /// the ordering key, creation time, in-flight limit, type cap and key interval (empty
 /// when none).
 const ENQUEUE: &str = r"
+local base = string.sub(ARGV[1], 1, -3)
 local rec = ARGV[1] .. ARGV[2]
 if redis.call('EXISTS', rec) == 1 then return 0 end
 redis.call('HSET', rec, 'id', ARGV[3], 'type', ARGV[4], 'headers', ARGV[5], 'body', ARGV[6], 'signed_at', ARGV[7],
@@ -421,7 +422,7 @@ impl Scripts {
         let ordered = |body: &str| Script::new(&format!("{NOW}{ORDER}{body}"));
         let held = |body: &str| Script::new(&format!("{NOW}{ORDER}{HELD}{UNLEASE}{body}"));
         Self {
-            enqueue: ordered(ENQUEUE),
+            enqueue: with_now(ENQUEUE),
             take: ordered(TAKE),
             renew: Script::new(&format!("{NOW}{ORDER}{HELD}{RENEW}")),
             complete: held(COMPLETE),
