@@ -35,8 +35,9 @@ use std::collections::HashMap;
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use hookroute::inbox::RetrySchedule;
-use hookroute::{webhook_handlers, EventMeta, HandlerError, Receiver};
+use hookroute::{webhook_handlers, EventMeta, HandlerError};
+
+mod support;
 use serde::Deserialize;
 
 /// `data` of the events handled here: the object, with its metadata.
@@ -107,92 +108,13 @@ impl App {
     }
 }
 
-/// Reads a variable, or its default when unset; a value that does not parse is an error.
-fn var<T: std::str::FromStr>(name: &str, default: T) -> Result<T, String> {
-    match std::env::var(name) {
-        Err(_) => Ok(default),
-        Ok(text) => text.trim().parse().map_err(|_| format!("{name}=`{text}` is not valid")),
-    }
-}
-
-/// Completes on Ctrl-C or SIGTERM.
-async fn stop_signal() {
-    #[cfg(unix)]
-    {
-        let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) else {
-            let _ = tokio::signal::ctrl_c().await;
-            return;
-        };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = tokio::signal::ctrl_c().await;
-}
-
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,hookroute=info".into()),
-        )
-        .init();
-    match run().await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("error: {error}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-async fn run() -> Result<(), String> {
-    let port: u16 = var("PORT", 3000)?;
-    let workers: usize = var("WORKERS", hookroute::DEFAULT_CONCURRENCY)?;
-    let worker_only = match std::env::var("ROLE").unwrap_or_default().as_str() {
-        "" | "both" | "http" => false,
-        "worker" => true,
-        other => return Err(format!("ROLE=`{other}`: use `worker` (workers only) or leave it unset")),
-    };
-    let delay = Duration::from_millis(var("HANDLER_DELAY_MS", 0)?);
-    let lease = Duration::from_millis(var("LEASE_MS", 30_000)?);
-    let schedule = match std::env::var("RETRY_SCHEDULE_MS") {
-        Ok(list) => RetrySchedule::from_millis_list(&list).map_err(|error| format!("RETRY_SCHEDULE_MS: {error}"))?,
-        Err(_) => RetrySchedule::standard(),
-    };
-    let url = std::env::var("HOOKROUTE_INBOX").unwrap_or_default();
-    // Ordering needs an inbox: `build()` refuses these handlers without one.
-    let inbox = hookroute::inbox::connect(&url).await.map_err(|error| format!("HOOKROUTE_INBOX: {error}"))?;
-    let receiver = Receiver::builder(App { delay })
-        .inbox(inbox)
-        .retry_schedule(schedule)
-        .build()
-        .map_err(|error| error.to_string())?;
-
-    let worker = (workers > 0 || worker_only)
-        .then(|| receiver.worker().map(|worker| worker.concurrency(workers.max(1)).lease(lease).spawn()))
-        .transpose()
-        .map_err(|error| error.to_string())?;
-    if worker_only {
-        tracing::info!(workers = workers.max(1), "inbox worker running");
-        stop_signal().await;
-    } else {
-        let route = "/webhooks/stripe";
-        let app = axum::Router::new().route(route, hookroute::axum::post(receiver));
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
-            .await
-            .map_err(|error| format!("cannot listen on 127.0.0.1:{port}: {error}"))?;
-        let address = listener.local_addr().map_or_else(|_| format!("127.0.0.1:{port}"), |a| a.to_string());
-        tracing::info!(workers, "listening on http://{address}{route}");
-        hookroute::axum::serve(listener, app)
-            .with_graceful_shutdown(stop_signal())
-            .await
-            .map_err(|error| format!("server stopped: {error}"))?;
-    }
-    if let Some(worker) = worker {
-        worker.shutdown().await;
-    }
-    Ok(())
+    // Ordering needs an inbox: `build()` refuses these handlers without one
+    // (`HOOKROUTE_INBOX=inline`).
+    support::inbox::main(async {
+        let delay = Duration::from_millis(support::inbox::var("HANDLER_DELAY_MS", 0)?);
+        support::inbox::serve(App { delay }).await
+    })
+    .await
 }

@@ -8,6 +8,8 @@ use std::process::ExitCode;
 
 use hookroute::{IdempotencyStore, Provider, Receiver, WebhookHandlers};
 
+pub(crate) mod inbox;
+
 pub(crate) async fn serve<H: WebhookHandlers>(handlers: H) -> ExitCode {
     serve_with(handlers, axum::Router::new()).await
 }

@@ -149,6 +149,8 @@ struct Run {
     attempt: u32,
     start_ms: u64,
     end_ms: u64,
+    /// The process that wrote it.
+    owner: String,
 }
 
 fn field<'a>(line: &'a str, name: &str) -> Option<&'a str> {
@@ -159,7 +161,7 @@ fn field<'a>(line: &'a str, name: &str) -> Option<&'a str> {
 fn runs(lines: &[Line]) -> Vec<Run> {
     lines
         .iter()
-        .filter_map(|(_, line)| {
+        .filter_map(|(owner, line)| {
             let line = &line[line.find("handled event=")?..];
             let line = format!(" {line}");
             Some(Run {
@@ -169,6 +171,7 @@ fn runs(lines: &[Line]) -> Vec<Run> {
                 attempt: field(&line, "attempt")?.parse().ok()?,
                 start_ms: field(&line, "start_ms")?.parse().ok()?,
                 end_ms: field(&line, "end_ms")?.parse().ok()?,
+                owner: owner.clone(),
             })
         })
         .collect()
@@ -253,16 +256,27 @@ fn workload(rng: &mut fastrand::Rng, customers: usize, charges: usize) -> Vec<Ev
 }
 
 /// Everything a fleet's runs must show; `ordered`: the events were all queued before
-/// the workers started.
-fn check(runs: &[Run], events: &[Event], ordered: bool) {
-    let mut by_event: HashMap<&str, usize> = HashMap::new();
+/// the workers started. A process `killed` (SIGKILL) may have handled an event without
+/// the inbox hearing of it: that event runs once more elsewhere (at least once, never
+/// lost), and only that one.
+fn check(runs: &[Run], events: &[Event], ordered: bool, killed: Option<&str>) {
+    let was_killed = |run: &Run| Some(run.owner.as_str()) == killed;
+    let mut by_event: HashMap<&str, (usize, usize)> = HashMap::new();
     for run in runs {
-        *by_event.entry(run.event.as_str()).or_default() += 1;
+        let counts = by_event.entry(run.event.as_str()).or_default();
+        if was_killed(run) {
+            counts.0 += 1;
+        } else {
+            counts.1 += 1;
+        }
     }
     let missing: Vec<&str> = events.iter().map(|e| e.id.as_str()).filter(|id| !by_event.contains_key(id)).collect();
     assert!(missing.is_empty(), "{} events never ran, e.g. {:?}", missing.len(), &missing[..missing.len().min(5)]);
-    let twice: Vec<_> = by_event.iter().filter(|(_, n)| **n > 1).collect();
-    assert!(twice.is_empty(), "events ran more than once: {twice:?}");
+    let twice: Vec<_> = by_event
+        .iter()
+        .filter(|(_, (in_killed, elsewhere))| in_killed + elsewhere > 1 && *elsewhere > 1 || *in_killed > 1)
+        .collect();
+    assert!(twice.is_empty(), "events ran more than once (runs in the killed process, elsewhere): {twice:?}");
 
     let mut by_key: BTreeMap<&str, Vec<&Run>> = BTreeMap::new();
     for run in runs.iter().filter(|run| run.key != "-") {
@@ -272,7 +286,15 @@ fn check(runs: &[Run], events: &[Event], ordered: bool) {
         lane.sort_by_key(|run| (run.start_ms, run.end_ms));
         for pair in lane.windows(2) {
             assert!(pair[0].end_ms <= pair[1].start_ms, "two runs of `{key}` overlapped: {pair:?}");
-            if ordered {
+        }
+        if ordered {
+            // The run that counted of each event: a killed process's run of an event
+            // that ran again does not.
+            let counted: Vec<&&Run> = lane
+                .iter()
+                .filter(|run| !(was_killed(run) && by_event.get(run.event.as_str()).is_some_and(|n| n.1 > 0)))
+                .collect();
+            for pair in counted.windows(2) {
                 assert!(pair[0].created < pair[1].created, "`{key}` ran out of creation order: {pair:?}");
             }
         }
@@ -336,7 +358,7 @@ async fn fleet_keeps_order(inbox: String) {
         }
         eprintln!("per process: {per_process:?}");
     }
-    check(&runs, &events, true);
+    check(&runs, &events, true, Some(&holder));
     let victim = runs.iter().find(|run| run.event == "evt_0_0").unwrap();
     assert_eq!(victim.attempt, 2, "{victim:?}");
     let held = victim.start_ms.saturating_sub(killed_ms);
@@ -382,14 +404,14 @@ async fn sqlite_and_memory_keep_each_customer_one_at_a_time() {
         .expect("the victim never started");
     fleet.kill(&holder);
     fleet.worker("worker-again", "8");
-    check(&fleet.drain(events.len(), Duration::from_secs(120)), &events, true);
+    check(&fleet.drain(events.len(), Duration::from_secs(120)), &events, true, Some(&holder));
 
     let mut fleet = Fleet::new("memory:".to_owned());
     let line = fleet.start("both", &[("WORKERS", "8"), ("LEASE_MS", "1000")], "listening on http://");
     let url = line[line.find("http://").unwrap()..].split_whitespace().next().unwrap().to_owned();
     let events: Vec<Event> = events.into_iter().filter(|event| event.id != "evt_0_0").collect();
     send(&events.iter().map(|event| (url.clone(), event)).collect::<Vec<_>>()).await;
-    check(&fleet.drain(events.len(), Duration::from_secs(120)), &events, false);
+    check(&fleet.drain(events.len(), Duration::from_secs(120)), &events, false, None);
 }
 
 /// One customer with 500 queued events and 200 customers with one each: every one of

@@ -126,8 +126,17 @@ if ARGV[8] ~= '' then
   redis.call('HSET', rec, 'lane', ARGV[8], 'created', created, 'member', member, 'in_flight', ARGV[10])
   if ARGV[12] ~= '' then redis.call('HSET', rec, 'interval', ARGV[12]) end
   redis.call('ZADD', base .. 'lp:' .. ARGV[8], created, member)
+  if ARGV[11] ~= '' then redis.call('HSET', rec, 'type_cap', ARGV[11]) end
+  -- Behind as many older ones of its key as may run at once: parked now, as a take
+  -- would park it, and put back in the stream when its key frees up.
+  if redis.call('ZRANK', base .. 'lp:' .. ARGV[8], member) >= tonumber(ARGV[10]) then
+    redis.call('ZADD', base .. 'lw:' .. ARGV[8], created, member)
+    redis.call('INCR', base .. 'parked')
+    return 1
+  end
+elseif ARGV[11] ~= '' then
+  redis.call('HSET', rec, 'type_cap', ARGV[11])
 end
-if ARGV[11] ~= '' then redis.call('HSET', rec, 'type_cap', ARGV[11]) end
 redis.call('HSET', rec, 'entry', redis.call('XADD', KEYS[1], '*', 'key', ARGV[2]))
 return 1
 ";

@@ -1,0 +1,100 @@
+//! What the inbox examples (`inbox_receiver`, `ordered_receiver`) share: their
+//! variables (`PORT`, `HOOKROUTE_INBOX`, `WORKERS`, `ROLE`, `LEASE_MS`,
+//! `RETRY_SCHEDULE_MS`, `MAX_WAITING`), HTTP replicas and worker processes, and a
+//! graceful stop on Ctrl-C or SIGTERM.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use hookroute::inbox::RetrySchedule;
+use hookroute::{Provider, Receiver, WebhookHandlers};
+
+/// Reads a variable, or its default when unset; a value that does not parse is an error.
+pub(crate) fn var<T: std::str::FromStr>(name: &str, default: T) -> Result<T, String> {
+    match std::env::var(name) {
+        Err(_) => Ok(default),
+        Ok(text) => text.trim().parse().map_err(|_| format!("{name}=`{text}` is not valid")),
+    }
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+pub(crate) async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) else {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+/// Logs, runs `run`, and says its error on stderr.
+pub(crate) async fn main(run: impl std::future::Future<Output = Result<(), String>>) -> ExitCode {
+    super::init_logs();
+    match run.await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The receiver in inbox mode (or inline with `HOOKROUTE_INBOX=inline`), as the
+/// variables of the inbox examples say: an HTTP server on `/webhooks/<provider>`, and
+/// workers in the same process unless `WORKERS=0`; `ROLE=worker`: workers only.
+pub(crate) async fn serve<H: WebhookHandlers>(app: H) -> Result<(), String> {
+    let port: u16 = var("PORT", 3000)?;
+    let workers: usize = var("WORKERS", hookroute::DEFAULT_CONCURRENCY)?;
+    let worker_only = match std::env::var("ROLE").unwrap_or_default().as_str() {
+        "" | "both" | "http" => false,
+        "worker" => true,
+        other => return Err(format!("ROLE=`{other}`: use `worker` (workers only) or leave it unset")),
+    };
+    let lease = Duration::from_millis(var("LEASE_MS", 30_000)?);
+    let schedule = match std::env::var("RETRY_SCHEDULE_MS") {
+        Ok(list) => RetrySchedule::from_millis_list(&list).map_err(|error| format!("RETRY_SCHEDULE_MS: {error}"))?,
+        Err(_) => RetrySchedule::standard(),
+    };
+    let url = std::env::var("HOOKROUTE_INBOX").unwrap_or_default();
+    let inline = url == "inline";
+    let mut builder = Receiver::builder(app).max_waiting(var("MAX_WAITING", hookroute::DEFAULT_MAX_WAITING)?);
+    if !inline {
+        let inbox = hookroute::inbox::connect(&url).await.map_err(|error| format!("HOOKROUTE_INBOX: {error}"))?;
+        builder = builder.inbox(inbox).retry_schedule(schedule);
+    } else if worker_only {
+        return Err("ROLE=worker needs an inbox, not HOOKROUTE_INBOX=inline".to_owned());
+    }
+    let receiver = builder.build().map_err(|error| error.to_string())?;
+
+    let worker = (!inline && (workers > 0 || worker_only))
+        .then(|| receiver.worker().map(|worker| worker.concurrency(workers.max(1)).lease(lease).spawn()))
+        .transpose()
+        .map_err(|error| error.to_string())?;
+    if worker_only {
+        tracing::info!(workers = workers.max(1), "inbox worker running");
+        stop_signal().await;
+    } else {
+        let route = format!("/webhooks/{}", <H::Provider as Provider>::NAME);
+        let app = axum::Router::new().route(&route, hookroute::axum::post(receiver));
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .map_err(|error| format!("cannot listen on 127.0.0.1:{port}: {error}"))?;
+        let address = listener.local_addr().map_or_else(|_| format!("127.0.0.1:{port}"), |a| a.to_string());
+        tracing::info!(workers, "listening on http://{address}{route}");
+        hookroute::axum::serve(listener, app)
+            .with_graceful_shutdown(stop_signal())
+            .await
+            .map_err(|error| format!("server stopped: {error}"))?;
+    }
+    if let Some(worker) = worker {
+        worker.shutdown().await;
+    }
+    Ok(())
+}
