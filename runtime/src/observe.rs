@@ -137,12 +137,15 @@ pub(crate) fn inbox_stats(system: &'static str, namespace: &str, stats: &crate::
     }
     metrics::gauge!(INBOX_OLDEST_AGE, "db.system.name" => system, "hookroute.inbox" => namespace.to_owned())
         .set(stats.oldest_due_age.unwrap_or_default());
-    for (held_by, count) in [("any", stats.keys_waiting), ("retry", stats.keys_held_by_retry)] {
-        if let Some(count) = count {
-            #[allow(clippy::cast_precision_loss)] // counts far below 2^52
-            metrics::gauge!(crate::metrics::INBOX_KEYS_WAITING, "db.system.name" => system, "hookroute.inbox" => namespace.to_owned(), "hookroute.inbox.held_by" => held_by)
-                .set(count as f64);
-        }
+}
+
+/// The ordering keys waiting, as gauges, by backend and namespace.
+#[cfg(feature = "metrics")]
+pub(crate) fn inbox_key_stats(system: &'static str, namespace: &str, keys: crate::inbox::KeyStats) {
+    for (held_by, count) in [("any", keys.waiting), ("retry", keys.held_by_retry)] {
+        #[allow(clippy::cast_precision_loss)] // counts far below 2^52
+        metrics::gauge!(crate::metrics::INBOX_KEYS_WAITING, "db.system.name" => system, "hookroute.inbox" => namespace.to_owned(), "hookroute.inbox.held_by" => held_by)
+            .set(count as f64);
     }
 }
 

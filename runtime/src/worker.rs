@@ -341,8 +341,12 @@ async fn read_stats(inbox: Arc<dyn Inbox>, namespace: String, interval: Duration
     loop {
         every.tick().await;
         // A failure is counted in `hookroute.inbox.errors`; the take loop says it.
-        if let Ok(stats) = observe::call(observe::Backend::Inbox(inbox.backend()), "stats", inbox.stats()).await {
+        let backend = observe::Backend::Inbox(inbox.backend());
+        if let Ok(stats) = observe::call(backend, "stats", inbox.stats()).await {
             observe::inbox_stats(inbox.backend(), &namespace, &stats);
+        }
+        if let Ok(Some(keys)) = observe::call(backend, "key_stats", inbox.key_stats()).await {
+            observe::inbox_key_stats(inbox.backend(), &namespace, keys);
         }
     }
 }

@@ -96,7 +96,8 @@ pub(crate) fn run(args: InboxArgs, json: bool) -> Result<ExitCode, Failure> {
         match args.command {
             InboxCommand::Stats => {
                 let stats = inbox.stats().await.map_err(fail)?;
-                stats_lines(&stats, json).into_iter().for_each(&mut print);
+                let keys = inbox.key_stats().await.map_err(fail)?;
+                stats_lines(&stats, keys, json).into_iter().for_each(&mut print);
             }
             InboxCommand::List { state: Some(state), limit, .. } => {
                 let found = inbox.list(state, limit).await.map_err(fail)?;
@@ -216,7 +217,7 @@ fn escape(value: &str, keep_lines: bool) -> std::borrow::Cow<'_, str> {
 }
 
 /// `stats`: a line per state and the oldest wait, or one JSON object.
-fn stats_lines(stats: &inbox::InboxStats, json: bool) -> Vec<String> {
+fn stats_lines(stats: &inbox::InboxStats, keys: Option<inbox::KeyStats>, json: bool) -> Vec<String> {
     if json {
         let oldest = stats.oldest_due_age.map(|age| age.as_secs_f64());
         return vec![serde_json::json!({
@@ -226,8 +227,8 @@ fn stats_lines(stats: &inbox::InboxStats, json: bool) -> Vec<String> {
             "done": stats.done,
             "dead": stats.dead,
             "oldest_due_age_secs": oldest,
-            "keys_waiting": stats.keys_waiting,
-            "keys_held_by_retry": stats.keys_held_by_retry,
+            "keys_waiting": keys.map(|keys| keys.waiting),
+            "keys_held_by_retry": keys.map(|keys| keys.held_by_retry),
         })
         .to_string()];
     }
@@ -243,11 +244,9 @@ fn stats_lines(stats: &inbox::InboxStats, json: bool) -> Vec<String> {
     .collect();
     let oldest = stats.oldest_due_age.map_or_else(|| "-".to_owned(), |age| format!("{age:.1?}"));
     lines.push(format!("oldest due waited {oldest}"));
-    if let Some(waiting) = stats.keys_waiting {
-        lines.push(format!("ordering keys with deliveries waiting {waiting}"));
-    }
-    if let Some(held) = stats.keys_held_by_retry {
-        lines.push(format!("ordering keys held by a retrying delivery {held}"));
+    if let Some(keys) = keys {
+        lines.push(format!("ordering keys with deliveries waiting {}", keys.waiting));
+        lines.push(format!("ordering keys held by a retrying delivery {}", keys.held_by_retry));
     }
     lines
 }

@@ -5,8 +5,8 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use super::{
-    from_unix_millis, lease_token, unix_millis, DeliveryState, Enqueued, Inbox, InboxError, InboxStats, Lease, Leased,
-    Limits, NewDelivery, StoredDelivery,
+    from_unix_millis, lease_token, unix_millis, DeliveryState, Enqueued, Inbox, InboxError, InboxStats, KeyStats,
+    Lease, Leased, Limits, NewDelivery, StoredDelivery,
 };
 use crate::backend::millis;
 
@@ -408,25 +408,29 @@ impl Inbox for MemoryInbox {
                 stats.add(record.delivery.state, 1);
             }
         }
-        let (mut waiting, mut held) = (0, 0);
-        for lane in inbox.lanes.values() {
-            let records: Vec<&Record> = lane.pending.iter().filter_map(|(_, _, key)| inbox.records.get(key)).collect();
-            let in_flight = records.first().map_or(1, |record| record.limits.in_flight as usize);
-            waiting += u64::from(records.len() > in_flight);
-            held += u64::from(
-                records
-                    .iter()
-                    .take(in_flight)
-                    .any(|record| record.delivery.state == DeliveryState::Retrying && record.releases_until.is_none()),
-            );
-        }
-        (stats.keys_waiting, stats.keys_held_by_retry) = (Some(waiting), Some(held));
         stats.oldest_due_age = inbox
             .due
             .iter()
             .find(|(_, key)| inbox.records.get(*key).is_some_and(|r| r.delivery.state != DeliveryState::Running))
             .and_then(|(&(due, _), _)| (due <= now).then(|| Duration::from_millis((now - due).unsigned_abs())));
         Ok(stats)
+    }
+
+    async fn key_stats(&self) -> Result<Option<KeyStats>, InboxError> {
+        let inbox = self.lock();
+        let mut counted = KeyStats::default();
+        for lane in inbox.lanes.values() {
+            let records: Vec<&Record> = lane.pending.iter().filter_map(|(_, _, key)| inbox.records.get(key)).collect();
+            let in_flight = records.first().map_or(1, |record| record.limits.in_flight as usize);
+            counted.waiting += u64::from(records.len() > in_flight);
+            counted.held_by_retry += u64::from(
+                records
+                    .iter()
+                    .take(in_flight)
+                    .any(|record| record.delivery.state == DeliveryState::Retrying && record.releases_until.is_none()),
+            );
+        }
+        Ok(Some(counted))
     }
 
     async fn list(&self, wanted: DeliveryState, limit: usize) -> Result<Vec<StoredDelivery>, InboxError> {

@@ -241,12 +241,17 @@ pub struct InboxStats {
     pub dead: u64,
     /// How long the delivery that has been due longest has waited for a worker.
     pub oldest_due_age: Option<Duration>,
-    /// Ordering keys with deliveries waiting behind others of the key (more pending
-    /// than their `in_flight`); `None` when the inbox does not count them.
-    pub keys_waiting: Option<u64>,
-    /// Ordering keys held by a delivery waiting for its retry (a failing head: the
-    /// key's later deliveries wait behind it); `None` when the inbox does not count them.
-    pub keys_held_by_retry: Option<u64>,
+}
+
+/// How many ordering keys have deliveries waiting behind others of the key, from
+/// [`Inbox::key_stats`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct KeyStats {
+    /// Keys with more deliveries pending than their `in_flight`.
+    pub waiting: u64,
+    /// Keys held by a delivery waiting for its retry (a failing head: the key's later
+    /// deliveries wait behind it).
+    pub held_by_retry: u64,
 }
 
 impl InboxStats {
@@ -335,6 +340,14 @@ pub trait Inbox: Send + Sync + 'static {
 
     /// How many deliveries are in each state.
     async fn stats(&self) -> Result<InboxStats, InboxError>;
+
+    /// How many ordering keys wait, for operators and the metrics; `None` (the
+    /// default) when the inbox does not count them. Apart from [`stats`](Self::stats),
+    /// which a receiver reads often to check its room: counting keys reads every
+    /// pending delivery of a key.
+    async fn key_stats(&self) -> Result<Option<KeyStats>, InboxError> {
+        Ok(None)
+    }
 
     /// Up to `limit` deliveries in `state`, oldest first.
     async fn list(&self, state: DeliveryState, limit: usize) -> Result<Vec<StoredDelivery>, InboxError>;
@@ -482,6 +495,9 @@ macro_rules! forward_inbox {
             }
             async fn stats(&self) -> Result<InboxStats, InboxError> {
                 (**self).stats().await
+            }
+            async fn key_stats(&self) -> Result<Option<KeyStats>, InboxError> {
+                (**self).key_stats().await
             }
             async fn list(&self, state: DeliveryState, limit: usize) -> Result<Vec<StoredDelivery>, InboxError> {
                 (**self).list(state, limit).await

@@ -8,8 +8,8 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 
 use super::{
-    from_unix_millis, lease_token, DeliveryState, Enqueued, Inbox, InboxError, InboxStats, Lease, Leased, NewDelivery,
-    StoredDelivery,
+    from_unix_millis, lease_token, DeliveryState, Enqueued, Inbox, InboxError, InboxStats, KeyStats, Lease, Leased,
+    NewDelivery, StoredDelivery,
 };
 use crate::backend::postgres::{check_table, sweep_while_alive, Database, PostgresBuilder};
 use crate::backend::{connect_error, millis, nearest_first};
@@ -580,14 +580,17 @@ impl Inbox for PostgresInbox {
             None => None,
         };
         stats.oldest_due_age = millis.map(|ms| Duration::from_millis(ms.unsigned_abs()));
-        if let Some(row) = self.query(&self.inner.sql.keys, &[]).await?.first() {
-            let count = |at: usize| -> Result<Option<u64>, InboxError> {
-                let count: i64 = row.try_get(at).map_err(|err| InboxError::Unavailable(Box::new(err)))?;
-                Ok(Some(count.unsigned_abs()))
-            };
-            (stats.keys_waiting, stats.keys_held_by_retry) = (count(0)?, count(1)?);
-        }
         Ok(stats)
+    }
+
+    async fn key_stats(&self) -> Result<Option<KeyStats>, InboxError> {
+        let rows = self.query(&self.inner.sql.keys, &[]).await?;
+        let Some(row) = rows.first() else { return Ok(Some(KeyStats::default())) };
+        let count = |at: usize| -> Result<u64, InboxError> {
+            let count: i64 = row.try_get(at).map_err(|err| InboxError::Unavailable(Box::new(err)))?;
+            Ok(count.unsigned_abs())
+        };
+        Ok(Some(KeyStats { waiting: count(0)?, held_by_retry: count(1)? }))
     }
 
     async fn list(&self, state: DeliveryState, limit: usize) -> Result<Vec<StoredDelivery>, InboxError> {

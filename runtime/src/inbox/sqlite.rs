@@ -10,8 +10,8 @@ use rusqlite::types::Value;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row, TransactionBehavior};
 
 use super::{
-    from_unix_millis, lease_token, unix_millis, DeliveryState, Enqueued, Inbox, InboxError, InboxStats, Lease, Leased,
-    NewDelivery, Order, StoredDelivery,
+    from_unix_millis, lease_token, unix_millis, DeliveryState, Enqueued, Inbox, InboxError, InboxStats, KeyStats,
+    Lease, Leased, NewDelivery, Order, StoredDelivery,
 };
 use crate::backend::millis;
 use crate::backend::sqlite::SqliteFile;
@@ -507,6 +507,13 @@ impl Inbox for SqliteInbox {
                 |row| row.get(0),
             )?;
             stats.oldest_due_age = oldest.map(|due| Duration::from_millis((now - due).unsigned_abs()));
+            Ok(stats)
+        })
+        .await
+    }
+
+    async fn key_stats(&self) -> Result<Option<KeyStats>, InboxError> {
+        self.run(|connection, _| {
             let (waiting, held): (i64, i64) = connection.query_row(
                 "SELECT count(*) FILTER (WHERE pending > in_flight), count(*) FILTER (WHERE held > 0) FROM (
                      SELECT count(*) AS pending, max(in_flight) AS in_flight,
@@ -516,9 +523,7 @@ impl Inbox for SqliteInbox {
                 [],
                 |row| Ok((row.get(0)?, row.get(1)?)),
             )?;
-            stats.keys_waiting = Some(waiting.unsigned_abs());
-            stats.keys_held_by_retry = Some(held.unsigned_abs());
-            Ok(stats)
+            Ok(Some(KeyStats { waiting: waiting.unsigned_abs(), held_by_retry: held.unsigned_abs() }))
         })
         .await
     }

@@ -443,9 +443,6 @@ impl Inbox for RedisInbox {
             done: count(done),
             dead: count(dead),
             oldest_due_age: u64::try_from(oldest).ok().map(Duration::from_millis),
-            // Counting keys would mean scanning every key's sets: not counted here.
-            keys_waiting: None,
-            keys_held_by_retry: None,
         })
     }
 
