@@ -379,6 +379,13 @@ enum AttemptOutcome {
     Stopped,
 }
 
+impl AttemptOutcome {
+    /// A failure the schedule retries, holding its ordering key.
+    fn retried(error: String) -> Self {
+        Self::Failed { error, permanent: false, releases_key: false }
+    }
+}
+
 /// Takes one leased delivery to its next state, in a `webhook.process` span; a failed
 /// attempt sets its `error.type` (`retry`, `dead`, `lost`) and `otel.status_code`.
 async fn run_one<H: WebhookHandlers, S: IdempotencyStore>(
@@ -444,18 +451,10 @@ async fn run_attempt<H: WebhookHandlers, S: IdempotencyStore>(
                         Ran::Done => AttemptOutcome::Done,
                         Ran::Failed(error) => failed(&error),
                         Ran::Panicked(message) => {
-                            AttemptOutcome::Failed {
-                                error: format!("panicked: {message}"),
-                                permanent: false,
-                                releases_key: false,
-                            }
+                            AttemptOutcome::retried(format!("panicked: {message}"))
                         }
                         Ran::TimedOut(limit) => {
-                            AttemptOutcome::Failed {
-                                error: format!("did not finish within {limit:?}"),
-                                permanent: false,
-                                releases_key: false,
-                            }
+                            AttemptOutcome::retried(format!("did not finish within {limit:?}"))
                         }
                     },
                     () = stopped(&mut aborted) => break AttemptOutcome::Stopped,

@@ -257,14 +257,9 @@ fn list_lines(found: &[StoredDelivery], state: DeliveryState, json: bool) -> Vec
         let rows: Vec<_> = found
             .iter()
             .map(|delivery| {
-                serde_json::json!({
-                    "key": delivery.key,
-                    "id": delivery.id,
-                    "type": delivery.event_type,
-                    "attempts": delivery.attempts,
-                    "received": received(delivery),
-                    "last_error": delivery.last_error,
-                })
+                let mut row = row_json(delivery);
+                row["received"] = received(delivery).into();
+                row
             })
             .collect();
         return vec![serde_json::json!({ "state": state.to_string(), "deliveries": rows }).to_string()];
@@ -286,6 +281,17 @@ fn list_lines(found: &[StoredDelivery], state: DeliveryState, json: bool) -> Vec
     lines
 }
 
+/// What `list` and `list --key` print of every delivery, as JSON.
+fn row_json(delivery: &StoredDelivery) -> serde_json::Value {
+    serde_json::json!({
+        "key": delivery.key,
+        "id": delivery.id,
+        "type": delivery.event_type,
+        "attempts": delivery.attempts,
+        "last_error": delivery.last_error,
+    })
+}
+
 /// `list --key`: the key's pending deliveries in the order they run, or one JSON object.
 fn key_lines(found: &[StoredDelivery], key: &str, json: bool) -> Vec<String> {
     let created = |delivery: &StoredDelivery| {
@@ -295,15 +301,10 @@ fn key_lines(found: &[StoredDelivery], key: &str, json: bool) -> Vec<String> {
         let rows: Vec<_> = found
             .iter()
             .map(|delivery| {
-                serde_json::json!({
-                    "key": delivery.key,
-                    "id": delivery.id,
-                    "type": delivery.event_type,
-                    "state": delivery.state.to_string(),
-                    "attempts": delivery.attempts,
-                    "created_ms": created(delivery),
-                    "last_error": delivery.last_error,
-                })
+                let mut row = row_json(delivery);
+                row["state"] = delivery.state.to_string().into();
+                row["created_ms"] = serde_json::json!(created(delivery));
+                row
             })
             .collect();
         return vec![serde_json::json!({ "order_key": key, "deliveries": rows }).to_string()];

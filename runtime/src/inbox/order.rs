@@ -32,11 +32,6 @@ pub struct Order<'a> {
 impl Order<'_> {
     /// An unordered, unlimited delivery.
     pub const NONE: Order<'static> = Order { key: None, created_ms: None, limits: Limits::NONE };
-
-    /// Whether anything here constrains when the delivery runs.
-    pub fn is_none(&self) -> bool {
-        self.key.is_none() && self.limits.type_concurrency.is_none()
-    }
 }
 
 /// The limits a handler declared.
