@@ -345,7 +345,8 @@ impl Inbox for MemoryInbox {
         record.delivery.attempts += 1;
         record.releases_until = None;
         let delivery = record.delivery.clone();
-        let (place, typed) = (record.place.0, record.limits.type_concurrency.is_some());
+        let (place, typed, rated) =
+            (record.place.0, record.limits.type_concurrency.is_some(), record.limits.key_interval_ms.is_some());
         state.due.insert(slot, key.clone());
         state.leases.insert(slot);
         if typed {
@@ -353,7 +354,9 @@ impl Inbox for MemoryInbox {
         }
         let mut superseded = false;
         if let Some(lane) = delivery.order_key.as_ref().and_then(|lane| state.lanes.get_mut(lane)) {
-            lane.last_start = Some(now);
+            if rated {
+                lane.last_start = Some(now);
+            }
             superseded = lane.done.is_some_and(|(newest, expires)| newest > place && expires > now);
         }
         Ok(Some(Leased { delivery, lease: Lease::new(key, token), superseded }))

@@ -11,7 +11,9 @@
 ///   first runs first ([`Order::created_ms`], else arrival), and a retrying delivery holds
 ///   its lane;
 /// - fewer than `in_flight` other deliveries of its lane run under a live lease;
-/// - with a [rate](Limits::key_interval_ms), the lane's last start is that long ago;
+/// - with a [rate](Limits::key_interval_ms), the last start of a rate-limited delivery
+///   of its lane is that long ago (deliveries without a rate neither wait for it nor
+///   count toward it);
 ///
 /// and a delivery whose type has a [fleet-wide cap](Limits::type_concurrency) only while
 /// fewer than that many of its type run. Done and dead deliveries hold nothing. A lane
@@ -41,8 +43,8 @@ pub struct Limits {
     pub in_flight: u32,
     /// At most this many deliveries of this event type run at once, fleet-wide.
     pub type_concurrency: Option<u32>,
-    /// The deliveries of one ordering key start at least this many milliseconds apart
-    /// (a declared `rate = "10/s"` is 100).
+    /// The rate-limited deliveries of one ordering key start at least this many
+    /// milliseconds apart (a declared `rate = "10/s"` is 100).
     pub key_interval_ms: Option<u64>,
 }
 

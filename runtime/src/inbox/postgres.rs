@@ -96,28 +96,35 @@ struct Statements {
 impl Statements {
     fn new(t: &str) -> Self {
         let held = "WHERE key = $1 AND token = $2 AND state = 'running'";
-        // After an attempt of a delivery with an ordering key, the key's next delivery
-        // is due no earlier than now: the key goes to the back of the line.
+        // After an attempt of a delivery with an ordering key, `{t}_unpark` makes the
+        // key's next delivery due no earlier than now: the key goes to the back of the line.
         let settle = |set: &str| {
             format!(
-                "WITH s AS (UPDATE {t} SET {set} {held} RETURNING key, order_key),
-                 b AS (UPDATE {t} SET due_at = CASE WHEN {t}.due_at = 'infinity' THEN now()
-                                                    ELSE greatest({t}.due_at, now()) END
-                       WHERE {t}.key = (SELECT o.key FROM {t} o, s WHERE o.order_key = s.order_key
-                                          AND o.state IN ('queued', 'retrying') AND o.key <> s.key
-                                        ORDER BY o.created_ms, o.seq LIMIT 1))
-                 SELECT 1 FROM s"
+                "WITH s AS (UPDATE {t} SET {set} {held} RETURNING key, order_key)
+                 SELECT CASE WHEN s.order_key IS NULL THEN true ELSE {t}_unpark(s.order_key, s.key) END FROM s"
             )
         };
         Self {
+            // A delivery of a key that runs one at a time, behind an older one of its
+            // key still pending, is parked (due at infinity: no take reads it) until
+            // the key's settle unparks it. `FOR SHARE` makes that safe: the lock waits
+            // for a settle of the older one that is under way and then reads its new
+            // state, and a settle that comes after waits for this insert to commit,
+            // so its `{t}_unpark` (a fresh snapshot) sees the parked one.
             enqueue: format!(
-                "INSERT INTO {t} (key, event_id, event_type, headers, body, signed_at, state, attempts, due_at,
+                "WITH ahead AS (SELECT 1 FROM {t} o WHERE $9 = 1 AND o.order_key = $7
+                                  AND o.state IN ('queued', 'retrying', 'running')
+                                  AND o.created_ms <= coalesce($8, {NOW_MS})
+                                  AND NOT (o.state = 'retrying' AND o.releases AND o.due_at > now())
+                                ORDER BY o.order_key, o.created_ms, o.seq LIMIT 1 FOR SHARE)
+                 INSERT INTO {t} (key, event_id, event_type, headers, body, signed_at, state, attempts, due_at,
                      received_at, updated_at, order_key, created_ms, in_flight, type_cap, key_interval)
-                 VALUES ($1, $2, $3, $4, $5, $6, 'queued', 0, now(), now(), now(), $7, coalesce($8, {NOW_MS}),
-                     $9, $10, $11)
+                 VALUES ($1, $2, $3, $4, $5, $6, 'queued', 0,
+                     CASE WHEN EXISTS (SELECT 1 FROM ahead) THEN 'infinity'::timestamptz ELSE now() END,
+                     now(), now(), $7, coalesce($8, {NOW_MS}), $9, $10, $11)
                  ON CONFLICT (key) DO UPDATE SET event_id = excluded.event_id, event_type = excluded.event_type,
                      headers = excluded.headers, body = excluded.body, signed_at = excluded.signed_at,
-                     state = 'queued', attempts = 0, due_at = now(), token = NULL, last_error = NULL,
+                     state = 'queued', attempts = 0, due_at = excluded.due_at, token = NULL, last_error = NULL,
                      received_at = now(), updated_at = now(), order_key = excluded.order_key,
                      created_ms = excluded.created_ms, in_flight = excluded.in_flight, type_cap = excluded.type_cap,
                      key_interval = excluded.key_interval, started_at = NULL
@@ -178,20 +185,13 @@ impl Statements {
 }
 
 /// The take: an expired lease first, then the delivery due longest, among those their
-/// ordering key and limits let run; taking a delivery of a key parks the key's others.
+/// ordering key and limits let run.
 fn take_statement(t: &str) -> String {
     // An expired lease first: its delivery is the oldest, and with an ordering
-    // key it holds the key until taken again. Then the delivery due longest.
-    // Rows that are plainly not allowed (behind older ones of their key, or of a
-    // type at its cap, as this statement's snapshot sees it) are passed over
-    // without `_may_run`, which locks their key and reads again.
-    let behind = format!(
-        "(order_key IS NOT NULL AND (SELECT count(*) FROM (SELECT 1 FROM {t} o
-                WHERE o.order_key = r.order_key AND (o.created_ms, o.seq) < (r.created_ms, r.seq)
-                  AND o.state IN ('queued', 'retrying', 'running')
-                  AND NOT (o.state = 'retrying' AND o.releases AND o.due_at > now())
-                ORDER BY o.order_key, o.created_ms, o.seq LIMIT r.in_flight) x) >= r.in_flight)"
-    );
+    // key it holds the key until taken again. Then the delivery due longest. A
+    // key's backlog is parked at enqueue, so the rows a take reads are mostly ones
+    // that may run; `_may_run` locks their key and decides. Rows of a type at its
+    // cap (as this statement's snapshot sees it) are passed over without it.
     let full = format!(
         "(type_cap IS NOT NULL AND (SELECT count(*) FROM (SELECT 1 FROM {t} o
                 WHERE o.event_type = r.event_type AND o.state = 'running' AND o.type_cap IS NOT NULL
@@ -199,7 +199,7 @@ fn take_statement(t: &str) -> String {
     );
     let allowed = format!(
         "CASE WHEN order_key IS NULL AND type_cap IS NULL THEN true
-              WHEN {behind} OR {full} THEN false
+              WHEN {full} THEN false
               ELSE {t}_may_run(key, order_key, created_ms, seq, in_flight, event_type, type_cap, key_interval) END"
     );
     let next = |states: &str| {
@@ -208,24 +208,14 @@ fn take_statement(t: &str) -> String {
              ORDER BY due_at LIMIT 1 FOR UPDATE SKIP LOCKED"
         )
     };
-    // Taking a delivery of a key (one at a time) parks the key's other queued
-    // ones (due at infinity: no take reads them) until it is settled, which
-    // makes the next one due (`settle`'s `b`): a take never walks past a
-    // busy key's backlog.
     format!(
-        "WITH taken AS (
-               UPDATE {t} SET state = 'running', attempts = attempts + 1, token = $1,
-                   due_at = now() + $2::bigint * interval '1 millisecond', updated_at = now(), started_at = now(),
-                   releases = false
-               WHERE key = coalesce(({}), ({}))
-               RETURNING {COLUMNS}, order_key IS NOT NULL AND EXISTS (SELECT 1 FROM {t} d
-                   WHERE d.order_key = {t}.order_key AND d.state = 'done' AND d.due_at > now()
-                     AND d.created_ms > {t}.created_ms), in_flight),
-             parked AS (
-               UPDATE {t} p SET due_at = 'infinity' FROM taken
-               WHERE taken.in_flight = 1 AND p.order_key = taken.order_key AND p.state = 'queued'
-                 AND p.key <> taken.key AND p.due_at <> 'infinity')
-             SELECT * FROM taken",
+        "UPDATE {t} SET state = 'running', attempts = attempts + 1, token = $1,
+             due_at = now() + $2::bigint * interval '1 millisecond', updated_at = now(), started_at = now(),
+             releases = false
+         WHERE key = coalesce(({}), ({}))
+         RETURNING {COLUMNS}, order_key IS NOT NULL AND EXISTS (SELECT 1 FROM {t} d
+             WHERE d.order_key = {t}.order_key AND d.state = 'done' AND d.due_at > now()
+               AND d.created_ms > {t}.created_ms)",
         next("'running'"),
         next("'queued', 'retrying'")
     )
@@ -389,7 +379,10 @@ impl Inner {
 /// `{t}_may_run` decides whether a row may run. It takes a transaction-level advisory
 /// lock on the row's key (and type) without waiting, so two takes never decide on one
 /// key at once, and, being `VOLATILE`, reads with a snapshot taken after the lock: it
-/// sees every take of the key that committed before.
+/// sees every take of the key that committed before. A row it finds behind older ones
+/// of its key it parks (due at infinity). `{t}_unpark`, after a settle, waits for that
+/// lock and makes the key's oldest waiting row due: a parked row always has an older
+/// one of its key pending whose settle comes after it was parked.
 fn order_migration(t: &str) -> String {
     format!(
         "DO $do$ BEGIN
@@ -405,12 +398,36 @@ fn order_migration(t: &str) -> String {
                  ADD COLUMN IF NOT EXISTS key_interval bigint,
                  ADD COLUMN IF NOT EXISTS started_at timestamptz,
                  ADD COLUMN IF NOT EXISTS releases boolean NOT NULL DEFAULT false;
-             CREATE INDEX IF NOT EXISTS {t}_lane ON {t} (order_key, created_ms, seq) WHERE order_key IS NOT NULL;
              CREATE INDEX IF NOT EXISTS {t}_lease ON {t} (due_at) WHERE state = 'running';
              CREATE INDEX IF NOT EXISTS {t}_running_type ON {t} (event_type)
                  WHERE state = 'running' AND type_cap IS NOT NULL;
            END IF;
+           -- A lane's pending deliveries, its done ones (for the stale guard) and its
+           -- rate-limited starts apart: a take reading the pending ones of a key never
+           -- walks the key's history. (One index of every row made the cost of each
+           -- take grow with the key's done deliveries.)
+           IF to_regclass('{t}_lane_pending') IS NULL THEN
+             CREATE INDEX IF NOT EXISTS {t}_lane_pending ON {t} (order_key, created_ms, seq)
+                 WHERE order_key IS NOT NULL AND state IN ('queued', 'retrying', 'running');
+             CREATE INDEX IF NOT EXISTS {t}_lane_done ON {t} (order_key, created_ms)
+                 WHERE order_key IS NOT NULL AND state = 'done';
+             CREATE INDEX IF NOT EXISTS {t}_lane_started ON {t} (order_key, started_at)
+                 WHERE order_key IS NOT NULL AND key_interval IS NOT NULL;
+             DROP INDEX IF EXISTS {t}_lane;
+           END IF;
          END $do$;
+         CREATE OR REPLACE FUNCTION {t}_unpark(p_lane text, p_k text) RETURNS boolean
+         LANGUAGE plpgsql VOLATILE AS $fn$
+         BEGIN
+           -- After a take that parked a delivery of the key (in `_may_run`) committed.
+           PERFORM pg_advisory_xact_lock(hashtext('{t}:lane'), hashtext(p_lane));
+           UPDATE {t} SET due_at = CASE WHEN due_at = 'infinity' THEN now() ELSE greatest(due_at, now()) END
+           WHERE key = (SELECT o.key FROM {t} o WHERE o.order_key = p_lane AND o.state IN ('queued', 'retrying')
+                          AND o.key <> p_k AND NOT (o.state = 'retrying' AND o.releases AND o.due_at > now())
+                        ORDER BY o.order_key, o.created_ms, o.seq LIMIT 1);
+           RETURN true;
+         END
+         $fn$;
          CREATE OR REPLACE FUNCTION {t}_may_run(p_k text, p_lane text, p_created bigint, p_s bigint, p_in_flight integer,
                                                 p_etype text, p_type_cap integer, p_key_interval bigint)
          RETURNS boolean LANGUAGE plpgsql VOLATILE AS $fn$
@@ -420,11 +437,18 @@ fn order_migration(t: &str) -> String {
              IF (SELECT count(*) FROM (SELECT 1 FROM {t} o WHERE o.order_key = p_lane
                    AND o.state IN ('queued', 'retrying', 'running') AND (o.created_ms, o.seq) < (p_created, p_s)
                    AND NOT (o.state = 'retrying' AND o.releases AND o.due_at > now())
-                   LIMIT p_in_flight) x) >= p_in_flight THEN RETURN false; END IF;
+                   LIMIT p_in_flight) x) >= p_in_flight THEN
+               -- Behind older ones of its key (two enqueued at once, neither seeing
+               -- the other): parked until the key's next settle, which waits for
+               -- this lock, unparks it.
+               UPDATE {t} SET due_at = 'infinity' WHERE key = p_k AND state = 'queued';
+               RETURN false;
+             END IF;
              IF (SELECT count(*) FROM (SELECT 1 FROM {t} o WHERE o.order_key = p_lane AND o.state = 'running'
                    AND o.due_at > now() AND o.key <> p_k LIMIT p_in_flight) x) >= p_in_flight THEN RETURN false; END IF;
              IF p_key_interval IS NOT NULL AND EXISTS (SELECT 1 FROM {t} o WHERE o.order_key = p_lane
-                   AND o.started_at > now() - p_key_interval * interval '1 millisecond') THEN RETURN false; END IF;
+                   AND o.key_interval IS NOT NULL AND o.started_at > now() - p_key_interval * interval '1 millisecond')
+             THEN RETURN false; END IF;
            END IF;
            IF p_type_cap IS NOT NULL THEN
              IF NOT pg_try_advisory_xact_lock(hashtext('{t}:type'), hashtext(p_etype)) THEN RETURN false; END IF;

@@ -79,8 +79,9 @@ const COLUMNS: &str = "key, event_id, event_type, headers, body, signed_at, stat
 
 /// Whether the record `r` may run now (`?3`) under its ordering key and limits (see
 /// [`Order`]): no more than `in_flight` older deliveries of its key pending (a retry
-/// that releases its key does not count until it is due), nor running; its key's last start `key_interval` ago; fewer than `type_cap` of its type
-/// running.
+/// that releases its key does not count until it is due), nor running; the last start
+/// of its key's rate-limited deliveries `key_interval` ago; fewer than `type_cap` of its
+/// type running.
 const MAY_RUN: &str = "(r.order_key IS NULL OR (
         (SELECT count(*) FROM hookroute_inbox o WHERE o.order_key = r.order_key
             AND o.state IN ('queued', 'retrying', 'running') AND (o.created_ms, o.seq) < (r.created_ms, r.seq)
@@ -88,7 +89,7 @@ const MAY_RUN: &str = "(r.order_key IS NULL OR (
         AND (SELECT count(*) FROM hookroute_inbox o WHERE o.order_key = r.order_key
             AND o.state = 'running' AND o.due_at > ?3 AND o.seq <> r.seq) < r.in_flight
         AND (r.key_interval IS NULL OR NOT EXISTS (SELECT 1 FROM hookroute_inbox o
-            WHERE o.order_key = r.order_key AND o.started_at > ?3 - r.key_interval))))
+            WHERE o.order_key = r.order_key AND o.key_interval IS NOT NULL AND o.started_at > ?3 - r.key_interval))))
     AND (r.type_cap IS NULL OR (SELECT count(*) FROM hookroute_inbox o
         WHERE o.event_type = r.event_type AND o.state = 'running' AND o.type_cap IS NOT NULL AND o.due_at > ?3
             AND o.seq <> r.seq) < r.type_cap)";

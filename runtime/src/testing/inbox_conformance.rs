@@ -71,6 +71,7 @@ where
         a_type_cap_holds_across_keys(&make().await).await;
         a_key_rate_spaces_its_starts(&make().await).await;
         a_stale_delivery_is_superseded(&make().await).await;
+        a_delivery_queued_while_its_key_settles_is_taken(&make().await).await;
         concurrent_takes_keep_each_key_in_order(&Arc::new(make().await)).await;
     }
 }
@@ -533,10 +534,18 @@ pub async fn a_type_cap_holds_across_keys<I: Inbox>(inbox: &I) {
     ok(check, "retry", inbox.retry(&b.lease, LONG, "boom").await);
 }
 
-/// A key's rate spaces its starts: the next one waits until the interval passed.
+/// A key's rate spaces its starts: the next one waits until the interval passed. A
+/// delivery of the key without a rate neither waits for it nor counts toward it.
 pub async fn a_key_rate_spaces_its_starts<I: Inbox>(inbox: &I) {
     let check = "a_key_rate_spaces_its_starts";
     let slow = Limits { key_interval_ms: Some(u64::try_from(SHORT.as_millis()).unwrap_or(1000)), ..Limits::NONE };
+    enqueue_keyed(check, inbox, &keyed("groq:event:unrated", "cus_2", 1000, Limits::NONE)).await;
+    enqueue_keyed(check, inbox, &keyed("groq:event:rated", "cus_2", 2000, slow)).await;
+    let unrated = take(check, inbox).await;
+    ok(check, "complete", inbox.complete(&unrated.lease, LONG).await);
+    let rated = ok(check, "take", inbox.take(LONG).await);
+    let rated = rated.unwrap_or_else(|| panic!("{check}: a start without a rate held the key's rate-limited one"));
+    ok(check, "complete", inbox.complete(&rated.lease, LONG).await);
     enqueue_keyed(check, inbox, &keyed("groq:event:a", "cus_1", 1000, slow)).await;
     enqueue_keyed(check, inbox, &keyed("groq:event:b", "cus_1", 2000, slow)).await;
     let started = Instant::now();
@@ -548,6 +557,29 @@ pub async fn a_key_rate_spaces_its_starts<I: Inbox>(inbox: &I) {
     }
     tokio::time::sleep(SHORT + MARGIN).await;
     assert_eq!(take(check, inbox).await.delivery.key, "groq:event:b", "{check}");
+}
+
+/// A delivery of a key queued while the key's running one settles is never stranded:
+/// whichever finishes first, the new one can be taken at once after both. (A backend
+/// that parks a key's backlog at enqueue must not park it behind a delivery whose
+/// settle, under way, does not see it.)
+pub async fn a_delivery_queued_while_its_key_settles_is_taken<I: Inbox>(inbox: &I) {
+    let check = "a_delivery_queued_while_its_key_settles_is_taken";
+    for round in 0..40_u64 {
+        let (head, next) = (format!("groq:event:head{round}"), format!("groq:event:next{round}"));
+        enqueue_keyed(check, inbox, &keyed(&head, "cus_race", 1000 + 2 * round, Limits::NONE)).await;
+        let running = take(check, inbox).await;
+        assert_eq!(running.delivery.key, head, "{check}");
+        let racing = keyed(&next, "cus_race", 1001 + 2 * round, Limits::NONE);
+        let (completed, queued) = tokio::join!(inbox.complete(&running.lease, LONG), inbox.enqueue(&racing));
+        ok(check, "complete", completed);
+        assert_eq!(ok(check, "enqueue", queued), Enqueued::Queued, "{check}");
+        let taken = ok(check, "take", inbox.take(LONG).await).unwrap_or_else(|| {
+            panic!("inbox conformance `{check}`: `{next}` stranded behind its done key (round {round})")
+        });
+        assert_eq!(taken.delivery.key, next, "{check}");
+        ok(check, "complete", inbox.complete(&taken.lease, LONG).await);
+    }
 }
 
 /// A delivery of a key whose newer delivery (created later) is already done is
@@ -684,7 +716,7 @@ macro_rules! inbox_conformance_tests {
             a_retry_releasing_its_key_lets_later_ones_run
             an_expired_lease_holds_its_key_until_it_ends in_flight_lets_that_many_of_a_key_run
             a_busy_key_goes_to_the_back_of_the_line a_type_cap_holds_across_keys a_key_rate_spaces_its_starts
-            a_stale_delivery_is_superseded);
+            a_stale_delivery_is_superseded a_delivery_queued_while_its_key_settles_is_taken);
         $crate::inbox_conformance_tests!(@shared ($make) concurrent_takes_keep_each_key_in_order);
     };
     ($make:expr) => {

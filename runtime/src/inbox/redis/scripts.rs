@@ -10,7 +10,7 @@ const NOW: &str = "local t = redis.call('TIME') local now = t[1] * 1000 + math.f
 /// key has `<prefix>lp:<key>` (its pending deliveries by creation time, members
 /// `<16-digit arrival>:<record key>`), `<prefix>lr:<key>` (its running ones by lease
 /// end), `<prefix>lw:<key>` (the ones parked until it frees up) and `<prefix>ls:<key>`
-/// (its last start and the newest creation time done). A capped type has
+/// (the last start of its rate-limited deliveries and the newest creation time done). A capped type has
 /// `<prefix>tr:<type>` (running, by lease end) and `<prefix>tw:<type>` (parked). A take
 /// that reads a delivery that may not run parks it there; whatever frees the key or
 /// the type puts the oldest parked one back at the stream's end (the back of the line).
@@ -212,8 +212,10 @@ local superseded = 0
 if o[1] then
   local ls = base .. 'ls:' .. o[1]
   redis.call('ZADD', base .. 'lr:' .. o[1], until_, key)
-  redis.call('HSET', ls, 'start', now)
-  if redis.call('PTTL', ls) < 0 then redis.call('PEXPIRE', ls, 86400000) end
+  if o[4] then
+    redis.call('HSET', ls, 'start', now)
+    if redis.call('PTTL', ls) < 0 then redis.call('PEXPIRE', ls, 86400000) end
+  end
   local done = redis.call('HGET', ls, 'done')
   if done and tonumber(done) > tonumber(o[7]) then superseded = 1 end
 end
