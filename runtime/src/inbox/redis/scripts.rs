@@ -9,8 +9,9 @@ const NOW: &str = "local t = redis.call('TIME') local now = t[1] * 1000 + math.f
 /// Ordered lanes and type caps (see `Order`). Each key of a delivery with an ordering
 /// key has `<prefix>lp:<key>` (its pending deliveries by creation time, members
 /// `<16-digit arrival>:<record key>`), `<prefix>lr:<key>` (its running ones by lease
-/// end), `<prefix>lw:<key>` (the ones parked until it frees up) and `<prefix>ls:<key>`
-/// (the last start of its rate-limited deliveries and the newest creation time done). A capped type has
+/// end), `<prefix>lw:<key>` (the ones parked until it frees up), `<prefix>ls:<key>`
+/// (the last start of its rate-limited deliveries) and `<prefix>ld:<key>` (the newest
+/// creation time done, as the score of one member, raised by `ZADD GT`). A capped type has
 /// `<prefix>tr:<type>` (running, by lease end) and `<prefix>tw:<type>` (parked). A take
 /// that reads a delivery that may not run parks it there; whatever frees the key or
 /// the type puts the oldest parked one back at the stream's end (the back of the line).
@@ -85,8 +86,8 @@ local function behind(o, key)
   for _, member in ipairs(redis.call('ZRANGE', base .. 'lp:' .. o[1], 0, tonumber(o[3]) - 1)) do
     local k = string.sub(member, 18)
     local r = ARGV[1] .. k
-    local entry = redis.call('HGET', r, 'entry')
-    local state = redis.call('HGET', r, 'state')
+    local f = redis.call('HMGET', r, 'entry', 'state')
+    local entry, state = f[1], f[2]
     if k ~= key and entry and (state == 'queued' or state == 'retrying') then
       redis.call('XDEL', KEYS[1], entry)
       redis.call('HSET', r, 'entry', redis.call('XADD', KEYS[1], '*', 'key', k))
@@ -113,31 +114,38 @@ end
 /// KEYS: stream, delayed, dead, done, leases, payloads. ARGV[1]: the record prefix.
 /// Stores the record and appends it to the stream, unless the key is known. ARGV[8..12]:
 /// the ordering key, creation time, in-flight limit, type cap and key interval (empty
-/// when none).
+/// when none). One `HSET` writes the record. A key's pending set orders equal creation
+/// times by arrival: the member starts with the server's time in microseconds.
 const ENQUEUE: &str = r"
-local base = string.sub(ARGV[1], 1, -3)
 local rec = ARGV[1] .. ARGV[2]
 if redis.call('EXISTS', rec) == 1 then return 0 end
-redis.call('HSET', rec, 'id', ARGV[3], 'type', ARGV[4], 'headers', ARGV[5], 'body', ARGV[6], 'signed_at', ARGV[7],
-  'state', 'queued', 'attempts', 0, 'received_at', now, 'updated_at', now)
+local f = {'id', ARGV[3], 'type', ARGV[4], 'headers', ARGV[5], 'body', ARGV[6], 'signed_at', ARGV[7],
+  'state', 'queued', 'attempts', 0, 'received_at', now, 'updated_at', now}
+if ARGV[11] ~= '' then table.insert(f, 'type_cap') table.insert(f, ARGV[11]) end
+local parked = false
 if ARGV[8] ~= '' then
+  local base = string.sub(ARGV[1], 1, -3)
   local created = ARGV[9] ~= '' and ARGV[9] or now
-  local member = string.format('%016d', redis.call('INCR', base .. 'seq')) .. ':' .. ARGV[2]
-  redis.call('HSET', rec, 'lane', ARGV[8], 'created', created, 'member', member, 'in_flight', ARGV[10])
-  if ARGV[12] ~= '' then redis.call('HSET', rec, 'interval', ARGV[12]) end
-  redis.call('ZADD', base .. 'lp:' .. ARGV[8], created, member)
-  if ARGV[11] ~= '' then redis.call('HSET', rec, 'type_cap', ARGV[11]) end
+  local member = string.format('%016d', t[1] * 1000000 + t[2]) .. ':' .. ARGV[2]
+  table.insert(f, 'lane') table.insert(f, ARGV[8])
+  table.insert(f, 'created') table.insert(f, created)
+  table.insert(f, 'member') table.insert(f, member)
+  table.insert(f, 'in_flight') table.insert(f, ARGV[10])
+  if ARGV[12] ~= '' then table.insert(f, 'interval') table.insert(f, ARGV[12]) end
+  local lp = base .. 'lp:' .. ARGV[8]
+  redis.call('ZADD', lp, created, member)
   -- Behind as many older ones of its key as may run at once: parked now, as a take
   -- would park it, and put back in the stream when its key frees up.
-  if redis.call('ZRANK', base .. 'lp:' .. ARGV[8], member) >= tonumber(ARGV[10]) then
+  if redis.call('ZRANK', lp, member) >= tonumber(ARGV[10]) then
     redis.call('ZADD', base .. 'lw:' .. ARGV[8], created, member)
     redis.call('INCR', base .. 'parked')
-    return 1
+    parked = true
   end
-elseif ARGV[11] ~= '' then
-  redis.call('HSET', rec, 'type_cap', ARGV[11])
 end
-redis.call('HSET', rec, 'entry', redis.call('XADD', KEYS[1], '*', 'key', ARGV[2]))
+if not parked then
+  table.insert(f, 'entry') table.insert(f, redis.call('XADD', KEYS[1], '*', 'key', ARGV[2]))
+end
+redis.call('HSET', rec, unpack(f))
 return 1
 ";
 
@@ -161,7 +169,7 @@ for _, key in ipairs(due) do
     redis.call('HSET', rec, 'entry', redis.call('XADD', KEYS[1], '*', 'key', key))
   end
 end
-local key, rec
+local key, rec, o
 local parked = 0
 for _ = 1, 64 do
   local expired = redis.call('ZRANGEBYSCORE', KEYS[5], '-inf', now, 'LIMIT', 0, 1)
@@ -181,11 +189,12 @@ for _ = 1, 64 do
     local entry = read[1][2][1][1]
     key = read[1][2][1][2][2]
     rec = ARGV[1] .. key
-    local state = redis.call('HGET', rec, 'state')
-    local current = redis.call('HGET', rec, 'entry') == entry and (state == 'queued' or state == 'retrying')
+    local now_at = redis.call('HMGET', rec, 'state', 'entry')
+    local current = now_at[2] == entry and (now_at[1] == 'queued' or now_at[1] == 'retrying')
     local why, at
     if current then
-      why, at = blocked(order_of(rec), key)
+      o = order_of(rec)
+      why, at = blocked(o, key)
       if not why then break end
     end
     -- An entry its record no longer points at, or one parked until its order allows.
@@ -193,10 +202,10 @@ for _ = 1, 64 do
     redis.call('XDEL', KEYS[1], entry)
     if why then
       redis.call('HDEL', rec, 'entry')
-      park(order_of(rec), key, why, at)
+      park(o, key, why, at)
       parked = parked + 1
     end
-    key = nil
+    key, o = nil, nil
   end
 end
 if not key then
@@ -207,16 +216,16 @@ local attempts = redis.call('HINCRBY', rec, 'attempts', 1)
 redis.call('HSET', rec, 'state', 'running', 'token', ARGV[3], 'updated_at', now)
 local until_ = now + tonumber(ARGV[4])
 redis.call('ZADD', KEYS[5], until_, key)
-local o = order_of(rec)
+o = o or order_of(rec)
 local superseded = 0
 if o[1] then
-  local ls = base .. 'ls:' .. o[1]
   redis.call('ZADD', base .. 'lr:' .. o[1], until_, key)
   if o[4] then
+    local ls = base .. 'ls:' .. o[1]
     redis.call('HSET', ls, 'start', now)
     if redis.call('PTTL', ls) < 0 then redis.call('PEXPIRE', ls, 86400000) end
   end
-  local done = redis.call('HGET', ls, 'done')
+  local done = redis.call('ZSCORE', base .. 'ld:' .. o[1], 'done')
   if done and tonumber(done) > tonumber(o[7]) then superseded = 1 end
 end
 if o[5] then redis.call('ZADD', base .. 'tr:' .. o[6], until_, key) end
@@ -257,10 +266,9 @@ const COMPLETE: &str = r"
 local o = order_of(rec)
 freed(o, ARGV[2], true)
 if o[1] then
-  local ls = base .. 'ls:' .. o[1]
-  local done = redis.call('HGET', ls, 'done')
-  if not done or tonumber(done) < tonumber(o[7]) then redis.call('HSET', ls, 'done', o[7]) end
-  if redis.call('PTTL', ls) < tonumber(ARGV[4]) then redis.call('PEXPIRE', ls, ARGV[4]) end
+  local ld = base .. 'ld:' .. o[1]
+  redis.call('ZADD', ld, 'GT', o[7], 'done')
+  redis.call('PEXPIRE', ld, ARGV[4])
 end
 redis.call('HSET', rec, 'state', 'done', 'updated_at', now)
 redis.call('PEXPIRE', rec, ARGV[4])
