@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use hookroute::inbox::{
-    DeliveryState, Enqueued, Inbox, InboxError, InboxStats, Lease, Leased, NewDelivery, StoredDelivery,
+    DeliveryState, Enqueued, Inbox, InboxAdmin, InboxError, InboxStats, Lease, Leased, NewDelivery, StoredDelivery,
 };
 use hookroute::testing::{inbox_conformance, TestEvent};
 use hookroute::{webhook_handlers, EventMeta, Groq, HandlerError, Receiver};
@@ -193,7 +193,10 @@ impl Inbox for QueueInbox {
             .max();
         Ok(stats)
     }
+}
 
+#[async_trait::async_trait]
+impl InboxAdmin for QueueInbox {
     async fn list(&self, state: DeliveryState, limit: usize) -> Result<Vec<StoredDelivery>, InboxError> {
         let now = SystemTime::now();
         let messages = self.lock();

@@ -4,7 +4,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use assert_cmd::Command;
-use hookroute::inbox::{DeliveryState, Inbox, SqliteInbox};
+use hookroute::inbox::{DeliveryState, Inbox, InboxAdmin, SqliteInbox};
 use hookroute::testing::TestEvent;
 use hookroute::{webhook_handlers, Groq, HandlerError, Receiver};
 use predicates::prelude::*;
@@ -130,6 +130,45 @@ async fn inbox_commands_show_and_act_on_what_the_receiver_stored() {
         .stdout(predicate::str::contains("purged 1"));
     assert!(inbox.get(&key("evt_done")).await.unwrap().is_none());
     inbox_cli(&path).args(["purge", "--done-older-than", "soon"]).assert().code(2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn search_filters_newest_first_and_pages_with_the_cursor_it_prints() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("inbox.db");
+    let _inbox = fill(&path).await;
+    let json = |args: &[&str]| -> serde_json::Value {
+        let output = inbox_cli(&path).arg("search").args(args).arg("--json").output().unwrap();
+        assert!(output.status.success(), "{args:?}: {}", String::from_utf8_lossy(&output.stderr));
+        serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("{args:?}: {e}"))
+    };
+    let keys = |page: &serde_json::Value| -> Vec<String> {
+        page["deliveries"].as_array().unwrap().iter().map(|row| row["key"].as_str().unwrap().to_owned()).collect()
+    };
+    let all = json(&[]);
+    assert_eq!(keys(&all), [key("evt_queued"), key("evt_done"), key("evt_dead")], "newest first");
+    assert!(all["next"].is_null());
+    assert_eq!(keys(&json(&["--error", "LEDGER"])), [key("evt_dead")]);
+    assert_eq!(keys(&json(&["--state", "done"])), [key("evt_done")]);
+    assert!(keys(&json(&["--type", "resource.deleted"])).is_empty());
+    assert!(keys(&json(&["--older-than", "1h"])).is_empty());
+    assert_eq!(keys(&json(&["--since", "1h"])).len(), 3);
+
+    // A page of one, then the rest from the cursor the first page printed.
+    let first = json(&["--limit", "1"]);
+    assert_eq!(keys(&first), [key("evt_queued")]);
+    let next = first["next"].as_str().unwrap().to_owned();
+    assert_eq!(keys(&json(&["--limit", "5", "--after", &next])), [key("evt_done"), key("evt_dead")]);
+    inbox_cli(&path)
+        .args(["search", "--limit", "1"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(format!("1 shown, newest first; next page: --after '{next}'")));
+    inbox_cli(&path)
+        .args(["search", "--after", "yesterday"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("is not a cursor"));
 }
 
 #[test]

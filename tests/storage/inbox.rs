@@ -9,7 +9,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hookroute::inbox::{DeliveryState, Enqueued, Inbox, InboxError, MemoryInbox, NewDelivery, RetrySchedule};
+use hookroute::inbox::{
+    DeliveryState, Enqueued, Inbox, InboxAdmin, InboxError, MemoryInbox, NewDelivery, RetrySchedule,
+};
 use hookroute::testing::{SignedDelivery, TestEvent};
 use hookroute::{webhook_handlers, EventMeta, Groq, HandlerError, Receiver, WorkerHandle};
 use serde::Deserialize;
@@ -23,7 +25,12 @@ fn key(id: &str) -> String {
 
 /// Stores a `job.run` delivery of event `id` as the receiver would, signed at
 /// `signed_at`: queued. Answers its key.
-async fn stored_as_received(inbox: &dyn Inbox, delivery: &SignedDelivery, id: &str, signed_at: Option<u64>) -> String {
+async fn stored_as_received(
+    inbox: &dyn InboxAdmin,
+    delivery: &SignedDelivery,
+    id: &str,
+    signed_at: Option<u64>,
+) -> String {
     let (headers, key) = (hookroute::inbox::encode_headers(&delivery.headers), key(id));
     let new = NewDelivery {
         key: &key,
@@ -89,13 +96,13 @@ impl App {
 struct Served {
     url: String,
     app: Arc<App>,
-    inbox: Arc<dyn Inbox>,
+    inbox: Arc<dyn InboxAdmin>,
     workers: Option<WorkerHandle>,
     client: reqwest::Client,
 }
 
 impl Served {
-    async fn start(inbox: Arc<dyn Inbox>, workers: usize) -> Self {
+    async fn start(inbox: Arc<dyn InboxAdmin>, workers: usize) -> Self {
         let app = Arc::new(App::default());
         let receiver = Receiver::builder(Arc::clone(&app))
             .secret(SECRET)
@@ -155,7 +162,7 @@ fn unique(name: &str) -> String {
 
 /// The answer comes while the handler is still blocked; the event is done once the
 /// handler is let go. A redelivery meanwhile is a duplicate and runs nothing.
-async fn answers_before_the_handler_finishes(inbox: Arc<dyn Inbox>) {
+async fn answers_before_the_handler_finishes(inbox: Arc<dyn InboxAdmin>) {
     let served = Served::start(inbox, 2).await;
     let id = unique("evt_blocked");
     let (status, body) = served.send(&id, serde_json::json!({"wait_for_gate": true})).await;
@@ -173,7 +180,7 @@ async fn answers_before_the_handler_finishes(inbox: Arc<dyn Inbox>) {
 
 /// Fails twice then succeeds: 3 attempts, done. Permanent: dead at once. Every attempt
 /// failing: dead after the schedule with the last error. Replayed: runs and is done.
-async fn retries_then_dead_letters_then_replays(inbox: Arc<dyn Inbox>) {
+async fn retries_then_dead_letters_then_replays(inbox: Arc<dyn InboxAdmin>) {
     let served = Served::start(inbox, 4).await;
     let (flaky, permanent, hopeless) = (unique("evt_flaky"), unique("evt_permanent"), unique("evt_hopeless"));
     assert_eq!(served.send(&flaky, serde_json::json!({"fail_times": 2})).await.0, 202);
@@ -204,7 +211,7 @@ async fn retries_then_dead_letters_then_replays(inbox: Arc<dyn Inbox>) {
 }
 
 /// A dead letter whose cause went away: replayed, it runs and is done.
-async fn a_replayed_dead_letter_is_done(inbox: Arc<dyn Inbox>) {
+async fn a_replayed_dead_letter_is_done(inbox: Arc<dyn InboxAdmin>) {
     // Fails its first attempt; with no retries in this receiver's schedule it dies...
     let id = unique("evt_replay");
     let app = Arc::new(App::default());
@@ -245,7 +252,7 @@ async fn a_replayed_dead_letter_is_done(inbox: Arc<dyn Inbox>) {
 
 /// An answer lost after the insert (the process died, the connection dropped): the
 /// provider's retry is a duplicate and there is one record.
-async fn a_lost_answer_makes_the_retry_a_duplicate(inbox: Arc<dyn Inbox>) {
+async fn a_lost_answer_makes_the_retry_a_duplicate(inbox: Arc<dyn InboxAdmin>) {
     let served = Served::start(Arc::clone(&inbox), 0).await;
     let id = unique("evt_lost_answer");
     let delivery = TestEvent::<Groq>::new("job.run", serde_json::json!({})).id(&id).sign(SECRET);
@@ -261,7 +268,7 @@ async fn a_lost_answer_makes_the_retry_a_duplicate(inbox: Arc<dyn Inbox>) {
 /// A delivery whose every attempt kills its worker (or hangs it past its lease) is not
 /// taken for ever: once its attempts are used up, the next worker dead-letters it
 /// without running it.
-async fn a_delivery_that_kills_its_workers_is_dead_lettered(inbox: Arc<dyn Inbox>) {
+async fn a_delivery_that_kills_its_workers_is_dead_lettered(inbox: Arc<dyn InboxAdmin>) {
     let receiving = Served::start(Arc::clone(&inbox), 0).await;
     let id = unique("evt_poison");
     assert_eq!(receiving.send(&id, serde_json::json!({})).await.0, 202);
@@ -284,7 +291,7 @@ async fn a_delivery_that_kills_its_workers_is_dead_lettered(inbox: Arc<dyn Inbox
 /// A replay does not check the timestamp window again: the delivery was verified when
 /// it arrived. Here its dead letter is replayed an hour after it was signed, far past
 /// the 300 s window a fresh delivery must meet, and it runs.
-async fn a_replay_runs_past_the_timestamp_window(inbox: Arc<dyn Inbox>) {
+async fn a_replay_runs_past_the_timestamp_window(inbox: Arc<dyn InboxAdmin>) {
     let served = Served::start(Arc::clone(&inbox), 0).await;
     let id = unique("evt_old");
     let an_hour_ago = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() - 3600;
@@ -309,7 +316,7 @@ async fn a_replay_runs_past_the_timestamp_window(inbox: Arc<dyn Inbox>) {
 /// receiver's namespace, so a second app (another secret) is refused, 503 on every delivery, its workers take
 /// nothing, and every event of the first runs in the first's handlers. A key rotation
 /// (the new secret first, the old beside it) keeps the inbox.
-async fn a_second_app_on_one_inbox_is_refused(inbox: Arc<dyn Inbox>) {
+async fn a_second_app_on_one_inbox_is_refused(inbox: Arc<dyn InboxAdmin>) {
     let first = Served::start(Arc::clone(&inbox), 1).await;
     // The first delivery binds the inbox to the first app (an inbox belongs to the
     // receiver that uses it first): before the other app's workers could.
@@ -353,7 +360,7 @@ async fn a_second_app_on_one_inbox_is_refused(inbox: Arc<dyn Inbox>) {
 /// An inbox with no workers does not take deliveries without end: past `max_waiting`
 /// deliveries waiting, a new one is 503
 /// `inbox_full` (the provider retries later); once workers drain it, 202 again.
-async fn a_full_inbox_answers_503_until_it_drains(inbox: Arc<dyn Inbox>) {
+async fn a_full_inbox_answers_503_until_it_drains(inbox: Arc<dyn InboxAdmin>) {
     let app = Arc::new(App::default());
     let receiver =
         Receiver::builder(Arc::clone(&app)).secret(SECRET).inbox(Arc::clone(&inbox)).max_waiting(5).build().unwrap();
@@ -390,7 +397,7 @@ async fn a_full_inbox_answers_503_until_it_drains(inbox: Arc<dyn Inbox>) {
 /// after its own
 /// retention (1 s here, a day by default); the key stays, so a redelivery is still a
 /// duplicate; a replay past it is dead-lettered, saying why.
-async fn a_done_payload_goes_after_its_retention_and_its_key_stays(inbox: Arc<dyn Inbox>) {
+async fn a_done_payload_goes_after_its_retention_and_its_key_stays(inbox: Arc<dyn InboxAdmin>) {
     let app = Arc::new(App::default());
     let receiver = Receiver::builder(Arc::clone(&app))
         .secret(SECRET)
@@ -482,7 +489,7 @@ async fn an_inbox_outage_is_a_503_and_the_retries_queue_once() {
         .connect()
         .await
         .unwrap();
-    let inbox: Arc<dyn Inbox> = Arc::new(inbox);
+    let inbox: Arc<dyn InboxAdmin> = Arc::new(inbox);
     let served = Served::start(Arc::clone(&inbox), 0).await;
     let ids: Vec<String> = (0..20).map(|n| unique(&format!("evt_outage_{n}"))).collect();
     proxy.cut();
@@ -531,7 +538,7 @@ async fn a_backend_that_cannot_be_reached_says_where() {
 /// lands and the handler ran once. Away for longer than the lease: the mark is given
 /// up, the lease runs out and the delivery runs again: at-least-once, never lost, as
 /// README's inbox section says handlers must allow for.
-async fn an_outage_while_marking_done(mut outage: impl support::Outage, inbox: Arc<dyn Inbox>) {
+async fn an_outage_while_marking_done(mut outage: impl support::Outage, inbox: Arc<dyn InboxAdmin>) {
     const LEASE: Duration = Duration::from_secs(2);
     let served = Served::start(Arc::clone(&inbox), 1).await;
     for (away, runs) in [(LEASE / 3, 1), (LEASE * 2, 2)] {
@@ -582,7 +589,7 @@ const PROCESSED: usize = 2_500;
 
 /// Processes [`PROCESSED`] deliveries through `inbox` (insert, take, mark done with a
 /// 1 ms TTL), then one more after the TTLs ran out, so that the sweeps have run.
-async fn process_many(inbox: &dyn Inbox) {
+async fn process_many(inbox: &dyn InboxAdmin) {
     let run = unique("evt_bounded");
     for n in 0..=PROCESSED {
         if n == PROCESSED {
@@ -662,7 +669,7 @@ async fn redis_storage_does_not_grow_with_deliveries() {
 /// for ever.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hung_handlers_time_out_under_the_receivers_handler_timeout() {
-    let inbox: Arc<dyn Inbox> = Arc::new(MemoryInbox::new());
+    let inbox: Arc<dyn InboxAdmin> = Arc::new(MemoryInbox::new());
     let app = Arc::new(App::default());
     let receiver = Receiver::builder(Arc::clone(&app))
         .secret(SECRET)
@@ -709,7 +716,8 @@ async fn hung_handlers_time_out_under_the_receivers_handler_timeout() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_workers_recreate_a_lost_consumer_group() {
     let own = support::OwnRedis::start();
-    let inbox: Arc<dyn Inbox> = Arc::new(hookroute::inbox::RedisInbox::builder(own.url()).connect().await.unwrap());
+    let inbox: Arc<dyn InboxAdmin> =
+        Arc::new(hookroute::inbox::RedisInbox::builder(own.url()).connect().await.unwrap());
     let served = Served::start(Arc::clone(&inbox), 2).await;
     let before = unique("before_flush");
     assert_eq!(served.send(&before, serde_json::json!({})).await.0, 202);

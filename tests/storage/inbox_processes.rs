@@ -17,7 +17,9 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures_util::stream::{self, StreamExt};
-use hookroute::inbox::{DeliveryState, Inbox, InboxStats, PostgresInbox, RedisInbox, RetrySchedule, StoredDelivery};
+use hookroute::inbox::{
+    DeliveryState, Inbox, InboxAdmin, InboxStats, PostgresInbox, RedisInbox, RetrySchedule, StoredDelivery,
+};
 use hookroute::testing::{SignedDelivery, TestEvent};
 use hookroute::{webhook_handlers, EventMeta, Groq, HandlerError, Receiver};
 use serde::Deserialize;
@@ -107,7 +109,7 @@ impl Backend {
     }
 
     /// A connection of its own, as a separate replica has.
-    async fn connect(&self) -> Arc<dyn Inbox> {
+    async fn connect(&self) -> Arc<dyn InboxAdmin> {
         match self.kind {
             "postgres" => Arc::new(PostgresInbox::builder(&self.url).table(&self.name).connect().await.unwrap()),
             "redis" => Arc::new(RedisInbox::builder(&self.url).prefix(&self.name).connect().await.unwrap()),
@@ -176,7 +178,7 @@ fn unique(name: &str) -> String {
     format!("{name}_{}_{nanos:x}_{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
 }
 
-fn receiver(app: Arc<App>, inbox: Arc<dyn Inbox>) -> Receiver<Arc<App>> {
+fn receiver(app: Arc<App>, inbox: Arc<dyn InboxAdmin>) -> Receiver<Arc<App>> {
     Receiver::builder(app)
         .secret(SECRET)
         .inbox(inbox)
@@ -217,7 +219,7 @@ async fn deliver(client: &reqwest::Client, url: &str, event_type: &str, id: &str
 }
 
 /// Waits up to `within` until `key` is in `state`.
-async fn until(inbox: &dyn Inbox, key: &str, state: DeliveryState, within: Duration) -> StoredDelivery {
+async fn until(inbox: &dyn InboxAdmin, key: &str, state: DeliveryState, within: Duration) -> StoredDelivery {
     let deadline = Instant::now() + within;
     loop {
         let stored = inbox.get(key).await.unwrap();

@@ -6,7 +6,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use hookroute::inbox::{DeliveryState, Inbox, MemoryInbox};
+use hookroute::inbox::{DeliveryState, Inbox, InboxAdmin, MemoryInbox};
 use hookroute::testing::sign_as;
 use hookroute::{webhook_handlers, EventMeta, Receiver};
 use serde::Deserialize;

@@ -5,7 +5,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
-use hookroute_runtime::inbox::{self, decode_headers, DeliveryState, Inbox, PostgresInbox, RedisInbox, StoredDelivery};
+use hookroute_runtime::inbox::{
+    self, decode_headers, DeliveryState, Inbox, InboxAdmin, PostgresInbox, RedisInbox, StoredDelivery,
+};
 
 use crate::{scheme, secret, Failure, SecretArgs};
 
@@ -43,6 +45,33 @@ enum InboxCommand {
         /// `key = "data.object.customer"`): its queued, retrying and running deliveries.
         #[arg(long)]
         key: Option<String>,
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
+    /// Deliveries by state, event type, ordering key, error text and time received,
+    /// newest first, a page at a time (the last line gives the next page's `--after`).
+    Search {
+        /// queued, running, retrying, done or dead.
+        #[arg(long)]
+        state: Option<DeliveryState>,
+        /// An event type, exactly (`invoice.paid`).
+        #[arg(long = "type")]
+        event_type: Option<String>,
+        /// An ordering key, exactly (`cus_123`).
+        #[arg(long)]
+        key: Option<String>,
+        /// Text the last error contains, in any case.
+        #[arg(long)]
+        error: Option<String>,
+        /// Received within this long before now (`2h`, `30m`).
+        #[arg(long, value_parser = humantime::parse_duration)]
+        since: Option<Duration>,
+        /// Received longer ago than this (`1h`).
+        #[arg(long, value_parser = humantime::parse_duration)]
+        older_than: Option<Duration>,
+        /// Where the page starts: the `next` the previous page printed.
+        #[arg(long)]
+        after: Option<inbox::Cursor>,
         #[arg(long, default_value_t = 20)]
         limit: usize,
     },
@@ -107,6 +136,20 @@ pub(crate) fn run(args: InboxArgs, json: bool) -> Result<ExitCode, Failure> {
                 let key = key.unwrap_or_default();
                 let found = inbox.list_key(&key, limit).await.map_err(fail)?;
                 key_lines(&found, &key, json).into_iter().for_each(&mut print);
+            }
+            InboxCommand::Search { state, event_type, key, error, since, older_than, after, limit } => {
+                let now = std::time::SystemTime::now();
+                let ago = |by: Duration| now.checked_sub(by).unwrap_or(std::time::UNIX_EPOCH);
+                let filter = inbox::Filter {
+                    state,
+                    event_type,
+                    order_key: key,
+                    error,
+                    received_from: since.map(ago),
+                    received_until: older_than.map(ago),
+                };
+                let page = inbox.search(&filter, after.as_ref(), limit.max(1)).await.map_err(fail)?;
+                search_lines(&page, json).into_iter().for_each(&mut print);
             }
             InboxCommand::Show { id } => {
                 let Some(delivery) = find(&*inbox, &id, args.namespace.as_deref()).await.map_err(fail)? else {
@@ -254,30 +297,70 @@ fn stats_lines(stats: &inbox::InboxStats, keys: Option<inbox::KeyStats>, json: b
 /// `list`: a table and a count, or one JSON object.
 fn list_lines(found: &[StoredDelivery], state: DeliveryState, json: bool) -> Vec<String> {
     if json {
-        let rows: Vec<_> = found
-            .iter()
-            .map(|delivery| {
-                let mut row = row_json(delivery);
-                row["received"] = received(delivery).into();
-                row
-            })
-            .collect();
+        let rows = table_json(found, false);
         return vec![serde_json::json!({ "state": state.to_string(), "deliveries": rows }).to_string()];
     }
-    let mut lines =
-        vec![format!("{:<40} {:<24} {:<24} {:>8} {:<20} last error", "key", "id", "type", "attempts", "received")];
+    let mut lines = table(found, false);
+    lines.push(format!("{} {state}", found.len()));
+    lines
+}
+
+fn search_lines(page: &inbox::Page, json: bool) -> Vec<String> {
+    let next = page.next.as_ref().map(ToString::to_string);
+    if json {
+        let rows = table_json(&page.deliveries, true);
+        return vec![serde_json::json!({ "deliveries": rows, "next": next }).to_string()];
+    }
+    let mut lines = table(&page.deliveries, true);
+    let shown = page.deliveries.len();
+    lines.push(match next {
+        // Quoted for a shell: the key holds the event id, which the sender chose.
+        Some(next) => {
+            format!("{shown} shown, newest first; next page: --after '{}'", line(&next).replace('\'', "'\\''"))
+        }
+        None => format!("{shown} shown, newest first; no more"),
+    });
+    lines
+}
+
+/// The rows `list` and `search` print (`search` with each delivery's state), as JSON.
+fn table_json(found: &[StoredDelivery], with_state: bool) -> Vec<serde_json::Value> {
+    let row = |delivery: &StoredDelivery| {
+        let mut row = row_json(delivery);
+        row["received"] = received(delivery).into();
+        if with_state {
+            row["state"] = delivery.state.to_string().into();
+            row["order_key"] = delivery.order_key.clone().into();
+        }
+        row
+    };
+    found.iter().map(row).collect()
+}
+
+/// The rows `list` and `search` print, under a header.
+fn table(found: &[StoredDelivery], with_state: bool) -> Vec<String> {
+    let state = |text: &str| if with_state { format!(" {text:<9}") } else { String::new() };
+    let mut lines = vec![format!(
+        "{:<40} {:<24} {:<24}{} {:>8} {:<20} last error",
+        "key",
+        "id",
+        "type",
+        state("state"),
+        "attempts",
+        "received"
+    )];
     for delivery in found {
         lines.push(format!(
-            "{:<40} {:<24} {:<24} {:>8} {:<20} {}",
+            "{:<40} {:<24} {:<24}{} {:>8} {:<20} {}",
             line(&delivery.key),
             line(&delivery.id),
             line(&delivery.event_type),
+            state(delivery.state.as_str()),
             delivery.attempts,
             received(delivery),
             line(delivery.last_error.as_deref().unwrap_or("-"))
         ));
     }
-    lines.push(format!("{} {state}", found.len()));
     lines
 }
 
@@ -395,7 +478,7 @@ fn verify(
 /// The inbox `args` names, with the table or prefix it was given: only one that exists
 /// (no command here creates storage; a misspelt table or prefix is an error that names
 /// the inboxes that are there).
-async fn open(args: &InboxArgs) -> Result<Box<dyn Inbox>, Failure> {
+async fn open(args: &InboxArgs) -> Result<Box<dyn InboxAdmin>, Failure> {
     let url = args.url.as_str();
     let kind = hookroute_runtime::backend::Kind::of(url).map(|kind| kind.name);
     let (postgres, redis) = (kind == Some("postgres"), kind == Some("redis"));
@@ -408,13 +491,13 @@ async fn open(args: &InboxArgs) -> Result<Box<dyn Inbox>, Failure> {
             .existing_only()
             .connect()
             .await
-            .map(|inbox| Box::new(inbox) as Box<dyn Inbox>),
+            .map(|inbox| Box::new(inbox) as Box<dyn InboxAdmin>),
         (_, Some(prefix)) => RedisInbox::builder(url)
             .prefix(prefix)
             .existing_only()
             .connect()
             .await
-            .map(|inbox| Box::new(inbox) as Box<dyn Inbox>),
+            .map(|inbox| Box::new(inbox) as Box<dyn InboxAdmin>),
         (None, None) => inbox::connect_existing(url).await,
     };
     opened.map_err(|error| format!("{url}: {error}"))
@@ -425,7 +508,7 @@ async fn open(args: &InboxArgs) -> Result<Box<dyn Inbox>, Failure> {
 /// namespace (the one given, else the one the inbox is bound to) for any provider: one
 /// record read per provider, never a scan of the inbox.
 async fn find(
-    inbox: &dyn Inbox,
+    inbox: &dyn InboxAdmin,
     id: &str,
     namespace: Option<&str>,
 ) -> Result<Option<StoredDelivery>, inbox::InboxError> {

@@ -6,7 +6,7 @@ use super::PostgresInbox;
 use super::RedisInbox;
 #[cfg(feature = "sqlite")]
 use super::SqliteInbox;
-use super::{Inbox, InboxError, MemoryInbox};
+use super::{InboxAdmin, InboxError, MemoryInbox};
 use crate::backend::{Backend, Location};
 
 /// Opens the inbox a URL names, for apps that pick their backend by configuration:
@@ -30,18 +30,18 @@ use crate::backend::{Backend, Location};
 /// # }).unwrap();
 /// ```
 #[allow(clippy::unused_async)] // awaits only with a shared-backend feature on
-pub async fn connect(url: &str) -> Result<Box<dyn Inbox>, InboxError> {
+pub async fn connect(url: &str) -> Result<Box<dyn InboxAdmin>, InboxError> {
     open(url, false).await
 }
 
 /// The inbox `url` names, as [`connect`] opens it, but only if it exists: nothing is
 /// created, and a missing one is an error that names those that exist (PostgreSQL
 /// tables, Redis prefixes) or the missing file (SQLite). For operators' tools.
-pub async fn connect_existing(url: &str) -> Result<Box<dyn Inbox>, InboxError> {
+pub async fn connect_existing(url: &str) -> Result<Box<dyn InboxAdmin>, InboxError> {
     open(url, true).await
 }
 
-async fn open(url: &str, existing: bool) -> Result<Box<dyn Inbox>, InboxError> {
+async fn open(url: &str, existing: bool) -> Result<Box<dyn InboxAdmin>, InboxError> {
     let location = Location::of(url);
     match Backend::of(&location.url, "inbox", "inbox.db")? {
         Backend::Memory => {

@@ -5,8 +5,8 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use super::{
-    from_unix_millis, lease_token, unix_millis, DeliveryState, Enqueued, Inbox, InboxError, InboxStats, KeyStats,
-    Lease, Leased, Limits, NewDelivery, StoredDelivery,
+    from_unix_millis, lease_token, unix_millis, Cursor, DeliveryState, Enqueued, Filter, Inbox, InboxAdmin, InboxError,
+    InboxStats, KeyStats, Lease, Leased, Limits, NewDelivery, Page, StoredDelivery,
 };
 use crate::backend::millis;
 
@@ -435,7 +435,10 @@ impl Inbox for MemoryInbox {
         }
         Ok(Some(counted))
     }
+}
 
+#[async_trait::async_trait]
+impl InboxAdmin for MemoryInbox {
     async fn list(&self, wanted: DeliveryState, limit: usize) -> Result<Vec<StoredDelivery>, InboxError> {
         let now = now();
         let state = self.lock();
@@ -447,6 +450,20 @@ impl Inbox for MemoryInbox {
             .collect();
         found.sort_by_key(|(updated, delivery)| (*updated, delivery.key.as_str()));
         Ok(found.into_iter().take(limit).map(|(_, delivery)| delivery.clone()).collect())
+    }
+
+    async fn search(&self, filter: &Filter, after: Option<&Cursor>, limit: usize) -> Result<Page, InboxError> {
+        let now = now();
+        let state = self.lock();
+        let mut found: Vec<&StoredDelivery> = state
+            .records
+            .values()
+            .filter(|r| !(r.delivery.state == DeliveryState::Done && r.slot.0 <= now))
+            .map(|r| &r.delivery)
+            .filter(|delivery| filter.matches(delivery) && after.is_none_or(|after| after.precedes(delivery)))
+            .collect();
+        found.sort_unstable_by(|a, b| (b.received_at, &b.key).cmp(&(a.received_at, &a.key)));
+        Ok(Page::of(found.into_iter().take(limit.saturating_add(1)).cloned().collect(), limit))
     }
 
     async fn get(&self, key: &str) -> Result<Option<StoredDelivery>, InboxError> {

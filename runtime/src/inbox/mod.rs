@@ -32,6 +32,7 @@ use std::time::{Duration, SystemTime};
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 
+mod admin;
 mod connect;
 mod error;
 mod memory;
@@ -46,6 +47,7 @@ mod schedule;
 mod sqlite;
 pub(crate) mod taking;
 
+pub use admin::{Cursor, Filter, InboxAdmin, Page};
 pub use connect::{connect, connect_existing};
 pub use error::InboxError;
 pub use memory::MemoryInbox;
@@ -349,33 +351,6 @@ pub trait Inbox: Send + Sync + 'static {
         Ok(None)
     }
 
-    /// Up to `limit` deliveries in `state`, oldest first.
-    async fn list(&self, state: DeliveryState, limit: usize) -> Result<Vec<StoredDelivery>, InboxError>;
-
-    /// The pending deliveries (queued, retrying, running) of the ordering key
-    /// `order_key`, in the key's order, up to `limit`: what runs next, and what waits
-    /// behind it. The default reads every pending delivery through [`list`](Self::list).
-    async fn list_key(&self, order_key: &str, limit: usize) -> Result<Vec<StoredDelivery>, InboxError> {
-        let mut found = Vec::new();
-        for state in [DeliveryState::Running, DeliveryState::Retrying, DeliveryState::Queued] {
-            let listed = self.list(state, 100_000).await?;
-            found.extend(listed.into_iter().filter(|delivery| delivery.order_key.as_deref() == Some(order_key)));
-        }
-        found.sort_by_key(|delivery| (delivery.created_at, delivery.received_at));
-        found.truncate(limit);
-        Ok(found)
-    }
-
-    /// The delivery stored under `key`.
-    async fn get(&self, key: &str) -> Result<Option<StoredDelivery>, InboxError>;
-
-    /// Queues a dead, retrying or done delivery to run now with a fresh schedule.
-    /// Answers `false` when there is no such delivery or it is running.
-    async fn replay(&self, key: &str) -> Result<bool, InboxError>;
-
-    /// Deletes the done records older than `older_than` and answers how many.
-    async fn purge_done(&self, older_than: Duration) -> Result<u64, InboxError>;
-
     /// The backend's name in metrics (`db.system.name`): `redis`, `postgresql`,
     /// `sqlite`, `memory`; `custom` unless an inbox says otherwise.
     fn backend(&self) -> &'static str {
@@ -421,22 +396,6 @@ pub trait Inbox: Send + Sync + 'static {
     /// looks an event id up. `None` by default.
     async fn owner(&self) -> Result<Option<String>, InboxError> {
         Ok(None)
-    }
-
-    /// Replays every dead letter and answers how many.
-    async fn replay_dead(&self) -> Result<u64, InboxError> {
-        let mut replayed = 0;
-        loop {
-            let dead = self.list(DeliveryState::Dead, 500).await?;
-            if dead.is_empty() {
-                return Ok(replayed);
-            }
-            for delivery in dead {
-                if self.replay(&delivery.key).await? {
-                    replayed += 1;
-                }
-            }
-        }
     }
 }
 
@@ -499,21 +458,6 @@ macro_rules! forward_inbox {
             async fn key_stats(&self) -> Result<Option<KeyStats>, InboxError> {
                 (**self).key_stats().await
             }
-            async fn list(&self, state: DeliveryState, limit: usize) -> Result<Vec<StoredDelivery>, InboxError> {
-                (**self).list(state, limit).await
-            }
-            async fn get(&self, key: &str) -> Result<Option<StoredDelivery>, InboxError> {
-                (**self).get(key).await
-            }
-            async fn list_key(&self, order_key: &str, limit: usize) -> Result<Vec<StoredDelivery>, InboxError> {
-                (**self).list_key(order_key, limit).await
-            }
-            async fn replay(&self, key: &str) -> Result<bool, InboxError> {
-                (**self).replay(key).await
-            }
-            async fn purge_done(&self, older_than: Duration) -> Result<u64, InboxError> {
-                (**self).purge_done(older_than).await
-            }
             async fn bind(&self, namespace: &str, also: &[String]) -> Result<(), InboxError> {
                 (**self).bind(namespace, also).await
             }
@@ -522,9 +466,6 @@ macro_rules! forward_inbox {
             }
             async fn forget_payloads(&self, older_than: Duration) -> Result<u64, InboxError> {
                 (**self).forget_payloads(older_than).await
-            }
-            async fn replay_dead(&self) -> Result<u64, InboxError> {
-                (**self).replay_dead().await
             }
             fn backend(&self) -> &'static str {
                 (**self).backend()

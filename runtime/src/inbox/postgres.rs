@@ -7,9 +7,10 @@ use std::time::Duration;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 
+use super::admin::{sql_search, SqlDialect, SqlValue};
 use super::{
-    from_unix_millis, lease_token, DeliveryState, Enqueued, Inbox, InboxError, InboxStats, KeyStats, Lease, Leased,
-    NewDelivery, StoredDelivery,
+    from_unix_millis, lease_token, Cursor, DeliveryState, Enqueued, Filter, Inbox, InboxAdmin, InboxError, InboxStats,
+    KeyStats, Lease, Leased, NewDelivery, Page, StoredDelivery,
 };
 use crate::backend::postgres::{check_table, sweep_while_alive, Database, PostgresBuilder};
 use crate::backend::{connect_error, millis, nearest_first};
@@ -26,6 +27,15 @@ const COLUMNS: &str = "key, event_id, event_type, headers, body, signed_at, stat
 
 /// The milliseconds since the Unix epoch, in SQL.
 const NOW_MS: &str = "(extract(epoch from now()) * 1000)::bigint";
+
+/// When a delivery was received: now, to the millisecond, as searches page by it
+/// ([`Cursor`] holds milliseconds).
+const RECEIVED: &str = "date_trunc('milliseconds', now())";
+
+/// A time in Unix milliseconds (the placeholder `at`) as a `timestamptz`, exactly.
+fn at_millis(at: &str) -> String {
+    format!("('epoch'::timestamptz + {at}::bigint * interval '1 millisecond')")
+}
 
 /// An inbox in PostgreSQL, for any number of HTTP replicas and worker processes.
 ///
@@ -121,11 +131,11 @@ impl Statements {
                      received_at, updated_at, order_key, created_ms, in_flight, type_cap, key_interval)
                  VALUES ($1, $2, $3, $4, $5, $6, 'queued', 0,
                      CASE WHEN EXISTS (SELECT 1 FROM ahead) THEN 'infinity'::timestamptz ELSE now() END,
-                     now(), now(), $7, coalesce($8, {NOW_MS}), $9, $10, $11)
+                     {RECEIVED}, now(), $7, coalesce($8, {NOW_MS}), $9, $10, $11)
                  ON CONFLICT (key) DO UPDATE SET event_id = excluded.event_id, event_type = excluded.event_type,
                      headers = excluded.headers, body = excluded.body, signed_at = excluded.signed_at,
                      state = 'queued', attempts = 0, due_at = excluded.due_at, token = NULL, last_error = NULL,
-                     received_at = now(), updated_at = now(), order_key = excluded.order_key,
+                     received_at = {RECEIVED}, updated_at = now(), order_key = excluded.order_key,
                      created_ms = excluded.created_ms, in_flight = excluded.in_flight, type_cap = excluded.type_cap,
                      key_interval = excluded.key_interval, started_at = NULL
                    WHERE {t}.state = 'done' AND {t}.due_at <= now()
@@ -415,6 +425,11 @@ fn order_migration(t: &str) -> String {
                  WHERE order_key IS NOT NULL AND key_interval IS NOT NULL;
              DROP INDEX IF EXISTS {t}_lane;
            END IF;
+           -- Searches, newest first, all of them and by event type (by state: {t}_state).
+           IF to_regclass('{t}_received') IS NULL THEN
+             CREATE INDEX IF NOT EXISTS {t}_received ON {t} (received_at, key);
+             CREATE INDEX IF NOT EXISTS {t}_type_received ON {t} (event_type, received_at, key);
+           END IF;
          END $do$;
          CREATE OR REPLACE FUNCTION {t}_unpark(p_lane text, p_k text) RETURNS boolean
          LANGUAGE plpgsql VOLATILE AS $fn$
@@ -616,11 +631,35 @@ impl Inbox for PostgresInbox {
         };
         Ok(Some(KeyStats { waiting: count(0)?, held_by_retry: count(1)? }))
     }
+}
 
+#[async_trait::async_trait]
+impl InboxAdmin for PostgresInbox {
     async fn list(&self, state: DeliveryState, limit: usize) -> Result<Vec<StoredDelivery>, InboxError> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows = self.query(&self.inner.sql.list, &[&state.as_str(), &limit]).await?;
         rows.iter().map(read).collect()
+    }
+
+    async fn search(&self, filter: &Filter, after: Option<&Cursor>, limit: usize) -> Result<Page, InboxError> {
+        let dialect = SqlDialect {
+            head: format!("SELECT {COLUMNS} FROM {} WHERE (state <> 'done' OR due_at > now())", self.inner.table),
+            first: 1,
+            like: "ILIKE",
+            param: |n| format!("${n}"),
+            millis: at_millis,
+        };
+        let (sql, values) = sql_search(&dialect, filter, after, limit);
+        let bound: Vec<Box<dyn ToSql + Sync + Send>> = values
+            .into_iter()
+            .map(|value| match value {
+                SqlValue::Text(text) => Box::new(text) as Box<dyn ToSql + Sync + Send>,
+                SqlValue::Millis(ms) => Box::new(ms),
+            })
+            .collect();
+        let params: Vec<&(dyn ToSql + Sync)> = bound.iter().map(|value| &**value as &(dyn ToSql + Sync)).collect();
+        let rows = self.query(&sql, &params).await?;
+        Ok(Page::of(rows.iter().map(read).collect::<Result<_, _>>()?, limit))
     }
 
     async fn get(&self, key: &str) -> Result<Option<StoredDelivery>, InboxError> {

@@ -9,9 +9,10 @@ use std::time::{Duration, SystemTime};
 use rusqlite::types::Value;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row, TransactionBehavior};
 
+use super::admin::{sql_search, SqlDialect, SqlValue};
 use super::{
-    from_unix_millis, lease_token, unix_millis, DeliveryState, Enqueued, Inbox, InboxError, InboxStats, KeyStats,
-    Lease, Leased, NewDelivery, Order, StoredDelivery,
+    from_unix_millis, lease_token, unix_millis, Cursor, DeliveryState, Enqueued, Filter, Inbox, InboxAdmin, InboxError,
+    InboxStats, KeyStats, Lease, Leased, NewDelivery, Order, Page, StoredDelivery,
 };
 use crate::backend::millis;
 use crate::backend::sqlite::SqliteFile;
@@ -65,13 +66,15 @@ const ORDER_COLUMNS: [(&str, &str); 7] = [
     ("releases", "INTEGER NOT NULL DEFAULT 0"),
 ];
 
-/// The indexes of ordered lanes and type caps (after [`ORDER_COLUMNS`]).
+/// The indexes added after the first schema: ordered lanes, type caps, searches
+/// newest first (after [`ORDER_COLUMNS`]).
 const ORDER_INDEXES: &str = "
     CREATE INDEX IF NOT EXISTS hookroute_inbox_lane ON hookroute_inbox (order_key, created_ms, seq)
         WHERE order_key IS NOT NULL;
     CREATE INDEX IF NOT EXISTS hookroute_inbox_running_type ON hookroute_inbox (event_type)
         WHERE state = 'running' AND type_cap IS NOT NULL;
     CREATE INDEX IF NOT EXISTS hookroute_inbox_lease ON hookroute_inbox (due_at, seq) WHERE state = 'running';
+    CREATE INDEX IF NOT EXISTS hookroute_inbox_received ON hookroute_inbox (received_at, key);
 ";
 
 const COLUMNS: &str = "key, event_id, event_type, headers, body, signed_at, state, attempts, last_error, received_at, \
@@ -528,7 +531,10 @@ impl Inbox for SqliteInbox {
         })
         .await
     }
+}
 
+#[async_trait::async_trait]
+impl InboxAdmin for SqliteInbox {
     async fn list(&self, state: DeliveryState, limit: usize) -> Result<Vec<StoredDelivery>, InboxError> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.run(move |connection, now| {
@@ -541,6 +547,35 @@ impl Inbox for SqliteInbox {
             rows.collect()
         })
         .await
+    }
+
+    async fn search(&self, filter: &Filter, after: Option<&Cursor>, limit: usize) -> Result<Page, InboxError> {
+        // Newest first through the index of the time received, whatever the filter: the
+        // planner would rather read a whole state through its index and sort it.
+        let dialect = SqlDialect {
+            head: format!(
+                "SELECT {COLUMNS} FROM hookroute_inbox INDEXED BY hookroute_inbox_received
+                 WHERE (state != 'done' OR due_at > ?1)"
+            ),
+            first: 2,
+            like: "LIKE",
+            param: |n| format!("?{n}"),
+            millis: str::to_owned,
+        };
+        let (sql, values) = sql_search(&dialect, filter, after, limit);
+        let found = self
+            .run(move |connection, now| {
+                let mut bound: Vec<Value> = vec![now.into()];
+                bound.extend(values.into_iter().map(|value| match value {
+                    SqlValue::Text(text) => Value::from(text),
+                    SqlValue::Millis(ms) => Value::from(ms),
+                }));
+                let mut statement = connection.prepare(&sql)?;
+                let rows = statement.query_map(params_from_iter(bound), read)?;
+                rows.collect::<rusqlite::Result<Vec<_>>>()
+            })
+            .await?;
+        Ok(Page::of(found, limit))
     }
 
     async fn get(&self, key: &str) -> Result<Option<StoredDelivery>, InboxError> {

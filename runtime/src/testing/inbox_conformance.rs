@@ -25,7 +25,9 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::inbox::{DeliveryState, Enqueued, Inbox, InboxError, Lease, Leased, Limits, NewDelivery, Order};
+use crate::inbox::{
+    DeliveryState, Enqueued, Filter, Inbox, InboxAdmin, InboxError, Lease, Leased, Limits, NewDelivery, Order,
+};
 
 /// A lease or TTL long enough never to run out during a check.
 const LONG: Duration = Duration::from_secs(300);
@@ -43,7 +45,7 @@ pub const RACERS: usize = 16;
 /// Runs every check, each on an inbox `make` creates for it.
 pub async fn run_all<I, F, Fut>(make: F)
 where
-    I: Inbox,
+    I: InboxAdmin,
     F: Fn() -> Fut,
     Fut: Future<Output = I>,
 {
@@ -59,6 +61,7 @@ where
     done_is_remembered_for_its_ttl(&make().await).await;
     purge_deletes_old_done_records(&make().await).await;
     stats_count_every_state(&make().await).await;
+    search_filters_and_pages_newest_first(&make().await).await;
     concurrent_takes_lease_each_once(&Arc::new(make().await)).await;
     let probe = make().await;
     if probe.orders() {
@@ -76,9 +79,84 @@ where
     }
 }
 
+/// A search finds what each filter asks for, newest first (by the time received,
+/// then the key), a page at a time: the pages after each other's cursor hold every
+/// match once.
+pub async fn search_filters_and_pages_newest_first<I: InboxAdmin>(inbox: &I) {
+    let check = "search_filters_and_pages_newest_first";
+    let keys = ["groq:event:s1", "groq:event:s2", "groq:event:s3", "groq:event:s4", "groq:event:s5"];
+    for (n, key) in keys.iter().enumerate() {
+        let event_type = if n % 2 == 0 { "resource.created" } else { "resource.deleted" };
+        let order = if n == 4 { Order { key: Some("cus_9"), ..Order::NONE } } else { Order::NONE };
+        enqueue_keyed(check, inbox, &NewDelivery { event_type, order, ..delivery(key) }).await;
+        tokio::time::sleep(Duration::from_millis(3)).await;
+    }
+    let dead = take(check, inbox).await;
+    ok(check, "dead_letter", inbox.dead_letter(&dead.lease, "upstream TIMEOUT (504)").await);
+    let retrying = take(check, inbox).await;
+    ok(check, "retry", inbox.retry(&retrying.lease, LONG, "bad gateway").await);
+    let done = take(check, inbox).await;
+    ok(check, "complete", inbox.complete(&done.lease, LONG).await);
+    let mut stored = Vec::new();
+    for key in keys {
+        stored.push(get(check, inbox, key).await);
+    }
+    stored.sort_by(|a, b| (b.received_at, &b.key).cmp(&(a.received_at, &a.key)));
+    let newest_first: Vec<&str> = stored.iter().map(|d| d.key.as_str()).collect();
+
+    let mut paged = Vec::new();
+    let mut after = None;
+    for page in 1..=3 {
+        let found = ok(check, "search", inbox.search(&Filter::default(), after.as_ref(), 2).await);
+        assert_eq!(found.deliveries.len(), if page < 3 { 2 } else { 1 }, "{check}: page {page}");
+        assert_eq!(found.next.is_some(), page < 3, "{check}: a next cursor on page {page} of 3");
+        paged.extend(found.deliveries.into_iter().map(|d| d.key));
+        after = found.next;
+    }
+    assert_eq!(paged, newest_first, "{check}: the pages, newest first");
+
+    let keys_of = |page: crate::inbox::Page| page.deliveries.into_iter().map(|d| d.key).collect::<Vec<_>>();
+    let search = |filter: Filter| async move { keys_of(ok(check, "search", inbox.search(&filter, None, 10).await)) };
+    let state = |state| Filter { state: Some(state), ..Filter::default() };
+    assert_eq!(search(state(DeliveryState::Dead)).await, std::slice::from_ref(&dead.delivery.key), "{check}: dead");
+    assert_eq!(
+        search(state(DeliveryState::Retrying)).await,
+        std::slice::from_ref(&retrying.delivery.key),
+        "{check}: retrying"
+    );
+    assert_eq!(search(state(DeliveryState::Done)).await, std::slice::from_ref(&done.delivery.key), "{check}: done");
+    let deleted: Vec<String> =
+        stored.iter().filter(|d| d.event_type == "resource.deleted").map(|d| d.key.clone()).collect();
+    let by_type = Filter { event_type: Some("resource.deleted".into()), ..Filter::default() };
+    assert_eq!(search(by_type).await, deleted, "{check}: by event type");
+    let error = |text: &str| Filter { error: Some(text.into()), ..Filter::default() };
+    assert_eq!(
+        search(error("timeout")).await,
+        std::slice::from_ref(&dead.delivery.key),
+        "{check}: error text in any case"
+    );
+    assert!(search(error("%")).await.is_empty(), "{check}: `%` in the error text is a character, not a wildcard");
+    let by_key = Filter { order_key: Some("cus_9".into()), ..Filter::default() };
+    assert_eq!(search(by_key).await, ["groq:event:s5"], "{check}: by ordering key");
+    let (newest, oldest) = (&stored[0], &stored[stored.len() - 1]);
+    let since_newest = Filter { received_from: Some(newest.received_at), ..Filter::default() };
+    assert_eq!(search(since_newest).await.first(), Some(&newest.key), "{check}: received from");
+    let before_oldest = Filter { received_until: Some(oldest.received_at), ..Filter::default() };
+    assert!(search(before_oldest).await.is_empty(), "{check}: received before the oldest");
+    let both =
+        Filter { state: Some(DeliveryState::Queued), event_type: Some("resource.created".into()), ..Filter::default() };
+    let queued_created: Vec<String> = stored
+        .iter()
+        .filter(|d| d.state == DeliveryState::Queued && d.event_type == "resource.created")
+        .map(|d| d.key.clone())
+        .collect();
+    assert!(!queued_created.is_empty(), "{check}: a queued delivery of the first type is left");
+    assert_eq!(search(both).await, queued_created, "{check}: by state and event type");
+}
+
 /// A new key is queued; the same key again is a duplicate; the record keeps the
 /// headers, body and facts byte for byte.
-pub async fn enqueue_stores_once_exactly_as_received<I: Inbox>(inbox: &I) {
+pub async fn enqueue_stores_once_exactly_as_received<I: InboxAdmin>(inbox: &I) {
     let check = "enqueue_stores_once_exactly_as_received";
     let body = b"{\"id\":\"evt_1\",\"data\":{\"x\":\"\xc3\xa9\"}}   ";
     let headers = b"x-groq-signature: abc\r\nx-groq-timestamp: 1700000000\r\n";
@@ -106,7 +184,7 @@ pub async fn enqueue_stores_once_exactly_as_received<I: Inbox>(inbox: &I) {
 }
 
 /// [`RACERS`] enqueues of one key at once store one record: exactly one is queued.
-pub async fn concurrent_enqueues_store_one<I: Inbox>(inbox: &Arc<I>) {
+pub async fn concurrent_enqueues_store_one<I: InboxAdmin>(inbox: &Arc<I>) {
     let check = "concurrent_enqueues_store_one";
     for round in 0..4 {
         let key: Arc<str> = format!("groq:event:race_{round}").into();
@@ -137,7 +215,7 @@ pub async fn concurrent_enqueues_store_one<I: Inbox>(inbox: &Arc<I>) {
 
 /// Deliveries are taken oldest first, each once, with its attempt counted; nothing is
 /// taken from an empty inbox or twice while leased.
-pub async fn take_leases_the_oldest_due_delivery<I: Inbox>(inbox: &I) {
+pub async fn take_leases_the_oldest_due_delivery<I: InboxAdmin>(inbox: &I) {
     let check = "take_leases_the_oldest_due_delivery";
     assert!(ok(check, "take", inbox.take(LONG).await).is_none(), "{check}: took from an empty inbox");
     for n in 0..3 {
@@ -156,7 +234,7 @@ pub async fn take_leases_the_oldest_due_delivery<I: Inbox>(inbox: &I) {
 
 /// A completed delivery is done: a redelivery is a duplicate, nothing takes it, and
 /// its lease cannot act again.
-pub async fn complete_makes_it_done<I: Inbox>(inbox: &I) {
+pub async fn complete_makes_it_done<I: InboxAdmin>(inbox: &I) {
     let check = "complete_makes_it_done";
     let key = "groq:event:done";
     enqueue(check, inbox, key).await;
@@ -174,7 +252,7 @@ pub async fn complete_makes_it_done<I: Inbox>(inbox: &I) {
 }
 
 /// A retried delivery waits for its delay, keeps the error, and counts its attempts.
-pub async fn retry_waits_for_its_delay_and_keeps_the_error<I: Inbox>(inbox: &I) {
+pub async fn retry_waits_for_its_delay_and_keeps_the_error<I: InboxAdmin>(inbox: &I) {
     let check = "retry_waits_for_its_delay_and_keeps_the_error";
     let key = "groq:event:retry";
     enqueue(check, inbox, key).await;
@@ -198,7 +276,7 @@ pub async fn retry_waits_for_its_delay_and_keeps_the_error<I: Inbox>(inbox: &I) 
 /// A dead letter keeps its error, is never taken, is listed, and runs again once
 /// replayed (with a fresh count of attempts); running or unknown deliveries are not
 /// replayed.
-pub async fn dead_letters_wait_for_a_replay<I: Inbox>(inbox: &I) {
+pub async fn dead_letters_wait_for_a_replay<I: InboxAdmin>(inbox: &I) {
     let check = "dead_letters_wait_for_a_replay";
     let key = "groq:event:dead";
     enqueue(check, inbox, key).await;
@@ -227,7 +305,7 @@ pub async fn dead_letters_wait_for_a_replay<I: Inbox>(inbox: &I) {
 }
 
 /// A released delivery is due at once and its attempt is not counted.
-pub async fn release_gives_it_back_unattempted<I: Inbox>(inbox: &I) {
+pub async fn release_gives_it_back_unattempted<I: InboxAdmin>(inbox: &I) {
     let check = "release_gives_it_back_unattempted";
     let key = "groq:event:release";
     enqueue(check, inbox, key).await;
@@ -243,7 +321,7 @@ pub async fn release_gives_it_back_unattempted<I: Inbox>(inbox: &I) {
 
 /// A lease that runs out (its worker died) lets another worker take the delivery; the
 /// old lease cannot act on it any more.
-pub async fn an_expired_lease_is_taken_over<I: Inbox>(inbox: &I) {
+pub async fn an_expired_lease_is_taken_over<I: InboxAdmin>(inbox: &I) {
     let check = "an_expired_lease_is_taken_over";
     let key = "groq:event:expired";
     enqueue(check, inbox, key).await;
@@ -262,7 +340,7 @@ pub async fn an_expired_lease_is_taken_over<I: Inbox>(inbox: &I) {
 }
 
 /// A lease renewed in time is never taken over.
-pub async fn a_renewed_lease_is_kept<I: Inbox>(inbox: &I) {
+pub async fn a_renewed_lease_is_kept<I: InboxAdmin>(inbox: &I) {
     let check = "a_renewed_lease_is_kept";
     enqueue(check, inbox, "groq:event:renewed").await;
     let taken = ok(check, "take", inbox.take(SHORT).await).unwrap_or_else(|| panic!("{check}: nothing to take"));
@@ -279,7 +357,7 @@ pub async fn a_renewed_lease_is_kept<I: Inbox>(inbox: &I) {
 }
 
 /// A done key is a duplicate for its TTL, and a new delivery after it.
-pub async fn done_is_remembered_for_its_ttl<I: Inbox>(inbox: &I) {
+pub async fn done_is_remembered_for_its_ttl<I: InboxAdmin>(inbox: &I) {
     let check = "done_is_remembered_for_its_ttl";
     let key = "groq:event:ttl";
     enqueue(check, inbox, key).await;
@@ -297,7 +375,7 @@ pub async fn done_is_remembered_for_its_ttl<I: Inbox>(inbox: &I) {
 }
 
 /// `purge_done` deletes done records older than asked, and nothing else.
-pub async fn purge_deletes_old_done_records<I: Inbox>(inbox: &I) {
+pub async fn purge_deletes_old_done_records<I: InboxAdmin>(inbox: &I) {
     let check = "purge_deletes_old_done_records";
     for n in 0..3 {
         let key = format!("groq:event:purge_{n}");
@@ -314,7 +392,7 @@ pub async fn purge_deletes_old_done_records<I: Inbox>(inbox: &I) {
 }
 
 /// `stats` and `list` count and show each state.
-pub async fn stats_count_every_state<I: Inbox>(inbox: &I) {
+pub async fn stats_count_every_state<I: InboxAdmin>(inbox: &I) {
     let check = "stats_count_every_state";
     for name in ["done", "dead", "retrying", "running"] {
         enqueue(check, inbox, &format!("groq:event:{name}")).await;
@@ -354,7 +432,7 @@ pub async fn stats_count_every_state<I: Inbox>(inbox: &I) {
 }
 
 /// [`MANY`] deliveries taken by [`RACERS`] workers at once: each is leased exactly once.
-pub async fn concurrent_takes_lease_each_once<I: Inbox>(inbox: &Arc<I>) {
+pub async fn concurrent_takes_lease_each_once<I: InboxAdmin>(inbox: &Arc<I>) {
     let check = "concurrent_takes_lease_each_once";
     for n in 0..MANY {
         enqueue(check, &**inbox, &format!("groq:event:many_{n}")).await;
@@ -388,12 +466,12 @@ fn keyed<'a>(key: &'a str, lane: &'a str, created: u64, limits: Limits) -> NewDe
     NewDelivery { order: Order { key: Some(lane), created_ms: Some(created), limits }, ..delivery(key) }
 }
 
-async fn enqueue_keyed<I: Inbox + ?Sized>(check: &str, inbox: &I, new: &NewDelivery<'_>) {
+async fn enqueue_keyed<I: InboxAdmin + ?Sized>(check: &str, inbox: &I, new: &NewDelivery<'_>) {
     let enqueued = ok(check, "enqueue", inbox.enqueue(new).await);
     assert_eq!(enqueued, Enqueued::Queued, "inbox conformance `{check}`: enqueue of a new key `{}`", new.key);
 }
 
-async fn nothing<I: Inbox + ?Sized>(check: &str, inbox: &I, why: &str) {
+async fn nothing<I: InboxAdmin + ?Sized>(check: &str, inbox: &I, why: &str) {
     if let Some(taken) = ok(check, "take", inbox.take(LONG).await) {
         panic!("inbox conformance `{check}`: took `{}` though {why}", taken.delivery.key);
     }
@@ -402,7 +480,7 @@ async fn nothing<I: Inbox + ?Sized>(check: &str, inbox: &I, why: &str) {
 /// The deliveries of one ordering key run one at a time, the one created first first
 /// (whatever the order they arrived in); other deliveries run beside them; the key
 /// and creation time are kept.
-pub async fn a_key_runs_one_at_a_time_oldest_first<I: Inbox>(inbox: &I) {
+pub async fn a_key_runs_one_at_a_time_oldest_first<I: InboxAdmin>(inbox: &I) {
     let check = "a_key_runs_one_at_a_time_oldest_first";
     for (n, created) in [(1, 3000), (2, 1000), (3, 2000)] {
         enqueue_keyed(check, inbox, &keyed(&format!("groq:event:k{n}"), "cus_1", created, Limits::NONE)).await;
@@ -425,7 +503,7 @@ pub async fn a_key_runs_one_at_a_time_oldest_first<I: Inbox>(inbox: &I) {
 
 /// A delivery waiting for its retry holds its key: the later ones wait behind it. A
 /// dead letter frees it.
-pub async fn a_retrying_delivery_holds_its_key_and_a_dead_one_frees_it<I: Inbox>(inbox: &I) {
+pub async fn a_retrying_delivery_holds_its_key_and_a_dead_one_frees_it<I: InboxAdmin>(inbox: &I) {
     let check = "a_retrying_delivery_holds_its_key_and_a_dead_one_frees_it";
     enqueue_keyed(check, inbox, &keyed("groq:event:a", "cus_1", 1000, Limits::NONE)).await;
     enqueue_keyed(check, inbox, &keyed("groq:event:b", "cus_1", 2000, Limits::NONE)).await;
@@ -442,7 +520,7 @@ pub async fn a_retrying_delivery_holds_its_key_and_a_dead_one_frees_it<I: Inbox>
 
 /// A retry that releases its key (`Inbox::retry_releasing`) lets the key's later
 /// deliveries run while it waits; once due, it runs again.
-pub async fn a_retry_releasing_its_key_lets_later_ones_run<I: Inbox>(inbox: &I) {
+pub async fn a_retry_releasing_its_key_lets_later_ones_run<I: InboxAdmin>(inbox: &I) {
     let check = "a_retry_releasing_its_key_lets_later_ones_run";
     enqueue_keyed(check, inbox, &keyed("groq:event:a", "cus_1", 1000, Limits::NONE)).await;
     enqueue_keyed(check, inbox, &keyed("groq:event:b", "cus_1", 2000, Limits::NONE)).await;
@@ -460,7 +538,7 @@ pub async fn a_retry_releasing_its_key_lets_later_ones_run<I: Inbox>(inbox: &I) 
 /// A worker that died holds its key until its lease ends; then the same delivery is
 /// taken again, before the key's later ones and before deliveries queued while it
 /// ran (a backlog must not hold the key for longer than the lease).
-pub async fn an_expired_lease_holds_its_key_until_it_ends<I: Inbox>(inbox: &I) {
+pub async fn an_expired_lease_holds_its_key_until_it_ends<I: InboxAdmin>(inbox: &I) {
     let check = "an_expired_lease_holds_its_key_until_it_ends";
     enqueue_keyed(check, inbox, &keyed("groq:event:a", "cus_1", 1000, Limits::NONE)).await;
     enqueue_keyed(check, inbox, &keyed("groq:event:b", "cus_1", 2000, Limits::NONE)).await;
@@ -474,7 +552,7 @@ pub async fn an_expired_lease_holds_its_key_until_it_ends<I: Inbox>(inbox: &I) {
 }
 
 /// `in_flight = 2` lets two deliveries of a key run at once, the two oldest.
-pub async fn in_flight_lets_that_many_of_a_key_run<I: Inbox>(inbox: &I) {
+pub async fn in_flight_lets_that_many_of_a_key_run<I: InboxAdmin>(inbox: &I) {
     let check = "in_flight_lets_that_many_of_a_key_run";
     let two = Limits { in_flight: 2, ..Limits::NONE };
     for n in 1..=3 {
@@ -489,7 +567,7 @@ pub async fn in_flight_lets_that_many_of_a_key_run<I: Inbox>(inbox: &I) {
 
 /// After a delivery of a busy key finished, the deliveries of other keys queued
 /// before the busy key's next one run first: one key never holds the line.
-pub async fn a_busy_key_goes_to_the_back_of_the_line<I: Inbox>(inbox: &I) {
+pub async fn a_busy_key_goes_to_the_back_of_the_line<I: InboxAdmin>(inbox: &I) {
     let check = "a_busy_key_goes_to_the_back_of_the_line";
     for n in 1..=3 {
         enqueue_keyed(check, inbox, &keyed(&format!("groq:event:busy{n}"), "busy", n, Limits::NONE)).await;
@@ -512,7 +590,7 @@ pub async fn a_busy_key_goes_to_the_back_of_the_line<I: Inbox>(inbox: &I) {
 
 /// `concurrency = 2` on a type: at most two of its deliveries run at once, whatever
 /// their keys; other types run beside them.
-pub async fn a_type_cap_holds_across_keys<I: Inbox>(inbox: &I) {
+pub async fn a_type_cap_holds_across_keys<I: InboxAdmin>(inbox: &I) {
     let check = "a_type_cap_holds_across_keys";
     let capped = Limits { type_concurrency: Some(2), ..Limits::NONE };
     for n in 1..=3 {
@@ -536,7 +614,7 @@ pub async fn a_type_cap_holds_across_keys<I: Inbox>(inbox: &I) {
 
 /// A key's rate spaces its starts: the next one waits until the interval passed. A
 /// delivery of the key without a rate neither waits for it nor counts toward it.
-pub async fn a_key_rate_spaces_its_starts<I: Inbox>(inbox: &I) {
+pub async fn a_key_rate_spaces_its_starts<I: InboxAdmin>(inbox: &I) {
     let check = "a_key_rate_spaces_its_starts";
     let slow = Limits { key_interval_ms: Some(u64::try_from(SHORT.as_millis()).unwrap_or(1000)), ..Limits::NONE };
     enqueue_keyed(check, inbox, &keyed("groq:event:unrated", "cus_2", 1000, Limits::NONE)).await;
@@ -563,7 +641,7 @@ pub async fn a_key_rate_spaces_its_starts<I: Inbox>(inbox: &I) {
 /// whichever finishes first, the new one can be taken at once after both. (A backend
 /// that parks a key's backlog at enqueue must not park it behind a delivery whose
 /// settle, under way, does not see it.)
-pub async fn a_delivery_queued_while_its_key_settles_is_taken<I: Inbox>(inbox: &I) {
+pub async fn a_delivery_queued_while_its_key_settles_is_taken<I: InboxAdmin>(inbox: &I) {
     let check = "a_delivery_queued_while_its_key_settles_is_taken";
     for round in 0..40_u64 {
         let (head, next) = (format!("groq:event:head{round}"), format!("groq:event:next{round}"));
@@ -584,7 +662,7 @@ pub async fn a_delivery_queued_while_its_key_settles_is_taken<I: Inbox>(inbox: &
 
 /// A delivery of a key whose newer delivery (created later) is already done is
 /// taken as superseded.
-pub async fn a_stale_delivery_is_superseded<I: Inbox>(inbox: &I) {
+pub async fn a_stale_delivery_is_superseded<I: InboxAdmin>(inbox: &I) {
     let check = "a_stale_delivery_is_superseded";
     let two = Limits { in_flight: 2, ..Limits::NONE };
     enqueue_keyed(check, inbox, &keyed("groq:event:old", "cus_1", 1000, two)).await;
@@ -601,7 +679,7 @@ pub async fn a_stale_delivery_is_superseded<I: Inbox>(inbox: &I) {
 
 /// [`RACERS`] workers drain 20 keys × 5 deliveries: no two runs of a key overlap,
 /// and each key's deliveries run in creation order.
-pub async fn concurrent_takes_keep_each_key_in_order<I: Inbox>(inbox: &Arc<I>) {
+pub async fn concurrent_takes_keep_each_key_in_order<I: InboxAdmin>(inbox: &Arc<I>) {
     let check = "concurrent_takes_keep_each_key_in_order";
     for n in (0..5).rev() {
         for key in 0..20 {
@@ -675,20 +753,20 @@ fn lost(check: &str, what: &str, result: Result<(), InboxError>) {
     }
 }
 
-async fn enqueue<I: Inbox + ?Sized>(check: &str, inbox: &I, key: &str) {
+async fn enqueue<I: InboxAdmin + ?Sized>(check: &str, inbox: &I, key: &str) {
     let enqueued = ok(check, "enqueue", inbox.enqueue(&delivery(key)).await);
     assert_eq!(enqueued, Enqueued::Queued, "inbox conformance `{check}`: enqueue of a new key `{key}`");
 }
 
-async fn take<I: Inbox + ?Sized>(check: &str, inbox: &I) -> Leased {
+async fn take<I: InboxAdmin + ?Sized>(check: &str, inbox: &I) -> Leased {
     ok(check, "take", inbox.take(LONG).await).unwrap_or_else(|| panic!("inbox conformance `{check}`: nothing to take"))
 }
 
-async fn get<I: Inbox + ?Sized>(check: &str, inbox: &I, key: &str) -> crate::inbox::StoredDelivery {
+async fn get<I: InboxAdmin + ?Sized>(check: &str, inbox: &I, key: &str) -> crate::inbox::StoredDelivery {
     ok(check, "get", inbox.get(key).await).unwrap_or_else(|| panic!("inbox conformance `{check}`: `{key}` not found"))
 }
 
-async fn state<I: Inbox + ?Sized>(check: &str, inbox: &I, key: &str) -> DeliveryState {
+async fn state<I: InboxAdmin + ?Sized>(check: &str, inbox: &I, key: &str) -> DeliveryState {
     get(check, inbox, key).await.state
 }
 
@@ -725,7 +803,7 @@ macro_rules! inbox_conformance_tests {
             complete_makes_it_done retry_waits_for_its_delay_and_keeps_the_error
             dead_letters_wait_for_a_replay release_gives_it_back_unattempted an_expired_lease_is_taken_over
             a_renewed_lease_is_kept done_is_remembered_for_its_ttl purge_deletes_old_done_records
-            stats_count_every_state);
+            stats_count_every_state search_filters_and_pages_newest_first);
         $crate::inbox_conformance_tests!(@shared ($make)
             concurrent_enqueues_store_one concurrent_takes_lease_each_once);
     };

@@ -8,8 +8,8 @@ use redis::aio::ConnectionManager;
 use redis::{Script, ScriptInvocation, Value};
 
 use super::{
-    from_unix_millis, lease_token, DeliveryState, Enqueued, Inbox, InboxError, InboxStats, Lease, Leased, NewDelivery,
-    StoredDelivery,
+    from_unix_millis, lease_token, DeliveryState, Enqueued, Inbox, InboxAdmin, InboxError, InboxStats, Lease, Leased,
+    NewDelivery, StoredDelivery,
 };
 use crate::backend::redis::RedisBuilder;
 use crate::backend::{connect_error, millis, nearest_first, within};
@@ -445,7 +445,10 @@ impl Inbox for RedisInbox {
             oldest_due_age: u64::try_from(oldest).ok().map(Duration::from_millis),
         })
     }
+}
 
+#[async_trait::async_trait]
+impl InboxAdmin for RedisInbox {
     async fn list(&self, state: DeliveryState, limit: usize) -> Result<Vec<StoredDelivery>, InboxError> {
         let limit = limit.min(100_000);
         if limit == 0 {

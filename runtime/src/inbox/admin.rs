@@ -1,0 +1,359 @@
+//! The operator's side of an inbox: look deliveries up, search them, replay and purge.
+//!
+//! [`Inbox`] is what receivers and workers need (enqueue, take, settle, count).
+//! [`InboxAdmin`] is what an operator's tools need on top (the `hookroute inbox`
+//! command): a backend that can only queue (a message broker) implements the first
+//! alone, and those tools say what it cannot show.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::{Duration, SystemTime};
+
+use super::{unix_millis, DeliveryState, Inbox, InboxError, StoredDelivery};
+
+/// Which deliveries a [search](InboxAdmin::search) finds: each field that is set
+/// narrows it; the default finds every delivery (done ones while remembered).
+///
+/// ```
+/// use hookroute_runtime::inbox::{DeliveryState, Filter};
+///
+/// let failing = Filter { state: Some(DeliveryState::Dead), event_type: Some("invoice.paid".into()), ..Filter::default() };
+/// assert!(failing.matches_state(DeliveryState::Dead));
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Filter {
+    /// Only deliveries in this state.
+    pub state: Option<DeliveryState>,
+    /// Only deliveries of this event type (exactly).
+    pub event_type: Option<String>,
+    /// Only deliveries of this ordering key (exactly).
+    pub order_key: Option<String>,
+    /// Only deliveries whose last error contains this text (ASCII letters in any case).
+    pub error: Option<String>,
+    /// Only deliveries received at or after this time (to the millisecond).
+    pub received_from: Option<SystemTime>,
+    /// Only deliveries received before this time (to the millisecond).
+    pub received_until: Option<SystemTime>,
+}
+
+impl Filter {
+    /// Whether a delivery in `state` can match (no state asked, or that one).
+    pub fn matches_state(&self, state: DeliveryState) -> bool {
+        self.state.is_none_or(|wanted| wanted == state)
+    }
+
+    /// Whether `delivery` matches every field that is set: what a backend that reads
+    /// records one by one filters with.
+    pub fn matches(&self, delivery: &StoredDelivery) -> bool {
+        let received = unix_millis(delivery.received_at);
+        self.matches_state(delivery.state)
+            && self.event_type.as_ref().is_none_or(|wanted| *wanted == delivery.event_type)
+            && self.order_key.as_ref().is_none_or(|wanted| delivery.order_key.as_ref() == Some(wanted))
+            && self.error.as_ref().is_none_or(|wanted| {
+                delivery.last_error.as_ref().is_some_and(|error| contains_ignoring_case(error, wanted))
+            })
+            && self.received_from.is_none_or(|from| received >= unix_millis(from))
+            && self.received_until.is_none_or(|until| received < unix_millis(until))
+    }
+
+    /// The error text as a SQL `LIKE` pattern (`%`, `_` and `\` escaped with `\`), for
+    /// the backends that search in SQL.
+    pub(crate) fn error_pattern(&self) -> Option<String> {
+        self.error.as_ref().map(|text| {
+            let mut pattern = String::with_capacity(text.len() + 2);
+            pattern.push('%');
+            for c in text.chars() {
+                if matches!(c, '%' | '_' | '\\') {
+                    pattern.push('\\');
+                }
+                pattern.push(c);
+            }
+            pattern.push('%');
+            pattern
+        })
+    }
+}
+
+fn contains_ignoring_case(haystack: &str, needle: &str) -> bool {
+    needle.is_empty()
+        || haystack.as_bytes().windows(needle.len()).any(|window| window.eq_ignore_ascii_case(needle.as_bytes()))
+}
+
+/// Where a page of a search ended: the next page starts after it. Searches run newest
+/// first (by the time received, then the key): a cursor is a position in that order,
+/// never an offset, so a page costs the same wherever it is and deliveries arriving
+/// meanwhile do not shift it.
+///
+/// Written as `<unix ms>:<key>` (its [`Display`](fmt::Display) and [`FromStr`]), for
+/// a URL or a command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cursor {
+    received_ms: i64,
+    key: String,
+}
+
+impl Cursor {
+    /// The cursor just past `delivery`.
+    pub fn after(delivery: &StoredDelivery) -> Self {
+        Self { received_ms: unix_millis(delivery.received_at), key: delivery.key.clone() }
+    }
+
+    /// When the last delivery of the page was received, in Unix milliseconds.
+    pub fn received_ms(&self) -> i64 {
+        self.received_ms
+    }
+
+    /// The key of the last delivery of the page.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// Whether `delivery` comes after this cursor, newest first.
+    pub fn precedes(&self, delivery: &StoredDelivery) -> bool {
+        (unix_millis(delivery.received_at), delivery.key.as_str()) < (self.received_ms, self.key.as_str())
+    }
+}
+
+impl fmt::Display for Cursor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.received_ms, self.key)
+    }
+}
+
+impl FromStr for Cursor {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let (ms, key) = text
+            .split_once(':')
+            .ok_or_else(|| format!("`{text}` is not a cursor: expected `<unix ms>:<key>`, as a page's `next` gives"))?;
+        let received_ms =
+            ms.parse().map_err(|_| format!("`{text}` is not a cursor: `{ms}` is not a time in Unix milliseconds"))?;
+        if key.is_empty() {
+            return Err(format!("`{text}` is not a cursor: the key after `:` is empty"));
+        }
+        Ok(Self { received_ms, key: key.to_owned() })
+    }
+}
+
+/// One page of a [search](InboxAdmin::search), newest first.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Page {
+    /// At most the limit asked for.
+    pub deliveries: Vec<StoredDelivery>,
+    /// Where the next page starts; `None` on the last page.
+    pub next: Option<Cursor>,
+}
+
+impl Page {
+    /// The page of `limit` from `found` (newest first, at most `limit + 1` read, the
+    /// extra one telling that another page follows).
+    pub fn of(mut found: Vec<StoredDelivery>, limit: usize) -> Self {
+        let more = found.len() > limit;
+        found.truncate(limit);
+        let next = if more { found.last().map(Cursor::after) } else { None };
+        Self { deliveries: found, next }
+    }
+}
+
+/// An operator's view of an [`Inbox`]: look a delivery up, list and search them,
+/// replay and purge. The `hookroute inbox` command stands on it; every built-in
+/// backend implements it.
+#[async_trait::async_trait]
+pub trait InboxAdmin: Inbox {
+    /// Up to `limit` deliveries in `state`, oldest first.
+    async fn list(&self, state: DeliveryState, limit: usize) -> Result<Vec<StoredDelivery>, InboxError>;
+
+    /// One page of the deliveries `filter` matches, newest first (by the time received,
+    /// then the key), starting after `after` (the previous page's
+    /// [`next`](Page::next)), at most `limit`.
+    ///
+    /// The built-in backends read one page (PostgreSQL and SQLite through indexes).
+    /// The default reads every delivery of the states asked through
+    /// [`list`](Self::list) and filters them here: a custom backend overrides it.
+    async fn search(&self, filter: &Filter, after: Option<&Cursor>, limit: usize) -> Result<Page, InboxError> {
+        let mut found = Vec::new();
+        for state in DeliveryState::ALL.into_iter().filter(|state| filter.matches_state(*state)) {
+            let listed = self.list(state, usize::MAX).await?;
+            found.extend(
+                listed
+                    .into_iter()
+                    .filter(|delivery| filter.matches(delivery) && after.is_none_or(|after| after.precedes(delivery))),
+            );
+        }
+        found.sort_by(|a, b| (b.received_at, &b.key).cmp(&(a.received_at, &a.key)));
+        found.truncate(limit.saturating_add(1));
+        Ok(Page::of(found, limit))
+    }
+
+    /// The pending deliveries (queued, retrying, running) of the ordering key
+    /// `order_key`, in the key's order, up to `limit`: what runs next, and what waits
+    /// behind it. The default reads every pending delivery through [`list`](Self::list).
+    async fn list_key(&self, order_key: &str, limit: usize) -> Result<Vec<StoredDelivery>, InboxError> {
+        let mut found = Vec::new();
+        for state in [DeliveryState::Running, DeliveryState::Retrying, DeliveryState::Queued] {
+            let listed = self.list(state, 100_000).await?;
+            found.extend(listed.into_iter().filter(|delivery| delivery.order_key.as_deref() == Some(order_key)));
+        }
+        found.sort_by_key(|delivery| (delivery.created_at, delivery.received_at));
+        found.truncate(limit);
+        Ok(found)
+    }
+
+    /// The delivery stored under `key`.
+    async fn get(&self, key: &str) -> Result<Option<StoredDelivery>, InboxError>;
+
+    /// Queues a dead, retrying or done delivery to run now with a fresh schedule.
+    /// Answers `false` when there is no such delivery or it is running.
+    async fn replay(&self, key: &str) -> Result<bool, InboxError>;
+
+    /// Deletes the done records older than `older_than` and answers how many.
+    async fn purge_done(&self, older_than: Duration) -> Result<u64, InboxError>;
+
+    /// Replays every dead letter and answers how many.
+    async fn replay_dead(&self) -> Result<u64, InboxError> {
+        let mut replayed = 0;
+        loop {
+            let dead = self.list(DeliveryState::Dead, 500).await?;
+            if dead.is_empty() {
+                return Ok(replayed);
+            }
+            for delivery in dead {
+                if self.replay(&delivery.key).await? {
+                    replayed += 1;
+                }
+            }
+        }
+    }
+}
+
+/// A shared or boxed admin is an admin: `Arc<PostgresInbox>`, `Box<dyn InboxAdmin>`.
+macro_rules! forward_admin {
+    ($($wrapper:ident)::+) => {
+        #[async_trait::async_trait]
+        impl<I: InboxAdmin + ?Sized> InboxAdmin for $($wrapper)::+<I> {
+            async fn list(&self, state: DeliveryState, limit: usize) -> Result<Vec<StoredDelivery>, InboxError> {
+                (**self).list(state, limit).await
+            }
+            async fn search(&self, filter: &Filter, after: Option<&Cursor>, limit: usize) -> Result<Page, InboxError> {
+                (**self).search(filter, after, limit).await
+            }
+            async fn get(&self, key: &str) -> Result<Option<StoredDelivery>, InboxError> {
+                (**self).get(key).await
+            }
+            async fn list_key(&self, order_key: &str, limit: usize) -> Result<Vec<StoredDelivery>, InboxError> {
+                (**self).list_key(order_key, limit).await
+            }
+            async fn replay(&self, key: &str) -> Result<bool, InboxError> {
+                (**self).replay(key).await
+            }
+            async fn purge_done(&self, older_than: Duration) -> Result<u64, InboxError> {
+                (**self).purge_done(older_than).await
+            }
+            async fn replay_dead(&self) -> Result<u64, InboxError> {
+                (**self).replay_dead().await
+            }
+        }
+    };
+}
+
+forward_admin!(std::sync::Arc);
+forward_admin!(Box);
+
+/// A value a SQL search binds.
+#[cfg(any(feature = "postgres", feature = "sqlite"))]
+pub(crate) enum SqlValue {
+    Text(String),
+    Millis(i64),
+}
+
+/// How a SQL backend writes a search.
+#[cfg(any(feature = "postgres", feature = "sqlite"))]
+pub(crate) struct SqlDialect {
+    /// `SELECT … FROM … WHERE <what every search keeps>`, using placeholders below `first`.
+    pub(crate) head: String,
+    /// The number of the first placeholder the search binds.
+    pub(crate) first: usize,
+    /// The case-insensitive `LIKE`.
+    pub(crate) like: &'static str,
+    /// The n-th placeholder.
+    pub(crate) param: fn(usize) -> String,
+    /// A placeholder holding Unix milliseconds as the `received_at` column holds a time.
+    pub(crate) millis: fn(&str) -> String,
+}
+
+/// A search in SQL, newest first, reading one more than `limit` (see [`Page::of`]):
+/// the statement and the values of its placeholders from `first`, in order.
+#[cfg(any(feature = "postgres", feature = "sqlite"))]
+pub(crate) fn sql_search(
+    dialect: &SqlDialect,
+    filter: &Filter,
+    after: Option<&Cursor>,
+    limit: usize,
+) -> (String, Vec<SqlValue>) {
+    let mut sql = dialect.head.clone();
+    let mut values = Vec::new();
+    // Appends ` AND condition`, each `?` in it the next placeholder, bound in turn.
+    let mut and = |condition: &str, bound: Vec<SqlValue>| {
+        sql.push_str(" AND ");
+        for (n, part) in condition.split('?').enumerate() {
+            if n > 0 {
+                sql.push_str(&(dialect.param)(dialect.first + values.len() + n - 1));
+            }
+            sql.push_str(part);
+        }
+        values.extend(bound);
+    };
+    if let Some(state) = filter.state {
+        and("state = ?", vec![SqlValue::Text(state.as_str().to_owned())]);
+    }
+    if let Some(event_type) = &filter.event_type {
+        and("event_type = ?", vec![SqlValue::Text(event_type.clone())]);
+    }
+    if let Some(order_key) = &filter.order_key {
+        and("order_key = ?", vec![SqlValue::Text(order_key.clone())]);
+    }
+    if let Some(pattern) = filter.error_pattern() {
+        and(&format!("last_error {} ? ESCAPE '\\'", dialect.like), vec![SqlValue::Text(pattern)]);
+    }
+    let at = (dialect.millis)("?");
+    if let Some(from) = filter.received_from {
+        and(&format!("received_at >= {at}"), vec![SqlValue::Millis(unix_millis(from))]);
+    }
+    if let Some(until) = filter.received_until {
+        and(&format!("received_at < {at}"), vec![SqlValue::Millis(unix_millis(until))]);
+    }
+    if let Some(after) = after {
+        and(
+            &format!("(received_at, key) < ({at}, ?)"),
+            vec![SqlValue::Millis(after.received_ms), SqlValue::Text(after.key.clone())],
+        );
+    }
+    let read = i64::try_from(limit.saturating_add(1)).unwrap_or(i64::MAX);
+    sql.push_str(" ORDER BY received_at DESC, key DESC LIMIT ");
+    sql.push_str(&read.to_string());
+    (sql, values)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cursor_reads_back_what_it_writes_and_says_what_is_wrong() {
+        let cursor: Cursor = "1700000000123:ns:groq:event:evt_1".parse().unwrap();
+        assert_eq!((cursor.received_ms(), cursor.key()), (1_700_000_000_123, "ns:groq:event:evt_1"));
+        assert_eq!(cursor.to_string().parse::<Cursor>().unwrap(), cursor);
+        assert!("no-colon".parse::<Cursor>().unwrap_err().contains("expected `<unix ms>:<key>`"));
+        assert!("soon:key".parse::<Cursor>().unwrap_err().contains("`soon` is not a time"));
+        assert!("12:".parse::<Cursor>().unwrap_err().contains("empty"));
+    }
+
+    #[test]
+    fn an_error_pattern_escapes_what_like_would_read() {
+        let filter = Filter { error: Some("50%_of\\it".into()), ..Filter::default() };
+        assert_eq!(filter.error_pattern().unwrap(), "%50\\%\\_of\\\\it%");
+        assert!(contains_ignoring_case("Timeout: UPSTREAM", "upstream"));
+        assert!(!contains_ignoring_case("timeout", "upstream"));
+    }
+}
