@@ -171,6 +171,45 @@ async fn search_filters_newest_first_and_pages_with_the_cursor_it_prints() {
         .stderr(predicate::str::contains("is not a cursor"));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pause_leaves_a_type_queued_and_stats_say_so_until_resume() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("inbox.db");
+    let inbox = fill(&path).await;
+    inbox_cli(&path)
+        .args(["pause", "resource.created"])
+        .assert()
+        .success()
+        .stdout(predicate::str::starts_with("paused resource.created: its deliveries stay queued"));
+    inbox_cli(&path)
+        .args(["pause", "resource.created"])
+        .assert()
+        .success()
+        .stdout("resource.created was paused already\n");
+    inbox_cli(&path)
+        .arg("stats")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("paused (left queued) resource.created"));
+    let stats: serde_json::Value =
+        serde_json::from_slice(&inbox_cli(&path).args(["stats", "--json"]).output().unwrap().stdout).unwrap();
+    assert_eq!(stats["paused"], serde_json::json!(["resource.created"]));
+    // The queued delivery stays where it is while the type is paused.
+    assert!(inbox.take(Duration::from_secs(30)).await.unwrap().is_none());
+    inbox_cli(&path)
+        .args(["resume", "resource.created"])
+        .assert()
+        .success()
+        .stdout(predicate::str::starts_with("resumed"));
+    inbox_cli(&path)
+        .args(["resume", "resource.created"])
+        .assert()
+        .success()
+        .stdout("resource.created was not paused\n");
+    let taken = inbox.take(Duration::from_secs(30)).await.unwrap().expect("resumed: the queued delivery runs");
+    assert_eq!(taken.delivery.key, key("evt_queued"));
+}
+
 #[test]
 fn a_wrong_inbox_is_one_clear_line() {
     let dir = tempfile::tempdir().unwrap();

@@ -75,6 +75,17 @@ enum InboxCommand {
         #[arg(long, default_value_t = 20)]
         limit: usize,
     },
+    /// Pause an event type: workers leave its deliveries queued (new ones too) until
+    /// `resume`, while every other type runs. The switch for an incident in one handler.
+    Pause {
+        /// The event type, exactly (`invoice.paid`).
+        event_type: String,
+    },
+    /// Let workers take a paused event type's deliveries again.
+    Resume {
+        /// The event type, exactly.
+        event_type: String,
+    },
     /// One delivery: its facts, last error, headers and body as received.
     Show {
         /// The event id, or the whole key `list` prints (`<namespace>:groq:event:evt_1`,
@@ -126,7 +137,8 @@ pub(crate) fn run(args: InboxArgs, json: bool) -> Result<ExitCode, Failure> {
             InboxCommand::Stats => {
                 let stats = inbox.stats().await.map_err(fail)?;
                 let keys = inbox.key_stats().await.map_err(fail)?;
-                stats_lines(&stats, keys, json).into_iter().for_each(&mut print);
+                let paused = inbox.paused().await.map_err(fail)?;
+                stats_lines(&stats, keys, &paused, json).into_iter().for_each(&mut print);
             }
             InboxCommand::List { state: Some(state), limit, .. } => {
                 let found = inbox.list(state, limit).await.map_err(fail)?;
@@ -138,18 +150,17 @@ pub(crate) fn run(args: InboxArgs, json: bool) -> Result<ExitCode, Failure> {
                 key_lines(&found, &key, json).into_iter().for_each(&mut print);
             }
             InboxCommand::Search { state, event_type, key, error, since, older_than, after, limit } => {
-                let now = std::time::SystemTime::now();
-                let ago = |by: Duration| now.checked_sub(by).unwrap_or(std::time::UNIX_EPOCH);
-                let filter = inbox::Filter {
-                    state,
-                    event_type,
-                    order_key: key,
-                    error,
-                    received_from: since.map(ago),
-                    received_until: older_than.map(ago),
-                };
+                let filter = filter_of(state, event_type, key, error, since, older_than);
                 let page = inbox.search(&filter, after.as_ref(), limit.max(1)).await.map_err(fail)?;
                 search_lines(&page, json).into_iter().for_each(&mut print);
+            }
+            InboxCommand::Pause { event_type } => {
+                let paused = inbox.pause(&event_type).await.map_err(fail)?;
+                print(switch_line(&event_type, true, paused, json));
+            }
+            InboxCommand::Resume { event_type } => {
+                let resumed = inbox.resume(&event_type).await.map_err(fail)?;
+                print(switch_line(&event_type, false, resumed, json));
             }
             InboxCommand::Show { id } => {
                 let Some(delivery) = find(&*inbox, &id, args.namespace.as_deref()).await.map_err(fail)? else {
@@ -260,7 +271,7 @@ fn escape(value: &str, keep_lines: bool) -> std::borrow::Cow<'_, str> {
 }
 
 /// `stats`: a line per state and the oldest wait, or one JSON object.
-fn stats_lines(stats: &inbox::InboxStats, keys: Option<inbox::KeyStats>, json: bool) -> Vec<String> {
+fn stats_lines(stats: &inbox::InboxStats, keys: Option<inbox::KeyStats>, paused: &[String], json: bool) -> Vec<String> {
     if json {
         let oldest = stats.oldest_due_age.map(|age| age.as_secs_f64());
         return vec![serde_json::json!({
@@ -272,6 +283,7 @@ fn stats_lines(stats: &inbox::InboxStats, keys: Option<inbox::KeyStats>, json: b
             "oldest_due_age_secs": oldest,
             "keys_waiting": keys.map(|keys| keys.waiting),
             "keys_held_by_retry": keys.map(|keys| keys.held_by_retry),
+            "paused": paused,
         })
         .to_string()];
     }
@@ -291,6 +303,10 @@ fn stats_lines(stats: &inbox::InboxStats, keys: Option<inbox::KeyStats>, json: b
         lines.push(format!("ordering keys with deliveries waiting {}", keys.waiting));
         lines.push(format!("ordering keys held by a retrying delivery {}", keys.held_by_retry));
     }
+    if !paused.is_empty() {
+        let names: Vec<_> = paused.iter().map(|name| line(name)).collect();
+        lines.push(format!("paused (left queued) {}", names.join(", ")));
+    }
     lines
 }
 
@@ -303,6 +319,43 @@ fn list_lines(found: &[StoredDelivery], state: DeliveryState, json: bool) -> Vec
     let mut lines = table(found, false);
     lines.push(format!("{} {state}", found.len()));
     lines
+}
+
+/// What `search` looks for; `since` and `older_than` measured back from now.
+fn filter_of(
+    state: Option<DeliveryState>,
+    event_type: Option<String>,
+    order_key: Option<String>,
+    error: Option<String>,
+    since: Option<Duration>,
+    older_than: Option<Duration>,
+) -> inbox::Filter {
+    let now = std::time::SystemTime::now();
+    let ago = |by: Duration| now.checked_sub(by).unwrap_or(std::time::UNIX_EPOCH);
+    inbox::Filter {
+        state,
+        event_type,
+        order_key,
+        error,
+        received_from: since.map(ago),
+        received_until: older_than.map(ago),
+    }
+}
+
+/// What `pause` (`pausing`) or `resume` prints; `changed` when the type was not
+/// paused (pause) or was (resume).
+fn switch_line(event_type: &str, pausing: bool, changed: bool, json: bool) -> String {
+    let name = line(event_type);
+    match (json, pausing, changed) {
+        (true, true, _) => serde_json::json!({ "paused": event_type, "was_paused": !changed }).to_string(),
+        (true, false, _) => serde_json::json!({ "resumed": event_type, "was_paused": changed }).to_string(),
+        (false, true, true) => {
+            format!("paused {name}: its deliveries stay queued until `hookroute inbox resume {name}`")
+        }
+        (false, true, false) => format!("{name} was paused already"),
+        (false, false, true) => format!("resumed {name}: workers take its deliveries again"),
+        (false, false, false) => format!("{name} was not paused"),
+    }
 }
 
 fn search_lines(page: &inbox::Page, json: bool) -> Vec<String> {

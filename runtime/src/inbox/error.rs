@@ -26,6 +26,14 @@ pub enum InboxError {
     /// one that does not exist for an operator's tool).
     #[error("invalid inbox configuration: {0}")]
     InvalidConfig(String),
+    /// The inbox cannot do what was asked (a backend without that operation).
+    #[error("the {backend} inbox cannot {what}")]
+    Unsupported {
+        /// The backend's name (`Inbox::backend`).
+        backend: &'static str,
+        /// What it cannot do: `pause an event type`.
+        what: &'static str,
+    },
     /// The lease does not hold the delivery any more (it ran out and another worker
     /// took the delivery, or it was settled already).
     #[error("the lease on `{key}` is no longer held")]

@@ -47,6 +47,8 @@ struct State {
     lanes: HashMap<String, Lane>,
     /// The keys of the running deliveries of each event type with a fleet-wide cap.
     running_by_type: HashMap<String, BTreeSet<String>>,
+    /// The paused event types.
+    paused: BTreeSet<String>,
 }
 
 /// One ordering key.
@@ -318,8 +320,14 @@ impl Inbox for MemoryInbox {
             let key = state.due.get(slot);
             key.and_then(|key| state.records.get(key)).is_some_and(|record| state.may_run(record, now))
         };
+        let paused = |slot: &(i64, u64)| {
+            let key = state.due.get(slot);
+            key.and_then(|key| state.records.get(key))
+                .is_some_and(|record| state.paused.contains(&record.delivery.event_type))
+        };
         // An expired lease first: its delivery is the oldest, and with an ordering key it
-        // holds the key until taken again. Then the delivery due longest.
+        // holds the key until taken again. Then the delivery due longest, unless its
+        // type is paused.
         let due = ..(now.saturating_add(1), 0);
         let expired = state.leases.range(due).find(|slot| may_run(slot)).copied();
         let found = expired.or_else(|| {
@@ -327,7 +335,7 @@ impl Inbox for MemoryInbox {
                 .due
                 .range(due)
                 .map(|(slot, _)| slot)
-                .find(|slot| !state.leases.contains(slot) && may_run(slot))
+                .find(|slot| !state.leases.contains(slot) && may_run(slot) && !paused(slot))
                 .copied()
         });
         let Some(old) = found else { return Ok(None) };
@@ -464,6 +472,18 @@ impl InboxAdmin for MemoryInbox {
             .collect();
         found.sort_unstable_by(|a, b| (b.received_at, &b.key).cmp(&(a.received_at, &a.key)));
         Ok(Page::of(found.into_iter().take(limit.saturating_add(1)).cloned().collect(), limit))
+    }
+
+    async fn pause(&self, event_type: &str) -> Result<bool, InboxError> {
+        Ok(self.lock().paused.insert(event_type.to_owned()))
+    }
+
+    async fn resume(&self, event_type: &str) -> Result<bool, InboxError> {
+        Ok(self.lock().paused.remove(event_type))
+    }
+
+    async fn paused(&self) -> Result<Vec<String>, InboxError> {
+        Ok(self.lock().paused.iter().cloned().collect())
     }
 
     async fn get(&self, key: &str) -> Result<Option<StoredDelivery>, InboxError> {

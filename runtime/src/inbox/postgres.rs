@@ -120,24 +120,30 @@ impl Statements {
             // the key's settle unparks it. `FOR SHARE` makes that safe: the lock waits
             // for a settle of the older one that is under way and then reads its new
             // state, and a settle that comes after waits for this insert to commit,
-            // so its `{t}_unpark` (a fresh snapshot) sees the parked one.
+            // so its `{t}_unpark` (a fresh snapshot) sees the parked one. A delivery
+            // of a paused type waits at infinity too, its due time kept in
+            // `paused_due` (the `FOR SHARE` on the pause makes `resume` see it).
             enqueue: format!(
                 "WITH ahead AS (SELECT 1 FROM {t} o WHERE $9 = 1 AND o.order_key = $7
                                   AND o.state IN ('queued', 'retrying', 'running')
                                   AND o.created_ms <= coalesce($8, {NOW_MS})
                                   AND NOT (o.state = 'retrying' AND o.releases AND o.due_at > now())
-                                ORDER BY o.order_key, o.created_ms, o.seq LIMIT 1 FOR SHARE)
+                                ORDER BY o.order_key, o.created_ms, o.seq LIMIT 1 FOR SHARE),
+                      paused AS (SELECT 1 FROM {t}_paused WHERE event_type = $3 FOR SHARE),
+                      due AS (SELECT CASE WHEN EXISTS (SELECT 1 FROM ahead) THEN 'infinity'::timestamptz
+                                          ELSE now() END AS at)
                  INSERT INTO {t} (key, event_id, event_type, headers, body, signed_at, state, attempts, due_at,
-                     received_at, updated_at, order_key, created_ms, in_flight, type_cap, key_interval)
+                     received_at, updated_at, order_key, created_ms, in_flight, type_cap, key_interval, paused_due)
                  VALUES ($1, $2, $3, $4, $5, $6, 'queued', 0,
-                     CASE WHEN EXISTS (SELECT 1 FROM ahead) THEN 'infinity'::timestamptz ELSE now() END,
-                     {RECEIVED}, now(), $7, coalesce($8, {NOW_MS}), $9, $10, $11)
+                     CASE WHEN EXISTS (SELECT 1 FROM paused) THEN 'infinity' ELSE (SELECT at FROM due) END,
+                     {RECEIVED}, now(), $7, coalesce($8, {NOW_MS}), $9, $10, $11,
+                     CASE WHEN EXISTS (SELECT 1 FROM paused) THEN (SELECT at FROM due) END)
                  ON CONFLICT (key) DO UPDATE SET event_id = excluded.event_id, event_type = excluded.event_type,
                      headers = excluded.headers, body = excluded.body, signed_at = excluded.signed_at,
                      state = 'queued', attempts = 0, due_at = excluded.due_at, token = NULL, last_error = NULL,
                      received_at = {RECEIVED}, updated_at = now(), order_key = excluded.order_key,
                      created_ms = excluded.created_ms, in_flight = excluded.in_flight, type_cap = excluded.type_cap,
-                     key_interval = excluded.key_interval, started_at = NULL
+                     key_interval = excluded.key_interval, started_at = NULL, paused_due = excluded.paused_due
                    WHERE {t}.state = 'done' AND {t}.due_at <= now()
                  RETURNING 1"
             ),
@@ -212,12 +218,16 @@ fn take_statement(t: &str) -> String {
               WHEN {full} THEN false
               ELSE {t}_may_run(key, order_key, created_ms, seq, in_flight, event_type, type_cap, key_interval) END"
     );
-    let next = |states: &str| {
+    let next = |states: &str, also: &str| {
         format!(
-            "SELECT key FROM {t} r WHERE state IN ({states}) AND due_at <= now() AND {allowed}
+            "SELECT key FROM {t} r WHERE state IN ({states}) AND due_at <= now() {also} AND {allowed}
              ORDER BY due_at LIMIT 1 FOR UPDATE SKIP LOCKED"
         )
     };
+    // A paused type's deliveries wait at infinity (`paused_due`); this catches one that
+    // became due while its type was being paused (a retry, a replay, an enqueue racing
+    // the pause). An expired lease is taken over whatever its type.
+    let unpaused = format!("AND r.event_type <> ALL (ARRAY(SELECT event_type FROM {t}_paused))");
     format!(
         "UPDATE {t} SET state = 'running', attempts = attempts + 1, token = $1,
              due_at = now() + $2::bigint * interval '1 millisecond', updated_at = now(), started_at = now(),
@@ -226,8 +236,8 @@ fn take_statement(t: &str) -> String {
          RETURNING {COLUMNS}, order_key IS NOT NULL AND EXISTS (SELECT 1 FROM {t} d
              WHERE d.order_key = {t}.order_key AND d.state = 'done' AND d.due_at > now()
                AND d.created_ms > {t}.created_ms)",
-        next("'running'"),
-        next("'queued', 'retrying'")
+        next("'running'", ""),
+        next("'queued', 'retrying'", &unpaused)
     )
 }
 
@@ -325,6 +335,7 @@ impl PostgresInboxBuilder {
              CREATE INDEX IF NOT EXISTS {t}_due ON {t} (due_at) WHERE state IN ('queued', 'retrying', 'running');
              CREATE INDEX IF NOT EXISTS {t}_state ON {t} (state, updated_at);
              CREATE TABLE IF NOT EXISTS {t}_owner (id integer PRIMARY KEY CHECK (id = 1), namespace text NOT NULL);
+             CREATE TABLE IF NOT EXISTS {t}_paused (event_type text PRIMARY KEY);
              {order}
              COMMIT;",
             t = inner.table,
@@ -425,6 +436,11 @@ fn order_migration(t: &str) -> String {
                  WHERE order_key IS NOT NULL AND key_interval IS NOT NULL;
              DROP INDEX IF EXISTS {t}_lane;
            END IF;
+           -- Paused event types: their deliveries wait at infinity, their due time kept.
+           IF NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = '{t}'::regclass AND attname = 'paused_due'
+                          AND NOT attisdropped) THEN
+             ALTER TABLE {t} ADD COLUMN IF NOT EXISTS paused_due timestamptz;
+           END IF;
            -- Searches, newest first, all of them and by event type (by state: {t}_state).
            IF to_regclass('{t}_received') IS NULL THEN
              CREATE INDEX IF NOT EXISTS {t}_received ON {t} (received_at, key);
@@ -436,7 +452,11 @@ fn order_migration(t: &str) -> String {
          BEGIN
            -- After a take that parked a delivery of the key (in `_may_run`) committed.
            PERFORM pg_advisory_xact_lock(hashtext('{t}:lane'), hashtext(p_lane));
-           UPDATE {t} SET due_at = CASE WHEN due_at = 'infinity' THEN now() ELSE greatest(due_at, now()) END
+           -- A paused one keeps waiting: its due time for when its type resumes.
+           UPDATE {t} SET due_at = CASE WHEN paused_due IS NOT NULL THEN due_at
+                                        WHEN due_at = 'infinity' THEN now() ELSE greatest(due_at, now()) END,
+                          paused_due = CASE WHEN paused_due IS NULL THEN NULL
+                                            WHEN paused_due = 'infinity' THEN now() ELSE greatest(paused_due, now()) END
            WHERE key = (SELECT o.key FROM {t} o WHERE o.order_key = p_lane AND o.state IN ('queued', 'retrying')
                           AND o.key <> p_k AND NOT (o.state = 'retrying' AND o.releases AND o.due_at > now())
                         ORDER BY o.order_key, o.created_ms, o.seq LIMIT 1);
@@ -456,7 +476,7 @@ fn order_migration(t: &str) -> String {
                -- Behind older ones of its key (two enqueued at once, neither seeing
                -- the other): parked until the key's next settle, which waits for
                -- this lock, unparks it.
-               UPDATE {t} SET due_at = 'infinity' WHERE key = p_k AND state = 'queued';
+               UPDATE {t} SET due_at = 'infinity' WHERE key = p_k AND state = 'queued' AND paused_due IS NULL;
                RETURN false;
              END IF;
              IF (SELECT count(*) FROM (SELECT 1 FROM {t} o WHERE o.order_key = p_lane AND o.state = 'running'
@@ -660,6 +680,38 @@ impl InboxAdmin for PostgresInbox {
         let params: Vec<&(dyn ToSql + Sync)> = bound.iter().map(|value| &**value as &(dyn ToSql + Sync)).collect();
         let rows = self.query(&sql, &params).await?;
         Ok(Page::of(rows.iter().map(read).collect::<Result<_, _>>()?, limit))
+    }
+
+    async fn pause(&self, event_type: &str) -> Result<bool, InboxError> {
+        let t = &self.inner.table;
+        let pause = format!("INSERT INTO {t}_paused (event_type) VALUES ($1) ON CONFLICT DO NOTHING");
+        let paused = self.execute(&pause, &[&event_type]).await? == 1;
+        // After the pause committed: what an enqueue saw unpaused is caught here or
+        // by the take's check.
+        let park = format!(
+            "UPDATE {t} SET paused_due = due_at, due_at = 'infinity'
+             WHERE event_type = $1 AND state IN ('queued', 'retrying') AND paused_due IS NULL"
+        );
+        self.execute(&park, &[&event_type]).await?;
+        Ok(paused)
+    }
+
+    async fn resume(&self, event_type: &str) -> Result<bool, InboxError> {
+        let t = &self.inner.table;
+        // The delete waits for the enqueues that saw the pause (`FOR SHARE`); the
+        // update after it, a statement of its own, sees what they stored.
+        let resume = format!("DELETE FROM {t}_paused WHERE event_type = $1");
+        let resumed = self.execute(&resume, &[&event_type]).await? == 1;
+        let unpark = format!(
+            "UPDATE {t} SET due_at = paused_due, paused_due = NULL WHERE event_type = $1 AND paused_due IS NOT NULL"
+        );
+        self.execute(&unpark, &[&event_type]).await?;
+        Ok(resumed)
+    }
+
+    async fn paused(&self) -> Result<Vec<String>, InboxError> {
+        let rows = self.query(&format!("SELECT event_type FROM {}_paused ORDER BY 1", self.inner.table), &[]).await?;
+        rows.iter().map(|row| row.try_get(0).map_err(|err| InboxError::Unavailable(Box::new(err)))).collect()
     }
 
     async fn get(&self, key: &str) -> Result<Option<StoredDelivery>, InboxError> {

@@ -466,6 +466,38 @@ impl InboxAdmin for RedisInbox {
         Ok(found)
     }
 
+    async fn pause(&self, event_type: &str) -> Result<bool, InboxError> {
+        let mut add = redis::cmd("SADD");
+        add.arg(format!("{}paused", self.prefix)).arg(event_type);
+        let added: i64 = within(self.timeout, "Redis", add.query_async(&mut self.connection.clone())).await?;
+        Ok(added == 1)
+    }
+
+    async fn resume(&self, event_type: &str) -> Result<bool, InboxError> {
+        // A thousand parked deliveries put back a call, so that a long pause's backlog
+        // does not hold the server in one script.
+        const BATCH: usize = 1000;
+        let mut resumed = None;
+        loop {
+            let mut invocation = self.script(&self.scripts.resume);
+            invocation.arg(event_type).arg(BATCH);
+            let (was_paused, back): (i64, usize) = self.run(&invocation).await?;
+            let resumed = *resumed.get_or_insert(was_paused == 1);
+            if back < BATCH {
+                return Ok(resumed);
+            }
+        }
+    }
+
+    async fn paused(&self) -> Result<Vec<String>, InboxError> {
+        let mut members = redis::cmd("SMEMBERS");
+        members.arg(format!("{}paused", self.prefix));
+        let mut paused: Vec<String> =
+            within(self.timeout, "Redis", members.query_async(&mut self.connection.clone())).await?;
+        paused.sort();
+        Ok(paused)
+    }
+
     async fn get(&self, key: &str) -> Result<Option<StoredDelivery>, InboxError> {
         let mut connection = self.connection.clone();
         let mut command = redis::cmd("HGETALL");

@@ -53,6 +53,9 @@ local function park(o, key, why, at)
   elseif why == 'type' then
     redis.call('RPUSH', base .. 'tw:' .. o[6], key)
     redis.call('INCR', base .. 'parked')
+  elseif why == 'paused' then
+    redis.call('RPUSH', base .. 'pw:' .. o[6], key)
+    redis.call('INCR', base .. 'parked')
   else
     redis.call('ZADD', KEYS[2], at, key)
     redis.call('INCR', base .. 'parked_rate')
@@ -151,7 +154,8 @@ return 1
 
 /// ARGV: prefix, consumer, token, lease ms. Moves due retries (and deliveries a key's
 /// rate held back) into the stream, then takes over an expired lease (XCLAIM) or reads
-/// a new entry (XREADGROUP), parking each one its order does not let run yet. Answers
+/// a new entry (XREADGROUP), parking each one its order, or a pause of its type, does
+/// not let run yet. Answers
 /// `again` when it parked many and found none.
 const TAKE: &str = r"
 local due = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, 100)
@@ -194,7 +198,11 @@ for _ = 1, 64 do
     local why, at
     if current then
       o = order_of(rec)
-      why, at = blocked(o, key)
+      if redis.call('SISMEMBER', base .. 'paused', o[6]) == 1 then
+        why = 'paused'
+      else
+        why, at = blocked(o, key)
+      end
       if not why then break end
     end
     -- An entry its record no longer points at, or one parked until its order allows.
@@ -350,6 +358,22 @@ end
 return 1
 ";
 
+/// ARGV: prefix, event type, at most this many. Resumes the type (`<prefix>paused`,
+/// a set) and puts back in the stream up to that many of the deliveries a take parked
+/// while it was paused (`<prefix>pw:<type>`): {was paused, how many put back}.
+const RESUME: &str = r"
+local resumed = redis.call('SREM', base .. 'paused', ARGV[2])
+local back = 0
+for _ = 1, tonumber(ARGV[3]) do
+  local key = redis.call('LPOP', base .. 'pw:' .. ARGV[2])
+  if not key then break end
+  redis.call('DECR', base .. 'parked')
+  requeue(key)
+  back = back + 1
+end
+return {resumed, back}
+";
+
 /// `last_delivered()`: the id of the last stream entry the group handed out; the
 /// entries after it are the queued ones.
 const LAST_DELIVERED: &str = r"
@@ -433,6 +457,7 @@ pub(super) struct Scripts {
     pub(super) list: Script,
     pub(super) purge_done: Script,
     pub(super) forget_payloads: Script,
+    pub(super) resume: Script,
 }
 
 impl Scripts {
@@ -453,6 +478,7 @@ impl Scripts {
             list: with_now(&format!("{LAST_DELIVERED}{LIST}")),
             purge_done: with_now(PURGE_DONE),
             forget_payloads: with_now(FORGET_PAYLOADS),
+            resume: ordered(RESUME),
         }
     }
 }
