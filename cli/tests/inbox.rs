@@ -164,6 +164,20 @@ async fn search_filters_newest_first_and_pages_with_the_cursor_it_prints() {
         .assert()
         .success()
         .stdout(predicate::str::contains(format!("1 shown, newest first; next page: --after '{next}'")));
+    // Replay what a filter matches: counted first, replayed with --yes.
+    inbox_cli(&path)
+        .args(["replay", "--state", "dead"])
+        .assert()
+        .success()
+        .stdout("1 deliveries match; run again with --yes to replay them\n");
+    assert_eq!(keys(&json(&["--state", "dead"])), [key("evt_dead")], "counting replays nothing");
+    inbox_cli(&path).args(["replay", "--state", "dead", "--yes"]).assert().success().stdout("queued again: 1\n");
+    assert!(keys(&json(&["--state", "dead"])).is_empty());
+    inbox_cli(&path)
+        .args(["replay", "--since", "1h"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("it would run every delivery again"));
     inbox_cli(&path)
         .args(["search", "--after", "yesterday"])
         .assert()

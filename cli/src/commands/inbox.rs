@@ -31,6 +31,45 @@ pub(crate) struct InboxArgs {
     command: InboxCommand,
 }
 
+/// Which deliveries `search` and `replay` look at.
+#[derive(Args)]
+struct FilterArgs {
+    /// queued, running, retrying, done or dead.
+    #[arg(long)]
+    state: Option<DeliveryState>,
+    /// An event type, exactly (`invoice.paid`).
+    #[arg(long = "type")]
+    event_type: Option<String>,
+    /// An ordering key, exactly (`cus_123`).
+    #[arg(long)]
+    key: Option<String>,
+    /// Text the last error contains, in any case.
+    #[arg(long)]
+    error: Option<String>,
+    /// Received within this long before now (`2h`, `30m`).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    since: Option<Duration>,
+    /// Received longer ago than this (`1h`).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    older_than: Option<Duration>,
+}
+
+impl FilterArgs {
+    /// The filter, `since` and `older_than` measured back from now.
+    fn filter(self) -> inbox::Filter {
+        let now = std::time::SystemTime::now();
+        let ago = |by: Duration| now.checked_sub(by).unwrap_or(std::time::UNIX_EPOCH);
+        inbox::Filter {
+            state: self.state,
+            event_type: self.event_type,
+            order_key: self.key,
+            error: self.error,
+            received_from: self.since.map(ago),
+            received_until: self.older_than.map(ago),
+        }
+    }
+}
+
 #[derive(Subcommand)]
 enum InboxCommand {
     /// How many deliveries are in each state, and how long the oldest due one has waited.
@@ -51,29 +90,25 @@ enum InboxCommand {
     /// Deliveries by state, event type, ordering key, error text and time received,
     /// newest first, a page at a time (the last line gives the next page's `--after`).
     Search {
-        /// queued, running, retrying, done or dead.
-        #[arg(long)]
-        state: Option<DeliveryState>,
-        /// An event type, exactly (`invoice.paid`).
-        #[arg(long = "type")]
-        event_type: Option<String>,
-        /// An ordering key, exactly (`cus_123`).
-        #[arg(long)]
-        key: Option<String>,
-        /// Text the last error contains, in any case.
-        #[arg(long)]
-        error: Option<String>,
-        /// Received within this long before now (`2h`, `30m`).
-        #[arg(long, value_parser = humantime::parse_duration)]
-        since: Option<Duration>,
-        /// Received longer ago than this (`1h`).
-        #[arg(long, value_parser = humantime::parse_duration)]
-        older_than: Option<Duration>,
+        #[command(flatten)]
+        filter: FilterArgs,
         /// Where the page starts: the `next` the previous page printed.
         #[arg(long)]
         after: Option<inbox::Cursor>,
         #[arg(long, default_value_t = 20)]
         limit: usize,
+    },
+    /// Run again every delivery a filter matches (not running ones), a batch at a time:
+    /// without `--yes` it only counts them.
+    Replay {
+        #[command(flatten)]
+        filter: FilterArgs,
+        /// Replay them; without it, say how many would be.
+        #[arg(long)]
+        yes: bool,
+        /// How many to read and replay at a time.
+        #[arg(long, default_value_t = 500)]
+        batch: usize,
     },
     /// Pause an event type: workers leave its deliveries queued (new ones too) until
     /// `resume`, while every other type runs. The switch for an incident in one handler.
@@ -149,10 +184,16 @@ pub(crate) fn run(args: InboxArgs, json: bool) -> Result<ExitCode, Failure> {
                 let found = inbox.list_key(&key, limit).await.map_err(fail)?;
                 key_lines(&found, &key, json).into_iter().for_each(&mut print);
             }
-            InboxCommand::Search { state, event_type, key, error, since, older_than, after, limit } => {
-                let filter = filter_of(state, event_type, key, error, since, older_than);
+            InboxCommand::Search { filter, after, limit } => {
+                let filter = filter.filter();
                 let page = inbox.search(&filter, after.as_ref(), limit.max(1)).await.map_err(fail)?;
                 search_lines(&page, json).into_iter().for_each(&mut print);
+            }
+            InboxCommand::Replay { filter, yes, batch } => {
+                let Some(said) = replay(&*inbox, filter.filter(), yes, batch, json).await.map_err(fail)? else {
+                    return Ok(ExitCode::from(2));
+                };
+                print(said);
             }
             InboxCommand::Pause { event_type } => {
                 let paused = inbox.pause(&event_type).await.map_err(fail)?;
@@ -321,25 +362,33 @@ fn list_lines(found: &[StoredDelivery], state: DeliveryState, json: bool) -> Vec
     lines
 }
 
-/// What `search` looks for; `since` and `older_than` measured back from now.
-fn filter_of(
-    state: Option<DeliveryState>,
-    event_type: Option<String>,
-    order_key: Option<String>,
-    error: Option<String>,
-    since: Option<Duration>,
-    older_than: Option<Duration>,
-) -> inbox::Filter {
-    let now = std::time::SystemTime::now();
-    let ago = |by: Duration| now.checked_sub(by).unwrap_or(std::time::UNIX_EPOCH);
-    inbox::Filter {
-        state,
-        event_type,
-        order_key,
-        error,
-        received_from: since.map(ago),
-        received_until: older_than.map(ago),
+/// `replay`: counts what `filter` matches, or with `yes` replays it; `None` (said on
+/// stderr) for a filter that would match every delivery.
+async fn replay(
+    inbox: &dyn InboxAdmin,
+    filter: inbox::Filter,
+    yes: bool,
+    batch: usize,
+    json: bool,
+) -> Result<Option<String>, inbox::InboxError> {
+    if filter.state.is_none() && filter.event_type.is_none() && filter.order_key.is_none() && filter.error.is_none() {
+        eprintln!("replay needs --state, --type, --key or --error: it would run every delivery again");
+        return Ok(None);
     }
+    if yes {
+        let replayed = inbox.replay_matching(&filter, batch).await?;
+        return Ok(Some(if json {
+            serde_json::json!({ "queued_again": replayed }).to_string()
+        } else {
+            format!("queued again: {replayed}")
+        }));
+    }
+    let count = inbox.count(&filter).await?;
+    Ok(Some(if json {
+        serde_json::json!({ "matching": count }).to_string()
+    } else {
+        format!("{count} deliveries match; run again with --yes to replay them")
+    }))
 }
 
 /// What `pause` (`pausing`) or `resume` prints; `changed` when the type was not

@@ -211,6 +211,45 @@ pub trait InboxAdmin: Inbox {
     /// Deletes the done records older than `older_than` and answers how many.
     async fn purge_done(&self, older_than: Duration) -> Result<u64, InboxError>;
 
+    /// How many deliveries `filter` matches (done ones while remembered). The default
+    /// pages through [`search`](Self::search); PostgreSQL and SQLite count in SQL.
+    async fn count(&self, filter: &Filter) -> Result<u64, InboxError> {
+        let mut counted = 0;
+        let mut after = None;
+        loop {
+            let page = self.search(filter, after.as_ref(), 1000).await?;
+            counted += page.deliveries.len() as u64;
+            match page.next {
+                Some(next) => after = Some(next),
+                None => return Ok(counted),
+            }
+        }
+    }
+
+    /// Replays every delivery `filter` matches that is not running (as
+    /// [`replay`](Self::replay) does one), `batch` at a time: one page of a search, then
+    /// its replays, then the next page. Answers how many were queued again. What
+    /// arrives after the first page was read is left alone.
+    async fn replay_matching(&self, filter: &Filter, batch: usize) -> Result<u64, InboxError> {
+        let batch = batch.max(1);
+        let mut replayed = 0;
+        let mut after = None;
+        loop {
+            // Newest first from a cursor: a later page holds only deliveries received
+            // before the ones already seen, and a replay leaves the time received as it is.
+            let page = self.search(filter, after.as_ref(), batch).await?;
+            for delivery in &page.deliveries {
+                if self.replay(&delivery.key).await? {
+                    replayed += 1;
+                }
+            }
+            match page.next {
+                Some(next) => after = Some(next),
+                None => return Ok(replayed),
+            }
+        }
+    }
+
     /// Pauses an event type: workers leave its queued and retrying deliveries where
     /// they are (new ones queue up too) until it is [resumed](Self::resume), while
     /// every other type runs: the switch for an incident in one handler. Deliveries
@@ -280,6 +319,12 @@ macro_rules! forward_admin {
             async fn pause(&self, event_type: &str) -> Result<bool, InboxError> {
                 (**self).pause(event_type).await
             }
+            async fn count(&self, filter: &Filter) -> Result<u64, InboxError> {
+                (**self).count(filter).await
+            }
+            async fn replay_matching(&self, filter: &Filter, batch: usize) -> Result<u64, InboxError> {
+                (**self).replay_matching(filter, batch).await
+            }
             async fn resume(&self, event_type: &str) -> Result<bool, InboxError> {
                 (**self).resume(event_type).await
             }
@@ -315,14 +360,15 @@ pub(crate) struct SqlDialect {
     pub(crate) millis: fn(&str) -> String,
 }
 
-/// A search in SQL, newest first, reading one more than `limit` (see [`Page::of`]):
-/// the statement and the values of its placeholders from `first`, in order.
+/// A search in SQL, newest first, reading one more than `limit` (see [`Page::of`]);
+/// without a limit, unordered (to count): the statement and the values of its
+/// placeholders from `first`, in order.
 #[cfg(any(feature = "postgres", feature = "sqlite"))]
 pub(crate) fn sql_search(
     dialect: &SqlDialect,
     filter: &Filter,
     after: Option<&Cursor>,
-    limit: usize,
+    limit: Option<usize>,
 ) -> (String, Vec<SqlValue>) {
     let mut sql = dialect.head.clone();
     let mut values = Vec::new();
@@ -362,9 +408,11 @@ pub(crate) fn sql_search(
             vec![SqlValue::Millis(after.received_ms), SqlValue::Text(after.key.clone())],
         );
     }
-    let read = i64::try_from(limit.saturating_add(1)).unwrap_or(i64::MAX);
-    sql.push_str(" ORDER BY received_at DESC, key DESC LIMIT ");
-    sql.push_str(&read.to_string());
+    if let Some(limit) = limit {
+        let read = i64::try_from(limit.saturating_add(1)).unwrap_or(i64::MAX);
+        sql.push_str(" ORDER BY received_at DESC, key DESC LIMIT ");
+        sql.push_str(&read.to_string());
+    }
     (sql, values)
 }
 

@@ -274,6 +274,35 @@ impl PostgresInbox {
         Ok(self.inner.db.query(sql, params).await?)
     }
 
+    /// The rows of a search: `select` (`{COLUMNS}` stands for the columns [`read`]
+    /// expects) from the deliveries `filter` matches, a page of `limit` or all of them.
+    async fn search_rows(
+        &self,
+        select: &str,
+        filter: &Filter,
+        after: Option<&Cursor>,
+        limit: Option<usize>,
+    ) -> Result<Vec<Row>, InboxError> {
+        let select = select.replace("{COLUMNS}", COLUMNS);
+        let dialect = SqlDialect {
+            head: format!("{select} FROM {} WHERE (state <> 'done' OR due_at > now())", self.inner.table),
+            first: 1,
+            like: "ILIKE",
+            param: |n| format!("${n}"),
+            millis: at_millis,
+        };
+        let (sql, values) = sql_search(&dialect, filter, after, limit);
+        let bound: Vec<Box<dyn ToSql + Sync + Send>> = values
+            .into_iter()
+            .map(|value| match value {
+                SqlValue::Text(text) => Box::new(text) as Box<dyn ToSql + Sync + Send>,
+                SqlValue::Millis(ms) => Box::new(ms),
+            })
+            .collect();
+        let params: Vec<&(dyn ToSql + Sync)> = bound.iter().map(|value| &**value as &(dyn ToSql + Sync)).collect();
+        self.query(&sql, &params).await
+    }
+
     /// A lease operation that must touch exactly the leased row.
     async fn held(&self, lease: &Lease, sql: &str, extra: &[&(dyn ToSql + Sync)]) -> Result<(), InboxError> {
         let (key, token) = (lease.key(), lease.token());
@@ -662,24 +691,17 @@ impl InboxAdmin for PostgresInbox {
     }
 
     async fn search(&self, filter: &Filter, after: Option<&Cursor>, limit: usize) -> Result<Page, InboxError> {
-        let dialect = SqlDialect {
-            head: format!("SELECT {COLUMNS} FROM {} WHERE (state <> 'done' OR due_at > now())", self.inner.table),
-            first: 1,
-            like: "ILIKE",
-            param: |n| format!("${n}"),
-            millis: at_millis,
-        };
-        let (sql, values) = sql_search(&dialect, filter, after, limit);
-        let bound: Vec<Box<dyn ToSql + Sync + Send>> = values
-            .into_iter()
-            .map(|value| match value {
-                SqlValue::Text(text) => Box::new(text) as Box<dyn ToSql + Sync + Send>,
-                SqlValue::Millis(ms) => Box::new(ms),
-            })
-            .collect();
-        let params: Vec<&(dyn ToSql + Sync)> = bound.iter().map(|value| &**value as &(dyn ToSql + Sync)).collect();
-        let rows = self.query(&sql, &params).await?;
+        let rows = self.search_rows("SELECT {COLUMNS}", filter, after, Some(limit)).await?;
         Ok(Page::of(rows.iter().map(read).collect::<Result<_, _>>()?, limit))
+    }
+
+    async fn count(&self, filter: &Filter) -> Result<u64, InboxError> {
+        let rows = self.search_rows("SELECT count(*)", filter, None, None).await?;
+        let count: i64 = match rows.first() {
+            Some(row) => row.try_get(0).map_err(|err| InboxError::Unavailable(Box::new(err)))?,
+            None => 0,
+        };
+        Ok(count.unsigned_abs())
     }
 
     async fn pause(&self, event_type: &str) -> Result<bool, InboxError> {

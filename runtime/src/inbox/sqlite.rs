@@ -276,6 +276,33 @@ fn upgrade(connection: &mut Connection) -> rusqlite::Result<()> {
     connection.execute_batch(ORDER_INDEXES)
 }
 
+/// A search: `select` from the deliveries `filter` matches, newest first through the
+/// index of the time received whatever the filter (the planner would rather read a
+/// whole state through its index and sort it), a page of `limit` or all of them.
+/// `?1` is now ([`bound`]).
+fn search_sql(select: &str, filter: &Filter, after: Option<&Cursor>, limit: Option<usize>) -> (String, Vec<SqlValue>) {
+    let dialect = SqlDialect {
+        head: format!(
+            "{select} FROM hookroute_inbox INDEXED BY hookroute_inbox_received WHERE (state != 'done' OR due_at > ?1)"
+        ),
+        first: 2,
+        like: "LIKE",
+        param: |n| format!("?{n}"),
+        millis: str::to_owned,
+    };
+    sql_search(&dialect, filter, after, limit)
+}
+
+/// The values of a search's placeholders, now first.
+fn bound(now: i64, values: Vec<SqlValue>) -> Vec<Value> {
+    let mut bound: Vec<Value> = vec![now.into()];
+    bound.extend(values.into_iter().map(|value| match value {
+        SqlValue::Text(text) => Value::from(text),
+        SqlValue::Millis(ms) => Value::from(ms),
+    }));
+    bound
+}
+
 fn read(row: &Row<'_>) -> rusqlite::Result<StoredDelivery> {
     let state: String = row.get(6)?;
     let signed_at: Option<i64> = row.get(5)?;
@@ -552,32 +579,25 @@ impl InboxAdmin for SqliteInbox {
     }
 
     async fn search(&self, filter: &Filter, after: Option<&Cursor>, limit: usize) -> Result<Page, InboxError> {
-        // Newest first through the index of the time received, whatever the filter: the
-        // planner would rather read a whole state through its index and sort it.
-        let dialect = SqlDialect {
-            head: format!(
-                "SELECT {COLUMNS} FROM hookroute_inbox INDEXED BY hookroute_inbox_received
-                 WHERE (state != 'done' OR due_at > ?1)"
-            ),
-            first: 2,
-            like: "LIKE",
-            param: |n| format!("?{n}"),
-            millis: str::to_owned,
-        };
-        let (sql, values) = sql_search(&dialect, filter, after, limit);
+        let (sql, values) = search_sql(&format!("SELECT {COLUMNS}"), filter, after, Some(limit));
         let found = self
             .run(move |connection, now| {
-                let mut bound: Vec<Value> = vec![now.into()];
-                bound.extend(values.into_iter().map(|value| match value {
-                    SqlValue::Text(text) => Value::from(text),
-                    SqlValue::Millis(ms) => Value::from(ms),
-                }));
                 let mut statement = connection.prepare(&sql)?;
-                let rows = statement.query_map(params_from_iter(bound), read)?;
+                let rows = statement.query_map(params_from_iter(bound(now, values)), read)?;
                 rows.collect::<rusqlite::Result<Vec<_>>>()
             })
             .await?;
         Ok(Page::of(found, limit))
+    }
+
+    async fn count(&self, filter: &Filter) -> Result<u64, InboxError> {
+        let (sql, values) = search_sql("SELECT count(*)", filter, None, None);
+        let count: i64 = self
+            .run(move |connection, now| {
+                connection.query_row(&sql, params_from_iter(bound(now, values)), |row| row.get(0))
+            })
+            .await?;
+        Ok(count.unsigned_abs())
     }
 
     async fn pause(&self, event_type: &str) -> Result<bool, InboxError> {

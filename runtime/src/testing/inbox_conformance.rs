@@ -155,14 +155,14 @@ pub async fn search_filters_and_pages_newest_first<I: InboxAdmin>(inbox: &I) {
 
     let keys_of = |page: crate::inbox::Page| page.deliveries.into_iter().map(|d| d.key).collect::<Vec<_>>();
     let search = |filter: Filter| async move { keys_of(ok(check, "search", inbox.search(&filter, None, 10).await)) };
-    let state = |state| Filter { state: Some(state), ..Filter::default() };
-    assert_eq!(search(state(DeliveryState::Dead)).await, std::slice::from_ref(&dead.delivery.key), "{check}: dead");
+    let in_state = |state| Filter { state: Some(state), ..Filter::default() };
+    assert_eq!(search(in_state(DeliveryState::Dead)).await, std::slice::from_ref(&dead.delivery.key), "{check}: dead");
     assert_eq!(
-        search(state(DeliveryState::Retrying)).await,
+        search(in_state(DeliveryState::Retrying)).await,
         std::slice::from_ref(&retrying.delivery.key),
         "{check}: retrying"
     );
-    assert_eq!(search(state(DeliveryState::Done)).await, std::slice::from_ref(&done.delivery.key), "{check}: done");
+    assert_eq!(search(in_state(DeliveryState::Done)).await, std::slice::from_ref(&done.delivery.key), "{check}: done");
     let deleted: Vec<String> =
         stored.iter().filter(|d| d.event_type == "resource.deleted").map(|d| d.key.clone()).collect();
     let by_type = Filter { event_type: Some("resource.deleted".into()), ..Filter::default() };
@@ -192,7 +192,17 @@ pub async fn search_filters_and_pages_newest_first<I: InboxAdmin>(inbox: &I) {
         .map(|d| d.key.clone())
         .collect();
     assert!(!queued_created.is_empty(), "{check}: a queued delivery of the first type is left");
-    assert_eq!(search(both).await, queued_created, "{check}: by state and event type");
+    assert_eq!(search(both.clone()).await, queued_created, "{check}: by state and event type");
+
+    // Counting and replaying what a filter matches, a batch at a time.
+    let count = |filter: Filter| async move { ok(check, "count", inbox.count(&filter).await) };
+    assert_eq!(count(Filter::default()).await, 5, "{check}: count of all");
+    assert_eq!(count(both).await, queued_created.len() as u64, "{check}: count by state and type");
+    assert_eq!(count(in_state(DeliveryState::Dead)).await, 1, "{check}: count of the dead");
+    let replayed = ok(check, "replay_matching", inbox.replay_matching(&in_state(DeliveryState::Dead), 1).await);
+    assert_eq!(replayed, 1, "{check}: replay of what a filter matches");
+    assert_eq!(state(check, inbox, &dead.delivery.key).await, DeliveryState::Queued, "{check}");
+    assert_eq!(count(in_state(DeliveryState::Dead)).await, 0, "{check}: no dead left");
 }
 
 /// A new key is queued; the same key again is a duplicate; the record keeps the
