@@ -161,6 +161,11 @@ pub use hookroute_runtime::lambda_adapter as lambda;
 #[cfg(feature = "metrics")]
 pub use hookroute_runtime::metrics;
 
+/// The operator console: see, search, replay and pause an inbox's deliveries in a
+/// browser (feature `console`).
+#[cfg(feature = "console")]
+pub use hookroute_runtime::console;
+
 /// One `#[tokio::test]` per store conformance check (feature `testing`); see
 /// [`testing::conformance`].
 #[cfg(feature = "testing")]

@@ -224,6 +224,34 @@ async fn pause_leaves_a_type_queued_and_stats_say_so_until_resume() {
     assert_eq!(taken.delivery.key, key("evt_queued"));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_command_serves_the_console_over_the_inbox() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("inbox.db");
+    let _inbox = fill(&path).await;
+    let token = "a-console-token-for-this-test";
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("hookroute"))
+        .env_remove("HOOKROUTE_INBOX")
+        .args(["inbox", "--url", &format!("sqlite:{}", path.display()), "console", "--listen", "127.0.0.1:0"])
+        .env("HOOKROUTE_CONSOLE_TOKEN", token)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let url = line.split_whitespace().nth(2).unwrap_or_else(|| panic!("no address in {line:?}")).to_owned();
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let anonymous = http.get(&url).send().await.unwrap();
+    assert_eq!(anonymous.status(), 303, "without the token: to the login form");
+    let page = http.get(&url).bearer_auth(token).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    assert!(html.contains("data-state=\"dead\">1<") && html.contains("data-state=\"queued\">1<"), "{html}");
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
 #[test]
 fn a_wrong_inbox_is_one_clear_line() {
     let dir = tempfile::tempdir().unwrap();

@@ -54,6 +54,8 @@ mod worker;
 pub mod actix_adapter;
 #[cfg(feature = "axum")]
 pub mod axum_adapter;
+#[cfg(feature = "console")]
+pub mod console;
 #[cfg(feature = "lambda")]
 pub mod lambda_adapter;
 #[cfg(feature = "tower")]

@@ -9,6 +9,8 @@ mod support;
 
 #[cfg(all(feature = "redis", feature = "postgres"))]
 mod completion;
+#[cfg(feature = "console")]
+mod console;
 #[cfg(all(feature = "redis", feature = "postgres", feature = "sqlite", feature = "axum"))]
 mod inbox;
 #[cfg(all(feature = "redis", feature = "postgres", feature = "sqlite", feature = "testing"))]

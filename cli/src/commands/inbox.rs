@@ -121,6 +121,16 @@ enum InboxCommand {
         /// The event type, exactly.
         event_type: String,
     },
+    /// Serve the operator console over this inbox (see, search, replay, pause in a
+    /// browser) until Ctrl-C. Log in with the console token.
+    Console {
+        /// Where to listen; keep it on loopback unless a proxy with TLS is in front.
+        #[arg(long, default_value = "127.0.0.1:8025")]
+        listen: std::net::SocketAddr,
+        /// The console token (at least 16 characters).
+        #[arg(long, env = "HOOKROUTE_CONSOLE_TOKEN", hide_env_values = true)]
+        token: String,
+    },
     /// One delivery: its facts, last error, headers and body as received.
     Show {
         /// The event id, or the whole key `list` prints (`<namespace>:groq:event:evt_1`,
@@ -195,13 +205,11 @@ pub(crate) fn run(args: InboxArgs, json: bool) -> Result<ExitCode, Failure> {
                 };
                 print(said);
             }
-            InboxCommand::Pause { event_type } => {
-                let paused = inbox.pause(&event_type).await.map_err(fail)?;
-                print(switch_line(&event_type, true, paused, json));
-            }
-            InboxCommand::Resume { event_type } => {
-                let resumed = inbox.resume(&event_type).await.map_err(fail)?;
-                print(switch_line(&event_type, false, resumed, json));
+            InboxCommand::Pause { event_type: t } => print(switch(&*inbox, &t, true, json).await.map_err(fail)?),
+            InboxCommand::Resume { event_type: t } => print(switch(&*inbox, &t, false, json).await.map_err(fail)?),
+            InboxCommand::Console { listen, token } => {
+                drop(out);
+                return serve_console(inbox, listen, token).await;
             }
             InboxCommand::Show { id } => {
                 let Some(delivery) = find(&*inbox, &id, args.namespace.as_deref()).await.map_err(fail)? else {
@@ -362,6 +370,27 @@ fn list_lines(found: &[StoredDelivery], state: DeliveryState, json: bool) -> Vec
     lines
 }
 
+/// `console`: serves the operator console over `inbox` on `listen` until Ctrl-C.
+async fn serve_console(
+    inbox: Box<dyn InboxAdmin>,
+    listen: std::net::SocketAddr,
+    token: String,
+) -> Result<ExitCode, Failure> {
+    let console =
+        hookroute_runtime::console::Console::builder(inbox).token(token).build().map_err(|err| err.to_string())?;
+    let listener =
+        tokio::net::TcpListener::bind(listen).await.map_err(|err| format!("cannot listen on {listen}: {err}"))?;
+    let address = listener.local_addr().map_err(|err| err.to_string())?;
+    println!("console on http://{address}/ (log in with the console token; Ctrl-C stops it)");
+    hookroute_runtime::axum_adapter::serve(listener, console)
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
+        .map_err(|err| err.to_string())?;
+    Ok(ExitCode::SUCCESS)
+}
+
 /// `replay`: counts what `filter` matches, or with `yes` replays it; `None` (said on
 /// stderr) for a filter that would match every delivery.
 async fn replay(
@@ -391,11 +420,17 @@ async fn replay(
     }))
 }
 
-/// What `pause` (`pausing`) or `resume` prints; `changed` when the type was not
-/// paused (pause) or was (resume).
-fn switch_line(event_type: &str, pausing: bool, changed: bool, json: bool) -> String {
+/// `pause` (`pausing`) or `resume`, and what it prints.
+async fn switch(
+    inbox: &dyn InboxAdmin,
+    event_type: &str,
+    pausing: bool,
+    json: bool,
+) -> Result<String, inbox::InboxError> {
+    // Whether the type was not paused (pause) or was (resume).
+    let changed = if pausing { inbox.pause(event_type).await? } else { inbox.resume(event_type).await? };
     let name = line(event_type);
-    match (json, pausing, changed) {
+    Ok(match (json, pausing, changed) {
         (true, true, _) => serde_json::json!({ "paused": event_type, "was_paused": !changed }).to_string(),
         (true, false, _) => serde_json::json!({ "resumed": event_type, "was_paused": changed }).to_string(),
         (false, true, true) => {
@@ -404,7 +439,7 @@ fn switch_line(event_type: &str, pausing: bool, changed: bool, json: bool) -> St
         (false, true, false) => format!("{name} was paused already"),
         (false, false, true) => format!("resumed {name}: workers take its deliveries again"),
         (false, false, false) => format!("{name} was not paused"),
-    }
+    })
 }
 
 fn search_lines(page: &inbox::Page, json: bool) -> Vec<String> {
