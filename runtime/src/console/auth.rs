@@ -89,11 +89,11 @@ impl Keys {
 
     /// Who sent `headers`.
     pub(super) fn caller(&self, headers: &HeaderMap, now: SystemTime) -> Caller {
-        if let Some(value) = headers.get(http::header::AUTHORIZATION).and_then(|value| value.to_str().ok()) {
-            return match value.strip_prefix("Bearer ") {
-                Some(token) if self.is_token(token.trim()) => Caller::Bearer,
-                _ => Caller::Anonymous,
-            };
+        // A `Bearer` is the console token or nothing; other schemes (the Basic auth of
+        // a proxy in front) are not the console's and leave the cookie to decide.
+        let bearer = headers.get(http::header::AUTHORIZATION).and_then(|value| value.to_str().ok());
+        if let Some(token) = bearer.and_then(|value| value.strip_prefix("Bearer ")) {
+            return if self.is_token(token.trim()) { Caller::Bearer } else { Caller::Anonymous };
         }
         match session_cookie(headers) {
             Some(session) if self.valid_session(&session, now) => Caller::Session { csrf: self.csrf(&session) },
@@ -121,19 +121,19 @@ fn session_cookie(headers: &HeaderMap) -> Option<String> {
 
 /// Whether a browser's state-changing request comes from the console's own pages:
 /// no `Sec-Fetch-Site` saying otherwise, and an `Origin` (when sent) naming the host
-/// the request went to.
+/// the request went to (`Host`, or the `X-Forwarded-Host` of a proxy that rewrites
+/// `Host`: a page of another site can set neither).
 pub(super) fn same_origin(headers: &HeaderMap) -> bool {
     let header = |name: &str| headers.get(name).and_then(|value| value.to_str().ok());
     if header("sec-fetch-site").is_some_and(|site| site != "same-origin" && site != "none") {
         return false;
     }
-    match (header("origin"), header("host")) {
-        (None, _) => true,
-        (Some(origin), Some(host)) => {
-            origin.split_once("://").is_some_and(|(_, authority)| authority.eq_ignore_ascii_case(host))
-        }
-        (Some(_), None) => false,
-    }
+    let Some(origin) = header("origin") else { return true };
+    let Some((_, authority)) = origin.split_once("://") else { return false };
+    [header("host"), header("x-forwarded-host").and_then(|hosts| hosts.split(',').next())]
+        .into_iter()
+        .flatten()
+        .any(|host| authority.eq_ignore_ascii_case(host.trim()))
 }
 
 /// Whether `offered` is the CSRF token `expected`, in constant time.
@@ -177,6 +177,11 @@ mod tests {
         let session = keys.new_session(now);
         headers.insert("cookie", format!("theme=dark; {COOKIE}={session}").parse().unwrap());
         assert_eq!(keys.caller(&headers, now), Caller::Session { csrf: keys.csrf(&session) });
+        // The Basic auth of a proxy in front leaves the cookie to decide; a wrong Bearer does not.
+        headers.insert("authorization", "Basic dXNlcjpwYXNz".parse().unwrap());
+        assert_eq!(keys.caller(&headers, now), Caller::Session { csrf: keys.csrf(&session) });
+        headers.insert("authorization", "Bearer wrong".parse().unwrap());
+        assert_eq!(keys.caller(&headers, now), Caller::Anonymous);
     }
 
     #[test]
@@ -188,6 +193,10 @@ mod tests {
         assert!(same_origin(&headers));
         headers.insert("origin", "https://evil.example".parse().unwrap());
         assert!(!same_origin(&headers));
+        headers.insert("origin", "https://ops.example".parse().unwrap());
+        headers.insert("x-forwarded-host", "ops.example".parse().unwrap());
+        assert!(same_origin(&headers), "behind a proxy that rewrites Host");
+        headers.remove("x-forwarded-host");
         headers.insert("origin", "http://127.0.0.1:8080".parse().unwrap());
         headers.insert("sec-fetch-site", "cross-site".parse().unwrap());
         assert!(!same_origin(&headers));
