@@ -21,6 +21,7 @@
 //! | `LEASE_MS` | a worker's lease, renewed while its handler runs | 30000 |
 //! | `MAX_WAITING` | deliveries waiting before new ones are refused 503 | 100000 |
 //! | `ORDER_KEY` | `1`: each resource's events run one at a time, oldest first (`key = "data.id"`) | unset |
+//! | `CONSOLE_TOKEN` | serve the operator console at `/console` over the same inbox, this its token (feature `console`) | unset |
 //!
 //! A handler fails its first N attempts when the event's `data` holds `"fail_times": N`,
 //! and fails permanently (dead letter at once) with `"fail": "permanent"`. The worker

@@ -1,12 +1,13 @@
 //! What the inbox examples (`inbox_receiver`, `ordered_receiver`) share: their
 //! variables (`PORT`, `HOOKROUTE_INBOX`, `WORKERS`, `ROLE`, `LEASE_MS`,
-//! `RETRY_SCHEDULE_MS`, `MAX_WAITING`), HTTP replicas and worker processes, and a
-//! graceful stop on Ctrl-C or SIGTERM.
+//! `RETRY_SCHEDULE_MS`, `MAX_WAITING`, `CONSOLE_TOKEN`), HTTP replicas and worker
+//! processes, the operator console, and a graceful stop on Ctrl-C or SIGTERM.
 
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
-use hookroute::inbox::RetrySchedule;
+use hookroute::inbox::{InboxAdmin, RetrySchedule};
 use hookroute::{Provider, Receiver, WebhookHandlers};
 
 /// Reads a variable, or its default when unset; a value that does not parse is an error.
@@ -46,6 +47,24 @@ pub(crate) async fn main(run: impl std::future::Future<Output = Result<(), Strin
     }
 }
 
+/// The operator console at `/console` over `inbox` when `CONSOLE_TOKEN` is set (an
+/// empty router otherwise).
+fn console_over(inbox: &Arc<dyn InboxAdmin>) -> Result<axum::Router, String> {
+    let Ok(token) = std::env::var("CONSOLE_TOKEN") else { return Ok(axum::Router::new()) };
+    #[cfg(feature = "console")]
+    {
+        let console = hookroute::console::Console::builder(Arc::clone(inbox)).token(token).build();
+        let console = console.map_err(|error| format!("CONSOLE_TOKEN: {error}"))?;
+        tracing::info!("the operator console is at /console");
+        Ok(axum::Router::new().nest("/console", console))
+    }
+    #[cfg(not(feature = "console"))]
+    {
+        let _ = (inbox, token);
+        Err("CONSOLE_TOKEN is set: build with `--features console` for the console".to_owned())
+    }
+}
+
 /// The receiver in inbox mode (or inline with `HOOKROUTE_INBOX=inline`), as the
 /// variables of the inbox examples say: an HTTP server on `/webhooks/<provider>`, and
 /// workers in the same process unless `WORKERS=0`; `ROLE=worker`: workers only.
@@ -65,8 +84,11 @@ pub(crate) async fn serve<H: WebhookHandlers>(app: H) -> Result<(), String> {
     let url = std::env::var("HOOKROUTE_INBOX").unwrap_or_default();
     let inline = url == "inline";
     let mut builder = Receiver::builder(app).max_waiting(var("MAX_WAITING", hookroute::DEFAULT_MAX_WAITING)?);
+    let mut console = axum::Router::new();
     if !inline {
-        let inbox = hookroute::inbox::connect(&url).await.map_err(|error| format!("HOOKROUTE_INBOX: {error}"))?;
+        let inbox: Arc<dyn InboxAdmin> =
+            hookroute::inbox::connect(&url).await.map_err(|error| format!("HOOKROUTE_INBOX: {error}"))?.into();
+        console = console_over(&inbox)?;
         builder = builder.inbox(inbox).retry_schedule(schedule);
     } else if worker_only {
         return Err("ROLE=worker needs an inbox, not HOOKROUTE_INBOX=inline".to_owned());
@@ -82,7 +104,7 @@ pub(crate) async fn serve<H: WebhookHandlers>(app: H) -> Result<(), String> {
         stop_signal().await;
     } else {
         let route = format!("/webhooks/{}", <H::Provider as Provider>::NAME);
-        let app = axum::Router::new().route(&route, hookroute::axum::post(receiver));
+        let app = axum::Router::new().route(&route, hookroute::axum::post(receiver)).merge(console);
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
             .await
             .map_err(|error| format!("cannot listen on 127.0.0.1:{port}: {error}"))?;

@@ -285,3 +285,28 @@ fn a_console_without_a_strong_token_is_not_built() {
         assert!(error.to_string().contains("HOOKROUTE_CONSOLE_TOKEN"), "{error}");
     }
 }
+
+/// `examples/inbox_receiver` with `CONSOLE_TOKEN` serves the console at `/console` over
+/// the inbox its requests fill.
+#[tokio::test]
+async fn the_inbox_example_serves_the_console_over_its_inbox() {
+    let mut command = std::process::Command::new(crate::support::example_path("inbox_receiver"));
+    command.env("GROQ_WEBHOOK_SECRET", SECRET).env("CONSOLE_TOKEN", TOKEN).env("WORKERS", "0");
+    let (_example, address) = crate::support::Example::start(command);
+    let delivery =
+        TestEvent::<Groq>::new("resource.created", serde_json::json!({"id": "r1"})).id("evt_example").sign(SECRET);
+    let http = reqwest::Client::builder().redirect(redirect::Policy::none()).build().unwrap();
+    let mut request = http.post(format!("http://{address}/webhooks/groq")).body(delivery.body.clone());
+    for (name, value) in &delivery.headers {
+        request = request.header(name.as_str(), value.as_bytes());
+    }
+    assert_eq!(request.send().await.unwrap().status(), StatusCode::ACCEPTED);
+    let page =
+        http.get(format!("http://{address}/console/deliveries?state=queued")).bearer_auth(TOKEN).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    let html = page.text().await.unwrap();
+    assert_eq!(listed_keys(&html).len(), 1, "{html}");
+    assert!(listed_keys(&html)[0].ends_with(":groq:event:evt_example"));
+    let anonymous = http.get(format!("http://{address}/console")).send().await.unwrap();
+    assert_eq!(anonymous.status(), StatusCode::SEE_OTHER);
+}
