@@ -21,6 +21,7 @@
 //! | `LEASE_MS` | a worker's lease, renewed while its handler runs | 30000 |
 //! | `MAX_WAITING` | deliveries waiting before new ones are refused 503 | 100000 |
 //! | `ORDER_KEY` | `1`: each resource's events run one at a time, oldest first (`key = "data.id"`) | unset |
+//! | `BROKEN_TYPE` | this event type's handler fails for good (a bug until the next deploy): its deliveries are dead-lettered | unset |
 //! | `CONSOLE_TOKEN` | serve the operator console at `/console` over the same inbox, this its token (feature `console`) | unset |
 //!
 //! A handler fails its first N attempts when the event's `data` holds `"fail_times": N`,
@@ -51,11 +52,15 @@ struct Resource {
 
 struct App {
     delay: Duration,
+    broken: Option<String>,
 }
 
 impl App {
     async fn handle(&self, data: Resource, meta: &EventMeta) -> Result<(), HandlerError> {
         tokio::time::sleep(self.delay).await;
+        if self.broken.as_deref() == Some(meta.event_type()) {
+            return Err(HandlerError::permanent(format!("the {} handler is broken", meta.event_type())));
+        }
         if data.fail.as_deref() == Some("permanent") {
             return Err(HandlerError::permanent(format!("resource {} cannot be processed", data.id)));
         }
@@ -111,10 +116,11 @@ impl Ordered {
 async fn main() -> ExitCode {
     support::inbox::main(async {
         let delay = Duration::from_millis(support::inbox::var("HANDLER_DELAY_MS", 0)?);
+        let broken = std::env::var("BROKEN_TYPE").ok();
         if support::inbox::var("ORDER_KEY", 0_u8)? == 1 {
-            support::inbox::serve(Ordered(App { delay })).await
+            support::inbox::serve(Ordered(App { delay, broken })).await
         } else {
-            support::inbox::serve(App { delay }).await
+            support::inbox::serve(App { delay, broken }).await
         }
     })
     .await

@@ -11,6 +11,8 @@ mod support;
 mod completion;
 #[cfg(feature = "console")]
 mod console;
+#[cfg(all(feature = "console", feature = "sqlite"))]
+mod console_browser;
 #[cfg(all(feature = "redis", feature = "postgres", feature = "sqlite", feature = "axum"))]
 mod inbox;
 #[cfg(all(feature = "redis", feature = "postgres", feature = "sqlite", feature = "testing"))]

@@ -229,7 +229,9 @@ fn respond(request: &Request, shared: &Shared, answer: Answer) -> Response<Body>
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    // `same-origin`, not `no-referrer`: with no referrer, Chromium sends `Origin: null`
+    // on a form post, and the same-origin check could not tell the console's own forms.
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
     headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(html::content_security_policy()));
     if let Some(location) = location.and_then(|to| HeaderValue::from_str(&to).ok()) {
         headers.insert(header::LOCATION, location);
