@@ -11,8 +11,9 @@ const NOW: &str = "local t = redis.call('TIME') local now = t[1] * 1000 + math.f
 /// `<16-digit arrival>:<record key>`), `<prefix>lr:<key>` (its running ones by lease
 /// end), `<prefix>lw:<key>` (the ones parked until it frees up), `<prefix>ls:<key>`
 /// (the last start of its rate-limited deliveries) and `<prefix>ld:<key>` (the newest
-/// creation time done, as the score of one member, raised by `ZADD GT`). A capped type has
-/// `<prefix>tr:<type>` (running, by lease end) and `<prefix>tw:<type>` (parked). A take
+/// creation time done, as the score of one member, raised by `ZADD GT`). A capped
+/// type has `<prefix>tr:<type>` (running, by lease end) and `<prefix>tw:<type>`
+/// (parked); a paused type `<prefix>pw:<type>` (parked until `RESUME`). A take
 /// that reads a delivery that may not run parks it there; whatever frees the key or
 /// the type puts the oldest parked one back at the stream's end (the back of the line).
 /// `<prefix>parked` and `<prefix>parked_rate` count the parked ones for stats.
@@ -155,8 +156,7 @@ return 1
 /// ARGV: prefix, consumer, token, lease ms. Moves due retries (and deliveries a key's
 /// rate held back) into the stream, then takes over an expired lease (XCLAIM) or reads
 /// a new entry (XREADGROUP), parking each one its order, or a pause of its type, does
-/// not let run yet. Answers
-/// `again` when it parked many and found none.
+/// not let run yet. Answers `again` when it parked many and found none.
 const TAKE: &str = r"
 local due = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, 100)
 for _, key in ipairs(due) do
