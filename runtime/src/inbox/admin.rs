@@ -393,7 +393,11 @@ pub(crate) fn sql_search(
         and("order_key = ?", vec![SqlValue::Text(order_key.clone())]);
     }
     if let Some(pattern) = filter.error_pattern() {
-        and(&format!("last_error {} ? ESCAPE '\\'", dialect.like), vec![SqlValue::Text(pattern)]);
+        // `IS NOT NULL` first: the rows with an error are few, and indexable apart.
+        and(
+            &format!("last_error IS NOT NULL AND last_error {} ? ESCAPE '\\'", dialect.like),
+            vec![SqlValue::Text(pattern)],
+        );
     }
     let at = (dialect.millis)("?");
     if let Some(from) = filter.received_from {

@@ -366,9 +366,11 @@ impl PostgresInboxBuilder {
              CREATE TABLE IF NOT EXISTS {t}_owner (id integer PRIMARY KEY CHECK (id = 1), namespace text NOT NULL);
              CREATE TABLE IF NOT EXISTS {t}_paused (event_type text PRIMARY KEY);
              {order}
+             {admin}
              COMMIT;",
             t = inner.table,
             order = order_migration(&inner.table),
+            admin = admin_migration(&inner.table),
         );
         if existing {
             inner.check_exists().await.map_err(failed)?;
@@ -465,16 +467,6 @@ fn order_migration(t: &str) -> String {
                  WHERE order_key IS NOT NULL AND key_interval IS NOT NULL;
              DROP INDEX IF EXISTS {t}_lane;
            END IF;
-           -- Paused event types: their deliveries wait at infinity, their due time kept.
-           IF NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = '{t}'::regclass AND attname = 'paused_due'
-                          AND NOT attisdropped) THEN
-             ALTER TABLE {t} ADD COLUMN IF NOT EXISTS paused_due timestamptz;
-           END IF;
-           -- Searches, newest first, all of them and by event type (by state: {t}_state).
-           IF to_regclass('{t}_received') IS NULL THEN
-             CREATE INDEX IF NOT EXISTS {t}_received ON {t} (received_at, key);
-             CREATE INDEX IF NOT EXISTS {t}_type_received ON {t} (event_type, received_at, key);
-           END IF;
          END $do$;
          CREATE OR REPLACE FUNCTION {t}_unpark(p_lane text, p_k text) RETURNS boolean
          LANGUAGE plpgsql VOLATILE AS $fn$
@@ -523,6 +515,36 @@ fn order_migration(t: &str) -> String {
            RETURN true;
          END
          $fn$;"
+    )
+}
+
+/// What the operator's side needs (see [`InboxAdmin`]): a paused type's kept due time,
+/// and the search indexes; idempotent, for tables made before them too.
+fn admin_migration(t: &str) -> String {
+    format!(
+        "DO $do$ BEGIN
+           -- Paused event types: their deliveries wait at infinity, their due time kept.
+           IF NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = '{t}'::regclass AND attname = 'paused_due'
+                          AND NOT attisdropped) THEN
+             ALTER TABLE {t} ADD COLUMN IF NOT EXISTS paused_due timestamptz;
+           END IF;
+           -- Searches, newest first, all of them and by event type (by state: {t}_state).
+           IF to_regclass('{t}_received') IS NULL THEN
+             CREATE INDEX IF NOT EXISTS {t}_received ON {t} (received_at, key);
+             CREATE INDEX IF NOT EXISTS {t}_type_received ON {t} (event_type, received_at, key);
+           END IF;
+           -- The failures, newest first, by state and by state and type, and by error
+           -- text (only the rows that have one). Partial: healthy traffic never writes
+           -- them. With 1,000,000 rows, a planner without them read every dead letter
+           -- to find a type's (160 ms), or every row for an error text (550 ms).
+           IF to_regclass('{t}_failed_type') IS NULL THEN
+             CREATE INDEX IF NOT EXISTS {t}_failed ON {t} (state, received_at, key)
+                 WHERE state IN ('dead', 'retrying');
+             CREATE INDEX IF NOT EXISTS {t}_failed_type ON {t} (state, event_type, received_at, key)
+                 WHERE state IN ('dead', 'retrying');
+             CREATE INDEX IF NOT EXISTS {t}_errors ON {t} (received_at, key) WHERE last_error IS NOT NULL;
+           END IF;
+         END $do$;"
     )
 }
 
