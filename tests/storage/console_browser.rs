@@ -115,6 +115,13 @@ async fn rows(client: &Client) -> Vec<String> {
     keys
 }
 
+/// Waits for an element of the page a click navigates to (a click can return before
+/// the next page has loaded).
+async fn appears(client: &Client, css: &str) -> fantoccini::elements::Element {
+    let found = client.wait().at_most(Duration::from_secs(10)).for_element(Locator::Css(css)).await;
+    found.unwrap_or_else(|err| panic!("no `{css}` on the page within 10 s: {err}"))
+}
+
 /// Waits until the browser shows a page whose address holds `part`.
 async fn arrived(client: &Client, part: &str) {
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -183,10 +190,11 @@ async fn an_operator_finds_and_replays_dead_letters_in_a_real_browser() {
     assert!(client.current_url().await.unwrap().path().ends_with("/console/login"));
     client.find(Locator::Css("input[name=token]")).await.unwrap().send_keys("not-the-console-token").await.unwrap();
     click(&client, "Log in").await;
-    let page = client.source().await.unwrap();
-    assert!(page.contains("That is not the console token."), "{page}");
+    let refused = appears(&client, "p.error").await;
+    assert_eq!(refused.text().await.unwrap(), "That is not the console token.");
     client.find(Locator::Css("input[name=token]")).await.unwrap().send_keys(TOKEN).await.unwrap();
     click(&client, "Log in").await;
+    appears(&client, "td[data-state=queued]").await;
 
     // The counts on the page are the inbox's (what `hookroute inbox stats --json` prints).
     let stats = inbox.stats().await.unwrap();
@@ -213,6 +221,7 @@ async fn an_operator_finds_and_replays_dead_letters_in_a_real_browser() {
     // What a sender wrote shows as text: no dialog, no element of theirs.
     let hostile = expected.iter().find(|key| key.contains("<script>")).unwrap().clone();
     client.find(Locator::XPath("//a[contains(text(), 'script')]")).await.unwrap().click().await.unwrap();
+    appears(&client, "#facts").await;
     assert!(client.get_alert_text().await.is_err(), "a dialog opened");
     assert!(client.find_all(Locator::Css("script")).await.unwrap().is_empty());
     assert!(client.find_all(Locator::Css("img")).await.unwrap().is_empty());
@@ -224,19 +233,19 @@ async fn an_operator_finds_and_replays_dead_letters_in_a_real_browser() {
     // A page of another site posting a replay: refused, nothing changes.
     let elsewhere = attacker(&console).await;
     client.goto(&format!("http://{elsewhere}/")).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Its form lands on the console's answer: refused (the session cookie is not even
+    // sent cross-site, and the post carries no CSRF token).
+    let answer = appears(&client, "p.error").await.text().await.unwrap();
+    assert!(answer.starts_with("Refused"), "{answer}");
     assert_eq!(inbox.stats().await.unwrap().dead, 2, "a cross-site post replayed");
 
     // The dead letters replayed from one filter, counted and confirmed: each runs once.
     client.goto(&format!("{console}/deliveries?state=dead")).await.unwrap();
     assert_eq!(rows(&client).await.len(), 2);
     click(&client, "Replay every delivery this search matches").await;
-    assert_eq!(
-        client.find(Locator::Css("#count")).await.unwrap().attr("data-count").await.unwrap().as_deref(),
-        Some("2")
-    );
+    assert_eq!(appears(&client, "#count").await.attr("data-count").await.unwrap().as_deref(), Some("2"));
     click(&client, "Replay 2 deliveries").await;
-    assert!(client.find(Locator::Css("#replayed")).await.unwrap().text().await.unwrap().contains("Queued again: 2"));
+    assert!(appears(&client, "#replayed").await.text().await.unwrap().contains("Queued again: 2"));
     settled(&inbox, 6, 0).await;
     for id in ["evt_d1", "evt_d2"] {
         let key = inbox.search(&Filter::default(), None, 50).await.unwrap().deliveries.into_iter().find(|d| d.id == id);
