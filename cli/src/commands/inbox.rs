@@ -400,7 +400,7 @@ async fn replay(
     batch: usize,
     json: bool,
 ) -> Result<Option<String>, inbox::InboxError> {
-    if filter.state.is_none() && filter.event_type.is_none() && filter.order_key.is_none() && filter.error.is_none() {
+    if !filter.narrows() {
         eprintln!("replay needs --state, --type, --key or --error: it would run every delivery again");
         return Ok(None);
     }

@@ -196,7 +196,7 @@ async fn handle(
     let form = if method == Method::POST { parse(&body) } else { Vec::new() };
     let caller = shared.keys.caller(&headers, SystemTime::now());
     let request = Request { prefix, path, method, query, form, caller };
-    let answer = match pages::guard(&shared.keys, &request, &headers) {
+    let answer = match pages::guard(&request, &headers) {
         Some(refused) => refused,
         None => pages::answer(&*shared.inbox, &shared.keys, &request).await,
     };

@@ -22,8 +22,7 @@ const MASKED: [&str; 9] =
 
 /// A request refused before any page runs: not logged in, or a state-changing request
 /// without its CSRF token or from another origin.
-pub(super) fn guard(keys: &Keys, request: &Request, headers: &HeaderMap) -> Option<Answer> {
-    let _ = keys;
+pub(super) fn guard(request: &Request, headers: &HeaderMap) -> Option<Answer> {
     if request.method != Method::GET && request.method != Method::POST {
         return Some(error(request, StatusCode::METHOD_NOT_ALLOWED, "Only GET and POST are answered here."));
     }
@@ -176,7 +175,7 @@ async fn overview(inbox: &dyn InboxAdmin, request: &Request) -> Result<Answer, F
          <button type=\"submit\">Purge done deliveries</button></form>",
         p = esc(p),
         c = esc(csrf),
-        search = search_form(request, &Filter::default()),
+        search = search_form(request),
     );
     Ok(Answer::Page(StatusCode::OK, page(p, "Overview", Some(csrf), &body)))
 }
@@ -217,7 +216,7 @@ fn filter_fields(request_field: impl Fn(&str) -> Option<String>) -> Vec<(&'stati
         .collect()
 }
 
-fn search_form(request: &Request, _filter: &Filter) -> String {
+fn search_form(request: &Request) -> String {
     let value = |name: &str| esc(request.query(name).unwrap_or_default());
     let mut states = String::from("<option value=\"\">any</option>");
     for state in DeliveryState::ALL {
@@ -256,7 +255,7 @@ async fn deliveries(inbox: &dyn InboxAdmin, request: &Request) -> Result<Answer,
     };
     let found = inbox.search(&filter, after.as_ref(), limit).await?;
     let p = esc(&request.prefix);
-    let mut body = search_form(request, &filter);
+    let mut body = search_form(request);
     let _ = write!(
         body,
         "<table id=\"deliveries\"><tr><th>Received</th><th>Event</th><th>Type</th><th>State</th><th>Attempts</th>\
@@ -289,8 +288,7 @@ async fn deliveries(inbox: &dyn InboxAdmin, request: &Request) -> Result<Answer,
         let _ = write!(body, " <a id=\"next\" href=\"{p}/deliveries?{}\">Next page</a>", esc(&link.finish()));
     }
     body.push_str("</p>");
-    let narrowed = ["state", "type", "key", "error"].iter().any(|name| request.query(name).is_some());
-    if let (true, Some(csrf)) = (narrowed, csrf(request)) {
+    if let (true, Some(csrf)) = (filter.narrows(), csrf(request)) {
         let fields: Vec<(&str, &str)> = fields.iter().map(|(name, value)| (*name, value.as_str())).collect();
         body.push_str(&button(&request.prefix, "replay", csrf, &fields, "Replay every delivery this search matches"));
     }
@@ -375,7 +373,7 @@ async fn retry(inbox: &dyn InboxAdmin, request: &Request) -> Result<Answer, Fail
 async fn replay(inbox: &dyn InboxAdmin, request: &Request) -> Result<Answer, Failure> {
     let field = |name: &str| request.field(name).map(str::to_owned);
     let filter = filter_of(field)?;
-    if filter.state.is_none() && filter.event_type.is_none() && filter.order_key.is_none() && filter.error.is_none() {
+    if !filter.narrows() {
         return Err(Failure::BadRequest(
             "A replay needs a state, a type, a key or an error text: it would run every delivery again.".into(),
         ));

@@ -37,6 +37,12 @@ pub struct Filter {
 }
 
 impl Filter {
+    /// Whether it narrows by something other than time (a state, a type, a key or an
+    /// error text): what a replay of "everything it matches" must ask for.
+    pub fn narrows(&self) -> bool {
+        self.state.is_some() || self.event_type.is_some() || self.order_key.is_some() || self.error.is_some()
+    }
+
     /// Whether a delivery in `state` can match (no state asked, or that one).
     pub fn matches_state(&self, state: DeliveryState) -> bool {
         self.state.is_none_or(|wanted| wanted == state)
