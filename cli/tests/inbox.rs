@@ -111,9 +111,41 @@ async fn inbox_commands_show_and_act_on_what_the_receiver_stored() {
         .stdout(predicate::str::starts_with("invalid:"));
 
     // Retry one dead letter, then every one (none left).
-    inbox_cli(&path).args(["retry", "evt_dead"]).assert().success().stdout(predicate::str::contains("queued again"));
+    inbox_cli(&path)
+        .args(["retry", "evt_dead"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("queued again").and(predicate::str::contains("next: attempt 2")));
     let replayed = inbox.get(&key("evt_dead")).await.unwrap().unwrap();
     assert_eq!((replayed.state, replayed.attempts), (DeliveryState::Queued, 0));
+    // Its next attempt is attempt 2, here and in `show`; its schedule starts again.
+    let mut again = inbox.take(Duration::from_secs(30)).await.unwrap().unwrap();
+    if again.delivery.key != key("evt_dead") {
+        // `evt_queued` was due first: back it goes, due after the replay.
+        inbox.release(&again.lease).await.unwrap();
+        again = inbox.take(Duration::from_secs(30)).await.unwrap().unwrap();
+    }
+    assert_eq!((again.delivery.key.as_str(), again.delivery.attempts), (key("evt_dead").as_str(), 1));
+    inbox.dead_letter(&again.lease, "still no").await.unwrap();
+    let shown = json(&["show", "evt_dead"]);
+    assert_eq!(shown["attempts"], 2, "{shown}");
+    let steps: Vec<(u64, &str)> = shown["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|step| (step["attempt"].as_u64().unwrap(), step["what"].as_str().unwrap()))
+        .collect();
+    assert_eq!(steps, [(1, "dead"), (1, "replayed"), (2, "dead")], "{shown}");
+    inbox_cli(&path).args(["show", "evt_dead"]).assert().success().stdout(
+        predicate::str::contains("attempts:   2")
+            .and(predicate::str::contains("  attempt 1 dead at "))
+            .and(predicate::str::contains("  attempt 2 dead at ").and(predicate::str::contains(": still no"))),
+    );
+    inbox_cli(&path)
+        .args(["retry", "evt_dead", "--json"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(r#""next_attempt":3"#));
     inbox_cli(&path).args(["retry", "--all-dead"]).assert().success().stdout("queued again: 0 dead letters\n");
     inbox_cli(&path).arg("retry").assert().code(2);
 

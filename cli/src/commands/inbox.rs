@@ -215,27 +215,22 @@ pub(crate) fn run(args: InboxArgs, json: bool) -> Result<ExitCode, Failure> {
                 let Some(delivery) = find(&*inbox, &id, args.namespace.as_deref()).await.map_err(fail)? else {
                     return Ok(not_found(&id));
                 };
+                let history = inbox.history(&delivery.key).await.map_err(fail)?;
                 if json {
-                    print(show_json(&delivery).to_string());
+                    print(show_json(&delivery, history.as_ref()).to_string());
                 } else {
-                    show(&delivery, print);
+                    show(&delivery, history.as_ref(), print);
                 }
             }
             InboxCommand::Retry { id: Some(id), .. } => {
                 let Some(delivery) = find(&*inbox, &id, args.namespace.as_deref()).await.map_err(fail)? else {
                     return Ok(not_found(&id));
                 };
-                if !inbox.replay(&delivery.key).await.map_err(fail)? {
+                let Some(said) = retry_one(&*inbox, &delivery, json).await.map_err(fail)? else {
                     eprintln!("{} is running now; a worker has it", delivery.key);
                     return Ok(ExitCode::FAILURE);
-                }
-                print(if json {
-                    let was = delivery.state.to_string();
-                    serde_json::json!({ "queued_again": delivery.key, "was": was, "attempts": delivery.attempts })
-                        .to_string()
-                } else {
-                    format!("queued again: {} (was {}, {} attempts)", delivery.key, delivery.state, delivery.attempts)
-                });
+                };
+                print(said);
             }
             InboxCommand::Retry { id: None, .. } => {
                 let replayed = inbox.replay_dead().await.map_err(fail)?;
@@ -268,12 +263,17 @@ pub(crate) fn run(args: InboxArgs, json: bool) -> Result<ExitCode, Failure> {
 /// Every fact of a stored delivery, its headers one per line, then its body; control
 /// characters escaped (a signed event can carry ESC sequences that would retitle or
 /// clear the operator's terminal).
-fn show(delivery: &StoredDelivery, mut print: impl FnMut(String)) {
+fn show(delivery: &StoredDelivery, history: Option<&inbox::History>, mut print: impl FnMut(String)) {
     print(format!("key:        {}", line(&delivery.key)));
     print(format!("id:         {}", line(&delivery.id)));
     print(format!("type:       {}", line(&delivery.event_type)));
     print(format!("state:      {}", delivery.state));
-    print(format!("attempts:   {}", delivery.attempts));
+    print(format!("attempts:   {}", history.map_or(delivery.attempts, |history| history.latest_attempt(delivery))));
+    for step in history.map(|history| history.steps.as_slice()).unwrap_or_default() {
+        let at = humantime::format_rfc3339_millis(step.at);
+        let error = step.error.as_deref().map(|error| format!(": {}", line(error))).unwrap_or_default();
+        print(format!("  attempt {} {} at {at}{error}", step.attempt, step.kind.as_str()));
+    }
     print(format!("received:   {}", received(delivery)));
     if let Some(signed_at) = delivery.signed_at {
         print(format!("signed at:  {signed_at}"));
@@ -420,6 +420,27 @@ async fn replay(
     }))
 }
 
+/// `retry <id>`: replays the delivery and says so; `None` when it is running. Its
+/// attempts are numbered across replays: after a delivery's attempt 3, attempt 4.
+async fn retry_one(
+    inbox: &dyn InboxAdmin,
+    delivery: &StoredDelivery,
+    json: bool,
+) -> Result<Option<String>, inbox::InboxError> {
+    let history = inbox.history(&delivery.key).await?;
+    let attempts = history.map_or(delivery.attempts, |history| history.latest_attempt(delivery));
+    if !inbox.replay(&delivery.key).await? {
+        return Ok(None);
+    }
+    let (key, was, next) = (&delivery.key, delivery.state, attempts + 1);
+    Ok(Some(if json {
+        let was = was.to_string();
+        serde_json::json!({ "queued_again": key, "was": was, "attempts": attempts, "next_attempt": next }).to_string()
+    } else {
+        format!("queued again: {} (was {was} after {attempts} attempts; next: attempt {next})", line(key))
+    }))
+}
+
 /// `pause` (`pausing`) or `resume`, and what it prints.
 async fn switch(
     inbox: &dyn InboxAdmin,
@@ -547,13 +568,25 @@ fn key_lines(found: &[StoredDelivery], key: &str, json: bool) -> Vec<String> {
 }
 
 /// `show` as one JSON object.
-fn show_json(delivery: &StoredDelivery) -> serde_json::Value {
+fn show_json(delivery: &StoredDelivery, history: Option<&inbox::History>) -> serde_json::Value {
+    let steps: Option<Vec<serde_json::Value>> = history.map(|history| {
+        let step = |step: &inbox::Step| {
+            serde_json::json!({
+                "attempt": step.attempt,
+                "what": step.kind.as_str(),
+                "at": humantime::format_rfc3339_millis(step.at).to_string(),
+                "error": step.error,
+            })
+        };
+        history.steps.iter().map(step).collect()
+    });
     let mut out = serde_json::json!({
         "key": delivery.key,
         "id": delivery.id,
         "type": delivery.event_type,
         "state": delivery.state.to_string(),
-        "attempts": delivery.attempts,
+        "attempts": history.map_or(delivery.attempts, |history| history.latest_attempt(delivery)),
+        "history": steps,
         "received": received(delivery),
         "signed_at": delivery.signed_at,
         "last_error": delivery.last_error,

@@ -8,7 +8,9 @@ use http::{HeaderMap, Method, StatusCode};
 use super::auth::{csrf_matches, same_origin, Caller, Keys};
 use super::html::{button, esc, home, page, query_value, short, when};
 use super::{Answer, Request};
-use crate::inbox::{decode_headers, Cursor, DeliveryState, Filter, InboxAdmin, InboxError, StoredDelivery};
+use crate::inbox::{
+    decode_headers, Cursor, DeliveryState, Filter, History, InboxAdmin, InboxError, StepKind, StoredDelivery,
+};
 
 /// The most rows a list page shows.
 const MAX_LIMIT: usize = 500;
@@ -300,12 +302,14 @@ async fn delivery(inbox: &dyn InboxAdmin, request: &Request) -> Result<Answer, F
     let Some(delivery) = inbox.get(key).await? else {
         return Ok(error(request, StatusCode::NOT_FOUND, &format!("There is no delivery `{key}`.")));
     };
-    let mut body = facts(&delivery);
+    let history = inbox.history(&delivery.key).await?;
+    let mut body = facts(&delivery, history.as_ref());
     if delivery.state != DeliveryState::Running {
         if let Some(csrf) = csrf(request) {
             body.push_str(&button(&request.prefix, "retry", csrf, &[("key", &delivery.key)], "Retry this delivery"));
         }
     }
+    body.push_str(&attempts(&delivery, history.as_ref()));
     body.push_str("<h2>Headers</h2><table id=\"headers\">");
     match decode_headers(&delivery.headers) {
         Ok(headers) => {
@@ -333,13 +337,14 @@ async fn delivery(inbox: &dyn InboxAdmin, request: &Request) -> Result<Answer, F
     Ok(Answer::Page(StatusCode::OK, page(&request.prefix, &format!("Delivery {}", delivery.id), csrf(request), &body)))
 }
 
-fn facts(delivery: &StoredDelivery) -> String {
+fn facts(delivery: &StoredDelivery, history: Option<&History>) -> String {
+    let attempts = history.map_or(delivery.attempts, |history| history.latest_attempt(delivery));
     let mut rows = vec![
         ("Key", esc(&delivery.key)),
         ("Event id", esc(&delivery.id)),
         ("Type", esc(&delivery.event_type)),
         ("State", delivery.state.to_string()),
-        ("Attempts", delivery.attempts.to_string()),
+        ("Attempts", attempts.to_string()),
         ("Received", esc(&when(delivery.received_at))),
         ("Created", esc(&when(delivery.created_at))),
     ];
@@ -353,6 +358,70 @@ fn facts(delivery: &StoredDelivery) -> String {
     let mut html = String::from("<table id=\"facts\">");
     for (name, value) in rows {
         let _ = write!(html, "<tr><th>{name}</th><td>{value}</td></tr>");
+    }
+    html.push_str("</table>");
+    html
+}
+
+/// Every attempt, numbered across replays: the failed ones with their time and error,
+/// the replays, the one running or done, and the ones whose worker never answered.
+fn attempts(delivery: &StoredDelivery, history: Option<&History>) -> String {
+    let Some(history) = history else {
+        return format!(
+            "<h2>Attempts</h2><p>This inbox keeps no history of attempts: {} so far.</p>",
+            delivery.attempts
+        );
+    };
+    let latest = history.latest_attempt(delivery);
+    let mut html = String::from(
+        "<h2>Attempts</h2><table id=\"attempts\"><tr><th>Attempt</th><th>When</th><th>What</th><th>Error</th></tr>",
+    );
+    let mut row = |attempt: String, at: &str, what: &str, error: &str| {
+        let _ = write!(
+            html,
+            "<tr class=\"attempt\" data-attempt=\"{attempt}\"><td>{attempt}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(at),
+            esc(what),
+            esc(error)
+        );
+    };
+    let lost = "no answer: its worker stopped (crashed, was killed or hung past its lease)";
+    // The attempts before `upto` that left no step lost their worker.
+    let mut answered = 0;
+    let gap = |row: &mut dyn FnMut(String, &str, &str, &str), answered: &mut u32, upto: u32| {
+        for attempt in (*answered + 1)..upto {
+            row(attempt.to_string(), "", lost, "");
+        }
+        *answered = (*answered).max(upto);
+    };
+    for step in &history.steps {
+        let at = when(step.at);
+        match step.kind {
+            StepKind::Replayed => {
+                gap(&mut row, &mut answered, step.attempt + 1);
+                row(String::new(), &at, "replayed by an operator", "");
+            }
+            kind => {
+                gap(&mut row, &mut answered, step.attempt);
+                let what = if kind == StepKind::Dead { "failed for good: dead letter" } else { "failed: retried" };
+                row(step.attempt.to_string(), &at, what, step.error.as_deref().unwrap_or(""));
+            }
+        }
+    }
+    let current = match delivery.state {
+        DeliveryState::Running => Some("running now"),
+        DeliveryState::Done => Some("done"),
+        _ => None,
+    };
+    match current {
+        Some(what) if latest > answered => {
+            gap(&mut row, &mut answered, latest);
+            row(latest.to_string(), "", what, "");
+        }
+        _ => gap(&mut row, &mut answered, latest + 1),
+    }
+    if matches!(delivery.state, DeliveryState::Queued | DeliveryState::Retrying) {
+        row(format!("{}", latest + 1), "", "next", "");
     }
     html.push_str("</table>");
     html

@@ -163,6 +163,119 @@ impl Page {
     }
 }
 
+/// What became of a delivery's attempts that failed, and its replays, oldest first:
+/// what [`InboxAdmin::history`] answers. A delivery's attempts are numbered across
+/// replays: the first attempt after a replay of a delivery that had 3 is attempt 4
+/// (its retry schedule starts again, so the handler's
+/// [`attempt`](crate::EventMeta::attempt) is 1).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct History {
+    /// The failed attempts and the replays, oldest first.
+    pub steps: Vec<Step>,
+    /// How many attempts the delivery had before its last replay: its current
+    /// [`attempts`](StoredDelivery::attempts) count on from there.
+    pub earlier_attempts: u32,
+}
+
+impl History {
+    /// The number, across replays, of the delivery's latest attempt.
+    pub fn latest_attempt(&self, delivery: &StoredDelivery) -> u32 {
+        self.earlier_attempts.saturating_add(delivery.attempts)
+    }
+}
+
+/// One step of a [`History`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Step {
+    /// The attempt's number across replays; for a replay, the number of the last
+    /// attempt before it.
+    pub attempt: u32,
+    /// When the attempt ended, or the replay was asked for.
+    pub at: SystemTime,
+    /// What it was.
+    pub kind: StepKind,
+    /// The handler's error, for a failed attempt.
+    pub error: Option<String>,
+}
+
+/// What a [`Step`] was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StepKind {
+    /// The attempt failed; another was scheduled.
+    Retried,
+    /// The attempt failed for good: the delivery became a dead letter.
+    Dead,
+    /// An operator queued the delivery again.
+    Replayed,
+}
+
+impl StepKind {
+    /// `retried`, `dead` or `replayed`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Retried => "retried",
+            Self::Dead => "dead",
+            Self::Replayed => "replayed",
+        }
+    }
+}
+
+/// How a backend stores a history: one JSON object a line, appended. A failed attempt:
+/// `{"n": <attempt of this schedule>, "at": <unix ms>, "o": "retry" | "dead", "error": …}`;
+/// a replay: `{"replayed": <attempts of the schedule it ends>, "at": <unix ms>}`. A
+/// backend writes them in its own language (SQL's `json_build_object`, Lua's `cjson`);
+/// these read and write them in Rust.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub(crate) struct HistoryLine {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    n: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    replayed: Option<u32>,
+    at: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    o: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+impl HistoryLine {
+    /// The line of a failed attempt (`dead`: for good).
+    pub(crate) fn failed(attempt: u32, at: i64, dead: bool, error: &str) -> String {
+        let o = Some(if dead { "dead" } else { "retry" }.to_owned());
+        Self::write(&Self { n: Some(attempt), replayed: None, at, o, error: Some(error.to_owned()) })
+    }
+
+    /// The line of a replay of a delivery that had `attempts` in its schedule.
+    pub(crate) fn replayed(attempts: u32, at: i64) -> String {
+        Self::write(&Self { n: None, replayed: Some(attempts), at, o: None, error: None })
+    }
+
+    fn write(line: &Self) -> String {
+        let mut text = serde_json::to_string(line).unwrap_or_default();
+        text.push('\n');
+        text
+    }
+
+    /// Reads the lines a backend stored; a line that does not read is left out.
+    pub(crate) fn read(text: &str) -> History {
+        let mut history = History::default();
+        for line in text.lines().filter_map(|line| serde_json::from_str::<Self>(line).ok()) {
+            let at = super::from_unix_millis(line.at);
+            if let Some(attempts) = line.replayed {
+                history.earlier_attempts = history.earlier_attempts.saturating_add(attempts);
+                let attempt = history.earlier_attempts;
+                history.steps.push(Step { attempt, at, kind: StepKind::Replayed, error: None });
+            } else if let Some(n) = line.n {
+                let kind = if line.o.as_deref() == Some("dead") { StepKind::Dead } else { StepKind::Retried };
+                let attempt = history.earlier_attempts.saturating_add(n);
+                history.steps.push(Step { attempt, at, kind, error: line.error });
+            }
+        }
+        history
+    }
+}
+
 /// An operator's view of an [`Inbox`]: look a delivery up, list and search them,
 /// replay and purge. The `hookroute inbox` command stands on it; every built-in
 /// backend implements it.
@@ -279,6 +392,15 @@ pub trait InboxAdmin: Inbox {
         Ok(Vec::new())
     }
 
+    /// The delivery's failed attempts and replays, oldest first; `Ok(None)` (the
+    /// default) when the inbox keeps no history. Every built-in backend keeps it (in
+    /// the delivery's record, written only when an attempt fails or an operator
+    /// replays: healthy traffic never pays for it).
+    async fn history(&self, key: &str) -> Result<Option<History>, InboxError> {
+        let _ = key;
+        Ok(None)
+    }
+
     /// Replays every dead letter and answers how many.
     async fn replay_dead(&self) -> Result<u64, InboxError> {
         let mut replayed = 0;
@@ -336,6 +458,9 @@ macro_rules! forward_admin {
             }
             async fn paused(&self) -> Result<Vec<String>, InboxError> {
                 (**self).paused().await
+            }
+            async fn history(&self, key: &str) -> Result<Option<History>, InboxError> {
+                (**self).history(key).await
             }
         }
     };
@@ -445,6 +570,23 @@ mod tests {
     fn an_error_pattern_escapes_what_like_would_read() {
         let filter = Filter { error: Some("50%_of\\it".into()), ..Filter::default() };
         assert_eq!(filter.error_pattern().unwrap(), "%50\\%\\_of\\\\it%");
+    }
+
+    #[test]
+    fn a_history_numbers_attempts_across_replays() {
+        let mut text = HistoryLine::failed(1, 1_000, false, "timeout");
+        text += &HistoryLine::failed(2, 2_000, true, "bad \"quote\"\nline");
+        text += &HistoryLine::replayed(2, 3_000);
+        text += "not json\n";
+        text += &HistoryLine::failed(1, 4_000, false, "again");
+        let history = HistoryLine::read(&text);
+        let steps: Vec<(u32, StepKind)> = history.steps.iter().map(|step| (step.attempt, step.kind)).collect();
+        assert_eq!(
+            steps,
+            [(1, StepKind::Retried), (2, StepKind::Dead), (2, StepKind::Replayed), (3, StepKind::Retried)]
+        );
+        assert_eq!(history.steps[1].error.as_deref(), Some("bad \"quote\"\nline"));
+        assert_eq!(history.earlier_attempts, 2);
     }
 
     #[test]

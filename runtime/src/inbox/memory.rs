@@ -5,8 +5,8 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use super::{
-    from_unix_millis, lease_token, unix_millis, Cursor, DeliveryState, Enqueued, Filter, Inbox, InboxAdmin, InboxError,
-    InboxStats, KeyStats, Lease, Leased, Limits, NewDelivery, Page, StoredDelivery,
+    from_unix_millis, lease_token, unix_millis, Cursor, DeliveryState, Enqueued, Filter, History, HistoryLine, Inbox,
+    InboxAdmin, InboxError, InboxStats, KeyStats, Lease, Leased, Limits, NewDelivery, Page, StoredDelivery,
 };
 use crate::backend::millis;
 
@@ -74,6 +74,8 @@ struct Record {
     limits: Limits,
     /// Waiting for a retry that does not hold its key: until when.
     releases_until: Option<i64>,
+    /// Its failed attempts and replays, as [`HistoryLine`]s.
+    history: String,
 }
 
 impl Record {
@@ -137,6 +139,8 @@ impl State {
         record.updated_at = now;
         if let Some(error) = error {
             record.delivery.last_error = Some(error.to_owned());
+            let dead = state == DeliveryState::Dead;
+            record.history.push_str(&HistoryLine::failed(record.delivery.attempts, now, dead, error));
         }
         let (lane, typed) = (record.lane_entry(), record.limits.type_concurrency.map(|_| &record.delivery.event_type));
         let (lane, typed) = (lane.map(|(lane, entry)| (lane.to_owned(), entry)), typed.cloned());
@@ -303,6 +307,7 @@ impl Inbox for MemoryInbox {
             place: (created, slot.1),
             limits: delivery.order.limits,
             releases_until: None,
+            history: String::new(),
         };
         if let Some((lane, entry)) = record.lane_entry() {
             state.lanes.entry(lane.to_owned()).or_default().pending.insert(entry);
@@ -490,6 +495,11 @@ impl InboxAdmin for MemoryInbox {
         Ok(self.lock().records.get(key).map(|record| record.delivery.clone()))
     }
 
+    async fn history(&self, key: &str) -> Result<Option<History>, InboxError> {
+        let state = self.lock();
+        Ok(Some(state.records.get(key).map(|record| HistoryLine::read(&record.history)).unwrap_or_default()))
+    }
+
     async fn list_key(&self, order_key: &str, limit: usize) -> Result<Vec<StoredDelivery>, InboxError> {
         let state = self.lock();
         let Some(lane) = state.lanes.get(order_key) else { return Ok(Vec::new()) };
@@ -507,6 +517,7 @@ impl InboxAdmin for MemoryInbox {
         }
         let old = std::mem::replace(&mut record.slot, slot);
         record.delivery.state = DeliveryState::Queued;
+        record.history.push_str(&HistoryLine::replayed(record.delivery.attempts, now));
         record.delivery.attempts = 0;
         record.updated_at = now;
         let lane = record.lane_entry().map(|(lane, entry)| (lane.to_owned(), entry));

@@ -47,7 +47,8 @@ mod schedule;
 mod sqlite;
 pub(crate) mod taking;
 
-pub use admin::{Cursor, Filter, InboxAdmin, Page};
+pub(crate) use admin::HistoryLine;
+pub use admin::{Cursor, Filter, History, InboxAdmin, Page, Step, StepKind};
 pub use connect::{connect, connect_existing};
 pub use error::InboxError;
 pub use memory::MemoryInbox;

@@ -9,8 +9,8 @@ use tokio_postgres::Row;
 
 use super::admin::{sql_search, SqlDialect, SqlValue};
 use super::{
-    from_unix_millis, lease_token, Cursor, DeliveryState, Enqueued, Filter, Inbox, InboxAdmin, InboxError, InboxStats,
-    KeyStats, Lease, Leased, NewDelivery, Page, StoredDelivery,
+    from_unix_millis, lease_token, Cursor, DeliveryState, Enqueued, Filter, History, HistoryLine, Inbox, InboxAdmin,
+    InboxError, InboxStats, KeyStats, Lease, Leased, NewDelivery, Page, StoredDelivery,
 };
 use crate::backend::postgres::{check_table, sweep_while_alive, Database, PostgresBuilder};
 use crate::backend::{connect_error, millis, nearest_first};
@@ -98,6 +98,7 @@ struct Statements {
     list_key: String,
     list: String,
     get: String,
+    history: String,
     replay: String,
     purge_done: String,
     sweep: String,
@@ -108,6 +109,13 @@ impl Statements {
         let held = "WHERE key = $1 AND token = $2 AND state = 'running'";
         // After an attempt of a delivery with an ordering key, `{t}_unpark` makes the
         // key's next delivery due no earlier than now: the key goes to the back of the line.
+        // A failed attempt's line in the delivery's history (see `HistoryLine`).
+        let failed = |error: &str, outcome: &str| {
+            format!(
+                "history = coalesce(history, '') || json_build_object('n', attempts, 'at', {NOW_MS}, 'o', '{outcome}',
+                     'error', {error}::text)::text || E'\\n',"
+            )
+        };
         let settle = |set: &str| {
             format!(
                 "WITH s AS (UPDATE {t} SET {set} {held} RETURNING key, order_key)
@@ -143,7 +151,8 @@ impl Statements {
                      state = 'queued', attempts = 0, due_at = excluded.due_at, token = NULL, last_error = NULL,
                      received_at = {RECEIVED}, updated_at = now(), order_key = excluded.order_key,
                      created_ms = excluded.created_ms, in_flight = excluded.in_flight, type_cap = excluded.type_cap,
-                     key_interval = excluded.key_interval, started_at = NULL, paused_due = excluded.paused_due
+                     key_interval = excluded.key_interval, started_at = NULL, paused_due = excluded.paused_due,
+                     history = NULL
                    WHERE {t}.state = 'done' AND {t}.due_at <= now()
                  RETURNING 1"
             ),
@@ -153,15 +162,20 @@ impl Statements {
                 "state = 'done', token = NULL, due_at = now() + $3::bigint * interval '1 millisecond',
                  updated_at = now()",
             ),
-            retry: settle(
-                "state = 'retrying', token = NULL, last_error = $4,
+            retry: settle(&format!(
+                "state = 'retrying', token = NULL, last_error = $4, {}
                  due_at = now() + $3::bigint * interval '1 millisecond', updated_at = now()",
-            ),
-            retry_releasing: settle(
-                "state = 'retrying', token = NULL, last_error = $4, releases = true,
+                failed("$4", "retry")
+            )),
+            retry_releasing: settle(&format!(
+                "state = 'retrying', token = NULL, last_error = $4, releases = true, {}
                  due_at = now() + $3::bigint * interval '1 millisecond', updated_at = now()",
-            ),
-            dead: settle("state = 'dead', token = NULL, last_error = $3, due_at = 'infinity', updated_at = now()"),
+                failed("$4", "retry")
+            )),
+            dead: settle(&format!(
+                "state = 'dead', token = NULL, last_error = $3, {} due_at = 'infinity', updated_at = now()",
+                failed("$3", "dead")
+            )),
             release: settle(
                 "attempts = attempts - 1, token = NULL, due_at = now(), updated_at = now(),
                  state = CASE WHEN attempts > 1 THEN 'retrying' ELSE 'queued' END",
@@ -187,8 +201,11 @@ impl Statements {
                  ORDER BY updated_at, key LIMIT $2"
             ),
             get: format!("SELECT {COLUMNS} FROM {t} WHERE key = $1"),
+            history: format!("SELECT coalesce(history, '') FROM {t} WHERE key = $1"),
             replay: format!(
-                "UPDATE {t} SET state = 'queued', attempts = 0, token = NULL, due_at = now(), updated_at = now()
+                "UPDATE {t} SET state = 'queued', attempts = 0, token = NULL, due_at = now(), updated_at = now(),
+                     history = coalesce(history, '') || json_build_object('replayed', attempts, 'at', {NOW_MS})::text
+                         || E'\\n'
                  WHERE key = $1 AND state <> 'running'"
             ),
             purge_done: format!(
@@ -528,6 +545,11 @@ fn admin_migration(t: &str) -> String {
                           AND NOT attisdropped) THEN
              ALTER TABLE {t} ADD COLUMN IF NOT EXISTS paused_due timestamptz;
            END IF;
+           -- Each delivery's failed attempts and replays (`HistoryLine`s).
+           IF NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = '{t}'::regclass AND attname = 'history'
+                          AND NOT attisdropped) THEN
+             ALTER TABLE {t} ADD COLUMN IF NOT EXISTS history text;
+           END IF;
            -- Searches, newest first, all of them and by event type (by state: {t}_state).
            IF to_regclass('{t}_received') IS NULL THEN
              CREATE INDEX IF NOT EXISTS {t}_received ON {t} (received_at, key);
@@ -761,6 +783,13 @@ impl InboxAdmin for PostgresInbox {
     async fn get(&self, key: &str) -> Result<Option<StoredDelivery>, InboxError> {
         let rows = self.query(&self.inner.sql.get, &[&key]).await?;
         rows.first().map(read).transpose()
+    }
+
+    async fn history(&self, key: &str) -> Result<Option<History>, InboxError> {
+        let rows = self.query(&self.inner.sql.history, &[&key]).await?;
+        let text: Option<String> =
+            rows.first().map(|row| row.try_get(0)).transpose().map_err(|err| InboxError::Unavailable(Box::new(err)))?;
+        Ok(Some(HistoryLine::read(text.as_deref().unwrap_or_default())))
     }
 
     async fn list_key(&self, order_key: &str, limit: usize) -> Result<Vec<StoredDelivery>, InboxError> {

@@ -11,8 +11,8 @@ use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row, Tra
 
 use super::admin::{sql_search, SqlDialect, SqlValue};
 use super::{
-    from_unix_millis, lease_token, unix_millis, Cursor, DeliveryState, Enqueued, Filter, Inbox, InboxAdmin, InboxError,
-    InboxStats, KeyStats, Lease, Leased, NewDelivery, Order, Page, StoredDelivery,
+    from_unix_millis, lease_token, unix_millis, Cursor, DeliveryState, Enqueued, Filter, History, HistoryLine, Inbox,
+    InboxAdmin, InboxError, InboxStats, KeyStats, Lease, Leased, NewDelivery, Order, Page, StoredDelivery,
 };
 use crate::backend::millis;
 use crate::backend::sqlite::SqliteFile;
@@ -44,7 +44,8 @@ const SCHEMA: &str = "
         type_cap INTEGER,
         key_interval INTEGER,
         started_at INTEGER,
-        releases INTEGER NOT NULL DEFAULT 0
+        releases INTEGER NOT NULL DEFAULT 0,
+        history TEXT
     );
     CREATE INDEX IF NOT EXISTS hookroute_inbox_due ON hookroute_inbox (due_at, seq)
         WHERE state IN ('queued', 'retrying', 'running');
@@ -57,7 +58,7 @@ const SCHEMA: &str = "
 ";
 
 /// The columns an inbox made before ordered lanes lacks, added when it opens.
-const ORDER_COLUMNS: [(&str, &str); 7] = [
+const ORDER_COLUMNS: [(&str, &str); 8] = [
     ("order_key", "TEXT"),
     ("created_ms", "INTEGER NOT NULL DEFAULT 0"),
     ("in_flight", "INTEGER NOT NULL DEFAULT 1"),
@@ -65,6 +66,7 @@ const ORDER_COLUMNS: [(&str, &str); 7] = [
     ("key_interval", "INTEGER"),
     ("started_at", "INTEGER"),
     ("releases", "INTEGER NOT NULL DEFAULT 0"),
+    ("history", "TEXT"),
 ];
 
 /// The indexes added after the first schema: ordered lanes, type caps, searches
@@ -479,7 +481,8 @@ impl Inbox for SqliteInbox {
         self.settle(
             lease,
             "UPDATE hookroute_inbox SET state = 'retrying', token = NULL, due_at = ?3, updated_at = ?4,
-                 last_error = ?5
+                 last_error = ?5, history = coalesce(history, '') || json_object('n', attempts, 'at', ?4, 'o', 'retry',
+                     'error', ?5) || char(10)
              WHERE key = ?1 AND token = ?2 AND state = 'running' RETURNING seq, order_key",
             move |now| now.saturating_add(delay),
             Some(error),
@@ -492,7 +495,8 @@ impl Inbox for SqliteInbox {
         self.settle(
             lease,
             "UPDATE hookroute_inbox SET state = 'retrying', releases = 1, token = NULL, due_at = ?3, updated_at = ?4,
-                 last_error = ?5
+                 last_error = ?5, history = coalesce(history, '') || json_object('n', attempts, 'at', ?4, 'o', 'retry',
+                     'error', ?5) || char(10)
              WHERE key = ?1 AND token = ?2 AND state = 'running' RETURNING seq, order_key",
             move |now| now.saturating_add(delay),
             Some(error),
@@ -503,7 +507,9 @@ impl Inbox for SqliteInbox {
     async fn dead_letter(&self, lease: &Lease, error: &str) -> Result<(), InboxError> {
         self.settle(
             lease,
-            "UPDATE hookroute_inbox SET state = 'dead', token = NULL, due_at = ?3, updated_at = ?4, last_error = ?5
+            "UPDATE hookroute_inbox SET state = 'dead', token = NULL, due_at = ?3, updated_at = ?4, last_error = ?5,
+                 history = coalesce(history, '') || json_object('n', attempts, 'at', ?4, 'o', 'dead', 'error', ?5)
+                     || char(10)
              WHERE key = ?1 AND token = ?2 AND state = 'running' RETURNING seq, order_key",
             |_| i64::MAX,
             Some(error),
@@ -636,6 +642,18 @@ impl InboxAdmin for SqliteInbox {
         .await
     }
 
+    async fn history(&self, key: &str) -> Result<Option<History>, InboxError> {
+        let key = key.to_owned();
+        let text: Option<Option<String>> = self
+            .run(move |connection, _| {
+                connection
+                    .query_row("SELECT history FROM hookroute_inbox WHERE key = ?1", [key], |row| row.get(0))
+                    .optional()
+            })
+            .await?;
+        Ok(Some(HistoryLine::read(text.flatten().as_deref().unwrap_or_default())))
+    }
+
     async fn list_key(&self, order_key: &str, limit: usize) -> Result<Vec<StoredDelivery>, InboxError> {
         let (order_key, limit) = (order_key.to_owned(), i64::try_from(limit).unwrap_or(i64::MAX));
         self.run(move |connection, _| {
@@ -654,7 +672,8 @@ impl InboxAdmin for SqliteInbox {
         let key = key.to_owned();
         self.run(move |connection, now| {
             let updated = connection.execute(
-                "UPDATE hookroute_inbox SET state = 'queued', attempts = 0, token = NULL, due_at = ?2, updated_at = ?2
+                "UPDATE hookroute_inbox SET state = 'queued', attempts = 0, token = NULL, due_at = ?2, updated_at = ?2,
+                     history = coalesce(history, '') || json_object('replayed', attempts, 'at', ?2) || char(10)
                  WHERE key = ?1 AND state IN ('dead', 'retrying', 'queued', 'done')",
                 params![key, now],
             )?;

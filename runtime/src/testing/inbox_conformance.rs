@@ -26,7 +26,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::inbox::{
-    DeliveryState, Enqueued, Filter, Inbox, InboxAdmin, InboxError, Lease, Leased, Limits, NewDelivery, Order,
+    DeliveryState, Enqueued, Filter, Inbox, InboxAdmin, InboxError, Lease, Leased, Limits, NewDelivery, Order, StepKind,
 };
 
 /// A lease or TTL long enough never to run out during a check.
@@ -55,6 +55,7 @@ where
     complete_makes_it_done(&make().await).await;
     retry_waits_for_its_delay_and_keeps_the_error(&make().await).await;
     dead_letters_wait_for_a_replay(&make().await).await;
+    a_history_numbers_attempts_across_replays(&make().await).await;
     release_gives_it_back_unattempted(&make().await).await;
     an_expired_lease_is_taken_over(&make().await).await;
     a_renewed_lease_is_kept(&make().await).await;
@@ -353,6 +354,47 @@ pub async fn dead_letters_wait_for_a_replay<I: InboxAdmin>(inbox: &I) {
     ok(check, "dead_letter", inbox.dead_letter(&taken.lease, "x").await);
     assert_eq!(ok(check, "replay_dead", inbox.replay_dead().await), 1, "{check}: replay_dead");
     assert_eq!(state(check, inbox, "groq:event:dead_2").await, DeliveryState::Queued, "{check}");
+}
+
+/// The history keeps each failed attempt with its error and each replay, and numbers
+/// attempts across replays: the first attempt after a replay of a delivery that had 2
+/// is attempt 3, though its schedule starts again (`attempts` is 1). A released
+/// attempt leaves no step. (An inbox whose `history` is `None` keeps none: skipped.)
+pub async fn a_history_numbers_attempts_across_replays<I: InboxAdmin>(inbox: &I) {
+    let check = "a_history_numbers_attempts_across_replays";
+    let key = "groq:event:history";
+    if ok(check, "history", inbox.history(key).await).is_none() {
+        return;
+    }
+    enqueue(check, inbox, key).await;
+    let taken = take(check, inbox).await;
+    ok(check, "retry", inbox.retry(&taken.lease, Duration::from_millis(1), "first: timeout").await);
+    tokio::time::sleep(MARGIN).await;
+    let taken = take(check, inbox).await;
+    ok(check, "dead_letter", inbox.dead_letter(&taken.lease, "second: <b>gone</b>\n\"quoted\"").await);
+    assert!(ok(check, "replay", inbox.replay(key).await), "{check}: replay");
+    let taken = take(check, inbox).await;
+    assert_eq!(taken.delivery.attempts, 1, "{check}: the schedule starts again after a replay");
+    ok(check, "release", inbox.release(&taken.lease).await);
+    let taken = take(check, inbox).await;
+    ok(check, "retry", inbox.retry(&taken.lease, LONG, "third").await);
+    let history = ok(check, "history", inbox.history(key).await).unwrap_or_default();
+    let steps: Vec<(u32, StepKind, Option<&str>)> =
+        history.steps.iter().map(|step| (step.attempt, step.kind, step.error.as_deref())).collect();
+    assert_eq!(
+        steps,
+        [
+            (1, StepKind::Retried, Some("first: timeout")),
+            (2, StepKind::Dead, Some("second: <b>gone</b>\n\"quoted\"")),
+            (2, StepKind::Replayed, None),
+            (3, StepKind::Retried, Some("third")),
+        ],
+        "{check}"
+    );
+    assert!(history.steps.windows(2).all(|pair| pair[0].at <= pair[1].at), "{check}: oldest first");
+    assert_eq!(history.latest_attempt(&get(check, inbox, key).await), 3, "{check}: latest attempt");
+    let unknown = ok(check, "history", inbox.history("groq:event:unknown").await).unwrap_or_default();
+    assert!(unknown.steps.is_empty(), "{check}: history of an unknown key");
 }
 
 /// A released delivery is due at once and its attempt is not counted.
@@ -852,7 +894,7 @@ macro_rules! inbox_conformance_tests {
         $crate::inbox_conformance_tests!(@checks ($make)
             enqueue_stores_once_exactly_as_received take_leases_the_oldest_due_delivery
             complete_makes_it_done retry_waits_for_its_delay_and_keeps_the_error
-            dead_letters_wait_for_a_replay release_gives_it_back_unattempted an_expired_lease_is_taken_over
+            dead_letters_wait_for_a_replay a_history_numbers_attempts_across_replays release_gives_it_back_unattempted an_expired_lease_is_taken_over
             a_renewed_lease_is_kept done_is_remembered_for_its_ttl purge_deletes_old_done_records
             stats_count_every_state search_filters_and_pages_newest_first
             a_paused_type_stays_queued_until_resumed);

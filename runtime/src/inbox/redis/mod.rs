@@ -8,8 +8,8 @@ use redis::aio::ConnectionManager;
 use redis::{Script, ScriptInvocation, Value};
 
 use super::{
-    from_unix_millis, lease_token, DeliveryState, Enqueued, Inbox, InboxAdmin, InboxError, InboxStats, Lease, Leased,
-    NewDelivery, StoredDelivery,
+    from_unix_millis, lease_token, DeliveryState, Enqueued, History, HistoryLine, Inbox, InboxAdmin, InboxError,
+    InboxStats, Lease, Leased, NewDelivery, StoredDelivery,
 };
 use crate::backend::redis::RedisBuilder;
 use crate::backend::{connect_error, millis, nearest_first, within};
@@ -522,6 +522,14 @@ impl InboxAdmin for RedisInbox {
             order_key: fields.get("lane").map(text),
             created_at: from_unix_millis(number(fields.get("created").unwrap_or(field("received_at")))),
         }))
+    }
+
+    async fn history(&self, key: &str) -> Result<Option<History>, InboxError> {
+        let mut command = redis::cmd("HGET");
+        command.arg(format!("{}{key}", self.records)).arg("history");
+        let text: Option<String> =
+            within(self.timeout, "Redis", command.query_async(&mut self.connection.clone())).await?;
+        Ok(Some(HistoryLine::read(text.as_deref().unwrap_or_default())))
     }
 
     async fn list_key(&self, order_key: &str, limit: usize) -> Result<Vec<StoredDelivery>, InboxError> {

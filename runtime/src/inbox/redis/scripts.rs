@@ -303,6 +303,16 @@ end
 return {forgotten, #keys}
 ";
 
+/// The record's history with a line for its failed attempt (`retry` or `dead`) and
+/// `error` (see `HistoryLine`).
+const REMEMBERED: &str = r#"
+local function remembered(rec, outcome, error)
+  local f = redis.call('HMGET', rec, 'history', 'attempts')
+  return (f[1] or '') .. string.format('{"n":%d,"at":%d,"o":"%s","error":%s}\n', tonumber(f[2]), now, outcome,
+    cjson.encode(error))
+end
+"#;
+
 /// ARGV[4]: the delay in ms, ARGV[5]: the error, ARGV[6]: `1` when the retry releases
 /// its ordering key (it leaves the key's pending set until due).
 const RETRY: &str = r"
@@ -314,7 +324,8 @@ if ARGV[6] == '1' and o[1] then
   behind(o, ARGV[2])
   unpark_lane(o)
 end
-redis.call('HSET', rec, 'state', 'retrying', 'last_error', ARGV[5], 'updated_at', now)
+redis.call('HSET', rec, 'state', 'retrying', 'last_error', ARGV[5], 'updated_at', now,
+  'history', remembered(rec, 'retry', ARGV[5]))
 redis.call('ZADD', KEYS[2], now + tonumber(ARGV[4]), ARGV[2])
 return 1
 ";
@@ -322,7 +333,8 @@ return 1
 /// ARGV[4]: the error.
 const DEAD: &str = r"
 freed(order_of(rec), ARGV[2], true)
-redis.call('HSET', rec, 'state', 'dead', 'last_error', ARGV[4], 'updated_at', now)
+redis.call('HSET', rec, 'state', 'dead', 'last_error', ARGV[4], 'updated_at', now,
+  'history', remembered(rec, 'dead', ARGV[4]))
 redis.call('HSET', rec, 'dead_entry', redis.call('XADD', KEYS[3], '*', 'key', ARGV[2], 'error', ARGV[4]))
 return 1
 ";
@@ -336,7 +348,7 @@ return 1
 ";
 
 /// ARGV: prefix, key.
-const REPLAY: &str = r"
+const REPLAY: &str = r#"
 local rec = ARGV[1] .. ARGV[2]
 local state = redis.call('HGET', rec, 'state')
 if not state or state == 'running' then return 0 end
@@ -349,14 +361,15 @@ elseif state == 'done' then
   redis.call('PERSIST', rec)
   redis.call('ZREM', KEYS[4], ARGV[2])
 end
-redis.call('HSET', rec, 'attempts', 0, 'updated_at', now)
+redis.call('HSET', rec, 'attempts', 0, 'updated_at', now, 'history', (redis.call('HGET', rec, 'history') or '')
+  .. string.format('{"replayed":%d,"at":%d}\n', tonumber(redis.call('HGET', rec, 'attempts')), now))
 local o = order_of(rec)
 if o[1] and (state == 'dead' or state == 'done') then redis.call('ZADD', base .. 'lp:' .. o[1], o[7], o[2]) end
 if state ~= 'queued' then
   redis.call('HSET', rec, 'state', 'queued', 'entry', redis.call('XADD', KEYS[1], '*', 'key', ARGV[2]))
 end
 return 1
-";
+"#;
 
 /// ARGV: prefix, event type, at most this many. Resumes the type (`<prefix>paused`,
 /// a set) and puts back in the stream up to that many of the deliveries a take parked
@@ -470,8 +483,8 @@ impl Scripts {
             take: ordered(TAKE),
             renew: Script::new(&format!("{NOW}{ORDER}{HELD}{RENEW}")),
             complete: held(COMPLETE),
-            retry: held(RETRY),
-            dead: held(DEAD),
+            retry: held(&format!("{REMEMBERED}{RETRY}")),
+            dead: held(&format!("{REMEMBERED}{DEAD}")),
             release: held(RELEASE),
             replay: ordered(REPLAY),
             stats: ordered(&format!("{LAST_DELIVERED}{STATS}")),
