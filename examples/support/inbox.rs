@@ -48,19 +48,22 @@ pub(crate) async fn main(run: impl std::future::Future<Output = Result<(), Strin
 }
 
 /// The operator console at `/console` over `inbox` when `CONSOLE_TOKEN` is set (an
-/// empty router otherwise).
-fn console_over(inbox: &Arc<dyn InboxAdmin>) -> Result<axum::Router, String> {
+/// empty router otherwise); each delivery's signature checked with `receiver`'s secrets.
+fn console_over<H: WebhookHandlers>(
+    inbox: &Arc<dyn InboxAdmin>,
+    receiver: &Receiver<H>,
+) -> Result<axum::Router, String> {
     let Ok(token) = std::env::var("CONSOLE_TOKEN") else { return Ok(axum::Router::new()) };
     #[cfg(feature = "console")]
     {
-        let console = hookroute::console::Console::builder(Arc::clone(inbox)).token(token).build();
+        let console = hookroute::console::Console::builder(Arc::clone(inbox)).token(token).verifier(receiver).build();
         let console = console.map_err(|error| format!("CONSOLE_TOKEN: {error}"))?;
         tracing::info!("the operator console is at /console");
         Ok(axum::Router::new().nest("/console", console))
     }
     #[cfg(not(feature = "console"))]
     {
-        let _ = (inbox, token);
+        let _ = (inbox, receiver, token);
         Err("CONSOLE_TOKEN is set: build with `--features console` for the console".to_owned())
     }
 }
@@ -84,16 +87,20 @@ pub(crate) async fn serve<H: WebhookHandlers>(app: H) -> Result<(), String> {
     let url = std::env::var("HOOKROUTE_INBOX").unwrap_or_default();
     let inline = url == "inline";
     let mut builder = Receiver::builder(app).max_waiting(var("MAX_WAITING", hookroute::DEFAULT_MAX_WAITING)?);
-    let mut console = axum::Router::new();
+    let mut inbox = None;
     if !inline {
-        let inbox: Arc<dyn InboxAdmin> =
+        let connected: Arc<dyn InboxAdmin> =
             hookroute::inbox::connect(&url).await.map_err(|error| format!("HOOKROUTE_INBOX: {error}"))?.into();
-        console = console_over(&inbox)?;
-        builder = builder.inbox(inbox).retry_schedule(schedule);
+        builder = builder.inbox(Arc::clone(&connected)).retry_schedule(schedule);
+        inbox = Some(connected);
     } else if worker_only {
         return Err("ROLE=worker needs an inbox, not HOOKROUTE_INBOX=inline".to_owned());
     }
     let receiver = builder.build().map_err(|error| error.to_string())?;
+    let console = match &inbox {
+        Some(inbox) => console_over(inbox, &receiver)?,
+        None => axum::Router::new(),
+    };
 
     let worker = (!inline && (workers > 0 || worker_only))
         .then(|| receiver.worker().map(|worker| worker.concurrency(workers.max(1)).lease(lease).spawn()))

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use hookroute::console::Console;
-use hookroute::inbox::{DeliveryState, Filter, Inbox, InboxAdmin, MemoryInbox};
+use hookroute::inbox::{DeliveryState, Filter, Inbox, InboxAdmin, MemoryInbox, NewDelivery, Order, QueueOnly};
 use hookroute::testing::TestEvent;
 use hookroute::{webhook_handlers, Groq, HandlerError, Receiver};
 use reqwest::header::{HeaderMap, HeaderValue, COOKIE, ORIGIN, SET_COOKIE};
@@ -65,7 +65,12 @@ async fn serve_with(secure_cookie: bool) -> Served {
     let second = inbox.take(std::time::Duration::from_secs(30)).await.unwrap().unwrap();
     inbox.complete(&second.lease, std::time::Duration::from_secs(3600)).await.unwrap();
 
-    let console = Console::builder(Arc::clone(&inbox)).token(TOKEN).secure_cookie(secure_cookie).build().unwrap();
+    let console = Console::builder(Arc::clone(&inbox))
+        .token(TOKEN)
+        .secure_cookie(secure_cookie)
+        .verifier(&receiver)
+        .build()
+        .unwrap();
     let app = axum::Router::new().nest("/ops/webhooks", console);
     let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await.unwrap();
     let address = listener.local_addr().unwrap();
@@ -263,6 +268,119 @@ async fn without_the_token_a_session_or_the_csrf_token_nothing_changes() {
         served.http.post(format!("{}/replay", served.base)).bearer_auth(TOKEN).form(&retry_dead).send().await.unwrap();
     assert_eq!(scripted.status(), StatusCode::OK);
     assert_eq!(dead().await, 0);
+}
+
+/// The `data-attempt` and text of each row of a delivery page's attempts table.
+fn attempt_rows(html: &str) -> Vec<(String, String)> {
+    let table = html.split("<table id=\"attempts\">").nth(1).unwrap().split("</table>").next().unwrap();
+    table
+        .split("<tr class=\"attempt\" data-attempt=\"")
+        .skip(1)
+        .map(|row| {
+            let (number, rest) = row.split_once('"').unwrap();
+            let what = rest.split("<td>").nth(3).unwrap().split('<').next().unwrap();
+            (number.to_owned(), what.to_owned())
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn the_overview_counts_by_type_and_charts_what_happened_and_a_delivery_shows_its_attempts() {
+    let served = serve().await;
+    let (cookie, csrf) = served.log_in().await;
+
+    // By type, as the inbox counts them; the chart holds the one done and the one failure.
+    let (_, _, overview) = served.get("", Some(&cookie)).await;
+    let deleted = overview.split("<tr class=\"type\" data-type=\"resource.deleted\">").nth(1).unwrap();
+    assert!(deleted.contains("state=queued&amp;type=resource.deleted\">2</a>"), "{deleted}");
+    let counts = served.inbox.type_counts().await.unwrap();
+    assert_eq!(counts.iter().find(|c| c.event_type == "resource.deleted").map(|c| c.queued), Some(2));
+    assert!(overview.contains("<figure id=\"activity\" data-done=\"1\" data-failed=\"1\">"), "{overview}");
+    assert!(overview.contains("<svg") && !overview.contains("style=\""), "an SVG with no inline style");
+
+    // The dead letter: attempt 1 failed for good; its signature verifies.
+    let dead = served.inbox.list(DeliveryState::Dead, 1).await.unwrap().remove(0);
+    let link: String = form_urlencoded::byte_serialize(dead.key.as_bytes()).collect();
+    let (_, _, page) = served.get(&format!("/delivery?key={link}"), Some(&cookie)).await;
+    assert!(page.contains("data-valid=\"true\">verifies"), "{page}");
+    assert_eq!(attempt_rows(&page), [("1".to_owned(), "failed for good: dead letter".to_owned())]);
+    // Retried from the page, it fails again: attempt 2 follows 1, and attempt 3 is next.
+    let (status, _, _) = served.post("/retry", Some(&cookie), &[("csrf", &csrf), ("key", &dead.key)]).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let mut taken = served.inbox.take(std::time::Duration::from_secs(30)).await.unwrap().unwrap();
+    while taken.delivery.key != dead.key {
+        served.inbox.complete(&taken.lease, std::time::Duration::from_secs(3600)).await.unwrap();
+        taken = served.inbox.take(std::time::Duration::from_secs(30)).await.unwrap().unwrap();
+    }
+    served.inbox.retry(&taken.lease, std::time::Duration::from_secs(600), "still <down>").await.unwrap();
+    let (_, _, page) = served.get(&format!("/delivery?key={link}"), Some(&cookie)).await;
+    let rows = attempt_rows(&page);
+    let rows: Vec<(&str, &str)> = rows.iter().map(|(n, what)| (n.as_str(), what.as_str())).collect();
+    assert_eq!(
+        rows,
+        [
+            ("1", "failed for good: dead letter"),
+            ("", "replayed by an operator"),
+            ("2", "failed: retried"),
+            ("3", "next")
+        ]
+    );
+    assert!(page.contains("<th>Attempts</th><td>2</td>") && page.contains("still &lt;down&gt;"), "{page}");
+
+    // A delivery signed with another secret (stored behind the receiver's back) does not verify.
+    let forged = TestEvent::<Groq>::new("resource.created", serde_json::json!({"id": "r9"})).id("evt_forged");
+    let forged = forged.sign("whsec_someone_else");
+    let headers = hookroute::inbox::encode_headers(&forged.headers);
+    let stored = NewDelivery {
+        key: "forged:groq:event:evt_forged",
+        id: "evt_forged",
+        event_type: "resource.created",
+        headers: &headers,
+        body: &forged.body,
+        signed_at: None,
+        order: Order::NONE,
+    };
+    served.inbox.enqueue(&stored).await.unwrap();
+    let (_, _, page) = served.get("/delivery?key=forged%3Agroq%3Aevent%3Aevt_forged", Some(&cookie)).await;
+    assert!(page.contains("data-valid=\"false\">does not verify: "), "{page}");
+}
+
+#[tokio::test]
+async fn a_console_over_a_queue_that_cannot_list_shows_its_counts_and_says_what_it_cannot() {
+    let inbox = MemoryInbox::new();
+    let delivery = TestEvent::<Groq>::new("resource.created", serde_json::json!({"id": "r1"})).id("evt_q").sign(SECRET);
+    let headers = hookroute::inbox::encode_headers(&delivery.headers);
+    let new = NewDelivery {
+        key: "ns:groq:event:evt_q",
+        id: "evt_q",
+        event_type: "resource.created",
+        headers: &headers,
+        body: &delivery.body,
+        signed_at: None,
+        order: Order::NONE,
+    };
+    inbox.enqueue(&new).await.unwrap();
+    let console = Console::builder(QueueOnly(inbox)).token(TOKEN).build().unwrap();
+    let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, axum::Router::new().nest("/ops", console)).await });
+    let http = reqwest::Client::new();
+    let get = |path: &str| http.get(format!("http://{address}/ops{path}")).bearer_auth(TOKEN).send();
+
+    let overview = get("").await.unwrap();
+    assert_eq!(overview.status(), StatusCode::OK);
+    let overview = overview.text().await.unwrap();
+    assert_eq!(count_in(&overview, "queued"), 1);
+    assert!(overview.contains("Not shown: the memory inbox cannot count its deliveries by event type"), "{overview}");
+    for (path, cannot) in [
+        ("/deliveries", "cannot search its deliveries"),
+        ("/delivery?key=ns%3Agroq%3Aevent%3Aevt_q", "cannot look a delivery up"),
+    ] {
+        let page = get(path).await.unwrap();
+        assert_eq!(page.status(), StatusCode::NOT_IMPLEMENTED, "{path}");
+        let page = page.text().await.unwrap();
+        assert!(page.contains(cannot) && page.contains("worker protocol only"), "{path}: {page}");
+    }
 }
 
 #[tokio::test]

@@ -194,14 +194,24 @@ async fn an_operator_finds_and_replays_dead_letters_in_a_real_browser() {
     assert_eq!(refused.text().await.unwrap(), "That is not the console token.");
     client.find(Locator::Css("input[name=token]")).await.unwrap().send_keys(TOKEN).await.unwrap();
     click(&client, "Log in").await;
-    appears(&client, "td[data-state=queued]").await;
+    appears(&client, "table.counts td[data-state=queued]").await;
 
-    // The counts on the page are the inbox's (what `hookroute inbox stats --json` prints).
+    // The counts on the page are the inbox's (what `hookroute inbox stats --json` prints),
+    // by state and by type; the chart holds the 4 done and the 2 failed attempts.
     let stats = inbox.stats().await.unwrap();
     for (state, count) in [("queued", stats.queued), ("done", stats.done), ("dead", stats.dead), ("retrying", 0)] {
-        let cell = client.find(Locator::Css(&format!("td[data-state={state}]"))).await.unwrap();
+        let cell = client.find(Locator::Css(&format!("table.counts td[data-state={state}]"))).await.unwrap();
         assert_eq!(cell.text().await.unwrap(), count.to_string(), "{state}");
     }
+    for counted in inbox.type_counts().await.unwrap() {
+        let row = format!("#types tr[data-type=\"{}\"]", counted.event_type);
+        let dead = client.find(Locator::Css(&format!("{row} td[data-state=dead]"))).await.unwrap();
+        assert_eq!(dead.text().await.unwrap(), counted.dead.to_string(), "{}", counted.event_type);
+    }
+    let chart = client.find(Locator::Css("#activity")).await.unwrap();
+    assert_eq!(chart.attr("data-done").await.unwrap().as_deref(), Some("4"));
+    assert_eq!(chart.attr("data-failed").await.unwrap().as_deref(), Some("2"));
+    assert!(!client.find_all(Locator::Css("#activity svg rect")).await.unwrap().is_empty());
     screenshot(&client, "overview").await;
 
     // Filtering by type and state shows exactly the matching deliveries.
@@ -228,7 +238,8 @@ async fn an_operator_finds_and_replays_dead_letters_in_a_real_browser() {
     let facts = client.find(Locator::Css("#facts")).await.unwrap().text().await.unwrap();
     assert!(facts.contains(&hostile), "{facts}");
     assert!(client.find(Locator::Css("#body")).await.unwrap().text().await.unwrap().contains(HOSTILE_NOTE));
-    screenshot(&client, "delivery").await;
+    let signature = client.find(Locator::Css("#signature")).await.unwrap();
+    assert_eq!(signature.attr("data-valid").await.unwrap().as_deref(), Some("true"), "signed with the secret");
 
     // A page of another site posting a replay: refused, nothing changes.
     let elsewhere = attacker(&console).await;
@@ -251,5 +262,18 @@ async fn an_operator_finds_and_replays_dead_letters_in_a_real_browser() {
         let key = inbox.search(&Filter::default(), None, 50).await.unwrap().deliveries.into_iter().find(|d| d.id == id);
         assert_eq!(key.map(|d| (d.state, d.attempts)), Some((DeliveryState::Done, 1)), "{id} ran once");
     }
+    // Its page: attempt 1 failed for good, the replay, attempt 2 done.
+    client.goto(&format!("{console}/deliveries?type=resource.deleted")).await.unwrap();
+    client.find(Locator::XPath("//a[text()='evt_d1']")).await.unwrap().click().await.unwrap();
+    appears(&client, "#attempts").await;
+    let mut attempts = Vec::new();
+    for row in client.find_all(Locator::Css("#attempts tr.attempt")).await.unwrap() {
+        attempts.push((row.attr("data-attempt").await.unwrap().unwrap(), row.text().await.unwrap()));
+    }
+    assert_eq!(attempts.len(), 3, "{attempts:?}");
+    assert!(attempts[0].0 == "1" && attempts[0].1.contains("failed for good"), "{attempts:?}");
+    assert!(attempts[1].1.contains("replayed by an operator"), "{attempts:?}");
+    assert!(attempts[2].0 == "2" && attempts[2].1.contains("done"), "{attempts:?}");
+    screenshot(&client, "delivery").await;
     client.close().await.unwrap();
 }

@@ -130,6 +130,10 @@ enum InboxCommand {
         /// The console token (at least 16 characters).
         #[arg(long, env = "HOOKROUTE_CONSOLE_TOKEN", hide_env_values = true)]
         token: String,
+        /// The signing secret each delivery's page checks its signature with, as
+        /// `verify` does (else the provider's variable, e.g. `GROQ_WEBHOOK_SECRET`).
+        #[command(flatten)]
+        secret: SecretArgs,
     },
     /// One delivery: its facts, last error, headers and body as received.
     Show {
@@ -207,9 +211,9 @@ pub(crate) fn run(args: InboxArgs, json: bool) -> Result<ExitCode, Failure> {
             }
             InboxCommand::Pause { event_type: t } => print(switch(&*inbox, &t, true, json).await.map_err(fail)?),
             InboxCommand::Resume { event_type: t } => print(switch(&*inbox, &t, false, json).await.map_err(fail)?),
-            InboxCommand::Console { listen, token } => {
+            InboxCommand::Console { listen, token, secret } => {
                 drop(out);
-                return serve_console(inbox, listen, token).await;
+                return serve_console(inbox, listen, token, secret).await;
             }
             InboxCommand::Show { id } => {
                 let Some(delivery) = find(&*inbox, &id, args.namespace.as_deref()).await.map_err(fail)? else {
@@ -375,9 +379,17 @@ async fn serve_console(
     inbox: Box<dyn InboxAdmin>,
     listen: std::net::SocketAddr,
     token: String,
+    secret: SecretArgs,
 ) -> Result<ExitCode, Failure> {
-    let console =
-        hookroute_runtime::console::Console::builder(inbox).token(token).build().map_err(|err| err.to_string())?;
+    let verify = move |delivery: &StoredDelivery| match verdict(delivery, &secret, Duration::from_secs(300)) {
+        Ok((_, verdict)) => verdict.map(|_| ()),
+        Err(why) => Err(why),
+    };
+    let console = hookroute_runtime::console::Console::builder(inbox)
+        .token(token)
+        .verify_with(verify)
+        .build()
+        .map_err(|err| err.to_string())?;
     let listener =
         tokio::net::TcpListener::bind(listen).await.map_err(|err| format!("cannot listen on {listen}: {err}"))?;
     let address = listener.local_addr().map_err(|err| err.to_string())?;
@@ -608,6 +620,24 @@ fn show_json(delivery: &StoredDelivery, history: Option<&inbox::History>) -> ser
 
 /// Checks a stored delivery's signature with the scheme its key names, as of when it
 /// arrived.
+/// A signature's timestamp when it verifies, else why not.
+type Verdict = Result<Option<u64>, String>;
+
+/// The delivery's scheme, and whether its signature verifies with the secret
+/// `secret_args` give (else the scheme's variable), as of when it arrived.
+fn verdict(
+    delivery: &StoredDelivery,
+    secret_args: &SecretArgs,
+    tolerance: Duration,
+) -> Result<(Box<dyn crate::scheme::Scheme>, Verdict), Failure> {
+    let scheme = scheme(provider_of(&delivery.key))?;
+    let secret = secret(secret_args, &*scheme)?;
+    let headers = decode_headers(&delivery.headers)
+        .map_err(|error| format!("the stored headers of {} do not read: {error}", delivery.key))?;
+    let verdict = scheme.verify(secret, tolerance, &headers, &delivery.body, delivery.received_at);
+    Ok((scheme, verdict))
+}
+
 fn verify(
     delivery: &StoredDelivery,
     secret_args: &SecretArgs,
@@ -615,12 +645,7 @@ fn verify(
     json: bool,
     mut print: impl FnMut(String),
 ) -> Result<ExitCode, Failure> {
-    let provider = provider_of(&delivery.key);
-    let scheme = scheme(provider)?;
-    let secret = secret(secret_args, &*scheme)?;
-    let headers = decode_headers(&delivery.headers)
-        .map_err(|error| format!("the stored headers of {} do not read: {error}", delivery.key))?;
-    let verdict = scheme.verify(secret, tolerance, &headers, &delivery.body, delivery.received_at);
+    let (scheme, verdict) = verdict(delivery, secret_args, tolerance)?;
     if json {
         let mut out = serde_json::json!({
             "valid": verdict.is_ok(),

@@ -37,8 +37,11 @@ use axum::http::{header, HeaderMap, HeaderValue, Method, Response, StatusCode, U
 use axum::routing::any;
 use axum::Router;
 
-use crate::inbox::InboxAdmin;
+use crate::handler::WebhookHandlers;
+use crate::inbox::{InboxAdmin, StoredDelivery};
 use crate::secret::Secret;
+use crate::store::IdempotencyStore;
+use crate::Receiver;
 use auth::{Caller, Keys};
 
 /// The environment variable the token is read from when the builder is given none.
@@ -60,9 +63,13 @@ impl Console {
             token: None,
             session_ttl: Duration::from_secs(12 * 3600),
             secure_cookie: false,
+            verify: None,
         }
     }
 }
+
+/// Checks a stored delivery's signature again: `Err` says why it does not verify.
+pub(super) type Verify = Arc<dyn Fn(&StoredDelivery) -> Result<(), String> + Send + Sync>;
 
 /// Sets up the console; from [`Console::builder`].
 pub struct ConsoleBuilder {
@@ -70,6 +77,7 @@ pub struct ConsoleBuilder {
     token: Option<Secret>,
     session_ttl: Duration,
     secure_cookie: bool,
+    verify: Option<Verify>,
 }
 
 impl std::fmt::Debug for ConsoleBuilder {
@@ -114,6 +122,27 @@ impl ConsoleBuilder {
         self
     }
 
+    /// Shows on each delivery's page whether its signature still verifies with
+    /// `receiver`'s secrets, as of when it arrived ([`Receiver::verify_stored`]):
+    /// a delivery stored by another sender, or before a secret was rotated, says so.
+    /// Without it the page says the signature was not checked.
+    #[must_use]
+    pub fn verifier<H: WebhookHandlers, S: IdempotencyStore>(self, receiver: &Receiver<H, S>) -> Self {
+        let receiver = receiver.clone();
+        self.verify_with(move |delivery| receiver.verify_stored(delivery).map_err(|err| err.to_string()))
+    }
+
+    /// Like [`verifier`](Self::verifier), with a check of your own (`Err` says why a
+    /// delivery does not verify): for a console over an inbox several receivers share.
+    #[must_use]
+    pub fn verify_with(
+        mut self,
+        verify: impl Fn(&StoredDelivery) -> Result<(), String> + Send + Sync + 'static,
+    ) -> Self {
+        self.verify = Some(Arc::new(verify));
+        self
+    }
+
     /// The console's router, to [`nest`](Router::nest) at a path of the
     /// application's choice (or to serve alone).
     pub fn build(self) -> Result<Router, ConsoleError> {
@@ -125,7 +154,8 @@ impl ConsoleBuilder {
             return Err(ConsoleError::WeakToken);
         }
         let keys = Keys::new(token, self.session_ttl);
-        let state = Arc::new(Shared { inbox: self.inbox, keys, secure_cookie: self.secure_cookie });
+        let state =
+            Arc::new(Shared { inbox: self.inbox, keys, secure_cookie: self.secure_cookie, verify: self.verify });
         let mut router = Router::new();
         for path in
             ["/", "/login", "/logout", "/deliveries", "/delivery", "/replay", "/retry", "/purge", "/pause", "/resume"]
@@ -140,6 +170,7 @@ struct Shared {
     inbox: Arc<dyn InboxAdmin>,
     keys: Keys,
     secure_cookie: bool,
+    verify: Option<Verify>,
 }
 
 /// One request, as the pages see it.
@@ -198,7 +229,7 @@ async fn handle(
     let request = Request { prefix, path, method, query, form, caller };
     let answer = match pages::guard(&request, &headers) {
         Some(refused) => refused,
-        None => pages::answer(&*shared.inbox, &shared.keys, &request).await,
+        None => pages::answer(&*shared.inbox, &shared.keys, shared.verify.as_ref(), &request).await,
     };
     respond(&request, &shared, answer)
 }

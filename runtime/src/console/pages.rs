@@ -6,10 +6,11 @@ use std::time::{Duration, SystemTime};
 use http::{HeaderMap, Method, StatusCode};
 
 use super::auth::{csrf_matches, same_origin, Caller, Keys};
-use super::html::{button, esc, home, page, query_value, short, when};
-use super::{Answer, Request};
+use super::html::{button, chart, esc, home, page, query_value, short, when};
+use super::{Answer, Request, Verify};
 use crate::inbox::{
     decode_headers, Cursor, DeliveryState, Filter, History, InboxAdmin, InboxError, StepKind, StoredDelivery,
+    TypeCounts,
 };
 
 /// The most rows a list page shows.
@@ -55,14 +56,14 @@ pub(super) fn guard(request: &Request, headers: &HeaderMap) -> Option<Answer> {
 }
 
 /// The page or action at the request's path.
-pub(super) async fn answer(inbox: &dyn InboxAdmin, keys: &Keys, request: &Request) -> Answer {
+pub(super) async fn answer(inbox: &dyn InboxAdmin, keys: &Keys, verify: Option<&Verify>, request: &Request) -> Answer {
     let result = match (&request.method, request.path.as_str()) {
         (&Method::GET, "/login") => Ok(login(request, None)),
         (&Method::POST, "/login") => Ok(log_in(keys, request)),
         (&Method::POST, "/logout") => Ok(Answer::LoggedOut(format!("{}/login", request.prefix))),
         (&Method::GET, "/" | "") => overview(inbox, request).await,
         (&Method::GET, "/deliveries") => deliveries(inbox, request).await,
-        (&Method::GET, "/delivery") => delivery(inbox, request).await,
+        (&Method::GET, "/delivery") => delivery(inbox, verify, request).await,
         (&Method::POST, "/retry") => retry(inbox, request).await,
         (&Method::POST, "/replay") => replay(inbox, request).await,
         (&Method::POST, "/purge") => purge(inbox, request).await,
@@ -72,6 +73,11 @@ pub(super) async fn answer(inbox: &dyn InboxAdmin, keys: &Keys, request: &Reques
     };
     result.unwrap_or_else(|failure| match failure {
         Failure::BadRequest(why) => error(request, StatusCode::BAD_REQUEST, &why),
+        Failure::Inbox(err @ InboxError::Unsupported { .. }) => error(
+            request,
+            StatusCode::NOT_IMPLEMENTED,
+            &format!("Not shown: {err}. It implements the worker protocol only; the overview shows its counts."),
+        ),
         Failure::Inbox(err) => error(request, StatusCode::SERVICE_UNAVAILABLE, &format!("The inbox failed: {err}")),
     })
 }
@@ -148,7 +154,28 @@ async fn overview(inbox: &dyn InboxAdmin, request: &Request) -> Result<Answer, F
     }
     body.push_str("</table>");
     let oldest = stats.oldest_due_age.map_or_else(|| "none waiting".to_owned(), short);
-    let _ = write!(body, "<p>The delivery due longest has waited: {}</p>", esc(&oldest));
+    let _ = write!(
+        body,
+        "<p>Oldest queued delivery (due longest) has waited: <span id=\"oldest\">{}</span></p>",
+        esc(&oldest)
+    );
+    match inbox.type_counts().await {
+        Ok(counts) => body.push_str(&by_type(p, &counts)),
+        Err(err @ InboxError::Unsupported { .. }) => {
+            let _ = write!(
+                body,
+                "<h2>By event type</h2><p class=\"unsupported\">Not shown: {}.</p>",
+                esc(&err.to_string())
+            );
+        }
+        Err(err) => return Err(err.into()),
+    }
+    body.push_str("<h2>The last 6 hours</h2>");
+    let (start, period, periods) = chart_window(SystemTime::now());
+    match inbox.activity(start, period, periods).await? {
+        Some(activity) => body.push_str(&chart(&activity)),
+        None => body.push_str("<p>This inbox does not count completions and failures over time.</p>"),
+    }
     if let Some(keys) = keys {
         let _ = write!(
             body,
@@ -180,6 +207,52 @@ async fn overview(inbox: &dyn InboxAdmin, request: &Request) -> Result<Answer, F
         search = search_form(request),
     );
     Ok(Answer::Page(StatusCode::OK, page(p, "Overview", Some(csrf), &body)))
+}
+
+/// The chart's periods: 24 of 15 minutes, the last one holding `now`.
+fn chart_window(now: SystemTime) -> (SystemTime, Duration, usize) {
+    const PERIOD: Duration = Duration::from_secs(15 * 60);
+    const PERIODS: u32 = 24;
+    let since = now.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_secs();
+    let current = SystemTime::UNIX_EPOCH + Duration::from_secs(since - since % PERIOD.as_secs());
+    (current.checked_sub(PERIOD * (PERIODS - 1)).unwrap_or(SystemTime::UNIX_EPOCH), PERIOD, PERIODS as usize)
+}
+
+/// The counts by event type, each a link to its deliveries in that state.
+fn by_type(prefix: &str, counts: &[TypeCounts]) -> String {
+    let mut html = String::from("<h2>By event type</h2>");
+    if counts.is_empty() {
+        html.push_str("<p>No delivery is queued, running, retrying or dead.</p>");
+        return html;
+    }
+    html.push_str(
+        "<table id=\"types\"><tr><th>Type</th><th>queued</th><th>running</th><th>retrying</th><th>dead</th></tr>",
+    );
+    for counted in counts {
+        let link = query_value(&counted.event_type);
+        let _ = write!(
+            html,
+            "<tr class=\"type\" data-type=\"{}\"><td>{}</td>",
+            esc(&counted.event_type),
+            esc(&counted.event_type)
+        );
+        for (state, count) in [
+            (DeliveryState::Queued, counted.queued),
+            (DeliveryState::Running, counted.running),
+            (DeliveryState::Retrying, counted.retrying),
+            (DeliveryState::Dead, counted.dead),
+        ] {
+            let _ = write!(
+                html,
+                "<td class=\"count\" data-state=\"{state}\"><a href=\"{}/deliveries?state={state}&amp;type={}\">{count}</a></td>",
+                esc(prefix),
+                esc(&link)
+            );
+        }
+        html.push_str("</tr>");
+    }
+    html.push_str("</table>");
+    html
 }
 
 /// The filter in `pairs` (a query or a form); a value that does not parse is a 400
@@ -297,13 +370,13 @@ async fn deliveries(inbox: &dyn InboxAdmin, request: &Request) -> Result<Answer,
     Ok(Answer::Page(StatusCode::OK, page(&request.prefix, "Deliveries", csrf(request), &body)))
 }
 
-async fn delivery(inbox: &dyn InboxAdmin, request: &Request) -> Result<Answer, Failure> {
+async fn delivery(inbox: &dyn InboxAdmin, verify: Option<&Verify>, request: &Request) -> Result<Answer, Failure> {
     let key = request.query("key").ok_or_else(|| Failure::BadRequest("`key` is missing: which delivery?".into()))?;
     let Some(delivery) = inbox.get(key).await? else {
         return Ok(error(request, StatusCode::NOT_FOUND, &format!("There is no delivery `{key}`.")));
     };
     let history = inbox.history(&delivery.key).await?;
-    let mut body = facts(&delivery, history.as_ref());
+    let mut body = facts(&delivery, history.as_ref(), verify);
     if delivery.state != DeliveryState::Running {
         if let Some(csrf) = csrf(request) {
             body.push_str(&button(&request.prefix, "retry", csrf, &[("key", &delivery.key)], "Retry this delivery"));
@@ -337,7 +410,7 @@ async fn delivery(inbox: &dyn InboxAdmin, request: &Request) -> Result<Answer, F
     Ok(Answer::Page(StatusCode::OK, page(&request.prefix, &format!("Delivery {}", delivery.id), csrf(request), &body)))
 }
 
-fn facts(delivery: &StoredDelivery, history: Option<&History>) -> String {
+fn facts(delivery: &StoredDelivery, history: Option<&History>, verify: Option<&Verify>) -> String {
     let attempts = history.map_or(delivery.attempts, |history| history.latest_attempt(delivery));
     let mut rows = vec![
         ("Key", esc(&delivery.key)),
@@ -355,6 +428,16 @@ fn facts(delivery: &StoredDelivery, history: Option<&History>) -> String {
         rows.push(("Signed at", esc(&when(SystemTime::UNIX_EPOCH + Duration::from_secs(signed)))));
     }
     rows.push(("Last error", esc(delivery.last_error.as_deref().unwrap_or("none"))));
+    // As `hookroute inbox verify` says: the signature as of when it arrived.
+    let signature = match verify.map(|verify| verify(delivery)) {
+        Some(Ok(())) => "<span id=\"signature\" data-valid=\"true\">verifies (as of when it arrived)</span>".to_owned(),
+        Some(Err(why)) => {
+            format!("<span id=\"signature\" class=\"error\" data-valid=\"false\">does not verify: {}</span>", esc(&why))
+        }
+        None => "<span id=\"signature\">not checked: the console was given no secret (ConsoleBuilder::verifier)</span>"
+            .to_owned(),
+    };
+    rows.push(("Signature", signature));
     let mut html = String::from("<table id=\"facts\">");
     for (name, value) in rows {
         let _ = write!(html, "<tr><th>{name}</th><td>{value}</td></tr>");
@@ -386,26 +469,30 @@ fn attempts(delivery: &StoredDelivery, history: Option<&History>) -> String {
         );
     };
     let lost = "no answer: its worker stopped (crashed, was killed or hung past its lease)";
-    // The attempts before `upto` that left no step lost their worker.
+    // The highest attempt accounted for; those up to `upto` beyond it left no step:
+    // their workers never answered.
     let mut answered = 0;
-    let gap = |row: &mut dyn FnMut(String, &str, &str, &str), answered: &mut u32, upto: u32| {
-        for attempt in (*answered + 1)..upto {
+    let lost_until = |row: &mut dyn FnMut(String, &str, &str, &str), answered: &mut u32, upto: u32| {
+        for attempt in (*answered + 1)..=upto {
             row(attempt.to_string(), "", lost, "");
         }
         *answered = (*answered).max(upto);
     };
     for step in &history.steps {
         let at = when(step.at);
-        match step.kind {
-            StepKind::Replayed => {
-                gap(&mut row, &mut answered, step.attempt + 1);
-                row(String::new(), &at, "replayed by an operator", "");
+        if step.kind == StepKind::Replayed {
+            // A replay of a done delivery follows its successful attempt.
+            if step.from == Some(DeliveryState::Done) && step.attempt > answered {
+                lost_until(&mut row, &mut answered, step.attempt - 1);
+                row(step.attempt.to_string(), "", "done", "");
             }
-            kind => {
-                gap(&mut row, &mut answered, step.attempt);
-                let what = if kind == StepKind::Dead { "failed for good: dead letter" } else { "failed: retried" };
-                row(step.attempt.to_string(), &at, what, step.error.as_deref().unwrap_or(""));
-            }
+            lost_until(&mut row, &mut answered, step.attempt);
+            row(String::new(), &at, "replayed by an operator", "");
+        } else {
+            lost_until(&mut row, &mut answered, step.attempt.saturating_sub(1));
+            let what = if step.kind == StepKind::Dead { "failed for good: dead letter" } else { "failed: retried" };
+            row(step.attempt.to_string(), &at, what, step.error.as_deref().unwrap_or(""));
+            answered = answered.max(step.attempt);
         }
     }
     let current = match delivery.state {
@@ -415,10 +502,10 @@ fn attempts(delivery: &StoredDelivery, history: Option<&History>) -> String {
     };
     match current {
         Some(what) if latest > answered => {
-            gap(&mut row, &mut answered, latest);
+            lost_until(&mut row, &mut answered, latest - 1);
             row(latest.to_string(), "", what, "");
         }
-        _ => gap(&mut row, &mut answered, latest + 1),
+        _ => lost_until(&mut row, &mut answered, latest),
     }
     if matches!(delivery.state, DeliveryState::Queued | DeliveryState::Retrying) {
         row(format!("{}", latest + 1), "", "next", "");

@@ -163,6 +163,117 @@ impl Page {
     }
 }
 
+/// How many deliveries of one event type wait, run or failed: a row of
+/// [`InboxAdmin::type_counts`]. Done deliveries are not counted by type.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TypeCounts {
+    /// The event type.
+    pub event_type: String,
+    /// Waiting for their first attempt.
+    pub queued: u64,
+    /// Held by a worker.
+    pub running: u64,
+    /// Failed, waiting for their next attempt.
+    pub retrying: u64,
+    /// Dead letters.
+    pub dead: u64,
+}
+
+impl TypeCounts {
+    /// Counts `count` more in `state` (done is not counted by type).
+    pub fn add(&mut self, state: DeliveryState, count: u64) {
+        match state {
+            DeliveryState::Queued => self.queued += count,
+            DeliveryState::Running => self.running += count,
+            DeliveryState::Retrying => self.retrying += count,
+            DeliveryState::Dead => self.dead += count,
+            DeliveryState::Done => {}
+        }
+    }
+
+    /// Sorted by type, from (type, state name, count) rows a SQL backend read.
+    #[cfg(any(feature = "postgres", feature = "sqlite"))]
+    pub(crate) fn from_named_rows(rows: Vec<(String, String, i64)>) -> Result<Vec<Self>, InboxError> {
+        let mut counted = Vec::with_capacity(rows.len());
+        for (event_type, state, count) in rows {
+            let state = state.parse().map_err(|err: String| InboxError::Unavailable(err.into()))?;
+            counted.push((event_type, state, count.unsigned_abs()));
+        }
+        Ok(Self::from_rows(counted))
+    }
+
+    /// Sorted by type, from (type, state, count) rows.
+    pub fn from_rows(rows: impl IntoIterator<Item = (String, DeliveryState, u64)>) -> Vec<Self> {
+        let mut by_type: std::collections::BTreeMap<String, Self> = std::collections::BTreeMap::new();
+        for (event_type, state, count) in rows {
+            by_type
+                .entry(event_type)
+                .or_insert_with_key(|event_type| Self { event_type: event_type.clone(), ..Self::default() })
+                .add(state, count);
+        }
+        by_type.into_values().collect()
+    }
+}
+
+/// Deliveries done and attempts failed in each period of equal length from `start`,
+/// oldest first: what [`InboxAdmin::activity`] answers, for the console's chart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Activity {
+    /// When the first period starts.
+    pub start: SystemTime,
+    /// How long each period is.
+    pub period: Duration,
+    /// Deliveries completed in each period.
+    pub done: Vec<u64>,
+    /// Attempts that failed (retried or dead-lettered) in each period.
+    pub failed: Vec<u64>,
+}
+
+impl Activity {
+    /// `periods` empty periods of `period` from `start`.
+    pub fn new(start: SystemTime, period: Duration, periods: usize) -> Self {
+        Self { start, period: period.max(Duration::from_millis(1)), done: vec![0; periods], failed: vec![0; periods] }
+    }
+
+    /// Its span in Unix milliseconds, for a backend that counts in storage: (the
+    /// start, a period's length, the end).
+    pub fn span_ms(&self) -> (i64, i64, i64) {
+        let (from, period) = (unix_millis(self.start), i64::try_from(self.period.as_millis()).unwrap_or(i64::MAX));
+        let periods = i64::try_from(self.done.len()).unwrap_or(i64::MAX);
+        (from, period, from.saturating_add(period.saturating_mul(periods)))
+    }
+
+    /// The period holding Unix millisecond `at`, if any.
+    pub fn period_of(&self, at_ms: i64) -> Option<usize> {
+        let since = at_ms.checked_sub(unix_millis(self.start))?;
+        let index = usize::try_from(since / i64::try_from(self.period.as_millis()).ok()?).ok()?;
+        (index < self.done.len()).then_some(index)
+    }
+
+    /// Counts `count` completions at Unix millisecond `at` (outside every period: none).
+    pub fn add_done(&mut self, at_ms: i64, count: u64) {
+        if let Some(index) = self.period_of(at_ms) {
+            self.done[index] += count;
+        }
+    }
+
+    /// Counts `count` failed attempts at Unix millisecond `at`.
+    pub fn add_failed(&mut self, at_ms: i64, count: u64) {
+        if let Some(index) = self.period_of(at_ms) {
+            self.failed[index] += count;
+        }
+    }
+
+    /// Counts the failed attempts of a stored history (see [`HistoryLine`]).
+    pub(crate) fn add_history(&mut self, text: &str) {
+        for step in HistoryLine::read(text).steps {
+            if step.kind != StepKind::Replayed {
+                self.add_failed(unix_millis(step.at), 1);
+            }
+        }
+    }
+}
+
 /// What became of a delivery's attempts that failed, and its replays, oldest first:
 /// what [`InboxAdmin::history`] answers. A delivery's attempts are numbered across
 /// replays: the first attempt after a replay of a delivery that had 3 is attempt 4
@@ -196,6 +307,8 @@ pub struct Step {
     pub kind: StepKind,
     /// The handler's error, for a failed attempt.
     pub error: Option<String>,
+    /// For a replay, the state it was replayed from (`done` after a successful attempt).
+    pub from: Option<DeliveryState>,
 }
 
 /// What a [`Step`] was.
@@ -223,7 +336,8 @@ impl StepKind {
 
 /// How a backend stores a history: one JSON object a line, appended. A failed attempt:
 /// `{"n": <attempt of this schedule>, "at": <unix ms>, "o": "retry" | "dead", "error": …}`;
-/// a replay: `{"replayed": <attempts of the schedule it ends>, "at": <unix ms>}`. A
+/// a replay: `{"replayed": <attempts of the schedule it ends>, "at": <unix ms>, "from":
+/// <the state it left>}`. A
 /// backend writes them in its own language (SQL's `json_build_object`, Lua's `cjson`);
 /// these read and write them in Rust.
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -237,18 +351,22 @@ pub(crate) struct HistoryLine {
     o: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    from: Option<String>,
 }
 
 impl HistoryLine {
     /// The line of a failed attempt (`dead`: for good).
     pub(crate) fn failed(attempt: u32, at: i64, dead: bool, error: &str) -> String {
         let o = Some(if dead { "dead" } else { "retry" }.to_owned());
-        Self::write(&Self { n: Some(attempt), replayed: None, at, o, error: Some(error.to_owned()) })
+        Self::write(&Self { n: Some(attempt), replayed: None, at, o, error: Some(error.to_owned()), from: None })
     }
 
-    /// The line of a replay of a delivery that had `attempts` in its schedule.
-    pub(crate) fn replayed(attempts: u32, at: i64) -> String {
-        Self::write(&Self { n: None, replayed: Some(attempts), at, o: None, error: None })
+    /// The line of a replay of a delivery in state `from` that had `attempts` in its
+    /// schedule.
+    pub(crate) fn replayed(attempts: u32, at: i64, from: DeliveryState) -> String {
+        let from = Some(from.as_str().to_owned());
+        Self::write(&Self { n: None, replayed: Some(attempts), at, o: None, error: None, from })
     }
 
     fn write(line: &Self) -> String {
@@ -265,11 +383,12 @@ impl HistoryLine {
             if let Some(attempts) = line.replayed {
                 history.earlier_attempts = history.earlier_attempts.saturating_add(attempts);
                 let attempt = history.earlier_attempts;
-                history.steps.push(Step { attempt, at, kind: StepKind::Replayed, error: None });
+                let from = line.from.and_then(|from| from.parse().ok());
+                history.steps.push(Step { attempt, at, kind: StepKind::Replayed, error: None, from });
             } else if let Some(n) = line.n {
                 let kind = if line.o.as_deref() == Some("dead") { StepKind::Dead } else { StepKind::Retried };
                 let attempt = history.earlier_attempts.saturating_add(n);
-                history.steps.push(Step { attempt, at, kind, error: line.error });
+                history.steps.push(Step { attempt, at, kind, error: line.error, from: None });
             }
         }
         history
@@ -392,6 +511,30 @@ pub trait InboxAdmin: Inbox {
         Ok(Vec::new())
     }
 
+    /// How many deliveries of each event type are queued, running, retrying and dead,
+    /// sorted by type. PostgreSQL, SQLite and memory count them all; the default
+    /// counts among the first 10,000 of each state [`list`](Self::list) reads (Redis).
+    async fn type_counts(&self) -> Result<Vec<TypeCounts>, InboxError> {
+        let mut rows = Vec::new();
+        for state in [DeliveryState::Queued, DeliveryState::Running, DeliveryState::Retrying, DeliveryState::Dead] {
+            rows.extend(self.list(state, 10_000).await?.into_iter().map(|delivery| (delivery.event_type, state, 1)));
+        }
+        Ok(TypeCounts::from_rows(rows))
+    }
+
+    /// Deliveries done and attempts failed in each of `periods` periods of `period`
+    /// from `start`; `Ok(None)` (the default) when the inbox cannot tell. Completions
+    /// are counted while their records are remembered (the done TTL).
+    async fn activity(
+        &self,
+        start: SystemTime,
+        period: Duration,
+        periods: usize,
+    ) -> Result<Option<Activity>, InboxError> {
+        let _ = (start, period, periods);
+        Ok(None)
+    }
+
     /// The delivery's failed attempts and replays, oldest first; `Ok(None)` (the
     /// default) when the inbox keeps no history. Every built-in backend keeps it (in
     /// the delivery's record, written only when an attempt fails or an operator
@@ -415,6 +558,64 @@ pub trait InboxAdmin: Inbox {
                 }
             }
         }
+    }
+}
+
+/// An [`Inbox`] that implements only the worker protocol (a queue such as SQS or NATS
+/// that cannot list what it holds), as an [`InboxAdmin`] whose operator methods answer
+/// [`InboxError::Unsupported`]: what the console and `hookroute inbox` need to show
+/// its counts ([`Inbox::stats`]) and say what else it cannot show.
+///
+/// ```
+/// use hookroute_runtime::inbox::{InboxAdmin, InboxError, MemoryInbox, QueueOnly};
+///
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let queue = QueueOnly(MemoryInbox::new());
+/// assert!(matches!(queue.get("k").await, Err(InboxError::Unsupported { .. })));
+/// # });
+/// ```
+#[derive(Debug, Clone)]
+pub struct QueueOnly<I: ?Sized>(pub I);
+
+impl<I: ?Sized> std::ops::Deref for QueueOnly<I> {
+    type Target = I;
+
+    fn deref(&self) -> &I {
+        &self.0
+    }
+}
+
+impl<I: Inbox + ?Sized> QueueOnly<I> {
+    fn cannot(&self, what: &'static str) -> InboxError {
+        InboxError::Unsupported { backend: self.0.backend(), what }
+    }
+}
+
+#[async_trait::async_trait]
+impl<I: Inbox + ?Sized> InboxAdmin for QueueOnly<I> {
+    async fn list(&self, _: DeliveryState, _: usize) -> Result<Vec<StoredDelivery>, InboxError> {
+        Err(self.cannot("list its deliveries"))
+    }
+    async fn search(&self, _: &Filter, _: Option<&Cursor>, _: usize) -> Result<Page, InboxError> {
+        Err(self.cannot("search its deliveries"))
+    }
+    async fn list_key(&self, _: &str, _: usize) -> Result<Vec<StoredDelivery>, InboxError> {
+        Err(self.cannot("list the deliveries of an ordering key"))
+    }
+    async fn get(&self, _: &str) -> Result<Option<StoredDelivery>, InboxError> {
+        Err(self.cannot("look a delivery up"))
+    }
+    async fn replay(&self, _: &str) -> Result<bool, InboxError> {
+        Err(self.cannot("replay a delivery"))
+    }
+    async fn purge_done(&self, _: Duration) -> Result<u64, InboxError> {
+        Err(self.cannot("purge done deliveries"))
+    }
+    async fn count(&self, _: &Filter) -> Result<u64, InboxError> {
+        Err(self.cannot("count what a search matches"))
+    }
+    async fn type_counts(&self) -> Result<Vec<TypeCounts>, InboxError> {
+        Err(self.cannot("count its deliveries by event type"))
     }
 }
 
@@ -461,6 +662,17 @@ macro_rules! forward_admin {
             }
             async fn history(&self, key: &str) -> Result<Option<History>, InboxError> {
                 (**self).history(key).await
+            }
+            async fn type_counts(&self) -> Result<Vec<TypeCounts>, InboxError> {
+                (**self).type_counts().await
+            }
+            async fn activity(
+                &self,
+                start: SystemTime,
+                period: Duration,
+                periods: usize,
+            ) -> Result<Option<Activity>, InboxError> {
+                (**self).activity(start, period, periods).await
             }
         }
     };
@@ -576,7 +788,7 @@ mod tests {
     fn a_history_numbers_attempts_across_replays() {
         let mut text = HistoryLine::failed(1, 1_000, false, "timeout");
         text += &HistoryLine::failed(2, 2_000, true, "bad \"quote\"\nline");
-        text += &HistoryLine::replayed(2, 3_000);
+        text += &HistoryLine::replayed(2, 3_000, DeliveryState::Dead);
         text += "not json\n";
         text += &HistoryLine::failed(1, 4_000, false, "again");
         let history = HistoryLine::read(&text);

@@ -5,8 +5,9 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use super::{
-    from_unix_millis, lease_token, unix_millis, Cursor, DeliveryState, Enqueued, Filter, History, HistoryLine, Inbox,
-    InboxAdmin, InboxError, InboxStats, KeyStats, Lease, Leased, Limits, NewDelivery, Page, StoredDelivery,
+    from_unix_millis, lease_token, unix_millis, Activity, Cursor, DeliveryState, Enqueued, Filter, History,
+    HistoryLine, Inbox, InboxAdmin, InboxError, InboxStats, KeyStats, Lease, Leased, Limits, NewDelivery, Page,
+    StoredDelivery, TypeCounts,
 };
 use crate::backend::millis;
 
@@ -495,6 +496,30 @@ impl InboxAdmin for MemoryInbox {
         Ok(self.lock().records.get(key).map(|record| record.delivery.clone()))
     }
 
+    async fn type_counts(&self) -> Result<Vec<TypeCounts>, InboxError> {
+        let state = self.lock();
+        let rows = state.records.values().filter(|r| r.delivery.state != DeliveryState::Done);
+        Ok(TypeCounts::from_rows(rows.map(|r| (r.delivery.event_type.clone(), r.delivery.state, 1))))
+    }
+
+    async fn activity(
+        &self,
+        start: SystemTime,
+        period: Duration,
+        periods: usize,
+    ) -> Result<Option<Activity>, InboxError> {
+        let now = now();
+        let mut activity = Activity::new(start, period, periods);
+        let state = self.lock();
+        for record in state.records.values() {
+            if record.delivery.state == DeliveryState::Done && record.slot.0 > now {
+                activity.add_done(record.updated_at, 1);
+            }
+            activity.add_history(&record.history);
+        }
+        Ok(Some(activity))
+    }
+
     async fn history(&self, key: &str) -> Result<Option<History>, InboxError> {
         let state = self.lock();
         Ok(Some(state.records.get(key).map(|record| HistoryLine::read(&record.history)).unwrap_or_default()))
@@ -516,8 +541,8 @@ impl InboxAdmin for MemoryInbox {
             return Ok(false);
         }
         let old = std::mem::replace(&mut record.slot, slot);
+        record.history.push_str(&HistoryLine::replayed(record.delivery.attempts, now, record.delivery.state));
         record.delivery.state = DeliveryState::Queued;
-        record.history.push_str(&HistoryLine::replayed(record.delivery.attempts, now));
         record.delivery.attempts = 0;
         record.updated_at = now;
         let lane = record.lane_entry().map(|(lane, entry)| (lane.to_owned(), entry));

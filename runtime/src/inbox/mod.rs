@@ -48,7 +48,7 @@ mod sqlite;
 pub(crate) mod taking;
 
 pub(crate) use admin::HistoryLine;
-pub use admin::{Cursor, Filter, History, InboxAdmin, Page, Step, StepKind};
+pub use admin::{Activity, Cursor, Filter, History, InboxAdmin, Page, QueueOnly, Step, StepKind, TypeCounts};
 pub use connect::{connect, connect_existing};
 pub use error::InboxError;
 pub use memory::MemoryInbox;
@@ -480,6 +480,7 @@ macro_rules! forward_inbox {
 
 forward_inbox!(std::sync::Arc);
 forward_inbox!(Box);
+forward_inbox!(QueueOnly);
 
 /// Headers never stored: credentials of the hop in front of the receiver, and
 /// headers that describe the connection rather than the delivery.

@@ -2,15 +2,15 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 
 use super::admin::{sql_search, SqlDialect, SqlValue};
 use super::{
-    from_unix_millis, lease_token, Cursor, DeliveryState, Enqueued, Filter, History, HistoryLine, Inbox, InboxAdmin,
-    InboxError, InboxStats, KeyStats, Lease, Leased, NewDelivery, Page, StoredDelivery,
+    from_unix_millis, lease_token, Activity, Cursor, DeliveryState, Enqueued, Filter, History, HistoryLine, Inbox,
+    InboxAdmin, InboxError, InboxStats, KeyStats, Lease, Leased, NewDelivery, Page, StoredDelivery, TypeCounts,
 };
 use crate::backend::postgres::{check_table, sweep_while_alive, Database, PostgresBuilder};
 use crate::backend::{connect_error, millis, nearest_first};
@@ -204,7 +204,7 @@ impl Statements {
             history: format!("SELECT coalesce(history, '') FROM {t} WHERE key = $1"),
             replay: format!(
                 "UPDATE {t} SET state = 'queued', attempts = 0, token = NULL, due_at = now(), updated_at = now(),
-                     history = coalesce(history, '') || json_build_object('replayed', attempts, 'at', {NOW_MS})::text
+                     history = coalesce(history, '') || json_build_object('replayed', attempts, 'at', {NOW_MS}, 'from', state)::text
                          || E'\\n'
                  WHERE key = $1 AND state <> 'running'"
             ),
@@ -550,6 +550,11 @@ fn admin_migration(t: &str) -> String {
                           AND NOT attisdropped) THEN
              ALTER TABLE {t} ADD COLUMN IF NOT EXISTS history text;
            END IF;
+           -- The rows with a history by when they were last written: the console's chart
+           -- of failures reads them. Partial: a delivery that never failed is not in it.
+           IF to_regclass('{t}_history') IS NULL THEN
+             CREATE INDEX IF NOT EXISTS {t}_history ON {t} (updated_at) WHERE history IS NOT NULL;
+           END IF;
            -- Searches, newest first, all of them and by event type (by state: {t}_state).
            IF to_regclass('{t}_received') IS NULL THEN
              CREATE INDEX IF NOT EXISTS {t}_received ON {t} (received_at, key);
@@ -783,6 +788,55 @@ impl InboxAdmin for PostgresInbox {
     async fn get(&self, key: &str) -> Result<Option<StoredDelivery>, InboxError> {
         let rows = self.query(&self.inner.sql.get, &[&key]).await?;
         rows.first().map(read).transpose()
+    }
+
+    async fn type_counts(&self) -> Result<Vec<TypeCounts>, InboxError> {
+        let sql = format!(
+            "SELECT event_type, state, count(*) FROM {} WHERE state IN ('queued', 'running', 'retrying', 'dead')
+             GROUP BY 1, 2",
+            self.inner.table
+        );
+        let unavailable = |err| InboxError::Unavailable(Box::new(err));
+        let mut named = Vec::new();
+        for row in self.query(&sql, &[]).await? {
+            named.push((
+                row.try_get(0).map_err(unavailable)?,
+                row.try_get(1).map_err(unavailable)?,
+                row.try_get(2).map_err(unavailable)?,
+            ));
+        }
+        TypeCounts::from_named_rows(named)
+    }
+
+    async fn activity(
+        &self,
+        start: SystemTime,
+        period: Duration,
+        periods: usize,
+    ) -> Result<Option<Activity>, InboxError> {
+        let mut activity = Activity::new(start, period, periods);
+        let (from, period_ms, until) = activity.span_ms();
+        let t = &self.inner.table;
+        // Completions through the state index, one row a period; failures from the
+        // histories of the rows written since (`{t}_history` holds only those).
+        let done = format!(
+            "SELECT ((extract(epoch from updated_at) * 1000)::bigint - $1) / $3 AS period, count(*) FROM {t}
+             WHERE state = 'done' AND due_at > now() AND updated_at >= {at1} AND updated_at < {at2} GROUP BY 1",
+            at1 = at_millis("$1"),
+            at2 = at_millis("$2"),
+        );
+        let unavailable = |err| InboxError::Unavailable(Box::new(err));
+        for row in self.query(&done, &[&from, &until, &period_ms]).await? {
+            let (period, count): (i64, i64) =
+                (row.try_get(0).map_err(unavailable)?, row.try_get(1).map_err(unavailable)?);
+            activity.add_done(from + period * period_ms, count.unsigned_abs());
+        }
+        let failed = format!("SELECT history FROM {t} WHERE history IS NOT NULL AND updated_at >= {}", at_millis("$1"));
+        for row in self.query(&failed, &[&from]).await? {
+            let history: String = row.try_get(0).map_err(unavailable)?;
+            activity.add_history(&history);
+        }
+        Ok(Some(activity))
     }
 
     async fn history(&self, key: &str) -> Result<Option<History>, InboxError> {

@@ -11,8 +11,9 @@ use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row, Tra
 
 use super::admin::{sql_search, SqlDialect, SqlValue};
 use super::{
-    from_unix_millis, lease_token, unix_millis, Cursor, DeliveryState, Enqueued, Filter, History, HistoryLine, Inbox,
-    InboxAdmin, InboxError, InboxStats, KeyStats, Lease, Leased, NewDelivery, Order, Page, StoredDelivery,
+    from_unix_millis, lease_token, unix_millis, Activity, Cursor, DeliveryState, Enqueued, Filter, History,
+    HistoryLine, Inbox, InboxAdmin, InboxError, InboxStats, KeyStats, Lease, Leased, NewDelivery, Order, Page,
+    StoredDelivery, TypeCounts,
 };
 use crate::backend::millis;
 use crate::backend::sqlite::SqliteFile;
@@ -78,6 +79,7 @@ const ORDER_INDEXES: &str = "
         WHERE state = 'running' AND type_cap IS NOT NULL;
     CREATE INDEX IF NOT EXISTS hookroute_inbox_lease ON hookroute_inbox (due_at, seq) WHERE state = 'running';
     CREATE INDEX IF NOT EXISTS hookroute_inbox_received ON hookroute_inbox (received_at, key);
+    CREATE INDEX IF NOT EXISTS hookroute_inbox_history ON hookroute_inbox (updated_at) WHERE history IS NOT NULL;
 ";
 
 const COLUMNS: &str = "key, event_id, event_type, headers, body, signed_at, state, attempts, last_error, received_at, \
@@ -642,6 +644,52 @@ impl InboxAdmin for SqliteInbox {
         .await
     }
 
+    async fn type_counts(&self) -> Result<Vec<TypeCounts>, InboxError> {
+        let rows: Vec<(String, String, i64)> = self
+            .run(|connection, _| {
+                let mut statement = connection.prepare(
+                    "SELECT event_type, state, count(*) FROM hookroute_inbox
+                     WHERE state IN ('queued', 'running', 'retrying', 'dead') GROUP BY 1, 2",
+                )?;
+                let rows = statement.query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?;
+                rows.collect()
+            })
+            .await?;
+        TypeCounts::from_named_rows(rows)
+    }
+
+    async fn activity(
+        &self,
+        start: SystemTime,
+        period: Duration,
+        periods: usize,
+    ) -> Result<Option<Activity>, InboxError> {
+        let mut activity = Activity::new(start, period, periods);
+        let (from, period_ms, until) = activity.span_ms();
+        let (done, histories): (Vec<(i64, i64)>, Vec<String>) = self
+            .run(move |connection, now| {
+                let mut statement = connection.prepare(
+                    "SELECT (updated_at - ?1) / ?3, count(*) FROM hookroute_inbox
+                     WHERE state = 'done' AND due_at > ?4 AND updated_at >= ?1 AND updated_at < ?2 GROUP BY 1",
+                )?;
+                let done =
+                    statement.query_map(params![from, until, period_ms, now], |row| Ok((row.get(0)?, row.get(1)?)))?;
+                let done = done.collect::<rusqlite::Result<_>>()?;
+                let mut statement = connection
+                    .prepare("SELECT history FROM hookroute_inbox WHERE history IS NOT NULL AND updated_at >= ?1")?;
+                let histories = statement.query_map([from], |row| row.get(0))?.collect::<rusqlite::Result<_>>()?;
+                Ok((done, histories))
+            })
+            .await?;
+        for (period, count) in done {
+            activity.add_done(from + period * period_ms, count.unsigned_abs());
+        }
+        for history in &histories {
+            activity.add_history(history);
+        }
+        Ok(Some(activity))
+    }
+
     async fn history(&self, key: &str) -> Result<Option<History>, InboxError> {
         let key = key.to_owned();
         let text: Option<Option<String>> = self
@@ -673,7 +721,7 @@ impl InboxAdmin for SqliteInbox {
         self.run(move |connection, now| {
             let updated = connection.execute(
                 "UPDATE hookroute_inbox SET state = 'queued', attempts = 0, token = NULL, due_at = ?2, updated_at = ?2,
-                     history = coalesce(history, '') || json_object('replayed', attempts, 'at', ?2) || char(10)
+                     history = coalesce(history, '') || json_object('replayed', attempts, 'at', ?2, 'from', state) || char(10)
                  WHERE key = ?1 AND state IN ('dead', 'retrying', 'queued', 'done')",
                 params![key, now],
             )?;

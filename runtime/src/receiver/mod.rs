@@ -269,6 +269,18 @@ impl<H: WebhookHandlers, S: IdempotencyStore> Receiver<H, S> {
         self.inner.inbox.as_ref().map(|mode| &mode.inbox)
     }
 
+    /// Checks a stored delivery's signature again with this receiver's secrets, as of
+    /// when it arrived (its timestamp against its arrival, not against now): what an
+    /// operator asks of a delivery that looks wrong, or after a secret was rotated.
+    /// Stored headers that no longer read are [`VerifyError::InvalidHeader`].
+    ///
+    /// [`VerifyError::InvalidHeader`]: crate::VerifyError::InvalidHeader
+    pub fn verify_stored(&self, delivery: &crate::inbox::StoredDelivery) -> Result<(), crate::VerifyError> {
+        let headers = crate::inbox::decode_headers(&delivery.headers)
+            .map_err(|_| crate::VerifyError::InvalidHeader("the stored headers"))?;
+        self.inner.provider.verify(&headers, &delivery.body, delivery.received_at).map(|_| ())
+    }
+
     /// Receives one delivery, checked against the clock now.
     pub async fn receive(&self, headers: &HeaderMap, body: &[u8]) -> Outcome {
         self.receive_at(headers, body, SystemTime::now()).await

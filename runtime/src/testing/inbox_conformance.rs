@@ -56,6 +56,7 @@ where
     retry_waits_for_its_delay_and_keeps_the_error(&make().await).await;
     dead_letters_wait_for_a_replay(&make().await).await;
     a_history_numbers_attempts_across_replays(&make().await).await;
+    counts_by_type_and_activity_say_what_happened(&make().await).await;
     release_gives_it_back_unattempted(&make().await).await;
     an_expired_lease_is_taken_over(&make().await).await;
     a_renewed_lease_is_kept(&make().await).await;
@@ -391,10 +392,54 @@ pub async fn a_history_numbers_attempts_across_replays<I: InboxAdmin>(inbox: &I)
         ],
         "{check}"
     );
+    assert_eq!(history.steps[2].from, Some(DeliveryState::Dead), "{check}: replayed from");
     assert!(history.steps.windows(2).all(|pair| pair[0].at <= pair[1].at), "{check}: oldest first");
     assert_eq!(history.latest_attempt(&get(check, inbox, key).await), 3, "{check}: latest attempt");
     let unknown = ok(check, "history", inbox.history("groq:event:unknown").await).unwrap_or_default();
     assert!(unknown.steps.is_empty(), "{check}: history of an unknown key");
+}
+
+/// The counts by type hold each type's queued, running, retrying and dead deliveries;
+/// the activity counts each completion and each failed attempt in its period. (An
+/// inbox whose `activity` is `None` cannot tell: that part is skipped.)
+pub async fn counts_by_type_and_activity_say_what_happened<I: InboxAdmin>(inbox: &I) {
+    let check = "counts_by_type_and_activity_say_what_happened";
+    let deleted = |key| NewDelivery { event_type: "resource.deleted", ..delivery(key) };
+    // c1 done; c2 fails, then fails for good; c3 runs; d1 and d2 wait.
+    for key in ["groq:event:c1", "groq:event:c2"] {
+        enqueue(check, inbox, key).await;
+    }
+    let first = take(check, inbox).await;
+    ok(check, "complete", inbox.complete(&first.lease, LONG).await);
+    let second = take(check, inbox).await;
+    ok(check, "retry", inbox.retry(&second.lease, Duration::from_millis(1), "down").await);
+    tokio::time::sleep(MARGIN).await;
+    let again = take(check, inbox).await;
+    assert_eq!(again.delivery.key, second.delivery.key, "{check}: the retry is due first");
+    ok(check, "dead_letter", inbox.dead_letter(&again.lease, "gone").await);
+    enqueue(check, inbox, "groq:event:c3").await;
+    enqueue_keyed(check, inbox, &deleted("groq:event:d1")).await;
+    enqueue_keyed(check, inbox, &deleted("groq:event:d2")).await;
+    let running = take(check, inbox).await;
+    assert_eq!(running.delivery.key, "groq:event:c3", "{check}");
+    let counts = ok(check, "type_counts", inbox.type_counts().await);
+    let by_type: Vec<(&str, [u64; 4])> = counts
+        .iter()
+        .map(|counted| (counted.event_type.as_str(), [counted.queued, counted.running, counted.retrying, counted.dead]))
+        .collect();
+    assert_eq!(by_type, [("resource.created", [0, 1, 0, 1]), ("resource.deleted", [2, 0, 0, 0])], "{check}");
+    let period = Duration::from_secs(60);
+    let now = std::time::SystemTime::now();
+    let start = now - Duration::from_secs(10 * 60);
+    let Some(activity) = ok(check, "activity", inbox.activity(start, period, 12).await) else { return };
+    assert_eq!((activity.done.len(), activity.failed.len()), (12, 12), "{check}");
+    assert_eq!(activity.done.iter().sum::<u64>(), 1, "{check}: one completion: {activity:?}");
+    assert_eq!(activity.failed.iter().sum::<u64>(), 2, "{check}: two failed attempts: {activity:?}");
+    let later = ok(check, "activity", inbox.activity(now + Duration::from_secs(3600), period, 12).await);
+    assert!(
+        later.is_none_or(|later| later.done.iter().chain(&later.failed).all(|count| *count == 0)),
+        "{check}: nothing happened in the next hour"
+    );
 }
 
 /// A released delivery is due at once and its attempt is not counted.
@@ -894,7 +939,8 @@ macro_rules! inbox_conformance_tests {
         $crate::inbox_conformance_tests!(@checks ($make)
             enqueue_stores_once_exactly_as_received take_leases_the_oldest_due_delivery
             complete_makes_it_done retry_waits_for_its_delay_and_keeps_the_error
-            dead_letters_wait_for_a_replay a_history_numbers_attempts_across_replays release_gives_it_back_unattempted an_expired_lease_is_taken_over
+            dead_letters_wait_for_a_replay a_history_numbers_attempts_across_replays
+            counts_by_type_and_activity_say_what_happened release_gives_it_back_unattempted an_expired_lease_is_taken_over
             a_renewed_lease_is_kept done_is_remembered_for_its_ttl purge_deletes_old_done_records
             stats_count_every_state search_filters_and_pages_newest_first
             a_paused_type_stays_queued_until_resumed);

@@ -2,14 +2,14 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use redis::aio::ConnectionManager;
 use redis::{Script, ScriptInvocation, Value};
 
 use super::{
-    from_unix_millis, lease_token, DeliveryState, Enqueued, History, HistoryLine, Inbox, InboxAdmin, InboxError,
-    InboxStats, Lease, Leased, NewDelivery, StoredDelivery,
+    from_unix_millis, lease_token, unix_millis, Activity, DeliveryState, Enqueued, History, HistoryLine, Inbox,
+    InboxAdmin, InboxError, InboxStats, Lease, Leased, NewDelivery, StoredDelivery,
 };
 use crate::backend::redis::RedisBuilder;
 use crate::backend::{connect_error, millis, nearest_first, within};
@@ -522,6 +522,35 @@ impl InboxAdmin for RedisInbox {
             order_key: fields.get("lane").map(text),
             created_at: from_unix_millis(number(fields.get("created").unwrap_or(field("received_at")))),
         }))
+    }
+
+    /// From the counters of completions and failed attempts the scripts keep a minute
+    /// each for 25 hours (`<prefix>done:<unix minute>`, `<prefix>failed:<unix minute>`).
+    async fn activity(
+        &self,
+        start: SystemTime,
+        period: Duration,
+        periods: usize,
+    ) -> Result<Option<Activity>, InboxError> {
+        let mut activity = Activity::new(start, period, periods);
+        let from = unix_millis(start).div_euclid(60_000);
+        let span = activity.period.as_millis().saturating_mul(periods as u128) / 60_000;
+        let until = from.saturating_add(i64::try_from(span.min(25 * 60)).unwrap_or(0)).saturating_add(1);
+        if until <= from {
+            return Ok(Some(activity));
+        }
+        let mut command = redis::cmd("MGET");
+        for minute in from..until {
+            command.arg(format!("{}done:{minute}", self.prefix)).arg(format!("{}failed:{minute}", self.prefix));
+        }
+        let counts: Vec<Option<u64>> =
+            within(self.timeout, "Redis", command.query_async(&mut self.connection.clone())).await?;
+        for (minute, pair) in (from..until).zip(counts.chunks(2)) {
+            let at = minute * 60_000;
+            activity.add_done(at, pair.first().copied().flatten().unwrap_or(0));
+            activity.add_failed(at, pair.get(1).copied().flatten().unwrap_or(0));
+        }
+        Ok(Some(activity))
     }
 
     async fn history(&self, key: &str) -> Result<Option<History>, InboxError> {

@@ -6,6 +6,15 @@ use redis::Script;
 /// The server's clock in milliseconds, the same for every replica.
 const NOW: &str = "local t = redis.call('TIME') local now = t[1] * 1000 + math.floor(t[2] / 1000)\n";
 
+/// Counts one more completion (`done:`) or failed attempt (`failed:`) in this minute:
+/// `<prefix><what><unix minute>`, kept 25 hours, for the console's chart.
+const MINUTES: &str = r"
+local function count_minute(what)
+  local counter = string.sub(ARGV[1], 1, -3) .. what .. math.floor(now / 60000)
+  if redis.call('INCR', counter) == 1 then redis.call('PEXPIRE', counter, 90000000) end
+end
+";
+
 /// Ordered lanes and type caps (see `Order`). Each key of a delivery with an ordering
 /// key has `<prefix>lp:<key>` (its pending deliveries by creation time, members
 /// `<16-digit arrival>:<record key>`), `<prefix>lr:<key>` (its running ones by lease
@@ -279,6 +288,7 @@ if o[1] then
   redis.call('PEXPIRE', ld, ARGV[4])
 end
 redis.call('HSET', rec, 'state', 'done', 'updated_at', now)
+count_minute('done:')
 redis.call('PEXPIRE', rec, ARGV[4])
 redis.call('ZADD', KEYS[4], now + tonumber(ARGV[4]), ARGV[2])
 redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now)
@@ -307,6 +317,7 @@ return {forgotten, #keys}
 /// `error` (see `HistoryLine`).
 const REMEMBERED: &str = r#"
 local function remembered(rec, outcome, error)
+  count_minute('failed:')
   local f = redis.call('HMGET', rec, 'history', 'attempts')
   return (f[1] or '') .. string.format('{"n":%d,"at":%d,"o":"%s","error":%s}\n', tonumber(f[2]), now, outcome,
     cjson.encode(error))
@@ -362,7 +373,7 @@ elseif state == 'done' then
   redis.call('ZREM', KEYS[4], ARGV[2])
 end
 redis.call('HSET', rec, 'attempts', 0, 'updated_at', now, 'history', (redis.call('HGET', rec, 'history') or '')
-  .. string.format('{"replayed":%d,"at":%d}\n', tonumber(redis.call('HGET', rec, 'attempts')), now))
+  .. string.format('{"replayed":%d,"at":%d,"from":"%s"}\n', tonumber(redis.call('HGET', rec, 'attempts')), now, state))
 local o = order_of(rec)
 if o[1] and (state == 'dead' or state == 'done') then redis.call('ZADD', base .. 'lp:' .. o[1], o[7], o[2]) end
 if state ~= 'queued' then
@@ -477,7 +488,7 @@ impl Scripts {
     pub(super) fn new() -> Self {
         let with_now = |body: &str| Script::new(&format!("{NOW}{body}"));
         let ordered = |body: &str| Script::new(&format!("{NOW}{ORDER}{body}"));
-        let held = |body: &str| Script::new(&format!("{NOW}{ORDER}{HELD}{UNLEASE}{body}"));
+        let held = |body: &str| Script::new(&format!("{NOW}{MINUTES}{ORDER}{HELD}{UNLEASE}{body}"));
         Self {
             enqueue: with_now(ENQUEUE),
             take: ordered(TAKE),
