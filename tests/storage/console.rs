@@ -343,6 +343,28 @@ async fn the_overview_counts_by_type_and_charts_what_happened_and_a_delivery_sho
     served.inbox.enqueue(&stored).await.unwrap();
     let (_, _, page) = served.get("/delivery?key=forged%3Agroq%3Aevent%3Aevt_forged", Some(&cookie)).await;
     assert!(page.contains("data-valid=\"false\">does not verify: "), "{page}");
+
+    // Purge done deliveries completed before a date: none before 2000; a date to come
+    // or one that does not parse is refused; everything done is older than 0 s.
+    let purge = |field: &'static str, value: &'static str| {
+        let (cookie, csrf) = (cookie.clone(), csrf.clone());
+        let served = &served;
+        async move { served.post("/purge", Some(&cookie), &[("csrf", &csrf), (field, value)]).await }
+    };
+    let (status, _, page) = purge("before", "2000-01-01").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("data-count=\"0\">Purged 0 done deliveries completed before 2000-01-01"), "{page}");
+    let (status, _, page) = purge("before", "2999-01-01").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(page.contains("is in the future"), "{page}");
+    let (status, _, page) = purge("before", "last tuesday").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(page.contains("is not a date"), "{page}");
+    let done = served.inbox.stats().await.unwrap().done;
+    assert!(done >= 1);
+    let (_, _, page) = purge("older_than", "0s").await;
+    assert!(page.contains(&format!("data-count=\"{done}\"")), "{page}");
+    assert_eq!(served.inbox.stats().await.unwrap().done, 0);
 }
 
 #[tokio::test]

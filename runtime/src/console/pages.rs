@@ -130,9 +130,17 @@ fn log_in(keys: &Keys, request: &Request) -> Answer {
 }
 
 async fn overview(inbox: &dyn InboxAdmin, request: &Request) -> Result<Answer, Failure> {
-    let stats = inbox.stats().await?;
-    let keys = inbox.key_stats().await?;
-    let paused = inbox.paused().await?;
+    // Each read apart, at once: on PostgreSQL the counts by state and by type each
+    // read the table, on separate connections.
+    let (start, period, periods) = chart_window(SystemTime::now());
+    let (stats, keys, paused, types, activity) = tokio::join!(
+        inbox.stats(),
+        inbox.key_stats(),
+        inbox.paused(),
+        inbox.type_counts(),
+        inbox.activity(start, period, periods)
+    );
+    let (stats, keys, paused, activity) = (stats?, keys?, paused?, activity?);
     let csrf = csrf(request).unwrap_or_default();
     let p = &request.prefix;
     let mut body = format!(
@@ -159,7 +167,7 @@ async fn overview(inbox: &dyn InboxAdmin, request: &Request) -> Result<Answer, F
         "<p>Oldest queued delivery (due longest) has waited: <span id=\"oldest\">{}</span></p>",
         esc(&oldest)
     );
-    match inbox.type_counts().await {
+    match types {
         Ok(counts) => body.push_str(&by_type(p, &counts)),
         Err(err @ InboxError::Unsupported { .. }) => {
             let _ = write!(
@@ -171,8 +179,7 @@ async fn overview(inbox: &dyn InboxAdmin, request: &Request) -> Result<Answer, F
         Err(err) => return Err(err.into()),
     }
     body.push_str("<h2>The last 6 hours</h2>");
-    let (start, period, periods) = chart_window(SystemTime::now());
-    match inbox.activity(start, period, periods).await? {
+    match activity {
         Some(activity) => body.push_str(&chart(&activity)),
         None => body.push_str("<p>This inbox does not count completions and failures over time.</p>"),
     }
@@ -200,11 +207,12 @@ async fn overview(inbox: &dyn InboxAdmin, request: &Request) -> Result<Answer, F
          <label>Event type <input name=\"type\" required></label> <button type=\"submit\">Pause this type</button></form>\
          <h2>Search</h2>{search}\
          <h2>Purge</h2><form method=\"post\" action=\"{p}/purge\"><input type=\"hidden\" name=\"csrf\" value=\"{c}\">\
-         <label>Done deliveries older than <input name=\"older_than\" value=\"7d\" required></label> \
+         <label>Done deliveries completed before <input type=\"date\" name=\"before\" value=\"{week_ago}\" required></label> \
          <button type=\"submit\">Purge done deliveries</button></form>",
         p = esc(p),
         c = esc(csrf),
         search = search_form(request),
+        week_ago = esc(&day_of(SystemTime::now() - Duration::from_secs(7 * 86_400))),
     );
     Ok(Answer::Page(StatusCode::OK, page(p, "Overview", Some(csrf), &body)))
 }
@@ -553,15 +561,37 @@ async fn replay(inbox: &dyn InboxAdmin, request: &Request) -> Result<Answer, Fai
     Ok(Answer::Page(StatusCode::OK, page(&request.prefix, "Replayed", Some(csrf), &body)))
 }
 
+/// `YYYY-MM-DD` of a time, in UTC.
+fn day_of(at: SystemTime) -> String {
+    humantime::format_rfc3339_seconds(at).to_string().chars().take(10).collect()
+}
+
+/// Purges the done deliveries completed before `before` (a date, `2026-12-01`, midnight
+/// UTC; or a time, `2026-12-01T12:00:00Z`), or older than `older_than` (`7d`).
 async fn purge(inbox: &dyn InboxAdmin, request: &Request) -> Result<Answer, Failure> {
-    let text = request.field("older_than").unwrap_or_default();
-    let older_than = humantime::parse_duration(text)
-        .map_err(|err| Failure::BadRequest(format!("`older_than={text}` is not a duration like 7d: {err}")))?;
+    let now = SystemTime::now();
+    let (older_than, said) = match (request.field("before"), request.field("older_than")) {
+        (Some(before), _) => {
+            let time = if before.len() == 10 { format!("{before}T00:00:00Z") } else { before.to_owned() };
+            let at = humantime::parse_rfc3339_weak(&time).map_err(|err| {
+                Failure::BadRequest(format!("`before={before}` is not a date like 2026-12-01: {err}"))
+            })?;
+            let age = now.duration_since(at).map_err(|_| {
+                Failure::BadRequest(format!("`before={before}` is in the future: every done delivery would go"))
+            })?;
+            (age, format!("completed before {before}"))
+        }
+        (None, Some(text)) => {
+            let age = humantime::parse_duration(text)
+                .map_err(|err| Failure::BadRequest(format!("`older_than={text}` is not a duration like 7d: {err}")))?;
+            (age, format!("older than {text}"))
+        }
+        (None, None) => {
+            return Err(Failure::BadRequest("`before` is missing: purge what was done before when?".into()))
+        }
+    };
     let purged = inbox.purge_done(older_than).await?;
-    let body = format!(
-        "<p id=\"purged\" data-count=\"{purged}\">Purged {purged} done deliveries older than {}.</p>",
-        esc(text)
-    );
+    let body = format!("<p id=\"purged\" data-count=\"{purged}\">Purged {purged} done deliveries {}.</p>", esc(&said));
     Ok(Answer::Page(StatusCode::OK, page(&request.prefix, "Purged", csrf(request), &body)))
 }
 

@@ -512,8 +512,9 @@ pub trait InboxAdmin: Inbox {
     }
 
     /// How many deliveries of each event type are queued, running, retrying and dead,
-    /// sorted by type. PostgreSQL, SQLite and memory count them all; the default
-    /// counts among the first 10,000 of each state [`list`](Self::list) reads (Redis).
+    /// sorted by type. Every built-in backend counts them all (Redis by reading every
+    /// record, as its searches do); the default counts among the first 10,000 of each
+    /// state [`list`](Self::list) reads.
     async fn type_counts(&self) -> Result<Vec<TypeCounts>, InboxError> {
         let mut rows = Vec::new();
         for state in [DeliveryState::Queued, DeliveryState::Running, DeliveryState::Retrying, DeliveryState::Dead] {
@@ -524,7 +525,8 @@ pub trait InboxAdmin: Inbox {
 
     /// Deliveries done and attempts failed in each of `periods` periods of `period`
     /// from `start`; `Ok(None)` (the default) when the inbox cannot tell. Completions
-    /// are counted while their records are remembered (the done TTL).
+    /// are counted while their records are kept (the done TTL; Redis keeps its counts
+    /// 25 hours).
     async fn activity(
         &self,
         start: SystemTime,

@@ -571,6 +571,20 @@ fn admin_migration(t: &str) -> String {
                  WHERE state IN ('dead', 'retrying');
              CREATE INDEX IF NOT EXISTS {t}_errors ON {t} (received_at, key) WHERE last_error IS NOT NULL;
            END IF;
+           -- Error text through trigrams (`pg_trgm`, trusted since PostgreSQL 13: a
+           -- database owner may create it): a text no failure has is answered without
+           -- reading every failed row. Where the extension cannot be made, searches
+           -- read `{t}_errors` as before.
+           IF to_regclass('{t}_error_text') IS NULL THEN
+             BEGIN
+               CREATE EXTENSION IF NOT EXISTS pg_trgm;
+               CREATE INDEX IF NOT EXISTS {t}_error_text ON {t} USING gin (last_error gin_trgm_ops)
+                   WHERE last_error IS NOT NULL;
+             EXCEPTION WHEN OTHERS THEN
+               RAISE NOTICE 'hookroute: no trigram index on {t}.last_error (%): error searches read every failed row',
+                   SQLERRM;
+             END;
+           END IF;
          END $do$;"
     )
 }
@@ -817,11 +831,13 @@ impl InboxAdmin for PostgresInbox {
         let mut activity = Activity::new(start, period, periods);
         let (from, period_ms, until) = activity.span_ms();
         let t = &self.inner.table;
-        // Completions through the state index, one row a period; failures from the
+        // Completions through the state index alone (an index-only scan: no `due_at`
+        // check, and `date_part`'s float, 3 times faster than `extract`'s numeric), one
+        // row a period; failures from the
         // histories of the rows written since (`{t}_history` holds only those).
         let done = format!(
-            "SELECT ((extract(epoch from updated_at) * 1000)::bigint - $1) / $3 AS period, count(*) FROM {t}
-             WHERE state = 'done' AND due_at > now() AND updated_at >= {at1} AND updated_at < {at2} GROUP BY 1",
+            "SELECT ((date_part('epoch', updated_at) * 1000)::bigint - $1) / $3 AS period, count(*) FROM {t}
+             WHERE state = 'done' AND updated_at >= {at1} AND updated_at < {at2} GROUP BY 1",
             at1 = at_millis("$1"),
             at2 = at_millis("$2"),
         );

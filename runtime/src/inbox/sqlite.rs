@@ -667,13 +667,13 @@ impl InboxAdmin for SqliteInbox {
         let mut activity = Activity::new(start, period, periods);
         let (from, period_ms, until) = activity.span_ms();
         let (done, histories): (Vec<(i64, i64)>, Vec<String>) = self
-            .run(move |connection, now| {
+            .run(move |connection, _| {
                 let mut statement = connection.prepare(
                     "SELECT (updated_at - ?1) / ?3, count(*) FROM hookroute_inbox
-                     WHERE state = 'done' AND due_at > ?4 AND updated_at >= ?1 AND updated_at < ?2 GROUP BY 1",
+                     WHERE state = 'done' AND updated_at >= ?1 AND updated_at < ?2 GROUP BY 1",
                 )?;
                 let done =
-                    statement.query_map(params![from, until, period_ms, now], |row| Ok((row.get(0)?, row.get(1)?)))?;
+                    statement.query_map(params![from, until, period_ms], |row| Ok((row.get(0)?, row.get(1)?)))?;
                 let done = done.collect::<rusqlite::Result<_>>()?;
                 let mut statement = connection
                     .prepare("SELECT history FROM hookroute_inbox WHERE history IS NOT NULL AND updated_at >= ?1")?;

@@ -8,14 +8,16 @@ use redis::aio::ConnectionManager;
 use redis::{Script, ScriptInvocation, Value};
 
 use super::{
-    from_unix_millis, lease_token, unix_millis, Activity, DeliveryState, Enqueued, History, HistoryLine, Inbox,
-    InboxAdmin, InboxError, InboxStats, Lease, Leased, NewDelivery, StoredDelivery,
+    from_unix_millis, lease_token, unix_millis, Activity, Cursor, DeliveryState, Enqueued, Filter, History,
+    HistoryLine, Inbox, InboxAdmin, InboxError, InboxStats, Lease, Leased, NewDelivery, Page, StoredDelivery,
+    TypeCounts,
 };
 use crate::backend::redis::RedisBuilder;
 use crate::backend::{connect_error, millis, nearest_first, within};
 use crate::store::StoreError;
 
 mod scripts;
+mod search;
 use scripts::Scripts;
 
 /// What every key of a [`RedisInbox`] starts with unless told otherwise.
@@ -464,6 +466,51 @@ impl InboxAdmin for RedisInbox {
             }
         }
         Ok(found)
+    }
+
+    /// Reads every record's searched fields (see the `search` module): linear in the
+    /// records held, whatever the filter.
+    async fn search(&self, filter: &Filter, after: Option<&Cursor>, limit: usize) -> Result<Page, InboxError> {
+        let keep = limit.saturating_add(1);
+        let newest_first =
+            |a: &StoredDelivery, b: &StoredDelivery| (b.received_at, &b.key).cmp(&(a.received_at, &a.key));
+        let mut found = Vec::new();
+        self.scan_matching(filter, after, |delivery| {
+            found.push(delivery);
+            if found.len() >= keep.saturating_mul(4).max(1024) {
+                found.sort_unstable_by(newest_first);
+                found.truncate(keep);
+            }
+        })
+        .await?;
+        found.sort_unstable_by(newest_first);
+        found.truncate(keep);
+        // The page's records whole (one may have expired since: left out).
+        let mut page = Vec::with_capacity(found.len());
+        for summary in found {
+            if let Some(delivery) = self.get(&summary.key).await? {
+                page.push(delivery);
+            }
+        }
+        Ok(Page::of(page, limit))
+    }
+
+    /// One read of every record's searched fields, as a search does.
+    async fn type_counts(&self) -> Result<Vec<TypeCounts>, InboxError> {
+        let mut rows = Vec::new();
+        self.scan_matching(&Filter::default(), None, |delivery| {
+            if delivery.state != DeliveryState::Done {
+                rows.push((delivery.event_type, delivery.state, 1));
+            }
+        })
+        .await?;
+        Ok(TypeCounts::from_rows(rows))
+    }
+
+    async fn count(&self, filter: &Filter) -> Result<u64, InboxError> {
+        let mut counted = 0;
+        self.scan_matching(filter, None, |_| counted += 1).await?;
+        Ok(counted)
     }
 
     async fn pause(&self, event_type: &str) -> Result<bool, InboxError> {
