@@ -189,8 +189,12 @@ async fn the_console_shows_what_the_inbox_holds_escaped_and_its_actions_act() {
     assert_eq!(status, StatusCode::OK);
     assert!(confirm.contains("data-count=\"1\"") && confirm.contains("Replay 1 deliveries"), "{confirm}");
     assert_eq!(served.inbox.stats().await.unwrap().dead, 1, "counting replays nothing");
-    let (_, _, done) =
+    let (status, headers, _) =
         served.post("/replay", Some(&cookie), &[("csrf", &csrf), ("state", "dead"), ("confirm", "yes")]).await;
+    // Post, then redirect: reloading the answer replays nothing.
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(headers.get("location").unwrap(), "/ops/webhooks/replayed?count=1");
+    let (_, _, done) = served.get("/replayed?count=1", Some(&cookie)).await;
     assert!(done.contains("Queued again: 1"), "{done}");
     assert_eq!(served.inbox.stats().await.unwrap().dead, 0);
 
@@ -266,7 +270,7 @@ async fn without_the_token_a_session_or_the_csrf_token_nothing_changes() {
     // A script with the token needs no CSRF token.
     let scripted =
         served.http.post(format!("{}/replay", served.base)).bearer_auth(TOKEN).form(&retry_dead).send().await.unwrap();
-    assert_eq!(scripted.status(), StatusCode::OK);
+    assert_eq!(scripted.status(), StatusCode::SEE_OTHER);
     assert_eq!(dead().await, 0);
 }
 

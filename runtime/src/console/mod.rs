@@ -157,9 +157,19 @@ impl ConsoleBuilder {
         let state =
             Arc::new(Shared { inbox: self.inbox, keys, secure_cookie: self.secure_cookie, verify: self.verify });
         let mut router = Router::new();
-        for path in
-            ["/", "/login", "/logout", "/deliveries", "/delivery", "/replay", "/retry", "/purge", "/pause", "/resume"]
-        {
+        for path in [
+            "/",
+            "/login",
+            "/logout",
+            "/deliveries",
+            "/delivery",
+            "/replay",
+            "/replayed",
+            "/retry",
+            "/purge",
+            "/pause",
+            "/resume",
+        ] {
             router = router.route(path, any(handle));
         }
         Ok(router.fallback(handle).with_state(state))

@@ -66,6 +66,7 @@ pub(super) async fn answer(inbox: &dyn InboxAdmin, keys: &Keys, verify: Option<&
         (&Method::GET, "/delivery") => delivery(inbox, verify, request).await,
         (&Method::POST, "/retry") => retry(inbox, request).await,
         (&Method::POST, "/replay") => replay(inbox, request).await,
+        (&Method::GET, "/replayed") => replayed(request),
         (&Method::POST, "/purge") => purge(inbox, request).await,
         (&Method::POST, "/pause") => switch(inbox, request, true).await,
         (&Method::POST, "/resume") => switch(inbox, request, false).await,
@@ -557,8 +558,17 @@ async fn replay(inbox: &dyn InboxAdmin, request: &Request) -> Result<Answer, Fai
         return Ok(Answer::Page(StatusCode::OK, page(&request.prefix, "Replay?", Some(csrf), &body)));
     }
     let replayed = inbox.replay_matching(&filter, REPLAY_BATCH).await?;
-    let body = format!("<p id=\"replayed\" data-count=\"{replayed}\">Queued again: {replayed}.</p>");
-    Ok(Answer::Page(StatusCode::OK, page(&request.prefix, "Replayed", Some(csrf), &body)))
+    // Post, then redirect: reloading the answer does not replay again.
+    Ok(Answer::SeeOther(format!("{}/replayed?count={replayed}", request.prefix)))
+}
+
+/// What a replay queued again (where its post redirects).
+fn replayed(request: &Request) -> Result<Answer, Failure> {
+    let count = request.query("count").unwrap_or_default();
+    let count: u64 =
+        count.parse().map_err(|_| Failure::BadRequest(format!("`count={count}` is not a number of deliveries")))?;
+    let body = format!("<p id=\"replayed\" data-count=\"{count}\">Queued again: {count}.</p>");
+    Ok(Answer::Page(StatusCode::OK, page(&request.prefix, "Replayed", csrf(request), &body)))
 }
 
 /// `YYYY-MM-DD` of a time, in UTC.
