@@ -107,6 +107,20 @@ async fn settled(inbox: &SqliteInbox, done: u64, dead: u64) {
     }
 }
 
+/// `hookroute inbox --url sqlite:<path> stats --json`, from the binary `cargo test
+/// --workspace` builds beside the examples.
+fn cli_stats(path: &std::path::Path) -> serde_json::Value {
+    let cli = example_path("inbox_receiver").parent().unwrap().parent().unwrap().join("hookroute");
+    assert!(cli.exists(), "{} is built by `cargo test --workspace` (or `cargo build -p hookroute-cli`)", cli.display());
+    let output = Command::new(cli)
+        .args(["inbox", "--url", &format!("sqlite:{}", path.display()), "stats", "--json"])
+        .env_remove("HOOKROUTE_INBOX")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
 async fn rows(client: &Client) -> Vec<String> {
     let mut keys = Vec::new();
     for row in client.find_all(Locator::Css("tr.delivery")).await.unwrap() {
@@ -202,6 +216,11 @@ async fn an_operator_finds_and_replays_dead_letters_in_a_real_browser() {
     for (state, count) in [("queued", stats.queued), ("done", stats.done), ("dead", stats.dead), ("retrying", 0)] {
         let cell = client.find(Locator::Css(&format!("table.counts td[data-state={state}]"))).await.unwrap();
         assert_eq!(cell.text().await.unwrap(), count.to_string(), "{state}");
+    }
+    // And what the command prints, run as an operator would.
+    let printed = cli_stats(&path);
+    for (state, count) in [("queued", stats.queued), ("done", stats.done), ("dead", stats.dead)] {
+        assert_eq!(printed[state].as_u64(), Some(count), "`hookroute inbox stats --json` {state}: {printed}");
     }
     for counted in inbox.type_counts().await.unwrap() {
         let row = format!("#types tr[data-type=\"{}\"]", counted.event_type);
