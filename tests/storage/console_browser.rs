@@ -293,6 +293,7 @@ async fn an_operator_finds_and_replays_dead_letters_in_a_real_browser() {
     assert!(attempts[0].0 == "1" && attempts[0].1.contains("failed for good"), "{attempts:?}");
     assert!(attempts[1].1.contains("replayed by an operator"), "{attempts:?}");
     assert!(attempts[2].0 == "2" && attempts[2].1.contains("done"), "{attempts:?}");
+    assert!(attempts[2].1.contains(" UTC ("), "the done attempt's time: {attempts:?}");
     screenshot(&client, "delivery").await;
     client.close().await.unwrap();
 }

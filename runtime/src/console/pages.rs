@@ -512,7 +512,8 @@ fn attempts(delivery: &StoredDelivery, history: Option<&History>) -> String {
     match current {
         Some(what) if latest > answered => {
             lost_until(&mut row, &mut answered, latest - 1);
-            row(latest.to_string(), "", what, "");
+            let at = history.changed_at.map(when).unwrap_or_default();
+            row(latest.to_string(), &at, what, "");
         }
         _ => lost_until(&mut row, &mut answered, latest),
     }

@@ -266,7 +266,7 @@ impl Activity {
 
     /// Counts the failed attempts of a stored history (see [`HistoryLine`]).
     pub(crate) fn add_history(&mut self, text: &str) {
-        for step in HistoryLine::read(text).steps {
+        for step in HistoryLine::read(text, None).steps {
             if step.kind != StepKind::Replayed {
                 self.add_failed(unix_millis(step.at), 1);
             }
@@ -286,6 +286,9 @@ pub struct History {
     /// How many attempts the delivery had before its last replay: its current
     /// [`attempts`](StoredDelivery::attempts) count on from there.
     pub earlier_attempts: u32,
+    /// When the delivery last changed state: for a done one, when its last attempt
+    /// succeeded; for a running one, when its attempt started.
+    pub changed_at: Option<SystemTime>,
 }
 
 impl History {
@@ -375,9 +378,10 @@ impl HistoryLine {
         text
     }
 
-    /// Reads the lines a backend stored; a line that does not read is left out.
-    pub(crate) fn read(text: &str) -> History {
-        let mut history = History::default();
+    /// Reads the lines a backend stored (a line that does not read is left out), of a
+    /// delivery that last changed state at Unix millisecond `changed_ms`.
+    pub(crate) fn read(text: &str, changed_ms: Option<i64>) -> History {
+        let mut history = History { changed_at: changed_ms.map(super::from_unix_millis), ..History::default() };
         for line in text.lines().filter_map(|line| serde_json::from_str::<Self>(line).ok()) {
             let at = super::from_unix_millis(line.at);
             if let Some(attempts) = line.replayed {
@@ -793,7 +797,8 @@ mod tests {
         text += &HistoryLine::replayed(2, 3_000, DeliveryState::Dead);
         text += "not json\n";
         text += &HistoryLine::failed(1, 4_000, false, "again");
-        let history = HistoryLine::read(&text);
+        let history = HistoryLine::read(&text, Some(5_000));
+        assert_eq!(history.changed_at, Some(SystemTime::UNIX_EPOCH + Duration::from_secs(5)));
         let steps: Vec<(u32, StepKind)> = history.steps.iter().map(|step| (step.attempt, step.kind)).collect();
         assert_eq!(
             steps,

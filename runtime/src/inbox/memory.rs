@@ -522,7 +522,8 @@ impl InboxAdmin for MemoryInbox {
 
     async fn history(&self, key: &str) -> Result<Option<History>, InboxError> {
         let state = self.lock();
-        Ok(Some(state.records.get(key).map(|record| HistoryLine::read(&record.history)).unwrap_or_default()))
+        let read = |record: &Record| HistoryLine::read(&record.history, Some(record.updated_at));
+        Ok(Some(state.records.get(key).map(read).unwrap_or_default()))
     }
 
     async fn list_key(&self, order_key: &str, limit: usize) -> Result<Vec<StoredDelivery>, InboxError> {

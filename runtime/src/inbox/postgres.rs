@@ -201,7 +201,9 @@ impl Statements {
                  ORDER BY updated_at, key LIMIT $2"
             ),
             get: format!("SELECT {COLUMNS} FROM {t} WHERE key = $1"),
-            history: format!("SELECT coalesce(history, '') FROM {t} WHERE key = $1"),
+            history: format!(
+                "SELECT coalesce(history, ''), (date_part('epoch', updated_at) * 1000)::bigint FROM {t} WHERE key = $1"
+            ),
             replay: format!(
                 "UPDATE {t} SET state = 'queued', attempts = 0, token = NULL, due_at = now(), updated_at = now(),
                      history = coalesce(history, '') || json_build_object('replayed', attempts, 'at', {NOW_MS}, 'from', state)::text
@@ -856,10 +858,13 @@ impl InboxAdmin for PostgresInbox {
     }
 
     async fn history(&self, key: &str) -> Result<Option<History>, InboxError> {
-        let rows = self.query(&self.inner.sql.history, &[&key]).await?;
-        let text: Option<String> =
-            rows.first().map(|row| row.try_get(0)).transpose().map_err(|err| InboxError::Unavailable(Box::new(err)))?;
-        Ok(Some(HistoryLine::read(text.as_deref().unwrap_or_default())))
+        let unavailable = |err| InboxError::Unavailable(Box::new(err));
+        let Some(row) = self.query(&self.inner.sql.history, &[&key]).await?.into_iter().next() else {
+            return Ok(Some(History::default()));
+        };
+        let (text, changed): (String, i64) =
+            (row.try_get(0).map_err(unavailable)?, row.try_get(1).map_err(unavailable)?);
+        Ok(Some(HistoryLine::read(&text, Some(changed))))
     }
 
     async fn list_key(&self, order_key: &str, limit: usize) -> Result<Vec<StoredDelivery>, InboxError> {

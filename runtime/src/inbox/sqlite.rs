@@ -692,14 +692,18 @@ impl InboxAdmin for SqliteInbox {
 
     async fn history(&self, key: &str) -> Result<Option<History>, InboxError> {
         let key = key.to_owned();
-        let text: Option<Option<String>> = self
+        let found: Option<(Option<String>, i64)> = self
             .run(move |connection, _| {
                 connection
-                    .query_row("SELECT history FROM hookroute_inbox WHERE key = ?1", [key], |row| row.get(0))
+                    .query_row("SELECT history, updated_at FROM hookroute_inbox WHERE key = ?1", [key], |row| {
+                        Ok((row.get(0)?, row.get(1)?))
+                    })
                     .optional()
             })
             .await?;
-        Ok(Some(HistoryLine::read(text.flatten().as_deref().unwrap_or_default())))
+        Ok(Some(found.map_or_else(History::default, |(text, changed)| {
+            HistoryLine::read(text.as_deref().unwrap_or_default(), Some(changed))
+        })))
     }
 
     async fn list_key(&self, order_key: &str, limit: usize) -> Result<Vec<StoredDelivery>, InboxError> {

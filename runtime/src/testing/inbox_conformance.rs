@@ -393,6 +393,8 @@ pub async fn a_history_numbers_attempts_across_replays<I: InboxAdmin>(inbox: &I)
         "{check}"
     );
     assert_eq!(history.steps[2].from, Some(DeliveryState::Dead), "{check}: replayed from");
+    let last = history.steps.last().map(|step| step.at);
+    assert!(history.changed_at.is_some() && history.changed_at >= last, "{check}: when it last changed state");
     assert!(history.steps.windows(2).all(|pair| pair[0].at <= pair[1].at), "{check}: oldest first");
     assert_eq!(history.latest_attempt(&get(check, inbox, key).await), 3, "{check}: latest attempt");
     let unknown = ok(check, "history", inbox.history("groq:event:unknown").await).unwrap_or_default();

@@ -601,11 +601,11 @@ impl InboxAdmin for RedisInbox {
     }
 
     async fn history(&self, key: &str) -> Result<Option<History>, InboxError> {
-        let mut command = redis::cmd("HGET");
-        command.arg(format!("{}{key}", self.records)).arg("history");
-        let text: Option<String> =
+        let mut command = redis::cmd("HMGET");
+        command.arg(format!("{}{key}", self.records)).arg("history").arg("updated_at");
+        let (text, changed): (Option<String>, Option<i64>) =
             within(self.timeout, "Redis", command.query_async(&mut self.connection.clone())).await?;
-        Ok(Some(HistoryLine::read(text.as_deref().unwrap_or_default())))
+        Ok(Some(HistoryLine::read(text.as_deref().unwrap_or_default(), changed)))
     }
 
     async fn list_key(&self, order_key: &str, limit: usize) -> Result<Vec<StoredDelivery>, InboxError> {
