@@ -78,6 +78,7 @@ where
         a_key_rate_spaces_its_starts(&make().await).await;
         a_stale_delivery_is_superseded(&make().await).await;
         a_delivery_queued_while_its_key_settles_is_taken(&make().await).await;
+        a_search_finds_deliveries_waiting_behind_their_key(&make().await).await;
         concurrent_takes_keep_each_key_in_order(&Arc::new(make().await)).await;
     }
 }
@@ -641,6 +642,26 @@ pub async fn a_key_runs_one_at_a_time_oldest_first<I: InboxAdmin>(inbox: &I) {
     assert_eq!(take(check, inbox).await.delivery.key, "groq:event:k1", "{check}");
 }
 
+/// A search and a count find the deliveries waiting behind their key's running one (a
+/// backend may keep them apart from the ones due), and the counts by type hold them.
+pub async fn a_search_finds_deliveries_waiting_behind_their_key<I: InboxAdmin>(inbox: &I) {
+    let check = "a_search_finds_deliveries_waiting_behind_their_key";
+    for (n, created) in [(1, 1000), (2, 2000), (3, 3000)] {
+        enqueue_keyed(check, inbox, &keyed(&format!("groq:event:w{n}"), "cus_w", created, Limits::NONE)).await;
+    }
+    let running = take(check, inbox).await;
+    assert_eq!(running.delivery.key, "groq:event:w1", "{check}");
+    let waiting = Filter { state: Some(DeliveryState::Queued), order_key: Some("cus_w".into()), ..Filter::default() };
+    let page = ok(check, "search", inbox.search(&waiting, None, 10).await);
+    let mut found: Vec<&str> = page.deliveries.iter().map(|delivery| delivery.key.as_str()).collect();
+    found.sort_unstable();
+    assert_eq!(found, ["groq:event:w2", "groq:event:w3"], "{check}: the queued ones behind the running one");
+    assert_eq!(ok(check, "count", inbox.count(&waiting).await), 2, "{check}: count");
+    let counts = ok(check, "type_counts", inbox.type_counts().await);
+    let created = counts.iter().find(|counted| counted.event_type == "resource.created");
+    assert_eq!(created.map(|counted| (counted.queued, counted.running)), Some((2, 1)), "{check}: by type");
+}
+
 /// A delivery waiting for its retry holds its key: the later ones wait behind it. A
 /// dead letter frees it.
 pub async fn a_retrying_delivery_holds_its_key_and_a_dead_one_frees_it<I: InboxAdmin>(inbox: &I) {
@@ -934,7 +955,8 @@ macro_rules! inbox_conformance_tests {
             a_retry_releasing_its_key_lets_later_ones_run
             an_expired_lease_holds_its_key_until_it_ends in_flight_lets_that_many_of_a_key_run
             a_busy_key_goes_to_the_back_of_the_line a_type_cap_holds_across_keys a_key_rate_spaces_its_starts
-            a_stale_delivery_is_superseded a_delivery_queued_while_its_key_settles_is_taken);
+            a_stale_delivery_is_superseded a_delivery_queued_while_its_key_settles_is_taken
+            a_search_finds_deliveries_waiting_behind_their_key);
         $crate::inbox_conformance_tests!(@shared ($make) concurrent_takes_keep_each_key_in_order);
     };
     ($make:expr) => {
