@@ -347,6 +347,12 @@ async fn the_overview_counts_by_type_and_charts_what_happened_and_a_delivery_sho
     served.inbox.enqueue(&stored).await.unwrap();
     let (_, _, page) = served.get("/delivery?key=forged%3Agroq%3Aevent%3Aevt_forged", Some(&cookie)).await;
     assert!(page.contains("data-valid=\"false\">does not verify: "), "{page}");
+    // One whose payload went after the retention is not called forged.
+    let emptied =
+        NewDelivery { key: "forged:groq:event:evt_emptied", id: "evt_emptied", headers: b"", body: b"", ..stored };
+    served.inbox.enqueue(&emptied).await.unwrap();
+    let (_, _, page) = served.get("/delivery?key=forged%3Agroq%3Aevent%3Aevt_emptied", Some(&cookie)).await;
+    assert!(page.contains("not checked: its payload was dropped"), "{page}");
 
     // Purge done deliveries completed before a date: none before 2000; a date to come
     // or one that does not parse is refused; everything done is older than 0 s.

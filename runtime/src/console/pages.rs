@@ -438,10 +438,14 @@ fn facts(delivery: &StoredDelivery, history: Option<&History>, verify: Option<&V
     }
     rows.push(("Last error", esc(delivery.last_error.as_deref().unwrap_or("none"))));
     // As `hookroute inbox verify` says: the signature as of when it arrived.
-    let signature = match verify.map(|verify| verify(delivery)) {
+    let forgotten = delivery.body.is_empty() && delivery.headers.is_empty();
+    let signature = match verify.filter(|_| !forgotten).map(|verify| verify(delivery)) {
         Some(Ok(())) => "<span id=\"signature\" data-valid=\"true\">verifies (as of when it arrived)</span>".to_owned(),
         Some(Err(why)) => {
             format!("<span id=\"signature\" class=\"error\" data-valid=\"false\">does not verify: {}</span>", esc(&why))
+        }
+        None if forgotten => {
+            "<span id=\"signature\">not checked: its payload was dropped after the payload retention</span>".to_owned()
         }
         None => "<span id=\"signature\">not checked: the console was given no secret (ConsoleBuilder::verifier)</span>"
             .to_owned(),
