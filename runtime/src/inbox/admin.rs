@@ -308,7 +308,8 @@ pub struct Step {
     pub at: SystemTime,
     /// What it was.
     pub kind: StepKind,
-    /// The handler's error, for a failed attempt.
+    /// The handler's error, for a failed attempt: its first 1,000 characters (Redis:
+    /// bytes, cut between two characters). The delivery's `last_error` keeps it whole.
     pub error: Option<String>,
     /// For a replay, the state it was replayed from (`done` after a successful attempt).
     pub from: Option<DeliveryState>,
@@ -337,6 +338,11 @@ impl StepKind {
     }
 }
 
+/// The most characters of an error a history keeps per attempt (the delivery's
+/// `last_error` keeps it whole): a handler failing with a long message many times does
+/// not grow its record without bound.
+pub(crate) const HISTORY_ERROR_CHARS: usize = 1000;
+
 /// How a backend stores a history: one JSON object a line, appended. A failed attempt:
 /// `{"n": <attempt of this schedule>, "at": <unix ms>, "o": "retry" | "dead", "error": …}`;
 /// a replay: `{"replayed": <attempts of the schedule it ends>, "at": <unix ms>, "from":
@@ -362,7 +368,8 @@ impl HistoryLine {
     /// The line of a failed attempt (`dead`: for good).
     pub(crate) fn failed(attempt: u32, at: i64, dead: bool, error: &str) -> String {
         let o = Some(if dead { "dead" } else { "retry" }.to_owned());
-        Self::write(&Self { n: Some(attempt), replayed: None, at, o, error: Some(error.to_owned()), from: None })
+        let error = error.chars().take(HISTORY_ERROR_CHARS).collect();
+        Self::write(&Self { n: Some(attempt), replayed: None, at, o, error: Some(error), from: None })
     }
 
     /// The line of a replay of a delivery in state `from` that had `attempts` in its

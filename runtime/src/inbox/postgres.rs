@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 
-use super::admin::{sql_search, SqlDialect, SqlValue};
+use super::admin::{sql_search, SqlDialect, SqlValue, HISTORY_ERROR_CHARS};
 use super::{
     from_unix_millis, lease_token, Activity, Cursor, DeliveryState, Enqueued, Filter, History, HistoryLine, Inbox,
     InboxAdmin, InboxError, InboxStats, KeyStats, Lease, Leased, NewDelivery, Page, StoredDelivery, TypeCounts,
@@ -113,7 +113,7 @@ impl Statements {
         let failed = |error: &str, outcome: &str| {
             format!(
                 "history = coalesce(history, '') || json_build_object('n', attempts, 'at', {NOW_MS}, 'o', '{outcome}',
-                     'error', {error}::text)::text || E'\\n',"
+                     'error', left({error}::text, {HISTORY_ERROR_CHARS}))::text || E'\\n',"
             )
         };
         let settle = |set: &str| {

@@ -484,7 +484,7 @@ impl Inbox for SqliteInbox {
             lease,
             "UPDATE hookroute_inbox SET state = 'retrying', token = NULL, due_at = ?3, updated_at = ?4,
                  last_error = ?5, history = coalesce(history, '') || json_object('n', attempts, 'at', ?4, 'o', 'retry',
-                     'error', ?5) || char(10)
+                     'error', substr(?5, 1, 1000)) || char(10)
              WHERE key = ?1 AND token = ?2 AND state = 'running' RETURNING seq, order_key",
             move |now| now.saturating_add(delay),
             Some(error),
@@ -498,7 +498,7 @@ impl Inbox for SqliteInbox {
             lease,
             "UPDATE hookroute_inbox SET state = 'retrying', releases = 1, token = NULL, due_at = ?3, updated_at = ?4,
                  last_error = ?5, history = coalesce(history, '') || json_object('n', attempts, 'at', ?4, 'o', 'retry',
-                     'error', ?5) || char(10)
+                     'error', substr(?5, 1, 1000)) || char(10)
              WHERE key = ?1 AND token = ?2 AND state = 'running' RETURNING seq, order_key",
             move |now| now.saturating_add(delay),
             Some(error),
@@ -510,7 +510,7 @@ impl Inbox for SqliteInbox {
         self.settle(
             lease,
             "UPDATE hookroute_inbox SET state = 'dead', token = NULL, due_at = ?3, updated_at = ?4, last_error = ?5,
-                 history = coalesce(history, '') || json_object('n', attempts, 'at', ?4, 'o', 'dead', 'error', ?5)
+                 history = coalesce(history, '') || json_object('n', attempts, 'at', ?4, 'o', 'dead', 'error', substr(?5, 1, 1000))
                      || char(10)
              WHERE key = ?1 AND token = ?2 AND state = 'running' RETURNING seq, order_key",
             |_| i64::MAX,

@@ -379,8 +379,17 @@ pub async fn a_history_numbers_attempts_across_replays<I: InboxAdmin>(inbox: &I)
     assert_eq!(taken.delivery.attempts, 1, "{check}: the schedule starts again after a replay");
     ok(check, "release", inbox.release(&taken.lease).await);
     let taken = take(check, inbox).await;
-    ok(check, "retry", inbox.retry(&taken.lease, LONG, "third").await);
-    let history = ok(check, "history", inbox.history(key).await).unwrap_or_default();
+    // A long error is kept whole as the last error, cut in the history.
+    let long = format!("third {}", "é".repeat(1500));
+    ok(check, "retry", inbox.retry(&taken.lease, LONG, &long).await);
+    assert_eq!(get(check, inbox, key).await.last_error.as_deref(), Some(long.as_str()), "{check}: the last error");
+    let mut history = ok(check, "history", inbox.history(key).await).unwrap_or_default();
+    let kept = history.steps.last_mut().and_then(|step| step.error.replace("third".into())).unwrap_or_default();
+    assert!(
+        long.starts_with(&kept) && (500..=1000).contains(&kept.chars().count()),
+        "{check}: a history keeps at most 1,000 characters of an error, cut between two: {} kept",
+        kept.chars().count()
+    );
     let steps: Vec<(u32, StepKind, Option<&str>)> =
         history.steps.iter().map(|step| (step.attempt, step.kind, step.error.as_deref())).collect();
     assert_eq!(

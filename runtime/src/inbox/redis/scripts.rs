@@ -318,6 +318,12 @@ return {forgotten, #keys}
 const REMEMBERED: &str = r#"
 local function remembered(rec, outcome, error)
   count_minute('failed:')
+  -- At most 1,000 bytes of the error, cut between two UTF-8 characters.
+  if #error > 1000 then
+    local cut = 1001
+    while cut > 1 and string.byte(error, cut) >= 128 and string.byte(error, cut) < 192 do cut = cut - 1 end
+    error = string.sub(error, 1, cut - 1)
+  end
   local f = redis.call('HMGET', rec, 'history', 'attempts')
   return (f[1] or '') .. string.format('{"n":%d,"at":%d,"o":"%s","error":%s}\n', tonumber(f[2]), now, outcome,
     cjson.encode(error))
