@@ -274,6 +274,23 @@ async fn without_the_token_a_session_or_the_csrf_token_nothing_changes() {
     assert_eq!(dead().await, 0);
 }
 
+/// Stores a `resource.created` delivery with id `id`, signed with `secret`, under `key`
+/// straight in `inbox`, behind any receiver's back.
+async fn store_signed(inbox: &dyn Inbox, key: &str, id: &str, secret: &str) {
+    let signed = TestEvent::<Groq>::new("resource.created", serde_json::json!({"id": id})).id(id).sign(secret);
+    let headers = hookroute::inbox::encode_headers(&signed.headers);
+    let new = NewDelivery {
+        key,
+        id,
+        event_type: "resource.created",
+        headers: &headers,
+        body: &signed.body,
+        signed_at: None,
+        order: Order::NONE,
+    };
+    inbox.enqueue(&new).await.unwrap();
+}
+
 /// The `data-attempt` and text of each row of a delivery page's attempts table.
 fn attempt_rows(html: &str) -> Vec<(String, String)> {
     let table = html.split("<table id=\"attempts\">").nth(1).unwrap().split("</table>").next().unwrap();
@@ -332,24 +349,19 @@ async fn the_overview_counts_by_type_and_charts_what_happened_and_a_delivery_sho
     assert!(page.contains("<th>Attempts</th><td>2</td>") && page.contains("still &lt;down&gt;"), "{page}");
 
     // A delivery signed with another secret (stored behind the receiver's back) does not verify.
-    let forged = TestEvent::<Groq>::new("resource.created", serde_json::json!({"id": "r9"})).id("evt_forged");
-    let forged = forged.sign("whsec_someone_else");
-    let headers = hookroute::inbox::encode_headers(&forged.headers);
-    let stored = NewDelivery {
-        key: "forged:groq:event:evt_forged",
-        id: "evt_forged",
-        event_type: "resource.created",
-        headers: &headers,
-        body: &forged.body,
-        signed_at: None,
-        order: Order::NONE,
-    };
-    served.inbox.enqueue(&stored).await.unwrap();
+    store_signed(&*served.inbox, "forged:groq:event:evt_forged", "evt_forged", "whsec_someone_else").await;
     let (_, _, page) = served.get("/delivery?key=forged%3Agroq%3Aevent%3Aevt_forged", Some(&cookie)).await;
     assert!(page.contains("data-valid=\"false\">does not verify: "), "{page}");
     // One whose payload went after the retention is not called forged.
-    let emptied =
-        NewDelivery { key: "forged:groq:event:evt_emptied", id: "evt_emptied", headers: b"", body: b"", ..stored };
+    let emptied = NewDelivery {
+        key: "forged:groq:event:evt_emptied",
+        id: "evt_emptied",
+        event_type: "resource.created",
+        headers: b"",
+        body: b"",
+        signed_at: None,
+        order: Order::NONE,
+    };
     served.inbox.enqueue(&emptied).await.unwrap();
     let (_, _, page) = served.get("/delivery?key=forged%3Agroq%3Aevent%3Aevt_emptied", Some(&cookie)).await;
     assert!(page.contains("not checked: its payload was dropped"), "{page}");
@@ -380,18 +392,7 @@ async fn the_overview_counts_by_type_and_charts_what_happened_and_a_delivery_sho
 #[tokio::test]
 async fn a_console_over_a_queue_that_cannot_list_shows_its_counts_and_says_what_it_cannot() {
     let inbox = MemoryInbox::new();
-    let delivery = TestEvent::<Groq>::new("resource.created", serde_json::json!({"id": "r1"})).id("evt_q").sign(SECRET);
-    let headers = hookroute::inbox::encode_headers(&delivery.headers);
-    let new = NewDelivery {
-        key: "ns:groq:event:evt_q",
-        id: "evt_q",
-        event_type: "resource.created",
-        headers: &headers,
-        body: &delivery.body,
-        signed_at: None,
-        order: Order::NONE,
-    };
-    inbox.enqueue(&new).await.unwrap();
+    store_signed(&inbox, "ns:groq:event:evt_q", "evt_q", SECRET).await;
     let console = Console::builder(QueueOnly(inbox)).token(TOKEN).build().unwrap();
     let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await.unwrap();
     let address = listener.local_addr().unwrap();

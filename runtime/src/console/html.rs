@@ -103,9 +103,14 @@ pub(super) fn button(prefix: &str, action: &str, csrf: &str, fields: &[(&str, &s
     html
 }
 
+/// A time as `2026-12-07 01:02:03 UTC`.
+pub(super) fn stamp(at: SystemTime) -> String {
+    humantime::format_rfc3339_seconds(at).to_string().replace('T', " ").replace('Z', " UTC")
+}
+
 /// A time as `2026-12-07 01:02:03 UTC (4m ago)`.
 pub(super) fn when(at: SystemTime) -> String {
-    let stamp = humantime::format_rfc3339_seconds(at).to_string().replace('T', " ").replace('Z', " UTC");
+    let stamp = stamp(at);
     match SystemTime::now().duration_since(at) {
         Ok(ago) => format!("{stamp} ({} ago)", short(ago)),
         Err(_) => stamp,
@@ -145,7 +150,7 @@ pub(super) fn chart(activity: &Activity) -> String {
     );
     for (index, (done, failed)) in activity.done.iter().zip(&activity.failed).enumerate() {
         let start = activity.start + activity.period * u32::try_from(index).unwrap_or(0);
-        let at = humantime::format_rfc3339_seconds(start).to_string().replace('T', " ").replace('Z', " UTC");
+        let at = stamp(start);
         for (offset, count, colour, what) in [(0, *done, "#4a7ab5", "done"), (bar, *failed, "#c0392b", "failed")] {
             let height = usize::try_from(count.saturating_mul(plot as u64) / highest).unwrap_or(plot);
             let height = if count > 0 { height.max(1) } else { 0 };

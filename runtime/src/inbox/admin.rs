@@ -153,6 +153,12 @@ pub struct Page {
 }
 
 impl Page {
+    /// The order of a search: newest first by the time received, then the key (what a
+    /// [`Cursor`] is a position in), for a backend that sorts what it read.
+    pub fn newest_first(a: &StoredDelivery, b: &StoredDelivery) -> std::cmp::Ordering {
+        (b.received_at, &b.key).cmp(&(a.received_at, &a.key))
+    }
+
     /// The page of `limit` from `found` (newest first, at most `limit + 1` read, the
     /// extra one telling that another page follows).
     pub fn of(mut found: Vec<StoredDelivery>, limit: usize) -> Self {
@@ -346,9 +352,8 @@ pub(crate) const HISTORY_ERROR_CHARS: usize = 1000;
 /// How a backend stores a history: one JSON object a line, appended. A failed attempt:
 /// `{"n": <attempt of this schedule>, "at": <unix ms>, "o": "retry" | "dead", "error": …}`;
 /// a replay: `{"replayed": <attempts of the schedule it ends>, "at": <unix ms>, "from":
-/// <the state it left>}`. A
-/// backend writes them in its own language (SQL's `json_build_object`, Lua's `cjson`);
-/// these read and write them in Rust.
+/// <the state it left>}`. A backend writes them in its own language (SQL's
+/// `json_build_object`, Lua's `cjson`); these read and write them in Rust.
 #[derive(serde::Serialize, serde::Deserialize)]
 pub(crate) struct HistoryLine {
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -431,7 +436,7 @@ pub trait InboxAdmin: Inbox {
                     .filter(|delivery| filter.matches(delivery) && after.is_none_or(|after| after.precedes(delivery))),
             );
         }
-        found.sort_by(|a, b| (b.received_at, &b.key).cmp(&(a.received_at, &a.key)));
+        found.sort_by(Page::newest_first);
         found.truncate(limit.saturating_add(1));
         Ok(Page::of(found, limit))
     }

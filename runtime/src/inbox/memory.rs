@@ -476,7 +476,7 @@ impl InboxAdmin for MemoryInbox {
             .map(|r| &r.delivery)
             .filter(|delivery| filter.matches(delivery) && after.is_none_or(|after| after.precedes(delivery)))
             .collect();
-        found.sort_unstable_by(|a, b| (b.received_at, &b.key).cmp(&(a.received_at, &a.key)));
+        found.sort_unstable_by(|a, b| Page::newest_first(a, b));
         Ok(Page::of(found.into_iter().take(limit.saturating_add(1)).cloned().collect(), limit))
     }
 

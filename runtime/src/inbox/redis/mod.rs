@@ -472,18 +472,16 @@ impl InboxAdmin for RedisInbox {
     /// records held, whatever the filter.
     async fn search(&self, filter: &Filter, after: Option<&Cursor>, limit: usize) -> Result<Page, InboxError> {
         let keep = limit.saturating_add(1);
-        let newest_first =
-            |a: &StoredDelivery, b: &StoredDelivery| (b.received_at, &b.key).cmp(&(a.received_at, &a.key));
         let mut found = Vec::new();
         self.scan_matching(filter, after, |delivery| {
             found.push(delivery);
             if found.len() >= keep.saturating_mul(4).max(1024) {
-                found.sort_unstable_by(newest_first);
+                found.sort_unstable_by(Page::newest_first);
                 found.truncate(keep);
             }
         })
         .await?;
-        found.sort_unstable_by(newest_first);
+        found.sort_unstable_by(Page::newest_first);
         found.truncate(keep);
         // The page's records whole (one may have expired since: left out).
         let mut page = Vec::with_capacity(found.len());

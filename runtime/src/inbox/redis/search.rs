@@ -7,7 +7,7 @@
 
 use redis::Value;
 
-use super::{bytes, number, text, within, RedisInbox};
+use super::{number, text, within, RedisInbox};
 use crate::inbox::{from_unix_millis, Cursor, Filter, InboxError, StoredDelivery};
 
 /// How many keys a `SCAN` asks for at a time.
@@ -68,7 +68,7 @@ impl RedisInbox {
             signed_at: None,
             state,
             attempts: 0,
-            last_error: field(3).map(|value| String::from_utf8_lossy(&bytes(value)).into_owned()),
+            last_error: field(3).map(text),
             received_at: from_unix_millis(received),
             order_key: field(2).map(text),
             created_at: from_unix_millis(field(6).map_or(received, number)),
