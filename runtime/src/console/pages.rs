@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime};
 use http::{HeaderMap, Method, StatusCode};
 
 use super::auth::{csrf_matches, same_origin, Caller, Keys};
-use super::html::{button, chart, esc, home, page, query_value, short, when};
+use super::html::{button, chart, esc, home, page, query_value, short, stamp, when};
 use super::{Answer, Request, Verify};
 use crate::inbox::{
     decode_headers, Cursor, DeliveryState, Filter, History, InboxAdmin, InboxError, StepKind, StoredDelivery,
@@ -469,43 +469,22 @@ fn attempts(delivery: &StoredDelivery, history: Option<&History>) -> String {
         );
     };
     let latest = history.latest_attempt(delivery);
-    let mut html = String::from(
-        "<h2>Attempts</h2><table id=\"attempts\"><tr><th>Attempt</th><th>When</th><th>What</th><th>Error</th></tr>",
-    );
-    let mut row = |attempt: String, at: &str, what: &str, error: &str| {
-        let _ = write!(
-            html,
-            "<tr class=\"attempt\" data-attempt=\"{attempt}\"><td>{attempt}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            esc(at),
-            esc(what),
-            esc(error)
-        );
-    };
-    let lost = "no answer: its worker stopped (crashed, was killed or hung past its lease)";
-    // The highest attempt accounted for; those up to `upto` beyond it left no step:
-    // their workers never answered.
-    let mut answered = 0;
-    let lost_until = |row: &mut dyn FnMut(String, &str, &str, &str), answered: &mut u32, upto: u32| {
-        for attempt in (*answered + 1)..=upto {
-            row(attempt.to_string(), "", lost, "");
-        }
-        *answered = (*answered).max(upto);
-    };
+    let mut rows = AttemptRows { html: String::new(), answered: 0 };
     for step in &history.steps {
         let at = when(step.at);
-        if step.kind == StepKind::Replayed {
-            // A replay of a done delivery follows its successful attempt.
-            if step.from == Some(DeliveryState::Done) && step.attempt > answered {
-                lost_until(&mut row, &mut answered, step.attempt - 1);
-                row(step.attempt.to_string(), "", "done", "");
+        match step.kind {
+            StepKind::Replayed => {
+                // A replay of a done delivery follows its successful attempt.
+                if step.from == Some(DeliveryState::Done) && step.attempt > rows.answered {
+                    rows.attempt(step.attempt, "", "done", "");
+                }
+                rows.lost_until(step.attempt);
+                rows.push("", &at, "replayed by an operator", "");
             }
-            lost_until(&mut row, &mut answered, step.attempt);
-            row(String::new(), &at, "replayed by an operator", "");
-        } else {
-            lost_until(&mut row, &mut answered, step.attempt.saturating_sub(1));
-            let what = if step.kind == StepKind::Dead { "failed for good: dead letter" } else { "failed: retried" };
-            row(step.attempt.to_string(), &at, what, step.error.as_deref().unwrap_or(""));
-            answered = answered.max(step.attempt);
+            kind => {
+                let what = if kind == StepKind::Dead { "failed for good: dead letter" } else { "failed: retried" };
+                rows.attempt(step.attempt, &at, what, step.error.as_deref().unwrap_or(""));
+            }
         }
     }
     let current = match delivery.state {
@@ -514,18 +493,58 @@ fn attempts(delivery: &StoredDelivery, history: Option<&History>) -> String {
         _ => None,
     };
     match current {
-        Some(what) if latest > answered => {
-            lost_until(&mut row, &mut answered, latest - 1);
-            let at = history.changed_at.map(when).unwrap_or_default();
-            row(latest.to_string(), &at, what, "");
+        Some(what) if latest > rows.answered => {
+            rows.attempt(latest, &history.changed_at.map(when).unwrap_or_default(), what, "");
         }
-        _ => lost_until(&mut row, &mut answered, latest),
+        _ => rows.lost_until(latest),
     }
     if matches!(delivery.state, DeliveryState::Queued | DeliveryState::Retrying) {
-        row(format!("{}", latest + 1), "", "next", "");
+        rows.push(&(latest + 1).to_string(), "", "next", "");
     }
-    html.push_str("</table>");
-    html
+    format!(
+        "<h2>Attempts</h2><table id=\"attempts\"><tr><th>Attempt</th><th>When</th><th>What</th><th>Error</th></tr>{}</table>",
+        rows.html
+    )
+}
+
+/// The rows of a delivery's attempts table, each attempt once: one that left no step
+/// before a later one gets a row saying its worker never answered.
+struct AttemptRows {
+    html: String,
+    /// The highest attempt with a row.
+    answered: u32,
+}
+
+impl AttemptRows {
+    fn push(&mut self, attempt: &str, at: &str, what: &str, error: &str) {
+        let _ = write!(
+            self.html,
+            "<tr class=\"attempt\" data-attempt=\"{attempt}\"><td>{attempt}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(at),
+            esc(what),
+            esc(error)
+        );
+    }
+
+    /// Attempt `number`'s row, after the rows of the attempts before it that left none.
+    fn attempt(&mut self, number: u32, at: &str, what: &str, error: &str) {
+        self.lost_until(number.saturating_sub(1));
+        self.push(&number.to_string(), at, what, error);
+        self.answered = self.answered.max(number);
+    }
+
+    /// A row for each attempt up to `upto` not shown yet: its worker never answered.
+    fn lost_until(&mut self, upto: u32) {
+        for number in (self.answered + 1)..=upto {
+            self.push(
+                &number.to_string(),
+                "",
+                "no answer: its worker stopped (crashed, was killed or hung past its lease)",
+                "",
+            );
+        }
+        self.answered = self.answered.max(upto);
+    }
 }
 
 async fn retry(inbox: &dyn InboxAdmin, request: &Request) -> Result<Answer, Failure> {
@@ -578,7 +597,7 @@ fn replayed(request: &Request) -> Result<Answer, Failure> {
 
 /// `YYYY-MM-DD` of a time, in UTC.
 fn day_of(at: SystemTime) -> String {
-    humantime::format_rfc3339_seconds(at).to_string().chars().take(10).collect()
+    stamp(at).chars().take(10).collect()
 }
 
 /// Purges the done deliveries completed before `before` (a date, `2026-12-01`, midnight
@@ -619,4 +638,59 @@ async fn switch(inbox: &dyn InboxAdmin, request: &Request, pause: bool) -> Resul
         inbox.resume(event_type).await?;
     }
     Ok(Answer::SeeOther(home(&request.prefix)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::inbox::HistoryLine;
+
+    fn delivery(state: DeliveryState, attempts: u32) -> StoredDelivery {
+        StoredDelivery {
+            key: "ns:groq:event:evt_1".into(),
+            id: "evt_1".into(),
+            event_type: "resource.created".into(),
+            headers: Vec::new(),
+            body: Vec::new(),
+            signed_at: None,
+            state,
+            attempts,
+            last_error: None,
+            received_at: SystemTime::UNIX_EPOCH,
+            order_key: None,
+            created_at: SystemTime::UNIX_EPOCH,
+        }
+    }
+
+    /// (attempt, what) of each row of the attempts table.
+    fn rows(html: &str) -> Vec<(String, String)> {
+        html.split("<tr class=\"attempt\" data-attempt=\"")
+            .skip(1)
+            .map(|row| {
+                let (number, rest) = row.split_once('"').unwrap();
+                (number.to_owned(), rest.split("<td>").nth(3).unwrap().split('<').next().unwrap().to_owned())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn each_attempt_has_one_row_across_replays() {
+        // Done at attempt 1, replayed, then attempt 2 lost (its worker died), attempt 3 failed, running 4.
+        let mut text = HistoryLine::replayed(1, 1_000, DeliveryState::Done);
+        text += &HistoryLine::failed(2, 3_000, false, "boom");
+        let history = HistoryLine::read(&text, Some(4_000));
+        let html = attempts(&delivery(DeliveryState::Running, 3), Some(&history));
+        let got = rows(&html);
+        let got: Vec<(&str, &str)> = got.iter().map(|(n, what)| (n.as_str(), what.as_str())).collect();
+        assert_eq!(
+            got,
+            [
+                ("1", "done"),
+                ("", "replayed by an operator"),
+                ("2", "no answer: its worker stopped (crashed, was killed or hung past its lease)"),
+                ("3", "failed: retried"),
+                ("4", "running now"),
+            ]
+        );
+    }
 }
