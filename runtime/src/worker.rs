@@ -5,7 +5,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tracing::Instrument as _;
@@ -224,8 +224,13 @@ impl<H: WebhookHandlers, S: IdempotencyStore> Worker<H, S> {
                     Err(_closed) => break,
                 },
             };
+            // Every handler free now gets a delivery from the same round trip.
+            let mut permits_held = vec![permit];
+            while let Ok(more) = Arc::clone(&permits).try_acquire_owned() {
+                permits_held.push(more);
+            }
             let taken = match mode.bound(receiver.namespace()).await {
-                Ok(()) => mode.call("take", mode.inbox.take(settings.lease)).await,
+                Ok(()) => mode.call("take", mode.inbox.take_many(settings.lease, permits_held.len())).await,
                 Err(refused) => Err(refused),
             };
             if taken.is_ok() {
@@ -238,18 +243,14 @@ impl<H: WebhookHandlers, S: IdempotencyStore> Worker<H, S> {
                 }
             }
             match taken {
-                Ok(Some(leased)) => {
-                    let (receiver, aborted) = (receiver.clone(), aborted.clone());
-                    running.spawn(async move {
-                        run_one(&receiver, leased, settings, aborted).await;
-                        drop(permit);
-                    });
+                Ok(taken) if !taken.is_empty() => {
+                    start_each(&mut running, &receiver, taken, permits_held, settings, &aborted).await;
                     while running.try_join_next().is_some() {}
                     continue;
                 }
-                Ok(None) => drop(permit),
+                Ok(_) => drop(permits_held),
                 Err(error) => {
-                    drop(permit);
+                    drop(permits_held);
                     if mode.taking.failed(&error.to_string(), stall_after) {
                         observe::workers_stalled::<H>(receiver.namespace(), true);
                         tracing::error!(
@@ -290,6 +291,32 @@ impl<H: WebhookHandlers, S: IdempotencyStore> Worker<H, S> {
             while running.join_next().await.is_some() {}
         }
         tracing::debug!("inbox worker stopped");
+    }
+}
+
+/// Runs each taken delivery in a task of its own, holding one of `permits`; those
+/// left over go back. An inbox that answered more than there are permits gets the
+/// rest back, unattempted.
+async fn start_each<H: WebhookHandlers, S: IdempotencyStore>(
+    running: &mut JoinSet<()>,
+    receiver: &Receiver<H, S>,
+    mut taken: Vec<Leased>,
+    permits: Vec<OwnedSemaphorePermit>,
+    settings: WorkerSettings,
+    aborted: &watch::Receiver<bool>,
+) {
+    let Some(mode) = receiver.inbox_mode() else { return };
+    for extra in taken.split_off(taken.len().min(permits.len())) {
+        if let Err(error) = mode.call("release", mode.inbox.release(&extra.lease)).await {
+            tracing::warn!(%error, "could not give back a delivery the inbox answered beyond those asked for");
+        }
+    }
+    for (leased, permit) in taken.into_iter().zip(permits) {
+        let (receiver, aborted) = (receiver.clone(), aborted.clone());
+        running.spawn(async move {
+            run_one(&receiver, leased, settings, aborted).await;
+            drop(permit);
+        });
     }
 }
 

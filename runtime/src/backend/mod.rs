@@ -16,6 +16,8 @@ use crate::store::error::StoreError;
 pub const DEFAULT_STORE_TIMEOUT: Duration = Duration::from_secs(2);
 
 #[cfg(feature = "postgres")]
+pub(crate) mod batch;
+#[cfg(feature = "postgres")]
 pub(crate) mod postgres;
 #[cfg(feature = "redis")]
 pub(crate) mod redis;

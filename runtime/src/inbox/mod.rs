@@ -313,6 +313,18 @@ pub trait Inbox: Send + Sync + 'static {
     /// allows.
     async fn take(&self, lease: Duration) -> Result<Option<Leased>, InboxError>;
 
+    /// Leases up to `most` deliveries at once, as [`take`](Self::take) would one after
+    /// another, due longest first: a worker with `most` handlers free asks for that
+    /// many in one round trip. The default takes one.
+    ///
+    /// An inbox that [orders](Self::orders) keeps each delivery's [`Order`] across the
+    /// batch too: never two of one key beyond its `in_flight` (the conformance check
+    /// `a_batched_take_keeps_each_key_in_order` proves it).
+    async fn take_many(&self, lease: Duration, most: usize) -> Result<Vec<Leased>, InboxError> {
+        let _ = most;
+        Ok(self.take(lease).await?.into_iter().collect())
+    }
+
     /// Extends the lease to `lease` from now.
     async fn renew(&self, lease: &Lease, duration: Duration) -> Result<(), InboxError>;
 
@@ -434,6 +446,9 @@ macro_rules! forward_inbox {
             }
             async fn take(&self, lease: Duration) -> Result<Option<Leased>, InboxError> {
                 (**self).take(lease).await
+            }
+            async fn take_many(&self, lease: Duration, most: usize) -> Result<Vec<Leased>, InboxError> {
+                (**self).take_many(lease, most).await
             }
             async fn renew(&self, lease: &Lease, duration: Duration) -> Result<(), InboxError> {
                 (**self).renew(lease, duration).await

@@ -1,5 +1,6 @@
 //! An inbox in PostgreSQL, shared by every replica and worker that points at it.
 
+use std::collections::HashSet;
 use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -12,6 +13,7 @@ use super::{
     from_unix_millis, lease_token, Activity, Cursor, DeliveryState, Enqueued, Filter, History, HistoryLine, Inbox,
     InboxAdmin, InboxError, InboxStats, KeyStats, Lease, Leased, NewDelivery, Page, StoredDelivery, TypeCounts,
 };
+use crate::backend::batch::Batcher;
 use crate::backend::postgres::{check_table, sweep_while_alive, Database, PostgresBuilder};
 use crate::backend::{connect_error, millis, nearest_first};
 
@@ -46,10 +48,17 @@ fn at_millis(at: &str) -> String {
 ///
 /// - **enqueue** is one statement, `INSERT ... ON CONFLICT (key) DO UPDATE ... WHERE
 ///   the row is done and expired RETURNING`: the deduplication and the insert are
-///   one transaction, committed before the receiver answers `202`.
+///   one transaction, committed before the receiver answers `202`. The enqueues of
+///   deliveries without an ordering key that arrive while one is being written are
+///   written together, one statement and one commit for the batch (group commit):
+///   each still answers only once its row is durable.
 /// - **take** is one statement: `UPDATE ... WHERE key = (SELECT key ... WHERE due_at <=
 ///   now() ORDER BY due_at LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING`, so concurrent
-///   workers never wait on, nor take, the same row.
+///   workers never wait on, nor take, the same row. A worker with several handlers
+///   free takes as many at once ([`Inbox::take_many`]): the one a single take would
+///   have, and more of those due without an ordering key or a type cap.
+/// - Completions of deliveries without an ordering key that arrive together are
+///   written in one statement; one with a key, which unparks its key's next, alone.
 /// - Every lease operation updates the row only `WHERE token = $token AND state =
 ///   'running'`, so a worker whose lease ran out cannot touch it any more.
 /// - Done rows past their TTL are deleted every [`sweep_every`] (five minutes by
@@ -80,12 +89,45 @@ struct Inner {
     marks: Database,
     table: String,
     sql: Statements,
+    /// Enqueues without an ordering key, written in batches (group commit).
+    enqueues: Arc<Batcher<Fresh, Result<Enqueued, InboxError>>>,
+    /// Completions of deliveries without an ordering key, written in batches: the
+    /// lease and the done TTL in milliseconds.
+    completes: Arc<Batcher<(Lease, i64), Result<(), InboxError>>>,
+}
+
+/// The most completions one statement writes, and how many are written at once.
+const COMPLETE_BATCH: usize = 256;
+const COMPLETE_WRITERS: usize = 1;
+
+/// The most deliveries one batched enqueue writes.
+const ENQUEUE_BATCH: usize = 256;
+
+/// Batched enqueues written at once: while one waits for its commit to reach the
+/// disk, the next is under way.
+const ENQUEUE_WRITERS: usize = 1;
+
+/// A delivery waiting for a batched enqueue: [`NewDelivery`]'s values, owned.
+struct Fresh {
+    key: String,
+    id: String,
+    event_type: String,
+    headers: Vec<u8>,
+    body: Vec<u8>,
+    signed_at: Option<i64>,
+    created_ms: Option<i64>,
+    in_flight: i32,
+    type_cap: Option<i32>,
+    key_interval: Option<i64>,
 }
 
 /// Every statement, written once for the table.
 struct Statements {
     enqueue: String,
+    enqueue_many: String,
     take: String,
+    take_many: String,
+    complete_many: String,
     renew: String,
     complete: String,
     retry: String,
@@ -123,40 +165,11 @@ impl Statements {
             )
         };
         Self {
-            // A delivery of a key that runs one at a time, behind an older one of its
-            // key still pending, is parked (due at infinity: no take reads it) until
-            // the key's settle unparks it. `FOR SHARE` makes that safe: the lock waits
-            // for a settle of the older one that is under way and then reads its new
-            // state, and a settle that comes after waits for this insert to commit,
-            // so its `{t}_unpark` (a fresh snapshot) sees the parked one. A delivery
-            // of a paused type waits at infinity too, its due time kept in
-            // `paused_due` (the `FOR SHARE` on the pause makes `resume` see it).
-            enqueue: format!(
-                "WITH ahead AS (SELECT 1 FROM {t} o WHERE $9 = 1 AND o.order_key = $7
-                                  AND o.state IN ('queued', 'retrying', 'running')
-                                  AND o.created_ms <= coalesce($8, {NOW_MS})
-                                  AND NOT (o.state = 'retrying' AND o.releases AND o.due_at > now())
-                                ORDER BY o.order_key, o.created_ms, o.seq LIMIT 1 FOR SHARE),
-                      paused AS (SELECT 1 FROM {t}_paused WHERE event_type = $3 FOR SHARE),
-                      due AS (SELECT CASE WHEN EXISTS (SELECT 1 FROM ahead) THEN 'infinity'::timestamptz
-                                          ELSE now() END AS at)
-                 INSERT INTO {t} (key, event_id, event_type, headers, body, signed_at, state, attempts, due_at,
-                     received_at, updated_at, order_key, created_ms, in_flight, type_cap, key_interval, paused_due)
-                 VALUES ($1, $2, $3, $4, $5, $6, 'queued', 0,
-                     CASE WHEN EXISTS (SELECT 1 FROM paused) THEN 'infinity' ELSE (SELECT at FROM due) END,
-                     {RECEIVED}, now(), $7, coalesce($8, {NOW_MS}), $9, $10, $11,
-                     CASE WHEN EXISTS (SELECT 1 FROM paused) THEN (SELECT at FROM due) END)
-                 ON CONFLICT (key) DO UPDATE SET event_id = excluded.event_id, event_type = excluded.event_type,
-                     headers = excluded.headers, body = excluded.body, signed_at = excluded.signed_at,
-                     state = 'queued', attempts = 0, due_at = excluded.due_at, token = NULL, last_error = NULL,
-                     received_at = {RECEIVED}, updated_at = now(), order_key = excluded.order_key,
-                     created_ms = excluded.created_ms, in_flight = excluded.in_flight, type_cap = excluded.type_cap,
-                     key_interval = excluded.key_interval, started_at = NULL, paused_due = excluded.paused_due,
-                     history = NULL
-                   WHERE {t}.state = 'done' AND {t}.due_at <= now()
-                 RETURNING 1"
-            ),
-            take: take_statement(t),
+            enqueue: enqueue_statement(t),
+            enqueue_many: enqueue_many_statement(t),
+            take: take_statement(t, false),
+            take_many: take_statement(t, true),
+            complete_many: complete_many_statement(t),
             renew: format!("UPDATE {t} SET due_at = now() + $3::bigint * interval '1 millisecond' {held}"),
             complete: settle(
                 "state = 'done', token = NULL, due_at = now() + $3::bigint * interval '1 millisecond',
@@ -219,9 +232,92 @@ impl Statements {
     }
 }
 
+/// The enqueue of one delivery with an ordering key (those without one go in
+/// batches: [`enqueue_many_statement`]).
+///
+/// A delivery of a key that runs one at a time, behind an older one of its
+/// key still pending, is parked (due at infinity: no take reads it) until
+/// the key's settle unparks it. `FOR SHARE` makes that safe: the lock waits
+/// for a settle of the older one that is under way and then reads its new
+/// state, and a settle that comes after waits for this insert to commit,
+/// so its `{t}_unpark` (a fresh snapshot) sees the parked one. A delivery
+/// of a paused type waits at infinity too, its due time kept in
+/// `paused_due` (the `FOR SHARE` on the pause makes `resume` see it).
+fn enqueue_statement(t: &str) -> String {
+    format!(
+        "WITH ahead AS (SELECT 1 FROM {t} o WHERE $9 = 1 AND o.order_key = $7
+                          AND o.state IN ('queued', 'retrying', 'running')
+                          AND o.created_ms <= coalesce($8, {NOW_MS})
+                          AND NOT (o.state = 'retrying' AND o.releases AND o.due_at > now())
+                        ORDER BY o.order_key, o.created_ms, o.seq LIMIT 1 FOR SHARE),
+              paused AS (SELECT 1 FROM {t}_paused WHERE event_type = $3 FOR SHARE),
+              due AS (SELECT CASE WHEN EXISTS (SELECT 1 FROM ahead) THEN 'infinity'::timestamptz
+                                  ELSE now() END AS at)
+         INSERT INTO {t} (key, event_id, event_type, headers, body, signed_at, state, attempts, due_at,
+             received_at, updated_at, order_key, created_ms, in_flight, type_cap, key_interval, paused_due)
+         VALUES ($1, $2, $3, $4, $5, $6, 'queued', 0,
+             CASE WHEN EXISTS (SELECT 1 FROM paused) THEN 'infinity' ELSE (SELECT at FROM due) END,
+             {RECEIVED}, now(), $7, coalesce($8, {NOW_MS}), $9, $10, $11,
+             CASE WHEN EXISTS (SELECT 1 FROM paused) THEN (SELECT at FROM due) END)
+         ON CONFLICT (key) DO UPDATE SET event_id = excluded.event_id, event_type = excluded.event_type,
+             headers = excluded.headers, body = excluded.body, signed_at = excluded.signed_at,
+             state = 'queued', attempts = 0, due_at = excluded.due_at, token = NULL, last_error = NULL,
+             received_at = {RECEIVED}, updated_at = now(), order_key = excluded.order_key,
+             created_ms = excluded.created_ms, in_flight = excluded.in_flight, type_cap = excluded.type_cap,
+             key_interval = excluded.key_interval, started_at = NULL, paused_due = excluded.paused_due,
+             history = NULL
+           WHERE {t}.state = 'done' AND {t}.due_at <= now()
+         RETURNING 1"
+    )
+}
+
+/// The enqueue of a batch of deliveries without an ordering key (no key's line to
+/// wait in): one row each, in one statement and one commit. Parameters are arrays,
+/// one element a delivery, keys distinct; answers the keys stored. Rows go in in key
+/// order, so two batches inserting the same keys at once wait for each other in one
+/// order and never deadlock.
+fn enqueue_many_statement(t: &str) -> String {
+    format!(
+        "WITH i AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[], $5::bytea[], $6::bigint[],
+                        $7::bigint[], $8::integer[], $9::integer[], $10::bigint[])
+                      AS i(key, event_id, event_type, headers, body, signed_at, created_ms, in_flight, type_cap,
+                           key_interval)),
+              paused AS (SELECT event_type FROM {t}_paused WHERE event_type = ANY($3::text[]) FOR SHARE)
+         INSERT INTO {t} (key, event_id, event_type, headers, body, signed_at, state, attempts, due_at,
+             received_at, updated_at, order_key, created_ms, in_flight, type_cap, key_interval, paused_due)
+         SELECT i.key, i.event_id, i.event_type, i.headers, i.body, i.signed_at, 'queued', 0,
+             CASE WHEN i.event_type IN (SELECT event_type FROM paused) THEN 'infinity' ELSE now() END,
+             {RECEIVED}, now(), NULL, coalesce(i.created_ms, {NOW_MS}), i.in_flight, i.type_cap, i.key_interval,
+             CASE WHEN i.event_type IN (SELECT event_type FROM paused) THEN now() END
+         FROM i ORDER BY i.key
+         ON CONFLICT (key) DO UPDATE SET event_id = excluded.event_id, event_type = excluded.event_type,
+             headers = excluded.headers, body = excluded.body, signed_at = excluded.signed_at,
+             state = 'queued', attempts = 0, due_at = excluded.due_at, token = NULL, last_error = NULL,
+             received_at = {RECEIVED}, updated_at = now(), order_key = NULL,
+             created_ms = excluded.created_ms, in_flight = excluded.in_flight, type_cap = excluded.type_cap,
+             key_interval = excluded.key_interval, started_at = NULL, paused_due = excluded.paused_due,
+             history = NULL
+           WHERE {t}.state = 'done' AND {t}.due_at <= now()
+         RETURNING key"
+    )
+}
+
+/// The completion of a batch of leased deliveries without an ordering key (no key's
+/// next to unpark): parameters are arrays of keys, tokens and done TTLs in
+/// milliseconds; answers the keys marked done.
+fn complete_many_statement(t: &str) -> String {
+    format!(
+        "UPDATE {t} SET state = 'done', token = NULL, due_at = now() + l.ttl * interval '1 millisecond',
+             updated_at = now()
+         FROM unnest($1::text[], $2::text[], $3::bigint[]) AS l(key, token, ttl)
+         WHERE {t}.key = l.key AND {t}.token = l.token AND {t}.state = 'running' AND {t}.order_key IS NULL
+         RETURNING {t}.key"
+    )
+}
+
 /// The take: an expired lease first, then the delivery due longest, among those their
 /// ordering key and limits let run.
-fn take_statement(t: &str) -> String {
+fn take_statement(t: &str, batch: bool) -> String {
     // An expired lease first: its delivery is the oldest, and with an ordering
     // key it holds the key until taken again. Then the delivery due longest. A
     // key's backlog is parked at enqueue, so the rows a take reads are mostly ones
@@ -247,18 +343,38 @@ fn take_statement(t: &str) -> String {
     // became due while its type was being paused (a retry, a replay, an enqueue racing
     // the pause). An expired lease is taken over whatever its type.
     let unpaused = format!("AND r.event_type <> ALL (ARRAY(SELECT event_type FROM {t}_paused))");
+    let first = format!("coalesce(({}), ({}))", next("'running'", ""), next("'queued', 'retrying'", &unpaused));
+    // With `$3`: as many more as that of the due deliveries without a key or a cap,
+    // which no rule holds back (a keyed one, never more than one a take, still has its
+    // key's rules decided alone). The first may be among them: at most `$3 + 1` in all.
+    let (more, which) = if batch {
+        (
+            format!(
+                "WITH more AS MATERIALIZED (SELECT key FROM {t} r WHERE state IN ('queued', 'retrying')
+                   AND due_at <= now() AND order_key IS NULL AND type_cap IS NULL {unpaused}
+                 ORDER BY due_at LIMIT $3 FOR UPDATE SKIP LOCKED)"
+            ),
+            format!("key IN (SELECT {first} UNION ALL SELECT key FROM more)"),
+        )
+    } else {
+        (String::new(), format!("key = {first}"))
+    };
+    // The lease token of a keyed delivery says so (`lane-`): its settle unparks the
+    // key's next one, alone, while the others are settled in batches.
     format!(
-        "UPDATE {t} SET state = 'running', attempts = attempts + 1, token = $1,
+        "{more} UPDATE {t} SET state = 'running', attempts = attempts + 1,
+             token = CASE WHEN order_key IS NULL THEN $1 ELSE '{LANE_TOKEN}' || $1 END,
              due_at = now() + $2::bigint * interval '1 millisecond', updated_at = now(), started_at = now(),
              releases = false
-         WHERE key = coalesce(({}), ({}))
+         WHERE {which}
          RETURNING {COLUMNS}, order_key IS NOT NULL AND EXISTS (SELECT 1 FROM {t} d
              WHERE d.order_key = {t}.order_key AND d.state = 'done' AND d.due_at > now()
-               AND d.created_ms > {t}.created_ms)",
-        next("'running'", ""),
-        next("'queued', 'retrying'", &unpaused)
+               AND d.created_ms > {t}.created_ms), token"
     )
 }
+
+/// How the lease token of a delivery with an ordering key begins.
+const LANE_TOKEN: &str = "lane-";
 
 impl fmt::Debug for PostgresInbox {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -358,10 +474,12 @@ impl PostgresInboxBuilder {
             &url,
             timeout,
             pool_size,
-            Some("-c synchronous_commit=off -c enable_bitmapscan=off"),
+            Some("-c synchronous_commit=off -c enable_bitmapscan=off -c plan_cache_mode=force_generic_plan"),
         )?;
         let failed = |err: InboxError| connect_error("PostgreSQL", target.clone(), err);
-        let inner = Arc::new(Inner { db, marks, sql: Statements::new(&table), table });
+        let enqueues = Arc::new(Batcher::new(ENQUEUE_BATCH, ENQUEUE_WRITERS));
+        let completes = Arc::new(Batcher::new(COMPLETE_BATCH, COMPLETE_WRITERS));
+        let inner = Arc::new(Inner { db, marks, sql: Statements::new(&table), table, enqueues, completes });
         let migration = format!(
             "BEGIN;
              SELECT pg_advisory_xact_lock({MIGRATION_LOCK});
@@ -410,6 +528,72 @@ impl PostgresInboxBuilder {
 }
 
 impl Inner {
+    /// Stores a batch of deliveries without ordering keys in one statement and one
+    /// commit, and answers each: a key met earlier in the batch is a duplicate of it.
+    async fn enqueue_many(&self, batch: Vec<Fresh>) -> Vec<Result<Enqueued, InboxError>> {
+        let mut seen = HashSet::with_capacity(batch.len());
+        let first: Vec<bool> = batch.iter().map(|fresh| seen.insert(fresh.key.as_str())).collect();
+        let written = || batch.iter().zip(&first).filter(|(_, &first)| first).map(|(fresh, _)| fresh);
+        let keys: Vec<&str> = written().map(|fresh| fresh.key.as_str()).collect();
+        let ids: Vec<&str> = written().map(|fresh| fresh.id.as_str()).collect();
+        let types: Vec<&str> = written().map(|fresh| fresh.event_type.as_str()).collect();
+        let headers: Vec<&[u8]> = written().map(|fresh| fresh.headers.as_slice()).collect();
+        let bodies: Vec<&[u8]> = written().map(|fresh| fresh.body.as_slice()).collect();
+        let signed_at: Vec<Option<i64>> = written().map(|fresh| fresh.signed_at).collect();
+        let created: Vec<Option<i64>> = written().map(|fresh| fresh.created_ms).collect();
+        let in_flight: Vec<i32> = written().map(|fresh| fresh.in_flight).collect();
+        let type_cap: Vec<Option<i32>> = written().map(|fresh| fresh.type_cap).collect();
+        let key_interval: Vec<Option<i64>> = written().map(|fresh| fresh.key_interval).collect();
+        let stored = self
+            .db
+            .query(
+                &self.sql.enqueue_many,
+                &[&keys, &ids, &types, &headers, &bodies, &signed_at, &created, &in_flight, &type_cap, &key_interval],
+            )
+            .await;
+        let stored: HashSet<String> = match stored {
+            Ok(rows) => rows.iter().filter_map(|row| row.try_get(0).ok()).collect(),
+            Err(error) => {
+                let message = error.to_string();
+                return batch.iter().map(|_| Err(InboxError::Unavailable(message.clone().into()))).collect();
+            }
+        };
+        batch
+            .iter()
+            .zip(first)
+            .map(|(fresh, first)| {
+                Ok(if first && stored.contains(&fresh.key) { Enqueued::Queued } else { Enqueued::Duplicate })
+            })
+            .collect()
+    }
+
+    /// Marks a batch of leased deliveries without ordering keys done in one statement;
+    /// a lease the batch did not settle is answered [`InboxError::ClaimLost`].
+    async fn complete_many(&self, batch: Vec<(Lease, i64)>) -> Vec<Result<(), InboxError>> {
+        let keys: Vec<&str> = batch.iter().map(|(lease, _)| lease.key()).collect();
+        let tokens: Vec<&str> = batch.iter().map(|(lease, _)| lease.token()).collect();
+        let ttls: Vec<i64> = batch.iter().map(|(_, ttl)| *ttl).collect();
+        let done: HashSet<String> = match self.marks.query(&self.sql.complete_many, &[&keys, &tokens, &ttls]).await {
+            Ok(rows) => rows.iter().filter_map(|row| row.try_get(0).ok()).collect(),
+            Err(error) => {
+                let message = error.to_string();
+                return batch.iter().map(|_| Err(InboxError::Unavailable(message.clone().into()))).collect();
+            }
+        };
+        // A lease given twice in one batch is settled once.
+        let mut answered = HashSet::with_capacity(batch.len());
+        batch
+            .iter()
+            .map(|(lease, _)| {
+                if done.contains(lease.key()) && answered.insert(lease.key()) {
+                    Ok(())
+                } else {
+                    Err(InboxError::ClaimLost { key: lease.key().to_owned() })
+                }
+            })
+            .collect()
+    }
+
     /// Whether a table of that name exists (in the search path).
     async fn exists(&self, table: &str) -> Result<bool, InboxError> {
         let found = self.db.query("SELECT to_regclass($1)::text", &[&table]).await?;
@@ -497,8 +681,11 @@ fn order_migration(t: &str) -> String {
                                         WHEN due_at = 'infinity' THEN now() ELSE greatest(due_at, now()) END,
                           paused_due = CASE WHEN paused_due IS NULL THEN NULL
                                             WHEN paused_due = 'infinity' THEN now() ELSE greatest(paused_due, now()) END
+           -- One already due is passed over: an earlier settle unparked it, and it waits
+           -- for a take (two settles of a key that runs two at once unpark two).
            WHERE key = (SELECT o.key FROM {t} o WHERE o.order_key = p_lane AND o.state IN ('queued', 'retrying')
-                          AND o.key <> p_k AND NOT (o.state = 'retrying' AND o.releases AND o.due_at > now())
+                          AND o.key <> p_k AND o.due_at > now()
+                          AND NOT (o.state = 'retrying' AND o.releases AND o.due_at > now())
                         ORDER BY o.order_key, o.created_ms, o.seq LIMIT 1);
            RETURN true;
          END
@@ -591,6 +778,15 @@ fn admin_migration(t: &str) -> String {
     )
 }
 
+/// A row a take answered: [`read`]'s columns, whether it is superseded, its token.
+fn leased(row: &Row) -> Result<Leased, InboxError> {
+    let unavailable = |err: tokio_postgres::Error| InboxError::Unavailable(Box::new(err));
+    let delivery = read(row)?;
+    let superseded = row.try_get(12).map_err(unavailable)?;
+    let token: String = row.try_get(13).map_err(unavailable)?;
+    Ok(Leased { lease: Lease::new(delivery.key.clone(), token), delivery, superseded })
+}
+
 fn read(row: &Row) -> Result<StoredDelivery, InboxError> {
     let unavailable = |err: tokio_postgres::Error| InboxError::Unavailable(Box::new(err));
     let state: String = row.try_get(6).map_err(unavailable)?;
@@ -666,6 +862,29 @@ impl Inbox for PostgresInbox {
         let in_flight = i32::try_from(order.limits.in_flight.max(1)).unwrap_or(i32::MAX);
         let type_cap = order.limits.type_concurrency.map(|cap| i32::try_from(cap.max(1)).unwrap_or(i32::MAX));
         let key_interval = order.limits.key_interval_ms.map(|every| i64::try_from(every).unwrap_or(i64::MAX));
+        if order.key.is_none() {
+            // No key's line to wait in: written with the others arriving now.
+            let fresh = Fresh {
+                key: delivery.key.to_owned(),
+                id: delivery.id.to_owned(),
+                event_type: delivery.event_type.to_owned(),
+                headers: delivery.headers.to_vec(),
+                body: delivery.body.to_vec(),
+                signed_at,
+                created_ms,
+                in_flight,
+                type_cap,
+                key_interval,
+            };
+            let inner = Arc::clone(&self.inner);
+            let write = move |batch| {
+                let inner = Arc::clone(&inner);
+                async move { inner.enqueue_many(batch).await }
+            };
+            return self.inner.enqueues.submit(fresh, write).await.unwrap_or_else(|| {
+                Err(InboxError::Unavailable("the batched enqueue stopped without an answer".into()))
+            });
+        }
         let rows = self
             .query(
                 &self.inner.sql.enqueue,
@@ -688,12 +907,20 @@ impl Inbox for PostgresInbox {
     }
 
     async fn take(&self, lease: Duration) -> Result<Option<Leased>, InboxError> {
-        let token = lease_token();
-        let rows = self.inner.marks.query(&self.inner.sql.take, &[&token, &millis(lease)]).await?;
-        let Some(row) = rows.first() else { return Ok(None) };
-        let delivery = read(row)?;
-        let superseded = row.try_get(12).map_err(|err| InboxError::Unavailable(Box::new(err)))?;
-        Ok(Some(Leased { lease: Lease::new(delivery.key.clone(), token), delivery, superseded }))
+        let rows = self.inner.marks.query(&self.inner.sql.take, &[&lease_token(), &millis(lease)]).await?;
+        rows.first().map(leased).transpose()
+    }
+
+    async fn take_many(&self, lease: Duration, most: usize) -> Result<Vec<Leased>, InboxError> {
+        if most <= 1 {
+            return Ok(self.take(lease).await?.into_iter().collect());
+        }
+        let more = i64::try_from(most - 1).unwrap_or(i64::MAX);
+        let rows = self.inner.marks.query(&self.inner.sql.take_many, &[&lease_token(), &millis(lease), &more]).await?;
+        let mut taken = rows.iter().map(leased).collect::<Result<Vec<_>, _>>()?;
+        // Due longest first, as one take at a time would have them.
+        taken.sort_by_key(|leased| leased.delivery.received_at);
+        Ok(taken)
     }
 
     async fn renew(&self, lease: &Lease, duration: Duration) -> Result<(), InboxError> {
@@ -701,7 +928,27 @@ impl Inbox for PostgresInbox {
     }
 
     async fn complete(&self, lease: &Lease, ttl: Duration) -> Result<(), InboxError> {
-        self.held(lease, &self.inner.sql.complete, &[&millis(ttl)]).await
+        if lease.token().starts_with(LANE_TOKEN) {
+            // Its key's next delivery is unparked with it: alone.
+            return self.held(lease, &self.inner.sql.complete, &[&millis(ttl)]).await;
+        }
+        let inner = Arc::clone(&self.inner);
+        let write = move |batch| {
+            let inner = Arc::clone(&inner);
+            async move { inner.complete_many(batch).await }
+        };
+        let completed = self.inner.completes.submit((lease.clone(), millis(ttl)), write).await;
+        match completed {
+            Some(Ok(())) => Ok(()),
+            // Not among the batch's rows: a lease that is lost, or one the batch does not
+            // settle (a keyed delivery leased before `lane-` tokens); the single
+            // statement decides which.
+            Some(Err(InboxError::ClaimLost { .. })) => {
+                self.held(lease, &self.inner.sql.complete, &[&millis(ttl)]).await
+            }
+            Some(Err(error)) => Err(error),
+            None => Err(InboxError::Unavailable("the batched completion stopped without an answer".into())),
+        }
     }
 
     async fn retry(&self, lease: &Lease, delay: Duration, error: &str) -> Result<(), InboxError> {

@@ -66,6 +66,7 @@ where
     search_filters_and_pages_newest_first(&make().await).await;
     a_paused_type_stays_queued_until_resumed(&make().await).await;
     concurrent_takes_lease_each_once(&Arc::new(make().await)).await;
+    batched_takes_lease_each_once_and_keep_pauses(&Arc::new(make().await)).await;
     let probe = make().await;
     if probe.orders() {
         a_key_runs_one_at_a_time_oldest_first(&probe).await;
@@ -79,6 +80,7 @@ where
         a_stale_delivery_is_superseded(&make().await).await;
         a_delivery_queued_while_its_key_settles_is_taken(&make().await).await;
         a_search_finds_deliveries_waiting_behind_their_key(&make().await).await;
+        a_batched_take_keeps_each_key_in_order(&make().await).await;
         concurrent_takes_keep_each_key_in_order(&Arc::new(make().await)).await;
     }
 }
@@ -599,16 +601,83 @@ pub async fn concurrent_takes_lease_each_once<I: InboxAdmin>(inbox: &Arc<I>) {
             })
         })
         .collect();
+    each_taken_once(check, workers, &seen).await;
+    assert_eq!(ok(check, "stats", inbox.stats().await).done, MANY as u64, "{check}");
+}
+
+/// [`Inbox::take_many`] from [`RACERS`] workers at once, completing what they took
+/// concurrently: each delivery is leased once, no answer holds more than was asked,
+/// and a paused type's delivery is never taken. (An inbox whose `pause` is
+/// [`InboxError::Unsupported`] checks the rest.)
+pub async fn batched_takes_lease_each_once_and_keep_pauses<I: InboxAdmin>(inbox: &Arc<I>) {
+    let check = "batched_takes_lease_each_once_and_keep_pauses";
+    let pauses = match inbox.pause("resource.paused").await {
+        Ok(paused) => paused,
+        Err(InboxError::Unsupported { .. }) => false,
+        Err(error) => panic!("inbox conformance `{check}`: pause failed: {error}"),
+    };
+    if pauses {
+        let held_back = NewDelivery { event_type: "resource.paused", ..delivery("groq:event:paused") };
+        assert_eq!(ok(check, "enqueue", inbox.enqueue(&held_back).await), Enqueued::Queued, "{check}");
+    }
+    for n in 0..MANY {
+        enqueue(check, &**inbox, &format!("groq:event:many_{n}")).await;
+    }
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let workers: Vec<_> = (0..RACERS)
+        .map(|racer| {
+            let (inbox, seen) = (Arc::clone(inbox), Arc::clone(&seen));
+            let most = 1 + racer % 8;
+            tokio::spawn(async move {
+                loop {
+                    let taken = inbox.take_many(LONG, most).await.expect("take_many");
+                    assert!(taken.len() <= most, "took {} when {most} were asked for", taken.len());
+                    if taken.is_empty() {
+                        return;
+                    }
+                    let completes = taken.into_iter().map(|leased| {
+                        seen.lock().expect("not poisoned").push(leased.delivery.key.clone());
+                        let inbox = Arc::clone(&inbox);
+                        tokio::spawn(async move { inbox.complete(&leased.lease, LONG).await.expect("complete") })
+                    });
+                    for complete in completes.collect::<Vec<_>>() {
+                        complete.await.expect("a completion failed");
+                    }
+                }
+            })
+        })
+        .collect();
+    let distinct = each_taken_once(check, workers, &seen).await;
+    let stats = ok(check, "stats", inbox.stats().await);
+    assert_eq!(stats.done, MANY as u64, "{check}");
+    if pauses {
+        assert!(!distinct.contains("groq:event:paused"), "{check}: a paused type's delivery was taken");
+        assert_eq!(stats.queued, 1, "{check}: the paused type's delivery is not queued");
+    }
+}
+
+/// Waits for the racing workers; one that panicked fails the check.
+async fn join_all(check: &str, workers: Vec<tokio::task::JoinHandle<()>>) {
     for worker in workers {
         if let Err(join) = worker.await {
             panic!("{check}: a worker failed: {join}");
         }
     }
+}
+
+/// Waits for the racing workers, then checks that they took each of [`MANY`]
+/// deliveries (the keys in `seen`) once; answers the keys.
+async fn each_taken_once(
+    check: &str,
+    workers: Vec<tokio::task::JoinHandle<()>>,
+    seen: &Mutex<Vec<String>>,
+) -> HashSet<String> {
+    join_all(check, workers).await;
     let seen = seen.lock().expect("not poisoned").clone();
-    let distinct: HashSet<&String> = seen.iter().collect();
-    assert_eq!(distinct.len(), MANY, "{check}: {} of {MANY} deliveries taken", distinct.len());
     assert_eq!(seen.len(), MANY, "{check}: {} takes for {MANY} deliveries", seen.len());
-    assert_eq!(ok(check, "stats", inbox.stats().await).done, MANY as u64, "{check}");
+    let distinct: HashSet<String> = seen.into_iter().collect();
+    assert_eq!(distinct.len(), MANY, "{check}: {} of {MANY} deliveries taken", distinct.len());
+    distinct
 }
 
 /// A delivery of an ordering key, created at `created` (ms), with `limits`.
@@ -649,6 +718,46 @@ pub async fn a_key_runs_one_at_a_time_oldest_first<I: InboxAdmin>(inbox: &I) {
     nothing(check, inbox, "its key's delivery is running").await;
     ok(check, "complete", inbox.complete(&second.lease, LONG).await);
     assert_eq!(take(check, inbox).await.delivery.key, "groq:event:k1", "{check}");
+}
+
+/// [`Inbox::take_many`] keeps each key's order and `in_flight`: asked for ten at a
+/// time, an inbox leases the oldest two of a key that runs two at once beside the
+/// unordered ones, never a third while they run, and the next two once they are done.
+pub async fn a_batched_take_keeps_each_key_in_order<I: InboxAdmin>(inbox: &I) {
+    let check = "a_batched_take_keeps_each_key_in_order";
+    let two = Limits { in_flight: 2, ..Limits::NONE };
+    for n in 1..=4 {
+        enqueue_keyed(check, inbox, &keyed(&format!("groq:event:k{n}"), "cus_1", 1000 * n, two)).await;
+    }
+    for n in 1..=3 {
+        enqueue(check, inbox, &format!("groq:event:free{n}")).await;
+    }
+    // Until nothing more may run.
+    let taken = || async move {
+        let mut running = Vec::new();
+        for _ in 0..20 {
+            let batch = ok(check, "take_many", inbox.take_many(LONG, 10).await);
+            assert!(batch.len() <= 10, "{check}: took {} when 10 were asked for", batch.len());
+            if batch.is_empty() {
+                break;
+            }
+            running.extend(batch);
+        }
+        let mut keys: Vec<String> = running.iter().map(|leased| leased.delivery.key.clone()).collect();
+        keys.sort_unstable();
+        (running, keys)
+    };
+    let (running, keys) = taken().await;
+    assert_eq!(
+        keys,
+        ["groq:event:free1", "groq:event:free2", "groq:event:free3", "groq:event:k1", "groq:event:k2"],
+        "{check}: the key's oldest two beside the unordered ones, and no more of the key"
+    );
+    for leased in &running {
+        ok(check, "complete", inbox.complete(&leased.lease, LONG).await);
+    }
+    let (_, keys) = taken().await;
+    assert_eq!(keys, ["groq:event:k3", "groq:event:k4"], "{check}: the key's next two");
 }
 
 /// A search and a count find the deliveries waiting behind their key's running one (a
@@ -847,7 +956,7 @@ pub async fn a_stale_delivery_is_superseded<I: InboxAdmin>(inbox: &I) {
     assert!(again.superseded, "{check}: a newer delivery of its key is done");
 }
 
-/// [`RACERS`] workers drain 20 keys × 5 deliveries: no two runs of a key overlap,
+/// [`RACERS`] workers (half of them taking three at a time) drain 20 keys × 5 deliveries: no two runs of a key overlap,
 /// and each key's deliveries run in creation order.
 pub async fn concurrent_takes_keep_each_key_in_order<I: InboxAdmin>(inbox: &Arc<I>) {
     let check = "concurrent_takes_keep_each_key_in_order";
@@ -859,32 +968,33 @@ pub async fn concurrent_takes_keep_each_key_in_order<I: InboxAdmin>(inbox: &Arc<
     }
     let runs = Arc::new(Mutex::new(Vec::new()));
     let workers: Vec<_> = (0..RACERS)
-        .map(|_| {
+        .map(|racer| {
             let (inbox, runs) = (Arc::clone(inbox), Arc::clone(&runs));
+            // Half the workers take in batches.
+            let most = if racer % 2 == 0 { 1 } else { 3 };
             tokio::spawn(async move {
                 let mut idle = 0;
                 while idle < 3 {
-                    let Some(taken) = inbox.take(LONG).await.expect("take") else {
+                    let taken = inbox.take_many(LONG, most).await.expect("take_many");
+                    if taken.is_empty() {
                         idle += 1;
                         tokio::time::sleep(Duration::from_millis(20)).await;
                         continue;
-                    };
+                    }
                     idle = 0;
-                    let start = Instant::now();
-                    tokio::time::sleep(Duration::from_millis(fastrand::u64(0..3))).await;
-                    let end = Instant::now();
-                    let lane = taken.delivery.order_key.clone().unwrap_or_default();
-                    runs.lock().expect("not poisoned").push((lane, taken.delivery.created_at, start, end));
-                    inbox.complete(&taken.lease, LONG).await.expect("complete");
+                    for taken in taken {
+                        let start = Instant::now();
+                        tokio::time::sleep(Duration::from_millis(fastrand::u64(0..3))).await;
+                        let end = Instant::now();
+                        let lane = taken.delivery.order_key.clone().unwrap_or_default();
+                        runs.lock().expect("not poisoned").push((lane, taken.delivery.created_at, start, end));
+                        inbox.complete(&taken.lease, LONG).await.expect("complete");
+                    }
                 }
             })
         })
         .collect();
-    for worker in workers {
-        if let Err(join) = worker.await {
-            panic!("{check}: a worker failed: {join}");
-        }
-    }
+    join_all(check, workers).await;
     let mut runs = runs.lock().expect("not poisoned").clone();
     assert_eq!(runs.len(), 100, "{check}: {} runs of 100 deliveries", runs.len());
     runs.sort_by_key(|(lane, _, start, _)| (lane.clone(), *start));
@@ -965,7 +1075,7 @@ macro_rules! inbox_conformance_tests {
             an_expired_lease_holds_its_key_until_it_ends in_flight_lets_that_many_of_a_key_run
             a_busy_key_goes_to_the_back_of_the_line a_type_cap_holds_across_keys a_key_rate_spaces_its_starts
             a_stale_delivery_is_superseded a_delivery_queued_while_its_key_settles_is_taken
-            a_search_finds_deliveries_waiting_behind_their_key);
+            a_search_finds_deliveries_waiting_behind_their_key a_batched_take_keeps_each_key_in_order);
         $crate::inbox_conformance_tests!(@shared ($make) concurrent_takes_keep_each_key_in_order);
     };
     ($make:expr) => {
@@ -978,7 +1088,8 @@ macro_rules! inbox_conformance_tests {
             stats_count_every_state search_filters_and_pages_newest_first
             a_paused_type_stays_queued_until_resumed);
         $crate::inbox_conformance_tests!(@shared ($make)
-            concurrent_enqueues_store_one concurrent_takes_lease_each_once);
+            concurrent_enqueues_store_one concurrent_takes_lease_each_once
+            batched_takes_lease_each_once_and_keep_pauses);
     };
     (@checks ($make:expr) $($check:ident)+) => {
         $(
