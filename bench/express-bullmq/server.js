@@ -1,6 +1,5 @@
 // The peer a Node user would choose for a webhook inbox (bench/inbox): Express verifies
-// Groq's scheme exactly as bench/express/server.js does (hex HMAC-SHA256 of
-// `${timestamp}.${body}`, crypto.timingSafeEqual, a 300 s age check, JSON.parse), then
+// Groq's scheme (bench/express-verify.js, as bench/express/server.js does), then
 // `queue.add` with the event id as the job id (BullMQ ignores a second job with the
 // same id: a provider's retry is not queued twice) and answers 200 once Redis has it.
 // A BullMQ Worker runs the handlers, each sleeping HANDLER_DELAY_MS, with 8 attempts
@@ -15,16 +14,15 @@
 
 'use strict';
 
-const crypto = require('node:crypto');
 const express = require('express');
 const { Queue, Worker } = require('bullmq');
+const { serveGroq } = require('../express-verify.js');
 
 const SECRET = process.env.GROQ_WEBHOOK_SECRET;
 const PORT = Number(process.env.PORT || 3000);
 const WORKERS = Number(process.env.WORKERS ?? 4);
 const DELAY_MS = Number(process.env.HANDLER_DELAY_MS || 0);
 const ROLE = process.env.ROLE || 'both';
-const TOLERANCE_SECONDS = 300;
 const TTL_SECONDS = 7 * 24 * 3600;
 
 if (!SECRET || !process.env.REDIS_URL) {
@@ -70,42 +68,16 @@ if (ROLE === 'worker' || WORKERS > 0) {
 
 if (ROLE !== 'worker') {
   const queue = new Queue(QUEUE, { connection });
-  const app = express();
-  app.post('/webhooks/groq', express.raw({ type: () => true, limit: '1mb' }), async (req, res) => {
-    const signature = req.get('x-groq-signature');
-    const timestamp = req.get('x-groq-timestamp');
-    if (!signature || !timestamp || !Buffer.isBuffer(req.body)) {
-      return res.status(401).send('missing signature');
-    }
-    const sent = Number(timestamp);
-    if (!Number.isInteger(sent) || Math.abs(Date.now() / 1000 - sent) > TOLERANCE_SECONDS) {
-      return res.status(401).send('stale timestamp');
-    }
-    const expected = crypto.createHmac('sha256', SECRET).update(`${timestamp}.${req.body}`).digest('hex');
-    const given = Buffer.from(signature);
-    if (given.length !== expected.length || !crypto.timingSafeEqual(given, Buffer.from(expected))) {
-      return res.status(401).send('bad signature');
-    }
-    let event;
-    try {
-      event = JSON.parse(req.body);
-    } catch {
-      return res.status(400).send('invalid JSON');
-    }
-    if (!handlers[event.type]) {
-      return res.sendStatus(200);
-    }
-    try {
-      await queue.add(event.type, { id: event.id, type: event.type, data: event.data }, {
-        jobId: event.id,
-        attempts: 8,
-        backoff: { type: 'exponential', delay: 5000 },
-        removeOnComplete: { age: TTL_SECONDS },
-      });
-      return res.sendStatus(200);
-    } catch (error) {
-      return res.status(503).send('queue unavailable');
-    }
+  serveGroq({
+    express,
+    secret: SECRET,
+    port: PORT,
+    handlers,
+    enqueue: (event) => queue.add(event.type, { id: event.id, type: event.type, data: event.data }, {
+      jobId: event.id,
+      attempts: 8,
+      backoff: { type: 'exponential', delay: 5000 },
+      removeOnComplete: { age: TTL_SECONDS },
+    }),
   });
-  app.listen(PORT, '127.0.0.1', () => console.log(`listening on http://127.0.0.1:${PORT}/webhooks/groq`));
 }

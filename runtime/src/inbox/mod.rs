@@ -83,6 +83,49 @@ pub struct NewDelivery<'a> {
     pub order: Order<'a>,
 }
 
+/// A [`NewDelivery`]'s values, owned: what waits for a batched enqueue.
+#[cfg(any(feature = "postgres", feature = "sqlite"))]
+pub(crate) struct OwnedDelivery {
+    pub(crate) key: String,
+    pub(crate) id: String,
+    pub(crate) event_type: String,
+    pub(crate) headers: Vec<u8>,
+    pub(crate) body: Vec<u8>,
+    pub(crate) signed_at: Option<u64>,
+    pub(crate) order_key: Option<String>,
+    pub(crate) created_ms: Option<u64>,
+    pub(crate) limits: Limits,
+}
+
+#[cfg(any(feature = "postgres", feature = "sqlite"))]
+impl OwnedDelivery {
+    pub(crate) fn of(delivery: &NewDelivery<'_>) -> Self {
+        Self {
+            key: delivery.key.to_owned(),
+            id: delivery.id.to_owned(),
+            event_type: delivery.event_type.to_owned(),
+            headers: delivery.headers.to_owned(),
+            body: delivery.body.to_owned(),
+            signed_at: delivery.signed_at,
+            order_key: delivery.order.key.map(str::to_owned),
+            created_ms: delivery.order.created_ms,
+            limits: delivery.order.limits,
+        }
+    }
+
+    pub(crate) fn new_delivery(&self) -> NewDelivery<'_> {
+        NewDelivery {
+            key: &self.key,
+            id: &self.id,
+            event_type: &self.event_type,
+            headers: &self.headers,
+            body: &self.body,
+            signed_at: self.signed_at,
+            order: Order { key: self.order_key.as_deref(), created_ms: self.created_ms, limits: self.limits },
+        }
+    }
+}
+
 /// The answer to [`Inbox::enqueue`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Enqueued {

@@ -11,7 +11,8 @@ use tokio_postgres::Row;
 use super::admin::{sql_search, SqlDialect, SqlValue, HISTORY_ERROR_CHARS};
 use super::{
     from_unix_millis, lease_token, Activity, Cursor, DeliveryState, Enqueued, Filter, History, HistoryLine, Inbox,
-    InboxAdmin, InboxError, InboxStats, KeyStats, Lease, Leased, NewDelivery, Page, StoredDelivery, TypeCounts,
+    InboxAdmin, InboxError, InboxStats, KeyStats, Lease, Leased, NewDelivery, OwnedDelivery, Page, StoredDelivery,
+    TypeCounts,
 };
 use crate::backend::batch::Batcher;
 use crate::backend::postgres::{check_table, sweep_while_alive, Database, PostgresBuilder};
@@ -90,7 +91,7 @@ struct Inner {
     table: String,
     sql: Statements,
     /// Enqueues without an ordering key, written in batches (group commit).
-    enqueues: Arc<Batcher<Fresh, Result<Enqueued, InboxError>>>,
+    enqueues: Arc<Batcher<OwnedDelivery, Result<Enqueued, InboxError>>>,
     /// Completions of deliveries without an ordering key, written in batches: the
     /// lease and the done TTL in milliseconds.
     completes: Arc<Batcher<(Lease, i64), Result<(), InboxError>>>,
@@ -106,20 +107,6 @@ const ENQUEUE_BATCH: usize = 256;
 /// Batched enqueues written at once: while one waits for its commit to reach the
 /// disk, the next is under way.
 const ENQUEUE_WRITERS: usize = 1;
-
-/// A delivery waiting for a batched enqueue: [`NewDelivery`]'s values, owned.
-struct Fresh {
-    key: String,
-    id: String,
-    event_type: String,
-    headers: Vec<u8>,
-    body: Vec<u8>,
-    signed_at: Option<i64>,
-    created_ms: Option<i64>,
-    in_flight: i32,
-    type_cap: Option<i32>,
-    key_interval: Option<i64>,
-}
 
 /// Every statement, written once for the table.
 struct Statements {
@@ -530,7 +517,7 @@ impl PostgresInboxBuilder {
 impl Inner {
     /// Stores a batch of deliveries without ordering keys in one statement and one
     /// commit, and answers each: a key met earlier in the batch is a duplicate of it.
-    async fn enqueue_many(&self, batch: Vec<Fresh>) -> Vec<Result<Enqueued, InboxError>> {
+    async fn enqueue_many(&self, batch: Vec<OwnedDelivery>) -> Vec<Result<Enqueued, InboxError>> {
         let mut seen = HashSet::with_capacity(batch.len());
         let first: Vec<bool> = batch.iter().map(|fresh| seen.insert(fresh.key.as_str())).collect();
         let written = || batch.iter().zip(&first).filter(|(_, &first)| first).map(|(fresh, _)| fresh);
@@ -539,11 +526,16 @@ impl Inner {
         let types: Vec<&str> = written().map(|fresh| fresh.event_type.as_str()).collect();
         let headers: Vec<&[u8]> = written().map(|fresh| fresh.headers.as_slice()).collect();
         let bodies: Vec<&[u8]> = written().map(|fresh| fresh.body.as_slice()).collect();
-        let signed_at: Vec<Option<i64>> = written().map(|fresh| fresh.signed_at).collect();
-        let created: Vec<Option<i64>> = written().map(|fresh| fresh.created_ms).collect();
-        let in_flight: Vec<i32> = written().map(|fresh| fresh.in_flight).collect();
-        let type_cap: Vec<Option<i32>> = written().map(|fresh| fresh.type_cap).collect();
-        let key_interval: Vec<Option<i64>> = written().map(|fresh| fresh.key_interval).collect();
+        let (mut signed_at, mut created, mut in_flight, mut type_cap, mut key_interval) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for fresh in written() {
+            let (at, created_ms, flight, cap, interval) = columns(&fresh.new_delivery());
+            signed_at.push(at);
+            created.push(created_ms);
+            in_flight.push(flight);
+            type_cap.push(cap);
+            key_interval.push(interval);
+        }
         let stored = self
             .db
             .query(
@@ -778,6 +770,19 @@ fn admin_migration(t: &str) -> String {
     )
 }
 
+/// A delivery's signed time, creation time, `in_flight`, type cap and key interval as
+/// the table's columns hold them.
+fn columns(delivery: &NewDelivery<'_>) -> (Option<i64>, Option<i64>, i32, Option<i32>, Option<i64>) {
+    let limits = &delivery.order.limits;
+    (
+        delivery.signed_at.and_then(|at| i64::try_from(at).ok()),
+        delivery.order.created_ms.map(|at| i64::try_from(at).unwrap_or(i64::MAX)),
+        i32::try_from(limits.in_flight.max(1)).unwrap_or(i32::MAX),
+        limits.type_concurrency.map(|cap| i32::try_from(cap.max(1)).unwrap_or(i32::MAX)),
+        limits.key_interval_ms.map(|every| i64::try_from(every).unwrap_or(i64::MAX)),
+    )
+}
+
 /// A row a take answered: [`read`]'s columns, whether it is superseded, its token.
 fn leased(row: &Row) -> Result<Leased, InboxError> {
     let unavailable = |err: tokio_postgres::Error| InboxError::Unavailable(Box::new(err));
@@ -856,26 +861,9 @@ impl Inbox for PostgresInbox {
     }
 
     async fn enqueue(&self, delivery: &NewDelivery<'_>) -> Result<Enqueued, InboxError> {
-        let signed_at = delivery.signed_at.and_then(|at| i64::try_from(at).ok());
-        let order = &delivery.order;
-        let created_ms = order.created_ms.map(|at| i64::try_from(at).unwrap_or(i64::MAX));
-        let in_flight = i32::try_from(order.limits.in_flight.max(1)).unwrap_or(i32::MAX);
-        let type_cap = order.limits.type_concurrency.map(|cap| i32::try_from(cap.max(1)).unwrap_or(i32::MAX));
-        let key_interval = order.limits.key_interval_ms.map(|every| i64::try_from(every).unwrap_or(i64::MAX));
-        if order.key.is_none() {
+        if delivery.order.key.is_none() {
             // No key's line to wait in: written with the others arriving now.
-            let fresh = Fresh {
-                key: delivery.key.to_owned(),
-                id: delivery.id.to_owned(),
-                event_type: delivery.event_type.to_owned(),
-                headers: delivery.headers.to_vec(),
-                body: delivery.body.to_vec(),
-                signed_at,
-                created_ms,
-                in_flight,
-                type_cap,
-                key_interval,
-            };
+            let fresh = OwnedDelivery::of(delivery);
             let inner = Arc::clone(&self.inner);
             let write = move |batch| {
                 let inner = Arc::clone(&inner);
@@ -885,6 +873,7 @@ impl Inbox for PostgresInbox {
                 Err(InboxError::Unavailable("the batched enqueue stopped without an answer".into()))
             });
         }
+        let (signed_at, created_ms, in_flight, type_cap, key_interval) = columns(delivery);
         let rows = self
             .query(
                 &self.inner.sql.enqueue,
@@ -895,7 +884,7 @@ impl Inbox for PostgresInbox {
                     &delivery.headers,
                     &delivery.body,
                     &signed_at,
-                    &order.key,
+                    &delivery.order.key,
                     &created_ms,
                     &in_flight,
                     &type_cap,

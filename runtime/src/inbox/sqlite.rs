@@ -12,9 +12,10 @@ use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row, Tra
 use super::admin::{sql_search, SqlDialect, SqlValue};
 use super::{
     from_unix_millis, lease_token, unix_millis, Activity, Cursor, DeliveryState, Enqueued, Filter, History,
-    HistoryLine, Inbox, InboxAdmin, InboxError, InboxStats, KeyStats, Lease, Leased, NewDelivery, Order, Page,
+    HistoryLine, Inbox, InboxAdmin, InboxError, InboxStats, KeyStats, Lease, Leased, NewDelivery, OwnedDelivery, Page,
     StoredDelivery, TypeCounts,
 };
+use crate::backend::batch::Batcher;
 use crate::backend::millis;
 use crate::backend::sqlite::SqliteFile;
 
@@ -139,7 +140,8 @@ const SWEEP_EVERY: u64 = 1024;
 /// An inbox in a SQLite file: durable, embedded, for one node.
 ///
 /// The file is in WAL mode. An insert commits with `synchronous = FULL`, so a
-/// delivery answered `202` is on disk; leases, retries and done marks commit with
+/// delivery answered `202` is on disk; the inserts that arrive while one commits are
+/// written together in the next transaction, one sync for all (group commit). Leases, retries and done marks commit with
 /// `synchronous = NORMAL` (the next insert's sync, or a checkpoint, writes them),
 /// which a process crash never loses but a power loss can: the delivery then runs
 /// again, as README's at-least-once case says, and is never lost. That keeps a worker
@@ -164,7 +166,16 @@ const SWEEP_EVERY: u64 = 1024;
 pub struct SqliteInbox {
     file: Arc<SqliteFile>,
     enqueued: Arc<AtomicU64>,
+    /// Enqueues that arrive together share one transaction and one sync (group commit).
+    enqueues: Arc<Batcher<Fresh, Result<Enqueued, InboxError>>>,
 }
+
+/// The most deliveries one transaction of enqueues writes.
+const ENQUEUE_BATCH: usize = 256;
+
+/// A delivery waiting for a batched enqueue, and whether done records past their TTL
+/// are swept first.
+type Fresh = (OwnedDelivery, bool);
 
 impl fmt::Debug for SqliteInbox {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -176,7 +187,8 @@ impl SqliteInbox {
     /// Opens (or creates) the inbox file at `path` and its table.
     pub async fn open(path: impl AsRef<Path>) -> Result<Self, InboxError> {
         let file = SqliteFile::open(path.as_ref(), SCHEMA).await?;
-        let inbox = Self { file: Arc::new(file), enqueued: Arc::new(AtomicU64::new(0)) };
+        let enqueues = Arc::new(Batcher::new(ENQUEUE_BATCH, 1));
+        let inbox = Self { file: Arc::new(file), enqueued: Arc::new(AtomicU64::new(0)), enqueues };
         inbox.run(|connection, _| upgrade(connection)).await?;
         Ok(inbox)
     }
@@ -227,44 +239,55 @@ impl SqliteInbox {
 
 /// The insert-if-absent of `enqueue`, in one `IMMEDIATE` transaction; answers the rows
 /// inserted.
-fn insert(
-    connection: &mut rusqlite::Connection,
-    sweep: bool,
-    now: i64,
-    new: &NewDelivery<'_>,
-) -> rusqlite::Result<usize> {
-    let signed_at = new.signed_at.and_then(|at| i64::try_from(at).ok());
+/// Stores the deliveries of a batch in one transaction, each as it would be alone (a
+/// key met earlier in the batch is a duplicate of it), synced to disk before the
+/// answers: what the provider's 2xx promises. Leases and marks are not synced (see the
+/// type's docs).
+fn insert_all(connection: &mut rusqlite::Connection, now: i64, batch: &[Fresh]) -> rusqlite::Result<Vec<Enqueued>> {
+    connection.execute_batch("PRAGMA synchronous = FULL")?;
+    let inserted = insert(connection, now, batch);
+    connection.execute_batch("PRAGMA synchronous = NORMAL")?;
+    inserted
+}
+
+fn insert(connection: &mut rusqlite::Connection, now: i64, batch: &[Fresh]) -> rusqlite::Result<Vec<Enqueued>> {
     let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    if sweep {
+    if batch.iter().any(|(_, sweep)| *sweep) {
         transaction.execute("DELETE FROM hookroute_inbox WHERE state = 'done' AND due_at <= ?1", [now])?;
     }
-    // A done record past its TTL is forgotten: the key is new again.
-    transaction.execute(
-        "DELETE FROM hookroute_inbox WHERE key = ?1 AND state = 'done' AND due_at <= ?2",
-        params![new.key, now],
-    )?;
-    let inserted = transaction.execute(
-        "INSERT INTO hookroute_inbox (key, event_id, event_type, headers, body, signed_at, state, attempts,
-             due_at, received_at, updated_at, order_key, created_ms, in_flight, type_cap, key_interval)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'queued', 0, ?7, ?7, ?7, ?8, ?9, ?10, ?11, ?12)
-         ON CONFLICT (key) DO NOTHING",
-        params![
-            new.key,
-            new.id,
-            new.event_type,
-            new.headers,
-            new.body,
-            signed_at,
-            now,
-            new.order.key,
-            new.order.created_ms.map_or(now, |at| i64::try_from(at).unwrap_or(i64::MAX)),
-            new.order.limits.in_flight.max(1),
-            new.order.limits.type_concurrency.map(|cap| cap.max(1)),
-            new.order.limits.key_interval_ms.map(|every| i64::try_from(every).unwrap_or(i64::MAX)),
-        ],
-    )?;
+    let mut answers = Vec::with_capacity(batch.len());
+    for (fresh, _) in batch {
+        let new = fresh.new_delivery();
+        let signed_at = new.signed_at.and_then(|at| i64::try_from(at).ok());
+        // A done record past its TTL is forgotten: the key is new again.
+        transaction.execute(
+            "DELETE FROM hookroute_inbox WHERE key = ?1 AND state = 'done' AND due_at <= ?2",
+            params![new.key, now],
+        )?;
+        let inserted = transaction.execute(
+            "INSERT INTO hookroute_inbox (key, event_id, event_type, headers, body, signed_at, state, attempts,
+                 due_at, received_at, updated_at, order_key, created_ms, in_flight, type_cap, key_interval)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'queued', 0, ?7, ?7, ?7, ?8, ?9, ?10, ?11, ?12)
+             ON CONFLICT (key) DO NOTHING",
+            params![
+                new.key,
+                new.id,
+                new.event_type,
+                new.headers,
+                new.body,
+                signed_at,
+                now,
+                new.order.key,
+                new.order.created_ms.map_or(now, |at| i64::try_from(at).unwrap_or(i64::MAX)),
+                new.order.limits.in_flight.max(1),
+                new.order.limits.type_concurrency.map(|cap| cap.max(1)),
+                new.order.limits.key_interval_ms.map(|every| i64::try_from(every).unwrap_or(i64::MAX)),
+            ],
+        )?;
+        answers.push(if inserted == 1 { Enqueued::Queued } else { Enqueued::Duplicate });
+    }
     transaction.commit()?;
-    Ok(inserted)
+    Ok(answers)
 }
 
 /// Adds the columns of ordered lanes to an inbox made before them, and their indexes.
@@ -381,33 +404,26 @@ impl Inbox for SqliteInbox {
     }
 
     async fn enqueue(&self, delivery: &NewDelivery<'_>) -> Result<Enqueued, InboxError> {
-        let key = delivery.key.to_owned();
-        let (id, event_type) = (delivery.id.to_owned(), delivery.event_type.to_owned());
-        let (headers, body) = (delivery.headers.to_owned(), delivery.body.to_owned());
-        let signed_at = delivery.signed_at;
-        let (lane, created_ms, limits) =
-            (delivery.order.key.map(str::to_owned), delivery.order.created_ms, delivery.order.limits);
         let sweep = self.enqueued.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY == 0;
-        self.run(move |connection, now| {
-            // The insert is what the provider's 2xx promises: synced to disk before the
-            // answer. Leases and marks are not (see the type's docs).
-            connection.execute_batch("PRAGMA synchronous = FULL")?;
-            let order = Order { key: lane.as_deref(), created_ms, limits };
-            let delivery = NewDelivery {
-                key: &key,
-                id: &id,
-                event_type: &event_type,
-                headers: &headers,
-                body: &body,
-                signed_at,
-                order,
-            };
-            let inserted = insert(connection, sweep, now, &delivery);
-            connection.execute_batch("PRAGMA synchronous = NORMAL")?;
-            let inserted = inserted?;
-            Ok(if inserted == 1 { Enqueued::Queued } else { Enqueued::Duplicate })
-        })
-        .await
+        let fresh = (OwnedDelivery::of(delivery), sweep);
+        let inbox = self.clone();
+        let write = move |batch: Vec<Fresh>| {
+            let inbox = inbox.clone();
+            async move {
+                let count = batch.len();
+                match inbox.run(move |connection, now| insert_all(connection, now, &batch)).await {
+                    Ok(answers) => answers.into_iter().map(Ok).collect(),
+                    Err(error) => {
+                        let message = error.to_string();
+                        (0..count).map(|_| Err(InboxError::Unavailable(message.clone().into()))).collect()
+                    }
+                }
+            }
+        };
+        self.enqueues
+            .submit(fresh, write)
+            .await
+            .unwrap_or_else(|| Err(InboxError::Unavailable("the batched enqueue stopped without an answer".into())))
     }
 
     async fn take(&self, lease: Duration) -> Result<Option<Leased>, InboxError> {

@@ -393,6 +393,32 @@ impl Inbox for RedisInbox {
         }
     }
 
+    /// `most` takes sent at once: the connection writes them in one pipeline, and the
+    /// server runs each script alone, in turn, so each decides on what the one before
+    /// it leased (a key's order and limits hold across the batch).
+    async fn take_many(&self, lease: Duration, most: usize) -> Result<Vec<Leased>, InboxError> {
+        if most <= 1 {
+            return Ok(self.take(lease).await?.into_iter().collect());
+        }
+        let answers = futures_util::future::join_all((0..most).map(|_| self.take_once(lease))).await;
+        let (mut taken, mut again, mut failed) = (Vec::with_capacity(most), false, None);
+        for answer in answers {
+            match answer {
+                Ok(Some(leased)) => taken.extend(leased),
+                Ok(None) => again = true,
+                Err(error) => failed = Some(error),
+            }
+        }
+        // What was leased is answered even when another take failed: dropped, it would
+        // wait for its lease to run out.
+        match failed {
+            Some(error) if taken.is_empty() => Err(error),
+            // Only parked deliveries were met: look again, as `take` does.
+            _ if taken.is_empty() && again => Ok(self.take(lease).await?.into_iter().collect()),
+            _ => Ok(taken),
+        }
+    }
+
     async fn renew(&self, lease: &Lease, duration: Duration) -> Result<(), InboxError> {
         self.held(&self.scripts.renew, lease, |script| {
             script.arg(millis(duration));
