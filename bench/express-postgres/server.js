@@ -10,8 +10,9 @@
 // job) and 8 attempts, and answered 200 once its insert committed (fsync on).
 //   - graphile-worker: `localQueue` (jobs fetched in batches of LOCAL_QUEUE, 100) and
 //     batched completions (`completeJobBatchDelay: 0`), its documented batching.
-//   - pg-boss: one `work` subscription fetching WORKERS jobs a poll (`batchSize`),
-//     every 0.5 s when idle, run at once.
+//   - pg-boss: WORKERS `work` subscriptions, each fetching up to PG_BOSS_BATCH (100)
+//     jobs a poll (`batchSize`) and running them at once; a subscription waits out
+//     the rest of its 0.5 s polling interval (pg-boss's least) after each batch.
 // WORKERS=0: HTTP only. ROLE=worker: the worker only, no HTTP; it prints
 // `DRAINED <jobs> <ms>` once nothing is queued or running, counting from its start.
 
@@ -28,6 +29,7 @@ const WORKERS = Number(process.env.WORKERS ?? 4);
 const DELAY_MS = Number(process.env.HANDLER_DELAY_MS || 0);
 const ROLE = process.env.ROLE || 'both';
 const LOCAL_QUEUE = Number(process.env.LOCAL_QUEUE || 100);
+const PG_BOSS_BATCH = Number(process.env.PG_BOSS_BATCH || 100);
 const QUEUE = 'webhooks';
 
 if (!SECRET || !DATABASE_URL || !['graphile-worker', 'pg-boss'].includes(KIND)) {
@@ -85,8 +87,11 @@ async function pgBoss() {
       retryLimit: 7,
       retryBackoff: true,
     }),
-    work: () => boss.work(QUEUE, { batchSize: Math.max(WORKERS, 1), pollingIntervalSeconds: 0.5 },
-      (jobs) => Promise.all(jobs.map((job) => handle(job.data)))),
+    // pg-boss polls: each subscription fetches a batch, runs it, and waits out the rest
+    // of its polling interval (0.5 s, its least). WORKERS subscriptions of PG_BOSS_BATCH.
+    work: () => Promise.all(Array.from({ length: Math.max(WORKERS, 1) }, () => boss.work(QUEUE,
+      { batchSize: PG_BOSS_BATCH, pollingIntervalSeconds: 0.5 },
+      (jobs) => Promise.all(jobs.map((job) => handle(job.data)))))),
     left: () => boss.getQueueSize(QUEUE, { before: 'completed' }),
   };
 }
