@@ -669,6 +669,15 @@ fn order_migration(t: &str) -> String {
              DROP INDEX IF EXISTS {t}_lane;
            END IF;
          END $do$;
+         DO $do$ BEGIN
+           -- The due deliveries without a key or a type cap, which a batched take adds
+           -- beside its first: without it, that take read every due keyed row to skip
+           -- it (keyed drains fell from 1,101 to 574 a second).
+           IF to_regclass('{t}_due_free') IS NULL THEN
+             CREATE INDEX IF NOT EXISTS {t}_due_free ON {t} (due_at)
+                 WHERE state IN ('queued', 'retrying') AND order_key IS NULL AND type_cap IS NULL;
+           END IF;
+         END $do$;
          CREATE OR REPLACE FUNCTION {t}_unpark(p_lane text, p_k text) RETURNS boolean
          LANGUAGE plpgsql VOLATILE AS $fn$
          BEGIN
@@ -679,10 +688,11 @@ fn order_migration(t: &str) -> String {
                                         WHEN due_at = 'infinity' THEN now() ELSE greatest(due_at, now()) END,
                           paused_due = CASE WHEN paused_due IS NULL THEN NULL
                                             WHEN paused_due = 'infinity' THEN now() ELSE greatest(paused_due, now()) END
-           -- One already due is passed over: an earlier settle unparked it, and it waits
-           -- for a take (two settles of a key that runs two at once unpark two).
+           -- Of a key that runs several at once, one already due is passed over: an
+           -- earlier settle unparked it, and it waits for a take (two settles unpark
+           -- two). A key that runs one at a time unparks its oldest, as ever.
            WHERE key = (SELECT o.key FROM {t} o WHERE o.order_key = p_lane AND o.state IN ('queued', 'retrying')
-                          AND o.key <> p_k AND o.due_at > now()
+                          AND o.key <> p_k AND (o.in_flight = 1 OR o.due_at > now())
                           AND NOT (o.state = 'retrying' AND o.releases AND o.due_at > now())
                         ORDER BY o.order_key, o.created_ms, o.seq LIMIT 1);
            RETURN true;
