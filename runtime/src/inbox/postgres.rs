@@ -9,6 +9,7 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 
 use super::admin::{sql_search, SqlDialect, SqlValue, HISTORY_ERROR_CHARS};
+use super::{batch_answer, batch_failed};
 use super::{
     from_unix_millis, lease_token, Activity, Cursor, DeliveryState, Enqueued, Filter, History, HistoryLine, Inbox,
     InboxAdmin, InboxError, InboxStats, KeyStats, Lease, Leased, NewDelivery, OwnedDelivery, Page, StoredDelivery,
@@ -551,10 +552,7 @@ impl Inner {
             .await;
         let stored: HashSet<String> = match stored {
             Ok(rows) => rows.iter().filter_map(|row| row.try_get(0).ok()).collect(),
-            Err(error) => {
-                let message = error.to_string();
-                return batch.iter().map(|_| Err(InboxError::Unavailable(message.clone().into()))).collect();
-            }
+            Err(error) => return batch_failed(batch.len(), &error),
         };
         batch
             .iter()
@@ -573,10 +571,7 @@ impl Inner {
         let ttls: Vec<i64> = batch.iter().map(|(_, ttl)| *ttl).collect();
         let done: HashSet<String> = match self.marks.query(&self.sql.complete_many, &[&keys, &tokens, &ttls]).await {
             Ok(rows) => rows.iter().filter_map(|row| row.try_get(0).ok()).collect(),
-            Err(error) => {
-                let message = error.to_string();
-                return batch.iter().map(|_| Err(InboxError::Unavailable(message.clone().into()))).collect();
-            }
+            Err(error) => return batch_failed(batch.len(), &error),
         };
         // A lease given twice in one batch is settled once.
         let mut answered = HashSet::with_capacity(batch.len());
@@ -885,9 +880,7 @@ impl Inbox for PostgresInbox {
                 let inner = Arc::clone(&inner);
                 async move { inner.enqueue_many(batch).await }
             };
-            return self.inner.enqueues.submit(fresh, write).await.unwrap_or_else(|| {
-                Err(InboxError::Unavailable("the batched enqueue stopped without an answer".into()))
-            });
+            return batch_answer(self.inner.enqueues.submit(fresh, write).await, "enqueue");
         }
         let (signed_at, created_ms, in_flight, type_cap, key_interval) = columns(delivery);
         let rows = self
@@ -943,16 +936,12 @@ impl Inbox for PostgresInbox {
             async move { inner.complete_many(batch).await }
         };
         let completed = self.inner.completes.submit((lease.clone(), millis(ttl)), write).await;
-        match completed {
-            Some(Ok(())) => Ok(()),
+        match batch_answer(completed, "completion") {
             // Not among the batch's rows: a lease that is lost, or one the batch does not
             // settle (a keyed delivery leased before `lane-` tokens); the single
             // statement decides which.
-            Some(Err(InboxError::ClaimLost { .. })) => {
-                self.held(lease, &self.inner.sql.complete, &[&millis(ttl)]).await
-            }
-            Some(Err(error)) => Err(error),
-            None => Err(InboxError::Unavailable("the batched completion stopped without an answer".into())),
+            Err(InboxError::ClaimLost { .. }) => self.held(lease, &self.inner.sql.complete, &[&millis(ttl)]).await,
+            answer => answer,
         }
     }
 

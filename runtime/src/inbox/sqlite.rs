@@ -10,6 +10,7 @@ use rusqlite::types::Value;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row, TransactionBehavior};
 
 use super::admin::{sql_search, SqlDialect, SqlValue};
+use super::{batch_answer, batch_failed};
 use super::{
     from_unix_millis, lease_token, unix_millis, Activity, Cursor, DeliveryState, Enqueued, Filter, History,
     HistoryLine, Inbox, InboxAdmin, InboxError, InboxStats, KeyStats, Lease, Leased, NewDelivery, OwnedDelivery, Page,
@@ -481,17 +482,11 @@ impl Inbox for SqliteInbox {
                 let count = batch.len();
                 match inbox.run(move |connection, now| insert_all(connection, now, &batch)).await {
                     Ok(answers) => answers.into_iter().map(Ok).collect(),
-                    Err(error) => {
-                        let message = error.to_string();
-                        (0..count).map(|_| Err(InboxError::Unavailable(message.clone().into()))).collect()
-                    }
+                    Err(error) => batch_failed(count, &error),
                 }
             }
         };
-        self.enqueues
-            .submit(fresh, write)
-            .await
-            .unwrap_or_else(|| Err(InboxError::Unavailable("the batched enqueue stopped without an answer".into())))
+        batch_answer(self.enqueues.submit(fresh, write).await, "enqueue")
     }
 
     async fn take(&self, lease: Duration) -> Result<Option<Leased>, InboxError> {
@@ -555,16 +550,10 @@ impl Inbox for SqliteInbox {
                         Ok(settled)
                     })
                     .await;
-                settled.unwrap_or_else(|error| {
-                    let message = error.to_string();
-                    (0..count).map(|_| Err(InboxError::Unavailable(message.clone().into()))).collect()
-                })
+                settled.unwrap_or_else(|error| batch_failed(count, &error))
             }
         };
-        self.completes
-            .submit((lease.clone(), millis(ttl)), write)
-            .await
-            .unwrap_or_else(|| Err(InboxError::Unavailable("the batched completion stopped without an answer".into())))
+        batch_answer(self.completes.submit((lease.clone(), millis(ttl)), write).await, "completion")
     }
 
     async fn retry(&self, lease: &Lease, delay: Duration, error: &str) -> Result<(), InboxError> {
