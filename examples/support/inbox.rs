@@ -1,6 +1,6 @@
 //! What the inbox examples (`inbox_receiver`, `ordered_receiver`) share: their
 //! variables (`PORT`, `HOOKROUTE_INBOX`, `WORKERS`, `ROLE`, `LEASE_MS`,
-//! `RETRY_SCHEDULE_MS`, `MAX_WAITING`, `CONSOLE_TOKEN`), HTTP replicas and worker
+//! `RETRY_SCHEDULE_MS`, `MAX_WAITING`, `TTL_S`, `CONSOLE_TOKEN`), HTTP replicas and worker
 //! processes, the operator console, and a graceful stop on Ctrl-C or SIGTERM.
 
 use std::process::ExitCode;
@@ -87,6 +87,12 @@ pub(crate) async fn serve<H: WebhookHandlers>(app: H) -> Result<(), String> {
     let url = std::env::var("HOOKROUTE_INBOX").unwrap_or_default();
     let inline = url == "inline";
     let mut builder = Receiver::builder(app).max_waiting(var("MAX_WAITING", hookroute::DEFAULT_MAX_WAITING)?);
+    // How long a done delivery is remembered; the accepted window, twice the
+    // tolerance, shrinks to fit it (the soak run keeps 5 minutes).
+    if let Some(ttl) = std::env::var("TTL_S").ok().map(|_| var("TTL_S", 0_u64)).transpose()? {
+        let ttl = Duration::from_secs(ttl);
+        builder = builder.ttl(ttl).tolerance((ttl / 2).min(Duration::from_secs(300)));
+    }
     let mut inbox = None;
     if !inline {
         let connected: Arc<dyn InboxAdmin> =

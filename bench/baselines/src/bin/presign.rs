@@ -7,7 +7,15 @@
 //! GROQ_WEBHOOK_SECRET=… presign duplicates > requests
 //! GROQ_WEBHOOK_SECRET=… presign check 127.0.0.1:3000        # 200, duplicate 200, tampered 401
 //! presign prime requests 127.0.0.1:3000                      # sends the first request: 200
+//! GROQ_WEBHOOK_SECRET=… presign soak 127.0.0.1:3000 4000 1200 # 4,000 a second for 20 minutes
 //! ```
+//!
+//! `soak` signs as it goes (each delivery unique, timestamped when sent) and sends at a
+//! fixed rate over 32 keep-alive connections, whatever the answers' pace: a delivery's
+//! latency counts from when it was due to be sent, so a receiver that falls behind
+//! shows it. Each minute it prints a line: `minute sent ok refused failed p50_ms p99_ms
+//! max_ms` (refused: a 503 or 429, the receiver's back-pressure; failed: any other
+//! answer, or none).
 //!
 //! Bodies are 1 KiB (1,024 bytes exactly); every request carries the current time, so
 //! generate them just before a run. `unique`: event `i` has id `evt_<run>_<i>` and
@@ -17,7 +25,9 @@
 use std::io::{BufRead, BufReader, BufWriter, Read, Write};
 use std::net::TcpStream;
 use std::process::ExitCode;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -158,8 +168,141 @@ fn fill(path: &str, address: &str) -> Result<(), String> {
     })
 }
 
+/// What one minute of a soak saw.
+#[derive(Default)]
+struct Minute {
+    ok: u64,
+    refused: u64,
+    failed: u64,
+    /// Microseconds from when each answered delivery was due to its answer.
+    latencies: Vec<u64>,
+}
+
+impl Minute {
+    fn line(&mut self, minute: u64) -> String {
+        self.latencies.sort_unstable();
+        // The latency at `per_mille` of the sorted ones, in milliseconds.
+        let at = |per_mille: usize| {
+            let micros = self.latencies.get(self.latencies.len().saturating_sub(1) * per_mille / 1000).copied();
+            micros.map_or_else(|| "0".to_owned(), |micros| format!("{}.{:03}", micros / 1000, micros % 1000))
+        };
+        format!(
+            "{minute} {} {} {} {} {} {} {}",
+            self.ok + self.refused + self.failed,
+            self.ok,
+            self.refused,
+            self.failed,
+            at(500),
+            at(990),
+            at(1000)
+        )
+    }
+}
+
+/// Reads one HTTP/1.1 answer off a keep-alive connection: its status.
+fn answer(reader: &mut BufReader<TcpStream>) -> std::io::Result<u16> {
+    let mut line = String::new();
+    reader.read_line(&mut line)?;
+    let status =
+        line.split(' ').nth(1).and_then(|code| code.parse().ok()).ok_or_else(|| {
+            std::io::Error::new(std::io::ErrorKind::InvalidData, format!("not an HTTP answer: {line:?}"))
+        })?;
+    let mut length = 0;
+    loop {
+        line.clear();
+        if reader.read_line(&mut line)? == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        let header = line.trim_end();
+        if header.is_empty() {
+            break;
+        }
+        if let Some((name, value)) = header.split_once(':') {
+            if name.eq_ignore_ascii_case("content-length") {
+                length = value.trim().parse().unwrap_or(0);
+            }
+        }
+    }
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body)?;
+    Ok(status)
+}
+
+/// Sends `rate` unique deliveries a second for `seconds`, over `CONNECTIONS`
+/// connections each on a schedule of its own, and prints a line a minute.
+fn soak(secret: &[u8], address: &str, rate: u64, seconds: u64) -> Result<(), String> {
+    const CONNECTIONS: u64 = 32;
+    if rate == 0 || seconds == 0 {
+        return Err("the rate and the seconds must be above 0".into());
+    }
+    let run = run_prefix();
+    let next_id = AtomicU64::new(0);
+    let began = Instant::now();
+    let minutes = seconds.div_ceil(60);
+    let windows: Vec<Mutex<Minute>> = (0..minutes).map(|_| Mutex::default()).collect();
+    let gap = Duration::from_nanos(1_000_000_000 * CONNECTIONS / rate);
+    let end = Duration::from_secs(seconds);
+    std::thread::scope(|scope| {
+        for connection in 0..CONNECTIONS {
+            let (run, next_id, windows) = (&run, &next_id, &windows);
+            scope.spawn(move || {
+                let mut due = gap * u32::try_from(connection).unwrap_or(0) / u32::try_from(CONNECTIONS).unwrap_or(1);
+                let mut reader: Option<BufReader<TcpStream>> = None;
+                while due < end {
+                    if let Some(wait) = due.checked_sub(began.elapsed()) {
+                        std::thread::sleep(wait);
+                    }
+                    let i = next_id.fetch_add(1, Ordering::Relaxed);
+                    let now = now();
+                    let event_type = TYPES[usize::try_from(i % 3).unwrap_or(0)];
+                    let request = request(secret, now, &body(&format!("evt_{run}_{i}"), event_type, now, i / 3));
+                    let status = (|| {
+                        if reader.is_none() {
+                            reader = Some(BufReader::new(TcpStream::connect(address)?));
+                        }
+                        let reader = reader.as_mut().ok_or(std::io::ErrorKind::NotConnected)?;
+                        reader.get_mut().write_all(&request)?;
+                        answer(reader)
+                    })();
+                    let took = began.elapsed().saturating_sub(due);
+                    let minute = usize::try_from(due.as_secs() / 60).unwrap_or(0).min(windows.len() - 1);
+                    let mut window = windows[minute].lock().unwrap_or_else(PoisonError::into_inner);
+                    match status {
+                        Ok(200..=299) => window.ok += 1,
+                        Ok(429 | 503) => window.refused += 1,
+                        _ => {
+                            window.failed += 1;
+                            reader = None;
+                        }
+                    }
+                    window.latencies.push(u64::try_from(took.as_micros()).unwrap_or(u64::MAX));
+                    drop(window);
+                    due += gap;
+                }
+            });
+        }
+        // A line as each minute ends (its last deliveries answered a moment later).
+        scope.spawn(|| {
+            println!("minute sent ok refused failed p50_ms p99_ms max_ms");
+            for minute in 0..minutes {
+                let ends = Duration::from_secs(((minute + 1) * 60).min(seconds)) + Duration::from_secs(2);
+                if let Some(wait) = ends.checked_sub(began.elapsed()) {
+                    std::thread::sleep(wait);
+                }
+                let line = windows[usize::try_from(minute).unwrap_or(0)]
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .line(minute + 1);
+                println!("{line}");
+            }
+        });
+    });
+    Ok(())
+}
+
 const USAGE: &str = "usage: presign unique <count> [keys] | presign duplicates | presign check <host:port> \
-                     | presign prime <file> <host:port> | presign fill <file> <host:port>   \
+                     | presign prime <file> <host:port> | presign fill <file> <host:port> \
+                     | presign soak <host:port> <per second> <seconds>   \
                      (secret in GROQ_WEBHOOK_SECRET)";
 
 fn main() -> ExitCode {
@@ -181,6 +324,10 @@ fn main() -> ExitCode {
         ["fill", path, address] => fill(path, address),
         ["check", address] => check(secret.as_bytes(), address),
         ["prime", path, address] => prime(path, address),
+        ["soak", address, rate, seconds] => match (rate.parse(), seconds.parse()) {
+            (Ok(rate), Ok(seconds)) => soak(secret.as_bytes(), address, rate, seconds),
+            _ => Err(format!("the rate and the seconds must be numbers, not {rate:?} and {seconds:?}")),
+        },
         _ => {
             eprintln!("{USAGE}");
             return ExitCode::from(2);
