@@ -47,7 +47,7 @@ pub const STORE_DURATION: &str = "hookroute.store.operation.duration";
 /// Idempotency store calls that failed, by backend and operation.
 pub const STORE_ERRORS: &str = "hookroute.store.errors";
 /// Inbox calls (`enqueue`, `take`, `renew`, `complete`, `retry`, `dead_letter`,
-/// `release`, `stats`), in seconds, by backend.
+/// `release`, `stats`, `waiting`), in seconds, by backend.
 pub const INBOX_DURATION: &str = "hookroute.inbox.operation.duration";
 /// Inbox calls that failed, by backend and operation.
 pub const INBOX_ERRORS: &str = "hookroute.inbox.errors";

@@ -641,6 +641,49 @@ async fn postgres_storage_does_not_grow_with_deliveries() {
     assert!(rows <= 10, "{rows} rows kept after {PROCESSED} deliveries");
 }
 
+/// A pass over payloads past their retention deletes the done rows already past their
+/// TTL, as the sweep would, rather than rewriting each one empty just before the sweep
+/// deletes it (with a retention as long as the TTL, every done row was written twice
+/// more); a row within its TTL keeps its record and loses its payload.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_forgetting_payloads_deletes_expired_rows_instead_of_rewriting_them() {
+    let table = unique("inbox_forget");
+    let inbox = hookroute::inbox::PostgresInbox::builder(support::postgres_url())
+        .table(&table)
+        .sweep_every(None)
+        .connect()
+        .await
+        .unwrap();
+    let run = unique("evt_forget");
+    for (n, ttl) in [Duration::from_millis(1), Duration::from_secs(600)].into_iter().enumerate() {
+        let (id, key) = (format!("{run}_{n}"), format!("groq:event:{run}_{n}"));
+        let new = NewDelivery {
+            key: &key,
+            id: &id,
+            event_type: "job.run",
+            headers: b"h",
+            body: b"{}",
+            signed_at: None,
+            order: hookroute::inbox::Order::NONE,
+        };
+        assert_eq!(inbox.enqueue(&new).await.unwrap(), Enqueued::Queued);
+        let leased = inbox.take(Duration::from_secs(30)).await.unwrap().expect("the delivery just queued");
+        inbox.complete(&leased.lease, ttl).await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(inbox.forget_payloads(Duration::ZERO).await.unwrap(), 2);
+    let (client, connection) = tokio_postgres::connect(&support::postgres_url(), tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(connection);
+    let rows: Vec<(String, i32)> = client
+        .query(&format!("SELECT key, octet_length(body) FROM {table} ORDER BY key"), &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| (row.get(0), row.get(1)))
+        .collect();
+    assert_eq!(rows, [(format!("groq:event:{run}_1"), 0)], "the expired row goes, the other is emptied");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_storage_does_not_grow_with_deliveries() {
     let prefix = format!("{}:", unique("inbox_bounded"));

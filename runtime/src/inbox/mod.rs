@@ -415,6 +415,15 @@ pub trait Inbox: Send + Sync + 'static {
     /// How many deliveries are in each state.
     async fn stats(&self) -> Result<InboxStats, InboxError>;
 
+    /// How many deliveries wait (queued or retrying), counted up to `up_to`: what a
+    /// receiver checks its room against, often under load (every second past half its
+    /// limit). An inbox whose [`stats`](Self::stats) reads every record (done ones
+    /// too) should answer this from the waiting ones alone. By default, from `stats`.
+    async fn waiting(&self, up_to: u64) -> Result<u64, InboxError> {
+        let stats = self.stats().await?;
+        Ok((stats.queued + stats.retrying).min(up_to))
+    }
+
     /// How many ordering keys wait, for operators and the metrics; `None` (the
     /// default) when the inbox does not count them. Apart from [`stats`](Self::stats),
     /// which a receiver reads often to check its room: counting keys reads every
@@ -529,6 +538,9 @@ macro_rules! forward_inbox {
             }
             async fn stats(&self) -> Result<InboxStats, InboxError> {
                 (**self).stats().await
+            }
+            async fn waiting(&self, up_to: u64) -> Result<u64, InboxError> {
+                (**self).waiting(up_to).await
             }
             async fn key_stats(&self) -> Result<Option<KeyStats>, InboxError> {
                 (**self).key_stats().await

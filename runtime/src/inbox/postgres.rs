@@ -127,6 +127,7 @@ struct Statements {
     dead: String,
     release: String,
     counts: String,
+    waiting: String,
     oldest: String,
     keys: String,
     list_key: String,
@@ -186,6 +187,12 @@ impl Statements {
                  state = CASE WHEN attempts > 1 THEN 'retrying' ELSE 'queued' END",
             ),
             counts: format!("SELECT state, count(*) FROM {t} WHERE state <> 'done' OR due_at > now() GROUP BY state"),
+            // The waiting rows alone, and no more than asked for: the counts above read
+            // every row, done ones too, a scan of the whole table that a receiver past
+            // half its room made four times a second (`bench/soak`, BENCHMARKS.md).
+            waiting: format!(
+                "SELECT count(*) FROM (SELECT 1 FROM {t} WHERE state IN ('queued', 'retrying') LIMIT $1) w"
+            ),
             oldest: format!(
                 "SELECT (extract(epoch from now() - min(due_at)) * 1000)::bigint FROM {t}
                  WHERE state IN ('queued', 'retrying') AND due_at <= now()"
@@ -835,13 +842,17 @@ impl Inbox for PostgresInbox {
     }
 
     async fn forget_payloads(&self, older_than: Duration) -> Result<u64, InboxError> {
+        // Of the rows past their retention, one past its TTL goes whole, as the sweep
+        // would have it: emptied first, it would be written once more only to be
+        // deleted (a retention as long as the TTL rewrote every done row, then deleted
+        // it). Both read the same rows, by `{t}_state`.
+        let (t, older_than) = (&self.inner.table, millis(older_than));
+        let past = "state = 'done' AND updated_at <= now() - $1::bigint * interval '1 millisecond'";
+        let swept = self.execute(&format!("DELETE FROM {t} WHERE {past} AND due_at <= now()"), &[&older_than]).await?;
         let forget = format!(
-            "UPDATE {} SET body = ''::bytea, headers = ''::bytea
-             WHERE state = 'done' AND updated_at <= now() - $1::bigint * interval '1 millisecond'
-               AND octet_length(body) > 0",
-            self.inner.table
+            "UPDATE {t} SET body = ''::bytea, headers = ''::bytea WHERE {past} AND due_at > now() AND octet_length(body) > 0"
         );
-        self.execute(&forget, &[&millis(older_than)]).await
+        Ok(swept + self.execute(&forget, &[&older_than]).await?)
     }
 
     async fn owner(&self) -> Result<Option<String>, InboxError> {
@@ -975,6 +986,16 @@ impl Inbox for PostgresInbox {
         };
         stats.oldest_due_age = millis.map(|ms| Duration::from_millis(ms.unsigned_abs()));
         Ok(stats)
+    }
+
+    async fn waiting(&self, up_to: u64) -> Result<u64, InboxError> {
+        let limit = i64::try_from(up_to).unwrap_or(i64::MAX);
+        let rows = self.query(&self.inner.sql.waiting, &[&limit]).await?;
+        let count: i64 = match rows.first() {
+            Some(row) => row.try_get(0).map_err(|err| InboxError::Unavailable(Box::new(err)))?,
+            None => 0,
+        };
+        Ok(count.unsigned_abs())
     }
 
     async fn key_stats(&self) -> Result<Option<KeyStats>, InboxError> {

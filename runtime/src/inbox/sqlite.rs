@@ -631,6 +631,21 @@ impl Inbox for SqliteInbox {
         .await
     }
 
+    async fn waiting(&self, up_to: u64) -> Result<u64, InboxError> {
+        let limit = i64::try_from(up_to).unwrap_or(i64::MAX);
+        self.run(move |connection, _| {
+            // From the state index, the waiting rows alone and no more than asked for
+            // (`stats` reads the done ones too).
+            let count: i64 = connection.query_row(
+                "SELECT count(*) FROM (SELECT 1 FROM hookroute_inbox WHERE state IN ('queued', 'retrying') LIMIT ?1)",
+                [limit],
+                |row| row.get(0),
+            )?;
+            Ok(count.unsigned_abs())
+        })
+        .await
+    }
+
     async fn key_stats(&self) -> Result<Option<KeyStats>, InboxError> {
         self.run(|connection, _| {
             let (waiting, held): (i64, i64) = connection.query_row(

@@ -182,8 +182,8 @@ impl<H: WebhookHandlers, S: IdempotencyStore> ReceiverBuilder<H, S> {
     /// Inbox mode: how many deliveries may wait (queued or retrying) before new ones are
     /// answered 503 `inbox_full`, so the provider retries later instead of the inbox
     /// growing without bound (default [`DEFAULT_MAX_WAITING`](crate::DEFAULT_MAX_WAITING), 100,000; `u64::MAX` for
-    /// no bound). Counted from the inbox's stats at most 5 s before, 250 ms once past
-    /// half of it: a burst may go a little past it. With 1 MiB bodies, 100,000 waiting
+    /// no bound). Counted ([`Inbox::waiting`](crate::inbox::Inbox::waiting)) at most 5 s before, 1 s
+    /// once past half of it: a burst may go a little past it. With 1 MiB bodies, 100,000 waiting
     /// deliveries are up to 100 GiB: size it to the backend's room.
     pub fn max_waiting(mut self, deliveries: u64) -> Self {
         self.settings.max_waiting = deliveries;

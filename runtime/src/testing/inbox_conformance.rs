@@ -543,7 +543,7 @@ pub async fn purge_deletes_old_done_records<I: InboxAdmin>(inbox: &I) {
     assert_eq!(state(check, inbox, "groq:event:purge_queued").await, DeliveryState::Queued, "{check}");
 }
 
-/// `stats` and `list` count and show each state.
+/// `stats` and `list` count and show each state; `waiting` counts what waits.
 pub async fn stats_count_every_state<I: InboxAdmin>(inbox: &I) {
     let check = "stats_count_every_state";
     for name in ["done", "dead", "retrying", "running"] {
@@ -565,6 +565,9 @@ pub async fn stats_count_every_state<I: InboxAdmin>(inbox: &I) {
         (2, 1, 1, 1, 1),
         "{check}: {stats:?}"
     );
+    // What the room check counts: queued and retrying, no more than asked for.
+    assert_eq!(ok(check, "waiting", inbox.waiting(100).await), 3, "{check}: waiting, 2 queued and 1 retrying");
+    assert_eq!(ok(check, "waiting", inbox.waiting(2).await), 2, "{check}: waiting up to 2");
     let oldest = stats.oldest_due_age.unwrap_or_else(|| panic!("{check}: no oldest due age with 2 queued"));
     assert!(oldest >= Duration::from_millis(10) && oldest < LONG, "{check}: oldest due age {oldest:?}");
     for (wanted, keys) in [
