@@ -232,8 +232,8 @@ fn answer(reader: &mut BufReader<TcpStream>) -> std::io::Result<u16> {
 /// connections each on a schedule of its own, and prints a line a minute.
 fn soak(secret: &[u8], address: &str, rate: u64, seconds: u64) -> Result<(), String> {
     const CONNECTIONS: u64 = 32;
-    if rate == 0 || seconds == 0 {
-        return Err("the rate and the seconds must be above 0".into());
+    if rate == 0 || seconds == 0 || rate > 1_000_000_000 {
+        return Err("the rate must be 1 to 1,000,000,000 a second, and the seconds above 0".into());
     }
     let run = run_prefix();
     let next_id = AtomicU64::new(0);
@@ -258,7 +258,10 @@ fn soak(secret: &[u8], address: &str, rate: u64, seconds: u64) -> Result<(), Str
                     let request = request(secret, now, &body(&format!("evt_{run}_{i}"), event_type, now, i / 3));
                     let status = (|| {
                         if reader.is_none() {
-                            reader = Some(BufReader::new(TcpStream::connect(address)?));
+                            let stream = TcpStream::connect(address)?;
+                            // A receiver that never answers fails the delivery, not the run.
+                            stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+                            reader = Some(BufReader::new(stream));
                         }
                         let reader = reader.as_mut().ok_or(std::io::ErrorKind::NotConnected)?;
                         reader.get_mut().write_all(&request)?;
