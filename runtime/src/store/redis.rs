@@ -277,8 +277,13 @@ impl Batcher {
                 pipeline.cmd("SET").arg(*key).arg(*token).arg("NX").arg("PX").arg(operation.millis).arg("GET");
             }
         }
-        let mut answers: Vec<Value> = timed(self.timeout, pipeline.query_async(&mut connection)).await?;
-        let mut script = (!scripted.is_empty()).then(|| answers.remove(0));
+        let answers: Vec<Value> = timed(self.timeout, pipeline.query_async(&mut connection)).await?;
+        let mut answers = answers.into_iter();
+        let mut script = if scripted.is_empty() {
+            None
+        } else {
+            Some(answers.next().ok_or_else(|| RedisError::from((ErrorKind::Parse, "no answer to the batch script")))?)
+        };
         if let Some(Value::ServerError(error)) = &script {
             if error.kind() == Some(ServerErrorKind::NoScript) {
                 // The server forgot the script (a restart, SCRIPT FLUSH): send it whole.
@@ -289,17 +294,12 @@ impl Batcher {
         let mut scripted_answers = match script {
             None => Vec::new(),
             Some(Value::Array(answers)) if answers.len() == scripted.len() => answers,
-            Some(Value::ServerError(error)) => return Err(error.into()),
-            Some(other) => {
-                return Err(RedisError::from((
-                    ErrorKind::Parse,
-                    "unexpected answer to the batch script",
-                    format!("{other:?}"),
-                )))
-            }
+            // The script failed: its operations fail with its answer (each reads it as
+            // an error), and the claims beside it, which ran, keep theirs.
+            Some(other) => vec![other; scripted.len()],
         }
         .into_iter();
-        let mut claimed = answers.into_iter();
+        let mut claimed = answers;
         let answers: Vec<Value> = part
             .iter()
             .map(|operation| match operation.kind {
@@ -338,10 +338,12 @@ fn claim_answer(answer: Value) -> Value {
     })
 }
 
-/// One operation's answer: the number the script gave it.
+/// One operation's answer: the number the script gave it (or a claim's, as the script
+/// would have), or the error Redis answered in its place.
 fn number(answer: Value) -> Result<i64, RedisError> {
     match answer {
         Value::Int(answer) => Ok(answer),
+        Value::ServerError(error) => Err(error.into()),
         other => Err(RedisError::from((ErrorKind::Parse, "unexpected answer in the batch", format!("{other:?}")))),
     }
 }
