@@ -595,20 +595,25 @@ async fn process_many(inbox: &dyn InboxAdmin) {
         if n == PROCESSED {
             tokio::time::sleep(Duration::from_millis(300)).await;
         }
-        let (id, key) = (format!("{run}_{n}"), format!("groq:event:{run}_{n}"));
-        let new = NewDelivery {
-            key: &key,
-            id: &id,
-            event_type: "job.run",
-            headers: b"",
-            body: b"{}",
-            signed_at: None,
-            order: hookroute::inbox::Order::NONE,
-        };
-        assert_eq!(inbox.enqueue(&new).await.unwrap(), Enqueued::Queued);
-        let leased = inbox.take(Duration::from_secs(30)).await.unwrap().expect("the delivery just queued");
-        inbox.complete(&leased.lease, Duration::from_millis(1)).await.unwrap();
+        process_one(inbox, &run, n, Duration::from_millis(1)).await;
     }
+}
+
+/// Inserts delivery `<run>_<n>` (body `{}`), takes it, and marks it done for `ttl`.
+async fn process_one(inbox: &dyn InboxAdmin, run: &str, n: usize, ttl: Duration) {
+    let (id, key) = (format!("{run}_{n}"), format!("groq:event:{run}_{n}"));
+    let new = NewDelivery {
+        key: &key,
+        id: &id,
+        event_type: "job.run",
+        headers: b"",
+        body: b"{}",
+        signed_at: None,
+        order: hookroute::inbox::Order::NONE,
+    };
+    assert_eq!(inbox.enqueue(&new).await.unwrap(), Enqueued::Queued);
+    let leased = inbox.take(Duration::from_secs(30)).await.unwrap().expect("the delivery just queued");
+    inbox.complete(&leased.lease, ttl).await.unwrap();
 }
 
 /// Done records are purged after their TTL: what the inbox holds does not grow with
@@ -656,19 +661,7 @@ async fn postgres_forgetting_payloads_deletes_expired_rows_instead_of_rewriting_
         .unwrap();
     let run = unique("evt_forget");
     for (n, ttl) in [Duration::from_millis(1), Duration::from_secs(600)].into_iter().enumerate() {
-        let (id, key) = (format!("{run}_{n}"), format!("groq:event:{run}_{n}"));
-        let new = NewDelivery {
-            key: &key,
-            id: &id,
-            event_type: "job.run",
-            headers: b"h",
-            body: b"{}",
-            signed_at: None,
-            order: hookroute::inbox::Order::NONE,
-        };
-        assert_eq!(inbox.enqueue(&new).await.unwrap(), Enqueued::Queued);
-        let leased = inbox.take(Duration::from_secs(30)).await.unwrap().expect("the delivery just queued");
-        inbox.complete(&leased.lease, ttl).await.unwrap();
+        process_one(&inbox, &run, n, ttl).await;
     }
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert_eq!(inbox.forget_payloads(Duration::ZERO).await.unwrap(), 2);
