@@ -43,7 +43,8 @@ const HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Health {
-    /// In inbox mode, whether the inbox answered (its stats) within 2 s; `None` in
+    /// In inbox mode, whether the inbox answered (its
+    /// [stats without the done records](crate::inbox::Inbox::stats_without_done)) within 2 s; `None` in
     /// inline mode, where the idempotency store is checked by every delivery.
     pub inbox_reachable: Option<bool>,
     /// The inbox's error when it did not answer.
@@ -109,8 +110,10 @@ impl Health {
 
 impl<H: WebhookHandlers, S: IdempotencyStore> Receiver<H, S> {
     /// Checks whether this receiver can do its work now: in inbox mode, asks the inbox
-    /// for its stats (within 2 s) and reads whether this process's workers take
-    /// deliveries. See the [module](crate::health).
+    /// for its [stats without the done records](crate::inbox::Inbox::stats_without_done)
+    /// (within 2 s: the done ones, kept for their TTL, would make a probe's cost grow
+    /// with days of traffic) and reads whether this process's workers take deliveries.
+    /// See the [module](crate::health).
     pub async fn health(&self) -> Health {
         let Some(mode) = self.inbox_mode() else {
             return Health {
@@ -125,7 +128,9 @@ impl<H: WebhookHandlers, S: IdempotencyStore> Receiver<H, S> {
                 retrying: 0,
             };
         };
-        let stats = tokio::time::timeout(HEALTH_TIMEOUT, mode.call("stats", mode.inbox.stats())).await;
+        let stats =
+            tokio::time::timeout(HEALTH_TIMEOUT, mode.call("stats_without_done", mode.inbox.stats_without_done()))
+                .await;
         let (stats, inbox_error) = match stats {
             Ok(Ok(stats)) => (Some(stats), None),
             Ok(Err(error)) => (None, Some(error.to_string())),

@@ -32,8 +32,10 @@
 //! `timeout`; `hookroute.attempt.result` is `done`, `retry`, `dead`, `stopped` (given back
 //! at shutdown) or `lost` (the lease ran out before the attempt was recorded).
 //! `hookroute.inbox` is the receiver's [namespace](crate::Receiver::namespace), so two
-//! inboxes in one process are two series. The inbox gauges are read from [`Inbox::stats`](crate::inbox::Inbox::stats) by
-//! every [`Worker`](crate::Worker), each [`stats_interval`](crate::Worker::stats_interval).
+//! inboxes in one process are two series. The inbox gauges are read from
+//! [`Inbox::stats_without_done`](crate::inbox::Inbox::stats_without_done) by every
+//! [`Worker`](crate::Worker), each [`stats_interval`](crate::Worker::stats_interval);
+//! the `done` depth from [`Inbox::stats`](crate::inbox::Inbox::stats), one read in 20.
 
 /// Deliveries answered, by provider, event type and outcome.
 pub const DELIVERIES: &str = "hookroute.deliveries";
@@ -47,7 +49,7 @@ pub const STORE_DURATION: &str = "hookroute.store.operation.duration";
 /// Idempotency store calls that failed, by backend and operation.
 pub const STORE_ERRORS: &str = "hookroute.store.errors";
 /// Inbox calls (`enqueue`, `take`, `renew`, `complete`, `retry`, `dead_letter`,
-/// `release`, `stats`, `waiting`), in seconds, by backend.
+/// `release`, `stats`, `stats_without_done`, `waiting`), in seconds, by backend.
 pub const INBOX_DURATION: &str = "hookroute.inbox.operation.duration";
 /// Inbox calls that failed, by backend and operation.
 pub const INBOX_ERRORS: &str = "hookroute.inbox.errors";

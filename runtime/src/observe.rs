@@ -120,17 +120,16 @@ pub(crate) async fn call<T, E>(
 
 /// The inbox's depth by state and the age of its oldest due delivery, as gauges, by
 /// backend and the namespace of the receiver whose worker read them (two inboxes in
-/// one process are two series).
+/// one process are two series); the done ones only when `done_counted`.
 #[cfg(feature = "metrics")]
-pub(crate) fn inbox_stats(system: &'static str, namespace: &str, stats: &crate::inbox::InboxStats) {
+pub(crate) fn inbox_stats(system: &'static str, namespace: &str, stats: &crate::inbox::InboxStats, done_counted: bool) {
     use crate::metrics::{INBOX_DEPTH, INBOX_OLDEST_AGE};
-    for (state, count) in [
-        ("queued", stats.queued),
-        ("running", stats.running),
-        ("retrying", stats.retrying),
-        ("done", stats.done),
-        ("dead", stats.dead),
-    ] {
+    let done = done_counted.then_some(("done", stats.done));
+    for (state, count) in
+        [("queued", stats.queued), ("running", stats.running), ("retrying", stats.retrying), ("dead", stats.dead)]
+            .into_iter()
+            .chain(done)
+    {
         #[allow(clippy::cast_precision_loss)] // counts far below 2^52
         metrics::gauge!(INBOX_DEPTH, "db.system.name" => system, "hookroute.inbox" => namespace.to_owned(), "hookroute.inbox.state" => state)
             .set(count as f64);

@@ -60,8 +60,8 @@ fn inbox_mode_counts_queued_deliveries_attempts_dead_letters_and_depth() {
         while app.ran.load(Ordering::SeqCst) < 2 || inbox.stats().await.unwrap().dead == 0 {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        // Past one more reading of the stats.
-        tokio::time::sleep(Duration::from_millis(250)).await;
+        // Past the next reading that counts the done ones too (one in 20).
+        tokio::time::sleep(Duration::from_millis(2_100)).await;
         workers.shutdown().await;
     });
     let queued = |event_type| {

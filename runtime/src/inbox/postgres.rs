@@ -127,6 +127,7 @@ struct Statements {
     dead: String,
     release: String,
     counts: String,
+    counts_without_done: String,
     waiting: String,
     oldest: String,
     keys: String,
@@ -187,6 +188,11 @@ impl Statements {
                  state = CASE WHEN attempts > 1 THEN 'retrying' ELSE 'queued' END",
             ),
             counts: format!("SELECT state, count(*) FROM {t} WHERE state <> 'done' OR due_at > now() GROUP BY state"),
+            // From the state index, the rows that are not done alone: with 2,000,000
+            // done rows and 4,000 others, 0.5 ms against 440 ms for the counts above.
+            counts_without_done: format!(
+                "SELECT state, count(*) FROM {t} WHERE state IN ('queued', 'running', 'retrying', 'dead') GROUP BY state"
+            ),
             // The waiting rows alone, and no more than asked for: the counts above read
             // every row, done ones too, a scan of the whole table that a receiver past
             // half its room made four times a second (`bench/soak`, BENCHMARKS.md).
@@ -435,6 +441,24 @@ impl PostgresInbox {
             .collect();
         let params: Vec<&(dyn ToSql + Sync)> = bound.iter().map(|value| &**value as &(dyn ToSql + Sync)).collect();
         self.query(&sql, &params).await
+    }
+
+    /// The counts by state that `counts` (a statement of `state, count` rows) answers,
+    /// and the oldest due age.
+    async fn counted(&self, counts: &str) -> Result<InboxStats, InboxError> {
+        let mut stats = InboxStats::default();
+        for row in self.query(counts, &[]).await? {
+            let name: String = row.try_get(0).map_err(|err| InboxError::Unavailable(Box::new(err)))?;
+            let count: i64 = row.try_get(1).map_err(|err| InboxError::Unavailable(Box::new(err)))?;
+            stats.add(name.parse().unwrap_or(DeliveryState::Dead), u64::try_from(count).unwrap_or(0));
+        }
+        let oldest = self.query(&self.inner.sql.oldest, &[]).await?;
+        let millis: Option<i64> = match oldest.first() {
+            Some(row) => row.try_get(0).map_err(|err| InboxError::Unavailable(Box::new(err)))?,
+            None => None,
+        };
+        stats.oldest_due_age = millis.map(|ms| Duration::from_millis(ms.unsigned_abs()));
+        Ok(stats)
     }
 
     /// A lease operation that must touch exactly the leased row.
@@ -973,19 +997,11 @@ impl Inbox for PostgresInbox {
     }
 
     async fn stats(&self) -> Result<InboxStats, InboxError> {
-        let mut stats = InboxStats::default();
-        for row in self.query(&self.inner.sql.counts, &[]).await? {
-            let name: String = row.try_get(0).map_err(|err| InboxError::Unavailable(Box::new(err)))?;
-            let count: i64 = row.try_get(1).map_err(|err| InboxError::Unavailable(Box::new(err)))?;
-            stats.add(name.parse().unwrap_or(DeliveryState::Dead), u64::try_from(count).unwrap_or(0));
-        }
-        let oldest = self.query(&self.inner.sql.oldest, &[]).await?;
-        let millis: Option<i64> = match oldest.first() {
-            Some(row) => row.try_get(0).map_err(|err| InboxError::Unavailable(Box::new(err)))?,
-            None => None,
-        };
-        stats.oldest_due_age = millis.map(|ms| Duration::from_millis(ms.unsigned_abs()));
-        Ok(stats)
+        self.counted(&self.inner.sql.counts).await
+    }
+
+    async fn stats_without_done(&self) -> Result<InboxStats, InboxError> {
+        self.counted(&self.inner.sql.counts_without_done).await
     }
 
     async fn waiting(&self, up_to: u64) -> Result<u64, InboxError> {

@@ -543,7 +543,8 @@ pub async fn purge_deletes_old_done_records<I: InboxAdmin>(inbox: &I) {
     assert_eq!(state(check, inbox, "groq:event:purge_queued").await, DeliveryState::Queued, "{check}");
 }
 
-/// `stats` and `list` count and show each state; `waiting` counts what waits.
+/// `stats` and `list` count and show each state; `stats_without_done` the same but
+/// the done ones; `waiting` counts what waits.
 pub async fn stats_count_every_state<I: InboxAdmin>(inbox: &I) {
     let check = "stats_count_every_state";
     for name in ["done", "dead", "retrying", "running"] {
@@ -565,6 +566,14 @@ pub async fn stats_count_every_state<I: InboxAdmin>(inbox: &I) {
         (2, 1, 1, 1, 1),
         "{check}: {stats:?}"
     );
+    // What health checks and gauges read: the same, the done ones left out.
+    let without_done = ok(check, "stats_without_done", inbox.stats_without_done().await);
+    assert_eq!(
+        (without_done.queued, without_done.running, without_done.retrying, without_done.done, without_done.dead),
+        (2, 1, 1, 0, 1),
+        "{check}: stats_without_done {without_done:?}"
+    );
+    assert!(without_done.oldest_due_age.is_some(), "{check}: stats_without_done gave no oldest due age");
     // What the room check counts: queued and retrying, no more than asked for.
     assert_eq!(ok(check, "waiting", inbox.waiting(100).await), 3, "{check}: waiting, 2 queued and 1 retrying");
     assert_eq!(ok(check, "waiting", inbox.waiting(2).await), 2, "{check}: waiting up to 2");
