@@ -34,7 +34,8 @@ const redisUrl = new URL(process.env.REDIS_URL);
 const connection = { host: redisUrl.hostname, port: Number(redisUrl.port || 6379), maxRetriesPerRequest: null };
 const QUEUE = 'webhooks';
 
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+// No timer at 0: Node clamps setTimeout to at least 1 ms, which a no-op handler would wait.
+const sleep = (ms) => (ms > 0 ? new Promise((resolve) => setTimeout(resolve, ms)) : Promise.resolve());
 const handlers = {
   'resource.created': async (data) => sleep(DELAY_MS),
   'resource.updated': async (data) => sleep(DELAY_MS),

@@ -37,7 +37,8 @@ if (!SECRET || !DATABASE_URL || !['graphile-worker', 'pg-boss'].includes(KIND)) 
   process.exit(1);
 }
 
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+// No timer at 0: Node clamps setTimeout to at least 1 ms, which a no-op handler would wait.
+const sleep = (ms) => (ms > 0 ? new Promise((resolve) => setTimeout(resolve, ms)) : Promise.resolve());
 const handlers = {
   'resource.created': async (data) => sleep(DELAY_MS),
   'resource.updated': async (data) => sleep(DELAY_MS),
