@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::Client;
+use redis::{Client, IntoConnectionInfo as _};
 
 use super::{connect_error, within};
 use crate::store::error::StoreError;
@@ -22,11 +22,17 @@ pub(crate) async fn connection(
             "a `rediss://` URL (TLS) needs hookroute's `redis-tls` feature, which this build lacks".to_owned(),
         ));
     }
-    let client = Client::open(url).map_err(|err| StoreError::Connect {
+    let invalid = |err: redis::RedisError| StoreError::Connect {
         store: "Redis",
         target: "the configured URL".to_owned(),
         source: Box::new(err),
-    })?;
+    };
+    // `TCP_NODELAY`, as node-redis, go-redis and Jedis set it: the redis crate leaves
+    // Nagle's algorithm on, under which a command written while an earlier one awaits
+    // its answer may wait for that answer's ACK. (No change measured on loopback.)
+    let info = url.into_connection_info().map_err(invalid)?;
+    let info = info.set_tcp_settings(redis::io::tcp::TcpSettings::default().set_nodelay(true));
+    let client = Client::open(info).map_err(invalid)?;
     let target = client.get_connection_info().addr().to_string();
     let config = ConnectionManagerConfig::new()
         .set_connection_timeout(Some(timeout))
