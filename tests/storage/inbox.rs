@@ -887,3 +887,59 @@ async fn health_answers_without_counting_done_deliveries() {
     assert!(health.is_ready(), "{health:?}");
     assert_eq!((health.queued, health.retrying), (1, 0), "{health:?}");
 }
+
+/// A Redis worker's batch costs one script call each way: 40 takes in one call, and
+/// 40 concurrent completions in a few (the script's own cost, paid per call, was
+/// about half of what Redis spent on a delivery). A lease completed twice in one
+/// batch is done once; the second answer says the lease is lost.
+#[tokio::test]
+async fn redis_takes_and_completes_a_batch_in_few_script_calls() {
+    let redis = support::OwnRedis::start();
+    let inbox = Arc::new(hookroute::inbox::RedisInbox::connect(&redis.url()).await.unwrap());
+    let delivery = TestEvent::<Groq>::new("job.run", serde_json::json!({})).sign(SECRET);
+    for n in 0..40 {
+        stored_as_received(&*inbox, &delivery, &format!("evt_batch_{n}"), None).await;
+    }
+    let before = support::redis_calls(&redis.url()).await;
+    let taken = inbox.take_many(Duration::from_secs(60), 40).await.unwrap();
+    assert_eq!(taken.len(), 40);
+    let mut ids: Vec<&str> = taken.iter().map(|leased| leased.delivery.id.as_str()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), 40, "each delivery taken once");
+    let after_take = support::redis_calls(&redis.url()).await;
+
+    let twice = taken[0].lease.clone();
+    let completions: Vec<_> = taken
+        .iter()
+        .map(|leased| leased.lease.clone())
+        .chain([twice])
+        .map(|lease| {
+            let inbox = Arc::clone(&inbox);
+            tokio::spawn(async move { inbox.complete(&lease, Duration::from_secs(60)).await })
+        })
+        .collect();
+    let mut lost = 0;
+    for completion in completions {
+        match completion.await.unwrap() {
+            Ok(()) => {}
+            Err(InboxError::ClaimLost { .. }) => lost += 1,
+            Err(error) => panic!("{error}"),
+        }
+    }
+    assert_eq!(lost, 1, "the lease given twice is completed once");
+    let stats = inbox.stats().await.unwrap();
+    assert_eq!((stats.done, stats.queued, stats.running), (40, 0, 0), "{stats:?}");
+
+    let after = support::redis_calls(&redis.url()).await;
+    let scripts = |from: &std::collections::HashMap<String, u64>, to: &std::collections::HashMap<String, u64>| {
+        ["evalsha", "eval"].iter().map(|name| to.get(*name).unwrap_or(&0) - from.get(*name).unwrap_or(&0)).sum::<u64>()
+    };
+    // A script's first call is refused (`NOSCRIPT`, counted) and sent again with it.
+    let taking = scripts(&before, &after_take);
+    assert!(taking <= 2, "{taking} script calls took the batch: {after_take:?}");
+    // 41 completions (and the stats above): one call for the first, one or two for
+    // those that arrived while it ran.
+    let completing = scripts(&after_take, &after);
+    assert!(completing <= 6, "{completing} script calls for 41 completions: {after:?}");
+}

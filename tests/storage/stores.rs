@@ -147,25 +147,6 @@ async fn postgres_rejects_a_table_name_that_is_not_an_identifier() {
     assert_eq!(DEFAULT_TABLE, "hookroute_events");
 }
 
-/// The calls a Redis server answered, by command (`INFO commandstats`; commands a
-/// script runs count under their own names too), and under `reads` the reads of
-/// requests it made from its clients' sockets (`total_reads_processed`).
-async fn redis_calls(url: &str) -> std::collections::HashMap<String, u64> {
-    let client = redis::Client::open(url).unwrap();
-    let mut raw = client.get_multiplexed_async_connection().await.unwrap();
-    let info: String = redis::cmd("INFO").arg("commandstats").arg("stats").query_async(&mut raw).await.unwrap();
-    info.lines()
-        .filter_map(|line| {
-            if let Some(reads) = line.strip_prefix("total_reads_processed:") {
-                return Some(("reads".to_owned(), reads.trim().parse().ok()?));
-            }
-            let (name, stats) = line.strip_prefix("cmdstat_")?.split_once(':')?;
-            let calls = stats.split(',').find_map(|field| field.strip_prefix("calls="))?;
-            Some((name.to_owned(), calls.parse().ok()?))
-        })
-        .collect()
-}
-
 /// What concurrent deliveries ask of a Redis store goes in one round trip: 64 claims
 /// are one pipeline of plain `SET … NX` commands, and their 64 completions one script
 /// call.
@@ -173,7 +154,7 @@ async fn redis_calls(url: &str) -> std::collections::HashMap<String, u64> {
 async fn redis_sends_concurrent_operations_together() {
     let redis = support::OwnRedis::start();
     let store = Arc::new(RedisStore::connect(&redis.url()).await.unwrap());
-    let before = redis_calls(&redis.url()).await;
+    let before = support::redis_calls(&redis.url()).await;
     let claims: Vec<_> = (0..64)
         .map(|n| {
             let store = Arc::clone(&store);
@@ -198,7 +179,7 @@ async fn redis_sends_concurrent_operations_together() {
     }
     assert_eq!(store.claim("groq:event:evt_7", MINUTE).await.unwrap(), Claim::Done);
 
-    let after = redis_calls(&redis.url()).await;
+    let after = support::redis_calls(&redis.url()).await;
     let calls = |name: &str| after.get(name).copied().unwrap_or(0) - before.get(name).copied().unwrap_or(0);
     // 64 completions in one script call; the claims run no script.
     assert_eq!(calls("evalsha") + calls("eval"), 1, "{after:?}");

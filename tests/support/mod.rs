@@ -371,3 +371,22 @@ pub async fn exclusive() -> tokio::sync::MutexGuard<'static, ()> {
     static LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
     LOCK.lock().await
 }
+
+/// The calls a Redis server answered, by command (`INFO commandstats`; commands a
+/// script runs count under their own names too), and under `reads` the reads of
+/// requests it made from its clients' sockets (`total_reads_processed`).
+pub async fn redis_calls(url: &str) -> std::collections::HashMap<String, u64> {
+    let client = redis::Client::open(url).unwrap();
+    let mut raw = client.get_multiplexed_async_connection().await.unwrap();
+    let info: String = redis::cmd("INFO").arg("commandstats").arg("stats").query_async(&mut raw).await.unwrap();
+    info.lines()
+        .filter_map(|line| {
+            if let Some(reads) = line.strip_prefix("total_reads_processed:") {
+                return Some(("reads".to_owned(), reads.trim().parse().ok()?));
+            }
+            let (name, stats) = line.strip_prefix("cmdstat_")?.split_once(':')?;
+            let calls = stats.split(',').find_map(|field| field.strip_prefix("calls="))?;
+            Some((name.to_owned(), calls.parse().ok()?))
+        })
+        .collect()
+}

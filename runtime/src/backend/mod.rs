@@ -15,7 +15,7 @@ use crate::store::error::StoreError;
 /// up on an operation (and the receiver answers 503): 2 seconds.
 pub const DEFAULT_STORE_TIMEOUT: Duration = Duration::from_secs(2);
 
-#[cfg(any(feature = "postgres", feature = "sqlite"))]
+#[cfg(any(feature = "postgres", feature = "sqlite", feature = "redis"))]
 pub(crate) mod batch;
 #[cfg(feature = "postgres")]
 pub(crate) mod postgres;

@@ -128,7 +128,7 @@ impl OwnedDelivery {
 
 /// The answers of a batch that failed as a whole: each of its `count` calls gets the
 /// error.
-#[cfg(any(feature = "postgres", feature = "sqlite"))]
+#[cfg(any(feature = "postgres", feature = "sqlite", feature = "redis"))]
 pub(crate) fn batch_failed<T>(count: usize, error: &dyn fmt::Display) -> Vec<Result<T, InboxError>> {
     let message = error.to_string();
     (0..count).map(|_| Err(InboxError::Unavailable(message.clone().into()))).collect()
@@ -136,7 +136,7 @@ pub(crate) fn batch_failed<T>(count: usize, error: &dyn fmt::Display) -> Vec<Res
 
 /// A batched call's answer; `None` (its batch's writer stopped without answering) is
 /// an error naming `what` was batched.
-#[cfg(any(feature = "postgres", feature = "sqlite"))]
+#[cfg(any(feature = "postgres", feature = "sqlite", feature = "redis"))]
 pub(crate) fn batch_answer<T>(answer: Option<Result<T, InboxError>>, what: &str) -> Result<T, InboxError> {
     answer
         .unwrap_or_else(|| Err(InboxError::Unavailable(format!("the batched {what} stopped without an answer").into())))

@@ -2,16 +2,18 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use redis::aio::ConnectionManager;
 use redis::{Script, ScriptInvocation, Value};
 
 use super::{
-    from_unix_millis, lease_token, unix_millis, Activity, Cursor, DeliveryState, Enqueued, Filter, History,
-    HistoryLine, Inbox, InboxAdmin, InboxError, InboxStats, Lease, Leased, NewDelivery, Page, StoredDelivery,
-    TypeCounts,
+    batch_answer, batch_failed, from_unix_millis, lease_token, unix_millis, Activity, Cursor, DeliveryState, Enqueued,
+    Filter, History, HistoryLine, Inbox, InboxAdmin, InboxError, InboxStats, Lease, Leased, NewDelivery, Page,
+    StoredDelivery, TypeCounts,
 };
+use crate::backend::batch::Batcher;
 use crate::backend::redis::RedisBuilder;
 use crate::backend::{connect_error, millis, nearest_first, within};
 use crate::store::StoreError;
@@ -48,8 +50,9 @@ const GROUP: &str = "hookroute";
 ///   headers go after the payload retention;
 /// - the namespace the inbox belongs to (`<prefix>owner`).
 ///
-/// Every operation is one Lua script, atomic on the server. The server's clock
-/// decides every time. Not for Redis Cluster (the scripts touch keys they compute).
+/// Every operation is one Lua script, atomic on the server; a worker's batch of takes
+/// is one script call, and the completions that arrive together are one more. The
+/// server's clock decides every time. Not for Redis Cluster (the scripts touch keys they compute).
 ///
 /// **Durability is the server's**: run Redis with `appendonly yes` and `appendfsync
 /// always` (or `everysec`, accepting up to a second of acknowledged deliveries lost
@@ -66,14 +69,23 @@ const GROUP: &str = "hookroute";
 #[derive(Clone)]
 pub struct RedisInbox {
     connection: ConnectionManager,
-    prefix: String,
+    // Shared, not copied: a batch's writer holds a clone of the inbox.
+    prefix: Arc<str>,
     /// What every record's key starts with: `<prefix>d:`.
-    records: String,
-    keys: [String; 6],
-    consumer: String,
+    records: Arc<str>,
+    keys: Arc<[String; 6]>,
+    consumer: Arc<str>,
     timeout: Duration,
-    scripts: Scripts,
+    scripts: Arc<Scripts>,
+    /// The completions that arrive while one batch is sent go in the next, one script
+    /// call for all of them.
+    completes: Arc<Batcher<(Lease, i64), Result<(), InboxError>>>,
 }
+
+/// The most completions, and deliveries taken, in one script call: the server runs
+/// nothing else meanwhile.
+const COMPLETE_BATCH: usize = 64;
+const TAKE_BATCH: usize = 64;
 
 impl fmt::Debug for RedisInbox {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -103,10 +115,10 @@ impl RedisInbox {
     /// `ARGV[1]`; the caller adds the rest.
     fn script<'a>(&self, script: &'a Script) -> ScriptInvocation<'a> {
         let mut invocation = script.prepare_invoke();
-        for key in &self.keys {
+        for key in self.keys.iter() {
             invocation.key(key);
         }
-        invocation.arg(&self.records);
+        invocation.arg(&*self.records);
         invocation
     }
 
@@ -163,12 +175,13 @@ impl RedisInboxBuilder {
         warn_without_persistence(&mut connection, &target, timeout).await;
         Ok(RedisInbox {
             connection,
-            records: format!("{prefix}d:"),
-            prefix,
-            keys,
-            consumer: format!("worker-{}", lease_token()),
+            records: format!("{prefix}d:").into(),
+            prefix: prefix.into(),
+            keys: Arc::new(keys),
+            consumer: format!("worker-{}", lease_token()).into(),
             timeout,
-            scripts: Scripts::new(),
+            scripts: Arc::new(Scripts::new()),
+            completes: Arc::new(Batcher::new(COMPLETE_BATCH, 1)),
         })
     }
 }
@@ -274,12 +287,42 @@ fn corrupt(what: &str) -> InboxError {
 }
 
 impl RedisInbox {
-    /// One take script: `Some(None)` when nothing is due, `None` when it parked
-    /// deliveries and took none (look again).
-    async fn take_once(&self, lease: Duration) -> Result<Option<Option<Leased>>, InboxError> {
-        let token = lease_token();
+    /// Completes a batch of leases in one script call, answering each in order: a lease
+    /// the script found lost is [`InboxError::ClaimLost`].
+    async fn complete_many(&self, batch: Vec<(Lease, i64)>) -> Vec<Result<(), InboxError>> {
+        let mut invocation = self.script(&self.scripts.complete);
+        for (lease, ttl) in &batch {
+            invocation.arg(&lease.key).arg(&lease.token).arg(*ttl);
+        }
+        let done = match self.run::<Vec<i64>>(&invocation).await {
+            Ok(done) if done.len() == batch.len() => done,
+            Ok(_) => return batch_failed(batch.len(), &corrupt("answer to a completion")),
+            Err(error) => return batch_failed(batch.len(), &error),
+        };
+        batch
+            .iter()
+            .zip(done)
+            .map(
+                |((lease, _), done)| {
+                    if done == 1 {
+                        Ok(())
+                    } else {
+                        Err(InboxError::ClaimLost { key: lease.key().to_owned() })
+                    }
+                },
+            )
+            .collect()
+    }
+
+    /// One take script for up to `most` deliveries: `None` when it parked deliveries
+    /// and took none (look again).
+    async fn take_batch(&self, lease: Duration, most: usize) -> Result<Option<Vec<Leased>>, InboxError> {
+        let tokens: Vec<String> = (0..most.max(1)).map(|_| lease_token()).collect();
         let mut invocation = self.script(&self.scripts.take);
-        invocation.arg(&self.consumer).arg(&token).arg(millis(lease));
+        invocation.arg(&*self.consumer).arg(millis(lease));
+        for token in &tokens {
+            invocation.arg(token);
+        }
         let answer: Value = match self.run(&invocation).await {
             // The stream's consumer group is gone: the server restarted without
             // persistence, was flushed, or failed over to an empty replica. Create it
@@ -295,29 +338,38 @@ impl RedisInbox {
             }
             answer => answer?,
         };
-        let fields = match answer {
-            Value::Array(fields) if fields.len() == 13 => fields,
-            Value::Nil | Value::Boolean(false) => return Ok(Some(None)),
+        let taken = match answer {
+            Value::Array(taken) if taken.len() <= tokens.len() => taken,
+            Value::Nil | Value::Boolean(false) => return Ok(Some(Vec::new())),
             ref again if text(again) == "again" => return Ok(None),
             _ => return Err(corrupt("answer to a take")),
         };
-        let key = text(&fields[0]);
-        let delivery = StoredDelivery {
-            key: key.clone(),
-            id: text(&fields[1]),
-            event_type: text(&fields[2]),
-            headers: bytes(&fields[3]),
-            body: bytes(&fields[4]),
-            signed_at: signed_at(&fields[5]),
-            state: DeliveryState::Running,
-            attempts: u32::try_from(number(&fields[6])).unwrap_or(0),
-            last_error: (number(&fields[9]) == 1).then(|| text(&fields[7])),
-            received_at: from_unix_millis(number(&fields[8])),
-            order_key: Some(text(&fields[10])).filter(|lane| !lane.is_empty()),
-            created_at: from_unix_millis(number(&fields[11])),
-        };
-        Ok(Some(Some(Leased { delivery, lease: Lease::new(key, token), superseded: number(&fields[12]) == 1 })))
+        taken.into_iter().zip(tokens).map(|(fields, token)| leased(fields, token)).collect::<Result<_, _>>().map(Some)
     }
+}
+
+/// A delivery as the take script answers it (13 fields), under the lease `token`.
+fn leased(fields: Value, token: String) -> Result<Leased, InboxError> {
+    let fields = match fields {
+        Value::Array(fields) if fields.len() == 13 => fields,
+        _ => return Err(corrupt("answer to a take")),
+    };
+    let key = text(&fields[0]);
+    let delivery = StoredDelivery {
+        key: key.clone(),
+        id: text(&fields[1]),
+        event_type: text(&fields[2]),
+        headers: bytes(&fields[3]),
+        body: bytes(&fields[4]),
+        signed_at: signed_at(&fields[5]),
+        state: DeliveryState::Running,
+        attempts: u32::try_from(number(&fields[6])).unwrap_or(0),
+        last_error: (number(&fields[9]) == 1).then(|| text(&fields[7])),
+        received_at: from_unix_millis(number(&fields[8])),
+        order_key: Some(text(&fields[10])).filter(|lane| !lane.is_empty()),
+        created_at: from_unix_millis(number(&fields[11])),
+    };
+    Ok(Leased { delivery, lease: Lease::new(key, token), superseded: number(&fields[12]) == 1 })
 }
 
 #[async_trait::async_trait]
@@ -381,41 +433,21 @@ impl Inbox for RedisInbox {
     }
 
     async fn take(&self, lease: Duration) -> Result<Option<Leased>, InboxError> {
-        // A take that parked deliveries whose order does not let them run yet (64 at
-        // most per script, so that no script holds the server long), and found none
-        // that could, looks again: the stream may hold more. Each round parks at least
-        // one, so this ends; answering `None` early would idle the worker for a poll
-        // while deliveries that may run wait behind a busy key's backlog.
-        loop {
-            if let Some(taken) = self.take_once(lease).await? {
-                return Ok(taken);
-            }
-        }
+        Ok(self.take_many(lease, 1).await?.into_iter().next())
     }
 
-    /// `most` takes sent at once: the connection writes them in one pipeline, and the
-    /// server runs each script alone, in turn, so each decides on what the one before
-    /// it leased (a key's order and limits hold across the batch).
+    /// One script takes them all, in turn on the server, so each decides on what the
+    /// one before it leased (a key's order and limits hold across the batch).
     async fn take_many(&self, lease: Duration, most: usize) -> Result<Vec<Leased>, InboxError> {
-        if most <= 1 {
-            return Ok(self.take(lease).await?.into_iter().collect());
-        }
-        let answers = futures_util::future::join_all((0..most).map(|_| self.take_once(lease))).await;
-        let (mut taken, mut again, mut failed) = (Vec::with_capacity(most), false, None);
-        for answer in answers {
-            match answer {
-                Ok(Some(leased)) => taken.extend(leased),
-                Ok(None) => again = true,
-                Err(error) => failed = Some(error),
+        // A take that parked deliveries whose order does not let them run yet (at most
+        // 64 more entries read than deliveries sought, so that no script holds the server
+        // long), and found none that could, looks again: the stream may hold more. Each round parks at
+        // least one, so this ends; answering none early would idle the worker for a
+        // poll while deliveries that may run wait behind a busy key's backlog.
+        loop {
+            if let Some(taken) = self.take_batch(lease, most.clamp(1, TAKE_BATCH)).await? {
+                return Ok(taken);
             }
-        }
-        // What was leased is answered even when another take failed: dropped, it would
-        // wait for its lease to run out.
-        match failed {
-            Some(error) if taken.is_empty() => Err(error),
-            // Only parked deliveries were met: look again, as `take` does.
-            _ if taken.is_empty() && again => Ok(self.take(lease).await?.into_iter().collect()),
-            _ => Ok(taken),
         }
     }
 
@@ -427,10 +459,12 @@ impl Inbox for RedisInbox {
     }
 
     async fn complete(&self, lease: &Lease, ttl: Duration) -> Result<(), InboxError> {
-        self.held(&self.scripts.complete, lease, |script| {
-            script.arg(millis(ttl));
-        })
-        .await
+        let inbox = self.clone();
+        let write = move |batch| {
+            let inbox = inbox.clone();
+            async move { inbox.complete_many(batch).await }
+        };
+        batch_answer(self.completes.submit((lease.clone(), millis(ttl)), write).await, "completion")
     }
 
     async fn retry(&self, lease: &Lease, delay: Duration, error: &str) -> Result<(), InboxError> {

@@ -6,12 +6,14 @@ use redis::Script;
 /// The server's clock in milliseconds, the same for every replica.
 const NOW: &str = "local t = redis.call('TIME') local now = t[1] * 1000 + math.floor(t[2] / 1000)\n";
 
-/// Counts one more completion (`done:`) or failed attempt (`failed:`) in this minute:
-/// `<prefix><what><unix minute>`, kept 25 hours, for the console's chart.
+/// Counts `n` (1 unless given) more completions (`done:`) or failed attempts
+/// (`failed:`) in this minute: `<prefix><what><unix minute>`, kept 25 hours, for the
+/// console's chart.
 const MINUTES: &str = r"
-local function count_minute(what)
+local function count_minute(what, n)
+  n = n or 1
   local counter = string.sub(ARGV[1], 1, -3) .. what .. math.floor(now / 60000)
-  if redis.call('INCR', counter) == 1 then redis.call('PEXPIRE', counter, 90000000) end
+  if redis.call('INCRBY', counter, n) == n then redis.call('PEXPIRE', counter, 90000000) end
 end
 ";
 
@@ -28,8 +30,9 @@ end
 /// `<prefix>parked` and `<prefix>parked_rate` count the parked ones for stats.
 const ORDER: &str = r"
 local base = string.sub(ARGV[1], 1, -3)
-local function order_of(rec)
-  return redis.call('HMGET', rec, 'lane', 'member', 'in_flight', 'interval', 'type_cap', 'type', 'created')
+-- The record's order (7 fields), then the fields named after it, in one read.
+local function order_of(rec, ...)
+  return redis.call('HMGET', rec, 'lane', 'member', 'in_flight', 'interval', 'type_cap', 'type', 'created', ...)
 end
 -- Why the delivery may not run now ('lane', 'type' or 'rate' with when), or nil.
 local function blocked(o, key)
@@ -162,10 +165,13 @@ redis.call('HSET', rec, unpack(f))
 return 1
 ";
 
-/// ARGV: prefix, consumer, token, lease ms. Moves due retries (and deliveries a key's
-/// rate held back) into the stream, then takes over an expired lease (XCLAIM) or reads
-/// a new entry (XREADGROUP), parking each one its order, or a pause of its type, does
-/// not let run yet. Answers `again` when it parked many and found none.
+/// ARGV: prefix, consumer, lease ms, then one lease token per delivery wanted. Moves
+/// due retries (and deliveries a key's rate held back) into the stream, then takes up
+/// to as many deliveries as it has tokens, one after the other (one call for a batch:
+/// the script's own cost is paid once), each taking over an expired lease (XCLAIM) or
+/// reading a new entry (XREADGROUP), and parking each one its order, or a pause of its
+/// type, does not let run yet. Answers the deliveries taken, in the tokens' order;
+/// `again` when it parked many and took none; nil when nothing is due.
 const TAKE: &str = r"
 local due = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, 100)
 for _, key in ipairs(due) do
@@ -182,119 +188,175 @@ for _, key in ipairs(due) do
     redis.call('HSET', rec, 'entry', redis.call('XADD', KEYS[1], '*', 'key', key))
   end
 end
-local key, rec, o
-local parked = 0
-for _ = 1, 64 do
-  local expired = redis.call('ZRANGEBYSCORE', KEYS[5], '-inf', now, 'LIMIT', 0, 1)
-  if #expired > 0 then
-    key = expired[1]
-    rec = ARGV[1] .. key
-    local entry = redis.call('HGET', rec, 'entry')
-    if entry and redis.call('HGET', rec, 'state') == 'running' then
-      redis.call('XCLAIM', KEYS[1], 'hookroute', ARGV[2], 0, entry, 'JUSTID')
-      break
+-- Entries a call reads or claims, all its takes together: 64 more than it may take,
+-- so that parking a busy key's backlog never holds the server long.
+local budget = 64 + #ARGV - 3
+-- Asked once a call: nothing in it changes them but its own leases, due after now.
+local expired_left = true
+local any_paused = redis.call('SCARD', base .. 'paused') > 0
+-- A record's order (o[1..7]), then its state, entry, attempts and what a take answers
+-- (o[8..17]), in one read.
+local function read(rec)
+  return order_of(rec, 'state', 'entry', 'attempts', 'id', 'type', 'headers', 'body', 'signed_at', 'last_error',
+    'received_at')
+end
+-- One delivery under the lease `token`: its fields, `again` or false.
+local function take_one(token)
+  local key, rec, o
+  local parked = 0
+  while budget > 0 do
+    budget = budget - 1
+    local expired = {}
+    if expired_left then
+      expired = redis.call('ZRANGEBYSCORE', KEYS[5], '-inf', now, 'LIMIT', 0, 1)
+      expired_left = #expired > 0
     end
-    redis.call('ZREM', KEYS[5], key)
-    key = nil
-  else
-    local read = redis.call('XREADGROUP', 'GROUP', 'hookroute', ARGV[2], 'COUNT', 1, 'STREAMS', KEYS[1], '>')
-    if not read then return false end
-    local entry = read[1][2][1][1]
-    key = read[1][2][1][2][2]
-    rec = ARGV[1] .. key
-    local now_at = redis.call('HMGET', rec, 'state', 'entry')
-    local current = now_at[2] == entry and (now_at[1] == 'queued' or now_at[1] == 'retrying')
-    local why, at
-    if current then
-      o = order_of(rec)
-      if redis.call('SISMEMBER', base .. 'paused', o[6]) == 1 then
-        why = 'paused'
-      else
-        why, at = blocked(o, key)
+    if #expired > 0 then
+      key = expired[1]
+      rec = ARGV[1] .. key
+      o = read(rec)
+      if o[9] and o[8] == 'running' then
+        redis.call('XCLAIM', KEYS[1], 'hookroute', ARGV[2], 0, o[9], 'JUSTID')
+        break
       end
-      if not why then break end
+      redis.call('ZREM', KEYS[5], key)
+      key, o = nil, nil
+    else
+      local read_one = redis.call('XREADGROUP', 'GROUP', 'hookroute', ARGV[2], 'COUNT', 1, 'STREAMS', KEYS[1], '>')
+      if not read_one then return false end
+      local entry = read_one[1][2][1][1]
+      key = read_one[1][2][1][2][2]
+      rec = ARGV[1] .. key
+      o = read(rec)
+      local current = o[9] == entry and (o[8] == 'queued' or o[8] == 'retrying')
+      local why, at
+      if current then
+        if any_paused and redis.call('SISMEMBER', base .. 'paused', o[6]) == 1 then
+          why = 'paused'
+        else
+          why, at = blocked(o, key)
+        end
+        if not why then break end
+      end
+      -- An entry its record no longer points at, or one parked until its order allows.
+      redis.call('XACK', KEYS[1], 'hookroute', entry)
+      redis.call('XDEL', KEYS[1], entry)
+      if why then
+        redis.call('HDEL', rec, 'entry')
+        park(o, key, why, at)
+        parked = parked + 1
+      end
+      key, o = nil, nil
     end
-    -- An entry its record no longer points at, or one parked until its order allows.
-    redis.call('XACK', KEYS[1], 'hookroute', entry)
-    redis.call('XDEL', KEYS[1], entry)
-    if why then
-      redis.call('HDEL', rec, 'entry')
-      park(o, key, why, at)
-      parked = parked + 1
+  end
+  if not key then
+    if parked > 0 then return 'again' end
+    return false
+  end
+  local attempts = tonumber(o[10]) + 1
+  redis.call('HSET', rec, 'state', 'running', 'token', token, 'updated_at', now, 'attempts', attempts)
+  local until_ = now + tonumber(ARGV[3])
+  redis.call('ZADD', KEYS[5], until_, key)
+  local superseded = 0
+  if o[1] then
+    redis.call('ZADD', base .. 'lr:' .. o[1], until_, key)
+    if o[4] then
+      local ls = base .. 'ls:' .. o[1]
+      redis.call('HSET', ls, 'start', now)
+      if redis.call('PTTL', ls) < 0 then redis.call('PEXPIRE', ls, 86400000) end
     end
-    key, o = nil, nil
+    local done = redis.call('ZSCORE', base .. 'ld:' .. o[1], 'done')
+    if done and tonumber(done) > tonumber(o[7]) then superseded = 1 end
   end
+  if o[5] then redis.call('ZADD', base .. 'tr:' .. o[6], until_, key) end
+  return {key, o[11], o[12], o[13], o[14], o[15], attempts, o[16] or '', o[17], o[16] and 1 or 0, o[1] or '',
+    o[7] or o[17], superseded}
 end
-if not key then
-  if parked > 0 then return 'again' end
-  return false
-end
-local attempts = redis.call('HINCRBY', rec, 'attempts', 1)
-redis.call('HSET', rec, 'state', 'running', 'token', ARGV[3], 'updated_at', now)
-local until_ = now + tonumber(ARGV[4])
-redis.call('ZADD', KEYS[5], until_, key)
-o = o or order_of(rec)
-local superseded = 0
-if o[1] then
-  redis.call('ZADD', base .. 'lr:' .. o[1], until_, key)
-  if o[4] then
-    local ls = base .. 'ls:' .. o[1]
-    redis.call('HSET', ls, 'start', now)
-    if redis.call('PTTL', ls) < 0 then redis.call('PEXPIRE', ls, 86400000) end
+local taken = {}
+for i = 4, #ARGV do
+  local one = take_one(ARGV[i])
+  -- Nothing due, or only deliveries that may not run yet: the batch ends there.
+  if not one then break end
+  if one == 'again' then
+    if #taken == 0 then return 'again' end
+    break
   end
-  local done = redis.call('ZSCORE', base .. 'ld:' .. o[1], 'done')
-  if done and tonumber(done) > tonumber(o[7]) then superseded = 1 end
+  taken[#taken + 1] = one
 end
-if o[5] then redis.call('ZADD', base .. 'tr:' .. o[6], until_, key) end
-local f = redis.call('HMGET', rec, 'id', 'type', 'headers', 'body', 'signed_at', 'last_error', 'received_at')
-return {key, f[1], f[2], f[3], f[4], f[5], attempts, f[6] or '', f[7], f[6] and 1 or 0, o[1] or '', o[7] or f[7],
-  superseded}
+if #taken == 0 then return false end
+return taken
 ";
 
-/// ARGV: prefix, key, token. Checks the lease, then leaves `rec` for the caller.
+/// Whether a lease `token` holds a record read with `order_of(rec, 'token', 'state',
+/// 'entry')`, and taking a lease off.
+const LEASES: &str = r"
+local function holds(o, token)
+  return o[8] == token and o[9] == 'running'
+end
+-- Takes the record's stream entry off the stream and its lease off the lease set.
+local function unlease(rec, key, entry)
+  redis.call('XACK', KEYS[1], 'hookroute', entry)
+  redis.call('XDEL', KEYS[1], entry)
+  redis.call('ZREM', KEYS[5], key)
+  redis.call('HDEL', rec, 'token', 'entry')
+end
+";
+
+/// ARGV: prefix, key, token. Checks the lease, then leaves `rec` and its order `o`
+/// (and its lease's fields) for the caller.
 const HELD: &str = r"
 local rec = ARGV[1] .. ARGV[2]
-if redis.call('HGET', rec, 'token') ~= ARGV[3] or redis.call('HGET', rec, 'state') ~= 'running' then return 0 end
+local o = order_of(rec, 'token', 'state', 'entry')
+if not holds(o, ARGV[3]) then return 0 end
 ";
 
-/// Takes the record's entry off the stream and its lease off the lease set.
-const UNLEASE: &str = r"
-local entry = redis.call('HGET', rec, 'entry')
-redis.call('XACK', KEYS[1], 'hookroute', entry)
-redis.call('XDEL', KEYS[1], entry)
-redis.call('ZREM', KEYS[5], ARGV[2])
-redis.call('HDEL', rec, 'token', 'entry')
-";
+/// Takes the lease of `HELD`'s record off.
+const UNLEASE: &str = "unlease(rec, ARGV[2], o[10])\n";
 
 /// ARGV[4]: the new lease in ms.
 const RENEW: &str = r"
 local until_ = now + tonumber(ARGV[4])
 redis.call('ZADD', KEYS[5], until_, ARGV[2])
-local o = order_of(rec)
 if o[1] then redis.call('ZADD', base .. 'lr:' .. o[1], 'XX', until_, ARGV[2]) end
 if o[5] then redis.call('ZADD', base .. 'tr:' .. o[6], 'XX', until_, ARGV[2]) end
 return 1
 ";
 
-/// ARGV[4]: the TTL in ms. Done records expire on their own; the done set is scored
-/// by expiry and trimmed here. The payloads set (done keys by completion, for
-/// `FORGET_PAYLOADS`) loses here the keys whose records have expired.
+/// ARGV: prefix, then each lease's key, token and TTL in ms. Completes the leases in
+/// turn (one call for a batch: the script's own cost is paid once), answering 1 for
+/// each one done and 0 for each lease lost. Done records expire on their own; the done
+/// set is scored by expiry and trimmed here. The payloads set (done keys by
+/// completion, for `FORGET_PAYLOADS`) loses here the keys whose records have expired.
 const COMPLETE: &str = r"
-local o = order_of(rec)
-freed(o, ARGV[2], true)
-if o[1] then
-  local ld = base .. 'ld:' .. o[1]
-  redis.call('ZADD', ld, 'GT', o[7], 'done')
-  redis.call('PEXPIRE', ld, ARGV[4])
+local answers, done, longest = {}, 0, 0
+for i = 2, #ARGV - 2, 3 do
+  local key, ttl = ARGV[i], tonumber(ARGV[i + 2])
+  local rec = ARGV[1] .. key
+  local o = order_of(rec, 'token', 'state', 'entry')
+  if holds(o, ARGV[i + 1]) then
+    unlease(rec, key, o[10])
+    freed(o, key, true)
+    if o[1] then
+      local ld = base .. 'ld:' .. o[1]
+      redis.call('ZADD', ld, 'GT', o[7], 'done')
+      redis.call('PEXPIRE', ld, ttl)
+    end
+    redis.call('HSET', rec, 'state', 'done', 'updated_at', now)
+    redis.call('PEXPIRE', rec, ttl)
+    redis.call('ZADD', KEYS[4], now + ttl, key)
+    redis.call('ZADD', KEYS[6], now, key)
+    done, longest = done + 1, math.max(longest, ttl)
+    answers[#answers + 1] = 1
+  else
+    answers[#answers + 1] = 0
+  end
 end
-redis.call('HSET', rec, 'state', 'done', 'updated_at', now)
-count_minute('done:')
-redis.call('PEXPIRE', rec, ARGV[4])
-redis.call('ZADD', KEYS[4], now + tonumber(ARGV[4]), ARGV[2])
-redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now)
-redis.call('ZREMRANGEBYSCORE', KEYS[6], '-inf', now - tonumber(ARGV[4]))
-redis.call('ZADD', KEYS[6], now, ARGV[2])
-return 1
+if done > 0 then
+  count_minute('done:', done)
+  redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now)
+  redis.call('ZREMRANGEBYSCORE', KEYS[6], '-inf', now - longest)
+end
+return answers
 ";
 
 /// ARGV: prefix, age ms. Empties the body and headers of done records completed at
@@ -333,7 +395,6 @@ end
 /// ARGV[4]: the delay in ms, ARGV[5]: the error, ARGV[6]: `1` when the retry releases
 /// its ordering key (it leaves the key's pending set until due).
 const RETRY: &str = r"
-local o = order_of(rec)
 freed(o, ARGV[2], false)
 if ARGV[6] == '1' and o[1] then
   redis.call('ZREM', base .. 'lp:' .. o[1], o[2])
@@ -349,7 +410,7 @@ return 1
 
 /// ARGV[4]: the error.
 const DEAD: &str = r"
-freed(order_of(rec), ARGV[2], true)
+freed(o, ARGV[2], true)
 redis.call('HSET', rec, 'state', 'dead', 'last_error', ARGV[4], 'updated_at', now,
   'history', remembered(rec, 'dead', ARGV[4]))
 redis.call('HSET', rec, 'dead_entry', redis.call('XADD', KEYS[3], '*', 'key', ARGV[2], 'error', ARGV[4]))
@@ -357,7 +418,7 @@ return 1
 ";
 
 const RELEASE: &str = r"
-freed(order_of(rec), ARGV[2], false)
+freed(o, ARGV[2], false)
 local attempts = redis.call('HINCRBY', rec, 'attempts', -1)
 redis.call('HSET', rec, 'state', attempts > 0 and 'retrying' or 'queued', 'updated_at', now)
 redis.call('HSET', rec, 'entry', redis.call('XADD', KEYS[1], '*', 'key', ARGV[2]))
@@ -494,12 +555,12 @@ impl Scripts {
     pub(super) fn new() -> Self {
         let with_now = |body: &str| Script::new(&format!("{NOW}{body}"));
         let ordered = |body: &str| Script::new(&format!("{NOW}{ORDER}{body}"));
-        let held = |body: &str| Script::new(&format!("{NOW}{MINUTES}{ORDER}{HELD}{UNLEASE}{body}"));
+        let held = |body: &str| Script::new(&format!("{NOW}{MINUTES}{ORDER}{LEASES}{HELD}{UNLEASE}{body}"));
         Self {
             enqueue: with_now(ENQUEUE),
             take: ordered(TAKE),
-            renew: Script::new(&format!("{NOW}{ORDER}{HELD}{RENEW}")),
-            complete: held(COMPLETE),
+            renew: Script::new(&format!("{NOW}{ORDER}{LEASES}{HELD}{RENEW}")),
+            complete: Script::new(&format!("{NOW}{MINUTES}{ORDER}{LEASES}{COMPLETE}")),
             retry: held(&format!("{REMEMBERED}{RETRY}")),
             dead: held(&format!("{REMEMBERED}{DEAD}")),
             release: held(RELEASE),

@@ -60,7 +60,7 @@ impl RedisInbox {
         let state = text(field(0)?).parse().ok()?;
         let received = number(field(4)?);
         Some(StoredDelivery {
-            key: key.strip_prefix(self.records.as_str())?.to_owned(),
+            key: key.strip_prefix(&*self.records)?.to_owned(),
             id: field(5).map(text).unwrap_or_default(),
             event_type: field(1).map(text).unwrap_or_default(),
             headers: Vec::new(),
