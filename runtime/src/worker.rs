@@ -216,6 +216,7 @@ impl<H: WebhookHandlers, S: IdempotencyStore> Worker<H, S> {
         // While the inbox cannot be reached: how long to wait before asking again,
         // doubling up to MAX_TAKE_BACKOFF, and one warning per outage, not per poll.
         let mut backoff: Option<Duration> = None;
+        let mut ahead = Ahead::default();
         loop {
             let permit = tokio::select! {
                 biased;
@@ -225,13 +226,22 @@ impl<H: WebhookHandlers, S: IdempotencyStore> Worker<H, S> {
                     Err(_closed) => break,
                 },
             };
-            // Every handler free now gets a delivery from the same round trip.
+            // Every handler free now gets a delivery: those taken ahead first, the
+            // rest from the same round trip.
             let mut permits_held = vec![permit];
             while let Ok(more) = Arc::clone(&permits).try_acquire_owned() {
                 permits_held.push(more);
             }
+            let mut start = ahead.pop(permits_held.len(), &mode.inbox, settings.lease).await;
+            let wanted = permits_held.len() - start.len();
+            if wanted == 0 && !ahead.low(settings.concurrency) {
+                start_each(&mut running, &receiver, start, permits_held, settings, &aborted).await;
+                while running.try_join_next().is_some() {}
+                continue;
+            }
+            let ask = wanted + ahead.room(settings.concurrency);
             let taken = match mode.bound(receiver.namespace()).await {
-                Ok(()) => mode.call("take", mode.inbox.take_many(settings.lease, permits_held.len())).await,
+                Ok(()) => mode.call("take", mode.inbox.take_many(settings.lease, ask)).await,
                 Err(refused) => Err(refused),
             };
             if taken.is_ok() {
@@ -243,34 +253,24 @@ impl<H: WebhookHandlers, S: IdempotencyStore> Worker<H, S> {
                     tracing::info!("the inbox can be reached again; taking deliveries");
                 }
             }
+            let taken = taken.map(|taken| ahead.keep(taken, wanted, ask));
             match taken {
-                Ok(taken) if !taken.is_empty() => {
-                    start_each(&mut running, &receiver, taken, permits_held, settings, &aborted).await;
+                Ok(taken) if !taken.is_empty() || !start.is_empty() => {
+                    start.extend(taken);
+                    start_each(&mut running, &receiver, start, permits_held, settings, &aborted).await;
                     while running.try_join_next().is_some() {}
                     continue;
                 }
                 Ok(_) => drop(permits_held),
                 Err(error) => {
-                    drop(permits_held);
-                    if mode.taking.failed(&error.to_string(), stall_after) {
+                    // What was taken ahead still runs; the take is tried again after
+                    // the back-off.
+                    start_each(&mut running, &receiver, start, permits_held, settings, &aborted).await;
+                    let stalled = mode.taking.failed(&error.to_string(), stall_after);
+                    if stalled {
                         observe::workers_stalled::<H>(receiver.namespace(), true);
-                        tracing::error!(
-                            %error,
-                            failing_for = ?stall_after,
-                            "inbox workers cannot take deliveries: they stay queued, unhandled, while HTTP answers 202 \
-                             (see Receiver::health); trying again until the inbox answers"
-                        );
                     }
-                    backoff = Some(match backoff {
-                        None => {
-                            tracing::warn!(%error, "could not take a delivery from the inbox; trying again until it answers");
-                            settings.poll_interval
-                        }
-                        Some(pause) => {
-                            tracing::debug!(%error, "could not take a delivery from the inbox");
-                            (pause * 2).min(MAX_TAKE_BACKOFF.max(settings.poll_interval))
-                        }
-                    });
+                    backoff = Some(after_failed_take(backoff, &error, stalled.then_some(stall_after), settings));
                 }
             }
             while running.try_join_next().is_some() {}
@@ -281,6 +281,7 @@ impl<H: WebhookHandlers, S: IdempotencyStore> Worker<H, S> {
                 () = tokio::time::sleep(backoff.unwrap_or(settings.poll_interval)) => {}
             }
         }
+        ahead.give_back(&mode.inbox).await;
         let in_flight = running.len();
         if in_flight > 0 {
             tracing::info!(in_flight, grace = ?settings.grace, "inbox worker stopping: letting running handlers finish");
@@ -292,6 +293,105 @@ impl<H: WebhookHandlers, S: IdempotencyStore> Worker<H, S> {
             while running.join_next().await.is_some() {}
         }
         tracing::debug!("inbox worker stopped");
+    }
+}
+
+/// Says that a take failed with `error` (an error once takes have failed for
+/// `stalled_after`, a warning at the first failure), and answers how long to wait
+/// before taking again: a poll interval, doubling up to [`MAX_TAKE_BACKOFF`].
+fn after_failed_take(
+    backoff: Option<Duration>,
+    error: &InboxError,
+    stalled_after: Option<Duration>,
+    settings: WorkerSettings,
+) -> Duration {
+    if let Some(failing_for) = stalled_after {
+        tracing::error!(
+            %error,
+            ?failing_for,
+            "inbox workers cannot take deliveries: they stay queued, unhandled, while HTTP answers 202 \
+             (see Receiver::health); trying again until the inbox answers"
+        );
+    }
+    match backoff {
+        None => {
+            tracing::warn!(%error, "could not take a delivery from the inbox; trying again until it answers");
+            settings.poll_interval
+        }
+        Some(pause) => {
+            tracing::debug!(%error, "could not take a delivery from the inbox");
+            (pause * 2).min(MAX_TAKE_BACKOFF.max(settings.poll_interval))
+        }
+    }
+}
+
+/// Deliveries taken ahead of free handlers while the inbox has a backlog, oldest first:
+/// a take round trip then serves the handlers that free up next too (with handlers
+/// that finish quickly, a worker otherwise takes one or two at a time, and the round
+/// trips are the cost of a drain). None waits unrenewed past a third of its lease.
+#[derive(Default)]
+struct Ahead {
+    waiting: std::collections::VecDeque<(Instant, Leased)>,
+    /// Whether the last take answered all it was asked for: there may be more.
+    backlog: bool,
+}
+
+impl Ahead {
+    /// Up to `most` deliveries to start now, the lease of each that has waited a third
+    /// of it renewed (one whose renewal fails is left: its lease is lost).
+    async fn pop(&mut self, most: usize, inbox: &Arc<dyn Inbox>, lease: Duration) -> Vec<Leased> {
+        let mut start = Vec::with_capacity(most.min(self.waiting.len()));
+        while start.len() < most {
+            let Some((taken_at, leased)) = self.waiting.pop_front() else { break };
+            if taken_at.elapsed() >= lease / 3 {
+                if let Err(error) = inbox.renew(&leased.lease, lease).await {
+                    tracing::debug!(%error, event = %leased.delivery.id, "a delivery taken ahead lost its lease");
+                    continue;
+                }
+            }
+            start.push(leased);
+        }
+        start
+    }
+
+    /// Whether to take more before those waiting run out (the inbox has a backlog and
+    /// half of them or fewer wait): the handlers that free up meanwhile do not wait for
+    /// a take.
+    fn low(&self, concurrency: usize) -> bool {
+        self.backlog && self.waiting.len() <= concurrency / 2
+    }
+
+    /// How many more to ask for than the handlers free: as many as run at once, while
+    /// the inbox has a backlog.
+    fn room(&self, concurrency: usize) -> usize {
+        if self.backlog {
+            concurrency.saturating_sub(self.waiting.len())
+        } else {
+            0
+        }
+    }
+
+    /// Of what a take asked for `ask` answered, the `wanted` to start now; keeps the
+    /// rest (an inbox that answered more than asked gets the excess back unattempted
+    /// from `start_each`, as before).
+    fn keep(&mut self, mut taken: Vec<Leased>, wanted: usize, ask: usize) -> Vec<Leased> {
+        self.backlog = taken.len() >= ask;
+        let kept = taken.len().min(ask).saturating_sub(wanted);
+        let now = Instant::now();
+        let rest = taken.split_off(wanted.min(taken.len()));
+        let mut rest = rest.into_iter();
+        self.waiting.extend(rest.by_ref().take(kept).map(|leased| (now, leased)));
+        taken.extend(rest);
+        taken
+    }
+
+    /// Gives back, unattempted, what still waits (the worker stops).
+    async fn give_back(&mut self, inbox: &Arc<dyn Inbox>) {
+        for (_, leased) in self.waiting.drain(..) {
+            if let Err(error) = inbox.release(&leased.lease).await {
+                tracing::warn!(%error, "could not give back a delivery taken ahead; it runs again when its lease ends");
+            }
+        }
     }
 }
 

@@ -943,3 +943,109 @@ async fn redis_takes_and_completes_a_batch_in_few_script_calls() {
     let completing = scripts(&after_take, &after);
     assert!(completing <= 6, "{completing} script calls for 41 completions: {after:?}");
 }
+
+/// Waits until `check` holds of the inbox's stats (10 s at most).
+async fn until_stats(inbox: &dyn InboxAdmin, what: &str, check: impl Fn(&InboxStats) -> bool) -> InboxStats {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let stats = inbox.stats().await.unwrap();
+        if check(&stats) {
+            return stats;
+        }
+        assert!(Instant::now() < deadline, "never {what}: {stats:?}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Stores `count` `job.run` deliveries whose handlers wait for the gate; their ids.
+async fn gated(inbox: &dyn InboxAdmin, prefix: &str, count: usize) -> Vec<String> {
+    let mut ids = Vec::new();
+    for n in 0..count {
+        let id = format!("{prefix}_{n}");
+        let delivery =
+            TestEvent::<Groq>::new("job.run", serde_json::json!({ "wait_for_gate": true })).id(&id).sign(SECRET);
+        stored_as_received(inbox, &delivery, &id, None).await;
+        ids.push(id);
+    }
+    ids
+}
+
+/// While the inbox has a backlog, a worker takes as many deliveries ahead as it runs
+/// at once (one round trip then serves the handlers that free up next); when it stops,
+/// what it took ahead goes back unattempted, not left leased until the lease ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_takes_ahead_on_a_backlog_and_gives_it_back_when_it_stops() {
+    // SQLite: it takes several in one call (the memory inbox takes one at a time).
+    let dir = tempfile::tempdir().unwrap();
+    let inbox = Arc::new(hookroute::inbox::SqliteInbox::open(dir.path().join("inbox.db")).await.unwrap());
+    let ids = gated(&*inbox, "evt_ahead", 12).await;
+    let app = Arc::new(App::default());
+    let receiver = Receiver::builder(Arc::clone(&app)).secret(SECRET).inbox(Arc::clone(&inbox)).build().unwrap();
+    let workers = receiver
+        .worker()
+        .unwrap()
+        .concurrency(2)
+        .lease(Duration::from_secs(60))
+        .grace(Duration::from_millis(50))
+        .spawn();
+    until_stats(&*inbox, "2 running", |stats| stats.running == 2).await;
+    // One handler finishes: its slot gets one delivery, and two more wait taken ahead.
+    app.gate.add_permits(1);
+    let stats = until_stats(&*inbox, "2 running and 2 taken ahead", |stats| stats.running == 4).await;
+    assert_eq!((stats.done, stats.queued), (1, 7), "{stats:?}");
+    let ran = || ids.iter().map(|id| app.runs.count(id)).sum::<usize>();
+    assert_eq!(ran(), 3, "those taken ahead wait for a free handler");
+
+    workers.shutdown().await;
+    let stats = inbox.stats().await.unwrap();
+    assert_eq!((stats.running, stats.done, stats.queued), (0, 1, 11), "{stats:?}");
+    assert_eq!(ran(), 3);
+    for id in ids.iter().filter(|id| app.runs.count(id) == 0) {
+        let stored = inbox.get(&key(id)).await.unwrap().unwrap();
+        assert_eq!((stored.state, stored.attempts), (DeliveryState::Queued, 0), "{id} never ran: {stored:?}");
+    }
+}
+
+/// A delivery taken ahead whose lease ran out while it waited, and that another worker
+/// took meanwhile, is not run again: its lease is renewed before it starts, and a
+/// renewal that fails drops it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delivery_taken_ahead_whose_lease_another_worker_took_is_not_run_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let inbox = Arc::new(hookroute::inbox::SqliteInbox::open(dir.path().join("inbox.db")).await.unwrap());
+    let ids = gated(&*inbox, "evt_expired_ahead", 3).await;
+    let app = Arc::new(App::default());
+    let receiver = Receiver::builder(Arc::clone(&app)).secret(SECRET).inbox(Arc::clone(&inbox)).build().unwrap();
+    let worker = |receiver: &Receiver<Arc<App>>| {
+        receiver
+            .worker()
+            .unwrap()
+            .concurrency(1)
+            .lease(Duration::from_millis(300))
+            .poll_interval(Duration::from_millis(20))
+            .grace(Duration::from_millis(50))
+            .spawn()
+    };
+    let first = worker(&receiver);
+    until_stats(&*inbox, "1 running", |stats| stats.running == 1).await;
+    // The first finishes: the worker starts the second and takes the third ahead.
+    app.gate.add_permits(1);
+    until_stats(&*inbox, "1 running and 1 taken ahead", |stats| stats.running == 2 && stats.done == 1).await;
+    let ahead = ids.iter().find(|id| app.runs.count(id) == 0).expect("one not started").clone();
+
+    // Its lease is not renewed while it waits: another worker takes it once it ends.
+    let second = worker(&receiver);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while app.runs.count(&ahead) == 0 {
+        assert!(Instant::now() < deadline, "the other worker never took {ahead}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    app.gate.add_permits(2);
+    until_stats(&*inbox, "all 3 done", |stats| stats.done == 3).await;
+    // The first worker's slot is free again: what it took ahead would start now.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(app.runs.count(&ahead), 1, "{ahead} ran twice");
+    app.gate.add_permits(10);
+    first.shutdown().await;
+    second.shutdown().await;
+}
