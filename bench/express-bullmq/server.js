@@ -9,8 +9,8 @@
 //     [WORKERS=4] [HANDLER_DELAY_MS=0] [ROLE=worker] node server.js
 //
 // WORKERS=0: HTTP only. ROLE=worker: the Worker only, no HTTP; it prints
-// `DRAINED <jobs> <ms>` once the queue has nothing waiting, active or delayed (looked at
-// every 20 ms), counting from its start (bench/inbox's drain rate).
+// `DRAINED <jobs> <ms>` once the queue has nothing waiting, active or delayed, counting
+// from its start (bench/inbox's drain rate).
 
 'use strict';
 
@@ -63,7 +63,7 @@ if (ROLE === 'worker' || WORKERS > 0) {
         console.log(`DRAINED ${processed} ${Date.now() - started}`);
         clearInterval(poll);
       }
-    }, 20);
+    }, 100);
   }
 }
 
