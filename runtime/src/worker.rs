@@ -232,7 +232,7 @@ impl<H: WebhookHandlers, S: IdempotencyStore> Worker<H, S> {
             while let Ok(more) = Arc::clone(&permits).try_acquire_owned() {
                 permits_held.push(more);
             }
-            let mut start = ahead.pop(permits_held.len(), &mode.inbox, settings.lease).await;
+            let mut start = ahead.pop(permits_held.len(), mode, settings.lease).await;
             let wanted = permits_held.len() - start.len();
             if wanted == 0 && !ahead.low(settings.concurrency) {
                 start_each(&mut running, &receiver, start, permits_held, settings, &aborted).await;
@@ -281,7 +281,7 @@ impl<H: WebhookHandlers, S: IdempotencyStore> Worker<H, S> {
                 () = tokio::time::sleep(backoff.unwrap_or(settings.poll_interval)) => {}
             }
         }
-        ahead.give_back(&mode.inbox).await;
+        ahead.give_back(mode).await;
         let in_flight = running.len();
         if in_flight > 0 {
             tracing::info!(in_flight, grace = ?settings.grace, "inbox worker stopping: letting running handlers finish");
@@ -328,7 +328,8 @@ fn after_failed_take(
 /// Deliveries taken ahead of free handlers while the inbox has a backlog, oldest first:
 /// a take round trip then serves the handlers that free up next too (with handlers
 /// that finish quickly, a worker otherwise takes one or two at a time, and the round
-/// trips are the cost of a drain). None waits unrenewed past a third of its lease.
+/// trips are the cost of a drain). One that waited a third of its lease or more is
+/// renewed before it starts, and dropped if its lease was lost meanwhile.
 #[derive(Default)]
 struct Ahead {
     waiting: std::collections::VecDeque<(Instant, Leased)>,
@@ -339,12 +340,12 @@ struct Ahead {
 impl Ahead {
     /// Up to `most` deliveries to start now, the lease of each that has waited a third
     /// of it renewed (one whose renewal fails is left: its lease is lost).
-    async fn pop(&mut self, most: usize, inbox: &Arc<dyn Inbox>, lease: Duration) -> Vec<Leased> {
+    async fn pop(&mut self, most: usize, mode: &InboxMode, lease: Duration) -> Vec<Leased> {
         let mut start = Vec::with_capacity(most.min(self.waiting.len()));
         while start.len() < most {
             let Some((taken_at, leased)) = self.waiting.pop_front() else { break };
             if taken_at.elapsed() >= lease / 3 {
-                if let Err(error) = inbox.renew(&leased.lease, lease).await {
+                if let Err(error) = mode.call("renew", mode.inbox.renew(&leased.lease, lease)).await {
                     tracing::debug!(%error, event = %leased.delivery.id, "a delivery taken ahead lost its lease");
                     continue;
                 }
@@ -386,9 +387,9 @@ impl Ahead {
     }
 
     /// Gives back, unattempted, what still waits (the worker stops).
-    async fn give_back(&mut self, inbox: &Arc<dyn Inbox>) {
+    async fn give_back(&mut self, mode: &InboxMode) {
         for (_, leased) in self.waiting.drain(..) {
-            if let Err(error) = inbox.release(&leased.lease).await {
+            if let Err(error) = mode.call("release", mode.inbox.release(&leased.lease)).await {
                 tracing::warn!(%error, "could not give back a delivery taken ahead; it runs again when its lease ends");
             }
         }
