@@ -1049,3 +1049,23 @@ async fn a_delivery_taken_ahead_whose_lease_another_worker_took_is_not_run_twice
     first.shutdown().await;
     second.shutdown().await;
 }
+
+/// `take_ahead(0)`: a worker takes only for its free handlers, backlog or not (for slow
+/// handlers shared by several workers).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_told_to_take_none_ahead_takes_only_for_free_handlers() {
+    let dir = tempfile::tempdir().unwrap();
+    let inbox = Arc::new(hookroute::inbox::SqliteInbox::open(dir.path().join("inbox.db")).await.unwrap());
+    gated(&*inbox, "evt_none_ahead", 12).await;
+    let app = Arc::new(App::default());
+    let receiver = Receiver::builder(Arc::clone(&app)).secret(SECRET).inbox(Arc::clone(&inbox)).build().unwrap();
+    let workers = receiver.worker().unwrap().concurrency(2).take_ahead(0).grace(Duration::from_millis(50)).spawn();
+    until_stats(&*inbox, "2 running", |stats| stats.running == 2).await;
+    app.gate.add_permits(1);
+    until_stats(&*inbox, "1 done", |stats| stats.done == 1 && stats.running == 2).await;
+    // Time for a take ahead, had there been one (it follows the take for the free slot).
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let stats = inbox.stats().await.unwrap();
+    assert_eq!((stats.running, stats.queued), (2, 9), "{stats:?}");
+    workers.shutdown().await;
+}
