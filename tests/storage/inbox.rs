@@ -957,17 +957,33 @@ async fn until_stats(inbox: &dyn InboxAdmin, what: &str, check: impl Fn(&InboxSt
     }
 }
 
-/// Stores `count` `job.run` deliveries whose handlers wait for the gate; their ids.
-async fn gated(inbox: &dyn InboxAdmin, prefix: &str, count: usize) -> Vec<String> {
-    let mut ids = Vec::new();
-    for n in 0..count {
-        let id = format!("{prefix}_{n}");
-        let delivery =
-            TestEvent::<Groq>::new("job.run", serde_json::json!({ "wait_for_gate": true })).id(&id).sign(SECRET);
-        stored_as_received(inbox, &delivery, &id, None).await;
-        ids.push(id);
+/// A SQLite inbox (it takes several in one call; the memory inbox takes one at a
+/// time) holding `count` `job.run` deliveries whose handlers wait for the gate, and a
+/// receiver on it.
+struct Gated {
+    _dir: tempfile::TempDir,
+    inbox: Arc<hookroute::inbox::SqliteInbox>,
+    ids: Vec<String>,
+    app: Arc<App>,
+    receiver: Receiver<Arc<App>>,
+}
+
+impl Gated {
+    async fn new(prefix: &str, count: usize) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let inbox = Arc::new(hookroute::inbox::SqliteInbox::open(dir.path().join("inbox.db")).await.unwrap());
+        let mut ids = Vec::new();
+        for n in 0..count {
+            let id = format!("{prefix}_{n}");
+            let delivery =
+                TestEvent::<Groq>::new("job.run", serde_json::json!({ "wait_for_gate": true })).id(&id).sign(SECRET);
+            stored_as_received(&*inbox, &delivery, &id, None).await;
+            ids.push(id);
+        }
+        let app = Arc::new(App::default());
+        let receiver = Receiver::builder(Arc::clone(&app)).secret(SECRET).inbox(Arc::clone(&inbox)).build().unwrap();
+        Self { _dir: dir, inbox, ids, app, receiver }
     }
-    ids
 }
 
 /// While the inbox has a backlog, a worker takes as many deliveries ahead as it runs
@@ -975,12 +991,7 @@ async fn gated(inbox: &dyn InboxAdmin, prefix: &str, count: usize) -> Vec<String
 /// what it took ahead goes back unattempted, not left leased until the lease ends.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_takes_ahead_on_a_backlog_and_gives_it_back_when_it_stops() {
-    // SQLite: it takes several in one call (the memory inbox takes one at a time).
-    let dir = tempfile::tempdir().unwrap();
-    let inbox = Arc::new(hookroute::inbox::SqliteInbox::open(dir.path().join("inbox.db")).await.unwrap());
-    let ids = gated(&*inbox, "evt_ahead", 12).await;
-    let app = Arc::new(App::default());
-    let receiver = Receiver::builder(Arc::clone(&app)).secret(SECRET).inbox(Arc::clone(&inbox)).build().unwrap();
+    let Gated { _dir, inbox, ids, app, receiver } = Gated::new("evt_ahead", 12).await;
     let workers = receiver
         .worker()
         .unwrap()
@@ -1011,11 +1022,7 @@ async fn a_worker_takes_ahead_on_a_backlog_and_gives_it_back_when_it_stops() {
 /// renewal that fails drops it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_delivery_taken_ahead_whose_lease_another_worker_took_is_not_run_twice() {
-    let dir = tempfile::tempdir().unwrap();
-    let inbox = Arc::new(hookroute::inbox::SqliteInbox::open(dir.path().join("inbox.db")).await.unwrap());
-    let ids = gated(&*inbox, "evt_expired_ahead", 3).await;
-    let app = Arc::new(App::default());
-    let receiver = Receiver::builder(Arc::clone(&app)).secret(SECRET).inbox(Arc::clone(&inbox)).build().unwrap();
+    let Gated { _dir, inbox, ids, app, receiver } = Gated::new("evt_expired_ahead", 3).await;
     let worker = |receiver: &Receiver<Arc<App>>| {
         receiver
             .worker()
@@ -1054,11 +1061,7 @@ async fn a_delivery_taken_ahead_whose_lease_another_worker_took_is_not_run_twice
 /// handlers shared by several workers).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_told_to_take_none_ahead_takes_only_for_free_handlers() {
-    let dir = tempfile::tempdir().unwrap();
-    let inbox = Arc::new(hookroute::inbox::SqliteInbox::open(dir.path().join("inbox.db")).await.unwrap());
-    gated(&*inbox, "evt_none_ahead", 12).await;
-    let app = Arc::new(App::default());
-    let receiver = Receiver::builder(Arc::clone(&app)).secret(SECRET).inbox(Arc::clone(&inbox)).build().unwrap();
+    let Gated { _dir, inbox, app, receiver, .. } = Gated::new("evt_none_ahead", 12).await;
     let workers = receiver.worker().unwrap().concurrency(2).take_ahead(0).grace(Duration::from_millis(50)).spawn();
     until_stats(&*inbox, "2 running", |stats| stats.running == 2).await;
     app.gate.add_permits(1);
