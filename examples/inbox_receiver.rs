@@ -22,6 +22,8 @@
 //! | `MAX_WAITING` | deliveries waiting before new ones are refused 503 | 100000 |
 //! | `ORDER_KEY` | `1`: each resource's events run one at a time, oldest first (`key = "data.id"`) | unset |
 //! | `BROKEN_TYPE` | this event type's handler fails for good (a bug until the next deploy): its deliveries are dead-lettered | unset |
+//! | `TAKE_AHEAD` | deliveries a worker takes ahead of its free handlers on a backlog ([`Worker::take_ahead`](hookroute::Worker::take_ahead)) | `WORKERS` |
+//! | `REPORT_DRAINED` | `1` with `ROLE=worker`: print `DRAINED <handled> <ms>` once nothing is left to run (bench/inbox) | unset |
 //! | `CONSOLE_TOKEN` | serve the operator console at `/console` over the same inbox, this its token (feature `console`) | unset |
 //!
 //! A handler fails its first N attempts when the event's `data` holds `"fail_times": N`,
@@ -72,6 +74,7 @@ impl App {
             return Err(HandlerError::msg(format!("resource {} failed on purpose", data.id)));
         }
         tracing::debug!(event = meta.id(), resource = %data.id, event_type = meta.event_type(), "resource handled");
+        support::inbox::handled();
         Ok(())
     }
 }

@@ -1,11 +1,13 @@
 //! What the inbox examples (`inbox_receiver`, `ordered_receiver`) share: their
 //! variables (`PORT`, `HOOKROUTE_INBOX`, `WORKERS`, `ROLE`, `LEASE_MS`,
-//! `RETRY_SCHEDULE_MS`, `MAX_WAITING`, `TTL_S`, `CONSOLE_TOKEN`), HTTP replicas and worker
-//! processes, the operator console, and a graceful stop on Ctrl-C or SIGTERM.
+//! `RETRY_SCHEDULE_MS`, `MAX_WAITING`, `TTL_S`, `CONSOLE_TOKEN`, `TAKE_AHEAD`,
+//! `REPORT_DRAINED`), HTTP replicas and worker processes, the operator console, and a
+//! graceful stop on Ctrl-C or SIGTERM.
 
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use hookroute::inbox::{InboxAdmin, RetrySchedule};
 use hookroute::{Provider, Receiver, WebhookHandlers};
@@ -15,6 +17,34 @@ pub(crate) fn var<T: std::str::FromStr>(name: &str, default: T) -> Result<T, Str
     match std::env::var(name) {
         Err(_) => Ok(default),
         Ok(text) => text.trim().parse().map_err(|_| format!("{name}=`{text}` is not valid")),
+    }
+}
+
+/// Deliveries whose handler succeeded in this process (`REPORT_DRAINED`).
+static HANDLED: AtomicU64 = AtomicU64::new(0);
+
+/// Counts a delivery handled, for `REPORT_DRAINED`.
+pub(crate) fn handled() {
+    HANDLED.fetch_add(1, Ordering::Relaxed);
+}
+
+/// With `REPORT_DRAINED=1` a worker process prints `DRAINED <handled> <ms>` once it has
+/// handled something and nothing is queued, running or retrying, `ms` counted from
+/// `started` (as bench/inbox's Node peers report their drains). It looks every 100 ms,
+/// counting only what is not done: a count of the done deliveries too grows with the
+/// drain and would be work the drained server does for the looking.
+async fn report_drained(inbox: Arc<dyn InboxAdmin>, started: Instant) {
+    loop {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let handled = HANDLED.load(Ordering::Relaxed);
+        match inbox.stats_without_done().await {
+            Ok(stats) if handled > 0 && stats.queued + stats.running + stats.retrying == 0 => {
+                println!("DRAINED {handled} {}", started.elapsed().as_millis());
+                return;
+            }
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "could not count the deliveries left"),
+        }
     }
 }
 
@@ -80,6 +110,7 @@ pub(crate) async fn serve<H: WebhookHandlers>(app: H) -> Result<(), String> {
         other => return Err(format!("ROLE=`{other}`: use `worker` (workers only) or leave it unset")),
     };
     let lease = Duration::from_millis(var("LEASE_MS", 30_000)?);
+    let take_ahead = std::env::var("TAKE_AHEAD").ok().map(|_| var("TAKE_AHEAD", 0_usize)).transpose()?;
     let schedule = match std::env::var("RETRY_SCHEDULE_MS") {
         Ok(list) => RetrySchedule::from_millis_list(&list).map_err(|error| format!("RETRY_SCHEDULE_MS: {error}"))?,
         Err(_) => RetrySchedule::standard(),
@@ -108,12 +139,25 @@ pub(crate) async fn serve<H: WebhookHandlers>(app: H) -> Result<(), String> {
         None => axum::Router::new(),
     };
 
+    let started = Instant::now();
     let worker = (!inline && (workers > 0 || worker_only))
-        .then(|| receiver.worker().map(|worker| worker.concurrency(workers.max(1)).lease(lease).spawn()))
+        .then(|| {
+            receiver.worker().map(|worker| {
+                let worker = worker.concurrency(workers.max(1)).lease(lease);
+                match take_ahead {
+                    Some(deliveries) => worker.take_ahead(deliveries),
+                    None => worker,
+                }
+                .spawn()
+            })
+        })
         .transpose()
         .map_err(|error| error.to_string())?;
     if worker_only {
         tracing::info!(workers = workers.max(1), "inbox worker running");
+        if let (Some(inbox), 1) = (&inbox, var("REPORT_DRAINED", 0_u8)?) {
+            tokio::spawn(report_drained(Arc::clone(inbox), started));
+        }
         stop_signal().await;
     } else {
         let route = format!("/webhooks/{}", <H::Provider as Provider>::NAME);
