@@ -76,6 +76,7 @@ where
         in_flight_lets_that_many_of_a_key_run(&make().await).await;
         a_busy_key_goes_to_the_back_of_the_line(&make().await).await;
         a_type_cap_holds_across_keys(&make().await).await;
+        a_batched_take_passes_over_a_capped_type_and_loses_none(&make().await).await;
         a_key_rate_spaces_its_starts(&make().await).await;
         a_stale_delivery_is_superseded(&make().await).await;
         a_delivery_queued_while_its_key_settles_is_taken(&make().await).await;
@@ -903,6 +904,57 @@ pub async fn a_type_cap_holds_across_keys<I: InboxAdmin>(inbox: &I) {
     ok(check, "retry", inbox.retry(&b.lease, LONG, "boom").await);
 }
 
+/// A batched take passes over the deliveries of a type at its cap and takes the others
+/// behind them; the ones passed over are not lost: each runs once its type frees up,
+/// one at a time, and every delivery is taken once.
+pub async fn a_batched_take_passes_over_a_capped_type_and_loses_none<I: InboxAdmin>(inbox: &I) {
+    let check = "a_batched_take_passes_over_a_capped_type_and_loses_none";
+    let capped = Limits { type_concurrency: Some(1), ..Limits::NONE };
+    for n in 1..=3 {
+        let key = format!("groq:event:c{n}");
+        let new = NewDelivery {
+            event_type: "charge.succeeded",
+            order: Order { key: None, created_ms: None, limits: capped },
+            ..delivery(&key)
+        };
+        enqueue_keyed(check, inbox, &new).await;
+        enqueue(check, inbox, &format!("groq:event:free{n}")).await;
+    }
+    // Batches of `most` until nothing more may run (an inbox may answer fewer).
+    let take_all = |most: usize| async move {
+        let mut running = Vec::new();
+        for _ in 0..20 {
+            let batch = ok(check, "take_many", inbox.take_many(LONG, most).await);
+            if batch.is_empty() {
+                break;
+            }
+            running.extend(batch);
+        }
+        let mut keys: Vec<String> = running.iter().map(|leased| leased.delivery.key.clone()).collect();
+        keys.sort_unstable();
+        (running, keys)
+    };
+    let (mut running, keys) = take_all(2).await;
+    assert_eq!(
+        keys,
+        ["groq:event:c1", "groq:event:free1", "groq:event:free2", "groq:event:free3"],
+        "{check}: one of the capped type and every other one"
+    );
+    for next in ["groq:event:c2", "groq:event:c3"] {
+        nothing(check, inbox, "one of its type runs").await;
+        for leased in running.drain(..) {
+            ok(check, "complete", inbox.complete(&leased.lease, LONG).await);
+        }
+        let (batch, keys) = take_all(10).await;
+        assert_eq!(keys, [next], "{check}: the capped type's next, alone");
+        running = batch;
+    }
+    for leased in running {
+        ok(check, "complete", inbox.complete(&leased.lease, LONG).await);
+    }
+    nothing(check, inbox, "every delivery ran").await;
+}
+
 /// A key's rate spaces its starts: the next one waits until the interval passed. A
 /// delivery of the key without a rate neither waits for it nor counts toward it.
 pub async fn a_key_rate_spaces_its_starts<I: InboxAdmin>(inbox: &I) {
@@ -1085,7 +1137,8 @@ macro_rules! inbox_conformance_tests {
             a_key_runs_one_at_a_time_oldest_first a_retrying_delivery_holds_its_key_and_a_dead_one_frees_it
             a_retry_releasing_its_key_lets_later_ones_run
             an_expired_lease_holds_its_key_until_it_ends in_flight_lets_that_many_of_a_key_run
-            a_busy_key_goes_to_the_back_of_the_line a_type_cap_holds_across_keys a_key_rate_spaces_its_starts
+            a_busy_key_goes_to_the_back_of_the_line a_type_cap_holds_across_keys
+            a_batched_take_passes_over_a_capped_type_and_loses_none a_key_rate_spaces_its_starts
             a_stale_delivery_is_superseded a_delivery_queued_while_its_key_settles_is_taken
             a_search_finds_deliveries_waiting_behind_their_key a_batched_take_keeps_each_key_in_order);
         $crate::inbox_conformance_tests!(@shared ($make) concurrent_takes_keep_each_key_in_order);

@@ -200,11 +200,17 @@ local function read(rec)
   return order_of(rec, 'state', 'entry', 'attempts', 'id', 'type', 'headers', 'body', 'signed_at', 'last_error',
     'received_at')
 end
+-- Entries read from the stream and not yet looked at, oldest first, and the next one.
+-- A read asks for no more than there are tokens left, and each entry read either
+-- takes a token or is parked or dropped, so none is left unread when the call ends:
+-- an entry read and left would be pending under no lease, a lost delivery.
+local entries, next_entry = {}, 1
+local tokens_left = #ARGV - 3
 -- One delivery under the lease `token`: its fields, `again` or false.
 local function take_one(token)
   local key, rec, o
   local parked = 0
-  while budget > 0 do
+  while budget > 0 or next_entry <= #entries do
     budget = budget - 1
     local expired = {}
     if expired_left then
@@ -222,10 +228,15 @@ local function take_one(token)
       redis.call('ZREM', KEYS[5], key)
       key, o = nil, nil
     else
-      local read_one = redis.call('XREADGROUP', 'GROUP', 'hookroute', ARGV[2], 'COUNT', 1, 'STREAMS', KEYS[1], '>')
-      if not read_one then return false end
-      local entry = read_one[1][2][1][1]
-      key = read_one[1][2][1][2][2]
+      if next_entry > #entries then
+        local read = redis.call('XREADGROUP', 'GROUP', 'hookroute', ARGV[2], 'COUNT', math.min(tokens_left, budget + 1),
+          'STREAMS', KEYS[1], '>')
+        if not read then return false end
+        entries, next_entry = read[1][2], 1
+      end
+      local entry = entries[next_entry][1]
+      key = entries[next_entry][2][2]
+      next_entry = next_entry + 1
       rec = ARGV[1] .. key
       o = read(rec)
       local current = o[9] == entry and (o[8] == 'queued' or o[8] == 'retrying')
@@ -253,6 +264,7 @@ local function take_one(token)
     if parked > 0 then return 'again' end
     return false
   end
+  tokens_left = tokens_left - 1
   local attempts = tonumber(o[10]) + 1
   redis.call('HSET', rec, 'state', 'running', 'token', token, 'updated_at', now, 'attempts', attempts)
   local until_ = now + tonumber(ARGV[3])
