@@ -138,11 +138,15 @@ struct Statements {
     replay: String,
     purge_done: String,
     sweep: String,
+    forget_expired: String,
+    forget_payloads: String,
 }
 
 impl Statements {
     fn new(t: &str) -> Self {
         let held = "WHERE key = $1 AND token = $2 AND state = 'running'";
+        // Done rows whose payload's retention (`$1` ms) has passed.
+        let past = "state = 'done' AND updated_at <= now() - $1::bigint * interval '1 millisecond'";
         // After an attempt of a delivery with an ordering key, `{t}_unpark` makes the
         // key's next delivery due no earlier than now: the key goes to the back of the line.
         // A failed attempt's line in the delivery's history (see `HistoryLine`).
@@ -233,6 +237,15 @@ impl Statements {
                    AND (updated_at <= now() - $1::bigint * interval '1 millisecond' OR due_at <= now())"
             ),
             sweep: format!("DELETE FROM {t} WHERE state = 'done' AND due_at <= now()"),
+            // The payload pass (`forget_payloads`): of the rows past their retention, one
+            // past its TTL goes whole, as the sweep would have it: emptied first, it would
+            // be written once more only to be deleted (a retention as long as the TTL
+            // rewrote every done row, then deleted it). Both read the same rows, by `{t}_state`.
+            forget_expired: format!("DELETE FROM {t} WHERE {past} AND due_at <= now()"),
+            forget_payloads: format!(
+                "UPDATE {t} SET body = ''::bytea, headers = ''::bytea
+                 WHERE {past} AND due_at > now() AND octet_length(body) > 0"
+            ),
         }
     }
 }
@@ -866,17 +879,9 @@ impl Inbox for PostgresInbox {
     }
 
     async fn forget_payloads(&self, older_than: Duration) -> Result<u64, InboxError> {
-        // Of the rows past their retention, one past its TTL goes whole, as the sweep
-        // would have it: emptied first, it would be written once more only to be
-        // deleted (a retention as long as the TTL rewrote every done row, then deleted
-        // it). Both read the same rows, by `{t}_state`.
-        let (t, older_than) = (&self.inner.table, millis(older_than));
-        let past = "state = 'done' AND updated_at <= now() - $1::bigint * interval '1 millisecond'";
-        let swept = self.execute(&format!("DELETE FROM {t} WHERE {past} AND due_at <= now()"), &[&older_than]).await?;
-        let forget = format!(
-            "UPDATE {t} SET body = ''::bytea, headers = ''::bytea WHERE {past} AND due_at > now() AND octet_length(body) > 0"
-        );
-        Ok(swept + self.execute(&forget, &[&older_than]).await?)
+        let (sql, older_than) = (&self.inner.sql, millis(older_than));
+        let swept = self.execute(&sql.forget_expired, &[&older_than]).await?;
+        Ok(swept + self.execute(&sql.forget_payloads, &[&older_than]).await?)
     }
 
     async fn owner(&self) -> Result<Option<String>, InboxError> {
