@@ -169,9 +169,10 @@ return 1
 /// due retries (and deliveries a key's rate held back) into the stream, then takes up
 /// to as many deliveries as it has tokens, one after the other (one call for a batch:
 /// the script's own cost is paid once), each taking over an expired lease (XCLAIM) or
-/// reading a new entry (XREADGROUP), and parking each one its order, or a pause of its
-/// type, does not let run yet. Answers the deliveries taken, in the tokens' order;
-/// `again` when it parked many and took none; nil when nothing is due.
+/// the next new entry (read by XREADGROUP, as many at once as tokens are left), and
+/// parking each one its order, or a pause of its type, does not let run yet. Answers
+/// the deliveries taken, in the tokens' order; `again` when it parked many and took
+/// none; nil when nothing is due.
 const TAKE: &str = r"
 local due = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, 100)
 for _, key in ipairs(due) do
@@ -229,10 +230,10 @@ local function take_one(token)
       key, o = nil, nil
     else
       if next_entry > #entries then
-        local read = redis.call('XREADGROUP', 'GROUP', 'hookroute', ARGV[2], 'COUNT', math.min(tokens_left, budget + 1),
+        local batch = redis.call('XREADGROUP', 'GROUP', 'hookroute', ARGV[2], 'COUNT', math.min(tokens_left, budget + 1),
           'STREAMS', KEYS[1], '>')
-        if not read then return false end
-        entries, next_entry = read[1][2], 1
+        if not batch then return false end
+        entries, next_entry = batch[1][2], 1
       end
       local entry = entries[next_entry][1]
       key = entries[next_entry][2][2]
