@@ -678,6 +678,53 @@ async fn postgres_forgetting_payloads_deletes_expired_rows_instead_of_rewriting_
     assert_eq!(rows, [(format!("groq:event:{run}_1"), 0)], "the expired row goes, the other is emptied");
 }
 
+/// The payload pass goes in batches (5,000 rows a statement): with more rows than one
+/// batch to delete and to empty, it goes on until none is left, and touches nothing else.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_forgetting_payloads_goes_on_past_one_batch() {
+    let table = unique("inbox_batches");
+    let inbox = hookroute::inbox::PostgresInbox::builder(support::postgres_url())
+        .table(&table)
+        .sweep_every(None)
+        .connect()
+        .await
+        .unwrap();
+    let (client, connection) = tokio_postgres::connect(&support::postgres_url(), tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(connection);
+    // 12,000 done rows past their TTL, 6,000 done within it, 3 still queued: each past
+    // its payload's retention.
+    let fill = |from: u32, to: u32, state: &str, due: &str| {
+        format!(
+            "INSERT INTO {table} (key, event_id, event_type, headers, body, state, attempts, due_at, received_at,
+                 updated_at)
+             SELECT 'groq:event:' || n, 'evt_' || n, 'resource.created', 'h'::bytea, 'body'::bytea, '{state}', 1,
+                 {due}, now() - interval '1 hour', now() - interval '1 hour'
+             FROM generate_series({from}, {to}) AS n"
+        )
+    };
+    client.batch_execute(&fill(1, 12_000, "done", "now() - interval '1 minute'")).await.unwrap();
+    client.batch_execute(&fill(12_001, 18_000, "done", "now() + interval '1 hour'")).await.unwrap();
+    client.batch_execute(&fill(18_001, 18_003, "queued", "now()")).await.unwrap();
+    assert_eq!(inbox.forget_payloads(Duration::from_secs(60)).await.unwrap(), 18_000);
+    let left: Vec<(String, i64, i64)> = client
+        .query(
+            &format!(
+                "SELECT state, count(*), sum(octet_length(body))::bigint FROM {table} GROUP BY state ORDER BY state"
+            ),
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| (row.get(0), row.get(1), row.get(2)))
+        .collect();
+    assert_eq!(
+        left,
+        [("done".to_owned(), 6_000, 0), ("queued".to_owned(), 3, 12)],
+        "the expired rows gone, the others emptied, the queued ones untouched"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_storage_does_not_grow_with_deliveries() {
     let prefix = format!("{}:", unique("inbox_bounded"));
