@@ -641,10 +641,26 @@ async fn postgres_storage_does_not_grow_with_deliveries() {
         .await
         .unwrap();
     process_many(&inbox).await;
-    let (client, connection) = tokio_postgres::connect(&support::postgres_url(), tokio_postgres::NoTls).await.unwrap();
-    tokio::spawn(connection);
+    let client = postgres_client().await;
     let rows: i64 = client.query_one(&format!("SELECT count(*) FROM {table}"), &[]).await.unwrap().get(0);
     assert!(rows <= 10, "{rows} rows kept after {PROCESSED} deliveries");
+}
+
+/// A PostgreSQL inbox on `table` whose done rows go only when a test says so.
+async fn unswept_postgres_inbox(table: &str) -> hookroute::inbox::PostgresInbox {
+    hookroute::inbox::PostgresInbox::builder(support::postgres_url())
+        .table(table)
+        .sweep_every(None)
+        .connect()
+        .await
+        .unwrap()
+}
+
+/// A client of the tests' PostgreSQL, to look at an inbox's table.
+async fn postgres_client() -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(&support::postgres_url(), tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(connection);
+    client
 }
 
 /// A pass over payloads past their retention deletes the done rows already past their
@@ -654,20 +670,14 @@ async fn postgres_storage_does_not_grow_with_deliveries() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_forgetting_payloads_deletes_expired_rows_instead_of_rewriting_them() {
     let table = unique("inbox_forget");
-    let inbox = hookroute::inbox::PostgresInbox::builder(support::postgres_url())
-        .table(&table)
-        .sweep_every(None)
-        .connect()
-        .await
-        .unwrap();
+    let inbox = unswept_postgres_inbox(&table).await;
     let run = unique("evt_forget");
     for (n, ttl) in [Duration::from_millis(1), Duration::from_secs(600)].into_iter().enumerate() {
         process_one(&inbox, &run, n, ttl).await;
     }
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert_eq!(inbox.forget_payloads(Duration::ZERO).await.unwrap(), 2);
-    let (client, connection) = tokio_postgres::connect(&support::postgres_url(), tokio_postgres::NoTls).await.unwrap();
-    tokio::spawn(connection);
+    let client = postgres_client().await;
     let rows: Vec<(String, i32)> = client
         .query(&format!("SELECT key, octet_length(body) FROM {table} ORDER BY key"), &[])
         .await
@@ -683,14 +693,8 @@ async fn postgres_forgetting_payloads_deletes_expired_rows_instead_of_rewriting_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_forgetting_payloads_goes_on_past_one_batch() {
     let table = unique("inbox_batches");
-    let inbox = hookroute::inbox::PostgresInbox::builder(support::postgres_url())
-        .table(&table)
-        .sweep_every(None)
-        .connect()
-        .await
-        .unwrap();
-    let (client, connection) = tokio_postgres::connect(&support::postgres_url(), tokio_postgres::NoTls).await.unwrap();
-    tokio::spawn(connection);
+    let inbox = unswept_postgres_inbox(&table).await;
+    let client = postgres_client().await;
     // 12,000 done rows past their TTL, 6,000 done within it, 3 still queued: each past
     // its payload's retention.
     let fill = |from: u32, to: u32, state: &str, due: &str| {

@@ -703,6 +703,16 @@ async fn enqueue_keyed<I: InboxAdmin + ?Sized>(check: &str, inbox: &I, new: &New
     assert_eq!(enqueued, Enqueued::Queued, "inbox conformance `{check}`: enqueue of a new key `{}`", new.key);
 }
 
+/// Enqueues a `charge.succeeded` delivery without an ordering key, its type under `limits`.
+async fn enqueue_capped<I: InboxAdmin + ?Sized>(check: &str, inbox: &I, key: &str, limits: Limits) {
+    let new = NewDelivery {
+        event_type: "charge.succeeded",
+        order: Order { key: None, created_ms: None, limits },
+        ..delivery(key)
+    };
+    enqueue_keyed(check, inbox, &new).await;
+}
+
 async fn nothing<I: InboxAdmin + ?Sized>(check: &str, inbox: &I, why: &str) {
     if let Some(taken) = ok(check, "take", inbox.take(LONG).await) {
         panic!("inbox conformance `{check}`: took `{}` though {why}", taken.delivery.key);
@@ -886,13 +896,7 @@ pub async fn a_type_cap_holds_across_keys<I: InboxAdmin>(inbox: &I) {
     let check = "a_type_cap_holds_across_keys";
     let capped = Limits { type_concurrency: Some(2), ..Limits::NONE };
     for n in 1..=3 {
-        let key = format!("groq:event:c{n}");
-        let new = NewDelivery {
-            event_type: "charge.succeeded",
-            order: Order { key: None, created_ms: None, limits: capped },
-            ..delivery(&key)
-        };
-        enqueue_keyed(check, inbox, &new).await;
+        enqueue_capped(check, inbox, &format!("groq:event:c{n}"), capped).await;
     }
     enqueue(check, inbox, "groq:event:free").await;
     let (a, b) = (take(check, inbox).await, take(check, inbox).await);
@@ -911,13 +915,7 @@ pub async fn a_batched_take_passes_over_a_capped_type_and_loses_none<I: InboxAdm
     let check = "a_batched_take_passes_over_a_capped_type_and_loses_none";
     let capped = Limits { type_concurrency: Some(1), ..Limits::NONE };
     for n in 1..=3 {
-        let key = format!("groq:event:c{n}");
-        let new = NewDelivery {
-            event_type: "charge.succeeded",
-            order: Order { key: None, created_ms: None, limits: capped },
-            ..delivery(&key)
-        };
-        enqueue_keyed(check, inbox, &new).await;
+        enqueue_capped(check, inbox, &format!("groq:event:c{n}"), capped).await;
         enqueue(check, inbox, &format!("groq:event:free{n}")).await;
     }
     // Batches of `most` until nothing more may run (an inbox may answer fewer).
