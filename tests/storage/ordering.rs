@@ -149,3 +149,38 @@ async fn a_postgres_inbox_made_before_ordering_is_upgraded() {
     hookroute::inbox::PostgresInbox::builder(&url).table(&table).connect().await.unwrap();
     assert_eq!(inbox.stats().await.unwrap().done, 1);
 }
+
+/// Deliveries of one key that arrive together are stored in one PostgreSQL batch (one
+/// statement, its rows inserted in key order); with equal creation times they still
+/// run in the order they arrived, not in their keys' order.
+#[cfg(feature = "postgres")]
+#[tokio::test]
+async fn postgres_a_keys_deliveries_stored_in_one_batch_run_in_arrival_order() {
+    use hookroute::inbox::{Enqueued, Limits, NewDelivery, Order};
+    let url = crate::support::postgres_url();
+    let table = format!("batch_order_{}_{}", std::process::id(), fastrand::u32(..));
+    let inbox = hookroute::inbox::PostgresInbox::builder(&url).table(&table).connect().await.unwrap();
+    // They arrive k7, k6, ..., k0: the reverse of their keys' order. On this
+    // one-thread runtime the batch's writer starts only once all eight are waiting.
+    let keys: Vec<String> = (0..8).rev().map(|n| format!("groq:event:k{n}")).collect();
+    let deliveries: Vec<NewDelivery<'_>> = keys
+        .iter()
+        .map(|key| NewDelivery {
+            key,
+            id: key,
+            event_type: "customer.subscription.updated",
+            headers: b"",
+            body: b"{}",
+            signed_at: None,
+            order: Order { key: Some("cus_1"), created_ms: Some(1_000), limits: Limits::NONE },
+        })
+        .collect();
+    let enqueued = futures_util::future::join_all(deliveries.iter().map(|new| inbox.enqueue(new))).await;
+    assert!(enqueued.iter().all(|answer| matches!(answer, Ok(Enqueued::Queued))), "{enqueued:?}");
+    let mut ran = Vec::new();
+    while let Some(taken) = inbox.take(Duration::from_secs(60)).await.unwrap() {
+        ran.push(taken.delivery.key.clone());
+        inbox.complete(&taken.lease, Duration::from_secs(60)).await.unwrap();
+    }
+    assert_eq!(ran, keys, "not in the order they arrived");
+}

@@ -50,17 +50,18 @@ fn at_millis(at: &str) -> String {
 ///
 /// - **enqueue** is one statement, `INSERT ... ON CONFLICT (key) DO UPDATE ... WHERE
 ///   the row is done and expired RETURNING`: the deduplication and the insert are
-///   one transaction, committed before the receiver answers `202`. The enqueues of
-///   deliveries without an ordering key that arrive while one is being written are
-///   written together, one statement and one commit for the batch (group commit):
-///   each still answers only once its row is durable.
+///   one transaction, committed before the receiver answers `202`. The enqueues
+///   that arrive while one is being written are written together, one statement and
+///   one commit for the batch (group commit): each still answers only once its row is
+///   durable.
 /// - **take** is one statement: `UPDATE ... WHERE key = (SELECT key ... WHERE due_at <=
 ///   now() ORDER BY due_at LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING`, so concurrent
 ///   workers never wait on, nor take, the same row. A worker with several handlers
 ///   free takes as many at once ([`Inbox::take_many`]): the one a single take would
-///   have, and more of those due without an ordering key or a type cap.
-/// - Completions of deliveries without an ordering key that arrive together are
-///   written in one statement; one with a key, which unparks its key's next, alone.
+///   have, and more of those due without a type cap or a key rate, each key's rules
+///   kept (see `take_statement`).
+/// - Completions that arrive together are written in one statement, which also makes
+///   the next delivery of each ordering key among them due.
 /// - Every lease operation updates the row only `WHERE token = $token AND state =
 ///   'running'`, so a worker whose lease ran out cannot touch it any more.
 /// - Done rows past their TTL are deleted every [`sweep_every`] (five minutes by
@@ -91,10 +92,9 @@ struct Inner {
     marks: Database,
     table: String,
     sql: Statements,
-    /// Enqueues without an ordering key, written in batches (group commit).
+    /// Enqueues, written in batches (group commit).
     enqueues: Arc<Batcher<OwnedDelivery, Result<Enqueued, InboxError>>>,
-    /// Completions of deliveries without an ordering key, written in batches: the
-    /// lease and the done TTL in milliseconds.
+    /// Completions, written in batches: the lease and the done TTL in milliseconds.
     completes: Arc<Batcher<(Lease, i64), Result<(), InboxError>>>,
 }
 
@@ -125,11 +125,12 @@ const SWEEP_PAUSE: Duration = Duration::from_millis(50);
 
 /// Every statement, written once for the table.
 struct Statements {
-    enqueue: String,
     enqueue_many: String,
+    enqueue_keyed: String,
     take: String,
     take_many: String,
     complete_many: String,
+    complete_keyed: String,
     renew: String,
     complete: String,
     retry: String,
@@ -173,11 +174,12 @@ impl Statements {
             )
         };
         Self {
-            enqueue: enqueue_statement(t),
-            enqueue_many: enqueue_many_statement(t),
+            enqueue_many: enqueue_many_statement(t, false),
+            enqueue_keyed: enqueue_many_statement(t, true),
             take: take_statement(t, false),
             take_many: take_statement(t, true),
-            complete_many: complete_many_statement(t),
+            complete_many: complete_many_statement(t, false),
+            complete_keyed: complete_many_statement(t, true),
             renew: format!("UPDATE {t} SET due_at = now() + $3::bigint * interval '1 millisecond' {held}"),
             complete: settle(
                 "state = 'done', token = NULL, due_at = now() + $3::bigint * interval '1 millisecond',
@@ -272,33 +274,59 @@ impl Statements {
     }
 }
 
-/// The enqueue of one delivery with an ordering key (those without one go in
-/// batches: [`enqueue_many_statement`]).
+/// The enqueue of a batch of deliveries: one row each, in one statement and one commit
+/// (group commit). Parameters are arrays, one element a delivery, keys distinct;
+/// answers the keys stored. Rows go in in key order, so two batches inserting the
+/// same keys at once wait for each other in one order and never deadlock.
 ///
-/// A delivery of a key that runs one at a time, behind an older one of its
-/// key still pending, is parked (due at infinity: no take reads it) until
-/// the key's settle unparks it. `FOR SHARE` makes that safe: the lock waits
-/// for a settle of the older one that is under way and then reads its new
-/// state, and a settle that comes after waits for this insert to commit,
-/// so its `{t}_unpark` (a fresh snapshot) sees the parked one. A delivery
-/// of a paused type waits at infinity too, its due time kept in
-/// `paused_due` (the `FOR SHARE` on the pause makes `resume` see it).
-fn enqueue_statement(t: &str) -> String {
-    format!(
-        "WITH ahead AS (SELECT 1 FROM {t} o WHERE $9 = 1 AND o.order_key = $7
-                          AND o.state IN ('queued', 'retrying', 'running')
-                          AND o.created_ms <= coalesce($8, {NOW_MS})
+/// `keyed` (some delivery of the batch has an ordering key) adds `$11`, the ordering
+/// keys, and each key's line:
+/// - A delivery of a key that runs one at a time, behind an older one of its key
+///   still pending, is parked (due at infinity: no take reads it) until the key's
+///   settle unparks it. `FOR SHARE` makes that safe: the lock waits for a settle of
+///   the older one that is under way and then reads its new state, and a settle that
+///   comes after waits for this insert to commit, so its `{t}_unpark` (a fresh
+///   snapshot) sees the parked one.
+/// - Deliveries of one key in one batch do not see each other, as two enqueued at
+///   once by two statements do not: a take's `{t}_may_run` parks the newer.
+/// - `seq`, a delivery's place among its key's equal creation times, is drawn in
+///   arrival order, before the rows are sorted by key.
+///
+/// A delivery of a paused type waits at infinity, its due time kept in `paused_due`
+/// (the `FOR SHARE` on the pause makes `resume` see it).
+fn enqueue_many_statement(t: &str, keyed: bool) -> String {
+    let columns = "key, event_id, event_type, headers, body, signed_at, created_ms, in_flight, type_cap, key_interval";
+    let arrays = "$1::text[], $2::text[], $3::text[], $4::bytea[], $5::bytea[], $6::bigint[], $7::bigint[], \
+                  $8::integer[], $9::integer[], $10::bigint[]";
+    let (deliveries, order_key, seq) = if keyed {
+        (
+            format!(
+                "u AS MATERIALIZED (SELECT u.*, nextval((SELECT pg_get_serial_sequence('{t}', 'seq'))::regclass) AS seq
+                   FROM unnest({arrays}, $11::text[]) WITH ORDINALITY AS u({columns}, order_key, n) ORDER BY u.n),
+                 i AS MATERIALIZED (SELECT u.*, CASE WHEN a.ahead THEN 'infinity'::timestamptz ELSE now() END AS at
+                   FROM u LEFT JOIN LATERAL (SELECT true AS ahead FROM {t} o WHERE u.in_flight = 1
+                          AND o.order_key = u.order_key AND o.state IN ('queued', 'retrying', 'running')
+                          AND o.created_ms <= coalesce(u.created_ms, {NOW_MS})
                           AND NOT (o.state = 'retrying' AND o.releases AND o.due_at > now())
-                        ORDER BY o.order_key, o.created_ms, o.seq LIMIT 1 FOR SHARE),
-              paused AS (SELECT 1 FROM {t}_paused WHERE event_type = $3 FOR SHARE),
-              due AS (SELECT CASE WHEN EXISTS (SELECT 1 FROM ahead) THEN 'infinity'::timestamptz
-                                  ELSE now() END AS at)
+                        ORDER BY o.order_key, o.created_ms, o.seq LIMIT 1 FOR SHARE) a ON true)"
+            ),
+            "i.order_key",
+            ("seq, ", "i.seq, "),
+        )
+    } else {
+        (format!("i AS (SELECT *, now() AS at FROM unnest({arrays}) AS i({columns}))"), "NULL", ("", ""))
+    };
+    let (seq_column, seq_value) = seq;
+    format!(
+        "WITH {deliveries},
+              paused AS (SELECT event_type FROM {t}_paused WHERE event_type = ANY($3::text[]) FOR SHARE)
          INSERT INTO {t} (key, event_id, event_type, headers, body, signed_at, state, attempts, due_at,
-             received_at, updated_at, order_key, created_ms, in_flight, type_cap, key_interval, paused_due)
-         VALUES ($1, $2, $3, $4, $5, $6, 'queued', 0,
-             CASE WHEN EXISTS (SELECT 1 FROM paused) THEN 'infinity' ELSE (SELECT at FROM due) END,
-             {RECEIVED}, now(), $7, coalesce($8, {NOW_MS}), $9, $10, $11,
-             CASE WHEN EXISTS (SELECT 1 FROM paused) THEN (SELECT at FROM due) END)
+             received_at, updated_at, order_key, created_ms, in_flight, type_cap, key_interval, {seq_column}paused_due)
+         SELECT i.key, i.event_id, i.event_type, i.headers, i.body, i.signed_at, 'queued', 0,
+             CASE WHEN i.event_type IN (SELECT event_type FROM paused) THEN 'infinity' ELSE i.at END,
+             {RECEIVED}, now(), {order_key}, coalesce(i.created_ms, {NOW_MS}), i.in_flight, i.type_cap,
+             i.key_interval, {seq_value}CASE WHEN i.event_type IN (SELECT event_type FROM paused) THEN i.at END
+         FROM i ORDER BY i.key
          ON CONFLICT (key) DO UPDATE SET event_id = excluded.event_id, event_type = excluded.event_type,
              headers = excluded.headers, body = excluded.body, signed_at = excluded.signed_at,
              state = 'queued', attempts = 0, due_at = excluded.due_at, token = NULL, last_error = NULL,
@@ -307,52 +335,33 @@ fn enqueue_statement(t: &str) -> String {
              key_interval = excluded.key_interval, started_at = NULL, paused_due = excluded.paused_due,
              history = NULL
            WHERE {t}.state = 'done' AND {t}.due_at <= now()
-         RETURNING 1"
-    )
-}
-
-/// The enqueue of a batch of deliveries without an ordering key (no key's line to
-/// wait in): one row each, in one statement and one commit. Parameters are arrays,
-/// one element a delivery, keys distinct; answers the keys stored. Rows go in in key
-/// order, so two batches inserting the same keys at once wait for each other in one
-/// order and never deadlock.
-fn enqueue_many_statement(t: &str) -> String {
-    format!(
-        "WITH i AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[], $5::bytea[], $6::bigint[],
-                        $7::bigint[], $8::integer[], $9::integer[], $10::bigint[])
-                      AS i(key, event_id, event_type, headers, body, signed_at, created_ms, in_flight, type_cap,
-                           key_interval)),
-              paused AS (SELECT event_type FROM {t}_paused WHERE event_type = ANY($3::text[]) FOR SHARE)
-         INSERT INTO {t} (key, event_id, event_type, headers, body, signed_at, state, attempts, due_at,
-             received_at, updated_at, order_key, created_ms, in_flight, type_cap, key_interval, paused_due)
-         SELECT i.key, i.event_id, i.event_type, i.headers, i.body, i.signed_at, 'queued', 0,
-             CASE WHEN i.event_type IN (SELECT event_type FROM paused) THEN 'infinity' ELSE now() END,
-             {RECEIVED}, now(), NULL, coalesce(i.created_ms, {NOW_MS}), i.in_flight, i.type_cap, i.key_interval,
-             CASE WHEN i.event_type IN (SELECT event_type FROM paused) THEN now() END
-         FROM i ORDER BY i.key
-         ON CONFLICT (key) DO UPDATE SET event_id = excluded.event_id, event_type = excluded.event_type,
-             headers = excluded.headers, body = excluded.body, signed_at = excluded.signed_at,
-             state = 'queued', attempts = 0, due_at = excluded.due_at, token = NULL, last_error = NULL,
-             received_at = {RECEIVED}, updated_at = now(), order_key = NULL,
-             created_ms = excluded.created_ms, in_flight = excluded.in_flight, type_cap = excluded.type_cap,
-             key_interval = excluded.key_interval, started_at = NULL, paused_due = excluded.paused_due,
-             history = NULL
-           WHERE {t}.state = 'done' AND {t}.due_at <= now()
          RETURNING key"
     )
 }
 
-/// The completion of a batch of leased deliveries without an ordering key (no key's
-/// next to unpark): parameters are arrays of keys, tokens and done TTLs in
-/// milliseconds; answers the keys marked done.
-fn complete_many_statement(t: &str) -> String {
-    format!(
+/// The completion of a batch of leased deliveries: parameters are arrays of keys,
+/// tokens and done TTLs in milliseconds; answers the keys marked done.
+///
+/// Without `keyed` it settles only deliveries without an ordering key. With it, each
+/// done delivery of a key then makes the key's next one due (`{t}_unpark`, which waits
+/// for the key's lock): in the keys' order, so that two batches never wait for each
+/// other's keys.
+fn complete_many_statement(t: &str, keyed: bool) -> String {
+    let update = format!(
         "UPDATE {t} SET state = 'done', token = NULL, due_at = now() + l.ttl * interval '1 millisecond',
              updated_at = now()
          FROM unnest($1::text[], $2::text[], $3::bigint[]) AS l(key, token, ttl)
-         WHERE {t}.key = l.key AND {t}.token = l.token AND {t}.state = 'running' AND {t}.order_key IS NULL
-         RETURNING {t}.key"
-    )
+         WHERE {t}.key = l.key AND {t}.token = l.token AND {t}.state = 'running'"
+    );
+    if keyed {
+        format!(
+            "WITH s AS ({update} RETURNING {t}.key, {t}.order_key)
+             SELECT d.key, CASE WHEN d.order_key IS NULL THEN true ELSE {t}_unpark(d.order_key, d.key) END
+             FROM (SELECT key, order_key FROM s ORDER BY order_key OFFSET 0) d"
+        )
+    } else {
+        format!("{update} AND {t}.order_key IS NULL RETURNING {t}.key")
+    }
 }
 
 /// The take: an expired lease first, then the delivery due longest, among those their
@@ -384,14 +393,19 @@ fn take_statement(t: &str, batch: bool) -> String {
     // the pause). An expired lease is taken over whatever its type.
     let unpaused = format!("AND r.event_type <> ALL (ARRAY(SELECT event_type FROM {t}_paused))");
     let first = format!("coalesce(({}), ({}))", next("'running'", ""), next("'queued', 'retrying'", &unpaused));
-    // With `$3`: as many more as that of the due deliveries without a key or a cap,
-    // which no rule holds back (a keyed one, never more than one a take, still has its
-    // key's rules decided alone). The first may be among them: at most `$3 + 1` in all.
+    // With `$3`: as many more as that of the due deliveries without a type cap or a
+    // key rate, those with an ordering key among them. `{t}_may_run` decides each keyed
+    // one with a snapshot in which the others this statement takes are still queued:
+    // one of its key behind an older one of the key that this take reads too counts it
+    // as pending and is parked, so a batch takes no more of a key than may run at
+    // once. A type cap and a key rate count running deliveries and starts, which the
+    // rows taken beside them are not yet: those are decided alone, by the first. The
+    // first may be among them: at most `$3 + 1` in all.
     let (more, which) = if batch {
         (
             format!(
                 "WITH more AS MATERIALIZED (SELECT key FROM {t} r WHERE state IN ('queued', 'retrying')
-                   AND due_at <= now() AND order_key IS NULL AND type_cap IS NULL {unpaused}
+                   AND due_at <= now() AND type_cap IS NULL AND key_interval IS NULL {unpaused} AND {allowed}
                  ORDER BY due_at LIMIT $3 FOR UPDATE SKIP LOCKED)"
             ),
             format!("key IN (SELECT {first} UNION ALL SELECT key FROM more)"),
@@ -399,8 +413,8 @@ fn take_statement(t: &str, batch: bool) -> String {
     } else {
         (String::new(), format!("key = {first}"))
     };
-    // The lease token of a keyed delivery says so (`lane-`): its settle unparks the
-    // key's next one, alone, while the others are settled in batches.
+    // The lease token of a keyed delivery says so (`lane-`): its completion unparks
+    // the key's next one (in the batch's statement), as its other settles do alone.
     format!(
         "{more} UPDATE {t} SET state = 'running', attempts = attempts + 1,
              token = CASE WHEN order_key IS NULL THEN $1 ELSE '{LANE_TOKEN}' || $1 END,
@@ -605,8 +619,9 @@ impl PostgresInboxBuilder {
 }
 
 impl Inner {
-    /// Stores a batch of deliveries without ordering keys in one statement and one
-    /// commit, and answers each: a key met earlier in the batch is a duplicate of it.
+    /// Stores a batch of deliveries in one statement and one commit (the statement
+    /// with the keys' lines when one has an ordering key), and answers each: a key met
+    /// earlier in the batch is a duplicate of it.
     async fn enqueue_many(&self, batch: Vec<OwnedDelivery>) -> Vec<Result<Enqueued, InboxError>> {
         let mut seen = HashSet::with_capacity(batch.len());
         let first: Vec<bool> = batch.iter().map(|fresh| seen.insert(fresh.key.as_str())).collect();
@@ -626,13 +641,16 @@ impl Inner {
             type_cap.push(cap);
             key_interval.push(interval);
         }
-        let stored = self
-            .db
-            .query(
-                &self.sql.enqueue_many,
-                &[&keys, &ids, &types, &headers, &bodies, &signed_at, &created, &in_flight, &type_cap, &key_interval],
-            )
-            .await;
+        let order_keys: Vec<Option<&str>> = written().map(|fresh| fresh.order_key.as_deref()).collect();
+        let mut params: Vec<&(dyn ToSql + Sync)> =
+            vec![&keys, &ids, &types, &headers, &bodies, &signed_at, &created, &in_flight, &type_cap, &key_interval];
+        let statement = if order_keys.iter().any(Option::is_some) {
+            params.push(&order_keys);
+            &self.sql.enqueue_keyed
+        } else {
+            &self.sql.enqueue_many
+        };
+        let stored = self.db.query(statement, &params).await;
         let stored: HashSet<String> = match stored {
             Ok(rows) => rows.iter().filter_map(|row| row.try_get(0).ok()).collect(),
             Err(error) => return batch_failed(batch.len(), &error),
@@ -646,13 +664,16 @@ impl Inner {
             .collect()
     }
 
-    /// Marks a batch of leased deliveries without ordering keys done in one statement;
-    /// a lease the batch did not settle is answered [`InboxError::ClaimLost`].
+    /// Marks a batch of leased deliveries done in one statement (unparking their
+    /// keys' next when one has a `lane-` token); a lease the batch did not settle is
+    /// answered [`InboxError::ClaimLost`].
     async fn complete_many(&self, batch: Vec<(Lease, i64)>) -> Vec<Result<(), InboxError>> {
         let keys: Vec<&str> = batch.iter().map(|(lease, _)| lease.key()).collect();
         let tokens: Vec<&str> = batch.iter().map(|(lease, _)| lease.token()).collect();
         let ttls: Vec<i64> = batch.iter().map(|(_, ttl)| *ttl).collect();
-        let done: HashSet<String> = match self.marks.query(&self.sql.complete_many, &[&keys, &tokens, &ttls]).await {
+        let keyed = tokens.iter().any(|token| token.starts_with(LANE_TOKEN));
+        let statement = if keyed { &self.sql.complete_keyed } else { &self.sql.complete_many };
+        let done: HashSet<String> = match self.marks.query(statement, &[&keys, &tokens, &ttls]).await {
             Ok(rows) => rows.iter().filter_map(|row| row.try_get(0).ok()).collect(),
             Err(error) => return batch_failed(batch.len(), &error),
         };
@@ -951,36 +972,14 @@ impl Inbox for PostgresInbox {
     }
 
     async fn enqueue(&self, delivery: &NewDelivery<'_>) -> Result<Enqueued, InboxError> {
-        if delivery.order.key.is_none() {
-            // No key's line to wait in: written with the others arriving now.
-            let fresh = OwnedDelivery::of(delivery);
-            let inner = Arc::clone(&self.inner);
-            let write = move |batch| {
-                let inner = Arc::clone(&inner);
-                async move { inner.enqueue_many(batch).await }
-            };
-            return batch_answer(self.inner.enqueues.submit(fresh, write).await, "enqueue");
-        }
-        let (signed_at, created_ms, in_flight, type_cap, key_interval) = columns(delivery);
-        let rows = self
-            .query(
-                &self.inner.sql.enqueue,
-                &[
-                    &delivery.key,
-                    &delivery.id,
-                    &delivery.event_type,
-                    &delivery.headers,
-                    &delivery.body,
-                    &signed_at,
-                    &delivery.order.key,
-                    &created_ms,
-                    &in_flight,
-                    &type_cap,
-                    &key_interval,
-                ],
-            )
-            .await?;
-        Ok(if rows.is_empty() { Enqueued::Duplicate } else { Enqueued::Queued })
+        // Written with the others arriving now: one statement, one commit.
+        let fresh = OwnedDelivery::of(delivery);
+        let inner = Arc::clone(&self.inner);
+        let write = move |batch| {
+            let inner = Arc::clone(&inner);
+            async move { inner.enqueue_many(batch).await }
+        };
+        batch_answer(self.inner.enqueues.submit(fresh, write).await, "enqueue")
     }
 
     async fn take(&self, lease: Duration) -> Result<Option<Leased>, InboxError> {
@@ -1005,10 +1004,6 @@ impl Inbox for PostgresInbox {
     }
 
     async fn complete(&self, lease: &Lease, ttl: Duration) -> Result<(), InboxError> {
-        if lease.token().starts_with(LANE_TOKEN) {
-            // Its key's next delivery is unparked with it: alone.
-            return self.held(lease, &self.inner.sql.complete, &[&millis(ttl)]).await;
-        }
         let inner = Arc::clone(&self.inner);
         let write = move |batch| {
             let inner = Arc::clone(&inner);
