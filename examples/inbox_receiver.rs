@@ -24,6 +24,7 @@
 //! | `BROKEN_TYPE` | this event type's handler fails for good (a bug until the next deploy): its deliveries are dead-lettered | unset |
 //! | `TAKE_AHEAD` | deliveries a worker takes ahead of its free handlers on a backlog ([`Worker::take_ahead`](hookroute::Worker::take_ahead)) | `WORKERS` |
 //! | `REPORT_DRAINED` | `1` with `ROLE=worker`: print `DRAINED <handled> <ms>` once nothing is left to run (bench/inbox) | unset |
+//! | `DRAIN_EXPECT` | with `REPORT_DRAINED`: the deliveries the drain expects; the clock stops when this process handled that many, and the inbox is looked at only then | unset |
 //! | `CONSOLE_TOKEN` | serve the operator console at `/console` over the same inbox, this its token (feature `console`) | unset |
 //!
 //! A handler fails its first N attempts when the event's `data` holds `"fail_times": N`,
