@@ -58,8 +58,7 @@ fn at_millis(at: &str) -> String {
 ///   now() ORDER BY due_at LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING`, so concurrent
 ///   workers never wait on, nor take, the same row. A worker with several handlers
 ///   free takes as many at once ([`Inbox::take_many`]): the one a single take would
-///   have, and more of those due without a type cap or a key rate, each key's rules
-///   kept (see `take_statement`).
+///   have, and more of those due without an ordering key or a type cap.
 /// - Completions that arrive together are written in one statement, which also makes
 ///   the next delivery of each ordering key among them due.
 /// - Every lease operation updates the row only `WHERE token = $token AND state =
@@ -393,19 +392,17 @@ fn take_statement(t: &str, batch: bool) -> String {
     // the pause). An expired lease is taken over whatever its type.
     let unpaused = format!("AND r.event_type <> ALL (ARRAY(SELECT event_type FROM {t}_paused))");
     let first = format!("coalesce(({}), ({}))", next("'running'", ""), next("'queued', 'retrying'", &unpaused));
-    // With `$3`: as many more as that of the due deliveries without a type cap or a
-    // key rate, those with an ordering key among them. `{t}_may_run` decides each keyed
-    // one with a snapshot in which the others this statement takes are still queued:
-    // one of its key behind an older one of the key that this take reads too counts it
-    // as pending and is parked, so a batch takes no more of a key than may run at
-    // once. A type cap and a key rate count running deliveries and starts, which the
-    // rows taken beside them are not yet: those are decided alone, by the first. The
-    // first may be among them: at most `$3 + 1` in all.
+    // With `$3`: as many more as that of the due deliveries without a key or a cap,
+    // which no rule holds back (a keyed one, never more than one a take, still has its
+    // key's rules decided alone). The first may be among them: at most `$3 + 1` in all.
+    // (Keyed rows among the more, each decided by `{t}_may_run`, drained 1,000 keys
+    // twice as fast, but one drain in about six stalled for a minute, every take
+    // walking for 80-450 ms until autovacuum came; BENCHMARKS.md.)
     let (more, which) = if batch {
         (
             format!(
                 "WITH more AS MATERIALIZED (SELECT key FROM {t} r WHERE state IN ('queued', 'retrying')
-                   AND due_at <= now() AND type_cap IS NULL AND key_interval IS NULL {unpaused} AND {allowed}
+                   AND due_at <= now() AND order_key IS NULL AND type_cap IS NULL {unpaused}
                  ORDER BY due_at LIMIT $3 FOR UPDATE SKIP LOCKED)"
             ),
             format!("key IN (SELECT {first} UNION ALL SELECT key FROM more)"),
