@@ -396,8 +396,8 @@ fn take_statement(t: &str, batch: bool) -> String {
     // which no rule holds back (a keyed one, never more than one a take, still has its
     // key's rules decided alone). The first may be among them: at most `$3 + 1` in all.
     // (Keyed rows among the more, each decided by `{t}_may_run`, drained 1,000 keys
-    // twice as fast, but one drain in about six stalled for a minute, every take
-    // walking for 80-450 ms until autovacuum came; BENCHMARKS.md.)
+    // twice as fast; they were taken out over minute-long stalls that, as found later,
+    // the take without them shows too: BENCHMARKS.md, to be tried again.)
     let (more, which) = if batch {
         (
             format!(
