@@ -184,3 +184,83 @@ async fn postgres_a_keys_deliveries_stored_in_one_batch_run_in_arrival_order() {
     }
     assert_eq!(ran, keys, "not in the order they arrived");
 }
+
+/// The planner's sample of an inbox table is soon out of date: a backlog is sampled
+/// all queued and is soon mostly done; a table sampled all done gets a new backlog.
+/// Keyed takes and completions must still read their keys' rows, never every key's.
+/// With a sample of `state`, the first made each take's stale guard read every done
+/// row through the state index, and the second each key's lookup of its next row
+/// read every queued one: the reads grew with the square of the deliveries, and a
+/// drain of a fresh table stalled for a minute, until the next sample.
+#[cfg(feature = "postgres")]
+#[tokio::test]
+async fn postgres_keyed_takes_read_their_keys_rows_whatever_the_planner_sampled() {
+    use hookroute::inbox::{Enqueued, Limits, NewDelivery, Order, PostgresInbox};
+    const KEYS: usize = 40;
+    const BACKLOG: usize = 400;
+    let url = crate::support::postgres_url();
+    let table = format!("sampled_{}_{}", std::process::id(), fastrand::u32(..));
+    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(connection);
+    let inbox = PostgresInbox::builder(&url).table(&table).connect().await.unwrap();
+    let enqueue = |inbox: &PostgresInbox, round: usize| {
+        let inbox = inbox.clone();
+        async move {
+            for n in 0..BACKLOG {
+                let key = format!("groq:event:r{round}e{n}");
+                let created_ms = Some(u64::try_from(round * BACKLOG + n).unwrap());
+                let order = Order { key: Some(&format!("cus_{}", n % KEYS)), created_ms, limits: Limits::NONE };
+                let new = NewDelivery {
+                    key: &key,
+                    id: &key,
+                    event_type: "invoice.paid",
+                    headers: b"",
+                    body: b"{}",
+                    signed_at: None,
+                    order,
+                };
+                assert!(matches!(inbox.enqueue(&new).await, Ok(Enqueued::Queued)));
+            }
+        }
+    };
+    let run = |inbox: &PostgresInbox, count: usize| {
+        let inbox = inbox.clone();
+        async move {
+            for _ in 0..count {
+                let taken = inbox.take(Duration::from_secs(60)).await.unwrap().expect("a due delivery");
+                inbox.complete(&taken.lease, Duration::from_secs(60)).await.unwrap();
+            }
+        }
+    };
+    let analyze = format!("ANALYZE {table}");
+    // Sampled all queued, then run to the last.
+    enqueue(&inbox, 0).await;
+    client.batch_execute(&analyze).await.unwrap();
+    run(&inbox, BACKLOG).await;
+    // Sampled all done, then a new backlog, half of it run.
+    client.batch_execute(&analyze).await.unwrap();
+    enqueue(&inbox, 1).await;
+    run(&inbox, BACKLOG / 2).await;
+    // Each session sends its counts when it ends: wait until every update is
+    // counted, and with it the reads of the session that made it.
+    drop(inbox);
+    let writes = i64::try_from(2 * (BACKLOG + BACKLOG / 2)).unwrap();
+    let counted = format!(
+        "SELECT t.n_tup_upd, i.idx_tup_read FROM pg_stat_user_tables t
+         JOIN pg_stat_user_indexes i ON i.relid = t.relid AND i.indexrelname = '{table}_state'
+         WHERE t.relid = '{table}'::regclass"
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let read = loop {
+        let row = client.query_one(&counted, &[]).await.unwrap();
+        let (updated, read): (i64, i64) = (row.get(0), row.get(1));
+        if updated >= writes {
+            break read;
+        }
+        assert!(Instant::now() < deadline, "PostgreSQL counted {updated} updates of {writes}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    // The state index holds every key's rows; a take or completion that reads it
+    // reads other keys' rows.
+    assert!(read < i64::try_from(KEYS).unwrap(), "takes and completions read {read} rows of every key");
+}
