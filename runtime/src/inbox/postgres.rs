@@ -58,7 +58,8 @@ fn at_millis(at: &str) -> String {
 ///   now() ORDER BY due_at LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING`, so concurrent
 ///   workers never wait on, nor take, the same row. A worker with several handlers
 ///   free takes as many at once ([`Inbox::take_many`]): the one a single take would
-///   have, and more of those due without an ordering key or a type cap.
+///   have, and more of those due without a type cap or a key rate, each key's rules
+///   kept (see `take_statement`).
 /// - Completions that arrive together are written in one statement, which also makes
 ///   the next delivery of each ordering key among them due.
 /// - Every lease operation updates the row only `WHERE token = $token AND state =
@@ -392,20 +393,25 @@ fn take_statement(t: &str, batch: bool) -> String {
     // the pause). An expired lease is taken over whatever its type.
     let unpaused = format!("AND r.event_type <> ALL (ARRAY(SELECT event_type FROM {t}_paused))");
     let first = format!("coalesce(({}), ({}))", next("'running'", ""), next("'queued', 'retrying'", &unpaused));
-    // With `$3`: as many more as that of the due deliveries without a key or a cap,
-    // which no rule holds back (a keyed one, never more than one a take, still has its
-    // key's rules decided alone). The first may be among them: at most `$3 + 1` in all.
-    // (Keyed rows among the more, each decided by `{t}_may_run`, drained 1,000 keys
-    // twice as fast; they were taken out over minute-long stalls that, as found later,
-    // the take without them shows too: BENCHMARKS.md, to be tried again.)
+    // With `$3`: as many more as that of the due deliveries without a type cap or a
+    // key rate, those with an ordering key among them. `{t}_may_run` decides each keyed
+    // one with a snapshot in which the others this statement takes are still queued:
+    // one of its key behind an older one of the key that this take reads too counts it
+    // as pending and is parked, so a batch takes no more of a key than may run at
+    // once. A type cap and a key rate count running deliveries and starts, which the
+    // rows taken beside them are not yet: those are decided alone, by the first. The
+    // first is decided before and passed over here, so a key's lone due row is decided
+    // once (twice cost a drain of one key a third of its rate): at most `$3 + 1` in all.
     let (more, which) = if batch {
         (
             format!(
-                "WITH more AS MATERIALIZED (SELECT key FROM {t} r WHERE state IN ('queued', 'retrying')
-                   AND due_at <= now() AND order_key IS NULL AND type_cap IS NULL {unpaused}
+                "WITH first AS MATERIALIZED (SELECT {first} AS key),
+                 more AS MATERIALIZED (SELECT key FROM {t} r WHERE state IN ('queued', 'retrying')
+                   AND due_at <= now() AND type_cap IS NULL AND key_interval IS NULL {unpaused}
+                   AND r.key IS DISTINCT FROM (SELECT key FROM first) AND {allowed}
                  ORDER BY due_at LIMIT $3 FOR UPDATE SKIP LOCKED)"
             ),
-            format!("key IN (SELECT {first} UNION ALL SELECT key FROM more)"),
+            "key IN (SELECT key FROM first UNION ALL SELECT key FROM more)".to_owned(),
         )
     } else {
         (String::new(), format!("key = {first}"))
@@ -789,17 +795,36 @@ fn order_migration(t: &str) -> String {
                  WHERE order_key IS NOT NULL AND key_interval IS NOT NULL;
              DROP INDEX IF EXISTS {t}_lane;
            END IF;
-         END $do$;
-         DO $do$ BEGIN
-           -- The due deliveries without a key or a type cap, which a batched take adds
-           -- beside its first: without it, that take read every due keyed row to skip
-           -- it (keyed drains fell from 1,101 to 574 a second).
-           IF to_regclass('{t}_due_free') IS NULL THEN
-             CREATE INDEX IF NOT EXISTS {t}_due_free ON {t} (due_at)
-                 WHERE state IN ('queued', 'retrying') AND order_key IS NULL AND type_cap IS NULL;
+           -- A lane's running deliveries, which `{t}_may_run` counts for each row it
+           -- decides: through `{t}_lane_pending` it read the key's whole backlog to find
+           -- them, so a drain of one key cost each take more the longer its queue.
+           IF to_regclass('{t}_lane_running') IS NULL THEN
+             CREATE INDEX IF NOT EXISTS {t}_lane_running ON {t} (order_key)
+                 WHERE order_key IS NOT NULL AND state = 'running';
            END IF;
          END $do$;
-         CREATE OR REPLACE FUNCTION {t}_unpark(p_lane text, p_k text) RETURNS boolean
+         DO $do$ BEGIN
+           -- The due deliveries without a type cap or a key rate, which a batched take
+           -- adds beside its first: without it, that take read every due capped row to
+           -- skip it (keyed drains fell from 1,101 to 574 a second while keyed rows were
+           -- skipped too, through `{t}_due_free`, which this replaces).
+           IF to_regclass('{t}_due_batch') IS NULL THEN
+             CREATE INDEX IF NOT EXISTS {t}_due_batch ON {t} (due_at)
+                 WHERE state IN ('queued', 'retrying') AND type_cap IS NULL AND key_interval IS NULL;
+           END IF;
+           IF to_regclass('{t}_due_free') IS NOT NULL THEN
+             DROP INDEX {t}_due_free;
+           END IF;
+         END $do$;
+         {functions}",
+        functions = lane_functions(t),
+    )
+}
+
+/// `{t}_unpark` and `{t}_may_run` (see [`order_migration`]), made anew at each connect.
+fn lane_functions(t: &str) -> String {
+    format!(
+        "CREATE OR REPLACE FUNCTION {t}_unpark(p_lane text, p_k text) RETURNS boolean
          LANGUAGE plpgsql VOLATILE AS $fn$
          BEGIN
            -- After a take that parked a delivery of the key (in `_may_run`) committed.
