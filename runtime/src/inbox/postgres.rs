@@ -804,14 +804,8 @@ fn order_migration(t: &str) -> String {
            END IF;
          END $do$;
          DO $do$ BEGIN
-           -- The due deliveries without a type cap or a key rate, which a batched take
-           -- adds beside its first: without it, that take read every due capped row to
-           -- skip it (keyed drains fell from 1,101 to 574 a second while keyed rows were
-           -- skipped too, through `{t}_due_free`, which this replaces).
-           IF to_regclass('{t}_due_batch') IS NULL THEN
-             CREATE INDEX IF NOT EXISTS {t}_due_batch ON {t} (due_at)
-                 WHERE state IN ('queued', 'retrying') AND type_cap IS NULL AND key_interval IS NULL;
-           END IF;
+           -- The due deliveries without a key or a type cap, which a batched take added
+           -- beside its first while it left keyed ones to it; it reads `{t}_due` now.
            IF to_regclass('{t}_due_free') IS NOT NULL THEN
              DROP INDEX {t}_due_free;
            END IF;
