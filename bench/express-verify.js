@@ -1,7 +1,8 @@
 // The Express receiver every Node peer of bench/inbox puts in front of its queue, so the
 // peers differ only in the queue: Groq's scheme exactly as bench/express/server.js checks
 // it (hex HMAC-SHA256 of `${timestamp}.${body}`, crypto.timingSafeEqual, a 300 s age
-// check, JSON.parse). Needs nothing but Node itself.
+// check, JSON.parse); and the drain's clock, the same for every peer. Needs nothing but
+// Node itself.
 
 'use strict';
 
@@ -56,4 +57,33 @@ function serveGroq({ express, secret, port, handlers, enqueue }) {
   app.listen(port, '127.0.0.1', () => console.log(`listening on http://127.0.0.1:${port}/webhooks/groq`));
 }
 
-module.exports = { verifyGroq, serveGroq };
+// The clock of a worker-only process's drain, started now: `handled()` after each job,
+// `report(left)` once the workers run (`left()`: how many jobs are queued or running).
+// It prints `DRAINED <jobs> <ms>` once `left()` answers 0. With `expect` (DRAIN_EXPECT)
+// the clock stops at the expect-th handled job, and only then is the queue counted, to
+// check that nothing is left: a count every 100 ms during the drain is work the timed
+// queue does for the looking. Without it, the clock stops at that answer.
+function drainClock(expect) {
+  const started = Date.now();
+  let processed = 0;
+  let handledAll = () => {};
+  const all = expect > 0 ? new Promise((resolve) => { handledAll = resolve; }) : Promise.resolve();
+  return {
+    handled() {
+      processed += 1;
+      if (processed === expect) handledAll();
+    },
+    async report(left) {
+      await all;
+      const clock = expect > 0 ? Date.now() - started : null;
+      const poll = setInterval(async () => {
+        if (processed > 0 && (await left()) === 0) {
+          console.log(`DRAINED ${processed} ${clock ?? Date.now() - started}`);
+          clearInterval(poll);
+        }
+      }, 100);
+    },
+  };
+}
+
+module.exports = { verifyGroq, serveGroq, drainClock };

@@ -10,16 +10,14 @@
 //
 // WORKERS=0: HTTP only. ROLE=worker: the Worker only, no HTTP; it prints
 // `DRAINED <jobs> <ms>` once the queue has nothing waiting, active or delayed, counting
-// from its start (bench/inbox's drain rate).
-// With DRAIN_EXPECT=<jobs> the clock stops when that many were handled, and only then
-// is the queue counted (to check that nothing is left): a count every 100 ms during
-// the drain is work the timed Redis does for the looking.
+// from its start (bench/inbox's drain rate); with DRAIN_EXPECT=<jobs>, to its
+// DRAIN_EXPECT-th handled job (`drainClock`, ../express-verify.js).
 
 'use strict';
 
 const express = require('express');
 const { Queue, Worker } = require('bullmq');
-const { serveGroq } = require('../express-verify.js');
+const { serveGroq, drainClock } = require('../express-verify.js');
 
 const SECRET = process.env.GROQ_WEBHOOK_SECRET;
 const PORT = Number(process.env.PORT || 3000);
@@ -47,33 +45,22 @@ const handlers = {
 };
 
 if (ROLE === 'worker' || WORKERS > 0) {
-  const started = Date.now();
-  let processed = 0;
-  let handledAll = () => {};
+  const drain = drainClock(DRAIN_EXPECT);
   const worker = new Worker(
     QUEUE,
     async (job) => {
       const handler = handlers[job.data.type];
       if (handler) await handler(job.data.data);
-      processed += 1;
-      if (processed === DRAIN_EXPECT) handledAll();
+      drain.handled();
     },
     { connection, concurrency: Math.max(WORKERS, 1) },
   );
   worker.on('error', (error) => console.error(`worker: ${error.message}`));
   if (ROLE === 'worker') {
     const queue = new Queue(QUEUE, { connection });
-    const expected = DRAIN_EXPECT > 0 && processed < DRAIN_EXPECT
-      ? new Promise((resolve) => { handledAll = resolve; }) : Promise.resolve();
-    expected.then(() => {
-      const clock = DRAIN_EXPECT > 0 ? Date.now() - started : null;
-      const poll = setInterval(async () => {
-        const counts = await queue.getJobCounts('wait', 'active', 'delayed', 'prioritized');
-        if (processed > 0 && Object.values(counts).every((n) => n === 0)) {
-          console.log(`DRAINED ${processed} ${clock ?? Date.now() - started}`);
-          clearInterval(poll);
-        }
-      }, 100);
+    drain.report(async () => {
+      const counts = await queue.getJobCounts('wait', 'active', 'delayed', 'prioritized');
+      return Object.values(counts).reduce((sum, n) => sum + n, 0);
     });
   }
 }

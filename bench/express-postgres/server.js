@@ -14,15 +14,14 @@
 //     jobs a poll (`batchSize`) and running them at once; a subscription waits out
 //     the rest of its 0.5 s polling interval (pg-boss's least) after each batch.
 // WORKERS=0: HTTP only. ROLE=worker: the worker only, no HTTP; it prints
-// `DRAINED <jobs> <ms>` once nothing is queued or running, counting from its start.
-// With DRAIN_EXPECT=<jobs> the clock stops when that many were handled, and only then
-// is the queue counted (to check that nothing is left): a count every 100 ms during
-// the drain is work the timed database does for the looking.
+// `DRAINED <jobs> <ms>` once nothing is queued or running, counting from its start;
+// with DRAIN_EXPECT=<jobs>, to its DRAIN_EXPECT-th handled job (`drainClock`,
+// ../express-verify.js).
 
 'use strict';
 
 const express = require('express');
-const { serveGroq } = require('../express-verify.js');
+const { serveGroq, drainClock } = require('../express-verify.js');
 
 const SECRET = process.env.GROQ_WEBHOOK_SECRET;
 const DATABASE_URL = process.env.DATABASE_URL;
@@ -48,13 +47,12 @@ const handlers = {
   'resource.updated': async (data) => sleep(DELAY_MS),
   'resource.deleted': async (data) => sleep(DELAY_MS),
 };
-let processed = 0;
-let handledAll = () => {};
+// Set, with the clock started, just before the workers run.
+let drain = null;
 const handle = async (job) => {
   const handler = handlers[job.type];
   if (handler) await handler(job.data);
-  processed += 1;
-  if (processed === DRAIN_EXPECT) handledAll();
+  drain.handled();
 };
 
 // { add(event), work(), left() }: queue a job; run the workers; how many jobs are queued or running.
@@ -106,19 +104,10 @@ async function pgBoss() {
 async function main() {
   const queue = KIND === 'graphile-worker' ? await graphileWorker() : await pgBoss();
   if (ROLE === 'worker' || WORKERS > 0) {
-    const started = Date.now();
+    drain = drainClock(DRAIN_EXPECT);
     await queue.work();
     if (ROLE === 'worker') {
-      const expected = DRAIN_EXPECT > 0 && processed < DRAIN_EXPECT
-        ? new Promise((resolve) => { handledAll = resolve; }) : Promise.resolve();
-      await expected;
-      const clock = DRAIN_EXPECT > 0 ? Date.now() - started : null;
-      const poll = setInterval(async () => {
-        if (processed > 0 && (await queue.left()) === 0) {
-          console.log(`DRAINED ${processed} ${clock ?? Date.now() - started}`);
-          clearInterval(poll);
-        }
-      }, 100);
+      await drain.report(queue.left);
     }
   }
   if (ROLE !== 'worker') {
