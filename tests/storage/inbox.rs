@@ -995,6 +995,43 @@ async fn redis_takes_and_completes_a_batch_in_few_script_calls() {
     assert!(completing <= 6, "{completing} script calls for 41 completions: {after:?}");
 }
 
+/// Done records past their TTL go with the completions that follow, a few with each,
+/// not in the bursts of Redis's expiry cycle (which stalled every request for up to
+/// 25 ms at a time in `bench/soak`). With that cycle stopped, 30 records done with a
+/// 50 ms TTL are deleted by the 30 completions after it; the script before left them
+/// to the cycle, and none was.
+#[tokio::test]
+async fn redis_completions_delete_the_records_past_their_ttl() {
+    let redis = support::OwnRedis::start();
+    let client = ::redis::Client::open(redis.url()).unwrap();
+    let mut raw = client.get_multiplexed_async_connection().await.unwrap();
+    let () = ::redis::cmd("DEBUG").arg("SET-ACTIVE-EXPIRE").arg(0).query_async(&mut raw).await.unwrap();
+    let inbox = Arc::new(hookroute::inbox::RedisInbox::connect(&redis.url()).await.unwrap());
+    let delivery = TestEvent::<Groq>::new("job.run", serde_json::json!({})).sign(SECRET);
+    let run = |round: &'static str, ttl: Duration| {
+        let (inbox, delivery) = (Arc::clone(&inbox), delivery.clone());
+        async move {
+            for n in 0..30 {
+                stored_as_received(&*inbox, &delivery, &format!("evt_{round}_{n}"), None).await;
+            }
+            let taken = inbox.take_many(Duration::from_secs(60), 30).await.unwrap();
+            assert_eq!(taken.len(), 30);
+            for leased in taken {
+                inbox.complete(&leased.lease, ttl).await.unwrap();
+            }
+        }
+    };
+    run("short", Duration::from_millis(50)).await;
+    let expired = || async { support::redis_calls(&redis.url()).await.get("expired_keys").copied().unwrap_or(0) };
+    let before = expired().await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    run("long", Duration::from_secs(60)).await;
+    let gone = expired().await - before;
+    assert_eq!(gone, 30, "the 30 records past their TTL deleted by the completions after them");
+    let stats = inbox.stats().await.unwrap();
+    assert_eq!((stats.done, stats.queued, stats.running), (30, 0, 0), "{stats:?}");
+}
+
 /// Waits until `check` holds of the inbox's stats (10 s at most).
 async fn until_stats(inbox: &dyn InboxAdmin, what: &str, check: impl Fn(&InboxStats) -> bool) -> InboxStats {
     let deadline = Instant::now() + Duration::from_secs(10);

@@ -61,6 +61,8 @@ impl OwnRedis {
         let child = Command::new(binary)
             .args(["--bind", "127.0.0.1", "--port", &self.port.to_string(), "--save", ""])
             .args(["--appendonly", "yes", "--appendfsync", "always"])
+            // `DEBUG SET-ACTIVE-EXPIRE 0`: a test may stop Redis's own expiry cycle.
+            .args(["--enable-debug-command", "local"])
             .arg("--dir")
             .arg(self.dir.path())
             .stdout(Stdio::null())
@@ -383,6 +385,9 @@ pub async fn redis_calls(url: &str) -> std::collections::HashMap<String, u64> {
         .filter_map(|line| {
             if let Some(reads) = line.strip_prefix("total_reads_processed:") {
                 return Some(("reads".to_owned(), reads.trim().parse().ok()?));
+            }
+            if let Some(expired) = line.strip_prefix("expired_keys:") {
+                return Some(("expired_keys".to_owned(), expired.trim().parse().ok()?));
             }
             let (name, stats) = line.strip_prefix("cmdstat_")?.split_once(':')?;
             let calls = stats.split(',').find_map(|field| field.strip_prefix("calls="))?;

@@ -337,9 +337,23 @@ return 1
 
 /// ARGV: prefix, then each lease's key, token and TTL in ms. Completes the leases in
 /// turn (one call for a batch: the script's own cost is paid once), answering 1 for
-/// each one done and 0 for each lease lost. Done records expire on their own; the done
-/// set is scored by expiry and trimmed here. The payloads set (done keys by
+/// each one done and 0 for each lease lost. Done records expire with their TTL; the
+/// done set is scored by expiry and trimmed here. The payloads set (done keys by
 /// completion, for `FORGET_PAYLOADS`) loses here the keys whose records have expired.
+///
+/// The records past their TTL go here too, a few with each call: each is read once
+/// (`EXISTS`), which makes Redis delete an expired key as it would on any read, and
+/// never a live one. Left to Redis's expiry cycle they went in bursts: the cycle works
+/// hard only once many of the keys it samples have expired, then deletes them in
+/// slices of up to 25 ms, and every request waits behind it (a soak's p99 went from
+/// 2–3 ms to 6–25 ms when the first records expired, 330,000 of them piled up;
+/// `bench/soak`). A record expires at its score (`PEXPIREAT`), and only those 10 ms
+/// past it are read: a script judges expiry by the time it started, a moment before
+/// its `TIME`, and a record read a moment too soon would stay, left to the cycle with
+/// the done set no longer naming it. (With `PEXPIRE`, which counts from when the
+/// command ran, later in the script, the soak's completions caught almost none.) At
+/// most 64 more than twice the call's completions: a backlog goes soon, and no call
+/// takes long.
 const COMPLETE: &str = r"
 local answers, done, longest = {}, 0, 0
 for i = 2, #ARGV - 2, 3 do
@@ -355,7 +369,7 @@ for i = 2, #ARGV - 2, 3 do
       redis.call('PEXPIRE', ld, ttl)
     end
     redis.call('HSET', rec, 'state', 'done', 'updated_at', now)
-    redis.call('PEXPIRE', rec, ttl)
+    redis.call('PEXPIREAT', rec, now + ttl)
     redis.call('ZADD', KEYS[4], now + ttl, key)
     redis.call('ZADD', KEYS[6], now, key)
     done, longest = done + 1, math.max(longest, ttl)
@@ -366,7 +380,9 @@ for i = 2, #ARGV - 2, 3 do
 end
 if done > 0 then
   count_minute('done:', done)
-  redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now)
+  local expired = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', now - 10, 'LIMIT', 0, 64 + 2 * done)
+  for _, key in ipairs(expired) do redis.call('EXISTS', ARGV[1] .. key) end
+  if #expired > 0 then redis.call('ZREM', KEYS[4], unpack(expired)) end
   redis.call('ZREMRANGEBYSCORE', KEYS[6], '-inf', now - longest)
 end
 return answers
