@@ -368,9 +368,11 @@ for i = 2, #ARGV - 2, 3 do
       redis.call('ZADD', ld, 'GT', o[7], 'done')
       redis.call('PEXPIRE', ld, ttl)
     end
+    -- The record expires at its score in the done set, to the millisecond.
+    local expires = now + ttl
     redis.call('HSET', rec, 'state', 'done', 'updated_at', now)
-    redis.call('PEXPIREAT', rec, now + ttl)
-    redis.call('ZADD', KEYS[4], now + ttl, key)
+    redis.call('PEXPIREAT', rec, expires)
+    redis.call('ZADD', KEYS[4], expires, key)
     redis.call('ZADD', KEYS[6], now, key)
     done, longest = done + 1, math.max(longest, ttl)
     answers[#answers + 1] = 1
