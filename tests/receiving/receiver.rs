@@ -160,37 +160,81 @@ async fn types_no_handler_takes_never_reach_the_store() {
     assert!(<Recorder as WebhookHandlers>::handles(&EventMeta::new("coreweave", "e", "job.queued")));
 }
 
-/// A log line's writer for the test's own subscriber.
-#[derive(Clone, Default)]
-struct Captured(std::sync::Arc<Mutex<Vec<u8>>>);
+/// Log lines written on this thread while a test captures them.
+///
+/// tracing caches, per log line and for the whole process, whether anyone listens.
+/// With one subscriber set by `set_default` on a single test's thread, a line first
+/// reached on another test's thread is cached as unheard by everyone, and the test
+/// that listens sees nothing. So this binary has one global subscriber, and each
+/// test that reads the log collects the lines its own thread writes.
+mod captured {
+    use std::cell::RefCell;
+    use std::io::Write;
+    use std::sync::Once;
 
-impl std::io::Write for Captured {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
+    thread_local! {
+        static LINES: RefCell<Option<Vec<u8>>> = const { RefCell::new(None) };
     }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
+
+    struct ThisThread;
+
+    impl Write for ThisThread {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            LINES.with(|lines| {
+                if let Some(lines) = lines.borrow_mut().as_mut() {
+                    lines.extend_from_slice(bytes);
+                }
+            });
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// The log written on this thread while `run` runs.
+    pub(super) fn log(run: impl FnOnce()) -> String {
+        static GLOBAL: Once = Once::new();
+        GLOBAL.call_once(|| {
+            let subscriber = tracing_subscriber::fmt().with_writer(|| ThisThread).with_ansi(false).finish();
+            tracing::subscriber::set_global_default(subscriber).expect("no other global subscriber in this binary");
+        });
+        LINES.with(|lines| *lines.borrow_mut() = Some(Vec::new()));
+        run();
+        let lines = LINES.with(|lines| lines.borrow_mut().take()).unwrap_or_default();
+        String::from_utf8(lines).unwrap()
     }
 }
 
 /// An `ignored` answer is a 200: the provider never sends that event again. A misspelt
 /// event name lost every delivery of its type with nothing above INFO in the log; now
 /// the first of each type is a WARN that names it.
-#[tokio::test]
-async fn an_ignored_type_is_warned_about_once() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt().with_writer(move || writer.clone()).with_ansi(false).finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
-
-    let receiver = Receiver::builder(Names::default()).secret("s").build().unwrap();
-    for (n, event_type) in ["name.cleared", "name.cleared", "name.cleared", "name.renamed"].iter().enumerate() {
-        let delivery = TestEvent::<Groq>::new(*event_type, serde_json::json!({})).id(format!("evt_w{n}")).sign("s");
-        let outcome = receiver.receive(&delivery.headers, &delivery.body).await;
+#[test]
+fn an_ignored_type_is_warned_about_once() {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let receive = |receiver: &Receiver<Names>, n: usize, event_type: &str| {
+        let delivery = TestEvent::<Groq>::new(event_type, serde_json::json!({})).id(format!("evt_w{n}")).sign("s");
+        let outcome = runtime.block_on(receiver.receive(&delivery.headers, &delivery.body));
         assert_eq!(outcome.delivered().unwrap().kind(), DeliveredKind::Ignored);
-    }
-    let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    };
+    let log = captured::log(|| {
+        // Another thread reaches the warning first, as another test may: with a
+        // subscriber on this thread only, that cached the line as unheard (a flaky
+        // failure, now a certain one when this test runs alone).
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                let other = tokio::runtime::Builder::new_current_thread().build().unwrap();
+                let receiver = Receiver::builder(Names::default()).secret("s").build().unwrap();
+                let delivery = TestEvent::<Groq>::new("name.other", serde_json::json!({})).sign("s");
+                let outcome = other.block_on(receiver.receive(&delivery.headers, &delivery.body));
+                assert_eq!(outcome.delivered().unwrap().kind(), DeliveredKind::Ignored);
+            });
+        });
+        let receiver = Receiver::builder(Names::default()).secret("s").build().unwrap();
+        for (n, event_type) in ["name.cleared", "name.cleared", "name.cleared", "name.renamed"].iter().enumerate() {
+            receive(&receiver, n, event_type);
+        }
+    });
     let warnings: Vec<&str> =
         log.lines().filter(|line| line.contains("WARN") && line.contains("no handler takes")).collect();
     assert_eq!(warnings.len(), 2, "{log}");
