@@ -86,6 +86,10 @@ pub struct RedisInbox {
 /// nothing else meanwhile.
 const COMPLETE_BATCH: usize = 64;
 const TAKE_BATCH: usize = 64;
+/// The most done records one call of an operator's purge reads (about 2–3 ms of the
+/// server's time): the purge goes on in further calls, and other clients' commands run
+/// between them.
+const PURGE_BATCH: usize = 250;
 
 impl fmt::Debug for RedisInbox {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -694,9 +698,16 @@ impl InboxAdmin for RedisInbox {
 
     async fn purge_done(&self, older_than: Duration) -> Result<u64, InboxError> {
         let older_than = if older_than.is_zero() { 0 } else { millis(older_than) };
-        let mut invocation = self.script(&self.scripts.purge_done);
-        invocation.arg(older_than);
-        let purged: i64 = self.run(&invocation).await?;
-        Ok(u64::try_from(purged).unwrap_or(0))
+        let (mut purged, mut from, mut kept) = (0, "-inf".to_owned(), 0);
+        loop {
+            let mut invocation = self.script(&self.scripts.purge_done);
+            invocation.arg(older_than).arg(PURGE_BATCH).arg(&from).arg(kept);
+            let (batch, read, last, kept_at_last): (u64, usize, String, u64) = self.run(&invocation).await?;
+            purged += batch;
+            if read < PURGE_BATCH {
+                return Ok(purged);
+            }
+            (from, kept) = (last, kept_at_last);
+        }
     }
 }
