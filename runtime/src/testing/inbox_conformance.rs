@@ -59,6 +59,7 @@ where
     counts_by_type_and_activity_say_what_happened(&make().await).await;
     release_gives_it_back_unattempted(&make().await).await;
     an_expired_lease_is_taken_over(&make().await).await;
+    a_batched_take_takes_each_expired_lease_over_once(&make().await).await;
     a_renewed_lease_is_kept(&make().await).await;
     done_is_remembered_for_its_ttl(&make().await).await;
     purge_deletes_old_done_records(&make().await).await;
@@ -490,6 +491,41 @@ pub async fn an_expired_lease_is_taken_over<I: InboxAdmin>(inbox: &I) {
     lost(check, "the stale lease completing", inbox.complete(&stale.lease, LONG).await);
     lost(check, "the stale lease renewing", inbox.renew(&stale.lease, LONG).await);
     ok(check, "the fresh lease completing", inbox.complete(&fresh.lease, LONG).await);
+}
+
+/// A batched take takes over each expired lease once, beside new deliveries: it looks
+/// for expired leases again after each one it takes over, so a takeover's new lease
+/// must be in place before the next look.
+pub async fn a_batched_take_takes_each_expired_lease_over_once<I: InboxAdmin>(inbox: &I) {
+    let check = "a_batched_take_takes_each_expired_lease_over_once";
+    for n in 0..3 {
+        enqueue(check, inbox, &format!("groq:event:expiring-{n}")).await;
+    }
+    let started = Instant::now();
+    let mut stale = Vec::new();
+    while stale.len() < 2 {
+        match ok(check, "take", inbox.take(SHORT).await) {
+            Some(leased) => stale.push(leased),
+            None => panic!("{check}: {} taken of the 2 wanted", stale.len()),
+        }
+    }
+    tokio::time::sleep_until((started + SHORT + MARGIN).into()).await;
+    let mut taken = Vec::new();
+    while taken.len() < 3 {
+        let more = ok(check, "take_many", inbox.take_many(LONG, 10).await);
+        assert!(!more.is_empty(), "{check}: {} taken of 3", taken.len());
+        taken.extend(more);
+    }
+    let mut keys: Vec<&str> = taken.iter().map(|leased| leased.lease.key()).collect();
+    keys.sort_unstable();
+    assert_eq!(keys, ["groq:event:expiring-0", "groq:event:expiring-1", "groq:event:expiring-2"], "{check}");
+    let mut attempts: Vec<u32> = taken.iter().map(|leased| leased.delivery.attempts).collect();
+    attempts.sort_unstable();
+    assert_eq!(attempts, [1, 2, 2], "{check}: the two expired ones are second attempts");
+    nothing(check, inbox, "every delivery is leased").await;
+    for leased in &stale {
+        lost(check, "a stale lease completing", inbox.complete(&leased.lease, LONG).await);
+    }
 }
 
 /// A lease renewed in time is never taken over.
@@ -1147,6 +1183,7 @@ macro_rules! inbox_conformance_tests {
             complete_makes_it_done retry_waits_for_its_delay_and_keeps_the_error
             dead_letters_wait_for_a_replay a_history_numbers_attempts_across_replays
             counts_by_type_and_activity_say_what_happened release_gives_it_back_unattempted an_expired_lease_is_taken_over
+            a_batched_take_takes_each_expired_lease_over_once
             a_renewed_lease_is_kept done_is_remembered_for_its_ttl purge_deletes_old_done_records
             stats_count_every_state search_filters_and_pages_newest_first
             a_paused_type_stays_queued_until_resumed);

@@ -207,10 +207,15 @@ end
 -- an entry read and left would be pending under no lease, a lost delivery.
 local entries, next_entry = {}, 1
 local tokens_left = #ARGV - 3
+-- The new leases of the deliveries taken from the stream, as score and key pairs for
+-- one `ZADD` when the call ends: nothing reads the lease set after the first stream
+-- read of a call (the expired leases are looked for until none is left, before it). A
+-- lease taken over is set at once, for the next look.
+local leases = {}
 -- One delivery under the lease `token`: its fields, `again` or false.
 local function take_one(token)
   local key, rec, o
-  local parked = 0
+  local parked, claimed = 0, false
   while budget > 0 or next_entry <= #entries do
     budget = budget - 1
     local expired = {}
@@ -224,6 +229,7 @@ local function take_one(token)
       o = read(rec)
       if o[9] and o[8] == 'running' then
         redis.call('XCLAIM', KEYS[1], 'hookroute', ARGV[2], 0, o[9], 'JUSTID')
+        claimed = true
         break
       end
       redis.call('ZREM', KEYS[5], key)
@@ -269,7 +275,12 @@ local function take_one(token)
   local attempts = tonumber(o[10]) + 1
   redis.call('HSET', rec, 'state', 'running', 'token', token, 'updated_at', now, 'attempts', attempts)
   local until_ = now + tonumber(ARGV[3])
-  redis.call('ZADD', KEYS[5], until_, key)
+  if claimed then
+    redis.call('ZADD', KEYS[5], until_, key)
+  else
+    leases[#leases + 1] = until_
+    leases[#leases + 1] = key
+  end
   local superseded = 0
   if o[1] then
     redis.call('ZADD', base .. 'lr:' .. o[1], until_, key)
@@ -297,6 +308,7 @@ for i = 4, #ARGV do
   taken[#taken + 1] = one
 end
 if #taken == 0 then return false end
+if #leases > 0 then redis.call('ZADD', KEYS[5], unpack(leases)) end
 return taken
 ";
 
@@ -337,7 +349,8 @@ return 1
 
 /// ARGV: prefix, then each lease's key, token and TTL in ms. Completes the leases in
 /// turn (one call for a batch: the script's own cost is paid once), answering 1 for
-/// each one done and 0 for each lease lost. Done records expire with their TTL; the
+/// each one done and 0 for each lease lost. What a batch writes to the stream and the
+/// lease, done and payload sets goes in one command each, after the loop. Done records expire with their TTL; the
 /// done set is scored by expiry and trimmed here. The payloads set (done keys by
 /// completion, for `FORGET_PAYLOADS`) loses here the keys whose records have expired.
 ///
@@ -356,12 +369,17 @@ return 1
 /// takes long.
 const COMPLETE: &str = r"
 local answers, done, longest = {}, 0, 0
+-- The stream entries, lease-set members and done-set and payload-set pairs of the
+-- batch, each written by one command after the loop: nothing in the loop reads them.
+local entries, keys, expiring, completed = {}, {}, {}, {}
 for i = 2, #ARGV - 2, 3 do
   local key, ttl = ARGV[i], tonumber(ARGV[i + 2])
   local rec = ARGV[1] .. key
   local o = order_of(rec, 'token', 'state', 'entry')
   if holds(o, ARGV[i + 1]) then
-    unlease(rec, key, o[10])
+    if o[10] then entries[#entries + 1] = o[10] end
+    keys[#keys + 1] = key
+    redis.call('HDEL', rec, 'token', 'entry')
     freed(o, key, true)
     if o[1] then
       local ld = base .. 'ld:' .. o[1]
@@ -372,8 +390,10 @@ for i = 2, #ARGV - 2, 3 do
     local expires = now + ttl
     redis.call('HSET', rec, 'state', 'done', 'updated_at', now)
     redis.call('PEXPIREAT', rec, expires)
-    redis.call('ZADD', KEYS[4], expires, key)
-    redis.call('ZADD', KEYS[6], now, key)
+    expiring[#expiring + 1] = expires
+    expiring[#expiring + 1] = key
+    completed[#completed + 1] = now
+    completed[#completed + 1] = key
     done, longest = done + 1, math.max(longest, ttl)
     answers[#answers + 1] = 1
   else
@@ -381,6 +401,13 @@ for i = 2, #ARGV - 2, 3 do
   end
 end
 if done > 0 then
+  if #entries > 0 then
+    redis.call('XACK', KEYS[1], 'hookroute', unpack(entries))
+    redis.call('XDEL', KEYS[1], unpack(entries))
+  end
+  redis.call('ZREM', KEYS[5], unpack(keys))
+  redis.call('ZADD', KEYS[4], unpack(expiring))
+  redis.call('ZADD', KEYS[6], unpack(completed))
   count_minute('done:', done)
   local expired = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', now - 10, 'LIMIT', 0, 64 + 2 * done)
   for _, key in ipairs(expired) do redis.call('EXISTS', ARGV[1] .. key) end
