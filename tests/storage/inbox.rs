@@ -995,6 +995,17 @@ async fn redis_takes_and_completes_a_batch_in_few_script_calls() {
     assert!(completing <= 6, "{completing} script calls for 41 completions: {after:?}");
 }
 
+/// An inbox on a redis-server of its own whose expiry cycle is stopped (`DEBUG
+/// SET-ACTIVE-EXPIRE 0`): an expired key goes only when something reads it.
+async fn redis_inbox_without_expiry_cycle() -> (support::OwnRedis, hookroute::inbox::RedisInbox) {
+    let redis = support::OwnRedis::start();
+    let client = ::redis::Client::open(redis.url()).unwrap();
+    let mut raw = client.get_multiplexed_async_connection().await.unwrap();
+    let () = ::redis::cmd("DEBUG").arg("SET-ACTIVE-EXPIRE").arg(0).query_async(&mut raw).await.unwrap();
+    let inbox = hookroute::inbox::RedisInbox::connect(&redis.url()).await.unwrap();
+    (redis, inbox)
+}
+
 /// Done records past their TTL go with the completions that follow, a few with each,
 /// not in the bursts of Redis's expiry cycle (which stalled every request for up to
 /// 25 ms at a time in `bench/soak`). With that cycle stopped, 30 records done with a
@@ -1002,11 +1013,8 @@ async fn redis_takes_and_completes_a_batch_in_few_script_calls() {
 /// to the cycle, and none was.
 #[tokio::test]
 async fn redis_completions_delete_the_records_past_their_ttl() {
-    let redis = support::OwnRedis::start();
-    let client = ::redis::Client::open(redis.url()).unwrap();
-    let mut raw = client.get_multiplexed_async_connection().await.unwrap();
-    let () = ::redis::cmd("DEBUG").arg("SET-ACTIVE-EXPIRE").arg(0).query_async(&mut raw).await.unwrap();
-    let inbox = Arc::new(hookroute::inbox::RedisInbox::connect(&redis.url()).await.unwrap());
+    let (redis, inbox) = redis_inbox_without_expiry_cycle().await;
+    let inbox = Arc::new(inbox);
     let delivery = TestEvent::<Groq>::new("job.run", serde_json::json!({})).sign(SECRET);
     let run = |round: &'static str, ttl: Duration| {
         let (inbox, delivery) = (Arc::clone(&inbox), delivery.clone());
@@ -1040,11 +1048,7 @@ async fn redis_completions_delete_the_records_past_their_ttl() {
 /// of its expiry cycle. The script before: one call, and no expired record deleted.
 #[tokio::test]
 async fn redis_purges_done_records_a_slice_a_call() {
-    let redis = support::OwnRedis::start();
-    let client = ::redis::Client::open(redis.url()).unwrap();
-    let mut raw = client.get_multiplexed_async_connection().await.unwrap();
-    let () = ::redis::cmd("DEBUG").arg("SET-ACTIVE-EXPIRE").arg(0).query_async(&mut raw).await.unwrap();
-    let inbox = hookroute::inbox::RedisInbox::connect(&redis.url()).await.unwrap();
+    let (redis, inbox) = redis_inbox_without_expiry_cycle().await;
     let delivery = TestEvent::<Groq>::new("job.run", serde_json::json!({})).sign(SECRET);
     for (round, count, ttl) in [("kept", 600, Duration::from_secs(60)), ("expiring", 20, Duration::from_millis(50))] {
         for n in 0..count {
