@@ -6,6 +6,13 @@ use redis::Script;
 /// The server's clock in milliseconds, the same for every replica.
 const NOW: &str = "local t = redis.call('TIME') local now = t[1] * 1000 + math.floor(t[2] / 1000)\n";
 
+/// The done records that may be read for Redis to delete them: those whose expiry
+/// (`PEXPIREAT`, their done-set score) passed at least 10 ms ago. A script judges
+/// expiry by the time it started, a moment before its `TIME`, and a record read a
+/// moment too soon would stay, left to the expiry cycle with the done set no longer
+/// naming it. `COMPLETE` and `PURGE_DONE` read by it.
+const PAST_TTL: &str = "local past_ttl = now - 10\n";
+
 /// Counts `n` (1 unless given) more completions (`done:`) or failed attempts
 /// (`failed:`) in this minute: `<prefix><what><unix minute>`, kept 25 hours, for the
 /// console's chart.
@@ -362,11 +369,9 @@ return 1
 /// hard only once many of the keys it samples have expired, then deletes them in
 /// slices of up to 25 ms, and every request waits behind it (a soak's p99 went from
 /// 2–3 ms to 6–25 ms when the first records expired, 330,000 of them piled up;
-/// `bench/soak`). A record expires at its score (`PEXPIREAT`), and only those 10 ms
-/// past it are read: a script judges expiry by the time it started, a moment before
-/// its `TIME`, and a record read a moment too soon would stay, left to the cycle with
-/// the done set no longer naming it. (With `PEXPIRE`, which counts from when the
-/// command ran, later in the script, the soak's completions caught almost none.) At
+/// `bench/soak`). A record expires at its score (`PEXPIREAT`), and only those past
+/// [`PAST_TTL`] are read. (With `PEXPIRE`, which counts from when the command ran,
+/// later in the script, the soak's completions caught almost none.) At
 /// most 64 more than twice the call's completions: a backlog goes soon, and no call
 /// takes long.
 const COMPLETE: &str = r"
@@ -411,7 +416,7 @@ if done > 0 then
   redis.call('ZADD', KEYS[4], unpack(expiring))
   redis.call('ZADD', KEYS[6], unpack(completed))
   count_minute('done:', done)
-  local expired = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', now - 10, 'LIMIT', 0, 64 + 2 * done)
+  local expired = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', past_ttl, 'LIMIT', 0, 64 + 2 * done)
   for _, key in ipairs(expired) do redis.call('EXISTS', ARGV[1] .. key) end
   if #expired > 0 then redis.call('ZREM', KEYS[4], unpack(expired)) end
   redis.call('ZREMRANGEBYSCORE', KEYS[6], '-inf', now - longest)
@@ -592,7 +597,7 @@ for i = 1, #entries, 2 do
   local key, score = entries[i], entries[i + 1]
   local rec = ARGV[1] .. key
   local gone = false
-  if tonumber(score) <= now - 10 then
+  if tonumber(score) <= past_ttl then
     redis.call('EXISTS', rec)
     gone = true
   else
@@ -640,14 +645,14 @@ impl Scripts {
             enqueue: with_now(ENQUEUE),
             take: ordered(TAKE),
             renew: Script::new(&format!("{NOW}{ORDER}{LEASES}{HELD}{RENEW}")),
-            complete: Script::new(&format!("{NOW}{MINUTES}{ORDER}{LEASES}{COMPLETE}")),
+            complete: Script::new(&format!("{NOW}{PAST_TTL}{MINUTES}{ORDER}{LEASES}{COMPLETE}")),
             retry: held(&format!("{REMEMBERED}{RETRY}")),
             dead: held(&format!("{REMEMBERED}{DEAD}")),
             release: held(RELEASE),
             replay: ordered(REPLAY),
             stats: ordered(&format!("{LAST_DELIVERED}{STATS}")),
             list: with_now(&format!("{LAST_DELIVERED}{LIST}")),
-            purge_done: with_now(PURGE_DONE),
+            purge_done: with_now(&format!("{PAST_TTL}{PURGE_DONE}")),
             forget_payloads: with_now(FORGET_PAYLOADS),
             resume: ordered(RESUME),
         }
